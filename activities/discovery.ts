@@ -1,0 +1,41 @@
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { connectorFor, ReportError } from '../connectors/index.js';
+import type { Database } from '../db/client.js';
+import { ingestFindings } from '../db/queries/ingest.js';
+import { completeScan, failScan, getScan } from '../db/queries/scans.js';
+
+export function createDiscoveryActivities({ database }: { database: Database }) {
+  return {
+    /** Parses the stored report and merges its assets and findings, in one transaction. */
+    async ingestReport({ scanId }: { scanId: string }): Promise<Record<string, number>> {
+      const scan = await getScan(database.db, scanId);
+      if (!scan) throw ApplicationFailure.nonRetryable(`scan ${scanId} does not exist`, 'NotFound');
+      try {
+        const connector = await connectorFor(scan.reportPath, scan.reportName, scan.format === 'auto' ? undefined : scan.format);
+        const counts = await ingestFindings(database.sql, scan, withHeartbeat(connector.parse(scan.reportPath, { target: scan.target ?? undefined })));
+        return { ...counts };
+      } catch (err) {
+        // Bad input will not get better with retries: fail the scan at once, naming file and field.
+        if (err instanceof ReportError) throw ApplicationFailure.nonRetryable(err.message, 'ReportError');
+        throw err;
+      }
+    },
+    async completeScan({ scanId, counts }: { scanId: string; counts: Record<string, number> }): Promise<void> {
+      await completeScan(database.db, scanId, counts);
+    },
+    async failScan({ scanId, error }: { scanId: string; error: string }): Promise<void> {
+      await failScan(database.db, scanId, error);
+    },
+  };
+}
+
+/** Large reports take a while: heartbeat every few thousand findings so a dead worker is noticed. */
+async function* withHeartbeat<T>(items: AsyncIterable<T>): AsyncGenerator<T> {
+  let n = 0;
+  for await (const item of items) {
+    if (++n % 5000 === 0) heartbeat(n);
+    yield item;
+  }
+}
+
+export type DiscoveryActivities = ReturnType<typeof createDiscoveryActivities>;

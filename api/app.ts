@@ -1,0 +1,39 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { HTTPException } from 'hono/http-exception';
+import { requireToken } from './auth.js';
+import type { ApiDeps, AppEnv } from './context.js';
+import { problem } from './problem.js';
+import { findingRoutes } from './routes/findings.js';
+import { healthRoutes } from './routes/health.js';
+import { intelRoutes } from './routes/intel.js';
+import { scanRoutes } from './routes/scans.js';
+import { ticketRoutes } from './routes/tickets.js';
+import { webhookRoutes } from './routes/webhooks.js';
+
+/** The HTTP front: thin handlers that validate, authorise, then start, signal or query workflows or read PostgreSQL. */
+export function createApp(deps: ApiDeps) {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) => {
+      if (!result.success) return problem(c, 400, 'invalid_request', 'the request is invalid', result.error.issues);
+    },
+  });
+  app.use('*', async (c, next) => {
+    c.set('deps', deps);
+    await next();
+  });
+  app.route('/', healthRoutes);
+  app.route('/', webhookRoutes);
+  app.use('/api/*', async (c, next) => (c.req.path === '/api/v1/webhooks/servicenow' ? next() : requireToken(c, next)));
+  app.route('/', scanRoutes);
+  app.route('/', findingRoutes);
+  app.route('/', ticketRoutes);
+  app.route('/', intelRoutes);
+  app.doc31('/api/v1/openapi.json', { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } });
+  app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) return problem(c, err.status, 'http_error', err.message);
+    console.error('api error', err);
+    return problem(c, 500, 'internal_error', 'internal error; see the server log');
+  });
+  return app;
+}

@@ -1,0 +1,17 @@
+import type { Client } from '@temporalio/client';
+import type { Database } from '../db/client.js';
+
+/** What the HTTP front needs; handlers validate, authorise, then call into these. */
+export interface ApiDeps {
+  database: Database;
+  temporal: { client: Client; taskQueue: string; namespace: string; uiUrl?: string };
+  apiToken: string;
+  /** Shared secret of the ServiceNow outbound webhook (HMAC-SHA256 of the body). */
+  serviceNowWebhookSecret?: string;
+  reportsDir: string;
+  maxUploadBytes: number;
+}
+
+export interface AppEnv {
+  Variables: { deps: ApiDeps };
+}

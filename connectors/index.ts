@@ -1,0 +1,52 @@
+import { open } from 'node:fs/promises';
+import { ReportError, type NormalizedFinding } from './model.js';
+import { trivy } from './trivy/index.js';
+
+export interface ParseOptions {
+  /** Overrides the asset name the report gives (or supplies one where the report has none). */
+  target?: string;
+}
+
+/** One source format: recognise it from the first bytes, then stream normalized findings. */
+export interface Connector {
+  format: string;
+  description: string;
+  detect(head: string): boolean;
+  parse(file: string, options: ParseOptions): AsyncIterable<NormalizedFinding>;
+}
+
+/** Every supported format. A new format is one folder and one line here. */
+export const connectors: readonly Connector[] = [trivy];
+
+const HEAD_BYTES = 64 * 1024;
+
+export async function readHead(file: string): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, HEAD_BYTES, 0);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Picks the connector for a report: the one named, or the first that recognises the file. */
+export async function connectorFor(file: string, displayName: string, format?: string): Promise<Connector> {
+  if (format) {
+    const named = connectors.find((c) => c.format === format);
+    if (!named) {
+      throw new ReportError(displayName, format, undefined, `unknown format; supported: ${connectors.map((c) => c.format).join(', ')}`);
+    }
+    return named;
+  }
+  const head = await readHead(file);
+  if (head.trim() === '') throw new ReportError(displayName, 'unknown', undefined, 'the report is empty');
+  const detected = connectors.find((c) => c.detect(head));
+  if (!detected) {
+    throw new ReportError(displayName, 'unknown', undefined, `format not recognised; supported: ${connectors.map((c) => c.format).join(', ')}`);
+  }
+  return detected;
+}
+
+export { ReportError, fingerprint, type NormalizedFinding, type AssetRef } from './model.js';

@@ -1,0 +1,69 @@
+import { createHash } from 'node:crypto';
+
+// The normalized model every connector produces. Large reports stream through it; nothing here
+// holds a whole report in memory.
+
+export type Severity = 'critical' | 'high' | 'medium' | 'low' | 'info' | 'unknown';
+
+export interface AssetRef {
+  /** Identity key, e.g. `image:docker.io/library/nginx:1.25`. */
+  assetKey: string;
+  kind: 'container_image' | 'filesystem' | 'repository' | 'host' | 'other';
+  name: string;
+  digest?: string;
+}
+
+export interface NormalizedFinding {
+  asset: AssetRef;
+  kind: 'vulnerability';
+  /** CVE, GHSA, vendor advisory or plugin id. */
+  issueId: string;
+  component: string;
+  version: string;
+  /** Where the component lives when one asset can hold it twice (a jar's path); '' otherwise. */
+  location: string;
+  fixedVersion?: string;
+  severity: Severity;
+  cvssScore?: number;
+  title?: string;
+}
+
+/** A report that cannot be imported, with the file, format and field that made it so. */
+export class ReportError extends Error {
+  constructor(
+    readonly file: string,
+    readonly format: string,
+    readonly field: string | undefined,
+    readonly reason: string,
+  ) {
+    super(`${file}: ${format}${field ? `: ${field}` : ''}: ${reason}`);
+    this.name = 'ReportError';
+  }
+}
+
+/**
+ * The finding's identity: asset, kind, issue, component, version and location, and nothing a
+ * scanner may reword (titles, descriptions, severities), so re-imports never churn findings.
+ */
+export function fingerprint(f: Pick<NormalizedFinding, 'asset' | 'kind' | 'issueId' | 'component' | 'version' | 'location'>): string {
+  return createHash('sha256')
+    .update([f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location].join('\x1f'))
+    .digest('hex');
+}
+
+const SEVERITIES: Record<string, Severity> = {
+  critical: 'critical',
+  high: 'high',
+  medium: 'medium',
+  moderate: 'medium',
+  low: 'low',
+  negligible: 'low',
+  info: 'info',
+  informational: 'info',
+  none: 'info',
+  unknown: 'unknown',
+};
+
+export function normalizeSeverity(raw: unknown): Severity | undefined {
+  return typeof raw === 'string' ? SEVERITIES[raw.trim().toLowerCase()] : undefined;
+}

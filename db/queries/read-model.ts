@@ -1,0 +1,114 @@
+import type { Sql } from '../client.js';
+
+// List views read PostgreSQL (the live state of one workflow is read with a query instead).
+
+export interface FindingFilter {
+  tier?: string;
+  status?: string;
+  asset?: string;
+  issueId?: string;
+  ticket?: string;
+  limit: number;
+  offset: number;
+}
+
+export async function listFindings(sql: Sql, f: FindingFilter) {
+  const rows = await sql`
+    select f.id, f.issue_id, f.kind, f.component, f.version, f.location, f.fixed_version, f.severity, f.cvss_score,
+           f.title, f.status, f.tier, f.score, f.due_at, f.explanation, f.ticket_key, f.first_seen_at, f.last_seen_at,
+           a.asset_key, a.name as asset_name, a.owner, count(*) over () as total
+    from findings f join assets a on a.id = f.asset_id
+    where true
+      ${f.tier ? sql`and f.tier = ${f.tier}` : sql``}
+      ${f.status ? sql`and f.status = ${f.status}` : sql``}
+      ${f.asset ? sql`and (a.asset_key = ${f.asset} or a.name = ${f.asset})` : sql``}
+      ${f.issueId ? sql`and f.issue_id = ${f.issueId}` : sql``}
+      ${f.ticket ? sql`and f.ticket_key = ${f.ticket}` : sql``}
+    order by f.score desc nulls last, f.id
+    limit ${f.limit} offset ${f.offset}`;
+  return {
+    total: Number(rows[0]?.total ?? 0),
+    items: rows.map((r) => ({
+      id: Number(r.id),
+      issueId: r.issue_id as string,
+      kind: r.kind as string,
+      asset: { key: r.asset_key as string, name: r.asset_name as string, owner: r.owner as string | null },
+      component: r.component as string,
+      version: r.version as string,
+      location: r.location as string,
+      fixedVersion: r.fixed_version as string | null,
+      severity: r.severity as string,
+      cvssScore: r.cvss_score as number | null,
+      title: r.title as string | null,
+      status: r.status as string,
+      tier: r.tier as string | null,
+      score: r.score as number | null,
+      dueAt: (r.due_at as Date | null)?.toISOString() ?? null,
+      explanation: r.explanation as unknown,
+      ticketKey: r.ticket_key as string | null,
+      firstSeenAt: (r.first_seen_at as Date).toISOString(),
+      lastSeenAt: (r.last_seen_at as Date).toISOString(),
+    })),
+  };
+}
+
+export interface TicketFilter {
+  state?: string;
+  owner?: string;
+  limit: number;
+  offset: number;
+}
+
+function ticketRow(r: Record<string, unknown>) {
+  const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : null);
+  return {
+    key: r.key as string,
+    workflowId: r.workflow_id as string,
+    externalNumber: r.external_number as string | null,
+    externalSysId: r.external_sys_id as string | null,
+    state: r.state as string,
+    owner: r.owner as string | null,
+    tier: r.tier as string,
+    asset: { key: r.asset_key as string, name: r.asset_name as string },
+    fix: { component: r.component as string, fixedVersion: r.fixed_version as string },
+    dueAt: iso(r.due_at)!,
+    ackDueAt: iso(r.ack_due_at)!,
+    escalationLevel: r.escalation_level as number,
+    findingCount: r.finding_count as number,
+    acknowledgedAt: iso(r.acknowledged_at),
+    resolvedAt: iso(r.resolved_at),
+    createdAt: iso(r.created_at)!,
+    updatedAt: iso(r.updated_at)!,
+  };
+}
+
+export async function listTickets(sql: Sql, f: TicketFilter) {
+  const rows = await sql`
+    select t.*, a.asset_key, a.name as asset_name, count(*) over () as total
+    from tickets t join assets a on a.id = t.asset_id
+    where true
+      ${f.state ? sql`and t.state = ${f.state}` : sql``}
+      ${f.owner ? sql`and t.owner = ${f.owner}` : sql``}
+    order by t.due_at, t.key
+    limit ${f.limit} offset ${f.offset}`;
+  return { total: Number(rows[0]?.total ?? 0), items: rows.map(ticketRow) };
+}
+
+export async function getTicket(sql: Sql, key: string) {
+  const [row] = await sql`
+    select t.*, a.asset_key, a.name as asset_name from tickets t join assets a on a.id = t.asset_id where t.key = ${key}`;
+  if (!row) return undefined;
+  const escalations = await sql`
+    select phase, level, notified_user, notified_name, reason, created_at from escalations where ticket_key = ${key} order by created_at, level`;
+  return {
+    ...ticketRow(row),
+    escalations: escalations.map((e) => ({
+      phase: e.phase as string,
+      level: e.level as number,
+      notifiedUser: e.notified_user as string | null,
+      notifiedName: e.notified_name as string | null,
+      reason: e.reason as string,
+      at: (e.created_at as Date).toISOString(),
+    })),
+  };
+}

@@ -1,0 +1,121 @@
+import type { Sql } from '../client.js';
+import { fixKey, remediationWorkflowId } from '../../mobilization/golden-tickets.js';
+import { ACTION_TIERS } from '../../prioritization/policy.js';
+
+export interface PlannedTicket {
+  key: string;
+  workflowId: string;
+  owner: string | null;
+  tier: string;
+  findingCount: number;
+  dueAt: string;
+  ackDueAt: string;
+  /** True when the ticket is new or its findings changed: its workflow must hear of it. */
+  changed: boolean;
+}
+
+/**
+ * Groups the open act/attend findings of a scan's assets by fix (asset, package, fixed version) into
+ * golden tickets, upserts them and links their findings. Findings without a fixed version have no
+ * upgrade to ask for and stay on the exposure list. Re-running it with nothing new changes nothing.
+ */
+export async function planGoldenTickets(sql: Sql, scanId: string, ackMs: number): Promise<PlannedTicket[]> {
+  const groups = await sql<
+    { asset_id: number; asset_key: string; asset_name: string; owner: string | null; component: string; fixed_version: string; tier: string; due_at: Date; finding_ids: number[] }[]
+  >`
+    select a.id as asset_id, a.asset_key, a.name as asset_name, a.owner, f.component, f.fixed_version,
+           case when bool_or(f.tier = 'act') then 'act' else 'attend' end as tier,
+           min(f.due_at) as due_at, array_agg(f.id order by f.id) as finding_ids
+    from findings f join assets a on a.id = f.asset_id
+    where f.status = 'open' and f.tier = any(${ACTION_TIERS as string[]}) and f.fixed_version is not null
+      and f.asset_id in (select asset_id from findings where last_scan_id = ${scanId})
+    group by a.id, f.component, f.fixed_version`;
+  if (groups.length === 0) return [];
+  const planned = groups.map((g) => ({
+    ...g,
+    key: fixKey({ assetKey: g.asset_key, assetName: g.asset_name, component: g.component, fixedVersion: g.fixed_version }),
+  }));
+  return sql.begin(async (tx) => {
+    const rows = await tx<{ key: string; workflow_id: string; owner: string | null; tier: string; finding_count: number; due_at: Date; ack_due_at: Date; changed: boolean }[]>`
+      with planned as (
+        select * from unnest(
+          ${tx.array(planned.map((p) => p.key))}::text[], ${tx.array(planned.map((p) => p.asset_id))}::bigint[],
+          ${tx.array(planned.map((p) => p.component))}::text[], ${tx.array(planned.map((p) => p.fixed_version))}::text[],
+          ${tx.array(planned.map((p) => p.owner ?? ''))}::text[], ${tx.array(planned.map((p) => p.tier))}::text[],
+          ${tx.array(planned.map((p) => p.due_at.toISOString()))}::timestamptz[], ${tx.array(planned.map((p) => p.finding_ids.length))}::int[]
+        ) as p(key, asset_id, component, fixed_version, owner, tier, due_at, finding_count)
+      ),
+      upserted as (
+        insert into tickets as t (key, workflow_id, asset_id, component, fixed_version, owner, state, tier, ack_due_at, due_at, finding_count)
+        select key, 'remediation:' || key, asset_id, component, fixed_version, nullif(owner, ''),
+               case when owner = '' then 'orphaned' else 'opening' end, tier,
+               now() + ${`${ackMs} milliseconds`}::interval, due_at, finding_count
+        from planned
+        on conflict (key) do update set
+          finding_count = excluded.finding_count,
+          tier = excluded.tier,
+          due_at = least(t.due_at, excluded.due_at),
+          owner = coalesce(t.owner, excluded.owner),
+          state = case when t.state = 'orphaned' and excluded.owner is not null then 'opening' else t.state end,
+          updated_at = now()
+        where t.finding_count is distinct from excluded.finding_count or t.tier is distinct from excluded.tier
+           or t.due_at > excluded.due_at or (t.owner is null and excluded.owner is not null)
+        returning t.key, t.workflow_id, t.owner, t.tier, t.finding_count, t.due_at, t.ack_due_at, true as changed
+      )
+      select * from upserted
+      union all
+      select t.key, t.workflow_id, t.owner, t.tier, t.finding_count, t.due_at, t.ack_due_at, false
+      from tickets t join planned p using (key) where t.key not in (select key from upserted)`;
+    await tx`
+      update findings f set ticket_key = p.key
+      from unnest(${tx.array(planned.flatMap((p) => p.finding_ids.map(() => p.key)))}::text[],
+                  ${tx.array(planned.flatMap((p) => p.finding_ids))}::bigint[]) as p(key, id)
+      where f.id = p.id and f.ticket_key is distinct from p.key`;
+    return rows.map((r) => ({
+      key: r.key,
+      workflowId: r.workflow_id ?? remediationWorkflowId(r.key),
+      owner: r.owner,
+      tier: r.tier,
+      findingCount: r.finding_count,
+      dueAt: r.due_at.toISOString(),
+      ackDueAt: r.ack_due_at.toISOString(),
+      changed: r.changed,
+    }));
+  });
+}
+
+export interface TicketDetail {
+  key: string;
+  owner: string | null;
+  tier: string;
+  assetName: string;
+  assetKey: string;
+  component: string;
+  fixedVersion: string;
+  dueAt: Date;
+  externalSysId: string | null;
+  findings: { issueId: string; version: string; severity: string; cvss: number | null; tier: string | null; kev: boolean; epss: number | null }[];
+}
+
+export async function ticketDetail(sql: Sql, key: string): Promise<TicketDetail | undefined> {
+  const [t] = await sql`
+    select t.key, t.owner, t.tier, t.component, t.fixed_version, t.due_at, t.external_sys_id, a.name as asset_name, a.asset_key
+    from tickets t join assets a on a.id = t.asset_id where t.key = ${key}`;
+  if (!t) return undefined;
+  const findings = await sql`
+    select f.issue_id, f.version, f.severity, f.cvss_score, f.tier, k.cve is not null as kev, e.epss
+    from findings f left join kev_entries k on k.cve = f.issue_id left join epss_scores e on e.cve = f.issue_id
+    where f.ticket_key = ${key} and f.status = 'open' order by f.score desc nulls last, f.issue_id`;
+  return {
+    key: t.key,
+    owner: t.owner,
+    tier: t.tier,
+    assetName: t.asset_name,
+    assetKey: t.asset_key,
+    component: t.component,
+    fixedVersion: t.fixed_version,
+    dueAt: t.due_at,
+    externalSysId: t.external_sys_id,
+    findings: findings.map((f) => ({ issueId: f.issue_id, version: f.version, severity: f.severity, cvss: f.cvss_score, tier: f.tier, kev: f.kev, epss: f.epss })),
+  };
+}

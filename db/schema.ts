@@ -1,0 +1,200 @@
+// The single source of truth for the system of record. Migrations in db/migrations are generated
+// from this file by drizzle-kit (`npm run db:generate`) and committed.
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  real,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
+
+/** Anything that can carry an exposure: a container image, a host, a repository, a filesystem. */
+export const assets = pgTable('assets', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  /** Identity key, e.g. `image:docker.io/library/nginx:1.25`; stable across scans and scanners. */
+  assetKey: text('asset_key').notNull().unique(),
+  kind: text('kind').notNull(),
+  name: text('name').notNull(),
+  digest: text('digest'),
+  /** ServiceNow user_name (or e-mail) of the accountable owner; null means orphan. */
+  owner: text('owner'),
+  businessService: text('business_service'),
+  criticality: text('criticality'),
+  internetFacing: boolean('internet_facing'),
+  firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** One uploaded report and what became of it. */
+export const scans = pgTable('scans', {
+  id: uuid('id').primaryKey(),
+  source: text('source').notNull(),
+  target: text('target'),
+  format: text('format').notNull(),
+  /** The name the report was uploaded under, for error messages. */
+  reportName: text('report_name').notNull(),
+  status: text('status', { enum: ['running', 'completed', 'failed'] }).notNull(),
+  workflowId: text('workflow_id').notNull(),
+  reportPath: text('report_path').notNull(),
+  reportSha256: text('report_sha256').notNull(),
+  reportBytes: bigint('report_bytes', { mode: 'number' }).notNull(),
+  owner: text('owner'),
+  counts: jsonb('counts').$type<Record<string, number>>().notNull().default({}),
+  error: text('error'),
+  createdAt: createdAt(),
+  completedAt: timestamp('completed_at', { withTimezone: true }),
+});
+
+/**
+ * One exposure of one asset: (asset, issue id, component@version, path). The fingerprint is a hash of
+ * exactly those identity fields and never of titles or descriptions, which scanners rewrite.
+ */
+export const findings = pgTable(
+  'findings',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    fingerprint: text('fingerprint').notNull().unique(),
+    assetId: bigint('asset_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    kind: text('kind').notNull(),
+    issueId: text('issue_id').notNull(),
+    component: text('component').notNull(),
+    version: text('version').notNull(),
+    location: text('location').notNull().default(''),
+    fixedVersion: text('fixed_version'),
+    severity: text('severity').notNull(),
+    cvssScore: real('cvss_score'),
+    title: text('title'),
+    status: text('status', { enum: ['open', 'closed'] }).notNull().default('open'),
+    firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+    firstScanId: uuid('first_scan_id').notNull(),
+    lastScanId: uuid('last_scan_id').notNull(),
+    // Prioritization output; null until scored.
+    tier: text('tier', { enum: ['act', 'attend', 'track*', 'track'] }),
+    score: doublePrecision('score'),
+    dueAt: timestamp('due_at', { withTimezone: true }),
+    explanation: jsonb('explanation').$type<ExplanationFactor[]>(),
+    scoredAt: timestamp('scored_at', { withTimezone: true }),
+    /** The golden ticket this finding belongs to, once mobilized. */
+    ticketKey: text('ticket_key'),
+  },
+  (t) => [
+    index('findings_asset_idx').on(t.assetId),
+    index('findings_issue_idx').on(t.issueId),
+    index('findings_tier_idx').on(t.tier).where(sql`${t.status} = 'open'`),
+    index('findings_ticket_idx').on(t.ticketKey),
+  ],
+);
+
+export interface ExplanationFactor {
+  factor: string;
+  value: string | number | boolean | null;
+  source: string;
+  effect: string;
+}
+
+/** FIRST EPSS scores of the active feed version. */
+export const epssScores = pgTable('epss_scores', {
+  cve: text('cve').primaryKey(),
+  epss: doublePrecision('epss').notNull(),
+  percentile: doublePrecision('percentile').notNull(),
+  feedVersion: text('feed_version').notNull(),
+});
+
+/** CISA Known Exploited Vulnerabilities of the active feed version. */
+export const kevEntries = pgTable('kev_entries', {
+  cve: text('cve').primaryKey(),
+  vendor: text('vendor'),
+  product: text('product'),
+  dateAdded: text('date_added'),
+  dueDate: text('due_date'),
+  knownRansomware: boolean('known_ransomware').notNull().default(false),
+  feedVersion: text('feed_version').notNull(),
+});
+
+/** Every feed version imported, for provenance in explanations. */
+export const intelFeeds = pgTable(
+  'intel_feeds',
+  {
+    kind: text('kind', { enum: ['epss', 'kev'] }).notNull(),
+    version: text('version').notNull(),
+    rows: integer('rows').notNull(),
+    sha256: text('sha256').notNull(),
+    importedAt: timestamp('imported_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.version] })],
+);
+
+/** A golden ticket: one remediation action (one fix) covering many findings, one owner. */
+export const tickets = pgTable(
+  'tickets',
+  {
+    key: text('key').primaryKey(),
+    workflowId: text('workflow_id').notNull(),
+    assetId: bigint('asset_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    component: text('component').notNull(),
+    fixedVersion: text('fixed_version').notNull(),
+    owner: text('owner'),
+    state: text('state', {
+      enum: ['orphaned', 'opening', 'new', 'in_progress', 'on_hold', 'resolved', 'closed'],
+    }).notNull(),
+    tier: text('tier').notNull(),
+    externalSysId: text('external_sys_id'),
+    externalNumber: text('external_number'),
+    ackDueAt: timestamp('ack_due_at', { withTimezone: true }).notNull(),
+    dueAt: timestamp('due_at', { withTimezone: true }).notNull(),
+    escalationLevel: integer('escalation_level').notNull().default(0),
+    findingCount: integer('finding_count').notNull().default(0),
+    acknowledgedAt: timestamp('acknowledged_at', { withTimezone: true }),
+    resolvedAt: timestamp('resolved_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('tickets_owner_idx').on(t.owner), uniqueIndex('tickets_external_idx').on(t.externalSysId)],
+);
+
+/** Every escalation sent, once: (ticket, phase, level) is unique so a retried activity records nothing twice. */
+export const escalations = pgTable(
+  'escalations',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    ticketKey: text('ticket_key')
+      .notNull()
+      .references(() => tickets.key),
+    phase: text('phase', { enum: ['acknowledgement', 'resolution'] }).notNull(),
+    level: integer('level').notNull(),
+    notifiedUser: text('notified_user'),
+    notifiedName: text('notified_name'),
+    reason: text('reason').notNull(),
+    /** Set once the ITSM ticket carries the work note, so a retried activity does not add it twice. */
+    ticketNotedAt: timestamp('ticket_noted_at', { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('escalations_once_idx').on(t.ticketKey, t.phase, t.level)],
+);
+
+/** Inbound ticket events (ServiceNow webhooks), deduplicated by their event id. */
+export const ticketEvents = pgTable('ticket_events', {
+  eventId: text('event_id').primaryKey(),
+  ticketKey: text('ticket_key').notNull(),
+  state: text('state').notNull(),
+  payload: jsonb('payload').notNull(),
+  receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+});

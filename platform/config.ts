@@ -1,0 +1,144 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+// Configuration is read from the environment once, at start, into one typed object.
+// Every variable is listed in the README; docker-compose.yml passes the same names.
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      try {
+        return parseDuration(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    });
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const optional = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const EnvSchema = z.object({
+  PORT: port(8080),
+  CTEM_HOST: z.string().default('127.0.0.1'),
+  CTEM_PUBLIC_URL: optional,
+  CTEM_DATA_DIR: z.string().default('./.data'),
+  CTEM_API_TOKEN: optional,
+  DATABASE_URL: optional,
+  CTEM_PG_PORT: port(5433),
+  TEMPORAL_ADDRESS: optional,
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_API_KEY: optional,
+  TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
+  CTEM_TEMPORAL_PORT: port(7233),
+  TEMPORAL_UI_PORT: port(8233),
+  CTEM_TASK_QUEUE: z.string().default('ctem'),
+  SERVICENOW_URL: optional,
+  SERVICENOW_USER: optional,
+  SERVICENOW_PASSWORD: optional,
+  SERVICENOW_WEBHOOK_SECRET: optional,
+  SERVICENOW_INCIDENT_TABLE: z.string().default('incident'),
+  SERVICENOW_SIM_PORT: port(8090),
+  CTEM_EPSS_FILE: optional,
+  CTEM_KEV_FILE: optional,
+  CTEM_SLA_ACK: duration('2d'),
+  CTEM_SLA_ACT: duration('14d'),
+  CTEM_SLA_ATTEND: duration('30d'),
+  CTEM_SLA_TRACK_STAR: duration('90d'),
+  CTEM_SLA_TRACK: duration('180d'),
+  CTEM_ESCALATION_INTERVAL: duration('5d'),
+  CTEM_MAX_UPLOAD_MB: z.coerce.number().positive().default(512),
+});
+
+export interface SlaConfig {
+  /** Time the owner has to acknowledge a new golden ticket. */
+  ackMs: number;
+  /** Remediation time per tier, from the moment a finding is first prioritized. */
+  tierMs: { act: number; attend: number; trackStar: number; track: number };
+  /** While a breach continues, escalate one level up the management chain after each interval. */
+  escalationIntervalMs: number;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string;
+  dataDir: string;
+  apiToken?: string;
+  databaseUrl?: string;
+  embeddedPostgresPort: number;
+  temporal: {
+    address?: string;
+    namespace: string;
+    apiKey?: string;
+    tls: boolean;
+    devServerPort: number;
+    uiPort: number;
+    taskQueue: string;
+  };
+  serviceNow: {
+    url?: string;
+    user?: string;
+    password?: string;
+    webhookSecret?: string;
+    incidentTable: string;
+    simulatorPort: number;
+  };
+  intel: { epssFile?: string; kevFile?: string };
+  sla: SlaConfig;
+  maxUploadBytes: number;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const snConfigured = [e.SERVICENOW_URL, e.SERVICENOW_USER, e.SERVICENOW_PASSWORD].filter(Boolean).length;
+  if (snConfigured !== 0 && snConfigured !== 3) {
+    throw new ConfigError('invalid configuration:\n  SERVICENOW_URL, SERVICENOW_USER and SERVICENOW_PASSWORD go together');
+  }
+  return {
+    port: e.PORT,
+    host: e.CTEM_HOST,
+    publicUrl: (e.CTEM_PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/$/, ''),
+    dataDir: resolve(e.CTEM_DATA_DIR),
+    apiToken: e.CTEM_API_TOKEN,
+    databaseUrl: e.DATABASE_URL,
+    embeddedPostgresPort: e.CTEM_PG_PORT,
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      apiKey: e.TEMPORAL_API_KEY,
+      tls: e.TEMPORAL_TLS === 'true' || Boolean(e.TEMPORAL_API_KEY),
+      devServerPort: e.CTEM_TEMPORAL_PORT,
+      uiPort: e.TEMPORAL_UI_PORT,
+      taskQueue: e.CTEM_TASK_QUEUE,
+    },
+    serviceNow: {
+      url: e.SERVICENOW_URL,
+      user: e.SERVICENOW_USER,
+      password: e.SERVICENOW_PASSWORD,
+      webhookSecret: e.SERVICENOW_WEBHOOK_SECRET,
+      incidentTable: e.SERVICENOW_INCIDENT_TABLE,
+      simulatorPort: e.SERVICENOW_SIM_PORT,
+    },
+    intel: { epssFile: e.CTEM_EPSS_FILE, kevFile: e.CTEM_KEV_FILE },
+    sla: {
+      ackMs: e.CTEM_SLA_ACK,
+      tierMs: { act: e.CTEM_SLA_ACT, attend: e.CTEM_SLA_ATTEND, trackStar: e.CTEM_SLA_TRACK_STAR, track: e.CTEM_SLA_TRACK },
+      escalationIntervalMs: e.CTEM_ESCALATION_INTERVAL,
+    },
+    maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
+  };
+}

@@ -1,0 +1,27 @@
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { ServiceNowClient } from '../servicenow/client.js';
+import type { Config } from './config.js';
+
+/** Connection options for any Temporal: the embedded dev server, a self-hosted cluster or Temporal Cloud. */
+function temporalOptions(config: Config, address: string) {
+  return {
+    address,
+    ...(config.temporal.tls ? { tls: true as const } : {}),
+    ...(config.temporal.apiKey ? { apiKey: config.temporal.apiKey } : {}),
+  };
+}
+
+export async function connectTemporal(config: Config, address: string) {
+  const connection = await Connection.connect(temporalOptions(config, address));
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  return { connection, client };
+}
+
+export function connectWorkerTemporal(config: Config, address: string): Promise<NativeConnection> {
+  return NativeConnection.connect(temporalOptions(config, address));
+}
+
+export function serviceNowClient(config: Config, sn: { url: string; user: string; password: string }): ServiceNowClient {
+  return new ServiceNowClient({ baseUrl: sn.url, user: sn.user, password: sn.password, incidentTable: config.serviceNow.incidentTable });
+}

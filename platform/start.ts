@@ -1,0 +1,178 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Worker } from '@temporalio/worker';
+import { importIntelFiles } from '../activities/prioritization.js';
+import { createApp } from '../api/app.js';
+import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
+import { createServiceNowSimulator, type ServiceNowSimulator } from '../servicenow/simulator.js';
+import type { Config } from './config.js';
+import { connectTemporal, connectWorkerTemporal, serviceNowClient } from './connect.js';
+import { startEmbeddedPostgres } from './postgres.js';
+import { registerSearchAttributes, startDevServer } from './temporal.js';
+import { createWorker } from './worker.js';
+
+export interface Roles {
+  api: boolean;
+  worker: boolean;
+}
+
+export interface Platform {
+  apiUrl?: string;
+  apiToken: string;
+  databaseUrl: string;
+  temporalAddress: string;
+  temporalUiUrl?: string;
+  serviceNowUrl: string;
+  /** Credentials of the ServiceNow simulator, when it runs. */
+  simulator?: { user: string; password: string; instance: ServiceNowSimulator };
+  database: Database;
+  stop(): Promise<void>;
+}
+
+interface Secrets {
+  apiToken: string;
+  webhookSecret: string;
+  simulatorPassword: string;
+}
+
+/** Generated once per data directory, so restarts keep the same token and the simulator keeps working. */
+function loadSecrets(dataDir: string): Secrets {
+  const file = join(dataDir, 'secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Secrets;
+  const secrets = {
+    apiToken: randomBytes(24).toString('base64url'),
+    webhookSecret: randomBytes(24).toString('base64url'),
+    simulatorPassword: randomBytes(12).toString('base64url'),
+  };
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+type Log = (line: string) => void;
+
+/**
+ * Brings the platform up on its embedded defaults (PostgreSQL, Temporal dev server, ServiceNow
+ * simulator) unless the configuration points at real ones, then the API and/or the worker.
+ * stop() undoes it in reverse order; all state is on disk, so the next start resumes.
+ */
+export async function startPlatform(config: Config, roles: Roles = { api: true, worker: true }, log: Log = () => {}): Promise<Platform> {
+  const stack: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const undo of stack.reverse()) {
+      await undo().catch((err: Error) => log(`shutdown: ${err.message}`));
+    }
+    stack.length = 0;
+  };
+  try {
+    mkdirSync(config.dataDir, { recursive: true });
+    const secrets = loadSecrets(config.dataDir);
+    const apiToken = config.apiToken ?? secrets.apiToken;
+
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      log('starting embedded PostgreSQL...');
+      const pg = await startEmbeddedPostgres(join(config.dataDir, 'postgres'), config.embeddedPostgresPort);
+      stack.push(() => pg.stop());
+      databaseUrl = pg.url;
+    }
+    await migrateDatabase(databaseUrl);
+    const database = connectDatabase(databaseUrl);
+    stack.push(() => database.close());
+
+    let temporalAddress = config.temporal.address;
+    let temporalUiUrl: string | undefined;
+    if (!temporalAddress) {
+      log('starting Temporal dev server...');
+      const server = await startDevServer({
+        port: config.temporal.devServerPort,
+        uiPort: config.temporal.uiPort,
+        namespace: config.temporal.namespace,
+        dbFile: join(config.dataDir, 'temporal.sqlite'),
+      });
+      stack.push(() => server.stop());
+      temporalAddress = server.address;
+      temporalUiUrl = server.uiUrl;
+    }
+    const temporal = await connectTemporal(config, temporalAddress);
+    stack.push(() => temporal.connection.close());
+    const registered = await registerSearchAttributes(temporal.connection, config.temporal.namespace);
+    if (registered.length) log(`registered search attributes: ${registered.join(', ')}`);
+
+    let apiUrl: string | undefined;
+    if (roles.api) {
+      const app = createApp({
+        database,
+        temporal: { client: temporal.client, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, ...(temporalUiUrl ? { uiUrl: temporalUiUrl } : {}) },
+        apiToken,
+        serviceNowWebhookSecret: config.serviceNow.webhookSecret ?? secrets.webhookSecret,
+        reportsDir: join(config.dataDir, 'reports'),
+        maxUploadBytes: config.maxUploadBytes,
+      });
+      const server = await new Promise<ServerType>((resolve) => {
+        const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+      });
+      stack.push(() => new Promise<void>((res) => server.close(() => res())));
+      apiUrl = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${(server.address() as AddressInfo).port}`;
+    }
+
+    let serviceNow: { url: string; user: string; password: string };
+    let simulator: Platform['simulator'];
+    if (config.serviceNow.url) {
+      serviceNow = { url: config.serviceNow.url, user: config.serviceNow.user!, password: config.serviceNow.password! };
+    } else {
+      const credentials = { user: 'admin', password: secrets.simulatorPassword };
+      const publicUrl = config.port === 0 && apiUrl ? apiUrl : config.publicUrl;
+      const instance = createServiceNowSimulator({
+        stateFile: join(config.dataDir, 'servicenow-simulator.json'),
+        credentials,
+        webhook: { url: `${publicUrl}/api/v1/webhooks/servicenow`, secret: secrets.webhookSecret },
+      });
+      const { url } = await instance.listen(config.serviceNow.simulatorPort);
+      stack.push(() => instance.close());
+      serviceNow = { url, ...credentials };
+      simulator = { ...credentials, instance };
+    }
+
+    if (config.intel.epssFile || config.intel.kevFile) {
+      for (const feed of await importIntelFiles(database, config.intel)) {
+        log(`${feed.kind.toUpperCase()} feed ${feed.version}: ${feed.imported ? `imported ${feed.rows} rows` : 'already active'}`);
+      }
+    }
+
+    if (roles.worker) {
+      const connection = await connectWorkerTemporal(config, temporalAddress);
+      stack.push(() => connection.close());
+      const worker: Worker = await createWorker({
+        config,
+        connection,
+        client: temporal.client,
+        database,
+        serviceNow: serviceNowClient(config, serviceNow),
+      });
+      const running = worker.run();
+      stack.push(async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+      });
+      running.catch((err: Error) => log(`worker stopped: ${err.message}`));
+    }
+
+    return {
+      ...(apiUrl ? { apiUrl } : {}),
+      apiToken,
+      databaseUrl,
+      temporalAddress,
+      ...(temporalUiUrl ? { temporalUiUrl } : {}),
+      serviceNowUrl: serviceNow.url,
+      ...(simulator ? { simulator } : {}),
+      database,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,45 @@
+import { createRequire } from 'node:module';
+import type { Client } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createDiscoveryActivities } from '../activities/discovery.js';
+import { createMobilizationActivities } from '../activities/mobilization.js';
+import { createPrioritizationActivities } from '../activities/prioritization.js';
+import type { Database } from '../db/client.js';
+import { defaultPolicy } from '../prioritization/policy.js';
+import type { ServiceNowClient } from '../servicenow/client.js';
+import type { Config } from './config.js';
+
+const require = createRequire(import.meta.url);
+
+export interface WorkerDeps {
+  config: Pick<Config, 'sla' | 'temporal'>;
+  connection: NativeConnection;
+  client: Client;
+  database: Database;
+  serviceNow: ServiceNowClient;
+  /** A prebuilt workflow bundle (tests build it once); otherwise workflows/ is bundled at start. */
+  workflowBundlePath?: string;
+}
+
+export function createActivities({ config, client, database, serviceNow }: Omit<WorkerDeps, 'connection' | 'workflowBundlePath'>) {
+  return {
+    ...createDiscoveryActivities({ database }),
+    ...createPrioritizationActivities({ database, policy: defaultPolicy(config.sla) }),
+    ...createMobilizationActivities({ database, serviceNow, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla }),
+  };
+}
+
+export const workflowsPath = require.resolve('../workflows/index.ts');
+
+export async function createWorker(deps: WorkerDeps): Promise<Worker> {
+  const options: WorkerOptions = {
+    connection: deps.connection,
+    namespace: deps.config.temporal.namespace,
+    taskQueue: deps.config.temporal.taskQueue,
+    activities: createActivities(deps),
+    // Bounded cache: memory stays flat however many remediation workflows wait on timers.
+    maxCachedWorkflows: 1000,
+    ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath }),
+  };
+  return Worker.create(options);
+}

@@ -1,0 +1,52 @@
+import { ApplicationFailure, log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import type { DiscoveryActivities } from '../activities/discovery.js';
+import type { MobilizationActivities } from '../activities/mobilization.js';
+import type { PrioritizationActivities } from '../activities/prioritization.js';
+import { CTEM_PHASE } from './search-attributes.js';
+
+// One run per uploaded report (id `discovery:<source>:<scan id>`): ingest it, score what it found,
+// and hand findings that need action to their golden tickets. Only ids and counts travel through
+// Temporal; the report itself stays on disk and the findings in PostgreSQL.
+
+export interface DiscoveryInput {
+  scanId: string;
+}
+
+export interface DiscoveryResult {
+  scanId: string;
+  counts: Record<string, number>;
+}
+
+const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
+
+const { ingestReport, completeScan, failScan } = proxyActivities<DiscoveryActivities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry,
+});
+const { scoreScan } = proxyActivities<PrioritizationActivities>({ startToCloseTimeout: '10 minutes', retry });
+const { mobilizeScan } = proxyActivities<MobilizationActivities>({ startToCloseTimeout: '10 minutes', retry });
+
+export async function discoveryWorkflow({ scanId }: DiscoveryInput): Promise<DiscoveryResult> {
+  try {
+    upsertSearchAttributes([{ key: CTEM_PHASE, value: 'discovery' }]);
+    const ingested = await ingestReport({ scanId });
+
+    upsertSearchAttributes([{ key: CTEM_PHASE, value: 'prioritization' }]);
+    const scored = await scoreScan({ scanId });
+
+    upsertSearchAttributes([{ key: CTEM_PHASE, value: 'mobilization' }]);
+    const mobilized = await mobilizeScan({ scanId });
+
+    const counts = { ...ingested, ...scored, ...mobilized };
+    await completeScan({ scanId, counts });
+    upsertSearchAttributes([{ key: CTEM_PHASE, value: 'done' }]);
+    return { scanId, counts };
+  } catch (err) {
+    const cause = err instanceof ApplicationFailure ? err : (err as { cause?: unknown }).cause;
+    const message = cause instanceof Error ? cause.message : err instanceof Error ? err.message : String(err);
+    log.warn('scan failed', { scanId, message });
+    await failScan({ scanId, error: message });
+    throw err;
+  }
+}

@@ -1,0 +1,4 @@
+// Every workflow the worker runs. This file is bundled into the workflow sandbox: it imports only
+// workflow code, never database or SDK clients.
+export { discoveryWorkflow } from './discovery.js';
+export { remediationWorkflow } from './remediation.js';
