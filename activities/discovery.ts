@@ -16,7 +16,11 @@ export function createDiscoveryActivities({ database }: { database: Database }) 
         return { ...counts };
       } catch (err) {
         // Bad input will not get better with retries: fail the scan at once, naming file and field.
-        if (err instanceof ReportError) throw ApplicationFailure.nonRetryable(err.message, 'ReportError');
+        // Connectors name the stored file; the user knows the report by the name it was uploaded under.
+        if (err instanceof ReportError) {
+          const named = new ReportError(scan.reportName, err.format, err.field, err.reason);
+          throw ApplicationFailure.nonRetryable(named.message, 'ReportError');
+        }
         throw err;
       }
     },

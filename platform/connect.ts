@@ -2,6 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ServiceNowClient } from '../servicenow/client.js';
 import type { Config } from './config.js';
+import { installWorkerRuntime } from './worker.js';
 
 /** Connection options for any Temporal: the embedded dev server, a self-hosted cluster or Temporal Cloud. */
 function temporalOptions(config: Config, address: string) {
@@ -19,6 +20,7 @@ export async function connectTemporal(config: Config, address: string) {
 }
 
 export function connectWorkerTemporal(config: Config, address: string): Promise<NativeConnection> {
+  installWorkerRuntime();
   return NativeConnection.connect(temporalOptions(config, address));
 }
 

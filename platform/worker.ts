@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createDiscoveryActivities } from '../activities/discovery.js';
 import { createMobilizationActivities } from '../activities/mobilization.js';
 import { createPrioritizationActivities } from '../activities/prioritization.js';
@@ -30,6 +30,16 @@ export function createActivities({ config, client, database, serviceNow }: Omit<
 }
 
 export const workflowsPath = require.resolve('../workflows/index.ts');
+
+let runtimeInstalled = false;
+
+/** Must run before the first NativeConnection: the SDK's runtime is a process-wide singleton. */
+export function installWorkerRuntime(): void {
+  if (runtimeInstalled) return;
+  // At INFO the SDK prints the whole webpack build of the workflow bundle at every start.
+  Runtime.install({ logger: new DefaultLogger((process.env.CTEM_WORKER_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+  runtimeInstalled = true;
+}
 
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const options: WorkerOptions = {

@@ -1,0 +1,54 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { connectTemporal } from '../platform/connect.js';
+import { loadConfig } from '../platform/config.js';
+import { startEmbeddedPostgres } from '../platform/postgres.js';
+import { registerSearchAttributes, startDevServer } from '../platform/temporal.js';
+
+// One real Temporal dev server and one real PostgreSQL for the whole run; each test file gets its
+// own database and task queue (test/support/platform.ts), so files run in parallel without sharing state.
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    postgresUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const dir = mkdtempSync(join(tmpdir(), 'ctem-test-'));
+  chmodSync(dir, 0o755); // the embedded server runs as the postgres user, which must reach its data
+  const temporal = await startDevServer({ port: await freePort(), namespace: 'default' });
+  let postgres;
+  try {
+    const { connection } = await connectTemporal(loadConfig({}), temporal.address);
+    await registerSearchAttributes(connection, 'default');
+    await connection.close();
+    postgres = await startEmbeddedPostgres(join(dir, 'postgres'), await freePort());
+  } catch (err) {
+    await temporal.stop();
+    throw err;
+  }
+  project.provide('temporalAddress', temporal.address);
+  project.provide('postgresUrl', postgres.url);
+  return async () => {
+    await temporal.stop();
+    await postgres.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+}

@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { inject } from 'vitest';
+import { loadConfig } from '../../platform/config.js';
+import { startPlatform, type Platform, type Roles } from '../../platform/start.js';
+
+/** A database of its own for one test file, on the shared PostgreSQL server. */
+export async function createTestDatabase(): Promise<string> {
+  const base = inject('postgresUrl');
+  const name = `test_${randomUUID().replace(/-/g, '')}`;
+  const admin = postgres(base, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  await admin.end();
+  return base.replace(/\/[^/]*$/, `/${name}`);
+}
+
+export interface TestPlatform extends Platform {
+  env: Record<string, string>;
+  api(path: string, init?: RequestInit): Promise<Response>;
+  /** Calls the ServiceNow simulator's Table API as its admin user. */
+  serviceNow(path: string, init?: RequestInit): Promise<Response>;
+}
+
+/**
+ * The real platform (API, worker, ServiceNow simulator) against the shared Temporal server, with a
+ * fresh database, data directory and task queue. `env` overrides configuration, e.g. short SLAs.
+ */
+export async function startTestPlatform(env: Record<string, string> = {}, roles: Roles = { api: true, worker: true }): Promise<TestPlatform> {
+  const fullEnv: Record<string, string> = {
+    PORT: '0',
+    SERVICENOW_SIM_PORT: '0',
+    CTEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'ctem-data-')),
+    DATABASE_URL: await createTestDatabase(),
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    CTEM_TASK_QUEUE: `test-${randomUUID()}`,
+    CTEM_API_TOKEN: `token-${randomUUID()}`,
+    ...env,
+  };
+  const platform = await startPlatform(loadConfig(fullEnv), roles);
+  const basic = platform.simulator ? `Basic ${Buffer.from(`${platform.simulator.user}:${platform.simulator.password}`).toString('base64')}` : '';
+  return {
+    ...platform,
+    env: fullEnv,
+    api: (path, init = {}) =>
+      fetch(`${platform.apiUrl}${path}`, { ...init, headers: { authorization: `Bearer ${fullEnv.CTEM_API_TOKEN}`, ...(init.headers ?? {}) } }),
+    serviceNow: (path, init = {}) =>
+      fetch(`${platform.serviceNowUrl}${path}`, {
+        ...init,
+        headers: { authorization: basic, 'content-type': 'application/json', accept: 'application/json', ...(init.headers ?? {}) },
+      }),
+  };
+}
+
+/** Polls until `probe` returns a value that is not undefined, or fails with the last state seen. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, { timeoutMs = 30_000, intervalMs = 250, what = 'condition' } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
