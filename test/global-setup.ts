@@ -1,5 +1,4 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -7,21 +6,10 @@ import { connectTemporal } from '../platform/connect.js';
 import { loadConfig } from '../platform/config.js';
 import { startEmbeddedPostgres } from '../platform/postgres.js';
 import { registerSearchAttributes, startDevServer } from '../platform/temporal.js';
+import { freePort } from './support/ports.js';
 
 // One real Temporal dev server and one real PostgreSQL for the whole run; each test file gets its
 // own database and task queue (test/support/platform.ts), so files run in parallel without sharing state.
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 declare module 'vitest' {
   export interface ProvidedContext {
