@@ -1,12 +1,7 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so `npx ctem ...` works without a build step.
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// The `ctem` command: registers tsx's loader in this process and runs the TypeScript CLI, so
+// `npx ctem ...` needs no build step and signals (Ctrl-C, docker stop, kill) reach the platform itself.
+import { register } from 'tsx/esm/api';
 
-const require = createRequire(import.meta.url);
-const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const tsx = join(dirname(require.resolve('tsx/package.json')), 'dist', 'cli.mjs');
-const result = spawnSync(process.execPath, [tsx, join(root, 'cli', 'main.ts'), ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+register();
+await import('../cli/main.ts');

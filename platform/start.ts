@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
@@ -41,14 +41,25 @@ interface Secrets {
 /** Generated once per data directory, so restarts keep the same token and the simulator keeps working. */
 function loadSecrets(dataDir: string): Secrets {
   const file = join(dataDir, 'secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Secrets;
-  const secrets = {
-    apiToken: randomBytes(24).toString('base64url'),
-    webhookSecret: randomBytes(24).toString('base64url'),
-    simulatorPassword: randomBytes(12).toString('base64url'),
-  };
-  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
-  return secrets;
+  if (!existsSync(file)) {
+    const secrets: Secrets = {
+      apiToken: randomBytes(24).toString('base64url'),
+      webhookSecret: randomBytes(24).toString('base64url'),
+      simulatorPassword: randomBytes(12).toString('base64url'),
+    };
+    // Written aside then linked into place: processes starting together never read half a file,
+    // and the first one to link wins.
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+    try {
+      linkSync(tmp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      unlinkSync(tmp);
+    }
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as Secrets;
 }
 
 type Log = (line: string) => void;

@@ -89,6 +89,9 @@ describe('a worker killed while remediation workflows wait', () => {
     const patch = await platform.serviceNow(`/api/now/table/incident/${acked.externalSysId}`, { method: 'PATCH', body: JSON.stringify({ state: '2' }) });
     expect(patch.status).toBe(200);
     await platform.simulator!.instance.webhooksIdle();
+    // With no worker, nothing moves yet: the acknowledgement waits in the workflow's history.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await listTickets(platform.api, target)).find((t) => t.key === acked.key)!.state).toBe('new');
     // ...and the acknowledgement deadline of the other two passes.
     const deadline = Math.max(...opened.map((t) => Date.parse(t.ackDueAt)));
     await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()) + 500));
