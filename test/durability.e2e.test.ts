@@ -81,6 +81,18 @@ describe('a worker killed while remediation workflows wait', () => {
       { what: 'three opened tickets', timeoutMs: 60_000 },
     );
 
+    // Kill it while every workflow waits on its timer (the query answers from the worker's state,
+    // so the ticket-opening activities have been reported complete).
+    for (const t of opened) {
+      await eventually(
+        async () => {
+          const res = await platform.api(`/api/v1/tickets/${encodeURIComponent(t.key)}`);
+          const detail = (await res.json()) as { workflow?: { phase?: string } };
+          return detail.workflow?.phase === 'awaiting-acknowledgement' ? true : undefined;
+        },
+        { what: `workflow of ${t.key} waiting` },
+      );
+    }
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
 
