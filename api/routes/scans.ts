@@ -6,7 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { connectorFor, ReportError } from '../../connectors/index.js';
-import { createScan, getScan } from '../../db/queries/scans.js';
+import { createScan, failScan, getScan } from '../../db/queries/scans.js';
 import { discoveryWorkflow } from '../../workflows/discovery.js';
 import { CTEM_PHASE } from '../../workflows/search-attributes.js';
 import type { AppEnv } from '../context.js';
@@ -33,6 +33,7 @@ export const uploadScanRoute = createRoute({
     202: { description: 'Accepted', content: { 'application/json': { schema: z.object({ scanId: z.string().uuid(), workflowId: z.string() }) } } },
     400: { description: 'Unreadable report', content: { 'application/json': { schema: ErrorSchema } } },
     413: { description: 'Report too large', content: { 'application/json': { schema: ErrorSchema } } },
+    503: { description: 'Temporal unavailable', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
 
@@ -116,12 +117,18 @@ export const scanRoutes = new OpenAPIHono<AppEnv>()
       reportBytes: saved.bytes,
       owner: query.owner ?? null,
     });
-    await deps.temporal.client.workflow.start(discoveryWorkflow, {
-      workflowId,
-      taskQueue: deps.temporal.taskQueue,
-      args: [{ scanId }],
-      typedSearchAttributes: [{ key: CTEM_PHASE, value: 'discovery' }],
-    });
+    try {
+      await deps.temporal.client.workflow.start(discoveryWorkflow, {
+        workflowId,
+        taskQueue: deps.temporal.taskQueue,
+        args: [{ scanId }],
+        typedSearchAttributes: [{ key: CTEM_PHASE, value: 'discovery' }],
+      });
+    } catch (err) {
+      // Never leave a scan "running" that no workflow will finish.
+      await failScan(deps.database.db, scanId, `could not start discovery: ${(err as Error).message}`);
+      return problem(c, 503, 'temporal_unavailable', 'the workflow engine did not accept the scan; retry later', { scanId });
+    }
     return c.json({ scanId, workflowId }, 202);
   })
   .openapi(getScanRoute, async (c) => {
