@@ -52,6 +52,12 @@ export const scans = pgTable('scans', {
   reportSha256: text('report_sha256').notNull(),
   reportBytes: bigint('report_bytes', { mode: 'number' }).notNull(),
   owner: text('owner'),
+  /**
+   * A complete report lists everything the source sees on its assets, so what it no longer lists is
+   * closed; a partial one only adds. Null (not declared): complete unless the report is empty, since
+   * an empty report is more often a failed scan than a clean asset.
+   */
+  complete: boolean('complete'),
   counts: jsonb('counts').$type<Record<string, number>>().notNull().default({}),
   error: text('error'),
   createdAt: createdAt(),
@@ -80,6 +86,12 @@ export const findings = pgTable(
     cvssScore: real('cvss_score'),
     title: text('title'),
     status: text('status', { enum: ['open', 'closed'] }).notNull().default('open'),
+    /** What the scanner or a VEX statement says (not_affected, false_positive, fix_available...). */
+    vendorStatus: text('vendor_status'),
+    closedAt: timestamp('closed_at', { withTimezone: true }),
+    closedReason: text('closed_reason'),
+    closedByScanId: uuid('closed_by_scan_id'),
+    reopenCount: integer('reopen_count').notNull().default(0),
     firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
     firstScanId: uuid('first_scan_id').notNull(),
@@ -99,6 +111,27 @@ export const findings = pgTable(
     index('findings_tier_idx').on(t.tier).where(sql`${t.status} = 'open'`),
     index('findings_ticket_idx').on(t.ticketKey),
   ],
+);
+
+/**
+ * Which sources report a finding: the same CVE on the same package from Trivy and Grype is one
+ * finding with two rows here. A complete rescan by one source marks only its own row absent; the
+ * finding closes when no source reports it any more.
+ */
+export const findingSources = pgTable(
+  'finding_sources',
+  {
+    findingId: bigint('finding_id', { mode: 'number' })
+      .notNull()
+      .references(() => findings.id),
+    source: text('source').notNull(),
+    present: boolean('present').notNull().default(true),
+    vendorStatus: text('vendor_status'),
+    firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+    lastScanId: uuid('last_scan_id').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.findingId, t.source] }), index('finding_sources_source_idx').on(t.source, t.present)],
 );
 
 export interface ExplanationFactor {

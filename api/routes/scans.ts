@@ -19,6 +19,10 @@ const UploadQuery = z.object({
   target: z.string().max(512).optional().openapi({ description: 'Asset name to use instead of the one in the report' }),
   owner: z.string().max(256).optional().openapi({ description: 'ServiceNow user_name or e-mail of the asset owner' }),
   filename: z.string().max(256).optional().openapi({ description: 'Original file name, used in error messages' }),
+  complete: z
+    .enum(['true', 'false'])
+    .optional()
+    .openapi({ description: 'Whether the report lists everything its source sees on its assets (then findings it no longer lists are closed). Default: true unless the report is empty.' }),
 });
 
 export const uploadScanRoute = createRoute({
@@ -116,6 +120,7 @@ export const scanRoutes = new OpenAPIHono<AppEnv>()
       reportSha256: saved.sha256,
       reportBytes: saved.bytes,
       owner: query.owner ?? null,
+      complete: query.complete === undefined ? null : query.complete === 'true',
     });
     try {
       await deps.temporal.client.workflow.start(discoveryWorkflow, {

@@ -15,7 +15,8 @@ export interface FindingFilter {
 export async function listFindings(sql: Sql, f: FindingFilter) {
   const rows = await sql`
     select f.id, f.issue_id, f.kind, f.component, f.version, f.location, f.fixed_version, f.severity, f.cvss_score,
-           f.title, f.status, f.tier, f.score, f.due_at, f.explanation, f.ticket_key, f.first_seen_at, f.last_seen_at,
+           f.title, f.status, f.vendor_status, f.closed_at, f.closed_reason, f.tier,
+           (select coalesce(array_agg(fs.source order by fs.source) filter (where fs.present), '{}') from finding_sources fs where fs.finding_id = f.id) as sources, f.score, f.due_at, f.explanation, f.ticket_key, f.first_seen_at, f.last_seen_at,
            a.asset_key, a.name as asset_name, a.owner, count(*) over () as total
     from findings f join assets a on a.id = f.asset_id
     where true
@@ -41,6 +42,10 @@ export async function listFindings(sql: Sql, f: FindingFilter) {
       cvssScore: r.cvss_score as number | null,
       title: r.title as string | null,
       status: r.status as string,
+      vendorStatus: r.vendor_status as string | null,
+      sources: r.sources as string[],
+      closedAt: (r.closed_at as Date | null)?.toISOString() ?? null,
+      closedReason: r.closed_reason as string | null,
       tier: r.tier as string | null,
       score: r.score as number | null,
       dueAt: (r.due_at as Date | null)?.toISOString() ?? null,

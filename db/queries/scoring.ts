@@ -1,6 +1,9 @@
 import type { Sql } from '../client.js';
 import type { Policy } from '../../prioritization/policy.js';
 
+/** Vendor statuses that say the finding needs no fix here (VEX not_affected, fixed, false positive, suppressed). */
+const SUPPRESSING_STATUSES = ['not_affected', 'fixed', 'false_positive', 'suppressed'];
+
 /**
  * Scores the open findings of one scan's assets, set-based: one UPDATE joins findings with the active
  * EPSS and KEV feeds, applies the policy's thresholds and writes tier, score, due date and the
@@ -11,7 +14,7 @@ export async function scoreScanFindings(sql: Sql, policy: Policy, scanId: string
   const sla = (tier: keyof Policy['slaMs']) => `${policy.slaMs[tier]} milliseconds`;
   const [result] = await sql`
     with inputs as (
-      select f.id, f.cvss_score as cvss, f.tier as old_tier, f.score as old_score, f.due_at as old_due,
+      select f.id, f.cvss_score as cvss, f.vendor_status, f.tier as old_tier, f.score as old_score, f.due_at as old_due,
              e.epss, e.percentile, e.feed_version as epss_version,
              k.cve is not null as in_kev, coalesce(k.known_ransomware, false) as ransomware,
              k.date_added as kev_added, k.feed_version as kev_version
@@ -23,6 +26,7 @@ export async function scoreScanFindings(sql: Sql, policy: Policy, scanId: string
     decided as (
       select i.*,
         case
+          when vendor_status in ${sql(SUPPRESSING_STATUSES)} then 'track'
           when in_kev then 'act'
           when coalesce(epss, 0) >= ${policy.epssAttend} then 'attend'
           when coalesce(cvss, 0) >= ${policy.cvssAttend} then 'attend'
@@ -50,6 +54,10 @@ export async function scoreScanFindings(sql: Sql, policy: Policy, scanId: string
             'source', coalesce('CISA KEV ' || kev_version, 'CISA KEV'),
             'effect', case when in_kev then format('known exploited (listed %s)%s: act', kev_added, case when ransomware then ', used in ransomware campaigns' else '' end)
                            else 'not in the known-exploited catalog' end),
+          jsonb_build_object('factor', 'vendor_status', 'value', vendor_status, 'source', 'scanner or VEX statement',
+            'effect', case when vendor_status in ${sql(SUPPRESSING_STATUSES)} then format('declared %s: nothing to fix, tracked only', vendor_status)
+                           when vendor_status is null then 'no vendor status'
+                           else format('%s: no effect on the tier', vendor_status) end),
           jsonb_build_object('factor', 'policy', 'value', ${policy.version}::text, 'source', 'prioritization policy',
             'effect', format('tier %s', tier))
         ) as explanation

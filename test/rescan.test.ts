@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectorFor } from '../connectors/index.js';
+import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
+import { ingestFindings, type ScanToIngest } from '../db/queries/ingest.js';
+import { corpusFile, corpusSkipReason, hasCorpus } from './corpus.js';
+import { createTestDatabase } from './support/platform.js';
+
+// Scan semantics on real PostgreSQL: complete rescans close what they no longer report and re-open
+// what returns; empty and partial reports close nothing; one finding reported by two scanners
+// closes only when neither reports it.
+
+let database: Database;
+const tmp = mkdtempSync(join(tmpdir(), 'rescan-'));
+const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'trivy-payments-api.json'), 'utf8'));
+
+beforeAll(async () => {
+  const url = await createTestDatabase();
+  await migrateDatabase(url);
+  database = connectDatabase(url);
+});
+afterAll(async () => database?.close());
+
+async function ingest(file: string, scan: Omit<ScanToIngest, 'id'>, format?: string) {
+  const connector = await connectorFor(file, file, format);
+  const id = randomUUID();
+  const counts = await ingestFindings(database.sql, { id, ...scan }, connector.parse(file, { target: scan.target ?? undefined }));
+  return { id, counts };
+}
+
+function writeReport(name: string, mutate: (report: typeof fixture) => void): string {
+  const report = structuredClone(fixture);
+  mutate(report);
+  const file = join(tmp, name);
+  writeFileSync(file, JSON.stringify(report));
+  return file;
+}
+
+async function findingsOf(asset: string) {
+  return database.sql<{ issue_id: string; status: string; closed_reason: string | null; closed_by_scan_id: string | null; reopen_count: number }[]>`
+    select f.issue_id, f.status, f.closed_reason, f.closed_by_scan_id, f.reopen_count
+    from findings f join assets a on a.id = f.asset_id where a.name = ${asset} order by f.issue_id`;
+}
+
+describe('rescans of one source', () => {
+  const target = 'rescan/app:1';
+  const source = 'trivy-ci';
+  const full = writeReport('full.json', () => {});
+  const withoutLog4j = writeReport('without-log4j.json', (r) => {
+    r.Results[1].Vulnerabilities = r.Results[1].Vulnerabilities.filter((v: { VulnerabilityID: string }) => v.VulnerabilityID !== 'CVE-2021-44228');
+  });
+  const empty = writeReport('empty.json', (r) => {
+    r.Results = [];
+  });
+  const onlyOne = writeReport('only-one.json', (r) => {
+    r.Results = [{ ...r.Results[0], Vulnerabilities: [r.Results[0].Vulnerabilities[0]] }];
+  });
+
+  it('closes what a complete rescan no longer reports, with the reason and the closing scan', async () => {
+    expect((await ingest(full, { source, target })).counts).toMatchObject({ findings: 6, newFindings: 6, closedFindings: 0 });
+    const second = await ingest(withoutLog4j, { source, target });
+    expect(second.counts).toMatchObject({ findings: 5, newFindings: 0, closedFindings: 1 });
+    const log4j = (await findingsOf(target)).find((f) => f.issue_id === 'CVE-2021-44228')!;
+    expect(log4j).toMatchObject({ status: 'closed', closed_reason: 'no longer reported by a complete scan of trivy-ci', closed_by_scan_id: second.id });
+    expect((await findingsOf(target)).filter((f) => f.status === 'open')).toHaveLength(5);
+  });
+
+  it('closes nothing on an empty report that is not declared complete, or on a partial one', async () => {
+    expect((await ingest(empty, { source, target })).counts).toMatchObject({ findings: 0, closedFindings: 0 });
+    expect((await ingest(onlyOne, { source, target, complete: false })).counts).toMatchObject({ findings: 1, closedFindings: 0 });
+    expect((await findingsOf(target)).filter((f) => f.status === 'open')).toHaveLength(5);
+  });
+
+  it('re-opens a finding that comes back', async () => {
+    const back = await ingest(full, { source, target });
+    expect(back.counts).toMatchObject({ findings: 6, newFindings: 0, reopenedFindings: 1, closedFindings: 0 });
+    const log4j = (await findingsOf(target)).find((f) => f.issue_id === 'CVE-2021-44228')!;
+    expect(log4j).toMatchObject({ status: 'open', closed_reason: null, closed_by_scan_id: null, reopen_count: 1 });
+  });
+
+  it('closes everything on an empty report declared complete for its target', async () => {
+    expect((await ingest(empty, { source, target, complete: true })).counts).toMatchObject({ findings: 0, closedFindings: 6 });
+    expect((await findingsOf(target)).every((f) => f.status === 'closed')).toBe(true);
+  });
+
+  it('leaves other assets and other sources alone', async () => {
+    await ingest(full, { source, target: 'rescan/other:1' });
+    await ingest(empty, { source, target, complete: true });
+    expect((await findingsOf('rescan/other:1')).filter((f) => f.status === 'open')).toHaveLength(6);
+  });
+});
+
+describe.skipIf(!hasCorpus)(`two scanners, one image${hasCorpus ? '' : ` (${corpusSkipReason})`}`, () => {
+  const trivy = corpusFile('scanners', 'more', 'trivy-grype-same-image', 'trivy-results.json');
+  const grype = corpusFile('scanners', 'more', 'trivy-grype-same-image', 'grype-results.json');
+  const target = 'my-app:latest';
+
+  it('stores a CVE on a package reported by Trivy and by Grype as one finding with two sources', async () => {
+    const t = await ingest(trivy, { source: 'trivy', target });
+    const g = await ingest(grype, { source: 'grype', target });
+    expect(t.counts.findings).toBe(54);
+    expect(g.counts.newFindings).toBeLessThan(g.counts.findings);
+    const [row] = await database.sql`
+      select count(*) filter (where n = 2)::int as both, count(*) filter (where n = 1 and has_trivy)::int as trivy_only
+      from (select f.id, count(*) as n, bool_or(fs.source = 'trivy') as has_trivy
+            from findings f join assets a on a.id = f.asset_id join finding_sources fs on fs.finding_id = f.id
+            where a.name = ${target} group by f.id) x`;
+    // Every Trivy CVE is also in Grype's output for this image (the corpus README says so).
+    expect(row).toEqual({ both: 54, trivy_only: 0 });
+  });
+
+  it('keeps the finding open while one scanner still reports it', async () => {
+    const emptyTrivy = join(tmp, 'empty-trivy.json');
+    writeFileSync(emptyTrivy, JSON.stringify({ SchemaVersion: 2, ArtifactName: target, ArtifactType: 'container_image', Results: [] }));
+    const byTrivy = await ingest(emptyTrivy, { source: 'trivy', target, complete: true });
+    expect(byTrivy.counts.closedFindings).toBe(0);
+    const [open] = await database.sql`
+      select count(*)::int as n from findings f join assets a on a.id = f.asset_id
+      join finding_sources fs on fs.finding_id = f.id and fs.source = 'trivy'
+      where a.name = ${target} and f.status = 'open' and not fs.present`;
+    expect(open!.n).toBe(54);
+  });
+});
