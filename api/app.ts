@@ -3,6 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import { requireToken } from './auth.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { problem } from './problem.js';
+import { assetRoutes } from './routes/assets.js';
 import { findingRoutes } from './routes/findings.js';
 import { healthRoutes } from './routes/health.js';
 import { intelRoutes } from './routes/intel.js';
@@ -26,6 +27,7 @@ export function createApp(deps: ApiDeps) {
   app.use('/api/*', async (c, next) => (c.req.path === '/api/v1/webhooks/servicenow' ? next() : requireToken(c, next)));
   app.route('/', scanRoutes);
   app.route('/', findingRoutes);
+  app.route('/', assetRoutes);
   app.route('/', ticketRoutes);
   app.route('/', intelRoutes);
   app.doc31('/api/v1/openapi.json', { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } });

@@ -1,13 +1,18 @@
+import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../platform/config.js';
-import { startPlatform, type Roles } from '../platform/start.js';
+import type { Roles } from '../platform/start.js';
 
 const USAGE = `usage: ctem <command>
 
-  start     run the whole platform (embedded PostgreSQL, Temporal dev server and ServiceNow
-            simulator unless DATABASE_URL, TEMPORAL_ADDRESS and SERVICENOW_URL point elsewhere)
-  api       run only the HTTP API
-  worker    run only the Temporal worker
-  help      this text`;
+  start               run the whole platform (embedded PostgreSQL, Temporal dev server and ServiceNow
+                      simulator unless DATABASE_URL, TEMPORAL_ADDRESS and SERVICENOW_URL point elsewhere)
+  api                 run only the HTTP API
+  worker              run only the Temporal worker
+  parse FILE          print a report's normalized findings as JSON lines (no database)
+                      [--format F] [--target NAME]
+  ingest FILE         upload a report to the running platform and wait for its discovery run
+                      [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false] [--no-wait]
+  help                this text`;
 
 const ROLES: Record<string, Roles> = {
   start: { api: true, worker: true },
@@ -15,13 +20,8 @@ const ROLES: Record<string, Roles> = {
   worker: { api: false, worker: true },
 };
 
-async function main(argv: string[]): Promise<number> {
-  const command = argv[0] ?? 'help';
-  const roles = ROLES[command];
-  if (!roles) {
-    console.log(USAGE);
-    return command === 'help' || command === '--help' ? 0 : 2;
-  }
+async function serve(roles: Roles): Promise<number> {
+  const { startPlatform } = await import('../platform/start.js');
   const config = loadConfig();
   const log = (line: string) => console.log(`[ctem] ${line}`);
   const platform = await startPlatform(config, roles, log);
@@ -38,16 +38,13 @@ async function main(argv: string[]): Promise<number> {
     `  PostgreSQL       ${platform.databaseUrl.replace(/:[^:@/]+@/, ':***@')}`,
     `  Data             ${config.dataDir}`,
     '',
-    ...(platform.apiUrl
-      ? [`Try: curl -H "Authorization: Bearer ${platform.apiToken}" --data-binary @report.json ${platform.apiUrl}/api/v1/scans?owner=alice`]
-      : []),
+    ...(platform.apiUrl ? ['Try: npx ctem ingest report.json --owner alex.romero'] : []),
     'Ctrl-C stops everything; the next start resumes where this one left off.',
   ];
   console.log(lines.join('\n'));
   await new Promise<void>((resolve) => {
-    const onSignal = () => resolve();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
   });
   log('stopping...');
   await platform.stop();
@@ -55,10 +52,39 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function main(argv: string[]): Promise<number> {
+  const [command = 'help', ...rest] = argv;
+  const roles = ROLES[command];
+  if (roles) return serve(roles);
+  if (command === 'parse' || command === 'ingest') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        format: { type: 'string' },
+        target: { type: 'string' },
+        source: { type: 'string' },
+        owner: { type: 'string' },
+        complete: { type: 'string' },
+        'no-wait': { type: 'boolean', default: false },
+      },
+    });
+    if (command === 'parse') {
+      const { parseCommand } = await import('./commands/parse.js');
+      return parseCommand({ file: positionals[0], ...(values.format ? { format: values.format } : {}), ...(values.target ? { target: values.target } : {}) });
+    }
+    const { ingestCommand } = await import('./commands/ingest.js');
+    const { 'no-wait': noWait, ...options } = values;
+    return ingestCommand(loadConfig(), { file: positionals[0], ...options, wait: !noWait });
+  }
+  console.log(USAGE);
+  return command === 'help' || command === '--help' ? 0 : 2;
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(err instanceof ConfigError ? err.message : `ctem: ${(err as Error).stack ?? String(err)}`);
+    console.error(err instanceof ConfigError ? err.message : `ctem: ${(err as Error).message ?? String(err)}`);
     process.exit(1);
   },
 );

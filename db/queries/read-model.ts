@@ -117,3 +117,57 @@ export async function getTicket(sql: Sql, key: string) {
     })),
   };
 }
+
+export interface AssetFilter {
+  q?: string;
+  owner?: string;
+  orphaned?: boolean;
+  kind?: string;
+  limit: number;
+  offset: number;
+}
+
+/** The asset inventory, with open-finding counts per tier. */
+export async function listAssets(sql: Sql, f: AssetFilter) {
+  const rows = await sql`
+    select a.*, count(*) over () as total,
+      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open')::int as open_findings,
+      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open' and x.tier in ('act', 'attend'))::int as action_findings
+    from assets a
+    where true
+      ${f.q ? sql`and (a.name ilike ${'%' + f.q + '%'} or a.asset_key ilike ${'%' + f.q + '%'} or a.digest = ${f.q})` : sql``}
+      ${f.owner ? sql`and a.owner = ${f.owner}` : sql``}
+      ${f.orphaned === true ? sql`and a.owner is null` : f.orphaned === false ? sql`and a.owner is not null` : sql``}
+      ${f.kind ? sql`and a.kind = ${f.kind}` : sql``}
+    order by a.name, a.id
+    limit ${f.limit} offset ${f.offset}`;
+  return {
+    total: Number(rows[0]?.total ?? 0),
+    items: rows.map((r) => ({
+      id: Number(r.id),
+      key: r.asset_key as string,
+      kind: r.kind as string,
+      name: r.name as string,
+      digest: r.digest as string | null,
+      owner: r.owner as string | null,
+      businessService: r.business_service as string | null,
+      criticality: r.criticality as string | null,
+      internetFacing: r.internet_facing as boolean | null,
+      openFindings: r.open_findings as number,
+      actionFindings: r.action_findings as number,
+      firstSeenAt: (r.first_seen_at as Date).toISOString(),
+      lastSeenAt: (r.last_seen_at as Date).toISOString(),
+    })),
+  };
+}
+
+/** Owners and what they own; assets without one are counted under `owner: null`. */
+export async function listOwners(sql: Sql) {
+  const rows = await sql`
+    select a.owner, count(distinct a.id)::int as assets,
+           count(f.id) filter (where f.status = 'open')::int as open_findings,
+           count(f.id) filter (where f.status = 'open' and f.tier in ('act', 'attend'))::int as action_findings
+    from assets a left join findings f on f.asset_id = a.id
+    group by a.owner order by a.owner nulls first`;
+  return rows.map((r) => ({ owner: r.owner as string | null, assets: r.assets as number, openFindings: r.open_findings as number, actionFindings: r.action_findings as number }));
+}

@@ -1,0 +1,64 @@
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { Config } from '../../platform/config.js';
+
+export interface IngestArgs {
+  file?: string;
+  format?: string;
+  source?: string;
+  target?: string;
+  owner?: string;
+  complete?: string;
+  wait: boolean;
+}
+
+/** The running platform's API and token: CTEM_API_URL / CTEM_API_TOKEN, else the local data dir's. */
+function apiOf(config: Config): { url: string; token: string } {
+  const url = (process.env.CTEM_API_URL ?? `http://127.0.0.1:${config.port}`).replace(/\/$/, '');
+  const secrets = join(config.dataDir, 'secrets.json');
+  const token = config.apiToken ?? (existsSync(secrets) ? (JSON.parse(readFileSync(secrets, 'utf8')) as { apiToken: string }).apiToken : undefined);
+  if (!token) throw new Error(`no API token: set CTEM_API_TOKEN (none generated in ${config.dataDir})`);
+  return { url, token };
+}
+
+/** `ctem ingest FILE`: uploads a report to the running platform and waits for its discovery run. */
+export async function ingestCommand(config: Config, args: IngestArgs): Promise<number> {
+  if (!args.file) {
+    console.error('usage: ctem ingest FILE [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false] [--no-wait]');
+    return 2;
+  }
+  if (!existsSync(args.file) || !statSync(args.file).isFile()) {
+    console.error(`${basename(args.file)}: file not found`);
+    return 1;
+  }
+  const { url, token } = apiOf(config);
+  const query = new URLSearchParams({ filename: basename(args.file) });
+  for (const key of ['format', 'source', 'target', 'owner', 'complete'] as const) if (args[key]) query.set(key, args[key]!);
+  const headers = { authorization: `Bearer ${token}` };
+  const res = await fetch(`${url}/api/v1/scans?${query}`, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/octet-stream' },
+    body: Readable.toWeb(createReadStream(args.file)) as ReadableStream,
+    duplex: 'half',
+  } as RequestInit);
+  const body = (await res.json()) as { scanId?: string; workflowId?: string; error?: { message: string } };
+  if (res.status !== 202) {
+    console.error(body.error?.message ?? `upload failed with HTTP ${res.status}`);
+    return 1;
+  }
+  console.error(`scan ${body.scanId} accepted (workflow ${body.workflowId})`);
+  if (!args.wait) return 0;
+  for (;;) {
+    const scan = (await (await fetch(`${url}/api/v1/scans/${body.scanId}`, { headers })).json()) as { status: string; counts: object; error?: string };
+    if (scan.status === 'completed') {
+      console.log(JSON.stringify(scan.counts));
+      return 0;
+    }
+    if (scan.status === 'failed') {
+      console.error(scan.error);
+      return 1;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
