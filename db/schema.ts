@@ -32,10 +32,105 @@ export const assets = pgTable('assets', {
   /** ServiceNow user_name (or e-mail) of the accountable owner; null means orphan. */
   owner: text('owner'),
   businessService: text('business_service'),
-  criticality: text('criticality'),
+  criticality: text('criticality', { enum: ['critical', 'high', 'medium', 'low'] }),
+  environment: text('environment'),
   internetFacing: boolean('internet_facing'),
+  /** Ports the internet reaches (public IP and a security-group rule open to 0.0.0.0/0). */
+  exposedPorts: text('exposed_ports').array(),
+  publicIps: text('public_ips').array(),
+  securityGroups: text('security_groups').array(),
+  tags: jsonb('tags').$type<Record<string, string>>(),
+  /** Which source set each context attribute, for precedence (see docs/ARCHITECTURE.md). */
+  attributeSources: jsonb('attribute_sources').$type<Record<string, string>>().notNull().default({}),
   firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
   lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+  /** Last time a scan covered this asset (with or without findings): the scan-coverage KPI. */
+  lastScannedAt: timestamp('last_scanned_at', { withTimezone: true }),
+});
+
+/**
+ * Every name an asset is known by (fqdn, hostname, ip, instance id, image, image digest, CMDB id).
+ * A record from any source that shares one of these values is the same asset.
+ */
+export const assetIdentifiers = pgTable(
+  'asset_identifiers',
+  {
+    kind: text('kind').notNull(),
+    value: text('value').notNull(),
+    assetId: bigint('asset_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    source: text('source').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.value] }), index('asset_identifiers_asset_idx').on(t.assetId)],
+);
+
+/** image -runs_on-> host, host -part_of-> business service, container -instance_of-> image. */
+export const assetRelations = pgTable(
+  'asset_relations',
+  {
+    assetId: bigint('asset_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    relation: text('relation', { enum: ['runs_on', 'instance_of', 'part_of'] }).notNull(),
+    targetId: bigint('target_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    source: text('source').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.assetId, t.relation, t.targetId] })],
+);
+
+/** Inbound security-group / firewall rules of the latest import per source. */
+export const exposureRules = pgTable(
+  'exposure_rules',
+  {
+    source: text('source').notNull(),
+    securityGroup: text('security_group').notNull(),
+    protocol: text('protocol').notNull(),
+    fromPort: integer('from_port').notNull(),
+    toPort: integer('to_port').notNull(),
+    cidr: text('cidr').notNull(),
+  },
+  (t) => [index('exposure_rules_group_idx').on(t.securityGroup)],
+);
+
+/** EDR evidence: this package / process was seen running on this asset. */
+export const runtimeEvidence = pgTable(
+  'runtime_evidence',
+  {
+    assetId: bigint('asset_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    package: text('package').notNull().default(''),
+    version: text('version').notNull().default(''),
+    process: text('process').notNull().default(''),
+    source: text('source').notNull(),
+    observedAt: timestamp('observed_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.assetId, t.package, t.version, t.process] })],
+);
+
+/**
+ * Discovery sources the platform pulls on a schedule: a scanner report at a URL (optionally per
+ * target), or the ServiceNow CMDB. Pushed reports need no entry here.
+ */
+export const discoverySources = pgTable('discovery_sources', {
+  name: text('name').primaryKey(),
+  kind: text('kind', { enum: ['report-url', 'servicenow-cmdb'] }).notNull(),
+  config: jsonb('config').$type<Record<string, unknown>>().notNull(),
+  /** A Temporal schedule interval (e.g. 1d) or cron expression; null: only on demand and on deploy events. */
+  schedule: text('schedule'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+/** Generated reports (the weekly orphan-asset report), kept for history. */
+export const reports = pgTable('reports', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  kind: text('kind').notNull(),
+  body: jsonb('body').notNull(),
+  createdAt: createdAt(),
 });
 
 /** One uploaded report and what became of it. */
@@ -66,7 +161,8 @@ export const scans = pgTable('scans', {
 
 /**
  * One exposure of one asset: (asset, issue id, component@version, path). The fingerprint is a hash of
- * exactly those identity fields and never of titles or descriptions, which scanners rewrite.
+ * exactly those identity fields, with the asset as resolved across sources (so two scanners naming
+ * one host differently still agree), and never of titles or descriptions, which scanners rewrite.
  */
 export const findings = pgTable(
   'findings',

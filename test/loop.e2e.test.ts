@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +11,15 @@ import { eventually, startTestPlatform, type TestPlatform } from './support/plat
 
 const fixtures = join(import.meta.dirname, 'fixtures');
 const report = readFileSync(join(fixtures, 'trivy-payments-api.json'));
+
+/** The fixture as another image: the same digest would (rightly) make every target one asset. */
+function reportFor(target: string): string {
+  const r = JSON.parse(report.toString());
+  const digest = createHash('sha256').update(target).digest('hex');
+  r.Metadata.ImageID = `sha256:${digest}`;
+  r.Metadata.RepoDigests = [`${target.split(':')[0]}@sha256:${digest}`];
+  return JSON.stringify(r);
+}
 
 const ACK_SLA_S = 6;
 const ESCALATION_INTERVAL_S = 2;
@@ -39,7 +49,7 @@ async function json<T>(res: Response | Promise<Response>): Promise<T> {
   return JSON.parse(text) as T;
 }
 
-async function uploadScan(target: string, body: Buffer | string = report, owner = 'alex.romero') {
+async function uploadScan(target: string, body: Buffer | string = reportFor(target), owner = 'alex.romero') {
   const res = await platform.api(`/api/v1/scans?owner=${owner}&target=${encodeURIComponent(target)}&filename=trivy-payments-api.json`, {
     method: 'POST',
     body,
@@ -306,7 +316,7 @@ describe('mobilization', () => {
 
   it('puts fixes on assets without an owner in the orphan queue instead of opening tickets', async () => {
     const target = 'shop/unowned:1';
-    const res = await platform.api(`/api/v1/scans?target=${encodeURIComponent(target)}`, { method: 'POST', body: report });
+    const res = await platform.api(`/api/v1/scans?target=${encodeURIComponent(target)}`, { method: 'POST', body: reportFor(target) });
     const scan = await scanDone(((await res.json()) as { scanId: string }).scanId);
     expect(scan.counts).toMatchObject({ goldenTickets: 3, orphanedTickets: 3, ticketsSignalled: 0 });
     const orphans = (await json<{ items: Ticket[] }>(platform.api('/api/v1/tickets?state=orphaned'))).items.filter((t) => t.asset.name === target);

@@ -33,6 +33,8 @@ async function ingest(file: string, scan: Omit<ScanToIngest, 'id'>, format?: str
 
 function writeReport(name: string, mutate: (report: typeof fixture) => void): string {
   const report = structuredClone(fixture);
+  // Without digests the target name is the asset's identity, so one file can stand for two images.
+  delete report.Metadata;
   mutate(report);
   const file = join(tmp, name);
   writeFileSync(file, JSON.stringify(report));
@@ -122,5 +124,32 @@ describe.skipIf(!hasCorpus)(`two scanners, one image${hasCorpus ? '' : ` (${corp
       join finding_sources fs on fs.finding_id = f.id and fs.source = 'trivy'
       where a.name = ${target} and f.status = 'open' and not fs.present`;
     expect(open!.n).toBe(54);
+  });
+});
+
+describe('asset identity across reports', () => {
+  it('resolves one image reported under two tags to one asset by its digest', async () => {
+    const tagged = (tag: string) => {
+      const report = structuredClone(fixture);
+      report.ArtifactName = `registry.example.com/shop/identity:${tag}`;
+      const file = join(tmp, `identity-${tag}.json`);
+      writeFileSync(file, JSON.stringify(report));
+      return file;
+    };
+    const first = await ingest(tagged('1.4.2'), { source: 'trivy' });
+    const second = await ingest(tagged('stable'), { source: 'trivy' });
+    expect(first.counts.newFindings).toBe(6);
+    expect(second.counts.newFindings).toBe(0);
+    const identifiers = await database.sql`
+      select kind, value from asset_identifiers where asset_id = (select asset_id from asset_identifiers where kind = 'key' and value = 'image:registry.example.com/shop/identity:1.4.2')
+      order by kind, value`;
+    expect(identifiers.map((i) => `${i.kind}=${i.value}`)).toEqual(
+      expect.arrayContaining([
+        'image=registry.example.com/shop/identity:1.4.2',
+        'image=registry.example.com/shop/identity:stable',
+        'image_digest=sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0',
+        'key=image:registry.example.com/shop/identity:stable',
+      ]),
+    );
   });
 });

@@ -1,5 +1,6 @@
 import type { Sql } from '../client.js';
-import { fingerprint, type NormalizedFinding } from '../../connectors/index.js';
+import type { NormalizedFinding } from '../../connectors/index.js';
+import { resolveAssets, stageAssetRef, type StagedAsset } from './assets.js';
 import { copyRows } from './copy.js';
 
 export interface IngestCounts {
@@ -21,8 +22,7 @@ export interface ScanToIngest {
 }
 
 const STAGING_COLUMNS = [
-  'fingerprint', 'asset_key', 'asset_kind', 'asset_name', 'asset_digest', 'kind', 'issue_id', 'component',
-  'version', 'location', 'fixed_version', 'severity', 'cvss_score', 'title', 'vendor_status',
+  'asset_key', 'kind', 'issue_id', 'component', 'version', 'location', 'fixed_version', 'severity', 'cvss_score', 'title', 'vendor_status',
 ] as const;
 
 /**
@@ -36,32 +36,41 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
   return sql.begin(async (tx) => {
     await tx`
       create temp table staging_findings (
-        fingerprint text, asset_key text, asset_kind text, asset_name text, asset_digest text, kind text,
-        issue_id text, component text, version text, location text, fixed_version text, severity text,
-        cvss_score real, title text, vendor_status text
+        asset_key text, kind text, issue_id text, component text, version text, location text, fixed_version text,
+        severity text, cvss_score real, title text, vendor_status text
       ) on commit drop`;
-    const rows = await copyRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => [
-      fingerprint(f), f.asset.assetKey, f.asset.kind, f.asset.name, f.asset.digest, f.kind, f.issueId, f.component,
-      f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.title, f.vendorStatus,
-    ]);
-    const [assets] = await tx`
-      with upserted as (
-        insert into assets (asset_key, kind, name, digest, owner)
-        select distinct on (asset_key) asset_key, asset_kind, asset_name, asset_digest, ${scan.owner ?? null}
-        from staging_findings order by asset_key
-        on conflict (asset_key) do update set
-          last_seen_at = now(),
-          digest = coalesce(excluded.digest, assets.digest),
-          owner = coalesce(excluded.owner, assets.owner)
-        returning 1
-      ) select count(*)::int as count from upserted`;
+    // Assets are few even when findings are millions: collect them on the way, resolve them once.
+    const seen = new Map<string, StagedAsset>();
+    const rows = await copyRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => {
+      if (!seen.has(f.asset.assetKey)) seen.set(f.asset.assetKey, stageAssetRef(f.asset));
+      return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.title, f.vendorStatus];
+    });
+    const resolved = await resolveAssets(tx, [...seen.values()], 'scan');
+    const scannedIds = [...resolved.values()];
+    if (rows === 0 && scan.target) {
+      const [byName] = await tx`select id from assets where name = ${scan.target} order by id limit 1`;
+      if (byName) scannedIds.push(Number(byName.id));
+    }
+    // A scan's owner parameter is the weakest ownership claim: CMDB or cloud tags win over it.
+    await tx`
+      update assets set
+        last_seen_at = case when id = any(${tx.array([...resolved.values()])}::bigint[]) then now() else last_seen_at end,
+        last_scanned_at = now(),
+        owner = case when ${scan.owner ?? null}::text is not null and coalesce(attribute_sources->>'owner', 'scan') = 'scan'
+                     then ${scan.owner ?? null}::text else owner end,
+        attribute_sources = case when ${scan.owner ?? null}::text is not null and attribute_sources->>'owner' is null
+                                 then attribute_sources || '{"owner":"scan"}' else attribute_sources end
+      where id = any(${tx.array(scannedIds)}::bigint[])`;
     // distinct on: a report may list the same package twice (e.g. two layers); one finding it is.
     // `prior` reads the table as it was before this statement, which tells re-opened findings apart.
     const [merged] = await tx`
-      with incoming as (
-        select distinct on (s.fingerprint) s.*, a.id as asset_id
-        from staging_findings s join assets a on a.asset_key = s.asset_key
-        order by s.fingerprint, s.cvss_score desc nulls last
+      with keyed as (
+        select s.*, r.asset_id,
+               encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint
+        from staging_findings s join resolved_assets r on r.asset_key = s.asset_key
+      ),
+      incoming as (
+        select distinct on (fingerprint) * from keyed order by fingerprint, cvss_score desc nulls last
       ),
       prior as (
         select f.id, f.status from findings f join incoming i on i.fingerprint = f.fingerprint
@@ -104,9 +113,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       // The scanned assets: those in the report, or the declared target of an empty complete report.
       const [result] = await tx`
         with scanned as (
-          select id from assets where asset_key in (select asset_key from staging_findings)
-          union
-          select id from assets where ${rows === 0} and name = ${scan.target ?? null}
+          select unnest(${tx.array(scannedIds)}::bigint[]) as id
         ),
         absent as (
           update finding_sources fs set present = false
@@ -131,7 +138,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       newFindings: merged?.new_findings ?? 0,
       reopenedFindings: merged?.reopened ?? 0,
       closedFindings: closed,
-      assets: assets?.count ?? 0,
+      assets: resolved.size,
     };
   });
 }
