@@ -1,6 +1,17 @@
 import { open } from 'node:fs/promises';
 import { ReportError, type NormalizedFinding } from './model.js';
 import { trivy } from './trivy/index.js';
+import { grype } from './grype/index.js';
+import { sarif } from './sarif/index.js';
+import { cyclonedxJson } from './cyclonedx-json/index.js';
+import { dependencyTrack } from './dependency-track/index.js';
+import { npmAudit } from './npm-audit/index.js';
+import { osvScanner } from './osv-scanner/index.js';
+import { nessus } from './nessus/index.js';
+import { tenableCsv } from './tenable-csv/index.js';
+import { qualysXml, qualysCsv } from './qualys/index.js';
+import { cyclonedxXml } from './cyclonedx-xml/index.js';
+import { cnapp } from './cnapp/index.js';
 
 export interface ParseOptions {
   /** Overrides the asset name the report gives (or supplies one where the report has none). */
@@ -16,7 +27,7 @@ export interface Connector {
 }
 
 /** Every supported format. A new format is one folder and one line here. */
-export const connectors: readonly Connector[] = [trivy];
+export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, nessus, tenableCsv, qualysXml, qualysCsv, cyclonedxXml, cnapp];
 
 const HEAD_BYTES = 64 * 1024;
 

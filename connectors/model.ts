@@ -15,7 +15,7 @@ export interface AssetRef {
 
 export interface NormalizedFinding {
   asset: AssetRef;
-  kind: 'vulnerability';
+  kind: 'vulnerability' | 'misconfiguration' | 'secret';
   /** CVE, GHSA, vendor advisory or plugin id. */
   issueId: string;
   component: string;
@@ -26,6 +26,15 @@ export interface NormalizedFinding {
   severity: Severity;
   cvssScore?: number;
   title?: string;
+  /**
+   * `fix_available` (Trivy/Grype `fixed`): the installed version is still affected and a fixed one
+   * exists; unlike `fixed` (CycloneDX `resolved`), which says this very component is not affected.
+   */
+  vendorStatus?: 'affected' | 'not_affected' | 'fixed' | 'under_investigation' | 'will_not_fix' | 'false_positive' | 'suppressed' | 'unknown' | 'fix_available';
+  description?: string;
+  references?: string[];
+  /** `CWE-<n>` identifiers. */
+  cwes?: string[];
 }
 
 /** A report that cannot be imported, with the file, format and field that made it so. */

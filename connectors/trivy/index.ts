@@ -1,23 +1,74 @@
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
-import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding } from '../model.js';
+import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../model.js';
+import { streamJson, formatPath, type JsonPath } from '../json-stream.js';
+import { isObject, str, strings, defined, type Json } from '../common/json.js';
+import { componentName, cweId, trivyEcosystem } from '../common/identity.js';
 
-// Trivy JSON (`trivy image|fs|repo --format json`): SchemaVersion 2 reports, and the legacy
-// pre-2021 form that is a bare array of results. Vulnerabilities only, for now.
+// Trivy JSON (`trivy image|fs|repo|k8s --format json`): SchemaVersion 2 reports, Kubernetes cluster
+// reports (ClusterName), and the legacy pre-2021 form that is a bare array of results. Streamed:
+// the header (ArtifactName, ArtifactType, Metadata) precedes Results in every Trivy version, so the
+// asset is known before the first finding; a header written after Results is rejected, not guessed.
 
 const FORMAT = 'trivy-json';
 
-type Json = Record<string, unknown>;
+type VendorStatus = NonNullable<NormalizedFinding['vendorStatus']>;
 
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+/**
+ * Trivy's `Status`. `fixed` means a fixed version exists, the installed one is still affected;
+ * deferred and end-of-life fixes will not reach this version either.
+ */
+const STATUSES: Record<string, VendorStatus> = {
+  affected: 'affected',
+  fixed: 'fix_available',
+  not_affected: 'not_affected',
+  under_investigation: 'under_investigation',
+  will_not_fix: 'will_not_fix',
+  fix_deferred: 'will_not_fix',
+  end_of_life: 'will_not_fix',
+  unknown: 'unknown',
+};
 
-function assetFrom(report: Json | undefined, firstTarget: string | undefined, options: ParseOptions): AssetRef {
-  const type = typeof report?.ArtifactType === 'string' ? report.ArtifactType : undefined;
-  const name = options.target ?? (typeof report?.ArtifactName === 'string' ? report.ArtifactName : firstTarget) ?? 'unknown';
-  const metadata = isObject(report?.Metadata) ? report.Metadata : {};
-  const repoDigest = Array.isArray(metadata.RepoDigests) ? metadata.RepoDigests.find((d) => typeof d === 'string') : undefined;
-  const digest = typeof repoDigest === 'string' ? repoDigest : typeof metadata.ImageID === 'string' ? metadata.ImageID : undefined;
+const K8S_GROUPS = ['Vulnerabilities', 'Misconfigurations', 'Resources'] as const;
+const RESULT_FIELDS = ['Target', 'Class', 'Type', 'Vulnerabilities.*', 'Misconfigurations.*', 'Secrets.*'];
+
+const SELECT = [
+  'SchemaVersion', 'ArtifactName', 'ArtifactType', 'Metadata', 'ClusterName',
+  ...RESULT_FIELDS.map((f) => `Results.*.${f}`),
+  // Legacy: the root is the results array.
+  ...RESULT_FIELDS.map((f) => `*.${f}`),
+  // Kubernetes: resources grouped by finding type (older) or in one Resources list (newer).
+  ...K8S_GROUPS.flatMap((g) => [`${g}.*.Namespace`, `${g}.*.Kind`, `${g}.*.Name`, ...RESULT_FIELDS.map((f) => `${g}.*.Results.*.${f}`)]),
+];
+
+interface Header {
+  schemaVersion?: unknown;
+  artifactName?: unknown;
+  artifactType?: string;
+  metadata?: Json;
+  clusterName?: string;
+}
+
+/** The Result (and, in cluster reports, the resource) a finding sits in. */
+interface Scope {
+  target?: string;
+  type?: string;
+  asset: () => AssetRef;
+}
+
+/** `image (debian 12.7)` -> `image`: Trivy's OS result target is the artifact plus its OS. */
+const withoutOs = (target: string): string => target.replace(/\s+\([^()]*\)$/, '');
+
+function imageAsset(header: Header, firstTarget: string | undefined, options: ParseOptions, legacy: boolean): AssetRef {
+  const type = header.artifactType;
+  const metadata = header.metadata ?? {};
+  const tags = strings(metadata.RepoTags);
+  const reported = str(header.artifactName);
+  // Trivy writes ArtifactName "" for images scanned by ID; the tag or the OS result's target names them then.
+  const name = options.target
+    ?? (legacy ? firstTarget : reported ?? tags[0] ?? (firstTarget ? withoutOs(firstTarget) : undefined))
+    ?? 'unknown';
+  const digest = strings(metadata.RepoDigests)[0] ?? str(metadata.ImageID);
   const kind: AssetRef['kind'] =
     type === 'container_image' || (!type && firstTarget?.includes('(')) ? 'container_image'
     : type === 'filesystem' ? 'filesystem'
@@ -39,78 +90,293 @@ function cvssOf(vuln: Json): number | undefined {
   return undefined;
 }
 
-function* findingsOf(file: string, results: unknown[], asset: AssetRef, path: string): Generator<NormalizedFinding> {
-  for (const [i, result] of results.entries()) {
-    const at = `${path}[${i}]`;
-    if (!isObject(result)) throw new ReportError(file, FORMAT, at, 'expected an object');
-    const vulns = result.Vulnerabilities;
-    if (vulns === undefined || vulns === null) continue;
-    if (!Array.isArray(vulns)) throw new ReportError(file, FORMAT, `${at}.Vulnerabilities`, 'expected an array');
-    for (const [j, vuln] of vulns.entries()) {
-      const field = `${at}.Vulnerabilities[${j}]`;
-      if (!isObject(vuln)) throw new ReportError(file, FORMAT, field, 'expected an object');
-      const required = (name: string): string => {
-        const value = vuln[name];
-        if (typeof value !== 'string' || value.trim() === '') {
-          throw new ReportError(file, FORMAT, `${field}.${name}`, value === undefined ? 'missing' : 'expected a non-empty string');
-        }
-        return value;
-      };
-      const issueId = required('VulnerabilityID');
-      const component = required('PkgName');
-      const version = required('InstalledVersion');
-      const severity = normalizeSeverity(vuln.Severity ?? 'unknown');
-      if (!severity) throw new ReportError(file, FORMAT, `${field}.Severity`, `unknown severity ${JSON.stringify(vuln.Severity)}`);
-      const fixed = typeof vuln.FixedVersion === 'string' && vuln.FixedVersion.trim() !== '' ? vuln.FixedVersion : undefined;
-      const cvssScore = cvssOf(vuln);
-      yield {
-        asset,
-        kind: 'vulnerability',
-        issueId,
-        component,
-        version,
-        location: typeof vuln.PkgPath === 'string' ? vuln.PkgPath : '',
-        ...(fixed ? { fixedVersion: fixed } : {}),
-        severity,
-        ...(cvssScore !== undefined ? { cvssScore } : {}),
-        ...(typeof vuln.Title === 'string' ? { title: vuln.Title } : {}),
-      };
-    }
+function references(item: Json): string[] | undefined {
+  const refs = [...new Set([...strings(item.References), ...(str(item.PrimaryURL) ? [item.PrimaryURL as string] : [])])];
+  return refs.length ? refs : undefined;
+}
+
+class Reader {
+  constructor(readonly file: string) {}
+
+  fail(path: JsonPath, reason: string): never {
+    throw new ReportError(this.file, FORMAT, formatPath(path) || undefined, reason);
   }
+
+  object(value: unknown, path: JsonPath): Json {
+    return isObject(value) ? value : this.fail(path, 'expected an object');
+  }
+
+  required(item: Json, name: string, path: JsonPath): string {
+    const value = item[name];
+    if (typeof value !== 'string' || value.trim() === '') {
+      this.fail([...path, name], value === undefined ? 'missing' : 'expected a non-empty string');
+    }
+    return value;
+  }
+
+  severity(item: Json, path: JsonPath): Severity {
+    const severity = normalizeSeverity(item.Severity ?? 'unknown');
+    return severity ?? this.fail([...path, 'Severity'], `unknown severity ${JSON.stringify(item.Severity)}`);
+  }
+
+  vulnerability(value: unknown, path: JsonPath, scope: Scope): NormalizedFinding {
+    const vuln = this.object(value, path);
+    const issueId = this.required(vuln, 'VulnerabilityID', path);
+    const pkg = this.required(vuln, 'PkgName', path);
+    const version = this.required(vuln, 'InstalledVersion', path);
+    const severity = this.severity(vuln, path);
+    const cwes = strings(vuln.CweIDs).map(cweId).filter((c): c is string => c !== undefined);
+    return defined<NormalizedFinding>({
+      asset: scope.asset(),
+      kind: 'vulnerability',
+      issueId,
+      component: componentName(trivyEcosystem(scope.type), pkg),
+      version,
+      location: typeof vuln.PkgPath === 'string' ? vuln.PkgPath : '',
+      fixedVersion: str(vuln.FixedVersion),
+      severity,
+      cvssScore: cvssOf(vuln),
+      title: typeof vuln.Title === 'string' ? vuln.Title : undefined,
+      vendorStatus: typeof vuln.Status === 'string' ? STATUSES[vuln.Status] : undefined,
+      description: str(vuln.Description),
+      references: references(vuln),
+      cwes: cwes.length ? cwes : undefined,
+    });
+  }
+
+  /** Failed checks only: PASS entries appear with --include-non-failures and are not exposures. */
+  misconfiguration(value: unknown, path: JsonPath, scope: Scope): NormalizedFinding | undefined {
+    const item = this.object(value, path);
+    const status = typeof item.Status === 'string' ? item.Status.toUpperCase() : 'FAIL';
+    if (status === 'PASS') return undefined;
+    const issueId = str(item.ID) ?? str(item.AVDID) ?? this.fail([...path, 'ID'], 'missing');
+    const target = scope.target ?? this.fail([...path.slice(0, -2), 'Target'], 'missing');
+    return defined<NormalizedFinding>({
+      asset: scope.asset(),
+      kind: 'misconfiguration',
+      issueId,
+      component: target,
+      version: '',
+      location: target,
+      severity: this.severity(item, path),
+      title: str(item.Title),
+      vendorStatus: status === 'EXCEPTION' ? 'suppressed' : undefined,
+      description: str(item.Message) ?? str(item.Description),
+      references: references(item),
+    });
+  }
+
+  /** The matched text itself is never kept: Trivy redacts it, and it has no place in a finding store. */
+  secret(value: unknown, path: JsonPath, scope: Scope): NormalizedFinding {
+    const item = this.object(value, path);
+    const issueId = this.required(item, 'RuleID', path);
+    const target = scope.target ?? this.fail([...path.slice(0, -2), 'Target'], 'missing');
+    const line = typeof item.StartLine === 'number' ? item.StartLine : undefined;
+    return defined<NormalizedFinding>({
+      asset: scope.asset(),
+      kind: 'secret',
+      issueId,
+      component: target,
+      version: '',
+      location: line !== undefined ? `${target}:${line}` : target,
+      severity: this.severity(item, path),
+      title: str(item.Title),
+    });
+  }
+}
+
+interface ResultState {
+  key: string;
+  target?: string;
+  type?: string;
+}
+
+interface ResourceState {
+  key: string;
+  namespace?: string;
+  kind?: string;
+  name?: string;
+  asset?: AssetRef;
 }
 
 export const trivy: Connector = {
   format: FORMAT,
-  description: 'Trivy JSON report (SchemaVersion 2 or legacy list), container images, filesystems, repositories',
+  description: 'Trivy JSON report (SchemaVersion 2, Kubernetes cluster, or legacy list): vulnerabilities, misconfigurations, secrets',
   detect(head) {
-    const start = head.trimStart();
+    const start = head.replace(/^\uFEFF/, '').trimStart();
     if (start === 'null') return true;
-    if (start.startsWith('{')) return /"SchemaVersion"\s*:/.test(head) && /"ArtifactName"|"Results"/.test(head);
+    if (start.startsWith('{')) {
+      if (/"SchemaVersion"\s*:/.test(head) && /"ArtifactName"|"Results"/.test(head)) return true;
+      return /^\{\s*"ClusterName"\s*:/.test(start) && /"(Vulnerabilities|Misconfigurations|Resources)"\s*:/.test(head);
+    }
     return start.startsWith('[') && /"Target"\s*:/.test(head) && /"Vulnerabilities"|"Type"/.test(head);
   },
   async *parse(file, options) {
     const name = basename(file);
-    let report: unknown;
-    try {
-      report = JSON.parse(await readFile(file, 'utf8'));
-    } catch (err) {
-      throw new ReportError(name, FORMAT, undefined, `not valid JSON (${(err as Error).message})`);
+    const read: Reader = new Reader(name);
+    const header: Header = {};
+    let mode: 'report' | 'legacy' | 'cluster' | undefined;
+    let firstTarget: string | undefined;
+    let asset: AssetRef | undefined;
+    let result: ResultState | undefined;
+    let resource: ResourceState | undefined;
+
+    const reportAsset = (): AssetRef => {
+      if (asset) return asset;
+      if (mode === 'report') {
+        if (header.schemaVersion === undefined) read.fail(['SchemaVersion'], 'missing (it must precede Results)');
+        if (options.target === undefined && typeof header.artifactName !== 'string') {
+          read.fail(['ArtifactName'], 'missing before Results (pass a target to name the asset)');
+        }
+      }
+      return (asset = imageAsset(header, firstTarget, options, mode === 'legacy'));
+    };
+
+    const resourceAsset = (state: ResourceState): AssetRef => {
+      if (state.asset) return state.asset;
+      const cluster = options.target ?? header.clusterName ?? read.fail(['ClusterName'], 'missing (pass a target to name the cluster)');
+      const path = `${cluster}/${state.namespace ?? ''}/${state.kind ?? ''}/${state.name ?? ''}`;
+      return (state.asset = { assetKey: `k8s:${path}`, kind: 'other', name: path });
+    };
+
+    const headerField = (path: JsonPath): boolean => {
+      if (path.length !== 1 || typeof path[0] !== 'string') return false;
+      if (asset && ['ArtifactName', 'ArtifactType', 'Metadata'].includes(path[0])) {
+        read.fail(path, 'appears after Results; the asset was already named (pass a target, or put the header first)');
+      }
+      return true;
+    };
+
+    for await (const event of streamJson(file, { name, format: FORMAT, select: SELECT })) {
+      const { path } = event;
+      if (path.length === 0) {
+        if (event.kind === 'value') {
+          // Older Trivy versions write a literal `null` when there is nothing to report.
+          if (event.value === null) return;
+          read.fail([], 'expected a JSON object or array');
+        }
+        mode = event.type === 'array' ? 'legacy' : 'report';
+        continue;
+      }
+
+      if (event.kind === 'value' && mode !== 'legacy' && headerField(path)) {
+        const value = event.value;
+        switch (path[0]) {
+          case 'SchemaVersion':
+            if (value !== 2) read.fail(path, `unsupported version ${JSON.stringify(value)}`);
+            header.schemaVersion = value;
+            continue;
+          case 'ArtifactName':
+            header.artifactName = value;
+            continue;
+          case 'ArtifactType':
+            header.artifactType = str(value);
+            continue;
+          case 'Metadata':
+            header.metadata = isObject(value) ? value : {};
+            continue;
+          case 'ClusterName':
+            header.clusterName = str(value);
+            mode = 'cluster';
+            continue;
+          default:
+            break;
+        }
+      }
+
+      // Where in the document: [Results, i, ...] | [i, ...] (legacy) | [Group, r, Results, i, ...] (cluster).
+      const top = path[0];
+      let rest: JsonPath;
+      let resultKey: string;
+      if (mode === 'legacy') {
+        if (typeof top !== 'number') continue;
+        rest = path.slice(1);
+        resultKey = String(top);
+      } else if (top === 'Results') {
+        if (mode === 'cluster') read.fail(path, 'a Kubernetes cluster report has no Results');
+        if (path.length === 1) {
+          if (event.kind === 'value' && event.value !== null) read.fail(path, 'expected an array');
+          if (event.kind === 'open' && event.type !== 'array') read.fail(path, 'expected an array');
+          continue;
+        }
+        rest = path.slice(2);
+        resultKey = String(path[1]);
+        if (typeof path[1] !== 'number') read.fail(path.slice(0, 1), 'expected an array');
+      } else if (K8S_GROUPS.includes(top as (typeof K8S_GROUPS)[number])) {
+        mode = 'cluster';
+        if (path.length === 1) {
+          if ((event.kind === 'value' && event.value !== null) || (event.kind === 'open' && event.type !== 'array')) read.fail(path, 'expected an array');
+          continue;
+        }
+        if (typeof path[1] !== 'number') read.fail(path.slice(0, 1), 'expected an array');
+        const resourceKey = `${top}/${path[1]}`;
+        if (resource?.key !== resourceKey) resource = { key: resourceKey };
+        if (path.length === 2) {
+          if (event.kind === 'value') read.fail(path, 'expected an object');
+          continue;
+        }
+        if (path.length === 3 && event.kind === 'value') {
+          const v = str(event.value);
+          if (path[2] === 'Namespace') resource.namespace = v;
+          else if (path[2] === 'Kind') resource.kind = v;
+          else if (path[2] === 'Name') resource.name = v;
+          continue;
+        }
+        if (path[2] !== 'Results' || path.length < 4) continue;
+        if (path.length === 4 || typeof path[3] !== 'number') {
+          if (event.kind === 'value' && event.value !== null) read.fail(path, 'expected an array');
+          continue;
+        }
+        rest = path.slice(4);
+        resultKey = `${resourceKey}/${path[3]}`;
+      } else {
+        continue;
+      }
+
+      if (result?.key !== resultKey) result = { key: resultKey };
+      const resultPath = path.slice(0, path.length - rest.length);
+      if (rest.length === 0) {
+        if (event.kind === 'value') read.fail(resultPath, 'expected an object');
+        continue;
+      }
+      const field = rest[0];
+      if (rest.length === 1) {
+        if (event.kind === 'open') {
+          if (event.type !== 'array') read.fail(path, 'expected an array');
+          continue;
+        }
+        if (field === 'Target') {
+          result.target = str(event.value);
+          if (firstTarget === undefined && mode !== 'cluster') firstTarget = result.target;
+        } else if (field === 'Type') {
+          result.type = str(event.value);
+        } else if (field !== 'Class' && event.value !== null) {
+          // Vulnerabilities / Misconfigurations / Secrets that is neither a list nor null.
+          read.fail(path, 'expected an array');
+        }
+        continue;
+      }
+      if (event.kind !== 'value') continue;
+
+      const state = resource;
+      const scope: Scope = {
+        target: result.target,
+        type: result.type,
+        asset: mode === 'cluster' && state ? () => resourceAsset(state) : reportAsset,
+      };
+      let finding: NormalizedFinding | undefined;
+      if (field === 'Vulnerabilities') finding = read.vulnerability(event.value, path, scope);
+      else if (field === 'Misconfigurations') finding = read.misconfiguration(event.value, path, scope);
+      else if (field === 'Secrets') finding = read.secret(event.value, path, scope);
+      if (finding) yield finding;
     }
-    // Older Trivy versions write a literal `null` when there is nothing to report.
-    if (report === null) return;
-    if (Array.isArray(report)) {
-      const first = isObject(report[0]) && typeof report[0].Target === 'string' ? report[0].Target : undefined;
-      yield* findingsOf(name, report, assetFrom(undefined, first, options), '');
-      return;
+
+    if (mode === 'report' && header.schemaVersion === undefined) {
+      read.fail(['SchemaVersion'], 'missing: not a Trivy JSON report');
     }
-    if (!isObject(report)) throw new ReportError(name, FORMAT, undefined, 'expected a JSON object or array');
-    if ('ClusterName' in report) throw new ReportError(name, FORMAT, 'ClusterName', 'Kubernetes cluster reports are not supported yet');
-    if (report.SchemaVersion !== 2) throw new ReportError(name, FORMAT, 'SchemaVersion', `unsupported version ${JSON.stringify(report.SchemaVersion)}`);
-    const results = report.Results ?? [];
-    if (!Array.isArray(results)) throw new ReportError(name, FORMAT, 'Results', 'expected an array');
-    if (options.target === undefined && typeof report.ArtifactName !== 'string') {
-      throw new ReportError(name, FORMAT, 'ArtifactName', 'missing (pass a target to name the asset)');
+    // As before streaming: a report that names no asset is refused even when it has no findings.
+    if (mode === 'report' && options.target === undefined && typeof header.artifactName !== 'string') {
+      read.fail(['ArtifactName'], 'missing (pass a target to name the asset)');
     }
-    yield* findingsOf(name, results, assetFrom(report, undefined, options), 'Results');
   },
 };

@@ -1,0 +1,32 @@
+// Small accessors for untyped JSON: connectors read scanner output defensively, never by cast.
+
+export type Json = Record<string, unknown>;
+
+export const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A non-empty (trimmed) string, or undefined. */
+export function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v.trim() !== '' ? v : undefined;
+}
+
+export function num(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+  return undefined;
+}
+
+export const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+export const objects = (v: unknown): Json[] => arr(v).filter(isObject);
+
+export const strings = (v: unknown): string[] => arr(v).filter((s): s is string => typeof s === 'string' && s.trim() !== '');
+
+export function unique<T>(values: Iterable<T>): T[] {
+  return [...new Set(values)];
+}
+
+/** Only keys that have a value, so findings carry no `undefined` fields. */
+export function defined<T extends object>(value: T): T {
+  for (const key of Object.keys(value) as (keyof T)[]) if (value[key] === undefined) delete value[key];
+  return value;
+}

@@ -1,0 +1,95 @@
+import { basename } from 'node:path';
+import type { Connector } from '../index.js';
+import { ReportError, type Severity } from '../model.js';
+import { at, child, childText, rootElementOf, xmlEvents, type XmlEvent } from '../xml-stream.js';
+import { cveList, cvssScore } from '../nessus/findings.js';
+import { hostAsset, hostIdentity } from '../nessus/host.js';
+import { qualysFindings, qualysSeverity } from './common.js';
+
+// Qualys VM asset data report XML (ASSET_DATA_REPORT). Per-QID details (title, severity, CVEs,
+// CVSS) sit in a GLOSSARY after the host list, so the file is streamed twice: first the glossary
+// (one small entry per distinct QID), then the hosts' detections.
+
+const FORMAT = 'qualys-xml';
+const ROOT = 'ASSET_DATA_REPORT';
+
+interface QidDetails {
+  title: string;
+  severity: Severity;
+  cves: string[];
+  cvssScore?: number | undefined;
+  description: string;
+}
+
+async function* checkedEvents(file: string, collect: (name: string, path: readonly string[]) => boolean): AsyncGenerator<XmlEvent> {
+  let first = true;
+  for await (const event of xmlEvents(file, { format: FORMAT, collect })) {
+    if (first && event.path[0] !== ROOT) {
+      throw new ReportError(basename(file), FORMAT, event.path[0], `root element is <${event.path[0]}>, expected <${ROOT}>`);
+    }
+    first = false;
+    yield event;
+  }
+}
+
+export const qualysXml: Connector = {
+  format: FORMAT,
+  description: 'Qualys VM asset data report XML (ASSET_DATA_REPORT): one finding per host, QID, port and CVE',
+  detect(head) {
+    return rootElementOf(head) === ROOT;
+  },
+  async *parse(file, options) {
+    const name = basename(file);
+    const glossary = new Map<string, QidDetails>();
+    const inGlossary = (name: string, path: readonly string[]) => name === 'VULN_DETAILS' && path[path.length - 1] === 'VULN_DETAILS_LIST';
+    for await (const event of checkedEvents(file, inGlossary)) {
+      if (event.type !== 'node') continue;
+      const details = event.node;
+      const qid = childText(details, 'QID');
+      if (!qid) continue;
+      const cves = cveList((child(details, 'CVE_ID_LIST')?.children ?? []).map((c) => childText(c, 'ID')));
+      glossary.set(qid, {
+        title: childText(details, 'TITLE') || `QID ${qid}`,
+        severity: qualysSeverity(childText(details, 'SEVERITY')),
+        cves,
+        cvssScore: cvssScore(at(details, 'CVSS3_SCORE', 'CVSS3_BASE')?.text),
+        description: childText(details, 'THREAT'),
+      });
+    }
+
+    let names: { ip?: string; dns?: string; netbios?: string } = {};
+    const HOST_FIELDS = new Set(['IP', 'DNS', 'NETBIOS']);
+    const inHosts = (el: string, path: readonly string[]) => {
+      const parent = path[path.length - 1];
+      return (parent === 'HOST' && HOST_FIELDS.has(el)) || (parent === 'VULN_INFO_LIST' && el === 'VULN_INFO');
+    };
+    for await (const event of checkedEvents(file, inHosts)) {
+      if (event.type === 'open' && event.name === 'HOST') names = {};
+      if (event.type !== 'node') continue;
+      const { node } = event;
+      if (node.name === 'IP') names.ip = node.text;
+      else if (node.name === 'DNS') names.dns = node.text;
+      else if (node.name === 'NETBIOS') names.netbios = node.text;
+      else {
+        const qid = childText(node, 'QID');
+        if (!qid) throw new ReportError(name, FORMAT, 'VULN_INFO/QID', `missing (host ${names.ip ?? '?'})`);
+        const details = glossary.get(qid);
+        if (!details) throw new ReportError(name, FORMAT, 'GLOSSARY', `QID ${qid} has no VULN_DETAILS entry`);
+        // Qualys's DNS name is the host's FQDN when it has one; the per-detection FQDN names virtual hosts, not the machine.
+        const identity = hostIdentity({ hostname: names.dns, netbios: names.netbios, ip: names.ip }) ?? options.target?.trim().toLowerCase();
+        if (!identity) throw new ReportError(name, FORMAT, 'HOST/IP', 'a host has no IP, DNS or NetBIOS name');
+        yield* qualysFindings(hostAsset(identity), {
+          qid,
+          title: details.title,
+          cves: details.cves,
+          port: childText(node, 'PORT'),
+          protocol: childText(node, 'PROTOCOL'),
+          severity: details.severity,
+          cvssScore: details.cvssScore,
+          status: childText(node, 'VULN_STATUS'),
+          description: details.description,
+        });
+      }
+    }
+  },
+};
