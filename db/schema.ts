@@ -159,6 +159,18 @@ export const scans = pgTable('scans', {
   completedAt: timestamp('completed_at', { withTimezone: true }),
 });
 
+/** The assets one scan or context import covered: scoring and mobilization work on these. */
+export const scanAssets = pgTable(
+  'scan_assets',
+  {
+    scanId: uuid('scan_id').notNull(),
+    assetId: bigint('asset_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+  },
+  (t) => [primaryKey({ columns: [t.scanId, t.assetId] })],
+);
+
 /**
  * One exposure of one asset: (asset, issue id, component@version, path). The fingerprint is a hash of
  * exactly those identity fields, with the asset as resolved across sources (so two scanners naming

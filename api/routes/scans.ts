@@ -1,14 +1,7 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { connectorFor, ReportError } from '../../connectors/index.js';
-import { createScan, failScan, getScan } from '../../db/queries/scans.js';
-import { discoveryWorkflow } from '../../workflows/discovery.js';
-import { CTEM_PHASE } from '../../workflows/search-attributes.js';
+import { getScan } from '../../db/queries/scans.js';
+import { acceptUpload } from '../uploads.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema } from './schemas.js';
@@ -67,74 +60,20 @@ export const getScanRoute = createRoute({
   },
 });
 
-class TooLarge extends Error {}
-
-/** Streams the request body to disk (never into memory), hashing it on the way. */
-async function saveBody(body: ReadableStream<Uint8Array>, file: string, maxBytes: number) {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) return done(new TooLarge());
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-  await pipeline(Readable.fromWeb(body as never), meter, createWriteStream(file));
-  return { bytes, sha256: hash.digest('hex') };
-}
-
 export const scanRoutes = new OpenAPIHono<AppEnv>()
   .openapi(uploadScanRoute, async (c) => {
-    const deps = c.get('deps');
     const query = c.req.valid('query');
-    const body = c.req.raw.body;
-    if (!body) return problem(c, 400, 'empty_report', 'the request body must be the report file');
-    const scanId = randomUUID();
-    await mkdir(deps.reportsDir, { recursive: true });
-    const file = join(deps.reportsDir, `${scanId}.report`);
-    const reportName = query.filename ?? 'uploaded report';
-    let saved: { bytes: number; sha256: string };
-    let format: string;
-    try {
-      saved = await saveBody(body, file, deps.maxUploadBytes);
-      format = (await connectorFor(file, reportName, query.format)).format;
-    } catch (err) {
-      await rm(file, { force: true });
-      if (err instanceof TooLarge) return problem(c, 413, 'report_too_large', `the report exceeds ${deps.maxUploadBytes} bytes`);
-      if (err instanceof ReportError) return problem(c, 400, 'invalid_report', err.message, { file: err.file, format: err.format, field: err.field });
-      throw err;
-    }
-    const source = query.source ?? format;
-    const workflowId = `discovery:${source}:${scanId}`;
-    await createScan(deps.database.db, {
-      id: scanId,
-      source,
-      target: query.target ?? null,
-      format,
-      reportName,
-      status: 'running',
-      workflowId,
-      reportPath: file,
-      reportSha256: saved.sha256,
-      reportBytes: saved.bytes,
-      owner: query.owner ?? null,
-      complete: query.complete === undefined ? null : query.complete === 'true',
-    });
-    try {
-      await deps.temporal.client.workflow.start(discoveryWorkflow, {
-        workflowId,
-        taskQueue: deps.temporal.taskQueue,
-        args: [{ scanId }],
-        typedSearchAttributes: [{ key: CTEM_PHASE, value: 'discovery' }],
-      });
-    } catch (err) {
-      // Never leave a scan "running" that no workflow will finish.
-      await failScan(deps.database.db, scanId, `could not start discovery: ${(err as Error).message}`);
-      return problem(c, 503, 'temporal_unavailable', 'the workflow engine did not accept the scan; retry later', { scanId });
-    }
-    return c.json({ scanId, workflowId }, 202);
+    const result = await acceptUpload(
+      c.get('deps'),
+      c.req.raw.body,
+      { ...query, complete: query.complete === undefined ? null : query.complete === 'true' },
+      async (file, name) => (await connectorFor(file, name, query.format)).format,
+      (err): err is ReportError => err instanceof ReportError,
+    );
+    if (result.ok) return c.json({ scanId: result.scanId, workflowId: result.workflowId }, 202);
+    if (result.status === 400) return problem(c, 400, result.code, result.message);
+    if (result.status === 413) return problem(c, 413, result.code, result.message);
+    return problem(c, 503, result.code, result.message, { scanId: result.scanId });
   })
   .openapi(getScanRoute, async (c) => {
     const scan = await getScan(c.get('deps').database.db, c.req.valid('param').id);

@@ -49,6 +49,12 @@ CREATE TABLE "runtime_evidence" (
 	CONSTRAINT "runtime_evidence_asset_id_package_version_process_pk" PRIMARY KEY("asset_id","package","version","process")
 );
 --> statement-breakpoint
+CREATE TABLE "scan_assets" (
+	"scan_id" uuid NOT NULL,
+	"asset_id" bigint NOT NULL,
+	CONSTRAINT "scan_assets_scan_id_asset_id_pk" PRIMARY KEY("scan_id","asset_id")
+);
+--> statement-breakpoint
 ALTER TABLE "assets" ADD COLUMN "environment" text;--> statement-breakpoint
 ALTER TABLE "assets" ADD COLUMN "exposed_ports" text[];--> statement-breakpoint
 ALTER TABLE "assets" ADD COLUMN "public_ips" text[];--> statement-breakpoint
@@ -60,5 +66,6 @@ ALTER TABLE "asset_identifiers" ADD CONSTRAINT "asset_identifiers_asset_id_asset
 ALTER TABLE "asset_relations" ADD CONSTRAINT "asset_relations_asset_id_assets_id_fk" FOREIGN KEY ("asset_id") REFERENCES "public"."assets"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "asset_relations" ADD CONSTRAINT "asset_relations_target_id_assets_id_fk" FOREIGN KEY ("target_id") REFERENCES "public"."assets"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runtime_evidence" ADD CONSTRAINT "runtime_evidence_asset_id_assets_id_fk" FOREIGN KEY ("asset_id") REFERENCES "public"."assets"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "scan_assets" ADD CONSTRAINT "scan_assets_asset_id_assets_id_fk" FOREIGN KEY ("asset_id") REFERENCES "public"."assets"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "asset_identifiers_asset_idx" ON "asset_identifiers" USING btree ("asset_id");--> statement-breakpoint
 CREATE INDEX "exposure_rules_group_idx" ON "exposure_rules" USING btree ("security_group");

@@ -51,6 +51,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       const [byName] = await tx`select id from assets where name = ${scan.target} order by id limit 1`;
       if (byName) scannedIds.push(Number(byName.id));
     }
+    await tx`insert into scan_assets (scan_id, asset_id) select ${scan.id}, unnest(${tx.array(scannedIds)}::bigint[]) on conflict do nothing`;
     // A scan's owner parameter is the weakest ownership claim: CMDB or cloud tags win over it.
     await tx`
       update assets set

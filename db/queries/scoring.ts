@@ -21,7 +21,7 @@ export async function scoreScanFindings(sql: Sql, policy: Policy, scanId: string
       from findings f
       left join epss_scores e on e.cve = f.issue_id
       left join kev_entries k on k.cve = f.issue_id
-      where f.status = 'open' and f.asset_id in (select asset_id from findings where last_scan_id = ${scanId})
+      where f.status = 'open' and f.asset_id in (select asset_id from scan_assets where scan_id = ${scanId})
     ),
     decided as (
       select i.*,

@@ -28,7 +28,7 @@ export async function planGoldenTickets(sql: Sql, scanId: string, ackMs: number)
            min(f.due_at) as due_at, array_agg(f.id order by f.id) as finding_ids
     from findings f join assets a on a.id = f.asset_id
     where f.status = 'open' and f.tier = any(${ACTION_TIERS as string[]}) and f.fixed_version is not null
-      and f.asset_id in (select asset_id from findings where last_scan_id = ${scanId})
+      and f.asset_id in (select asset_id from scan_assets where scan_id = ${scanId})
     group by a.id, f.component, f.fixed_version`;
   if (groups.length === 0) return [];
   const planned = groups.map((g) => ({

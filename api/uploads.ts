@@ -1,0 +1,100 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createScan, failScan } from '../db/queries/scans.js';
+import { discoveryWorkflow } from '../workflows/discovery.js';
+import { CTEM_PHASE } from '../workflows/search-attributes.js';
+import type { ApiDeps } from './context.js';
+
+class TooLarge extends Error {}
+
+/** Streams a request body to disk (never into memory), hashing it on the way. */
+async function saveBody(body: ReadableStream<Uint8Array>, file: string, maxBytes: number) {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      if (bytes > maxBytes) return done(new TooLarge());
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  await pipeline(Readable.fromWeb(body as never), meter, createWriteStream(file));
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+export interface UploadMeta {
+  source?: string | undefined;
+  target?: string | undefined;
+  owner?: string | undefined;
+  filename?: string | undefined;
+  complete?: boolean | null;
+}
+
+export type UploadResult =
+  | { ok: true; scanId: string; workflowId: string }
+  | { ok: false; status: 400; code: string; message: string }
+  | { ok: false; status: 413; code: string; message: string }
+  | { ok: false; status: 503; code: string; message: string; scanId: string };
+
+/**
+ * The one way an uploaded file becomes a discovery run: store it, let `identify` name its format
+ * (it throws on unreadable input, which becomes a 400), record the scan, start the workflow.
+ */
+export async function acceptUpload(
+  deps: ApiDeps,
+  body: ReadableStream<Uint8Array> | null,
+  meta: UploadMeta,
+  identify: (file: string, displayName: string) => Promise<string>,
+  isInputError: (err: unknown) => err is Error,
+): Promise<UploadResult> {
+  if (!body) return { ok: false, status: 400, code: 'empty_upload', message: 'the request body must be the file itself' };
+  const scanId = randomUUID();
+  await mkdir(deps.reportsDir, { recursive: true });
+  const file = join(deps.reportsDir, `${scanId}.upload`);
+  const reportName = meta.filename ?? 'uploaded file';
+  let saved: { bytes: number; sha256: string };
+  let format: string;
+  try {
+    saved = await saveBody(body, file, deps.maxUploadBytes);
+    format = await identify(file, reportName);
+  } catch (err) {
+    await rm(file, { force: true });
+    if (err instanceof TooLarge) return { ok: false, status: 413, code: 'too_large', message: `the upload exceeds ${deps.maxUploadBytes} bytes` };
+    if (isInputError(err)) return { ok: false, status: 400, code: 'invalid_input', message: err.message };
+    throw err;
+  }
+  const source = meta.source ?? format;
+  const workflowId = `discovery:${source}:${scanId}`;
+  await createScan(deps.database.db, {
+    id: scanId,
+    source,
+    target: meta.target ?? null,
+    format,
+    reportName,
+    status: 'running',
+    workflowId,
+    reportPath: file,
+    reportSha256: saved.sha256,
+    reportBytes: saved.bytes,
+    owner: meta.owner ?? null,
+    complete: meta.complete ?? null,
+  });
+  try {
+    await deps.temporal.client.workflow.start(discoveryWorkflow, {
+      workflowId,
+      taskQueue: deps.temporal.taskQueue,
+      args: [{ scanId }],
+      typedSearchAttributes: [{ key: CTEM_PHASE, value: 'discovery' }],
+    });
+  } catch (err) {
+    // Never leave a scan "running" that no workflow will finish.
+    await failScan(deps.database.db, scanId, `could not start discovery: ${(err as Error).message}`);
+    return { ok: false, status: 503, code: 'temporal_unavailable', message: 'the workflow engine did not accept the upload; retry later', scanId };
+  }
+  return { ok: true, scanId, workflowId };
+}
