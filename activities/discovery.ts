@@ -1,15 +1,37 @@
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { connectorFor, ReportError } from '../connectors/index.js';
 import type { Database } from '../db/client.js';
+import { ContextError, contextSourceFor, contextSources, pullServiceNowCmdb, type ServiceNowConnection } from '../context/index.js';
+import { ingestContext } from '../db/queries/context.js';
 import { ingestFindings } from '../db/queries/ingest.js';
 import { completeScan, failScan, getScan } from '../db/queries/scans.js';
 
-export function createDiscoveryActivities({ database }: { database: Database }) {
+export interface DiscoveryDeps {
+  database: Database;
+  /** The ServiceNow instance CMDB pulls read from. */
+  serviceNow: ServiceNowConnection;
+}
+
+export function createDiscoveryActivities({ database, serviceNow }: DiscoveryDeps) {
   return {
-    /** Parses the stored report and merges its assets and findings, in one transaction. */
+    /** Parses the stored report or context document and merges it, in one transaction. */
     async ingestReport({ scanId }: { scanId: string }): Promise<Record<string, number>> {
       const scan = await getScan(database.db, scanId);
       if (!scan) throw ApplicationFailure.nonRetryable(`scan ${scanId} does not exist`, 'NotFound');
+      if (contextSources.some((s) => s.source === scan.format)) {
+        try {
+          // A scan without a file is a pull: read the CMDB table straight from ServiceNow.
+          const records = scan.reportPath
+            ? (await contextSourceFor(scan.reportPath, scan.reportName, scan.format)).parse(scan.reportPath)
+            : pullServiceNowCmdb(serviceNow, scan.target ?? 'cmdb_ci_server');
+          return { ...(await ingestContext(database.sql, scan, records)) };
+        } catch (err) {
+          if (err instanceof ContextError) {
+            throw ApplicationFailure.nonRetryable(new ContextError(scan.reportName, err.source, err.where, err.reason).message, 'ContextError');
+          }
+          throw err;
+        }
+      }
       try {
         const connector = await connectorFor(scan.reportPath, scan.reportName, scan.format === 'auto' ? undefined : scan.format);
         const counts = await ingestFindings(database.sql, scan, withHeartbeat(connector.parse(scan.reportPath, { target: scan.target ?? undefined })));

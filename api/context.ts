@@ -10,6 +10,7 @@ export interface ApiDeps {
   serviceNowWebhookSecret?: string;
   reportsDir: string;
   maxUploadBytes: number;
+  scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
 }
 
 export interface AppEnv {

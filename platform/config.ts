@@ -54,6 +54,11 @@ const EnvSchema = z.object({
   CTEM_SLA_TRACK: duration('180d'),
   CTEM_ESCALATION_INTERVAL: duration('5d'),
   CTEM_MAX_UPLOAD_MB: z.coerce.number().positive().default(512),
+  CTEM_SCAN_SLA_CRITICAL: duration('7d'),
+  CTEM_SCAN_SLA_HIGH: duration('14d'),
+  CTEM_SCAN_SLA_MEDIUM: duration('30d'),
+  CTEM_SCAN_SLA_LOW: duration('90d'),
+  CTEM_ORPHAN_REPORT_SCHEDULE: z.string().default('0 8 * * MON'),
 });
 
 export interface SlaConfig {
@@ -92,6 +97,10 @@ export interface Config {
   };
   intel: { epssFile?: string; kevFile?: string };
   sla: SlaConfig;
+  /** How fresh a scan must be per asset criticality, for the scan-coverage KPI. */
+  scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
+  /** Cron expression of the weekly orphan-asset report (Temporal Schedule). */
+  orphanReportCron: string;
   maxUploadBytes: number;
 }
 
@@ -139,6 +148,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tierMs: { act: e.CTEM_SLA_ACT, attend: e.CTEM_SLA_ATTEND, trackStar: e.CTEM_SLA_TRACK_STAR, track: e.CTEM_SLA_TRACK },
       escalationIntervalMs: e.CTEM_ESCALATION_INTERVAL,
     },
+    scanSlaMs: { critical: e.CTEM_SCAN_SLA_CRITICAL, high: e.CTEM_SCAN_SLA_HIGH, medium: e.CTEM_SCAN_SLA_MEDIUM, low: e.CTEM_SCAN_SLA_LOW },
+    orphanReportCron: e.CTEM_ORPHAN_REPORT_SCHEDULE,
     maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
   };
 }

@@ -3,6 +3,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSyn
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
+import type { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { importIntelFiles } from '../activities/prioritization.js';
 import { createApp } from '../api/app.js';
@@ -11,6 +12,7 @@ import { createServiceNowSimulator, type ServiceNowSimulator } from '../servicen
 import type { Config } from './config.js';
 import { connectTemporal, connectWorkerTemporal, serviceNowClient } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
+import { ensureOrphanReportSchedule } from './schedules.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
 import { createWorker } from './worker.js';
 
@@ -29,6 +31,7 @@ export interface Platform {
   /** Credentials of the ServiceNow simulator, when it runs. */
   simulator?: { user: string; password: string; instance: ServiceNowSimulator };
   database: Database;
+  temporalClient: Client;
   stop(): Promise<void>;
 }
 
@@ -111,6 +114,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     stack.push(() => temporal.connection.close());
     const registered = await registerSearchAttributes(temporal.connection, config.temporal.namespace);
     if (registered.length) log(`registered search attributes: ${registered.join(', ')}`);
+    await ensureOrphanReportSchedule(temporal.client, config.temporal.taskQueue, config.orphanReportCron);
 
     let apiUrl: string | undefined;
     if (roles.api) {
@@ -121,6 +125,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         serviceNowWebhookSecret: config.serviceNow.webhookSecret ?? secrets.webhookSecret,
         reportsDir: join(config.dataDir, 'reports'),
         maxUploadBytes: config.maxUploadBytes,
+        scanSlaMs: config.scanSlaMs,
       });
       const server = await new Promise<ServerType>((resolve) => {
         const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
@@ -162,6 +167,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         client: temporal.client,
         database,
         serviceNow: serviceNowClient(config, serviceNow),
+        serviceNowConnection: { baseUrl: serviceNow.url, user: serviceNow.user, password: serviceNow.password },
       });
       const running = worker.run();
       stack.push(async () => {
@@ -180,6 +186,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       serviceNowUrl: serviceNow.url,
       ...(simulator ? { simulator } : {}),
       database,
+      temporalClient: temporal.client,
       stop,
     };
   } catch (err) {

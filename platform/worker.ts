@@ -1,9 +1,12 @@
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createDiscoveryActivities } from '../activities/discovery.js';
 import { createMobilizationActivities } from '../activities/mobilization.js';
 import { createPrioritizationActivities } from '../activities/prioritization.js';
+import { createSourceActivities } from '../activities/sources.js';
+import type { ServiceNowConnection } from '../context/index.js';
 import type { Database } from '../db/client.js';
 import { defaultPolicy } from '../prioritization/policy.js';
 import type { ServiceNowClient } from '../servicenow/client.js';
@@ -12,18 +15,20 @@ import type { Config } from './config.js';
 const require = createRequire(import.meta.url);
 
 export interface WorkerDeps {
-  config: Pick<Config, 'sla' | 'temporal'>;
+  config: Pick<Config, 'sla' | 'temporal' | 'dataDir'>;
   connection: NativeConnection;
   client: Client;
   database: Database;
   serviceNow: ServiceNowClient;
+  serviceNowConnection: ServiceNowConnection;
   /** A prebuilt workflow bundle (tests build it once); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
 }
 
-export function createActivities({ config, client, database, serviceNow }: Omit<WorkerDeps, 'connection' | 'workflowBundlePath'>) {
+export function createActivities({ config, client, database, serviceNow, serviceNowConnection }: Omit<WorkerDeps, 'connection' | 'workflowBundlePath'>) {
   return {
-    ...createDiscoveryActivities({ database }),
+    ...createDiscoveryActivities({ database, serviceNow: serviceNowConnection }),
+    ...createSourceActivities({ database, reportsDir: join(config.dataDir, 'reports') }),
     ...createPrioritizationActivities({ database, policy: defaultPolicy(config.sla) }),
     ...createMobilizationActivities({ database, serviceNow, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla }),
   };

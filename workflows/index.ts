@@ -1,4 +1,6 @@
 // Every workflow the worker runs. This file is bundled into the workflow sandbox: it imports only
 // workflow code, never database or SDK clients.
 export { discoveryWorkflow } from './discovery.js';
+export { orphanReportWorkflow } from './orphan-report.js';
 export { remediationWorkflow } from './remediation.js';
+export { sourceDiscoveryWorkflow } from './source-discovery.js';

@@ -25,7 +25,11 @@ const INTERNET = ['0.0.0.0/0', '::/0'];
  * source ranks at least as high as the one that set them, relations linked, security-group rules
  * replaced for this source, internet exposure recomputed, runtime evidence upserted.
  */
-export async function ingestContext(sql: Sql, scan: { id: string; source: string }, records: AsyncIterable<ContextRecord>): Promise<ContextCounts> {
+export async function ingestContext(
+  sql: Sql,
+  scan: { id: string; source: string; format: string },
+  records: AsyncIterable<ContextRecord>,
+): Promise<ContextCounts> {
   const assets: ContextAsset[] = [];
   const rules: ExposureRule[] = [];
   const runtime: RuntimeEvidence[] = [];
@@ -34,7 +38,7 @@ export async function ingestContext(sql: Sql, scan: { id: string; source: string
     else if (record.type === 'exposure_rule') rules.push(record.rule);
     else runtime.push(record.evidence);
   }
-  const attributeSource = attributeSourceOf(scan.source);
+  const attributeSource = attributeSourceOf(scan.format);
   const rank = ATTRIBUTE_SOURCE_RANK[attributeSource] ?? 0;
 
   return sql.begin(async (tx) => {

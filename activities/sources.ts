@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApplicationFailure } from '@temporalio/activity';
+import { connectorFor, ReportError } from '../connectors/index.js';
+import type { Database } from '../db/client.js';
+import { createScan } from '../db/queries/scans.js';
+import { buildOrphanReport, getSource } from '../db/queries/sources.js';
+
+export interface SourceDeps {
+  database: Database;
+  reportsDir: string;
+}
+
+/** Config of a `report-url` source: where a scanner (or a registry's scan API) publishes its report. */
+export interface ReportUrlConfig {
+  /** May contain `{target}`, replaced (URL-encoded) for targeted rescans after a deploy. */
+  url: string;
+  format?: string;
+  headers?: Record<string, string>;
+  complete?: boolean;
+  owner?: string;
+}
+
+/** Config of a `servicenow-cmdb` source: which CI table to read from the configured instance. */
+export interface ServiceNowCmdbConfig {
+  table?: string;
+}
+
+export function createSourceActivities({ database, reportsDir }: SourceDeps) {
+  return {
+    /**
+     * Turns one run of a pulled source into a scan: downloads a `report-url` report to disk, or
+     * records a CMDB pull (read during ingest). Returns the scan id the discovery workflow takes.
+     */
+    async prepareSourceScan(input: { source: string; target?: string; runId: string }): Promise<{ scanId: string; workflowId: string }> {
+      const source = await getSource(database.db, input.source);
+      if (!source) throw ApplicationFailure.nonRetryable(`discovery source ${input.source} does not exist`, 'NotFound');
+      // The scan id derives from the run, so a retried activity records the same scan.
+      const scanId = uuidFrom(`${input.runId}:${input.source}:${input.target ?? ''}`);
+      const workflowId = `discovery:${source.name}:${scanId}`;
+      if (source.kind === 'servicenow-cmdb') {
+        const config = source.config as ServiceNowCmdbConfig;
+        await createScan(database.db, {
+          id: scanId, source: source.name, target: config.table ?? 'cmdb_ci_server', format: 'servicenow-cmdb', reportName: `ServiceNow ${config.table ?? 'cmdb_ci_server'}`,
+          status: 'running', workflowId, reportPath: '', reportSha256: '', reportBytes: 0, owner: null, complete: null,
+        });
+        return { scanId, workflowId };
+      }
+      const config = source.config as unknown as ReportUrlConfig;
+      const url = config.url.replace('{target}', encodeURIComponent(input.target ?? ''));
+      await mkdir(reportsDir, { recursive: true });
+      const file = join(reportsDir, `${scanId}.upload`);
+      const res = await fetch(url, { headers: config.headers ?? {} });
+      if (res.status === 404 || res.status === 401 || res.status === 403) {
+        throw ApplicationFailure.nonRetryable(`${source.name}: GET ${redact(url)} answered ${res.status}`, 'SourceUnavailable');
+      }
+      if (!res.ok || !res.body) throw new Error(`${source.name}: GET ${redact(url)} answered ${res.status}`);
+      const hash = createHash('sha256');
+      let bytes = 0;
+      await pipeline(
+        Readable.fromWeb(res.body as never),
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            bytes += chunk.length;
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        createWriteStream(file),
+      );
+      let format: string;
+      const reportName = `${source.name} report`;
+      try {
+        format = (await connectorFor(file, reportName, config.format)).format;
+      } catch (err) {
+        await rm(file, { force: true });
+        if (err instanceof ReportError) throw ApplicationFailure.nonRetryable(err.message, 'ReportError');
+        throw err;
+      }
+      await createScan(database.db, {
+        id: scanId, source: source.name, target: input.target ?? null, format, reportName, status: 'running', workflowId,
+        reportPath: file, reportSha256: hash.digest('hex'), reportBytes: bytes, owner: config.owner ?? null, complete: config.complete ?? null,
+      });
+      return { scanId, workflowId };
+    },
+
+    /** Stores this week's orphan-asset report and returns its size. */
+    async buildOrphanReport(): Promise<{ reportId: number; orphanAssets: number; actionFindings: number }> {
+      const report = await buildOrphanReport(database.sql);
+      return { reportId: report.id, orphanAssets: report.orphanAssets, actionFindings: report.actionFindings };
+    },
+  };
+}
+
+function uuidFrom(text: string): string {
+  const h = createHash('sha256').update(text).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+const redact = (url: string) => url.replace(/\/\/[^@/]+@/, '//***@');
+
+export type SourceActivities = ReturnType<typeof createSourceActivities>;

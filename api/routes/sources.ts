@@ -1,0 +1,130 @@
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { deleteSource, getSource, listSources, upsertSource } from '../../db/queries/sources.js';
+import { deleteSourceSchedule, nextRuns, upsertSourceSchedule } from '../../platform/schedules.js';
+import { sourceDiscoveryWorkflow } from '../../workflows/source-discovery.js';
+import { CTEM_PHASE } from '../../workflows/search-attributes.js';
+import type { AppEnv } from '../context.js';
+import { problem } from '../problem.js';
+import { ErrorSchema } from './schemas.js';
+
+const Name = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
+
+const SourceBody = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('report-url'),
+    config: z.object({
+      url: z.string().url().openapi({ description: 'Where the report is published; may contain {target} for targeted rescans', example: 'https://scanner.example.com/reports/{target}.json' }),
+      format: z.string().optional(),
+      headers: z.record(z.string(), z.string()).optional(),
+      complete: z.boolean().optional(),
+      owner: z.string().optional(),
+    }),
+    schedule: z.string().nullable().default('1d').openapi({ description: 'Interval (1d, 6h) or cron expression; null: no schedule' }),
+  }),
+  z.object({
+    kind: z.literal('servicenow-cmdb'),
+    config: z.object({ table: z.string().regex(/^[a-z0-9_]+$/).default('cmdb_ci_server') }),
+    schedule: z.string().nullable().default('1d'),
+  }),
+]);
+
+const SourceSchema = z.object({
+  name: z.string(),
+  kind: z.string(),
+  config: z.record(z.string(), z.unknown()),
+  schedule: z.string().nullable(),
+  nextRuns: z.array(z.string()),
+});
+
+const putSource = createRoute({
+  method: 'put',
+  path: '/api/v1/sources/{name}',
+  summary: 'Create or change a pulled discovery source and its Temporal Schedule (daily by default)',
+  request: { params: z.object({ name: Name }), body: { content: { 'application/json': { schema: SourceBody } }, required: true } },
+  responses: {
+    200: { description: 'The source', content: { 'application/json': { schema: SourceSchema } } },
+    400: { description: 'Invalid source', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+const listSourcesRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/sources',
+  summary: 'Pulled discovery sources with their next scheduled runs',
+  responses: { 200: { description: 'Sources', content: { 'application/json': { schema: z.object({ items: z.array(SourceSchema) }) } } } },
+});
+const deleteSourceRoute = createRoute({
+  method: 'delete',
+  path: '/api/v1/sources/{name}',
+  summary: 'Remove a source and its schedule',
+  request: { params: z.object({ name: Name }) },
+  responses: { 204: { description: 'Removed' }, 404: { description: 'Unknown source', content: { 'application/json': { schema: ErrorSchema } } } },
+});
+const runSourceRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/sources/{name}/runs',
+  summary: 'Run a source now (optionally for one target)',
+  request: {
+    params: z.object({ name: Name }),
+    body: { content: { 'application/json': { schema: z.object({ target: z.string().max(512).optional() }) } }, required: false },
+  },
+  responses: {
+    202: { description: 'Started', content: { 'application/json': { schema: z.object({ workflowId: z.string() }) } } },
+    404: { description: 'Unknown source', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+
+export async function startSourceRun(deps: AppEnv['Variables']['deps'], source: string, workflowId: string, target?: string): Promise<'started' | 'duplicate'> {
+  try {
+    await deps.temporal.client.workflow.start(sourceDiscoveryWorkflow, {
+      workflowId,
+      taskQueue: deps.temporal.taskQueue,
+      args: [{ source, ...(target ? { target } : {}) }],
+      typedSearchAttributes: [{ key: CTEM_PHASE, value: 'discovery' }],
+    });
+    return 'started';
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return 'duplicate';
+    throw err;
+  }
+}
+
+export const sourceRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(putSource, async (c) => {
+    const deps = c.get('deps');
+    const name = c.req.valid('param').name;
+    const body = c.req.valid('json');
+    const source = await upsertSource(deps.database.db, { name, kind: body.kind, config: body.config, schedule: body.schedule });
+    if (source.schedule) {
+      try {
+        await upsertSourceSchedule(deps.temporal.client, deps.temporal.taskQueue, name, source.schedule);
+      } catch (err) {
+        return problem(c, 400, 'invalid_schedule', `schedule ${JSON.stringify(source.schedule)}: ${(err as Error).message}`);
+      }
+    } else {
+      await deleteSourceSchedule(deps.temporal.client, name);
+    }
+    return c.json({ ...source, nextRuns: await nextRuns(deps.temporal.client, name) }, 200);
+  })
+  .openapi(listSourcesRoute, async (c) => {
+    const deps = c.get('deps');
+    const sources = await listSources(deps.database.db);
+    const items = await Promise.all(sources.map(async (s) => ({ ...s, nextRuns: await nextRuns(deps.temporal.client, s.name) })));
+    return c.json({ items }, 200);
+  })
+  .openapi(deleteSourceRoute, async (c) => {
+    const deps = c.get('deps');
+    const name = c.req.valid('param').name;
+    await deleteSourceSchedule(deps.temporal.client, name);
+    if (!(await deleteSource(deps.database.db, name))) return problem(c, 404, 'not_found', 'no such source');
+    return c.body(null, 204);
+  })
+  .openapi(runSourceRoute, async (c) => {
+    const deps = c.get('deps');
+    const name = c.req.valid('param').name;
+    if (!(await getSource(deps.database.db, name))) return problem(c, 404, 'not_found', 'no such source');
+    const body = c.req.header('content-type')?.includes('json') ? ((await c.req.json().catch(() => ({}))) as { target?: string }) : {};
+    const workflowId = `discovery-source:${name}:manual:${Date.now()}`;
+    await startSourceRun(deps, name, workflowId, body.target);
+    return c.json({ workflowId }, 202);
+  });

@@ -1,0 +1,73 @@
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { orphanReportWorkflow } from '../workflows/orphan-report.js';
+import { CTEM_PHASE } from '../workflows/search-attributes.js';
+import { sourceDiscoveryWorkflow } from '../workflows/source-discovery.js';
+import { parseDuration } from './duration.js';
+
+// Temporal Schedules the platform owns: one per pulled discovery source (daily unless configured),
+// and the weekly orphan-asset report. Creating is idempotent: an existing schedule is updated.
+
+export const sourceScheduleId = (source: string) => `discovery-schedule:${source}`;
+export const ORPHAN_REPORT_SCHEDULE_ID = 'report-schedule:orphan-assets';
+
+/** `1d`, `6h`... are intervals; anything else is a cron expression. */
+function specOf(schedule: string): ScheduleOptions['spec'] {
+  try {
+    return { intervals: [{ every: parseDuration(schedule) }] };
+  } catch {
+    return { cronExpressions: [schedule] };
+  }
+}
+
+async function upsertSchedule(client: Client, options: ScheduleOptions): Promise<void> {
+  try {
+    await client.schedule.create(options);
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(options.scheduleId).update((previous) => ({ ...previous, spec: options.spec, action: options.action }));
+  }
+}
+
+export async function upsertSourceSchedule(client: Client, taskQueue: string, source: string, schedule: string): Promise<void> {
+  await upsertSchedule(client, {
+    scheduleId: sourceScheduleId(source),
+    spec: specOf(schedule),
+    action: {
+      type: 'startWorkflow',
+      workflowType: sourceDiscoveryWorkflow,
+      workflowId: `discovery-source:${source}`,
+      taskQueue,
+      args: [{ source }],
+      typedSearchAttributes: [{ key: CTEM_PHASE, value: 'discovery' }],
+    },
+    // A slow source never piles up runs behind itself.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+  });
+}
+
+export async function deleteSourceSchedule(client: Client, source: string): Promise<void> {
+  try {
+    await client.schedule.getHandle(sourceScheduleId(source)).delete();
+  } catch (err) {
+    if (!(err instanceof ScheduleNotFoundError)) throw err;
+  }
+}
+
+export async function nextRuns(client: Client, source: string): Promise<string[]> {
+  try {
+    const description = await client.schedule.getHandle(sourceScheduleId(source)).describe();
+    return description.info.nextActionTimes.slice(0, 3).map((d) => d.toISOString());
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return [];
+    throw err;
+  }
+}
+
+export async function ensureOrphanReportSchedule(client: Client, taskQueue: string, cron: string): Promise<void> {
+  await upsertSchedule(client, {
+    scheduleId: ORPHAN_REPORT_SCHEDULE_ID,
+    spec: specOf(cron),
+    action: { type: 'startWorkflow', workflowType: orphanReportWorkflow, workflowId: 'report:orphan-assets', taskQueue, args: [] },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP },
+  });
+}
