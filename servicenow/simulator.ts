@@ -1,6 +1,6 @@
 /**
  * ServiceNow Table API simulator: enough of a real instance (incident, sys_user,
- * sys_journal_field, cmdb_ci) for the platform to be developed and tested offline.
+ * sys_journal_field, cmdb_ci, cmdb_ci_server) for the platform to be developed and tested offline.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
@@ -33,7 +33,28 @@ export interface ServiceNowSimulatorOptions {
   credentials: { user: string; password: string };
   /** sys_user seed, applied only while sys_user is empty; defaults to defaultDemoOrganisation. */
   users?: SimUserSeed[];
+  /** cmdb_ci_server seed, applied only while that table is empty; defaults to defaultDemoServers. */
+  servers?: SimServerSeed[];
   webhook?: WebhookTarget;
+}
+
+/** A demo server CI; owner fields are user_names, resolved to sys_user references when seeded. */
+export interface SimServerSeed {
+  name: string;
+  fqdn?: string;
+  host_name?: string;
+  ip_address?: string;
+  /** user_name */
+  owned_by?: string;
+  /** user_name */
+  managed_by?: string;
+  /** e.g. "1 - most critical" */
+  business_criticality?: string;
+  /** Production, Staging, Development, Test... */
+  used_for?: string;
+  /** custom column naming the business service */
+  u_business_service?: string;
+  os?: string;
 }
 
 export interface SimulatedFault {
@@ -44,7 +65,7 @@ export interface SimulatedFault {
   methods?: string[];
 }
 
-export type SimTable = 'incident' | 'sys_user' | 'sys_journal_field' | 'cmdb_ci';
+export type SimTable = 'incident' | 'sys_user' | 'sys_journal_field' | 'cmdb_ci' | 'cmdb_ci_server';
 /** A record as stored: every value a string, references hold the sys_id. */
 export type SimRecord = Record<string, string>;
 
@@ -107,6 +128,46 @@ export const defaultDemoOrganisation: SimUserSeed[] = [
     email: 'sam.okafor@example.com',
     title: 'Security Operations Analyst',
     manager: 'morgan.blake',
+  },
+];
+
+/** The demo estate's servers (examples/context uses the same hosts). */
+export const defaultDemoServers: SimServerSeed[] = [
+  {
+    name: 'web-01',
+    fqdn: 'web-01.prod.example.com',
+    host_name: 'web-01',
+    ip_address: '10.0.1.10',
+    owned_by: 'alex.romero',
+    managed_by: 'jonas.weber',
+    business_criticality: '2 - somewhat critical',
+    used_for: 'Production',
+    u_business_service: 'Payments',
+    os: 'Linux Ubuntu',
+  },
+  {
+    name: 'app-01',
+    fqdn: 'app-01.prod.example.com',
+    host_name: 'app-01',
+    ip_address: '10.0.1.20',
+    owned_by: 'alex.romero',
+    managed_by: 'jonas.weber',
+    business_criticality: '1 - most critical',
+    used_for: 'Production',
+    u_business_service: 'Payments',
+    os: 'Linux Ubuntu',
+  },
+  {
+    name: 'db-01',
+    fqdn: 'db-01.prod.example.com',
+    host_name: 'db-01',
+    ip_address: '10.0.2.20',
+    owned_by: 'jonas.weber',
+    managed_by: 'jonas.weber',
+    business_criticality: '1 - most critical',
+    used_for: 'Production',
+    u_business_service: 'Payments',
+    os: 'Linux Red Hat',
   },
 ];
 
@@ -200,6 +261,27 @@ const SCHEMAS: Record<SimTable, TableSchema> = {
     journal: [],
     createdOnly: false,
     defaults: () => ({ name: '', sys_class_name: 'cmdb_ci', operational_status: '1' }),
+  },
+  // A child of cmdb_ci on a real instance; kept as its own table here (cmdb_ci reads do not include it).
+  cmdb_ci_server: {
+    refs: { owned_by: USER_REF, managed_by: USER_REF, assigned_to: USER_REF },
+    journal: [],
+    createdOnly: false,
+    defaults: () => ({
+      name: '',
+      sys_class_name: 'cmdb_ci_server',
+      operational_status: '1',
+      install_status: '1',
+      fqdn: '',
+      host_name: '',
+      ip_address: '',
+      os: '',
+      owned_by: '',
+      managed_by: '',
+      assigned_to: '',
+      business_criticality: '',
+      used_for: '',
+    }),
   },
 };
 
@@ -343,7 +425,7 @@ interface StateFile {
 }
 
 function emptyTables(): Record<SimTable, SimRecord[]> {
-  return { incident: [], sys_user: [], sys_journal_field: [], cmdb_ci: [] };
+  return { incident: [], sys_user: [], sys_journal_field: [], cmdb_ci: [], cmdb_ci_server: [] };
 }
 
 function loadState(file: string | undefined): StateFile {
@@ -539,6 +621,16 @@ export function createServiceNowSimulator(options: ServiceNowSimulatorOptions): 
     persist();
   }
   seedUsers();
+
+  function seedServers(): void {
+    if (table('cmdb_ci_server').length > 0) return;
+    const seeds = options.servers ?? defaultDemoServers;
+    if (seeds.length === 0) return;
+    // Owner user_names resolve to sys_user references through the normal write path.
+    for (const s of seeds) insert('cmdb_ci_server', { ...s }, 'system');
+    persist();
+  }
+  seedServers();
 
   // ---- reading -------------------------------------------------------------
 
