@@ -7,7 +7,9 @@ import { pipeline } from 'node:stream/promises';
 import { createScan, failScan } from '../db/queries/scans.js';
 import { discoveryWorkflow } from '../workflows/discovery.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
+import type { Context } from 'hono';
 import type { ApiDeps } from './context.js';
+import { problem } from './problem.js';
 
 class TooLarge extends Error {}
 
@@ -97,4 +99,12 @@ export async function acceptUpload(
     return { ok: false, status: 503, code: 'temporal_unavailable', message: 'the workflow engine did not accept the upload; retry later', scanId };
   }
   return { ok: true, scanId, workflowId };
+}
+
+/** The HTTP answer to an upload: 202 with the scan, or the problem that stopped it. */
+export function uploadResponse(c: Context, result: UploadResult) {
+  if (result.ok) return c.json({ scanId: result.scanId, workflowId: result.workflowId }, 202);
+  if (result.status === 400) return problem(c, 400, result.code, result.message);
+  if (result.status === 413) return problem(c, 413, result.code, result.message);
+  return problem(c, 503, result.code, result.message, { scanId: result.scanId });
 }

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { readHead } from './common/head.js';
 import { ReportError, type NormalizedFinding } from './model.js';
 import { trivy } from './trivy/index.js';
 import { grype } from './grype/index.js';
@@ -29,18 +29,7 @@ export interface Connector {
 /** Every supported format. A new format is one folder and one line here. */
 export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, nessus, tenableCsv, qualysXml, qualysCsv, cyclonedxXml, cnapp];
 
-const HEAD_BYTES = 64 * 1024;
-
-export async function readHead(file: string): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(HEAD_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, HEAD_BYTES, 0);
-    return buffer.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}
+export { readHead };
 
 /** Picks the connector for a report: the one named, or the first that recognises the file. */
 export async function connectorFor(file: string, displayName: string, format?: string): Promise<Connector> {

@@ -1,24 +1,13 @@
-import { open } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { readHead } from '../connectors/common/head.js';
+
+export { readHead };
 import { ReportError } from '../connectors/model.js';
 import { defined } from '../connectors/common/json.js';
 import { ContextError, type AssetIdentifiers, type ContextAsset, type Criticality } from './model.js';
 
 // Helpers shared by the context sources: value normalisation, and turning the streaming helpers'
 // ReportErrors into ContextErrors so callers only ever see one error type from a context source.
-
-const HEAD_BYTES = 64 * 1024;
-
-export async function readHead(file: string): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(HEAD_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, HEAD_BYTES, 0);
-    return buffer.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}
 
 /** The same check for every source, so an empty export reads the same whatever its format. */
 export async function ensureNotEmpty(file: string, display: string, source: string): Promise<void> {

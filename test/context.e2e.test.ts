@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestPlatform, type TestPlatform } from './support/platform.js';
+import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
 
 // Context on the real platform: the example estate's CMDB, cloud inventory, security groups and EDR
 // evidence are identity-resolved onto the assets scanners found, ownership follows precedence, and
@@ -13,12 +13,6 @@ const IMAGE = 'registry.example.com/shop/payments-api:1.4.2';
 
 let platform: TestPlatform;
 
-async function json<T>(res: Response | Promise<Response>): Promise<T> {
-  const r = await res;
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${r.status}: ${text}`);
-  return JSON.parse(text) as T;
-}
 
 async function completed(res: Promise<Response>): Promise<Record<string, number>> {
   const { scanId } = await json<{ scanId: string }>(res);

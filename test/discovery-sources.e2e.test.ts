@@ -5,14 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sourceScheduleId } from '../platform/schedules.js';
-import { eventually, startTestPlatform, type TestPlatform } from './support/platform.js';
+import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
 
 // Pulled discovery on the real Temporal server: sources with Temporal Schedules, deploy events that
 // rescan one image, the ServiceNow CMDB as a source, context uploads, the orphan report and the
 // scan-coverage KPI.
 
 const fixture = readFileSync(join(import.meta.dirname, 'fixtures', 'trivy-payments-api.json'), 'utf8');
-const examples = join(import.meta.dirname, '..', 'examples', 'context');
 
 /** A scanner's report endpoint: one Trivy report per image, named after the image. */
 function reportFor(image: string): string {
@@ -29,12 +28,6 @@ let scanner: Server;
 let scannerUrl: string;
 const requested: string[] = [];
 
-async function json<T>(res: Response | Promise<Response>): Promise<T> {
-  const r = await res;
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${r.status}: ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
-}
 
 const put = (path: string, body: unknown) =>
   platform.api(path, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
@@ -134,4 +127,3 @@ describe('context and reports', () => {
   });
 });
 
-export { examples };

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestPlatform, type TestPlatform } from './support/platform.js';
+import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
 
 // The whole loop against the real Temporal server, real PostgreSQL and the ServiceNow simulator over
 // HTTP: a Trivy report becomes scored findings, golden tickets and incidents; acknowledgement in
@@ -42,12 +42,6 @@ interface Ticket {
 
 let platform: TestPlatform;
 
-async function json<T>(res: Response | Promise<Response>): Promise<T> {
-  const r = await res;
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${r.status}: ${text}`);
-  return JSON.parse(text) as T;
-}
 
 async function uploadScan(target: string, body: Buffer | string = reportFor(target), owner = 'alex.romero') {
   const res = await platform.api(`/api/v1/scans?owner=${owner}&target=${encodeURIComponent(target)}&filename=trivy-payments-api.json`, {

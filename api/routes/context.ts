@@ -1,8 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { ContextError, contextSourceFor, contextSources } from '../../context/index.js';
 import type { AppEnv } from '../context.js';
-import { problem } from '../problem.js';
-import { acceptUpload } from '../uploads.js';
+import { acceptUpload, uploadResponse } from '../uploads.js';
 import { ErrorSchema } from './schemas.js';
 
 export const uploadContextRoute = createRoute({
@@ -38,8 +37,5 @@ export const contextRoutes = new OpenAPIHono<AppEnv>().openapi(uploadContextRout
     async (file, name) => (await contextSourceFor(file, name, query.source)).source,
     (err): err is ContextError => err instanceof ContextError,
   );
-  if (result.ok) return c.json({ scanId: result.scanId, workflowId: result.workflowId }, 202);
-  if (result.status === 400) return problem(c, 400, result.code, result.message);
-  if (result.status === 413) return problem(c, 413, result.code, result.message);
-  return problem(c, 503, result.code, result.message, { scanId: result.scanId });
+  return uploadResponse(c, result);
 });

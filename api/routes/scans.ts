@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { connectorFor, ReportError } from '../../connectors/index.js';
 import { getScan } from '../../db/queries/scans.js';
-import { acceptUpload } from '../uploads.js';
+import { acceptUpload, uploadResponse } from '../uploads.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema } from './schemas.js';
@@ -70,10 +70,7 @@ export const scanRoutes = new OpenAPIHono<AppEnv>()
       async (file, name) => (await connectorFor(file, name, query.format)).format,
       (err): err is ReportError => err instanceof ReportError,
     );
-    if (result.ok) return c.json({ scanId: result.scanId, workflowId: result.workflowId }, 202);
-    if (result.status === 400) return problem(c, 400, result.code, result.message);
-    if (result.status === 413) return problem(c, 413, result.code, result.message);
-    return problem(c, 503, result.code, result.message, { scanId: result.scanId });
+    return uploadResponse(c, result);
   })
   .openapi(getScanRoute, async (c) => {
     const scan = await getScan(c.get('deps').database.db, c.req.valid('param').id);

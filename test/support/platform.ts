@@ -69,3 +69,11 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, { timeo
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
+
+/** The JSON body of a successful response; anything else fails with the status and body. */
+export async function json<T>(res: Response | Promise<Response>): Promise<T> {
+  const r = await res;
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${r.status}: ${text}`);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
