@@ -32,6 +32,7 @@ COPY db ./db
 COPY workflows ./workflows
 COPY activities ./activities
 COPY connectors ./connectors
+COPY context ./context
 COPY servicenow ./servicenow
 COPY prioritization ./prioritization
 COPY mobilization ./mobilization

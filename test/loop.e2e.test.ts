@@ -308,6 +308,27 @@ describe('mobilization', () => {
     await eventually(async () => (await tickets()).find((t) => t.key === ticket!.key && t.state === 'in_progress'), { what: 'acknowledged' });
   });
 
+  it('counts an acknowledgement that arrives while the ticket is still being opened', async () => {
+    // ServiceNow throttles ticket creation for a few seconds; the owner acknowledges meanwhile.
+    const fault = await platform.serviceNow('/__simulator/faults', {
+      method: 'POST',
+      body: JSON.stringify({ status: 429, count: 9, retryAfterSeconds: 1, methods: ['POST'] }),
+    });
+    expect(fault.ok).toBe(true);
+    const target = 'shop/early-ack:1';
+    await uploadScan(target);
+    const opening = await eventually(
+      async () => (await tickets()).find((t) => t.asset.name === target && t.fix.component === 'libssl1.1' && t.state === 'opening'),
+      { what: 'a ticket being opened' },
+    );
+    const event = JSON.stringify({ event_id: `early-${opening.key}`, state: '2', correlation_id: opening.key });
+    expect((await platform.api('/api/v1/webhooks/servicenow', { method: 'POST', body: event })).status).toBe(202);
+    const acked = await eventually(async () => (await tickets()).find((t) => t.key === opening.key && t.state === 'in_progress' && t.externalNumber), {
+      what: 'acknowledged and opened',
+    });
+    expect(acked.escalationLevel).toBe(0);
+  });
+
   it('puts fixes on assets without an owner in the orphan queue instead of opening tickets', async () => {
     const target = 'shop/unowned:1';
     const res = await platform.api(`/api/v1/scans?target=${encodeURIComponent(target)}`, { method: 'POST', body: reportFor(target) });

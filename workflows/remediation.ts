@@ -107,7 +107,8 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       state.phase = 'resolved';
       state.resolvedAt = event.at;
       stateToRecord = event.state === '7' ? 'closed' : 'resolved';
-    } else if (ACKNOWLEDGED_STATES.has(event.state) && state.phase === 'awaiting-acknowledgement') {
+    } else if (ACKNOWLEDGED_STATES.has(event.state) && (state.phase === 'awaiting-acknowledgement' || state.phase === 'opening')) {
+      // An owner may act on the incident before the workflow has seen it created: that counts too.
       // Acknowledgement ends the acknowledgement breach; the climb restarts if the due date is missed.
       state.phase = 'awaiting-resolution';
       state.acknowledgedAt = event.at;
