@@ -192,6 +192,9 @@ export const findings = pgTable(
     fixedVersion: text('fixed_version'),
     severity: text('severity').notNull(),
     cvssScore: real('cvss_score'),
+    /** CVSS v3 vector: the policy reads attack vector, privileges, interaction and impact from it. */
+    cvssVector: text('cvss_vector'),
+    cwes: text('cwes').array(),
     title: text('title'),
     status: text('status', { enum: ['open', 'closed'] }).notNull().default('open'),
     /** What the scanner or a VEX statement says (not_affected, false_positive, fix_available...). */
@@ -249,36 +252,141 @@ export interface ExplanationFactor {
   effect: string;
 }
 
-/** FIRST EPSS scores of the active feed version. */
-export const epssScores = pgTable('epss_scores', {
-  cve: text('cve').primaryKey(),
-  epss: doublePrecision('epss').notNull(),
-  percentile: doublePrecision('percentile').notNull(),
-  feedVersion: text('feed_version').notNull(),
-});
+/** FIRST EPSS scores, per feed version (the active one and the staged / recent ones beside it). */
+export const epssScores = pgTable(
+  'epss_scores',
+  {
+    feedVersion: text('feed_version').notNull(),
+    cve: text('cve').notNull(),
+    epss: doublePrecision('epss').notNull(),
+    percentile: doublePrecision('percentile').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.feedVersion, t.cve] })],
+);
 
-/** CISA Known Exploited Vulnerabilities of the active feed version. */
-export const kevEntries = pgTable('kev_entries', {
-  cve: text('cve').primaryKey(),
-  vendor: text('vendor'),
-  product: text('product'),
-  dateAdded: text('date_added'),
-  dueDate: text('due_date'),
-  knownRansomware: boolean('known_ransomware').notNull().default(false),
-  feedVersion: text('feed_version').notNull(),
-});
+/** CISA Known Exploited Vulnerabilities, per feed version. */
+export const kevEntries = pgTable(
+  'kev_entries',
+  {
+    feedVersion: text('feed_version').notNull(),
+    cve: text('cve').notNull(),
+    vendor: text('vendor'),
+    product: text('product'),
+    dateAdded: text('date_added'),
+    dueDate: text('due_date'),
+    knownRansomware: boolean('known_ransomware').notNull().default(false),
+  },
+  (t) => [primaryKey({ columns: [t.feedVersion, t.cve] })],
+);
 
-/** Every feed version imported, for provenance in explanations. */
+/**
+ * Every feed version seen, with its validation: a version takes effect (`active`) only after it
+ * passed; `staged` versions can be evaluated in shadow mode; `rejected` ones say why.
+ */
 export const intelFeeds = pgTable(
   'intel_feeds',
   {
     kind: text('kind', { enum: ['epss', 'kev'] }).notNull(),
     version: text('version').notNull(),
+    status: text('status', { enum: ['active', 'staged', 'rejected', 'retired'] }).notNull().default('active'),
     rows: integer('rows').notNull(),
     sha256: text('sha256').notNull(),
+    /** The feed's own date (EPSS score_date, KEV dateReleased). */
+    publishedAt: timestamp('published_at', { withTimezone: true }),
+    /** Where it came from: a URL, or `file:<name>`. */
+    origin: text('origin'),
+    validation: jsonb('validation').$type<Array<{ check: string; ok: boolean; detail: string }>>().notNull().default([]),
     importedAt: timestamp('imported_at', { withTimezone: true }).notNull().defaultNow(),
+    activatedAt: timestamp('activated_at', { withTimezone: true }),
   },
   (t) => [primaryKey({ columns: [t.kind, t.version] })],
+);
+
+/** Prioritization policies: declarative documents, versioned; one active, others shadow or retired. */
+export const policies = pgTable('policies', {
+  version: text('version').primaryKey(),
+  document: jsonb('document').notNull(),
+  status: text('status', { enum: ['active', 'shadow', 'retired'] }).notNull(),
+  createdAt: createdAt(),
+  activatedAt: timestamp('activated_at', { withTimezone: true }),
+});
+
+/**
+ * Compensating controls (WAF rule, segmentation, EDR coverage, disabled feature...): what they
+ * mitigate (issue ids, CWEs, components, ports) on which assets, with what effect on the policy.
+ */
+export const compensatingControls = pgTable('compensating_controls', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  name: text('name').notNull().unique(),
+  kind: text('kind', { enum: ['waf', 'segmentation', 'edr', 'feature_disabled', 'other'] }).notNull(),
+  /** `{ issueIds?, cwes?, components?, ports? }`: a finding matching any listed value is mitigated. */
+  mitigates: jsonb('mitigates').$type<{ issueIds?: string[]; cwes?: string[]; components?: string[]; ports?: string[] }>().notNull(),
+  /** `{ assetKeys?, businessServices?, environments?, all? }`: where the control applies. */
+  appliesTo: jsonb('applies_to').$type<{ assetKeys?: string[]; businessServices?: string[]; environments?: string[]; all?: boolean }>().notNull(),
+  /** not_exposed: blocks the path from the internet; not_exploitable: blocks exploitation outright. */
+  effect: text('effect', { enum: ['not_exposed', 'not_exploitable'] }).notNull(),
+  description: text('description'),
+  expiresAt: timestamp('expires_at', { withTimezone: true }),
+  createdAt: createdAt(),
+});
+
+/** Each finding's score over time: written whenever its tier, score or due date changes. */
+export const scoreHistory = pgTable(
+  'score_history',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    findingId: bigint('finding_id', { mode: 'number' })
+      .notNull()
+      .references(() => findings.id),
+    tier: text('tier').notNull(),
+    score: doublePrecision('score').notNull(),
+    dueAt: timestamp('due_at', { withTimezone: true }),
+    policyVersion: text('policy_version').notNull(),
+    explanation: jsonb('explanation').$type<ExplanationFactor[]>(),
+    reason: text('reason').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('score_history_finding_idx').on(t.findingId, t.at)],
+);
+
+/** A finding's tier or due date changed: mobilization consumes these. */
+export const exposureEvents = pgTable(
+  'exposure_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    findingId: bigint('finding_id', { mode: 'number' })
+      .notNull()
+      .references(() => findings.id),
+    assetId: bigint('asset_id', { mode: 'number' }).notNull(),
+    oldTier: text('old_tier'),
+    newTier: text('new_tier').notNull(),
+    oldDueAt: timestamp('old_due_at', { withTimezone: true }),
+    newDueAt: timestamp('new_due_at', { withTimezone: true }),
+    reason: text('reason').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('exposure_events_at_idx').on(t.at)],
+);
+
+/** Named selectors over the inventory (business services, environments, exposure...). */
+export const scopes = pgTable('scopes', {
+  name: text('name').primaryKey(),
+  /** `{ businessServices?, environments?, internetFacing?, assetKinds?, owners? }`; empty: everything. */
+  selector: jsonb('selector').$type<Record<string, unknown>>().notNull(),
+  description: text('description'),
+  createdAt: createdAt(),
+});
+
+/** The noise report per scope over time: severity-based counts against policy tiers. */
+export const noiseSnapshots = pgTable(
+  'noise_snapshots',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    scope: text('scope').notNull(),
+    counts: jsonb('counts').$type<Record<string, number>>().notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('noise_snapshots_scope_idx').on(t.scope, t.at)],
 );
 
 /** A golden ticket: one remediation action (one fix) covering many findings, one owner. */

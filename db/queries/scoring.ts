@@ -19,8 +19,8 @@ export async function scoreScanFindings(sql: Sql, policy: Policy, scanId: string
              k.cve is not null as in_kev, coalesce(k.known_ransomware, false) as ransomware,
              k.date_added as kev_added, k.feed_version as kev_version
       from findings f
-      left join epss_scores e on e.cve = f.issue_id
-      left join kev_entries k on k.cve = f.issue_id
+      left join epss_scores e on e.cve = f.issue_id and e.feed_version = (select version from intel_feeds where kind = 'epss' and status = 'active')
+      left join kev_entries k on k.cve = f.issue_id and k.feed_version = (select version from intel_feeds where kind = 'kev' and status = 'active')
       where f.status = 'open' and f.asset_id in (select asset_id from scan_assets where scan_id = ${scanId})
     ),
     decided as (

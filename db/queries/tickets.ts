@@ -104,7 +104,9 @@ export async function ticketDetail(sql: Sql, key: string): Promise<TicketDetail 
   if (!t) return undefined;
   const findings = await sql`
     select f.issue_id, f.version, f.severity, f.cvss_score, f.tier, k.cve is not null as kev, e.epss
-    from findings f left join kev_entries k on k.cve = f.issue_id left join epss_scores e on e.cve = f.issue_id
+    from findings f
+    left join kev_entries k on k.cve = f.issue_id and k.feed_version = (select version from intel_feeds where kind = 'kev' and status = 'active')
+    left join epss_scores e on e.cve = f.issue_id and e.feed_version = (select version from intel_feeds where kind = 'epss' and status = 'active')
     where f.ticket_key = ${key} and f.status = 'open' order by f.score desc nulls last, f.issue_id`;
   return {
     key: t.key,
