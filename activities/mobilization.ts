@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
-import { planGoldenTickets, ticketDetail, type TicketDetail } from '../db/queries/tickets.js';
+import { planGoldenTickets, ticketDetail, type TicketDetail, type TicketScope } from '../db/queries/tickets.js';
 import { recordEscalation, markEscalationNoted, setTicketOpened, setTicketState } from '../db/queries/ticket-state.js';
 import type { SlaConfig } from '../platform/config.js';
 import type { ServiceNowClient } from '../servicenow/client.js';
@@ -37,47 +37,53 @@ function describe(t: TicketDetail): { short_description: string; description: st
 }
 
 export function createMobilizationActivities({ database, serviceNow, temporal, sla }: MobilizationDeps) {
+  /**
+   * Groups act/attend findings into golden tickets and tells each ticket's workflow: signal-with-start
+   * opens the workflow when it is new and signals it when it exists.
+   */
+  async function mobilize(scope: TicketScope): Promise<Record<string, number>> {
+    const planned = await planGoldenTickets(database.sql, scope, sla.ackMs);
+    let started = 0;
+    for (const t of planned) {
+      if (!t.changed || !t.owner) continue;
+      await temporal.client.workflow.signalWithStart(remediationWorkflow, {
+        workflowId: t.workflowId,
+        taskQueue: temporal.taskQueue,
+        args: [
+          {
+            ticketKey: t.key,
+            owner: t.owner,
+            tier: t.tier,
+            findingCount: t.findingCount,
+            ackDueAt: t.ackDueAt,
+            dueAt: t.dueAt,
+            escalationIntervalMs: sla.escalationIntervalMs,
+          },
+        ],
+        signal: findingsChangedSignal,
+        signalArgs: [{ findingCount: t.findingCount, tier: t.tier, dueAt: t.dueAt }],
+        typedSearchAttributes: [
+          { key: CTEM_PHASE, value: 'mobilization' },
+          { key: CTEM_TIER, value: t.tier },
+          { key: CTEM_OWNER, value: t.owner },
+          { key: CTEM_ESCALATION_LEVEL, value: 0 },
+          { key: CTEM_SLA_DEADLINE, value: new Date(Math.min(Date.parse(t.ackDueAt), Date.parse(t.dueAt))) },
+        ],
+      });
+      started++;
+    }
+    return { goldenTickets: planned.length, ticketsSignalled: started, orphanedTickets: planned.filter((t) => !t.owner).length };
+  }
+
   return {
-    /**
-     * Groups a scan's act/attend findings into golden tickets and tells each ticket's workflow:
-     * signal-with-start opens the workflow when it is new and signals it when it exists.
-     */
+    /** Golden tickets for the assets a scan covered. */
     async mobilizeScan({ scanId }: { scanId: string }): Promise<Record<string, number>> {
-      const planned = await planGoldenTickets(database.sql, scanId, sla.ackMs);
-      let started = 0;
-      for (const t of planned) {
-        if (!t.changed || !t.owner) continue;
-        await temporal.client.workflow.signalWithStart(remediationWorkflow, {
-          workflowId: t.workflowId,
-          taskQueue: temporal.taskQueue,
-          args: [
-            {
-              ticketKey: t.key,
-              owner: t.owner,
-              tier: t.tier,
-              findingCount: t.findingCount,
-              ackDueAt: t.ackDueAt,
-              dueAt: t.dueAt,
-              escalationIntervalMs: sla.escalationIntervalMs,
-            },
-          ],
-          signal: findingsChangedSignal,
-          signalArgs: [{ findingCount: t.findingCount, tier: t.tier, dueAt: t.dueAt }],
-          typedSearchAttributes: [
-            { key: CTEM_PHASE, value: 'mobilization' },
-            { key: CTEM_TIER, value: t.tier },
-            { key: CTEM_OWNER, value: t.owner },
-            { key: CTEM_ESCALATION_LEVEL, value: 0 },
-            { key: CTEM_SLA_DEADLINE, value: new Date(Math.min(Date.parse(t.ackDueAt), Date.parse(t.dueAt))) },
-          ],
-        });
-        started++;
-      }
-      return {
-        goldenTickets: planned.length,
-        ticketsSignalled: started,
-        orphanedTickets: planned.filter((t) => !t.owner).length,
-      };
+      return mobilize({ scanId });
+    },
+
+    /** The same for assets whose exposures changed tier or due date (after a re-score). */
+    async mobilizeAssets({ assetIds }: { assetIds: number[] }): Promise<Record<string, number>> {
+      return assetIds.length ? mobilize({ assetIds }) : { goldenTickets: 0, ticketsSignalled: 0, orphanedTickets: 0 };
     },
 
     /** Opens the ITSM ticket; keyed by correlation_id, so a retry finds the ticket instead of opening a second. */

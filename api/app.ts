@@ -6,6 +6,7 @@ import { problem } from './problem.js';
 import { assetRoutes } from './routes/assets.js';
 import { contextRoutes } from './routes/context.js';
 import { eventRoutes } from './routes/events.js';
+import { exposureRoutes } from './routes/exposures.js';
 import { reportRoutes } from './routes/reports.js';
 import { sourceRoutes } from './routes/sources.js';
 import { findingRoutes } from './routes/findings.js';
@@ -36,6 +37,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', sourceRoutes);
   app.route('/', eventRoutes);
   app.route('/', reportRoutes);
+  app.route('/', exposureRoutes);
   app.route('/', ticketRoutes);
   app.route('/', intelRoutes);
   app.doc31('/api/v1/openapi.json', { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } });

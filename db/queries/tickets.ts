@@ -19,7 +19,13 @@ export interface PlannedTicket {
  * golden tickets, upserts them and links their findings. Findings without a fixed version have no
  * upgrade to ask for and stay on the exposure list. Re-running it with nothing new changes nothing.
  */
-export async function planGoldenTickets(sql: Sql, scanId: string, ackMs: number): Promise<PlannedTicket[]> {
+export type TicketScope = { scanId: string } | { assetIds: number[] };
+
+export async function planGoldenTickets(sql: Sql, scope: TicketScope, ackMs: number): Promise<PlannedTicket[]> {
+  const assets =
+    'scanId' in scope
+      ? sql`f.asset_id in (select asset_id from scan_assets where scan_id = ${scope.scanId})`
+      : sql`f.asset_id = any(${sql.array(scope.assetIds)}::bigint[])`;
   const groups = await sql<
     { asset_id: number; asset_key: string; asset_name: string; owner: string | null; component: string; fixed_version: string; tier: string; due_at: Date; finding_ids: number[] }[]
   >`
@@ -28,7 +34,7 @@ export async function planGoldenTickets(sql: Sql, scanId: string, ackMs: number)
            min(f.due_at) as due_at, array_agg(f.id order by f.id) as finding_ids
     from findings f join assets a on a.id = f.asset_id
     where f.status = 'open' and f.tier = any(${ACTION_TIERS as string[]}) and f.fixed_version is not null
-      and f.asset_id in (select asset_id from scan_assets where scan_id = ${scanId})
+      and ${assets}
     group by a.id, f.component, f.fixed_version`;
   if (groups.length === 0) return [];
   const planned = groups.map((g) => ({

@@ -1,0 +1,110 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { getExposure, listExposures, noiseCounts, noiseHistory, snapshotNoise } from '../../db/queries/exposures.js';
+import { deleteScope, getScope, listScopes, saveScope, ScopeSelector } from '../../db/queries/scopes.js';
+import type { AppEnv } from '../context.js';
+import { problem } from '../problem.js';
+import { ErrorSchema, PageQuery } from './schemas.js';
+
+const ScopeName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
+const ScopeSchema = z.object({ name: z.string(), selector: ScopeSelector, description: z.string().nullable() }).openapi('Scope');
+const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+const listExposuresRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/exposures',
+  summary: 'Open exposures with tier, score, due date and explanation (FIRST EPSS, CISA KEV and context)',
+  request: {
+    query: PageQuery.extend({
+      tier: z.enum(['act', 'attend', 'track*', 'track']).optional(),
+      scope: ScopeName.optional().openapi({ description: 'A saved scope' }),
+      asset: z.string().optional(),
+      owner: z.string().optional(),
+      kev: bool.optional(),
+      internetFacing: bool.optional(),
+    }),
+  },
+  responses: {
+    200: { description: 'A page of exposures', content: { 'application/json': { schema: z.object({ total: z.number(), items: z.array(z.any()) }) } } },
+    404: { description: 'Unknown scope', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+const getExposureRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/exposures/{id}',
+  summary: 'One exposure: the full explanation, its sources and the history of its score',
+  request: { params: z.object({ id: z.coerce.number().int().positive() }) },
+  responses: {
+    200: { description: 'The exposure', content: { 'application/json': { schema: z.any() } } },
+    404: { description: 'Unknown exposure', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+const putScopeRoute = createRoute({
+  method: 'put',
+  path: '/api/v1/scopes/{name}',
+  summary: 'Create or change a scope: a saved selector over the asset inventory',
+  request: {
+    params: z.object({ name: ScopeName }),
+    body: { content: { 'application/json': { schema: z.object({ selector: ScopeSelector, description: z.string().max(500).optional() }) } }, required: true },
+  },
+  responses: { 200: { description: 'The scope', content: { 'application/json': { schema: ScopeSchema } } } },
+});
+const listScopesRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/scopes',
+  summary: 'Saved scopes',
+  responses: { 200: { description: 'Scopes', content: { 'application/json': { schema: z.object({ items: z.array(ScopeSchema) }) } } } },
+});
+const deleteScopeRoute = createRoute({
+  method: 'delete',
+  path: '/api/v1/scopes/{name}',
+  summary: 'Remove a scope',
+  request: { params: z.object({ name: ScopeName }) },
+  responses: { 204: { description: 'Removed' }, 404: { description: 'Unknown scope', content: { 'application/json': { schema: ErrorSchema } } } },
+});
+const noiseRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/reports/noise',
+  summary: 'Noise report of a scope: critical/high by CVSS against act/attend, the reduction, the exploitable backlog %, and their trend',
+  request: { query: z.object({ scope: ScopeName.optional() }) },
+  responses: {
+    200: { description: 'The report', content: { 'application/json': { schema: z.any() } } },
+    404: { description: 'Unknown scope', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+const noiseSnapshotRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/reports/noise/snapshots',
+  summary: 'Record the noise report of every scope now (re-scoring does this too)',
+  responses: { 201: { description: 'Recorded', content: { 'application/json': { schema: z.object({ scopes: z.number() }) } } } },
+});
+
+export const exposureRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(listExposuresRoute, async (c) => {
+    const sql = c.get('deps').database.sql;
+    const { scope: scopeName, ...query } = c.req.valid('query');
+    const scope = scopeName ? await getScope(sql, scopeName) : undefined;
+    if (scopeName && !scope) return problem(c, 404, 'not_found', `no scope named ${scopeName}`);
+    return c.json(await listExposures(sql, { ...query, ...(scope ? { scope: scope.selector } : {}) }), 200);
+  })
+  .openapi(getExposureRoute, async (c) => {
+    const exposure = await getExposure(c.get('deps').database.sql, c.req.valid('param').id);
+    if (!exposure) return problem(c, 404, 'not_found', 'no such exposure');
+    return c.json(exposure, 200);
+  })
+  .openapi(putScopeRoute, async (c) => {
+    const body = c.req.valid('json');
+    return c.json(await saveScope(c.get('deps').database.sql, { name: c.req.valid('param').name, selector: body.selector, description: body.description ?? null }), 200);
+  })
+  .openapi(listScopesRoute, async (c) => c.json({ items: await listScopes(c.get('deps').database.sql) }, 200))
+  .openapi(deleteScopeRoute, async (c) => {
+    if (!(await deleteScope(c.get('deps').database.sql, c.req.valid('param').name))) return problem(c, 404, 'not_found', 'no such scope');
+    return c.body(null, 204);
+  })
+  .openapi(noiseRoute, async (c) => {
+    const sql = c.get('deps').database.sql;
+    const name = c.req.valid('query').scope;
+    const scope = name ? await getScope(sql, name) : undefined;
+    if (name && !scope) return problem(c, 404, 'not_found', `no scope named ${name}`);
+    return c.json({ scope: name ?? '*', now: await noiseCounts(sql, scope?.selector), history: await noiseHistory(sql, name ?? '*'), credit: 'FIRST EPSS, CISA KEV' }, 200);
+  })
+  .openapi(noiseSnapshotRoute, async (c) => c.json({ scopes: await snapshotNoise(c.get('deps').database.sql) }, 201));
