@@ -1,7 +1,8 @@
 import { basename } from 'node:path';
 import type { Connector } from '../index.js';
-import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding } from '../model.js';
-import { streamJson, formatPath, type JsonPath } from '../json-stream.js';
+import { normalizeSeverity, type AssetRef, type NormalizedFinding } from '../model.js';
+import type { JsonPath } from '../json-stream.js';
+import { jsonStart, isArrayOrNull, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, str, strings, type Json } from '../common/json.js';
 
 // Generic CNAPP findings JSON, our own documented shape (context/README.md, "cnapp"): the common
@@ -9,6 +10,8 @@ import { defined, isObject, num, str, strings, type Json } from '../common/json.
 // the asset is `cloud:<resource id>`. Streamed per finding.
 
 const FORMAT = 'cnapp';
+
+const fail: ReportFail = reportFail(FORMAT);
 
 type VendorStatus = NonNullable<NormalizedFinding['vendorStatus']>;
 
@@ -29,10 +32,6 @@ const KINDS = new Set<NormalizedFinding['kind']>(['vulnerability', 'misconfigura
 
 // Resource types that are compute instances across clouds (AWS::EC2::Instance, aws_instance, virtualMachine...).
 const INSTANCE_TYPE = /instance|virtual.?machine|^vm$|[_:]vm$/i;
-
-function fail(file: string, path: JsonPath, reason: string): never {
-  throw new ReportError(file, FORMAT, formatPath(path) || undefined, reason);
-}
 
 function assetOf(file: string, resource: unknown, path: JsonPath): AssetRef {
   if (!isObject(resource)) fail(file, path, resource === undefined ? 'missing' : 'expected an object');
@@ -80,7 +79,7 @@ export const cnapp: Connector = {
   format: FORMAT,
   description: 'Generic CNAPP findings JSON ({"findings": [{id, resource: {id, type, name}, title, severity, cve?, package?...}]}): findings on cloud resources',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').trimStart();
+    const start = jsonStart(head);
     // `findings` first is what tells it from Dependency-Track's FPF, which also has a findings list.
     if (!/^\{\s*"findings"\s*:\s*\[/.test(start)) return false;
     return /"resource"\s*:\s*\{/.test(head) || /^\{\s*"findings"\s*:\s*\[\s*\]\s*\}\s*$/.test(start);
@@ -88,15 +87,13 @@ export const cnapp: Connector = {
   async *parse(file) {
     const name = basename(file);
     let sawFindings = false;
-    for await (const event of streamJson(file, { name, format: FORMAT, select: ['findings.*'] })) {
+    const select = ['findings.*'];
+    const events = objectEvents(file, { name, format: FORMAT, select }, () => fail(name, [], 'expected a JSON object {"findings": [...]}'));
+    for await (const event of events) {
       const { path } = event;
-      if (path.length === 0) {
-        if (event.kind === 'value' || event.type !== 'object') fail(name, [], 'expected a JSON object {"findings": [...]}');
-        continue;
-      }
       if (path.length === 1) {
         sawFindings = true;
-        if ((event.kind === 'value' && event.value !== null) || (event.kind === 'open' && event.type !== 'array')) fail(name, path, 'expected an array');
+        if (!isArrayOrNull(event)) fail(name, path, 'expected an array');
         continue;
       }
       if (event.kind === 'value') yield findingOf(name, event.value, path);

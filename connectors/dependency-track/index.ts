@@ -1,7 +1,8 @@
 import { basename } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
-import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding } from '../model.js';
-import { streamJson, formatPath, readValue, type JsonPath } from '../json-stream.js';
+import { normalizeSeverity, type AssetRef, type NormalizedFinding } from '../model.js';
+import { readValue, type JsonPath } from '../json-stream.js';
+import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, unique, type Json } from '../common/json.js';
 import { cvss3BaseScore } from '../common/cvss.js';
 import { cweId, nameFromParts, preferCve } from '../common/identity.js';
@@ -11,6 +12,8 @@ import { cweId, nameFromParts, preferCve } from '../common/identity.js';
 // findings. Dependency-Track's analysis decision becomes the vendor status.
 
 const FORMAT = 'dependency-track';
+
+const fail: ReportFail = reportFail(FORMAT);
 
 type VendorStatus = NonNullable<NormalizedFinding['vendorStatus']>;
 
@@ -24,10 +27,6 @@ const ANALYSIS_STATES: Record<string, VendorStatus> = {
 
 /** Decisions that already say why a finding is not an exposure; suppression adds nothing to them. */
 const CONCLUSIVE = new Set<VendorStatus>(['false_positive', 'not_affected', 'fixed']);
-
-function fail(file: string, path: JsonPath, reason: string): never {
-  throw new ReportError(file, FORMAT, formatPath(path) || undefined, reason);
-}
 
 function assetOf(file: string, project: Json | undefined, options: ParseOptions): AssetRef {
   const projectName = str(project?.name);
@@ -87,8 +86,7 @@ export const dependencyTrack: Connector = {
   format: FORMAT,
   description: 'Dependency-Track Finding Packaging Format (FPF) JSON export of one project',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').trimStart();
-    if (!start.startsWith('{') || !/"findings"\s*:/.test(head)) return false;
+    if (!opensObject(head) || !/"findings"\s*:/.test(head)) return false;
     return /"application"\s*:\s*"Dependency-Track"/.test(head) || (/"project"\s*:\s*\{/.test(head) && /"matrix"\s*:/.test(head));
   },
   async *parse(file, options) {
@@ -103,18 +101,16 @@ export const dependencyTrack: Connector = {
       return isObject(value) ? value : undefined;
     };
     const asset = () => (resolved ??= assetOf(name, project, options));
-    for await (const event of streamJson(file, { name, format: FORMAT, select: ['project', 'findings.*'] })) {
+    const select = ['project', 'findings.*'];
+    const events = objectEvents(file, { name, format: FORMAT, select }, () => fail(name, [], 'expected a JSON object'));
+    for await (const event of events) {
       const { path } = event;
-      if (path.length === 0) {
-        if (event.kind === 'value' || event.type !== 'object') fail(name, [], 'expected a JSON object');
-        continue;
-      }
       if (path[0] === 'project' && event.kind === 'value') {
         project = isObject(event.value) ? event.value : fail(name, path, 'expected an object');
         projectRead = true;
       } else if (path[0] === 'findings') {
         if (path.length === 1) {
-          if (event.kind === 'value' ? event.value !== null : event.type !== 'array') fail(name, path, 'expected an array');
+          if (!isArrayOrNull(event)) fail(name, path, 'expected an array');
           continue;
         }
         if (event.kind !== 'value') continue;

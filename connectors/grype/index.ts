@@ -1,7 +1,8 @@
 import { basename } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
 import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding } from '../model.js';
-import { streamJson, formatPath, readValue, type JsonPath } from '../json-stream.js';
+import { readValue, type JsonPath } from '../json-stream.js';
+import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
 import {
   OS_ECOSYSTEMS, componentName, grypeEcosystem, isManifestPath, nameFromParts, preferCve, relPath,
@@ -14,6 +15,8 @@ import {
 // for language packages the package's own file (Trivy's PkgPath) unless it is a lockfile.
 
 const FORMAT = 'grype';
+
+const fail: ReportFail = reportFail(FORMAT);
 
 type VendorStatus = NonNullable<NormalizedFinding['vendorStatus']>;
 
@@ -74,10 +77,6 @@ function cvssOf(vuln: Json, related: Json[]): number | undefined {
   return pick && pick.score >= 0 && pick.score <= 10 ? pick.score : undefined;
 }
 
-function fail(file: string, path: JsonPath, reason: string): never {
-  throw new ReportError(file, FORMAT, formatPath(path) || undefined, reason);
-}
-
 function findingOf(file: string, value: unknown, path: JsonPath, asset: AssetRef): NormalizedFinding {
   if (!isObject(value)) fail(file, path, 'expected an object');
   const vuln = isObject(value.vulnerability) ? value.vulnerability : fail(file, [...path, 'vulnerability'], 'missing');
@@ -123,8 +122,7 @@ export const grype: Connector = {
   format: FORMAT,
   description: 'Grype JSON report (matches with artifact and vulnerability), images and directories',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').trimStart();
-    if (!start.startsWith('{') || !/"matches"\s*:\s*\[/.test(head)) return false;
+    if (!opensObject(head) || !/"matches"\s*:\s*\[/.test(head)) return false;
     return /"matchDetails"\s*:|"relatedVulnerabilities"\s*:|"descriptor"\s*:\s*\{\s*"name"\s*:\s*"grype"|"source"\s*:\s*\{\s*"type"\s*:/.test(head);
   },
   async *parse(file, options) {
@@ -139,12 +137,10 @@ export const grype: Connector = {
       return isObject(value) ? value : undefined;
     };
 
-    for await (const event of streamJson(file, { name, format: FORMAT, select: ['matches.*', 'source'] })) {
+    const select = ['matches.*', 'source'];
+    const events = objectEvents(file, { name, format: FORMAT, select }, () => fail(name, [], 'expected a JSON object'));
+    for await (const event of events) {
       const { path } = event;
-      if (path.length === 0) {
-        if (event.kind === 'value' || event.type !== 'object') fail(name, [], 'expected a JSON object');
-        continue;
-      }
       if (path[0] === 'source' && event.kind === 'value') {
         source = isObject(event.value) ? event.value : undefined;
         sourceRead = true;
@@ -153,7 +149,7 @@ export const grype: Connector = {
       if (path[0] !== 'matches') continue;
       if (path.length === 1) {
         sawMatches = true;
-        if (event.kind === 'value' ? event.value !== null : event.type !== 'array') fail(name, path, 'expected an array');
+        if (!isArrayOrNull(event)) fail(name, path, 'expected an array');
         continue;
       }
       if (event.kind !== 'value') continue;

@@ -2,7 +2,8 @@ import type { AssetRef, NormalizedFinding, Severity } from '../model.js';
 
 // Identity rules shared by the Nessus XML and Nessus/Tenable CSV connectors, so one scan exported
 // both ways gives the same fingerprints: one finding per host x plugin x port/protocol x CVE
-// (x affected package when the plugin output names packages).
+// (x affected package when the plugin output names packages). Qualys findings take the same shape
+// through hostCheckFindings.
 
 export interface NessusItem {
   pluginId: string;
@@ -120,13 +121,34 @@ export function location(port: string, protocol: string): string {
   return proto === '' ? p : `${p}/${proto}`;
 }
 
-export function* nessusFindings(asset: AssetRef, item: NessusItem): Generator<NormalizedFinding> {
-  const issueIds = item.cves.length > 0 ? item.cves : [`nessus:${item.pluginId}`];
-  const packages = affectedPackages(item.pluginOutput, item.pluginName);
-  const targets: AffectedPackage[] = packages.length > 0 ? packages : [{ component: item.pluginName, version: '' }];
-  const where = location(item.port, item.protocol);
-  const references = [...new Set((item.seeAlso ?? '').split(/\s+/).filter((u) => /^https?:\/\//.test(u)))];
-  const cwes = [...new Set(item.cwes ?? [])];
+/**
+ * One check a network scanner ran on one host port (a Nessus plugin, a Qualys QID), in the terms
+ * every such scanner shares. Its findings: one per CVE (else `fallbackId`) x affected package (else
+ * the check itself, by name).
+ */
+export interface HostCheck {
+  /** The issue id when the check lists no CVE, e.g. `nessus:19506`. */
+  fallbackId: string;
+  /** The check's title; also the component when no package is named. */
+  name: string;
+  cves: readonly string[];
+  port: string;
+  protocol: string;
+  packages?: readonly AffectedPackage[];
+  severity: Severity;
+  cvssScore?: number | undefined;
+  vendorStatus?: NormalizedFinding['vendorStatus'];
+  description?: string | undefined;
+  references?: readonly string[];
+  cwes?: readonly string[];
+}
+
+export function* hostCheckFindings(asset: AssetRef, check: HostCheck): Generator<NormalizedFinding> {
+  const issueIds = check.cves.length > 0 ? check.cves : [check.fallbackId];
+  const targets: readonly AffectedPackage[] = check.packages?.length ? check.packages : [{ component: check.name, version: '' }];
+  const where = location(check.port, check.protocol);
+  const references = [...new Set(check.references ?? [])];
+  const cwes = [...new Set(check.cwes ?? [])];
   for (const issueId of issueIds) {
     for (const pkg of targets) {
       yield {
@@ -137,14 +159,31 @@ export function* nessusFindings(asset: AssetRef, item: NessusItem): Generator<No
         version: pkg.version,
         location: where,
         ...(pkg.fixedVersion ? { fixedVersion: pkg.fixedVersion } : {}),
-        severity: item.severity,
-        ...(item.cvssScore !== undefined ? { cvssScore: item.cvssScore } : {}),
-        title: item.pluginName,
-        ...(item.vendorStatus ? { vendorStatus: item.vendorStatus } : {}),
-        ...(item.description ? { description: item.description } : {}),
+        severity: check.severity,
+        ...(check.cvssScore !== undefined ? { cvssScore: check.cvssScore } : {}),
+        title: check.name,
+        ...(check.vendorStatus ? { vendorStatus: check.vendorStatus } : {}),
+        ...(check.description ? { description: check.description } : {}),
         ...(references.length ? { references } : {}),
         ...(cwes.length ? { cwes } : {}),
       };
     }
   }
+}
+
+export function* nessusFindings(asset: AssetRef, item: NessusItem): Generator<NormalizedFinding> {
+  yield* hostCheckFindings(asset, {
+    fallbackId: `nessus:${item.pluginId}`,
+    name: item.pluginName,
+    cves: item.cves,
+    port: item.port,
+    protocol: item.protocol,
+    packages: affectedPackages(item.pluginOutput, item.pluginName),
+    severity: item.severity,
+    cvssScore: item.cvssScore,
+    vendorStatus: item.vendorStatus,
+    description: item.description,
+    references: (item.seeAlso ?? '').split(/\s+/).filter((u) => /^https?:\/\//.test(u)),
+    cwes: item.cwes,
+  });
 }

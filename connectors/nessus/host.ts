@@ -34,3 +34,12 @@ export function hostIdentity(names: HostNames): string | undefined {
 export function hostAsset(identity: string): AssetRef {
   return { assetKey: `host:${identity}`, kind: 'host', name: identity };
 }
+
+/**
+ * The host's asset: named by the report, else by the import's target (only then, so a multi-host
+ * report never collapses into one asset); undefined when neither names it.
+ */
+export function reportedHost(names: HostNames, target: string | undefined): AssetRef | undefined {
+  const identity = hostIdentity(names) ?? target?.trim().toLowerCase();
+  return identity ? hostAsset(identity) : undefined;
+}

@@ -1,10 +1,11 @@
 import { basename } from 'node:path';
 import type { Connector } from '../index.js';
 import { ReportError, type AssetRef, type NormalizedFinding } from '../model.js';
-import { childText, childrenNamed, rootElementOf, xmlEvents, type XmlNode } from '../xml-stream.js';
+import { childText, childrenNamed, rootElementOf, type XmlNode } from '../xml-stream.js';
 import { cveList, cvssScore, nessusFindings, nessusSeverity } from './findings.js';
-import { hostAsset, hostIdentity } from './host.js';
+import { reportedHost } from './host.js';
 import { cweId } from '../common/identity.js';
+import { rootedXmlEvents } from '../shared/xml-document.js';
 
 // Nessus v2 XML (`.nessus`, NessusClientData_v2), from Nessus, Tenable.io/.sc and Nessus WAS.
 // Streamed per ReportItem; only one host's properties are held at a time.
@@ -49,30 +50,24 @@ export const nessus: Connector = {
   },
   async *parse(file, options) {
     const name = basename(file);
-    let sawRoot = false;
     let host: { target: string; asset?: AssetRef; pending: XmlNode[] } | undefined;
     const resolve = (tags: Map<string, string>): AssetRef => {
-      const identity =
-        hostIdentity({
-          fqdn: tags.get('host-fqdn'),
-          hostname: tags.get('hostname'),
-          netbios: tags.get('netbios-name'),
-          ip: tags.get('host-ip'),
-          target: host?.target,
-        }) ?? options.target?.trim().toLowerCase();
-      if (!identity) throw new ReportError(name, FORMAT, 'ReportHost', 'a host has no name, FQDN or IP (pass a target to name it)');
-      return hostAsset(identity);
+      const names = {
+        fqdn: tags.get('host-fqdn'),
+        hostname: tags.get('hostname'),
+        netbios: tags.get('netbios-name'),
+        ip: tags.get('host-ip'),
+        target: host?.target,
+      };
+      const asset = reportedHost(names, options.target);
+      if (!asset) throw new ReportError(name, FORMAT, 'ReportHost', 'a host has no name, FQDN or IP (pass a target to name it)');
+      return asset;
     };
-    const events = xmlEvents(file, {
+    const events = rootedXmlEvents(file, ROOT, {
       format: FORMAT,
       collect: (el, path) => path[path.length - 1] === 'ReportHost' && (el === 'HostProperties' || el === 'ReportItem'),
     });
     for await (const event of events) {
-      if (!sawRoot) {
-        const root = event.path[0];
-        if (root !== ROOT) throw new ReportError(name, FORMAT, root, `root element is <${root}>, expected <${ROOT}>`);
-        sawRoot = true;
-      }
       if (event.type === 'open' && event.name === 'ReportHost') {
         host = { target: event.attrs.name ?? '', pending: [] };
       } else if (event.type === 'node' && host) {

@@ -1,7 +1,8 @@
 import { basename } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
-import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../model.js';
-import { streamJson, formatPath, type JsonPath } from '../json-stream.js';
+import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../model.js';
+import type { JsonPath } from '../json-stream.js';
+import { jsonStart, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { arr, defined, isObject, num, str, strings, unique, type Json } from '../common/json.js';
 import { cweId } from '../common/identity.js';
 
@@ -13,9 +14,7 @@ import { cweId } from '../common/identity.js';
 
 const FORMAT = 'npm-audit';
 
-function fail(file: string, path: JsonPath, reason: string): never {
-  throw new ReportError(file, FORMAT, formatPath(path) || undefined, reason);
-}
+const fail: ReportFail = reportFail(FORMAT);
 
 function assetOf(file: string, options: ParseOptions): AssetRef {
   if (!options.target) fail(file, [], 'npm audit reports do not name the project: pass a target to name the asset');
@@ -110,7 +109,7 @@ export const npmAudit: Connector = {
   format: FORMAT,
   description: 'npm audit JSON (v1 advisories, v2/npm 7+ vulnerabilities); needs a target to name the project',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').trimStart();
+    const start = jsonStart(head);
     if (!start.startsWith('{')) return false;
     // The error object npm writes when the audit itself fails: claimed here so it is rejected clearly.
     if (/^\{\s*"error"\s*:\s*\{/.test(start) && /"code"\s*:\s*"E[A-Z0-9]+"/.test(head)) return true;
@@ -123,12 +122,10 @@ export const npmAudit: Connector = {
     let version: 1 | 2 | undefined;
     let resolved: AssetRef | undefined;
     const asset = () => (resolved ??= assetOf(name, options));
-    for await (const event of streamJson(file, { name, format: FORMAT, select: ['error', 'auditReportVersion', 'advisories.*', 'vulnerabilities.*'] })) {
+    const select = ['error', 'auditReportVersion', 'advisories.*', 'vulnerabilities.*'];
+    const events = objectEvents(file, { name, format: FORMAT, select }, () => fail(name, [], 'expected a JSON object'));
+    for await (const event of events) {
       const { path } = event;
-      if (path.length === 0) {
-        if (event.kind === 'value' || event.type !== 'object') fail(name, [], 'expected a JSON object');
-        continue;
-      }
       const [top] = path;
       if (top === 'error' && event.kind === 'value') {
         const error = isObject(event.value) ? event.value : {};

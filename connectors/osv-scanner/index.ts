@@ -1,7 +1,8 @@
 import { basename, dirname } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
-import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../model.js';
-import { streamJson, formatPath, type JsonPath } from '../json-stream.js';
+import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../model.js';
+import type { JsonPath } from '../json-stream.js';
+import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { arr, defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
 import { cvss3BaseScore } from '../common/cvss.js';
 import { compareVersions, componentName, cweId, maxSeverity, osvEcosystem, preferCve, severityFromScore } from '../common/identity.js';
@@ -15,9 +16,7 @@ import { compareVersions, componentName, cweId, maxSeverity, osvEcosystem, prefe
 
 const FORMAT = 'osv-scanner';
 
-function fail(file: string, path: JsonPath, reason: string): never {
-  throw new ReportError(file, FORMAT, formatPath(path) || undefined, reason);
-}
+const fail: ReportFail = reportFail(FORMAT);
 
 interface Source {
   path?: string;
@@ -137,8 +136,7 @@ export const osvScanner: Connector = {
   format: FORMAT,
   description: 'OSV-Scanner JSON (results per lockfile, SBOM or repository)',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').trimStart();
-    if (!start.startsWith('{') || !/"results"\s*:\s*\[/.test(head) || /"runs"\s*:/.test(head)) return false;
+    if (!opensObject(head) || !/"results"\s*:\s*\[/.test(head) || /"runs"\s*:/.test(head)) return false;
     return /"source"\s*:\s*\{\s*"path"\s*:/.test(head) || /"experimental_config"\s*:/.test(head)
       || (/"packages"\s*:\s*\[/.test(head) && /"ecosystem"\s*:/.test(head));
   },
@@ -147,16 +145,14 @@ export const osvScanner: Connector = {
     let sawResults = false;
     const sources = new Map<number, Source>();
     const assets = new Map<string, AssetRef>();
-    for await (const event of streamJson(file, { name, format: FORMAT, select: ['results.*.source', 'results.*.packages.*'] })) {
+    const select = ['results.*.source', 'results.*.packages.*'];
+    const events = objectEvents(file, { name, format: FORMAT, select }, () => fail(name, [], 'expected a JSON object'));
+    for await (const event of events) {
       const { path } = event;
-      if (path.length === 0) {
-        if (event.kind === 'value' || event.type !== 'object') fail(name, [], 'expected a JSON object');
-        continue;
-      }
       if (path[0] !== 'results') continue;
       if (path.length === 1) {
         sawResults = true;
-        if (event.kind === 'value' ? event.value !== null : event.type !== 'array') fail(name, path, 'expected an array');
+        if (!isArrayOrNull(event)) fail(name, path, 'expected an array');
         continue;
       }
       const index = path[1];

@@ -1,8 +1,9 @@
 import type { AssetRef, NormalizedFinding, Severity } from '../model.js';
-import { location } from '../nessus/findings.js';
+import { hostCheckFindings } from '../nessus/findings.js';
 
 // Identity rules shared by the Qualys XML and CSV connectors: one finding per host x QID x
-// port/protocol x CVE, the component being the QID's title.
+// port/protocol x CVE, the component being the QID's title (the network-scanner rule of
+// nessus/findings.ts, keyed `qualys:<QID>` when the QID lists no CVE).
 
 const LEVELS: Record<string, Severity> = { '1': 'info', '2': 'low', '3': 'medium', '4': 'high', '5': 'critical' };
 
@@ -22,23 +23,17 @@ export interface QualysDetection {
   description?: string | undefined;
 }
 
-export function* qualysFindings(asset: AssetRef, d: QualysDetection): Generator<NormalizedFinding> {
-  const issueIds = d.cves.length > 0 ? d.cves : [`qualys:${d.qid}`];
-  const where = location(d.port, d.protocol);
-  for (const issueId of issueIds) {
-    yield {
-      asset,
-      kind: 'vulnerability',
-      issueId,
-      component: d.title,
-      version: '',
-      location: where,
-      severity: d.severity,
-      ...(d.cvssScore !== undefined ? { cvssScore: d.cvssScore } : {}),
-      title: d.title,
-      // Qualys keeps remediated detections in reports with status Fixed.
-      ...(d.status.trim().toLowerCase() === 'fixed' ? { vendorStatus: 'fixed' as const } : {}),
-      ...(d.description ? { description: d.description } : {}),
-    };
-  }
+export function qualysFindings(asset: AssetRef, d: QualysDetection): Generator<NormalizedFinding> {
+  return hostCheckFindings(asset, {
+    fallbackId: `qualys:${d.qid}`,
+    name: d.title,
+    cves: d.cves,
+    port: d.port,
+    protocol: d.protocol,
+    severity: d.severity,
+    cvssScore: d.cvssScore,
+    // Qualys keeps remediated detections in reports with status Fixed.
+    vendorStatus: d.status.trim().toLowerCase() === 'fixed' ? 'fixed' : undefined,
+    description: d.description,
+  });
 }

@@ -1,9 +1,8 @@
-import { basename } from 'node:path';
-import type { Connector } from '../index.js';
 import { ReportError } from '../model.js';
-import { csvRows, sniffCsvHeader, type CsvColumns } from '../csv-stream.js';
+import type { CsvColumns } from '../csv-stream.js';
+import { csvConnector } from '../shared/csv-connector.js';
 import { cveList, cvssScore } from '../nessus/findings.js';
-import { hostAsset, hostIdentity } from '../nessus/host.js';
+import { reportedHost } from '../nessus/host.js';
 import { qualysFindings, qualysSeverity } from './common.js';
 
 // Qualys VM CSV (scan results and vulnerability reports). Report exports open with preamble lines
@@ -27,32 +26,26 @@ const COLUMNS = {
   threat: { names: ['Threat'] },
 } satisfies CsvColumns<string>;
 
-export const qualysCsv: Connector = {
+export const qualysCsv = csvConnector({
   format: FORMAT,
   description: 'Qualys VM CSV report (preamble lines tolerated): one finding per host, QID, port and CVE',
-  detect(head) {
-    return sniffCsvHeader(head, COLUMNS);
+  columns: COLUMNS,
+  *rowFindings({ values: v, line }, name, options) {
+    // Footer notes (a single text cell) carry no QID, title or severity.
+    if (v.qid === '' && v.title === '' && v.severity === '') return;
+    if (!/^\d+$/.test(v.qid)) throw new ReportError(name, FORMAT, 'QID', `expected a number on line ${line}, found ${JSON.stringify(v.qid)}`);
+    const asset = reportedHost({ hostname: v.dns, netbios: v.netbios, ip: v.ip }, options.target);
+    if (!asset) throw new ReportError(name, FORMAT, 'IP', `no host IP or name on line ${line}`);
+    yield* qualysFindings(asset, {
+      qid: v.qid,
+      title: v.title || `QID ${v.qid}`,
+      cves: cveList(v.cve),
+      port: v.port,
+      protocol: v.protocol,
+      severity: qualysSeverity(v.severity),
+      cvssScore: cvssScore(v.cvss3),
+      status: v.status,
+      description: v.threat,
+    });
   },
-  async *parse(file, options) {
-    const name = basename(file);
-    for await (const row of csvRows(file, { format: FORMAT, columns: COLUMNS })) {
-      const v = row.values;
-      // Footer notes (a single text cell) carry no QID, title or severity.
-      if (v.qid === '' && v.title === '' && v.severity === '') continue;
-      if (!/^\d+$/.test(v.qid)) throw new ReportError(name, FORMAT, 'QID', `expected a number on line ${row.line}, found ${JSON.stringify(v.qid)}`);
-      const identity = hostIdentity({ hostname: v.dns, netbios: v.netbios, ip: v.ip }) ?? options.target?.trim().toLowerCase();
-      if (!identity) throw new ReportError(name, FORMAT, 'IP', `no host IP or name on line ${row.line}`);
-      yield* qualysFindings(hostAsset(identity), {
-        qid: v.qid,
-        title: v.title || `QID ${v.qid}`,
-        cves: cveList(v.cve),
-        port: v.port,
-        protocol: v.protocol,
-        severity: qualysSeverity(v.severity),
-        cvssScore: cvssScore(v.cvss3),
-        status: v.status,
-        description: v.threat,
-      });
-    }
-  },
-};
+});

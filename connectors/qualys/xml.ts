@@ -1,10 +1,11 @@
 import { basename } from 'node:path';
 import type { Connector } from '../index.js';
 import { ReportError, type Severity } from '../model.js';
-import { at, child, childText, rootElementOf, xmlEvents, type XmlEvent } from '../xml-stream.js';
+import { at, child, childText, rootElementOf } from '../xml-stream.js';
 import { cveList, cvssScore } from '../nessus/findings.js';
-import { hostAsset, hostIdentity } from '../nessus/host.js';
+import { reportedHost } from '../nessus/host.js';
 import { qualysFindings, qualysSeverity } from './common.js';
+import { rootedXmlEvents } from '../shared/xml-document.js';
 
 // Qualys VM asset data report XML (ASSET_DATA_REPORT). Per-QID details (title, severity, CVEs,
 // CVSS) sit in a GLOSSARY after the host list, so the file is streamed twice: first the glossary
@@ -21,17 +22,6 @@ interface QidDetails {
   description: string;
 }
 
-async function* checkedEvents(file: string, collect: (name: string, path: readonly string[]) => boolean): AsyncGenerator<XmlEvent> {
-  let first = true;
-  for await (const event of xmlEvents(file, { format: FORMAT, collect })) {
-    if (first && event.path[0] !== ROOT) {
-      throw new ReportError(basename(file), FORMAT, event.path[0], `root element is <${event.path[0]}>, expected <${ROOT}>`);
-    }
-    first = false;
-    yield event;
-  }
-}
-
 export const qualysXml: Connector = {
   format: FORMAT,
   description: 'Qualys VM asset data report XML (ASSET_DATA_REPORT): one finding per host, QID, port and CVE',
@@ -42,7 +32,7 @@ export const qualysXml: Connector = {
     const name = basename(file);
     const glossary = new Map<string, QidDetails>();
     const inGlossary = (name: string, path: readonly string[]) => name === 'VULN_DETAILS' && path[path.length - 1] === 'VULN_DETAILS_LIST';
-    for await (const event of checkedEvents(file, inGlossary)) {
+    for await (const event of rootedXmlEvents(file, ROOT, { format: FORMAT, collect: inGlossary })) {
       if (event.type !== 'node') continue;
       const details = event.node;
       const qid = childText(details, 'QID');
@@ -63,7 +53,7 @@ export const qualysXml: Connector = {
       const parent = path[path.length - 1];
       return (parent === 'HOST' && HOST_FIELDS.has(el)) || (parent === 'VULN_INFO_LIST' && el === 'VULN_INFO');
     };
-    for await (const event of checkedEvents(file, inHosts)) {
+    for await (const event of rootedXmlEvents(file, ROOT, { format: FORMAT, collect: inHosts })) {
       if (event.type === 'open' && event.name === 'HOST') names = {};
       if (event.type !== 'node') continue;
       const { node } = event;
@@ -76,9 +66,9 @@ export const qualysXml: Connector = {
         const details = glossary.get(qid);
         if (!details) throw new ReportError(name, FORMAT, 'GLOSSARY', `QID ${qid} has no VULN_DETAILS entry`);
         // Qualys's DNS name is the host's FQDN when it has one; the per-detection FQDN names virtual hosts, not the machine.
-        const identity = hostIdentity({ hostname: names.dns, netbios: names.netbios, ip: names.ip }) ?? options.target?.trim().toLowerCase();
-        if (!identity) throw new ReportError(name, FORMAT, 'HOST/IP', 'a host has no IP, DNS or NetBIOS name');
-        yield* qualysFindings(hostAsset(identity), {
+        const asset = reportedHost({ hostname: names.dns, netbios: names.netbios, ip: names.ip }, options.target);
+        if (!asset) throw new ReportError(name, FORMAT, 'HOST/IP', 'a host has no IP, DNS or NetBIOS name');
+        yield* qualysFindings(asset, {
           qid,
           title: details.title,
           cves: details.cves,

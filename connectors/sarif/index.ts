@@ -1,7 +1,8 @@
 import { basename } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
-import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../model.js';
-import { streamJson, formatPath, type JsonPath } from '../json-stream.js';
+import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../model.js';
+import { streamJson, type JsonPath } from '../json-stream.js';
+import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
 import { cweId, severityFromScore } from '../common/identity.js';
 
@@ -12,6 +13,8 @@ import { cweId, severityFromScore } from '../common/identity.js';
 // written (Trivy writes `properties.imageName` after its results); the second streams results.
 
 const FORMAT = 'sarif';
+
+const fail: ReportFail = reportFail(FORMAT);
 
 const LEVELS: Record<string, Severity> = { error: 'high', warning: 'medium', note: 'low', none: 'info' };
 
@@ -40,10 +43,6 @@ interface Run {
 
 const newRun = (): Run => ({ driverRules: [], rulesById: new Map(), artifacts: [], sawResults: false });
 
-function fail(file: string, path: JsonPath, reason: string): never {
-  throw new ReportError(file, FORMAT, formatPath(path) || undefined, reason);
-}
-
 const HEADER_SELECT = [
   'version',
   'runs.*.tool.driver.name',
@@ -65,20 +64,15 @@ async function readHeaders(file: string, name: string): Promise<{ version: unkno
     if (!run) runs.set(i, (run = newRun()));
     return run;
   };
-  for await (const event of streamJson(file, { name, format: FORMAT, select: HEADER_SELECT })) {
+  const events = objectEvents(file, { name, format: FORMAT, select: HEADER_SELECT }, () => fail(name, [], 'expected a JSON object'));
+  for await (const event of events) {
     const { path } = event;
-    if (path.length === 0) {
-      if (event.kind === 'value' || event.type !== 'object') fail(name, [], 'expected a JSON object');
-      continue;
-    }
     if (path[0] === 'version' && event.kind === 'value') version = event.value;
     if (path[0] !== 'runs') continue;
     if (path.length === 1) {
       sawRuns = true;
-      if (event.kind === 'value') {
-        if (event.value !== null) fail(name, path, 'expected an array');
-        runsNull = true;
-      } else if (event.type !== 'array') fail(name, path, 'expected an array');
+      if (!isArrayOrNull(event)) fail(name, path, 'expected an array');
+      runsNull = event.kind === 'value';
       continue;
     }
     if (typeof path[1] !== 'number') fail(name, ['runs'], 'expected an array');
@@ -200,8 +194,7 @@ export const sarif: Connector = {
   format: FORMAT,
   description: 'SARIF 2.1.0 log from any tool: one finding per result (rule at file and line)',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').trimStart();
-    if (!start.startsWith('{')) return false;
+    if (!opensObject(head)) return false;
     if (/"\$schema"\s*:\s*"[^"]*sarif[^"]*"/i.test(head)) return true;
     return /"version"\s*:\s*"2\.1\.0"/.test(head) && /"runs"\s*:/.test(head);
   },
@@ -220,7 +213,7 @@ export const sarif: Connector = {
       if (path[0] !== 'runs' || typeof path[1] !== 'number' || path[2] !== 'results') continue;
       const run = headers.runs.get(path[1]) ?? newRun();
       if (path.length === 3) {
-        if (event.kind === 'value' ? event.value !== null : event.type !== 'array') fail(name, path, 'expected an array');
+        if (!isArrayOrNull(event)) fail(name, path, 'expected an array');
         if (event.kind === 'open') run.sawResults = true;
         continue;
       }

@@ -1,9 +1,8 @@
-import { basename } from 'node:path';
-import type { Connector } from '../index.js';
 import { ReportError } from '../model.js';
-import { csvRows, sniffCsvHeader, type CsvColumns } from '../csv-stream.js';
+import type { CsvColumns } from '../csv-stream.js';
+import { csvConnector } from '../shared/csv-connector.js';
 import { cveList, cvssScore, nessusFindings, nessusSeverity } from '../nessus/findings.js';
-import { hostAsset, hostIdentity } from '../nessus/host.js';
+import { reportedHost } from '../nessus/host.js';
 
 // Nessus / Tenable CSV exports: Nessus ("Plugin ID, CVE, ..., Host, Protocol, Port, Name"),
 // Tenable.io (adds IP Address, FQDN, NetBios, Vulnerability State) and Tenable.sc ("Plugin,
@@ -32,36 +31,27 @@ const COLUMNS = {
   seeAlso: { names: ['See Also'] },
 } satisfies CsvColumns<string>;
 
-export const tenableCsv: Connector = {
+export const tenableCsv = csvConnector({
   format: FORMAT,
   description: 'Nessus / Tenable.io / Tenable.sc CSV export: one finding per host, plugin, port and CVE (same identity as nessus)',
-  detect(head) {
-    return sniffCsvHeader(head, COLUMNS);
+  columns: COLUMNS,
+  *rowFindings({ values: v, line }, name, options) {
+    if (v.pluginId === '') throw new ReportError(name, FORMAT, COLUMNS.pluginId.names[0], `empty on line ${line}`);
+    // Tenable.sc lists every name it has; Nessus gives only the target in "Host".
+    const asset = reportedHost({ fqdn: v.fqdn, netbios: v.netbios, ip: v.ip, target: v.host }, options.target);
+    if (!asset) throw new ReportError(name, FORMAT, COLUMNS.host.names[0], `no host name or IP on line ${line}`);
+    yield* nessusFindings(asset, {
+      pluginId: v.pluginId,
+      pluginName: v.name || `Nessus plugin ${v.pluginId}`,
+      cves: cveList(v.cve),
+      port: v.port,
+      protocol: v.protocol,
+      pluginOutput: v.output.replace(/^Plugin Output:\s*/i, ''),
+      severity: nessusSeverity(v.risk, v.severity, v.riskFactor),
+      cvssScore: cvssScore(v.cvss3),
+      description: v.description || v.synopsis,
+      seeAlso: v.seeAlso,
+      ...(v.state.toLowerCase() === 'fixed' ? { vendorStatus: 'fixed' as const } : {}),
+    });
   },
-  async *parse(file, options) {
-    const name = basename(file);
-    for await (const row of csvRows(file, { format: FORMAT, columns: COLUMNS })) {
-      const v = row.values;
-      if (v.pluginId === '') {
-        throw new ReportError(name, FORMAT, COLUMNS.pluginId.names[0], `empty on line ${row.line}`);
-      }
-      // Tenable.sc lists every name it has; Nessus gives only the target in "Host".
-      const identity =
-        hostIdentity({ fqdn: v.fqdn, netbios: v.netbios, ip: v.ip, target: v.host }) ?? options.target?.trim().toLowerCase();
-      if (!identity) throw new ReportError(name, FORMAT, COLUMNS.host.names[0], `no host name or IP on line ${row.line}`);
-      yield* nessusFindings(hostAsset(identity), {
-        pluginId: v.pluginId,
-        pluginName: v.name || `Nessus plugin ${v.pluginId}`,
-        cves: cveList(v.cve),
-        port: v.port,
-        protocol: v.protocol,
-        pluginOutput: v.output.replace(/^Plugin Output:\s*/i, ''),
-        severity: nessusSeverity(v.risk, v.severity, v.riskFactor),
-        cvssScore: cvssScore(v.cvss3),
-        description: v.description || v.synopsis,
-        seeAlso: v.seeAlso,
-        ...(v.state.toLowerCase() === 'fixed' ? { vendorStatus: 'fixed' as const } : {}),
-      });
-    }
-  },
-};
+});

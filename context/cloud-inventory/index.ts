@@ -1,12 +1,12 @@
-import { basename } from 'node:path';
 import type { ContextSource } from '../index.js';
-import { ContextError, type ContextAsset, type ContextRecord } from '../model.js';
-import { streamJson, formatPath, type JsonPath } from '../../connectors/json-stream.js';
+import type { ContextAsset, ContextRecord } from '../model.js';
+import type { JsonEvent, JsonPath } from '../../connectors/json-stream.js';
 import { isObject, objects, str, type Json } from '../../connectors/common/json.js';
 import {
-  CRITICALITY_VALUES, asContextErrors, cleanAsset, ensureNotEmpty, isIpAddress, normalizeEnvironment, normalizeIp, normalizeName,
-  parseCriticality, uniq,
+  CRITICALITY_VALUES, cleanAsset, isIpAddress, normalizeEnvironment, normalizeIp, normalizeName, parseCriticality, uniq,
 } from '../common.js';
+import { jsonStart } from '../../connectors/shared/json-report.js';
+import { jsonContextRecords, type PathFail as Fail } from '../../connectors/shared/context-source.js';
 
 // Cloud compute inventory. Two shapes: the real `aws ec2 describe-instances` output
 // ({"Reservations":[{"Instances":[...]}]}), and our generic {"instances":[...]} for other clouds
@@ -28,8 +28,6 @@ const TAG_FIELDS: Record<string, 'owner' | 'businessService' | 'environment' | '
 
 // Gone or going: their addresses are released and may already belong to another instance.
 const GONE = new Set(['terminated', 'shutting-down']);
-
-type Fail = (path: JsonPath, reason: string) => never;
 
 /** Tags as `[{Key, Value}]` (AWS) or a plain object (generic shape). */
 function tagsOf(value: unknown, path: JsonPath, fail: Fail): Record<string, string> {
@@ -165,30 +163,21 @@ export const cloudInventory: ContextSource = {
   source: SOURCE,
   description: 'Cloud compute inventory: `aws ec2 describe-instances` JSON, or the generic {"instances": [...]} shape with containers',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').trimStart();
+    const start = jsonStart(head);
     if (!start.startsWith('{')) return false;
     if (/"Reservations"\s*:\s*\[/.test(head)) return true;
     return /^\{\s*"instances"\s*:\s*\[/.test(start);
   },
-  async *parse(file) {
-    const display = basename(file);
-    await ensureNotEmpty(file, display, SOURCE);
-    yield* asContextErrors(SOURCE, records(file, display));
+  parse(file) {
+    const notObject = 'expected a JSON object with "Reservations" or "instances"';
+    return jsonContextRecords(file, { source: SOURCE, select: ['Reservations.*.Instances.*', 'instances.*'], notObject }, records);
   },
 };
 
-async function* records(file: string, display: string): AsyncGenerator<ContextRecord> {
-  const fail: Fail = (path, reason) => {
-    throw new ContextError(display, SOURCE, formatPath(path) || undefined, reason);
-  };
+async function* records(events: AsyncIterable<JsonEvent>, fail: Fail): AsyncGenerator<ContextRecord> {
   let shape: 'aws' | 'generic' | undefined;
-  const select = ['Reservations.*.Instances.*', 'instances.*'];
-  for await (const event of streamJson(file, { name: display, format: SOURCE, select })) {
+  for await (const event of events) {
     const { path } = event;
-    if (path.length === 0) {
-      if (event.kind === 'value' || event.type !== 'object') fail([], 'expected a JSON object with "Reservations" or "instances"');
-      continue;
-    }
     const top = path[0];
     const isAws = top === 'Reservations';
     const now = isAws ? 'aws' : 'generic';

@@ -1,11 +1,11 @@
-import { basename } from 'node:path';
 import type { ContextSource } from '../index.js';
 import { ContextError, type AssetIdentifiers, type ContextAsset, type ContextRecord } from '../model.js';
 import { csvRows, sniffCsvHeader, type CsvColumns } from '../../connectors/csv-stream.js';
 import {
-  CRITICALITY_VALUES, asContextErrors, cleanAsset, ensureNotEmpty, hostIdentifiers, isIpAddress, normalizeEnvironment,
+  CRITICALITY_VALUES, cleanAsset, hostIdentifiers, isIpAddress, normalizeEnvironment,
   normalizeIp, normalizeName, parseCriticality, splitList, uniq,
 } from '../common.js';
+import { contextRecords } from '../../connectors/shared/context-source.js';
 
 // A CMDB export as CSV, in our own documented column set (context/README.md). Columns are found by
 // name, case-insensitively, in any order; only `name` is required. Streamed row by row.
@@ -59,10 +59,8 @@ export const cmdbCsv: ContextSource = {
   detect(head) {
     return sniffCsvHeader(head, DETECT) && !/observed_at/i.test(head.split(/\r?\n/, 20).join('\n'));
   },
-  async *parse(file) {
-    const display = basename(file);
-    await ensureNotEmpty(file, display, SOURCE);
-    yield* asContextErrors(SOURCE, rows(file, display));
+  parse(file) {
+    return contextRecords(file, SOURCE, (display) => rows(file, display));
   },
 };
 

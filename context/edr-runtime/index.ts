@@ -1,11 +1,11 @@
 import { createReadStream } from 'node:fs';
-import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ContextSource } from '../index.js';
 import { ContextError, type AssetIdentifiers, type ContextRecord, type RuntimeEvidence } from '../model.js';
 import { csvRows, sniffCsvHeader, type CsvColumns } from '../../connectors/csv-stream.js';
 import { isObject, type Json } from '../../connectors/common/json.js';
-import { asContextErrors, ensureNotEmpty, hostIdentifiers, isIpAddress, normalizeIp, parseTimestamp, readHead, splitList, uniq } from '../common.js';
+import { contextRecords } from '../../connectors/shared/context-source.js';
+import { hostIdentifiers, isIpAddress, normalizeIp, parseTimestamp, readHead, splitList, uniq } from '../common.js';
 
 // EDR runtime evidence (which package or process was seen running on which host), as JSON lines or
 // CSV with the same field names. Our own format: EDR consoles export too differently to read each
@@ -81,12 +81,11 @@ export const edrRuntime: ContextSource = {
     }
     return sniffCsvHeader(head, DETECT_CSV);
   },
-  async *parse(file) {
-    const display = basename(file);
-    await ensureNotEmpty(file, display, SOURCE);
-    const line = firstLine(await readHead(file));
-    const records = line?.trimStart().startsWith('{') ? jsonLines(file, display) : csv(file, display);
-    yield* asContextErrors(SOURCE, records);
+  parse(file) {
+    return contextRecords(file, SOURCE, async function* (display) {
+      const line = firstLine(await readHead(file));
+      yield* line?.trimStart().startsWith('{') ? jsonLines(file, display) : csv(file, display);
+    });
   },
 };
 

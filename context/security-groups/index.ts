@@ -1,16 +1,15 @@
-import { basename } from 'node:path';
 import type { ContextSource } from '../index.js';
-import { ContextError, type ContextRecord, type ExposureRule } from '../model.js';
-import { streamJson, formatPath, type JsonPath } from '../../connectors/json-stream.js';
+import type { ContextRecord, ExposureRule } from '../model.js';
+import type { JsonEvent, JsonPath } from '../../connectors/json-stream.js';
 import { isObject, objects, str, type Json } from '../../connectors/common/json.js';
-import { asContextErrors, ensureNotEmpty, uniq } from '../common.js';
+import { uniq } from '../common.js';
+import { isArrayOrNull, jsonStart } from '../../connectors/shared/json-report.js';
+import { jsonContextRecords, type PathFail as Fail } from '../../connectors/shared/context-source.js';
 
 // `aws ec2 describe-security-groups` JSON: one exposure rule per inbound permission
 // (IpPermissions; egress is not exposure). Streamed per security group.
 
 const SOURCE = 'security-groups';
-
-type Fail = (path: JsonPath, reason: string) => never;
 
 const PROTOCOLS: Record<string, ExposureRule['protocol']> = {
   '-1': 'all',
@@ -73,30 +72,22 @@ export const securityGroups: ContextSource = {
   source: SOURCE,
   description: 'AWS security groups (`aws ec2 describe-security-groups` JSON): inbound rules as exposure rules',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').trimStart();
+    const start = jsonStart(head);
     return start.startsWith('{') && /"SecurityGroups"\s*:\s*\[/.test(head) && !/"Reservations"\s*:/.test(head) && (/"IpPermissions"\s*:/.test(head) || /^\{\s*"SecurityGroups"\s*:\s*\[\s*\]/.test(start));
   },
-  async *parse(file) {
-    const display = basename(file);
-    await ensureNotEmpty(file, display, SOURCE);
-    yield* asContextErrors(SOURCE, records(file, display));
+  parse(file) {
+    const notObject = 'expected a JSON object {"SecurityGroups": [...]}';
+    return jsonContextRecords(file, { source: SOURCE, select: ['SecurityGroups.*'], notObject }, records);
   },
 };
 
-async function* records(file: string, display: string): AsyncGenerator<ContextRecord> {
-  const fail: Fail = (path, reason) => {
-    throw new ContextError(display, SOURCE, formatPath(path) || undefined, reason);
-  };
+async function* records(events: AsyncIterable<JsonEvent>, fail: Fail): AsyncGenerator<ContextRecord> {
   let sawGroups = false;
-  for await (const event of streamJson(file, { name: display, format: SOURCE, select: ['SecurityGroups.*'] })) {
+  for await (const event of events) {
     const { path } = event;
-    if (path.length === 0) {
-      if (event.kind === 'value' || event.type !== 'object') fail([], 'expected a JSON object {"SecurityGroups": [...]}');
-      continue;
-    }
     if (path.length === 1) {
       sawGroups = true;
-      if ((event.kind === 'value' && event.value !== null) || (event.kind === 'open' && event.type !== 'array')) fail(path, 'expected an array');
+      if (!isArrayOrNull(event)) fail(path, 'expected an array');
       continue;
     }
     if (event.kind !== 'value') continue;

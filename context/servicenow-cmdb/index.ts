@@ -1,9 +1,9 @@
-import { basename } from 'node:path';
 import type { ContextSource } from '../index.js';
-import { ContextError, type ContextRecord } from '../model.js';
-import { streamJson, formatPath, type JsonPath } from '../../connectors/json-stream.js';
+import type { ContextRecord } from '../model.js';
+import type { JsonEvent } from '../../connectors/json-stream.js';
 import { isObject } from '../../connectors/common/json.js';
-import { asContextErrors, ensureNotEmpty } from '../common.js';
+import { isArrayOrNull, jsonStart } from '../../connectors/shared/json-report.js';
+import { jsonContextRecords, type PathFail } from '../../connectors/shared/context-source.js';
 import { SOURCE, mapCi } from './map.js';
 
 // The JSON body of a ServiceNow Table API read of cmdb_ci_server (or cmdb_ci and its children):
@@ -13,28 +13,20 @@ export const serviceNowCmdb: ContextSource = {
   source: SOURCE,
   description: 'ServiceNow Table API read of cmdb_ci_server / cmdb_ci ({"result": [...]}): servers with owner, criticality, environment',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').trimStart();
+    const start = jsonStart(head);
     if (!/^\{\s*"result"\s*:\s*\[/.test(start)) return false;
     return /^\{\s*"result"\s*:\s*\[\s*\]/.test(start) || /"sys_id"\s*:/.test(head) || /"sys_class_name"\s*:/.test(head);
   },
-  async *parse(file) {
-    const display = basename(file);
-    await ensureNotEmpty(file, display, SOURCE);
-    yield* asContextErrors(SOURCE, records(file, display));
+  parse(file) {
+    const notObject = 'expected a JSON object {"result": [...]}';
+    return jsonContextRecords(file, { source: SOURCE, select: ['result.*', 'error'], notObject }, records);
   },
 };
 
-async function* records(file: string, display: string): AsyncGenerator<ContextRecord> {
-  const fail = (path: JsonPath, reason: string): never => {
-    throw new ContextError(display, SOURCE, formatPath(path) || undefined, reason);
-  };
+async function* records(events: AsyncIterable<JsonEvent>, fail: PathFail): AsyncGenerator<ContextRecord> {
   let sawResult = false;
-  for await (const event of streamJson(file, { name: display, format: SOURCE, select: ['result.*', 'error'] })) {
+  for await (const event of events) {
     const { path } = event;
-    if (path.length === 0) {
-      if (event.kind === 'value' || event.type !== 'object') fail([], 'expected a JSON object {"result": [...]}');
-      continue;
-    }
     if (path[0] === 'error' && event.kind === 'value') {
       // A saved error answer instead of data: say so rather than "no result".
       const message = isObject(event.value) && typeof event.value.message === 'string' ? event.value.message : JSON.stringify(event.value);
@@ -42,7 +34,7 @@ async function* records(file: string, display: string): AsyncGenerator<ContextRe
     }
     if (path.length === 1) {
       sawResult = true;
-      if ((event.kind === 'value' && event.value !== null) || (event.kind === 'open' && event.type !== 'array')) fail(path, 'expected an array');
+      if (!isArrayOrNull(event)) fail(path, 'expected an array');
       continue;
     }
     if (event.kind !== 'value') continue;
