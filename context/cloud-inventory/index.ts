@@ -6,7 +6,7 @@ import {
   CRITICALITY_VALUES, cleanAsset, isIpAddress, normalizeEnvironment, normalizeIp, normalizeName, parseCriticality, uniq,
 } from '../common.js';
 import { jsonStart } from '../../connectors/shared/json-report.js';
-import { jsonContextRecords, type PathFail as Fail } from '../../connectors/shared/context-source.js';
+import { jsonContextRecords, type PathFail as Fail } from '../parse-frame.js';
 
 // Cloud compute inventory. Two shapes: the real `aws ec2 describe-instances` output
 // ({"Reservations":[{"Instances":[...]}]}), and our generic {"instances":[...]} for other clouds

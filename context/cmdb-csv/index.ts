@@ -5,7 +5,7 @@ import {
   CRITICALITY_VALUES, cleanAsset, hostIdentifiers, isIpAddress, normalizeEnvironment,
   normalizeIp, normalizeName, parseCriticality, splitList, uniq,
 } from '../common.js';
-import { contextRecords } from '../../connectors/shared/context-source.js';
+import { contextRecords } from '../parse-frame.js';
 
 // A CMDB export as CSV, in our own documented column set (context/README.md). Columns are found by
 // name, case-insensitively, in any order; only `name` is required. Streamed row by row.

@@ -4,7 +4,7 @@ import type { ContextSource } from '../index.js';
 import { ContextError, type AssetIdentifiers, type ContextRecord, type RuntimeEvidence } from '../model.js';
 import { csvRows, sniffCsvHeader, type CsvColumns } from '../../connectors/csv-stream.js';
 import { isObject, type Json } from '../../connectors/common/json.js';
-import { contextRecords } from '../../connectors/shared/context-source.js';
+import { contextRecords } from '../parse-frame.js';
 import { hostIdentifiers, isIpAddress, normalizeIp, parseTimestamp, readHead, splitList, uniq } from '../common.js';
 
 // EDR runtime evidence (which package or process was seen running on which host), as JSON lines or

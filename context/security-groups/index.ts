@@ -4,7 +4,7 @@ import type { JsonEvent, JsonPath } from '../../connectors/json-stream.js';
 import { isObject, objects, str, type Json } from '../../connectors/common/json.js';
 import { uniq } from '../common.js';
 import { isArrayOrNull, jsonStart } from '../../connectors/shared/json-report.js';
-import { jsonContextRecords, type PathFail as Fail } from '../../connectors/shared/context-source.js';
+import { jsonContextRecords, type PathFail as Fail } from '../parse-frame.js';
 
 // `aws ec2 describe-security-groups` JSON: one exposure rule per inbound permission
 // (IpPermissions; egress is not exposure). Streamed per security group.

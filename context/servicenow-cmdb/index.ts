@@ -3,7 +3,7 @@ import type { ContextRecord } from '../model.js';
 import type { JsonEvent } from '../../connectors/json-stream.js';
 import { isObject } from '../../connectors/common/json.js';
 import { isArrayOrNull, jsonStart } from '../../connectors/shared/json-report.js';
-import { jsonContextRecords, type PathFail } from '../../connectors/shared/context-source.js';
+import { jsonContextRecords, type PathFail } from '../parse-frame.js';
 import { SOURCE, mapCi } from './map.js';
 
 // The JSON body of a ServiceNow Table API read of cmdb_ci_server (or cmdb_ci and its children):

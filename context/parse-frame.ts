@@ -1,12 +1,12 @@
 import { basename } from 'node:path';
-import { formatPath, type JsonEvent, type JsonPath } from '../json-stream.js';
-import { ContextError, type ContextRecord } from '../../context/model.js';
-import { asContextErrors, ensureNotEmpty } from '../../context/common.js';
-import { objectEvents } from './json-report.js';
+import { formatPath, type JsonEvent, type JsonPath } from '../connectors/json-stream.js';
+import { ContextError, type ContextRecord } from './model.js';
+import { asContextErrors, ensureNotEmpty } from './common.js';
+import { objectEvents } from '../connectors/shared/json-report.js';
 
 // The frame every context source's parse() shares: the same empty-file check first, and errors
-// as ContextErrors only. It sits beside the report connectors' helpers because the JSON sources
-// read their files with the same checks (json-report.ts).
+// as ContextErrors only. The JSON sources read their files with the same checks as the report
+// connectors (connectors/shared/json-report.ts).
 
 /** Raises a ContextError at a JSON path (no field for the root). */
 export type PathFail = (path: JsonPath, reason: string) => never;
