@@ -15,7 +15,7 @@ export interface DiscoveryDeps {
 export function createDiscoveryActivities({ database, serviceNow }: DiscoveryDeps) {
   return {
     /** Parses the stored report or context document and merges it, in one transaction. */
-    async ingestReport({ scanId }: { scanId: string }): Promise<Record<string, number>> {
+    async ingestReport({ scanId }: { scanId: string }): Promise<{ kind: 'report' | 'context'; counts: Record<string, number> }> {
       const scan = await getScan(database.db, scanId);
       if (!scan) throw ApplicationFailure.nonRetryable(`scan ${scanId} does not exist`, 'NotFound');
       if (contextSources.some((s) => s.source === scan.format)) {
@@ -24,7 +24,7 @@ export function createDiscoveryActivities({ database, serviceNow }: DiscoveryDep
           const records = scan.reportPath
             ? (await contextSourceFor(scan.reportPath, scan.reportName, scan.format)).parse(scan.reportPath)
             : pullServiceNowCmdb(serviceNow, scan.target ?? 'cmdb_ci_server');
-          return { ...(await ingestContext(database.sql, scan, records)) };
+          return { kind: 'context', counts: { ...(await ingestContext(database.sql, scan, records)) } };
         } catch (err) {
           if (err instanceof ContextError) {
             throw ApplicationFailure.nonRetryable(new ContextError(scan.reportName, err.source, err.where, err.reason).message, 'ContextError');
@@ -35,7 +35,7 @@ export function createDiscoveryActivities({ database, serviceNow }: DiscoveryDep
       try {
         const connector = await connectorFor(scan.reportPath, scan.reportName, scan.format === 'auto' ? undefined : scan.format);
         const counts = await ingestFindings(database.sql, scan, withHeartbeat(connector.parse(scan.reportPath, { target: scan.target ?? undefined })));
-        return { ...counts };
+        return { kind: 'report', counts: { ...counts } };
       } catch (err) {
         // Bad input will not get better with retries: fail the scan at once, naming file and field.
         // Connectors name the stored file; the user knows the report by the name it was uploaded under.

@@ -11,6 +11,8 @@ export interface ApiDeps {
   reportsDir: string;
   maxUploadBytes: number;
   scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
+  /** Threat-intel feeds: which are fetched, and the freshness bound of imports (defaults when absent). */
+  intel?: { urls: { epss?: string | undefined; kev?: string | undefined }; maxAgeMs: { epss: number; kev: number } };
 }
 
 export interface AppEnv {

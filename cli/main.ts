@@ -12,6 +12,11 @@ const USAGE = `usage: ctem <command>
                       [--format F] [--target NAME]
   ingest FILE         upload a report to the running platform and wait for its discovery run
                       [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false] [--no-wait]
+  intel import FILE   import a FIRST EPSS or CISA KEV file through the running platform (checked, then active
+                      or rejected) [--kind epss|kev] [--stage-only] [--force check,...] [--as-of DATE]
+  intel list          feed versions, their status and checks
+  intel promote KIND VERSION   activate a staged version [--force check,...]
+  intel fetch KIND    fetch a feed from its configured URL now
   help                this text`;
 
 const ROLES: Record<string, Roles> = {
@@ -56,6 +61,10 @@ async function main(argv: string[]): Promise<number> {
   const [command = 'help', ...rest] = argv;
   const roles = ROLES[command];
   if (roles) return serve(roles);
+  if (command === 'intel') {
+    const { intelCommand } = await import('./commands/intel.js');
+    return intelCommand(loadConfig(), rest);
+  }
   if (command === 'parse' || command === 'ingest') {
     const { values, positionals } = parseArgs({
       args: rest,

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { FEED_MAX_AGE_DEFAULTS, FEED_URL_DEFAULTS } from '../prioritization/intel-feeds.js';
 import { parseDuration } from './duration.js';
 
 // Configuration is read from the environment once, at start, into one typed object.
@@ -24,6 +25,14 @@ const optional = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
+// Empty: that feed is not fetched.
+const feedUrl = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v) => v.trim() || undefined)
+    .refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), 'expected an http(s) URL, or empty to disable');
+
 const EnvSchema = z.object({
   PORT: port(8080),
   CTEM_HOST: z.string().default('127.0.0.1'),
@@ -47,6 +56,11 @@ const EnvSchema = z.object({
   SERVICENOW_SIM_PORT: port(8090),
   CTEM_EPSS_FILE: optional,
   CTEM_KEV_FILE: optional,
+  CTEM_EPSS_URL: feedUrl(FEED_URL_DEFAULTS.epss),
+  CTEM_KEV_URL: feedUrl(FEED_URL_DEFAULTS.kev),
+  CTEM_INTEL_SCHEDULE: z.string().default('1d'),
+  CTEM_FEED_MAX_AGE_EPSS: duration(FEED_MAX_AGE_DEFAULTS.epss),
+  CTEM_FEED_MAX_AGE_KEV: duration(FEED_MAX_AGE_DEFAULTS.kev),
   CTEM_SLA_ACK: duration('2d'),
   CTEM_SLA_ACT: duration('14d'),
   CTEM_SLA_ATTEND: duration('30d'),
@@ -95,7 +109,17 @@ export interface Config {
     incidentTable: string;
     simulatorPort: number;
   };
-  intel: { epssFile?: string; kevFile?: string };
+  intel: {
+    /** Files imported at start. */
+    epssFile?: string;
+    kevFile?: string;
+    /** Where the scheduled fetch downloads each feed; unset: not fetched. */
+    urls: { epss?: string; kev?: string };
+    /** Interval (1d) or cron expression of the fetch schedules. */
+    schedule: string;
+    /** A feed older than this (by its own date) fails the freshness check. */
+    maxAgeMs: { epss: number; kev: number };
+  };
   sla: SlaConfig;
   /** How fresh a scan must be per asset criticality, for the scan-coverage KPI. */
   scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
@@ -142,7 +166,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       incidentTable: e.SERVICENOW_INCIDENT_TABLE,
       simulatorPort: e.SERVICENOW_SIM_PORT,
     },
-    intel: { epssFile: e.CTEM_EPSS_FILE, kevFile: e.CTEM_KEV_FILE },
+    intel: {
+      epssFile: e.CTEM_EPSS_FILE,
+      kevFile: e.CTEM_KEV_FILE,
+      urls: { epss: e.CTEM_EPSS_URL, kev: e.CTEM_KEV_URL },
+      schedule: e.CTEM_INTEL_SCHEDULE,
+      maxAgeMs: { epss: e.CTEM_FEED_MAX_AGE_EPSS, kev: e.CTEM_FEED_MAX_AGE_KEV },
+    },
     sla: {
       ackMs: e.CTEM_SLA_ACK,
       tierMs: { act: e.CTEM_SLA_ACT, attend: e.CTEM_SLA_ATTEND, trackStar: e.CTEM_SLA_TRACK_STAR, track: e.CTEM_SLA_TRACK },

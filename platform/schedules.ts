@@ -1,14 +1,17 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { intelFeedWorkflow } from '../workflows/intel-feed.js';
 import { orphanReportWorkflow } from '../workflows/orphan-report.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
 import { sourceDiscoveryWorkflow } from '../workflows/source-discovery.js';
 import { parseDuration } from './duration.js';
 
 // Temporal Schedules the platform owns: one per pulled discovery source (daily unless configured),
-// and the weekly orphan-asset report. Creating is idempotent: an existing schedule is updated.
+// the weekly orphan-asset report, and one per fetched threat-intel feed. Creating is idempotent: an
+// existing schedule is updated.
 
 export const sourceScheduleId = (source: string) => `discovery-schedule:${source}`;
 export const ORPHAN_REPORT_SCHEDULE_ID = 'report-schedule:orphan-assets';
+export const intelScheduleId = (kind: 'epss' | 'kev') => `intel-schedule:${kind}`;
 
 /** `1d`, `6h`... are intervals; anything else is a cron expression. */
 function specOf(schedule: string): ScheduleOptions['spec'] {
@@ -69,5 +72,22 @@ export async function ensureOrphanReportSchedule(client: Client, taskQueue: stri
     spec: specOf(cron),
     action: { type: 'startWorkflow', workflowType: orphanReportWorkflow, workflowId: 'report:orphan-assets', taskQueue, args: [] },
     policies: { overlap: ScheduleOverlapPolicy.SKIP },
+  });
+}
+
+/** Fetches a threat-intel feed on a schedule (CTEM_INTEL_SCHEDULE); the URL is the worker's configuration. */
+export async function ensureIntelFeedSchedule(client: Client, taskQueue: string, kind: 'epss' | 'kev', schedule: string): Promise<void> {
+  await upsertSchedule(client, {
+    scheduleId: intelScheduleId(kind),
+    spec: specOf(schedule),
+    action: {
+      type: 'startWorkflow',
+      workflowType: intelFeedWorkflow,
+      workflowId: `intel-feed:${kind}`,
+      taskQueue,
+      args: [{ kind }],
+      typedSearchAttributes: [{ key: CTEM_PHASE, value: 'prioritization' }],
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
   });
 }

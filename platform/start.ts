@@ -5,14 +5,14 @@ import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
-import { importIntelFiles } from '../activities/prioritization.js';
+import { importStartupFeeds } from '../activities/intel.js';
 import { createApp } from '../api/app.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../servicenow/simulator.js';
 import type { Config } from './config.js';
 import { connectTemporal, connectWorkerTemporal, serviceNowClient } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
-import { ensureOrphanReportSchedule } from './schedules.js';
+import { ensureIntelFeedSchedule, ensureOrphanReportSchedule } from './schedules.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
 import { createWorker } from './worker.js';
 
@@ -115,6 +115,9 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     const registered = await registerSearchAttributes(temporal.connection, config.temporal.namespace);
     if (registered.length) log(`registered search attributes: ${registered.join(', ')}`);
     await ensureOrphanReportSchedule(temporal.client, config.temporal.taskQueue, config.orphanReportCron);
+    for (const kind of ['epss', 'kev'] as const) {
+      if (config.intel.urls[kind]) await ensureIntelFeedSchedule(temporal.client, config.temporal.taskQueue, kind, config.intel.schedule);
+    }
 
     let apiUrl: string | undefined;
     if (roles.api) {
@@ -126,6 +129,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         reportsDir: join(config.dataDir, 'reports'),
         maxUploadBytes: config.maxUploadBytes,
         scanSlaMs: config.scanSlaMs,
+        intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs },
       });
       const server = await new Promise<ServerType>((resolve) => {
         const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
@@ -153,9 +157,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     }
 
     if (config.intel.epssFile || config.intel.kevFile) {
-      for (const feed of await importIntelFiles(database, config.intel)) {
-        log(`${feed.kind.toUpperCase()} feed ${feed.version}: ${feed.imported ? `imported ${feed.rows} rows` : 'already active'}`);
-      }
+      await importStartupFeeds(database, { client: temporal.client, taskQueue: config.temporal.taskQueue }, config.intel, log);
     }
 
     if (roles.worker) {

@@ -3,19 +3,20 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createDiscoveryActivities } from '../activities/discovery.js';
+import { createIntelActivities } from '../activities/intel.js';
 import { createMobilizationActivities } from '../activities/mobilization.js';
 import { createPrioritizationActivities } from '../activities/prioritization.js';
+import { createRescoreActivities } from '../activities/rescore.js';
 import { createSourceActivities } from '../activities/sources.js';
 import type { ServiceNowConnection } from '../context/index.js';
 import type { Database } from '../db/client.js';
-import { defaultPolicy } from '../prioritization/policy.js';
 import type { ServiceNowClient } from '../servicenow/client.js';
 import type { Config } from './config.js';
 
 const require = createRequire(import.meta.url);
 
 export interface WorkerDeps {
-  config: Pick<Config, 'sla' | 'temporal' | 'dataDir'>;
+  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel'>;
   connection: NativeConnection;
   client: Client;
   database: Database;
@@ -29,7 +30,9 @@ export function createActivities({ config, client, database, serviceNow, service
   return {
     ...createDiscoveryActivities({ database, serviceNow: serviceNowConnection }),
     ...createSourceActivities({ database, reportsDir: join(config.dataDir, 'reports') }),
-    ...createPrioritizationActivities({ database, policy: defaultPolicy(config.sla) }),
+    ...createIntelActivities({ database, temporal: { client, taskQueue: config.temporal.taskQueue }, reportsDir: join(config.dataDir, 'reports'), intel: config.intel }),
+    ...createRescoreActivities({ database }),
+    ...createPrioritizationActivities({ database }),
     ...createMobilizationActivities({ database, serviceNow, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla }),
   };
 }

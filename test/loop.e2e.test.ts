@@ -91,6 +91,9 @@ beforeAll(async () => {
     CTEM_ESCALATION_INTERVAL: `${ESCALATION_INTERVAL_S}s`,
     CTEM_EPSS_FILE: join(fixtures, 'epss-sample.csv'),
     CTEM_KEV_FILE: join(fixtures, 'kev-sample.json'),
+    // The sample feeds are dated 2026-11-01: freshness is not what this test is about.
+    CTEM_FEED_MAX_AGE_EPSS: '3650d',
+    CTEM_FEED_MAX_AGE_KEV: '3650d',
   });
 });
 

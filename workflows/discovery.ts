@@ -1,7 +1,8 @@
-import { ApplicationFailure, log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { DiscoveryActivities } from '../activities/discovery.js';
 import type { MobilizationActivities } from '../activities/mobilization.js';
 import type { PrioritizationActivities } from '../activities/prioritization.js';
+import { rescoreWorkflow } from './rescore.js';
 import { CTEM_PHASE } from './search-attributes.js';
 
 // One run per uploaded report (id `discovery:<source>:<scan id>`): ingest it, score what it found,
@@ -32,13 +33,25 @@ export async function discoveryWorkflow({ scanId }: DiscoveryInput): Promise<Dis
     upsertSearchAttributes([{ key: CTEM_PHASE, value: 'discovery' }]);
     const ingested = await ingestReport({ scanId });
 
+    if (ingested.kind === 'context') {
+      // Context (ownership, exposure, runtime) can move findings on assets the document never named
+      // (an image on a host that became internet-facing): re-score everything, set-based.
+      const rescored = await executeChild(rescoreWorkflow, { workflowId: `rescore:context:${scanId}`, args: [{ reason: `context import ${scanId}` }] });
+      // New owners change no tier, yet orphaned golden tickets on the named assets can now open.
+      const mobilized = await mobilizeScan({ scanId });
+      const counts = { ...ingested.counts, ...rescored, ...mobilized };
+      await completeScan({ scanId, counts });
+      upsertSearchAttributes([{ key: CTEM_PHASE, value: 'done' }]);
+      return { scanId, counts };
+    }
+
     upsertSearchAttributes([{ key: CTEM_PHASE, value: 'prioritization' }]);
     const scored = await scoreScan({ scanId });
 
     upsertSearchAttributes([{ key: CTEM_PHASE, value: 'mobilization' }]);
     const mobilized = await mobilizeScan({ scanId });
 
-    const counts = { ...ingested, ...scored, ...mobilized };
+    const counts = { ...ingested.counts, ...scored, ...mobilized };
     await completeScan({ scanId, counts });
     upsertSearchAttributes([{ key: CTEM_PHASE, value: 'done' }]);
     return { scanId, counts };

@@ -1,6 +1,8 @@
 // Every workflow the worker runs. This file is bundled into the workflow sandbox: it imports only
 // workflow code, never database or SDK clients.
 export { discoveryWorkflow } from './discovery.js';
+export { intelFeedWorkflow } from './intel-feed.js';
 export { orphanReportWorkflow } from './orphan-report.js';
 export { remediationWorkflow } from './remediation.js';
+export { rescoreWorkflow } from './rescore.js';
 export { sourceDiscoveryWorkflow } from './source-discovery.js';

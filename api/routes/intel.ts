@@ -2,34 +2,278 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Hono } from 'hono';
-import { importIntelFiles } from '../../activities/prioritization.js';
-import { FeedError } from '../../prioritization/intel-feeds.js';
-import type { AppEnv } from '../context.js';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { importFeedFile, shadowFeedVersion, startRescoreAfterFeedChange, type RescoreStart } from '../../activities/intel.js';
+import {
+  FEED_CHECKS,
+  FeedStateError,
+  getFeedVersion,
+  listFeedVersions,
+  parseForce,
+  promoteFeed,
+  UnknownCheckError,
+  type FeedImport,
+} from '../../db/queries/intel.js';
+import { parseDuration } from '../../platform/duration.js';
+import { FEED_LABEL, FEED_MAX_AGE_DEFAULTS, FeedError, type FeedKind } from '../../prioritization/intel-feeds.js';
+import { intelFeedWorkflow } from '../../workflows/intel-feed.js';
+import { CTEM_PHASE } from '../../workflows/search-attributes.js';
+import type { ApiDeps, AppEnv } from '../context.js';
 import { problem } from '../problem.js';
+import { ErrorSchema } from './schemas.js';
+
+// Threat-intel feeds (FIRST EPSS, CISA KEV): import a file, list versions, promote a staged one,
+// compare one with the active version in shadow mode, fetch now.
+
+const Kind = z.enum(['epss', 'kev']).openapi({ description: 'epss: FIRST EPSS daily CSV (gzipped or not); kev: CISA KEV JSON catalog' });
+const Version = z.string().regex(/^[\w.-]{1,64}$/);
+
+const CheckSchema = z
+  .object({ check: z.enum(FEED_CHECKS), ok: z.boolean(), detail: z.string(), overridden: z.boolean().optional() })
+  .openapi('FeedCheck');
+
+const FeedImportSchema = z
+  .object({
+    kind: Kind,
+    version: z.string(),
+    rows: z.number().int(),
+    status: z.enum(['active', 'staged', 'rejected', 'retired']),
+    validation: z.array(CheckSchema),
+    publishedAt: z.string().nullable(),
+    origin: z.string().nullable(),
+    imported: z.boolean().openapi({ description: 'false when this version was already known (nothing changed)' }),
+    activated: z.boolean().openapi({ description: 'true when this request made it the active version' }),
+    rescore: z.object({ started: z.boolean(), workflowId: z.string().optional(), reason: z.string().optional() }).optional(),
+  })
+  .openapi('FeedImport');
+
+const RejectedSchema = FeedImportSchema.extend({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('FeedRejected');
+
+const FeedVersionSchema = z
+  .object({
+    kind: Kind,
+    version: z.string(),
+    status: z.enum(['active', 'staged', 'rejected', 'retired']),
+    rows: z.number().int(),
+    sha256: z.string(),
+    publishedAt: z.string().nullable(),
+    origin: z.string().nullable(),
+    validation: z.array(CheckSchema),
+    importedAt: z.string(),
+    activatedAt: z.string().nullable(),
+    stored: z.boolean().openapi({ description: 'whether its rows are still stored (retention keeps the last 3 retired versions)' }),
+  })
+  .openapi('FeedVersion');
+
+const checkList = `comma-separated checks whose failure is overridden (recorded as such): ${FEED_CHECKS.join(', ')}`;
+const ValidationQuery = {
+  force: z.string().optional().openapi({ description: checkList, example: 'freshness,not-older' }),
+  asOf: z.string().optional().openapi({ description: 'judge freshness at this ISO date instead of now (importing an old file on purpose)' }),
+};
+
+const importRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/intel/{kind}',
+  summary: 'Import a FIRST EPSS or CISA KEV file: staged, checked, then activated or rejected',
+  description: 'The request body is the feed file (EPSS CSV gzipped or not, KEV JSON). 200 when activated, staged or already known; 422 when a check failed (the active version stays).',
+  request: {
+    params: z.object({ kind: Kind }),
+    query: z.object({
+      stage: z.enum(['true', 'false']).optional().openapi({ description: 'true: stage and check only; promote later' }),
+      filename: z.string().max(256).optional().openapi({ description: 'original file name, for messages and the recorded origin' }),
+      gzip: z.enum(['true', 'false']).optional().openapi({ description: 'ignored: gzip is recognised from the content' }),
+      ...ValidationQuery,
+    }),
+  },
+  responses: {
+    200: { description: 'Activated, staged, or already known', content: { 'application/json': { schema: FeedImportSchema } } },
+    400: { description: 'Malformed feed (nothing stored) or bad parameters', content: { 'application/json': { schema: ErrorSchema } } },
+    413: { description: 'Too large', content: { 'application/json': { schema: ErrorSchema } } },
+    422: { description: 'Rejected by a check; the active version stays', content: { 'application/json': { schema: RejectedSchema } } },
+  },
+});
+
+const listRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/intel/feeds',
+  summary: 'Every feed version with its status, checks, publication date, rows and origin',
+  request: { query: z.object({ kind: Kind.optional(), status: z.enum(['active', 'staged', 'rejected', 'retired']).optional() }) },
+  responses: {
+    200: {
+      description: 'Versions, newest first per kind',
+      content: { 'application/json': { schema: z.object({ items: z.array(FeedVersionSchema), attribution: z.string() }) } },
+    },
+  },
+});
+
+const promoteRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/intel/feeds/{kind}/{version}/promote',
+  summary: 'Activate a staged (or retained retired) version after checking it again against the active one',
+  request: { params: z.object({ kind: Kind, version: Version }), query: z.object(ValidationQuery) },
+  responses: {
+    200: { description: 'Active', content: { 'application/json': { schema: FeedImportSchema } } },
+    400: { description: 'Bad parameters', content: { 'application/json': { schema: ErrorSchema } } },
+    404: { description: 'Unknown version', content: { 'application/json': { schema: ErrorSchema } } },
+    409: { description: 'Not promotable (rejected, or its rows were deleted)', content: { 'application/json': { schema: ErrorSchema } } },
+    422: { description: 'A check failed; the status is unchanged', content: { 'application/json': { schema: RejectedSchema } } },
+  },
+});
+
+const shadowRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/intel/feeds/{kind}/{version}/shadow',
+  summary: 'What scoring would change with this feed version instead of the active one (active policy)',
+  request: {
+    params: z.object({ kind: Kind, version: Version }),
+    query: z.object({ samples: z.coerce.number().int().min(0).max(200).default(20).openapi({ description: 'how many moved findings to list' }) }),
+  },
+  responses: {
+    200: {
+      description: 'Counts of findings whose tier would move, tier transitions, and samples with the reason',
+      content: { 'application/json': { schema: z.object({ kind: Kind, version: z.string(), status: z.string() }).catchall(z.unknown()) } },
+    },
+    404: { description: 'Unknown version', content: { 'application/json': { schema: ErrorSchema } } },
+    409: { description: 'Its rows are not stored', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+
+const runRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/intel/feeds/{kind}/runs',
+  summary: 'Fetch a feed from its configured URL now (what its schedule does)',
+  request: { params: z.object({ kind: Kind }) },
+  responses: {
+    202: { description: 'Started', content: { 'application/json': { schema: z.object({ workflowId: z.string() }) } } },
+    409: { description: 'No URL configured for this feed', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+
+class TooLarge extends Error {}
+
+function maxAgeOf(deps: ApiDeps): Record<FeedKind, number> {
+  return deps.intel?.maxAgeMs ?? { epss: parseDuration(FEED_MAX_AGE_DEFAULTS.epss), kev: parseDuration(FEED_MAX_AGE_DEFAULTS.kev) };
+}
+
+type Checked = { ok: true; force: string[]; asOf?: Date } | { ok: false; message: string };
+
+function validationParams(query: { force?: string | undefined; asOf?: string | undefined }): Checked {
+  let force: string[];
+  try {
+    force = parseForce(query.force);
+  } catch (err) {
+    if (err instanceof UnknownCheckError) return { ok: false, message: err.message };
+    throw err;
+  }
+  if (query.asOf === undefined) return { ok: true, force };
+  const asOf = new Date(query.asOf);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(query.asOf) || Number.isNaN(asOf.getTime())) return { ok: false, message: `asOf: not an ISO date: ${query.asOf}` };
+  return { ok: true, force, asOf };
+}
 
 /**
- * Import a threat-intel feed file: `POST /api/v1/intel/epss` (FIRST EPSS CSV, gzipped or not) or
- * `POST /api/v1/intel/kev` (CISA KEV JSON). A malformed feed is rejected whole.
+ * 200 with the version; 422 with the same body plus the error when an import was rejected or a
+ * promotion failed its checks. A newly active version starts the re-score.
  */
-export const intelRoutes = new Hono<AppEnv>().post('/api/v1/intel/:kind{epss|kev}', async (c) => {
+async function answer(c: Context<AppEnv>, result: FeedImport, mode: 'import' | 'promote') {
   const deps = c.get('deps');
-  const kind = c.req.param('kind') as 'epss' | 'kev';
-  const body = c.req.raw.body;
-  if (!body) return problem(c, 400, 'empty_feed', 'the request body must be the feed file');
-  await mkdir(deps.reportsDir, { recursive: true });
-  const gz = c.req.header('content-encoding') === 'gzip' || c.req.query('gzip') === 'true';
-  const file = join(deps.reportsDir, `${kind}-${randomUUID()}${kind === 'epss' && gz ? '.csv.gz' : ''}`);
-  try {
-    await pipeline(Readable.fromWeb(body as never), createWriteStream(file));
-    const [result] = await importIntelFiles(deps.database, kind === 'epss' ? { epssFile: file } : { kevFile: file });
-    return c.json(result, 200);
-  } catch (err) {
-    if (err instanceof FeedError) return problem(c, 400, 'invalid_feed', err.message);
-    throw err;
-  } finally {
-    await rm(file, { force: true });
-  }
-});
+  let rescore: RescoreStart | undefined;
+  if (result.activated) rescore = await startRescoreAfterFeedChange(deps.temporal.client, deps.temporal.taskQueue, result.kind, result.version);
+  const body = { ...result, ...(rescore ? { rescore } : {}) };
+  const refused = mode === 'import' ? result.status === 'rejected' : result.status !== 'active';
+  if (!refused) return c.json(body, 200);
+  const failed = result.validation.filter((v) => !v.ok && !v.overridden);
+  const message = `${FEED_LABEL[result.kind]} ${result.version} ${mode === 'import' ? 'rejected' : 'not promoted'}: ${failed.map((f) => `${f.check}: ${f.detail}`).join('; ')}`;
+  return c.json({ ...body, error: { code: mode === 'import' ? 'feed_rejected' : 'checks_failed', message } }, 422);
+}
+
+export const intelRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(listRoute, async (c) => {
+    const query = c.req.valid('query');
+    const items = await listFeedVersions(c.get('deps').database.sql, { ...(query.kind ? { kind: query.kind } : {}), ...(query.status ? { status: query.status } : {}) });
+    return c.json({ items, attribution: 'FIRST EPSS (https://www.first.org/epss), CISA KEV (https://www.cisa.gov/known-exploited-vulnerabilities-catalog)' }, 200);
+  })
+  .openapi(importRoute, async (c) => {
+    const deps = c.get('deps');
+    const { kind } = c.req.valid('param');
+    const query = c.req.valid('query');
+    const params = validationParams(query);
+    if (!params.ok) return problem(c, 400, 'invalid_request', params.message);
+    const body = c.req.raw.body;
+    if (!body) return problem(c, 400, 'empty_feed', 'the request body must be the feed file');
+    await mkdir(deps.reportsDir, { recursive: true });
+    const file = join(deps.reportsDir, `intel-${kind}-${randomUUID()}.upload`);
+    let bytes = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        bytes += chunk.length;
+        done(bytes > deps.maxUploadBytes ? new TooLarge() : null, chunk);
+      },
+    });
+    try {
+      await pipeline(Readable.fromWeb(body as never), meter, createWriteStream(file));
+      const name = query.filename ?? `uploaded ${kind} feed`;
+      const result = await importFeedFile(deps.database, kind, file, {
+        name,
+        origin: `file:${query.filename ?? 'upload'}`,
+        maxAgeMs: maxAgeOf(deps),
+        activate: query.stage === 'true' ? 'never' : 'if-valid',
+        force: params.force,
+        ...(params.asOf ? { asOf: params.asOf } : {}),
+      });
+      return answer(c, result, 'import');
+    } catch (err) {
+      if (err instanceof TooLarge) return problem(c, 413, 'too_large', `the upload exceeds ${deps.maxUploadBytes} bytes`);
+      if (err instanceof FeedError) return problem(c, 400, 'invalid_feed', err.message);
+      throw err;
+    } finally {
+      await rm(file, { force: true });
+    }
+  })
+  .openapi(promoteRoute, async (c) => {
+    const deps = c.get('deps');
+    const { kind, version } = c.req.valid('param');
+    const params = validationParams(c.req.valid('query'));
+    if (!params.ok) return problem(c, 400, 'invalid_request', params.message);
+    try {
+      const result = await promoteFeed(deps.database.sql, kind, version, {
+        maxAgeMs: maxAgeOf(deps)[kind],
+        force: params.force,
+        ...(params.asOf ? { asOf: params.asOf } : {}),
+      });
+      return answer(c, result, 'promote');
+    } catch (err) {
+      if (err instanceof FeedStateError) return err.reason === 'not_found' ? problem(c, 404, 'not_found', err.message) : problem(c, 409, 'not_promotable', err.message);
+      throw err;
+    }
+  })
+  .openapi(shadowRoute, async (c) => {
+    const deps = c.get('deps');
+    const { kind, version } = c.req.valid('param');
+    const feed = await getFeedVersion(deps.database.sql, kind, version);
+    if (!feed) return problem(c, 404, 'not_found', `no ${FEED_LABEL[kind]} version ${version}`);
+    if (!feed.stored) return problem(c, 409, 'not_stored', `${FEED_LABEL[kind]} ${version} (${feed.status}) has no stored rows to score with`);
+    const diff = await shadowFeedVersion(deps.database, kind, version, c.req.valid('query').samples);
+    return c.json({ kind, version, status: feed.status, ...diff }, 200);
+  })
+  .openapi(runRoute, async (c) => {
+    const deps = c.get('deps');
+    const { kind } = c.req.valid('param');
+    if (deps.intel && !deps.intel.urls[kind]) return problem(c, 409, 'feed_disabled', `no URL is configured for ${FEED_LABEL[kind]} (CTEM_${kind.toUpperCase()}_URL)`);
+    const workflowId = `intel-feed:${kind}:manual:${Date.now()}`;
+    try {
+      await deps.temporal.client.workflow.start(intelFeedWorkflow, {
+        workflowId,
+        taskQueue: deps.temporal.taskQueue,
+        args: [{ kind }],
+        typedSearchAttributes: [{ key: CTEM_PHASE, value: 'prioritization' }],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    return c.json({ workflowId }, 202);
+  });

@@ -1,0 +1,199 @@
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import type { Config } from '../../platform/config.js';
+import { detectFeedKind, FEED_LABEL, type FeedKind } from '../../prioritization/intel-feeds.js';
+
+// `ctem intel ...`: threat-intel feeds through the running platform's API, so the same checks,
+// locks and re-scoring apply as for any other import.
+
+const USAGE = `usage: ctem intel import FILE [--kind epss|kev] [--stage-only] [--force check,...] [--as-of DATE]
+       ctem intel list [--kind epss|kev]
+       ctem intel promote KIND VERSION [--force check,...] [--as-of DATE]
+       ctem intel fetch KIND`;
+
+interface Check {
+  check: string;
+  ok: boolean;
+  detail: string;
+  overridden?: boolean;
+}
+
+interface FeedResult {
+  kind: FeedKind;
+  version: string;
+  rows: number;
+  status: string;
+  validation: Check[];
+  publishedAt: string | null;
+  imported?: boolean;
+  activated?: boolean;
+  origin?: string | null;
+  rescore?: { started: boolean; workflowId?: string; reason?: string };
+  error?: { code: string; message: string };
+}
+
+/** The running platform's API and token, found as `ctem ingest` finds them. */
+function apiOf(config: Config): { url: string; token: string } {
+  const url = (process.env.CTEM_API_URL ?? `http://127.0.0.1:${config.port}`).replace(/\/$/, '');
+  const secrets = join(config.dataDir, 'secrets.json');
+  const token = config.apiToken ?? (existsSync(secrets) ? (JSON.parse(readFileSync(secrets, 'utf8')) as { apiToken: string }).apiToken : undefined);
+  if (!token) throw new Error(`no API token: set CTEM_API_TOKEN (none generated in ${config.dataDir})`);
+  return { url, token };
+}
+
+function mark(c: Check): string {
+  if (c.ok) return 'ok        ';
+  return c.overridden ? 'overridden' : 'FAILED    ';
+}
+
+function printResult(r: FeedResult): void {
+  const outcome = r.imported === false && !r.activated ? `${r.status} (already known)` : r.status;
+  console.log(`${FEED_LABEL[r.kind]} ${r.version}: ${outcome}`);
+  console.log(`  rows       ${r.rows}`);
+  if (r.publishedAt) console.log(`  published  ${r.publishedAt}`);
+  for (const c of r.validation) console.log(`  ${mark(c)} ${c.check.padEnd(10)} ${c.detail}`);
+  if (r.rescore) console.log(`  rescore    ${r.rescore.started ? `started (${r.rescore.workflowId})` : (r.rescore.reason ?? 'not started')}`);
+}
+
+async function call(config: Config, path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
+  const { url, token } = apiOf(config);
+  const res = await fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = { error: { code: 'http', message: `HTTP ${res.status}: ${text.slice(0, 200)}` } };
+  }
+  return { status: res.status, body };
+}
+
+const errorOf = (body: unknown, status: number) => (body as { error?: { message?: string } })?.error?.message ?? `HTTP ${status}`;
+
+/** Prints the outcome; exit 1 with the failed checks when the platform refused the version. */
+function report(status: number, body: unknown): number {
+  if (status === 200 || status === 422) {
+    const result = body as FeedResult;
+    printResult(result);
+    if (status === 422) {
+      const failed = result.validation.filter((c) => !c.ok && !c.overridden);
+      console.error(`${result.status === 'rejected' ? 'rejected' : 'not promoted'}: failed checks: ${failed.map((c) => c.check).join(', ')}`);
+      for (const c of failed) console.error(`  ${c.check}: ${c.detail}`);
+      console.error('(to accept on purpose: --force ' + failed.map((c) => c.check).join(',') + ')');
+      return 1;
+    }
+    return 0;
+  }
+  console.error(errorOf(body, status));
+  return 1;
+}
+
+function validationQuery(values: { force?: string | undefined; 'as-of'?: string | undefined }, query: URLSearchParams) {
+  if (values.force) query.set('force', values.force);
+  if (values['as-of']) query.set('asOf', values['as-of']);
+}
+
+export async function intelCommand(config: Config, argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      kind: { type: 'string' },
+      'stage-only': { type: 'boolean', default: false },
+      force: { type: 'string' },
+      'as-of': { type: 'string' },
+    },
+  });
+  if (values.kind !== undefined && values.kind !== 'epss' && values.kind !== 'kev') {
+    console.error(`--kind: expected epss or kev, got ${values.kind}`);
+    return 2;
+  }
+
+  if (sub === 'import') {
+    const file = positionals[0];
+    if (!file) {
+      console.error(USAGE);
+      return 2;
+    }
+    if (!existsSync(file) || !statSync(file).isFile()) {
+      console.error(`${basename(file)}: file not found`);
+      return 1;
+    }
+    const kind = (values.kind as FeedKind | undefined) ?? (await detectFeedKind(file));
+    if (!kind) {
+      console.error(`${basename(file)}: neither a FIRST EPSS CSV nor a CISA KEV JSON catalog; say which with --kind`);
+      return 1;
+    }
+    const query = new URLSearchParams({ filename: basename(file) });
+    if (values['stage-only']) query.set('stage', 'true');
+    validationQuery(values, query);
+    const { status, body } = await call(config, `/api/v1/intel/${kind}?${query}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: Readable.toWeb(createReadStream(file)) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    return report(status, body);
+  }
+
+  if (sub === 'promote') {
+    const [kind, version] = positionals;
+    if ((kind !== 'epss' && kind !== 'kev') || !version) {
+      console.error(USAGE);
+      return 2;
+    }
+    const query = new URLSearchParams();
+    validationQuery(values, query);
+    const { status, body } = await call(config, `/api/v1/intel/feeds/${kind}/${encodeURIComponent(version)}/promote?${query}`, { method: 'POST' });
+    return report(status, body);
+  }
+
+  if (sub === 'list') {
+    const query = values.kind ? `?kind=${values.kind}` : '';
+    const { status, body } = await call(config, `/api/v1/intel/feeds${query}`);
+    if (status !== 200) {
+      console.error(errorOf(body, status));
+      return 1;
+    }
+    const { items, attribution } = body as {
+      items: Array<{ kind: FeedKind; version: string; status: string; rows: number; publishedAt: string | null; origin: string | null; stored: boolean; validation: Check[] }>;
+      attribution: string;
+    };
+    const rows = items.map((v) => [
+      FEED_LABEL[v.kind],
+      v.version,
+      v.status,
+      // Rejected versions never keep rows; for retired ones it says retention removed them.
+      String(v.rows) + (v.status === 'retired' && !v.stored && v.rows > 0 ? ' (rows deleted)' : ''),
+      v.publishedAt ?? '-',
+      v.validation.filter((c) => !c.ok).map((c) => `${c.check}${c.overridden ? ' (overridden)' : ''}`).join(',') || '-',
+      v.origin ?? '-',
+    ]);
+    const header = ['FEED', 'VERSION', 'STATUS', 'ROWS', 'PUBLISHED', 'FAILED CHECKS', 'ORIGIN'];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const line of [header, ...rows]) console.log(line.map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+    console.log(`\nData: ${attribution}`);
+    return 0;
+  }
+
+  if (sub === 'fetch') {
+    const kind = positionals[0];
+    if (kind !== 'epss' && kind !== 'kev') {
+      console.error(USAGE);
+      return 2;
+    }
+    const { status, body } = await call(config, `/api/v1/intel/feeds/${kind}/runs`, { method: 'POST' });
+    if (status !== 202) {
+      console.error(errorOf(body, status));
+      return 1;
+    }
+    console.log(`fetching ${FEED_LABEL[kind]} (workflow ${(body as { workflowId: string }).workflowId}); see ctem intel list`);
+    return 0;
+  }
+
+  console.error(USAGE);
+  return sub === undefined || sub === 'help' ? 0 : 2;
+}
