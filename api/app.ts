@@ -11,6 +11,7 @@ import { reportRoutes } from './routes/reports.js';
 import { sourceRoutes } from './routes/sources.js';
 import { findingRoutes } from './routes/findings.js';
 import { healthRoutes } from './routes/health.js';
+import { policyRoutes } from './routes/policies.js';
 import { intelRoutes } from './routes/intel.js';
 import { scanRoutes } from './routes/scans.js';
 import { ticketRoutes } from './routes/tickets.js';
@@ -38,6 +39,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', eventRoutes);
   app.route('/', reportRoutes);
   app.route('/', exposureRoutes);
+  app.route('/', policyRoutes);
   app.route('/', ticketRoutes);
   app.route('/', intelRoutes);
   app.doc31('/api/v1/openapi.json', { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } });

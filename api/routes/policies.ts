@@ -1,0 +1,157 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { ControlError, deleteControl, listControls, saveControl } from '../../db/queries/controls.js';
+import { activatePolicy, activePolicy, getPolicy, listPolicies, savePolicy } from '../../db/queries/policies.js';
+import { shadowScore } from '../../db/queries/scoring.js';
+import { PolicyError } from '../../prioritization/policy.js';
+import { rescoreWorkflow } from '../../workflows/rescore.js';
+import type { ApiDeps, AppEnv } from '../context.js';
+import { problem } from '../problem.js';
+import { ErrorSchema } from './schemas.js';
+
+// Prioritization is data: policies and compensating controls change through these routes, are
+// evaluated in shadow mode first, and any change that goes live re-scores through a workflow.
+
+const Version = z.string().min(1).max(100);
+const ControlName = z.string().min(1).max(200);
+
+/** Starts the re-score for a change; the same change twice starts it once. */
+async function startRescore(deps: ApiDeps, key: string, reason: string): Promise<string> {
+  const workflowId = `rescore:${key}`;
+  await deps.temporal.client.workflow
+    .start(rescoreWorkflow, { workflowId, taskQueue: deps.temporal.taskQueue, args: [{ reason }] })
+    .catch((err: Error) => {
+      if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+    });
+  return workflowId;
+}
+
+const listPoliciesRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/policies',
+  summary: 'Prioritization policy versions (one active, others shadow or retired)',
+  responses: { 200: { description: 'Policies', content: { 'application/json': { schema: z.object({ items: z.array(z.record(z.string(), z.unknown())) }) } } } },
+});
+const getPolicyRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/policies/{version}',
+  summary: 'A policy document (`active` names the live one)',
+  request: { params: z.object({ version: Version }) },
+  responses: {
+    200: { description: 'The policy document', content: { 'application/json': { schema: z.any() } } },
+    404: { description: 'Unknown version', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+const postPolicyRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/policies',
+  summary: 'Save a new policy version in shadow mode (versions are immutable); see prioritization/README.md',
+  request: { body: { content: { 'application/json': { schema: z.any() } }, required: true } },
+  responses: {
+    201: { description: 'Saved', content: { 'application/json': { schema: z.object({ version: z.string(), status: z.string() }) } } },
+    400: { description: 'Invalid policy', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+const shadowPolicyRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/policies/{version}/shadow',
+  summary: 'What this policy would change against the live tiers: moved up, moved down, and why (nothing is written)',
+  request: { params: z.object({ version: Version }) },
+  responses: {
+    200: { description: 'The diff', content: { 'application/json': { schema: z.any() } } },
+    404: { description: 'Unknown version', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+const activatePolicyRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/policies/{version}/activate',
+  summary: 'Promote a policy version to live; starts the re-score workflow',
+  request: { params: z.object({ version: Version }) },
+  responses: {
+    202: { description: 'Active; re-scoring', content: { 'application/json': { schema: z.object({ version: z.string(), workflowId: z.string() }) } } },
+    404: { description: 'Unknown version', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+const listControlsRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/controls',
+  summary: 'Compensating controls (WAF, segmentation, EDR, disabled feature...): what they mitigate and where',
+  responses: { 200: { description: 'Controls', content: { 'application/json': { schema: z.object({ items: z.array(z.record(z.string(), z.unknown())) }) } } } },
+});
+const putControlRoute = createRoute({
+  method: 'put',
+  path: '/api/v1/controls/{name}',
+  summary: 'Create or change a compensating control; starts the re-score workflow',
+  request: { params: z.object({ name: ControlName }), body: { content: { 'application/json': { schema: z.any() } }, required: true } },
+  responses: {
+    200: { description: 'Saved; re-scoring', content: { 'application/json': { schema: z.any() } } },
+    400: { description: 'Invalid control', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+const deleteControlRoute = createRoute({
+  method: 'delete',
+  path: '/api/v1/controls/{name}',
+  summary: 'Remove a compensating control; starts the re-score workflow',
+  request: { params: z.object({ name: ControlName }) },
+  responses: {
+    202: { description: 'Removed; re-scoring', content: { 'application/json': { schema: z.object({ workflowId: z.string() }) } } },
+    404: { description: 'Unknown control', content: { 'application/json': { schema: ErrorSchema } } },
+  },
+});
+
+export const policyRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(listPoliciesRoute, async (c) => {
+    const sql = c.get('deps').database.sql;
+    await activePolicy(sql); // seeds the shipped default on a fresh database
+    return c.json({ items: await listPolicies(sql) }, 200);
+  })
+  .openapi(getPolicyRoute, async (c) => {
+    const sql = c.get('deps').database.sql;
+    const version = c.req.valid('param').version;
+    const policy = version === 'active' ? await activePolicy(sql) : await getPolicy(sql, version);
+    if (!policy) return problem(c, 404, 'not_found', `no policy version ${version}`);
+    return c.json(policy.document, 200);
+  })
+  .openapi(postPolicyRoute, async (c) => {
+    try {
+      const { policy } = await savePolicy(c.get('deps').database.sql, await c.req.json(), 'shadow');
+      return c.json({ version: policy.version, status: 'shadow' }, 201);
+    } catch (err) {
+      if (err instanceof PolicyError || err instanceof SyntaxError) return problem(c, 400, 'invalid_policy', err.message);
+      throw err;
+    }
+  })
+  .openapi(shadowPolicyRoute, async (c) => {
+    const sql = c.get('deps').database.sql;
+    const policy = await getPolicy(sql, c.req.valid('param').version);
+    if (!policy) return problem(c, 404, 'not_found', 'no such policy version');
+    return c.json(await shadowScore(sql, policy, { all: true }, {}), 200);
+  })
+  .openapi(activatePolicyRoute, async (c) => {
+    const deps = c.get('deps');
+    const version = c.req.valid('param').version;
+    if (!(await getPolicy(deps.database.sql, version))) return problem(c, 404, 'not_found', 'no such policy version');
+    await activatePolicy(deps.database.sql, version);
+    const workflowId = await startRescore(deps, `policy:${version}`, `policy ${version} activated`);
+    return c.json({ version, workflowId }, 202);
+  })
+  .openapi(listControlsRoute, async (c) => c.json({ items: await listControls(c.get('deps').database.sql) }, 200))
+  .openapi(putControlRoute, async (c) => {
+    const deps = c.get('deps');
+    const name = c.req.valid('param').name;
+    try {
+      const body = (await c.req.json()) as Record<string, unknown>;
+      const control = await saveControl(deps.database.sql, { ...body, name });
+      const workflowId = await startRescore(deps, `control:${name}:${Date.now()}`, `compensating control ${name} saved`);
+      return c.json({ ...control, workflowId }, 200);
+    } catch (err) {
+      if (err instanceof ControlError || err instanceof SyntaxError) return problem(c, 400, 'invalid_control', err.message);
+      throw err;
+    }
+  })
+  .openapi(deleteControlRoute, async (c) => {
+    const deps = c.get('deps');
+    const name = c.req.valid('param').name;
+    if (!(await deleteControl(deps.database.sql, name))) return problem(c, 404, 'not_found', 'no such control');
+    const workflowId = await startRescore(deps, `control:${name}:${Date.now()}`, `compensating control ${name} removed`);
+    return c.json({ workflowId }, 202);
+  });
