@@ -25,8 +25,15 @@ export function unique<T>(values: Iterable<T>): T[] {
   return [...new Set(values)];
 }
 
-/** Only keys that have a value, so findings carry no `undefined` fields. */
+/**
+ * Only keys that have a value, so findings carry no `undefined` fields. A copy rather than
+ * `delete`: deleting keys turns every finding into a slow dictionary-mode object.
+ */
 export function defined<T extends object>(value: T): T {
-  for (const key of Object.keys(value) as (keyof T)[]) if (value[key] === undefined) delete value[key];
-  return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== undefined) out[key] = v;
+  }
+  return out as T;
 }

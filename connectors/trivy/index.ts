@@ -79,20 +79,30 @@ function imageAsset(header: Header, firstTarget: string | undefined, options: Pa
   return { assetKey: `${prefix}:${name}`, kind, name, ...(digest ? { digest } : {}) };
 }
 
+const score = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v <= 10;
+
 /** Trivy reports CVSS per vendor; NVD's v3 score is the common yardstick, then any v3, then v2. */
 function cvssOf(vuln: Json): number | undefined {
-  const cvss = isObject(vuln.CVSS) ? vuln.CVSS : {};
-  const vendors = Object.entries(cvss).filter((e): e is [string, Json] => isObject(e[1]));
-  const nvd = vendors.find(([name]) => name === 'nvd')?.[1];
-  for (const pick of [nvd?.V3Score, ...vendors.map(([, v]) => v.V3Score), nvd?.V2Score, ...vendors.map(([, v]) => v.V2Score)]) {
-    if (typeof pick === 'number' && pick >= 0 && pick <= 10) return pick;
+  // Loops, not entries/filter/spread: this runs once per finding of million-finding reports.
+  const cvss = vuln.CVSS;
+  if (!isObject(cvss)) return undefined;
+  const nvd = isObject(cvss.nvd) ? cvss.nvd : undefined;
+  for (const field of ['V3Score', 'V2Score'] as const) {
+    if (nvd && score(nvd[field])) return nvd[field];
+    for (const vendor of Object.keys(cvss)) {
+      const v = cvss[vendor];
+      if (isObject(v) && score(v[field])) return v[field];
+    }
   }
   return undefined;
 }
 
 function references(item: Json): string[] | undefined {
-  const refs = [...new Set([...strings(item.References), ...(str(item.PrimaryURL) ? [item.PrimaryURL as string] : [])])];
-  return refs.length ? refs : undefined;
+  const refs = new Set<string>();
+  if (Array.isArray(item.References)) for (const ref of item.References) if (typeof ref === 'string' && ref.trim() !== '') refs.add(ref);
+  const primary = str(item.PrimaryURL);
+  if (primary) refs.add(primary);
+  return refs.size ? [...refs] : undefined;
 }
 
 class Reader {

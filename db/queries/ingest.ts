@@ -1,7 +1,7 @@
 import type { Sql } from '../client.js';
 import type { NormalizedFinding } from '../../connectors/index.js';
 import { resolveAssets, stageAssetRef, type StagedAsset } from './assets.js';
-import { copyRows } from './copy.js';
+import { stageRows, type StageColumn } from './copy.js';
 
 export interface IngestCounts {
   /** Findings in the report after in-report duplicates are merged. */
@@ -21,27 +21,38 @@ export interface ScanToIngest {
   complete?: boolean | null;
 }
 
-const STAGING_COLUMNS = [
-  'asset_key', 'kind', 'issue_id', 'component', 'version', 'location', 'fixed_version', 'severity', 'cvss_score', 'title', 'vendor_status',
-] as const;
+const STAGING_COLUMNS: readonly StageColumn[] = [
+  ['asset_key', 'text'], ['kind', 'text'], ['issue_id', 'text'], ['component', 'text'], ['version', 'text'], ['location', 'text'],
+  ['fixed_version', 'text'], ['severity', 'text'], ['cvss_score', 'real'], ['title', 'text'], ['vendor_status', 'text'],
+];
 
 /**
- * Stores one scan's findings: stream -> COPY into a transaction-local staging table -> set-based
- * merges into assets, findings and finding_sources. A complete scan then closes what its source no
+ * Stores one scan's findings: stream -> staging table (one INSERT for a small report, COPY for a
+ * large one; emptied at commit) -> set-based merges into assets, findings and finding_sources. A complete scan then closes what its source no
  * longer reports on the scanned assets (a finding closes when no source reports it any more) and
  * what comes back is re-opened. All of it is one transaction, so a report that fails half-way stores
- * nothing, and merging the same report again changes no finding's identity or state.
+ * nothing, and merging the same report again changes no finding's identity or state: a finding
+ * reported as it already is gets only last_seen_at / last_scan_id (and so does its source row).
  */
 export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: AsyncIterable<NormalizedFinding>): Promise<IngestCounts> {
   return sql.begin(async (tx) => {
+    // A crash before commit only means the scan is retried, so the commit need not wait for the WAL
+    // flush; a report of a million findings should sort and hash in memory, not on disk; and every
+    // report is planned for its own size against the tables as they are now, never with a generic
+    // plan cached while they were small (index lookups, not scans of every finding, per report).
     await tx`
-      create temp table staging_findings (
+      select set_config('synchronous_commit', 'off', true), set_config('work_mem', '64MB', true),
+             set_config('plan_cache_mode', 'force_custom_plan', true)`;
+    // Kept for the session and emptied at every commit: creating and dropping a table per report
+    // costs more catalog work than merging a small report.
+    await tx`
+      create temp table if not exists staging_findings (
         asset_key text, kind text, issue_id text, component text, version text, location text, fixed_version text,
         severity text, cvss_score real, title text, vendor_status text
-      ) on commit drop`;
+      ) on commit delete rows`;
     // Assets are few even when findings are millions: collect them on the way, resolve them once.
     const seen = new Map<string, StagedAsset>();
-    const rows = await copyRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => {
+    const rows = await stageRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => {
       if (!seen.has(f.asset.assetKey)) seen.set(f.asset.assetKey, stageAssetRef(f.asset));
       return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.title, f.vendorStatus];
     });
@@ -63,25 +74,51 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
                                  then attribute_sources || '{"owner":"scan"}' else attribute_sources end
       where id = any(${tx.array(scannedIds)}::bigint[])`;
     // distinct on: a report may list the same package twice (e.g. two layers); one finding it is.
-    // `prior` reads the table as it was before this statement, which tells re-opened findings apart.
+    // `known` finds every incoming finding and its source row once (as they were before this
+    // statement) and sorts them into new, changed (or re-opened) and unchanged; each gets only the
+    // writes it needs. An unchanged finding or source row gets last_seen_at / last_scan_id only: an
+    // in-page (HOT) update, as both tables leave room for it (fillfactor 50).
+    // New findings still go through on conflict: a concurrent scan of the same asset may insert first.
+    // Rows are reached by key lists (= any(array(...))) and per-row probes (lateral ... limit 1), not
+    // joins the planner may turn into scans: right after a bulk load the tables have no statistics
+    // yet, and such a plan would read all of finding_sources for every report.
     const [merged] = await tx`
-      with keyed as (
-        select s.*, r.asset_id,
-               encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint
-        from staging_findings s join resolved_assets r on r.asset_key = s.asset_key
+      with incoming as materialized (
+        select distinct on (fingerprint) *
+        from (
+          select encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint,
+                 r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location, s.fixed_version, s.severity, s.cvss_score, s.title, s.vendor_status
+          from staging_findings s join resolved_assets r on r.asset_key = s.asset_key
+        ) keyed
+        order by fingerprint, cvss_score desc nulls last
       ),
-      incoming as (
-        select distinct on (fingerprint) * from keyed order by fingerprint, cvss_score desc nulls last
+      -- The report's assets' findings, through the asset index: rows stored together, where looking
+      -- up each fingerprint (random hashes) would touch a different index page per finding.
+      existing as materialized (
+        select f.id, f.fingerprint, f.status, f.severity, f.fixed_version, f.cvss_score, f.title, f.vendor_status
+        from findings f where f.asset_id = any(${tx.array([...resolved.values()])}::bigint[])
       ),
-      prior as (
-        select f.id, f.status from findings f join incoming i on i.fingerprint = f.fingerprint
+      known as materialized (
+        select i.*, f.id as finding_id, f.status as prior_status,
+               f.status = 'open' and f.severity = i.severity
+                 and f.fixed_version is not distinct from coalesce(i.fixed_version, f.fixed_version)
+                 and f.cvss_score is not distinct from coalesce(i.cvss_score, f.cvss_score)
+                 and f.title is not distinct from coalesce(i.title, f.title)
+                 and f.vendor_status is not distinct from coalesce(i.vendor_status, f.vendor_status) as unchanged,
+               coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status, false) as source_unchanged
+        from incoming i
+        left join existing f on f.fingerprint = i.fingerprint
+        left join lateral (
+          select present, vendor_status from finding_sources
+          where finding_id = f.id and source = ${scan.source} limit 1
+        ) fs on true
       ),
-      merged as (
+      created as (
         insert into findings as f (fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
                                    severity, cvss_score, title, vendor_status, first_scan_id, last_scan_id)
         select fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
                severity, cvss_score, title, vendor_status, ${scan.id}, ${scan.id}
-        from incoming
+        from known where finding_id is null
         on conflict (fingerprint) do update set
           last_seen_at = now(),
           last_scan_id = excluded.last_scan_id,
@@ -95,40 +132,70 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
           closed_at = null, closed_reason = null, closed_by_scan_id = null
         returning f.id, f.fingerprint, (xmax = 0) as inserted
       ),
+      changed as (
+        update findings f set
+          last_seen_at = now(),
+          last_scan_id = ${scan.id},
+          fixed_version = coalesce(k.fixed_version, f.fixed_version),
+          severity = k.severity,
+          cvss_score = coalesce(k.cvss_score, f.cvss_score),
+          title = coalesce(k.title, f.title),
+          vendor_status = coalesce(k.vendor_status, f.vendor_status),
+          status = 'open',
+          reopen_count = f.reopen_count + case when f.status = 'closed' then 1 else 0 end,
+          closed_at = null, closed_reason = null, closed_by_scan_id = null
+        from known k
+        where f.id = any(array(select finding_id from known where not unchanged)) and f.id = k.finding_id
+      ),
+      touched as (
+        update findings f set last_seen_at = now(), last_scan_id = ${scan.id}
+        where f.id = any(array(select finding_id from known where unchanged))
+      ),
+      -- A finding inserted by this statement has no source row anywhere yet: a plain insert.
+      new_sources as (
+        insert into finding_sources (finding_id, source, present, vendor_status, last_scan_id)
+        select c.id, ${scan.source}, true, k.vendor_status, ${scan.id}
+        from created c join known k using (fingerprint)
+        where c.inserted
+      ),
       sources as (
         insert into finding_sources as fs (finding_id, source, present, vendor_status, last_scan_id)
-        select m.id, ${scan.source}, true, i.vendor_status, ${scan.id}
-        from merged m join incoming i using (fingerprint)
+        select c.id, ${scan.source}::text, true, k.vendor_status, ${scan.id}::uuid
+        from created c join known k using (fingerprint)
+        where not c.inserted
+        union all
+        select finding_id, ${scan.source}::text, true, vendor_status, ${scan.id}::uuid
+        from known where finding_id is not null and not source_unchanged
         on conflict (finding_id, source) do update set
           present = true, vendor_status = excluded.vendor_status, last_seen_at = now(), last_scan_id = excluded.last_scan_id
-        returning 1
+      ),
+      sources_touched as (
+        update finding_sources fs set last_seen_at = now(), last_scan_id = ${scan.id}
+        where fs.finding_id = any(array(select finding_id from known where source_unchanged)) and fs.source = ${scan.source}
       )
-      select (select count(*) from merged)::int as findings,
-             (select count(*) from merged where inserted)::int as new_findings,
-             (select count(*) from prior where status = 'closed')::int as reopened,
-             (select count(*) from sources)::int as sources`;
+      select (select count(*) from known)::int as findings,
+             (select count(*) from created where inserted)::int as new_findings,
+             (select count(*) from known where prior_status = 'closed')::int as reopened`;
 
     const complete = scan.complete ?? rows > 0;
     let closed = 0;
     if (complete) {
       // The scanned assets: those in the report, or the declared target of an empty complete report.
       const [result] = await tx`
-        with scanned as (
-          select unnest(${tx.array(scannedIds)}::bigint[]) as id
-        ),
-        absent as (
+        with absent as (
           update finding_sources fs set present = false
-          from findings f
-          where fs.finding_id = f.id and fs.source = ${scan.source} and fs.present and fs.last_scan_id <> ${scan.id}
-            and f.asset_id in (select id from scanned)
+          where fs.finding_id = any(array(select id from findings where asset_id = any(${tx.array(scannedIds)}::bigint[])))
+            and fs.source = ${scan.source} and fs.present and fs.last_scan_id <> ${scan.id}
           returning fs.finding_id
         ),
         closed as (
           update findings f set
             status = 'closed', closed_at = now(), closed_by_scan_id = ${scan.id},
             closed_reason = ${`no longer reported by a complete scan of ${scan.source}`}
-          where f.id in (select finding_id from absent) and f.status = 'open'
-            and not exists (select 1 from finding_sources o where o.finding_id = f.id and o.present and o.source <> ${scan.source})
+          -- Not "status = 'open'": that matches the partial tier index, which a plan without
+          -- statistics reads whole. Status is only ever open or closed.
+          where f.id = any(array(select finding_id from absent)) and f.status <> 'closed'
+            and (select true from finding_sources o where o.finding_id = f.id and o.present and o.source <> ${scan.source} limit 1) is null
           returning 1
         )
         select count(*)::int as closed from closed`;
