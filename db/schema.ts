@@ -175,6 +175,7 @@ export const scanAssets = pgTable(
  * One exposure of one asset: (asset, issue id, component@version, path). The fingerprint is a hash of
  * exactly those identity fields, with the asset as resolved across sources (so two scanners naming
  * one host differently still agree), and never of titles or descriptions, which scanners rewrite.
+ * Stored with fillfactor 50 (migration 0004, which drizzle cannot express) so rescans update in place.
  */
 export const findings = pgTable(
   'findings',
@@ -227,7 +228,7 @@ export const findings = pgTable(
 /**
  * Which sources report a finding: the same CVE on the same package from Trivy and Grype is one
  * finding with two rows here. A complete rescan by one source marks only its own row absent; the
- * finding closes when no source reports it any more.
+ * finding closes when no source reports it any more. Fillfactor 50, as findings (migration 0004).
  */
 export const findingSources = pgTable(
   'finding_sources',

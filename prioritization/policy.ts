@@ -1,34 +1,205 @@
-import type { SlaConfig } from '../platform/config.js';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
 
-// The first prioritization policy: CVSS for severity, FIRST EPSS for exploit likelihood, CISA KEV
-// for known exploitation. Tiers follow SSVC's CISA vocabulary (act / attend / track* / track).
-// The thresholds are data, applied set-based in PostgreSQL by db/queries/scoring.ts.
+// Prioritization policies are data: a versioned JSON document (prioritization/policies/*.json, or a
+// row of the policies table) validated here and compiled by db/queries/scoring.ts into one
+// set-based statement. Tiers follow SSVC's CISA vocabulary (act / attend / track* / track).
 
 export type Tier = 'act' | 'attend' | 'track*' | 'track';
 
 export const TIERS: readonly Tier[] = ['act', 'attend', 'track*', 'track'];
 
-export interface Policy {
-  version: string;
-  /** EPSS at or above this is "exploitation likely": FIRST's work puts the efficient threshold near 0.1. */
-  epssAttend: number;
-  /** CVSS at or above this is attended even without exploit evidence. */
-  cvssAttend: number;
-  /** CVSS at or above this is tracked closely (track*). */
-  cvssTrackStar: number;
-  /** Remediation time per tier. */
-  slaMs: Record<Tier, number>;
-}
-
-export function defaultPolicy(sla: SlaConfig): Policy {
-  return {
-    version: 'baseline-1',
-    epssAttend: 0.1,
-    cvssAttend: 9.0,
-    cvssTrackStar: 7.0,
-    slaMs: { act: sla.tierMs.act, attend: sla.tierMs.attend, 'track*': sla.tierMs.trackStar, track: sla.tierMs.track },
-  };
-}
-
 /** Tiers that open golden tickets; the rest stay on the exposure list. */
 export const ACTION_TIERS: readonly Tier[] = ['act', 'attend'];
+
+/** Lowest first: the SQL works on these ranks (0 track ... 3 act). */
+export const TIER_RANK: Record<Tier, number> = { track: 0, 'track*': 1, attend: 2, act: 3 };
+export const TIER_BY_RANK: readonly Tier[] = ['track', 'track*', 'attend', 'act'];
+
+const tier = z.enum(['act', 'attend', 'track*', 'track']);
+const yesNo = z.enum(['yes', 'no']);
+const note = z.string().optional();
+const probability = z.number().min(0).max(1);
+const cvss = z.number().min(0).max(10);
+const days = z.number().positive().max(3650);
+const factor = z.number().min(0).max(1);
+
+export const PolicyDocument = z.strictObject({
+  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/, 'letters, digits and . _ + - (at most 64), starting with a letter or digit'),
+  name: z.string().min(1),
+  description: z.string().optional(),
+  attribution: z.string().optional(),
+  decisionPoints: z.strictObject({
+    inKev: z.strictObject({
+      /** No active KEV catalog at all: severity decides, never act. */
+      withoutCatalog: z.strictObject({ attendAtCvss: cvss, trackStarAtCvss: cvss }),
+      note,
+    }),
+    publiclyExposed: z.strictObject({
+      /** What a finding on an asset with no exposure context is taken to be. */
+      unknownMeans: yesNo,
+      /** Relations through which a host's internet exposure reaches the asset (image runs_on host). */
+      throughRelations: z.array(z.enum(['runs_on', 'instance_of', 'part_of'])),
+      note,
+    }),
+    automatable: z.strictObject({ fromCvssVector: z.boolean(), epssAtLeast: probability, note }),
+    technicalImpact: z.strictObject({ fromCvssVector: z.boolean(), totalAtCvss: cvss, note }),
+  }),
+  timelines: z.record(
+    z.string().regex(/^[A-Za-z0-9*+-]{1,16}$/, 'a short key like 3D or FSU'),
+    z.strictObject({ name: z.string().min(1), tier, dueDays: days, forensics: z.boolean().optional(), note }),
+  ),
+  table: z.array(
+    z.strictObject({
+      row: z.number().int().min(0),
+      inKev: yesNo,
+      publiclyExposed: yesNo,
+      automatable: yesNo,
+      technicalImpact: z.enum(['partial', 'total']),
+      timeline: z.string(),
+    }),
+  ),
+  tiers: z.strictObject({
+    act: z.strictObject({ dueDays: days }),
+    attend: z.strictObject({ dueDays: days }),
+    'track*': z.strictObject({ dueDays: days }),
+    track: z.strictObject({ dueDays: days }),
+  }),
+  modifiers: z.strictObject({
+    likelyExploited: z.strictObject({ epssAtLeast: probability, raise: z.array(tier).min(1), to: tier, note }).optional(),
+    notLoadedAtRuntime: z.strictObject({ lowerBy: z.number().int().min(1).max(3), scoreFactor: factor, note }).optional(),
+    nonProduction: z
+      .strictObject({
+        productionEnvironments: z.array(z.string().min(1)).min(1),
+        unknownMeans: z.enum(['production', 'non-production']),
+        lowerBy: z.number().int().min(1).max(3),
+        scoreFactor: factor,
+        note,
+      })
+      .optional(),
+    notExploitableControl: z.strictObject({ to: tier, scoreFactor: factor, note }).optional(),
+    vendorStatus: z.strictObject({ statuses: z.array(z.string().min(1)).min(1), to: tier, scoreFactor: factor, note }).optional(),
+    criticalAsset: z
+      .strictObject({ criticalities: z.array(z.enum(['critical', 'high', 'medium', 'low'])).min(1), dueFactor: z.number().gt(0).max(1), note })
+      .optional(),
+  }),
+  score: z.strictObject({
+    weights: z.strictObject({
+      inKev: z.number().min(0),
+      publiclyExposed: z.number().min(0),
+      automatable: z.number().min(0),
+      technicalImpact: z.number().min(0),
+      epss: z.number().min(0),
+      cvss: z.number().min(0),
+    }),
+    note,
+  }),
+});
+export type PolicyDocument = z.infer<typeof PolicyDocument>;
+
+/** A policy document that cannot be used: where it came from, the JSON path, and why. */
+export class PolicyError extends Error {
+  constructor(
+    readonly where: string,
+    readonly path: string,
+    readonly reason: string,
+    readonly code: 'invalid' | 'conflict' | 'not_found' = 'invalid',
+  ) {
+    super(`${where}: ${path || '(document)'}: ${reason}`);
+    this.name = 'PolicyError';
+  }
+}
+
+/** One cell of the decision table, indexed by inKev*8 + exposed*4 + automatable*2 + totalImpact. */
+export interface DecisionRow {
+  row: number;
+  inKev: boolean;
+  publiclyExposed: boolean;
+  automatable: boolean;
+  totalImpact: boolean;
+  timeline: string;
+  timelineName: string;
+  tier: Tier;
+  dueDays: number;
+  forensics: boolean;
+}
+
+export interface Policy {
+  version: string;
+  document: PolicyDocument;
+  /** 16 entries, by decision key. */
+  decisions: DecisionRow[];
+}
+
+export const decisionKey = (inKev: boolean, exposed: boolean, automatable: boolean, total: boolean): number =>
+  (inKev ? 8 : 0) + (exposed ? 4 : 0) + (automatable ? 2 : 0) + (total ? 1 : 0);
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
+}
+
+/** Validates a policy document (zod shape, then the cross-field rules) and compiles its table. */
+export function parsePolicy(input: unknown, where: string): Policy {
+  const parsed = PolicyDocument.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = issue.code === 'unrecognized_keys' ? formatPath([...issue.path, issue.keys[0]!]) : formatPath(issue.path);
+    const reason = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
+    throw new PolicyError(where, path, reason);
+  }
+  const doc = parsed.data;
+  const fail = (path: string, reason: string): never => {
+    throw new PolicyError(where, path, reason);
+  };
+
+  const decisions: Array<DecisionRow | undefined> = new Array(16).fill(undefined);
+  const rowNumbers = new Map<number, number>();
+  doc.table.forEach((r, i) => {
+    const same = rowNumbers.get(r.row);
+    if (same !== undefined) fail(`table[${i}].row`, `row number ${r.row} is already used by table[${same}]`);
+    rowNumbers.set(r.row, i);
+    const timeline = doc.timelines[r.timeline] ?? fail(`table[${i}].timeline`, `unknown timeline ${JSON.stringify(r.timeline)}; defined: ${Object.keys(doc.timelines).join(', ')}`);
+    const key = decisionKey(r.inKev === 'yes', r.publiclyExposed === 'yes', r.automatable === 'yes', r.technicalImpact === 'total');
+    const earlier = decisions[key];
+    if (earlier) fail(`table[${i}]`, `repeats the combination of row ${earlier.row} (each combination must appear once)`);
+    decisions[key] = {
+      row: r.row,
+      inKev: r.inKev === 'yes',
+      publiclyExposed: r.publiclyExposed === 'yes',
+      automatable: r.automatable === 'yes',
+      totalImpact: r.technicalImpact === 'total',
+      timeline: r.timeline,
+      timelineName: timeline.name,
+      tier: timeline.tier,
+      dueDays: timeline.dueDays,
+      forensics: timeline.forensics ?? false,
+    };
+  });
+  const missing = decisions.findIndex((d) => d === undefined);
+  if (missing >= 0) {
+    const has = (bit: number) => ((missing & bit) !== 0 ? 'yes' : 'no');
+    fail('table', `no row for inKev ${has(8)}, publiclyExposed ${has(4)}, automatable ${has(2)}, technicalImpact ${missing & 1 ? 'total' : 'partial'} (16 combinations needed)`);
+  }
+  const weights = doc.score.weights;
+  const sum = weights.inKev + weights.publiclyExposed + weights.automatable + weights.technicalImpact + weights.epss + weights.cvss;
+  if (Math.abs(sum - 100) > 1e-9) fail('score.weights', `must add up to 100 so the score is 0-100 (they add up to ${sum})`);
+  const without = doc.decisionPoints.inKev.withoutCatalog;
+  if (without.trackStarAtCvss > without.attendAtCvss) fail('decisionPoints.inKev.withoutCatalog.trackStarAtCvss', 'must not be above attendAtCvss');
+  const raise = doc.modifiers.likelyExploited;
+  if (raise && raise.raise.some((t) => TIER_RANK[t] >= TIER_RANK[raise.to])) {
+    fail('modifiers.likelyExploited.raise', `lists a tier at or above "to" (${raise.to}): it can only raise`);
+  }
+  return { version: doc.version, document: doc, decisions: decisions as DecisionRow[] };
+}
+
+const DEFAULT_POLICY_FILE = new URL('./policies/bod-26-04-epss.json', import.meta.url);
+
+/** The shipped default document (CISA BOD 26-04 with FIRST EPSS), as JSON. */
+export function defaultPolicyDocument(): unknown {
+  return JSON.parse(readFileSync(DEFAULT_POLICY_FILE, 'utf8'));
+}
+
+/** The shipped default policy, parsed. The active one lives in the database (db/queries/policies.ts). */
+export function defaultPolicy(): Policy {
+  return parsePolicy(defaultPolicyDocument(), 'prioritization/policies/bod-26-04-epss.json');
+}

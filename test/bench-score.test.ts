@@ -1,0 +1,46 @@
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+
+// The scoring benchmark as the project runs it (a child process), small: it must finish, print one
+// JSON object with the documented fields, and its numbers must make sense together.
+
+const root = resolve(import.meta.dirname, '..');
+
+function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench-score.ts', ...args], { cwd: root, env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', rej);
+    child.on('close', (code) => res({ code, stdout, stderr }));
+  });
+}
+
+describe('npm run bench:score', () => {
+  it('scores 20,000 generated findings and reports the timings as one JSON object', { timeout: 90_000 }, async () => {
+    const { code, stdout, stderr } = await run(['--findings', '20000', '--json'], { DATABASE_URL: inject('postgresUrl') });
+    expect(code, stderr).toBe(0);
+    const lines = stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const result = JSON.parse(lines[0]!);
+    expect(result).toMatchObject({
+      findings: 20_000,
+      events: 20_000,
+      changed: 20_000,
+      unchangedWrites: 0,
+      targetMet: expect.any(Boolean),
+      baseline: expect.stringContaining('update findings set score = score + 0'),
+    });
+    for (const key of ['seconds', 'baselineSeconds', 'ratio', 'unchangedSeconds', 'feedChangeSeconds', 'shadowSeconds']) {
+      expect(result[key], key).toBeGreaterThan(0);
+    }
+    expect(Math.abs(result.ratio - result.seconds / result.baselineSeconds) / result.ratio).toBeLessThan(0.1);
+    expect(result.targetMet).toBe(result.seconds <= 15 && result.ratio <= 2);
+    // Every finding got a tier; the shadow run predicted exactly the tier moves the feed change made.
+    expect(Object.values(result.tiers as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(20_000);
+    expect(result.shadow.movedUp + result.shadow.movedDown).toBe(result.feedChangeEvents);
+  });
+});

@@ -1,0 +1,533 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { importIntelFiles } from '../activities/intel.js';
+import { connectorFor } from '../connectors/index.js';
+import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
+import { ControlError, deleteControl, listControls, saveControl } from '../db/queries/controls.js';
+import { ingestFindings } from '../db/queries/ingest.js';
+import { activatePolicy, activePolicy, listPolicies, savePolicy } from '../db/queries/policies.js';
+import { rescoreFindings, shadowScore } from '../db/queries/scoring.js';
+import type { ExplanationFactor } from '../db/schema.js';
+import { decisionKey, defaultPolicy, defaultPolicyDocument, parsePolicy, PolicyError, type PolicyDocument } from '../prioritization/policy.js';
+import { corpusFile, corpusSkipReason, hasCorpus } from './corpus.js';
+import { createTestDatabase } from './support/platform.js';
+
+// The declarative policy (CISA BOD 26-04 with FIRST EPSS and local context) on real PostgreSQL:
+// document validation, every cell of the decision table, the real EPSS and KEV files against
+// exposure, controls and runtime evidence, two scanners' reports of one image, history and
+// exposure events, and shadow scoring that changes nothing.
+
+const DAY = 86_400_000;
+const policy = defaultPolicy();
+
+const databases: Database[] = [];
+afterAll(async () => {
+  await Promise.all(databases.map((d) => d.close()));
+});
+
+async function freshDatabase(): Promise<Database> {
+  const url = await createTestDatabase();
+  await migrateDatabase(url);
+  const database = connectDatabase(url, { max: 4 });
+  databases.push(database);
+  return database;
+}
+
+const doc = (): PolicyDocument => structuredClone(defaultPolicyDocument()) as PolicyDocument;
+
+function policyError(mutate: (d: Record<string, any>) => void): PolicyError {
+  const d = doc() as unknown as Record<string, any>;
+  mutate(d);
+  try {
+    parsePolicy(d, 'test.json');
+  } catch (err) {
+    if (err instanceof PolicyError) return err;
+    throw err;
+  }
+  throw new Error('expected a PolicyError');
+}
+
+interface AssetInput {
+  kind?: string;
+  internetFacing?: boolean | null;
+  publicIps?: string[];
+  securityGroups?: string[];
+  exposedPorts?: string[];
+  environment?: string | null;
+  criticality?: string | null;
+  businessService?: string | null;
+}
+
+async function addAsset(db: Database, name: string, a: AssetInput = {}): Promise<number> {
+  const [row] = await db.sql<{ id: number }[]>`
+    insert into assets (asset_key, kind, name, internet_facing, public_ips, security_groups, exposed_ports, environment, criticality, business_service, attribute_sources)
+    values (${`${a.kind === 'host' ? 'host' : 'image'}:${name}`}, ${a.kind ?? 'container_image'}, ${name}, ${a.internetFacing ?? null}, ${a.publicIps ?? null},
+            ${a.securityGroups ?? null}, ${a.exposedPorts ?? null}, ${a.environment === undefined ? 'production' : a.environment},
+            ${a.criticality === undefined ? 'high' : a.criticality}, ${a.businessService ?? null},
+            ${db.sql.json(a.internetFacing === undefined || a.internetFacing === null ? {} : { internet_facing: 'firewall' })})
+    returning id`;
+  return Number(row!.id);
+}
+
+async function runsOn(db: Database, image: number, host: number) {
+  await db.sql`insert into asset_relations (asset_id, relation, target_id, source) values (${image}, 'runs_on', ${host}, 'cmdb')`;
+}
+
+interface FindingInput {
+  component?: string;
+  cvss?: number | null;
+  vector?: string | null;
+  vendorStatus?: string | null;
+}
+
+async function addFinding(db: Database, assetId: number, issueId: string, f: FindingInput = {}): Promise<number> {
+  const scan = randomUUID();
+  const [row] = await db.sql<{ id: number }[]>`
+    insert into findings (fingerprint, asset_id, kind, issue_id, component, version, severity, cvss_score, cvss_vector, vendor_status, first_scan_id, last_scan_id)
+    values (${randomUUID()}, ${assetId}, 'vulnerability', ${issueId}, ${f.component ?? 'openssl'}, '1.0', 'high', ${f.cvss === undefined ? 9.8 : f.cvss},
+            ${f.vector ?? null}, ${f.vendorStatus ?? null}, ${scan}, ${scan})
+    returning id`;
+  return Number(row!.id);
+}
+
+interface Scored {
+  id: number;
+  issue_id: string;
+  tier: string;
+  score: number;
+  due_days: number;
+  explanation: ExplanationFactor[];
+}
+
+async function scored(db: Database, id: number): Promise<Scored> {
+  const [row] = await db.sql<Scored[]>`
+    select id, issue_id, tier, score, extract(epoch from due_at - scored_at)::float8 / 86400 as due_days, explanation from findings where id = ${id}`;
+  return row!;
+}
+
+const factor = (s: Scored, name: string) => s.explanation.find((f) => f.factor === name);
+const vector = (auto: boolean, total: boolean) => `CVSS:3.1/AV:${auto ? 'N' : 'L'}/AC:L/PR:N/UI:N/S:U/C:${total ? 'H' : 'L'}/I:${total ? 'H' : 'N'}/A:N`;
+
+/** Synthetic feeds: one CVE in KEV, neither with an EPSS score (so no EPSS modifier applies). */
+async function syntheticFeeds(db: Database) {
+  await db.sql`
+    insert into intel_feeds (kind, version, rows, sha256, status, activated_at)
+    values ('kev', 'test-kev-1', 1, 'k1', 'active', now()), ('epss', 'test-epss-1', 1, 'e1', 'active', now())`;
+  await db.sql`insert into kev_entries (feed_version, cve, date_added, known_ransomware) values ('test-kev-1', 'CVE-2099-0001', '2099-01-02', false)`;
+  await db.sql`insert into epss_scores (feed_version, cve, epss, percentile) values ('test-epss-1', 'CVE-2099-0009', 0.5, 0.99)`;
+}
+
+describe('policy documents', () => {
+  it('the default document parses and its table is the 16-row CISA BOD 26-04 table', () => {
+    expect(policy.version).toBe('bod-26-04+epss-1');
+    expect(policy.decisions).toHaveLength(16);
+    expect(policy.decisions[decisionKey(true, true, true, true)]).toMatchObject({ row: 15, timeline: '3DF', tier: 'act', dueDays: 3 });
+    expect(policy.decisions[decisionKey(false, false, false, false)]).toMatchObject({ row: 0, timeline: 'FSU', tier: 'track', dueDays: 180 });
+  });
+
+  it.skipIf(!hasCorpus)(`matches the published decision table row for row${hasCorpus ? '' : ` (${corpusSkipReason})`}`, () => {
+    const names: Record<string, string> = {
+      'fix on system upgrade': 'FSU', '60 days': '60D', '14 days': '14D', '3 days': '3D', '3 days & forensic investigation': '3DF',
+    };
+    const lines = readFileSync(corpusFile('intel', 'ssvc', 'cisa_bod_26_04_1_0_0.csv'), 'utf8').trim().split('\n').slice(1);
+    expect(lines).toHaveLength(16);
+    for (const line of lines) {
+      const [row, kev, pe, a, ti, outcome] = line.split(',');
+      const d = policy.decisions[decisionKey(kev === 'yes', pe === 'yes', a === 'yes', ti === 'total')]!;
+      expect({ row: d.row, timeline: d.timeline }, line).toEqual({ row: Number(row), timeline: names[outcome!] });
+    }
+  });
+
+  it('rejects a bad document naming the JSON path and the reason', () => {
+    expect(policyError((d) => (d.modifiers.likelyExploited.epssAtLeast = 2)).message).toBe(
+      'test.json: modifiers.likelyExploited.epssAtLeast: Too big: expected number to be <=1',
+    );
+    expect(policyError((d) => (d.table[3].timeline = '90D')).message).toBe('test.json: table[3].timeline: unknown timeline "90D"; defined: FSU, 60D, 14D, 3D, 3DF');
+    const duplicate = policyError((d) => (d.table[3] = { ...d.table[0], row: 3 }));
+    expect(duplicate.path).toBe('table[3]');
+    expect(duplicate.reason).toBe('repeats the combination of row 0 (each combination must appear once)');
+    expect(policyError((d) => d.table.pop()).message).toBe(
+      'test.json: table: no row for inKev yes, publiclyExposed yes, automatable yes, technicalImpact total (16 combinations needed)',
+    );
+    expect(policyError((d) => (d.score.weights.cvss = 20)).message).toBe('test.json: score.weights: must add up to 100 so the score is 0-100 (they add up to 110)');
+    expect(policyError((d) => (d.decisionPoints.publiclyExposed.unknownMeans = 'maybe')).path).toBe('decisionPoints.publiclyExposed.unknownMeans');
+    expect(policyError((d) => (d.timelines['3D'].tier = 'urgent')).path).toBe('timelines.3D.tier');
+    expect(policyError((d) => (d.modifiers.nonProduction.lowerBy = 0)).path).toBe('modifiers.nonProduction.lowerBy');
+    expect(policyError((d) => (d.modifiers.surprise = {})).message).toBe('test.json: modifiers.surprise: unknown field');
+    expect(policyError((d) => (d.version = 'has spaces')).path).toBe('version');
+    expect(policyError((d) => (d.modifiers.likelyExploited.raise = ['attend'])).path).toBe('modifiers.likelyExploited.raise');
+  });
+});
+
+describe('the BOD 26-04 table on constructed findings', () => {
+  let db: Database;
+  const ids: number[] = [];
+  beforeAll(async () => {
+    db = await freshDatabase();
+    await syntheticFeeds(db);
+    const exposed = await addAsset(db, 'web-01', { kind: 'host', internetFacing: true, publicIps: ['203.0.113.10'], securityGroups: ['sg-web'], exposedPorts: ['443/tcp'] });
+    const closed = await addAsset(db, 'db-01', { kind: 'host', internetFacing: false });
+    await db.sql`insert into exposure_rules (source, security_group, protocol, from_port, to_port, cidr) values ('aws', 'sg-web', 'tcp', 443, 443, '0.0.0.0/0')`;
+    for (let k = 0; k < 16; k++) {
+      const [kev, pe, auto, total] = [(k & 8) > 0, (k & 4) > 0, (k & 2) > 0, (k & 1) > 0];
+      ids[k] = await addFinding(db, pe ? exposed : closed, kev ? 'CVE-2099-0001' : 'CVE-2099-0002', { component: `lib-${k}`, vector: vector(auto, total), cvss: 7 });
+    }
+    expect(await rescoreFindings(db.sql, policy, { all: true }, { reason: 'test' })).toEqual({ scored: 16, changed: 16, events: 16 });
+  });
+
+  it('every one of the 16 rows yields its documented timeline, tier and due date', async () => {
+    for (let k = 0; k < 16; k++) {
+      const d = policy.decisions[k]!;
+      const s = await scored(db, ids[k]!);
+      expect(s.tier, `row ${d.row}`).toBe(d.tier);
+      expect(s.due_days, `row ${d.row}`).toBeCloseTo(d.dueDays, 3);
+      const decision = factor(s, 'decision')!;
+      expect(decision.value).toBe(d.timeline);
+      expect(decision.effect).toMatch(new RegExp(`^BOD 26-04 row ${d.row}: ${d.inKev ? 'in KEV' : 'not in KEV'}, ${d.publiclyExposed ? 'publicly exposed' : 'not exposed'}, `));
+      expect(decision.effect.endsWith(`→ ${d.timelineName} → ${d.tier}`)).toBe(true);
+      expect(factor(s, 'automatable')).toMatchObject({ value: d.automatable ? 'yes' : 'no', source: 'CVSS v3 vector' });
+      expect(factor(s, 'technical_impact')).toMatchObject({ value: d.totalImpact ? 'total' : 'partial', source: 'CVSS v3 vector' });
+    }
+    const row13 = await scored(db, ids[decisionKey(true, false, true, true)]!);
+    expect(factor(row13, 'decision')!.effect).toBe('BOD 26-04 row 13: in KEV, not exposed, automatable, total impact → 3 days & forensic investigation → act');
+    expect(factor(row13, 'in_kev')).toEqual({ factor: 'in_kev', value: true, source: 'CISA KEV test-kev-1', effect: 'in CISA KEV test-kev-1 (added 2099-01-02)' });
+    const row14 = await scored(db, ids[decisionKey(false, true, true, true)]!);
+    expect(factor(row14, 'publicly_exposed')!.effect).toBe('internet-facing: web-01 has public IP 203.0.113.10 and security group sg-web open to 0.0.0.0/0 on 443/tcp');
+  });
+
+  it('a second rescore with nothing changed writes nothing, and only changed findings get history and events', async () => {
+    const count = async () => (await db.sql<{ h: number; e: number }[]>`select (select count(*)::int from score_history) as h, (select count(*)::int from exposure_events) as e`)[0]!;
+    expect(await count()).toEqual({ h: 16, e: 16 });
+    expect(await rescoreFindings(db.sql, policy, { all: true }, { reason: 'again' })).toEqual({ scored: 16, changed: 0, events: 0 });
+    expect(await count()).toEqual({ h: 16, e: 16 });
+
+    // db-01 turns out to be internet-facing: its 8 findings move to the exposed rows of the table
+    // (k -> k + 4); all 8 get a new score and explanation, those whose row has another tier a
+    // history row and an exposure event.
+    const movedRows = [0, 1, 2, 3, 8, 9, 10, 11].filter((k) => policy.decisions[k]!.tier !== policy.decisions[k + 4]!.tier);
+    expect(movedRows).toHaveLength(6);
+    const before = await db.sql<{ id: number; tier: string; due_at: Date }[]>`select id, tier, due_at from findings order by id`;
+    await db.sql`update assets set internet_facing = true, public_ips = '{198.51.100.7}', security_groups = '{sg-web}', exposed_ports = '{443/tcp}' where name = 'db-01'`;
+    const result = await rescoreFindings(db.sql, policy, { all: true }, { reason: 'db-01 exposed' });
+    const after = await db.sql<{ id: number; tier: string; due_at: Date }[]>`select id, tier, due_at from findings order by id`;
+    const moved = after.filter((f, i) => f.tier !== before[i]!.tier);
+    expect(moved.map((m) => Number(m.id))).toEqual(movedRows.map((k) => ids[k]));
+    expect(result).toEqual({ scored: 16, changed: 8, events: 6 });
+    // Unchanged tiers keep their due dates.
+    expect(after.filter((f, i) => f.tier === before[i]!.tier).every((f) => before.find((b) => b.id === f.id)!.due_at.getTime() === f.due_at.getTime())).toBe(true);
+    const events = await db.sql`select finding_id, old_tier, new_tier, reason from exposure_events where reason = 'db-01 exposed' order by finding_id`;
+    expect(events.map((e) => Number(e.finding_id))).toEqual(moved.map((m) => Number(m.id)));
+    expect(events.every((e) => e.old_tier !== e.new_tier)).toBe(true);
+    expect(await count()).toEqual({ h: 16 + 6, e: 16 + 6 });
+    await db.sql`update assets set internet_facing = false, public_ips = null, security_groups = null, exposed_ports = null where name = 'db-01'`;
+    await rescoreFindings(db.sql, policy, { all: true }, { reason: 'db-01 closed again' });
+  });
+
+  it('shadow scoring reports what another policy version or feed version would move, and changes nothing', async () => {
+    const snapshot = async () => db.sql`select id, tier, score, due_at, explanation from findings order by id`;
+    const history = async () => (await db.sql`select count(*)::int as n from score_history`)[0]!.n;
+    const before = await snapshot();
+    const historyBefore = await history();
+
+    // A stricter variant: not exposed + in KEV + automatable + total impact (row 13) only attends.
+    const variant = doc();
+    variant.version = 'bod-26-04+epss-test';
+    variant.table.find((r) => r.row === 13)!.timeline = '14D';
+    const byPolicy = await shadowScore(db.sql, parsePolicy(variant, 'variant'), { all: true });
+    expect(byPolicy).toMatchObject({ policyVersion: 'bod-26-04+epss-test', scored: 16, unchanged: 15, movedUp: 0, movedDown: 1, transitions: { 'act→attend': 1 } });
+    expect(byPolicy.samples).toEqual([
+      expect.objectContaining({ findingId: ids[decisionKey(true, false, true, true)], asset: 'db-01', from: 'act', to: 'attend', reason: expect.stringContaining('BOD 26-04 row 13') }),
+    ]);
+
+    // A KEV version that adds CVE-2099-0002: its 8 findings become "in KEV".
+    await db.sql`insert into intel_feeds (kind, version, rows, sha256, status) values ('kev', 'test-kev-2', 2, 'k2', 'staged')`;
+    await db.sql`insert into kev_entries (feed_version, cve, date_added, known_ransomware) values ('test-kev-2', 'CVE-2099-0001', '2099-01-02', false), ('test-kev-2', 'CVE-2099-0002', '2099-02-03', true)`;
+    const byFeed = await shadowScore(db.sql, policy, { all: true }, { feeds: { kev: 'test-kev-2' } });
+    // Rows 0-7 become rows 8-15: FSU→14D twice, 60D→14D, 60D→3D... as the table says.
+    const expectedUp = [0, 1, 2, 3, 4, 5, 6, 7].filter((k) => policy.decisions[k + 8]!.tier !== policy.decisions[k]!.tier).length;
+    expect(byFeed).toMatchObject({ feeds: { kev: 'test-kev-2', epss: 'test-epss-1' }, scored: 16, movedUp: expectedUp, movedDown: 0, unchanged: 16 - expectedUp });
+    expect(byFeed.samples.every((s) => s.reason.includes('in_kev false → true'))).toBe(true);
+    expect(byFeed.samples[0]!.reason).toContain('in CISA KEV test-kev-2 (added 2099-02-03, used in ransomware)');
+
+    expect(await snapshot()).toEqual(before);
+    expect(await history()).toBe(historyBefore);
+    await expect(shadowScore(db.sql, policy, { all: true }, { feeds: { epss: 'no-such-version' } })).rejects.toThrow('no EPSS feed version no-such-version');
+  });
+});
+
+describe('modifiers and context on constructed findings', () => {
+  let db: Database;
+  beforeAll(async () => {
+    db = await freshDatabase();
+    await syntheticFeeds(db);
+  });
+
+  it('states its exposure assumption, lowers non-production, shortens due dates of critical assets and tracks vendor statements', async () => {
+    const unknown = await addAsset(db, 'shop/unknown:1', { criticality: 'critical' });
+    const staging = await addAsset(db, 'shop/staging:1', { environment: 'staging' });
+    const kevAuto = vector(true, true);
+    const a = await addFinding(db, unknown, 'CVE-2099-0001', { vector: kevAuto });
+    const b = await addFinding(db, staging, 'CVE-2099-0001', { vector: kevAuto });
+    const c = await addFinding(db, unknown, 'CVE-2099-0001', { vector: kevAuto, vendorStatus: 'not_affected' });
+    const d = await addFinding(db, unknown, 'CVE-2099-0009', { vector: vector(false, false), cvss: 5 });
+    await rescoreFindings(db.sql, policy, { all: true }, { reason: 'test' });
+
+    const sa = await scored(db, a);
+    expect(factor(sa, 'publicly_exposed')).toEqual({
+      factor: 'publicly_exposed',
+      value: 'no',
+      source: 'policy assumption (decisionPoints.publiclyExposed.unknownMeans)',
+      effect: 'exposure unknown, assumed not exposed (no context on shop/unknown:1)',
+    });
+    // Row 13 (3 days), halved for a critical asset.
+    expect(sa).toMatchObject({ tier: 'act' });
+    expect(sa.due_days).toBeCloseTo(1.5, 3);
+    expect(factor(sa, 'tier')!.effect).toBe('due in 1.5 days (3 days & forensic investigation, × 0.5 for a critical asset)');
+
+    const sb = await scored(db, b);
+    expect(sb.tier).toBe('attend');
+    expect(sb.due_days).toBeCloseTo(14, 3);
+    expect(factor(sb, 'environment')!.effect).toBe('shop/staging:1 runs in staging, not production: 1 tier lower (score × 0.7)');
+
+    const sc = await scored(db, c);
+    expect(sc).toMatchObject({ tier: 'track', score: 0 });
+    expect(factor(sc, 'vendor_status')!.effect).toBe('the vendor or a VEX statement says this component is not affected: track (score × 0)');
+
+    // EPSS 0.5 raises track (row 0) to attend: likely exploited within 30 days.
+    const sd = await scored(db, d);
+    expect(sd.tier).toBe('attend');
+    expect(factor(sd, 'decision')!.value).toBe('FSU');
+    expect(factor(sd, 'likely_exploited')!.effect).toBe('EPSS 0.5 ≥ 0.1: likely exploited within 30 days, raised to attend');
+  });
+
+  it('without any KEV catalog, severity decides and never reaches act', async () => {
+    const bare = await freshDatabase();
+    const image = await addAsset(bare, 'shop/bare:1');
+    const critical = await addFinding(bare, image, 'CVE-2021-44228', { cvss: 10 });
+    const high = await addFinding(bare, image, 'CVE-2021-3712', { cvss: 7.4 });
+    await rescoreFindings(bare.sql, policy, { all: true }, { reason: 'test' });
+    const s = await scored(bare, critical);
+    expect(s.tier).toBe('attend');
+    expect(factor(s, 'in_kev')).toMatchObject({ value: null, effect: 'no CISA KEV catalog loaded: whether it is exploited is unknown' });
+    expect(factor(s, 'decision')!.effect).toBe('no CISA KEV catalog loaded, so the BOD 26-04 table is not applied: CVSS 10 → attend until a catalog is imported');
+    expect((await scored(bare, high)).tier).toBe('track*');
+  });
+
+  it('a scan scope also rescores the images that run on the scanned hosts', async () => {
+    const host = await addAsset(db, 'app-09', { kind: 'host', internetFacing: false });
+    const image = await addAsset(db, 'shop/on-app-09:1');
+    await runsOn(db, image, host);
+    const f = await addFinding(db, image, 'CVE-2099-0001', { vector: vector(true, false) });
+    const scanId = randomUUID();
+    await db.sql`insert into scan_assets (scan_id, asset_id) values (${scanId}, ${host})`;
+    expect(await rescoreFindings(db.sql, policy, { scanId }, { reason: `scan ${scanId}` })).toEqual({ scored: 1, changed: 1, events: 1 });
+    expect(factor(await scored(db, f), 'publicly_exposed')!.effect).toBe('runs only on app-09, none of them internet-facing');
+  });
+});
+
+describe('policies and controls in the database', () => {
+  let db: Database;
+  beforeAll(async () => {
+    db = await freshDatabase();
+  });
+
+  it('seeds the default policy as active, keeps versions immutable and retires the previous active one', async () => {
+    expect((await activePolicy(db.sql)).version).toBe('bod-26-04+epss-1');
+    expect((await activePolicy(db.sql)).version).toBe('bod-26-04+epss-1');
+    const variant = doc();
+    variant.version = 'bod-26-04+epss-2';
+    variant.modifiers.likelyExploited!.epssAtLeast = 0.2;
+    expect((await savePolicy(db.sql, variant, 'shadow')).created).toBe(true);
+    expect((await savePolicy(db.sql, variant, 'shadow')).created).toBe(false);
+    variant.modifiers.likelyExploited!.epssAtLeast = 0.3;
+    const conflict = await savePolicy(db.sql, variant, 'shadow').catch((e: unknown) => e);
+    expect(conflict).toBeInstanceOf(PolicyError);
+    expect(conflict).toMatchObject({ code: 'conflict', path: 'version' });
+    expect((conflict as Error).message).toBe(
+      'policy bod-26-04+epss-2: version: already saved with a different document; versions are immutable, save the change under a new version',
+    );
+    const invalid = await savePolicy(db.sql, { ...variant, version: 'bod-26-04+epss-3', table: [] }).catch((e: unknown) => e);
+    expect((invalid as PolicyError).message).toMatch(/^policy bod-26-04\+epss-3: table: no row for/);
+
+    expect((await activatePolicy(db.sql, 'bod-26-04+epss-2')).version).toBe('bod-26-04+epss-2');
+    expect((await activePolicy(db.sql)).document.modifiers.likelyExploited!.epssAtLeast).toBe(0.2);
+    expect((await listPolicies(db.sql)).map((p) => [p.version, p.status])).toEqual([
+      ['bod-26-04+epss-2', 'active'],
+      ['bod-26-04+epss-1', 'retired'],
+    ]);
+    await expect(activatePolicy(db.sql, 'nope')).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it('validates compensating controls, naming the field', async () => {
+    const good = { name: 'WAF rule 942', kind: 'waf', mitigates: { issueIds: ['CVE-2021-44228'] }, appliesTo: { all: true }, effect: 'not_exposed' };
+    expect(await saveControl(db.sql, good)).toMatchObject({ name: 'WAF rule 942', active: true, expiresAt: null });
+    expect(await saveControl(db.sql, { ...good, expiresAt: new Date(Date.now() - DAY).toISOString() })).toMatchObject({ active: false });
+    expect((await listControls(db.sql, { activeOnly: true })).map((c) => c.name)).toEqual([]);
+    const bad = await saveControl(db.sql, { ...good, mitigates: { cwes: ['79'] } }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(ControlError);
+    expect((bad as Error).message).toBe('compensating control: mitigates.cwes[0]: expected CWE-<number>');
+    expect(((await saveControl(db.sql, { ...good, mitigates: {} }).catch((e: unknown) => e)) as Error).message).toBe(
+      'compensating control: mitigates: name at least one of issueIds, cwes, components, ports',
+    );
+    expect(((await saveControl(db.sql, { ...good, effect: 'magic' }).catch((e: unknown) => e)) as ControlError).path).toBe('effect');
+    expect(await deleteControl(db.sql, 'WAF rule 942')).toBe(true);
+    expect(await deleteControl(db.sql, 'WAF rule 942')).toBe(false);
+  });
+});
+
+describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` (${corpusSkipReason})`}`, () => {
+  let db: Database;
+  const HTTP2 = 'CVE-2023-44487'; // in KEV (added 2023-10-10); NVD: 7.5, network, no privileges, availability only
+  const HTTP2_VECTOR = 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H';
+  beforeAll(async () => {
+    db = await freshDatabase();
+    const year = 365 * DAY;
+    const feeds = await importIntelFiles(
+      db,
+      { epssFile: corpusFile('intel', 'epss', 'epss_scores-2026-01-30.csv.gz'), kevFile: corpusFile('intel', 'kev', 'realrisk_2026.01.29', 'known_exploited_vulnerabilities.json') },
+      { maxAgeMs: { epss: year, kev: year }, asOf: new Date('2026-01-31T00:00:00Z') },
+    );
+    expect(feeds.map((f) => [f.version, f.status])).toEqual([['2026-01-30', 'active'], ['2026.01.29', 'active']]);
+    const web = await addAsset(db, 'web-01', { kind: 'host', internetFacing: true, publicIps: ['203.0.113.10'], securityGroups: ['sg-0a1b2c3d4e5f00001'], exposedPorts: ['443/tcp'] });
+    await db.sql`insert into exposure_rules (source, security_group, protocol, from_port, to_port, cidr) values ('aws', 'sg-0a1b2c3d4e5f00001', 'tcp', 443, 443, '0.0.0.0/0')`;
+    const isolated = await addAsset(db, 'db-01', { kind: 'host', internetFacing: false });
+    for (const [image, host] of [['shop/edge:1', web], ['shop/edge-waf:1', web], ['shop/edge-off:1', web], ['shop/edge-expired:1', web], ['shop/internal:1', isolated]] as const) {
+      await runsOn(db, await addAsset(db, image), host);
+    }
+  });
+
+  async function image(name: string) {
+    return Number((await db.sql`select id from assets where name = ${name}`)[0]!.id);
+  }
+
+  it('a KEV-listed CVE on an internet-facing asset lands in act, with the feeds and the exposure in its explanation', async () => {
+    const log4j = await addFinding(db, await image('shop/edge:1'), 'CVE-2021-44228', { component: 'org.apache.logging.log4j:log4j-core', cvss: 10 });
+    const http2 = await addFinding(db, await image('shop/edge:1'), HTTP2, { component: 'golang.org/x/net', cvss: 7.5, vector: HTTP2_VECTOR });
+    await rescoreFindings(db.sql, policy, { all: true }, { reason: 'test' });
+    const l = await scored(db, log4j);
+    expect(l.tier).toBe('act');
+    expect(factor(l, 'in_kev')).toEqual({ factor: 'in_kev', value: true, source: 'CISA KEV 2026.01.29', effect: 'in CISA KEV 2026.01.29 (added 2021-12-10, used in ransomware)' });
+    expect(factor(l, 'publicly_exposed')!.effect).toBe(
+      'internet-facing: runs on web-01; web-01 has public IP 203.0.113.10 and security group sg-0a1b2c3d4e5f00001 open to 0.0.0.0/0 on 443/tcp',
+    );
+    expect(factor(l, 'epss')).toMatchObject({ value: 0.94358, source: 'FIRST EPSS 2026-01-30' });
+    expect(factor(l, 'decision')!.effect).toBe('BOD 26-04 row 15: in KEV, publicly exposed, automatable, total impact → 3 days & forensic investigation → act');
+    const h = await scored(db, http2);
+    expect(h.tier).toBe('act');
+    expect(factor(h, 'decision')!.effect).toBe('BOD 26-04 row 11: in KEV, publicly exposed, automatable, partial impact → 3 days → act');
+    expect(h.due_days).toBeCloseTo(3, 3);
+  });
+
+  it('the same KEV CVE behind a blocking control or on an isolated asset does not land in act', async () => {
+    await saveControl(db.sql, { name: 'WAF virtual patch', kind: 'waf', mitigates: { issueIds: [HTTP2] }, appliesTo: { assetKeys: ['image:shop/edge-waf:1'] }, effect: 'not_exposed' });
+    await saveControl(db.sql, { name: 'HTTP/2 disabled', kind: 'feature_disabled', mitigates: { components: ['golang.org/x/net'] }, appliesTo: { assetKeys: ['image:shop/edge-off:1'] }, effect: 'not_exploitable' });
+    await saveControl(db.sql, { name: 'Old WAF rule', kind: 'waf', mitigates: { issueIds: [HTTP2] }, appliesTo: { assetKeys: ['image:shop/edge-expired:1'] }, effect: 'not_exposed', expiresAt: new Date(Date.now() - DAY).toISOString() });
+    const waf = await addFinding(db, await image('shop/edge-waf:1'), HTTP2, { component: 'golang.org/x/net', cvss: 7.5, vector: HTTP2_VECTOR });
+    const off = await addFinding(db, await image('shop/edge-off:1'), HTTP2, { component: 'golang.org/x/net', cvss: 7.5, vector: HTTP2_VECTOR });
+    const expired = await addFinding(db, await image('shop/edge-expired:1'), HTTP2, { component: 'golang.org/x/net', cvss: 7.5, vector: HTTP2_VECTOR });
+    const internal = await addFinding(db, await image('shop/internal:1'), HTTP2, { component: 'golang.org/x/net', cvss: 7.5, vector: HTTP2_VECTOR });
+    const internalLog4j = await addFinding(db, await image('shop/internal:1'), 'CVE-2021-44228', { component: 'org.apache.logging.log4j:log4j-core', cvss: 10 });
+    await rescoreFindings(db.sql, policy, { all: true }, { reason: 'test' });
+
+    // Behind the WAF the path from the internet is blocked: row 6 (in KEV, not exposed, automatable,
+    // partial impact) → 14 days → attend.
+    const w = await scored(db, waf);
+    expect(w.tier).toBe('attend');
+    expect(w.due_days).toBeCloseTo(14, 3);
+    expect(factor(w, 'publicly_exposed')!.value).toBe('no');
+    expect(factor(w, 'publicly_exposed')!.effect).toContain("but control 'WAF virtual patch' blocks the path from the internet");
+    expect(factor(w, 'decision')!.effect).toMatch(/^BOD 26-04 row 6: /);
+    // Exploitation blocked outright: the table still says act (row 11), the control lowers it to track.
+    const o = await scored(db, off);
+    expect(o.tier).toBe('track');
+    expect(factor(o, 'decision')!.effect).toMatch(/^BOD 26-04 row 11: /);
+    expect(factor(o, 'control')!.effect).toBe("control 'HTTP/2 disabled' blocks exploitation: track (score × 0.2)");
+    // An expired control counts for nothing.
+    expect((await scored(db, expired)).tier).toBe('act');
+    // On the isolated host (db-01 is not internet-facing): row 6 as well → attend.
+    const i = await scored(db, internal);
+    expect(i.tier).toBe('attend');
+    expect(factor(i, 'publicly_exposed')!.effect).toBe('runs only on db-01, none of them internet-facing');
+    // Log4Shell stays act even there: in KEV, automatable and total impact is row 13 (3 days & forensics) without exposure.
+    const il = await scored(db, internalLog4j);
+    expect(il.tier).toBe('act');
+    expect(factor(il, 'decision')!.effect).toMatch(/^BOD 26-04 row 13: /);
+  });
+
+  it('runtime evidence lowers a component EDR never saw loaded, and says what it saw', async () => {
+    const host = await addAsset(db, 'app-01', { kind: 'host', internetFacing: false });
+    const app = await addAsset(db, 'shop/app:1');
+    await runsOn(db, app, host);
+    await db.sql`
+      insert into runtime_evidence (asset_id, package, version, process, source, observed_at)
+      values (${host}, 'org.springframework:spring-beans', '5.3.17', 'java', 'edr', now()), (${host}, 'libssl1.1', '1.1.1k-r0', 'java', 'edr', now())`;
+    const log4j = await addFinding(db, app, 'CVE-2021-44228', { component: 'org.apache.logging.log4j:log4j-core', cvss: 10 });
+    const spring = await addFinding(db, app, 'CVE-2022-22965', { component: 'org.springframework:spring-beans', cvss: 9.8 });
+    await rescoreFindings(db.sql, policy, { assetIds: [app] }, { reason: 'test' });
+    const l = await scored(db, log4j);
+    // Row 13 gives act; EDR covers app-01 and never saw log4j-core: one tier lower.
+    expect(l.tier).toBe('attend');
+    expect(factor(l, 'runtime')).toEqual({
+      factor: 'runtime',
+      value: 'not loaded',
+      source: 'EDR runtime evidence',
+      effect: 'runtime: EDR covers app-01 and never saw org.apache.logging.log4j:log4j-core loaded: 1 tier lower (score × 0.5)',
+    });
+    const s = await scored(db, spring);
+    expect(s.tier).toBe('act');
+    expect(factor(s, 'runtime')!.effect).toBe('runtime: EDR on app-01 saw org.springframework:spring-beans 5.3.17 loaded by java');
+  });
+
+  it('Trivy and Grype reports of one image collapse from their critical/high list to a few act/attend findings', async () => {
+    const target = 'my-app:latest';
+    for (const [source, file] of [['trivy', 'trivy-results.json'], ['grype', 'grype-results.json']] as const) {
+      const path = corpusFile('scanners', 'more', 'trivy-grype-same-image', file);
+      const connector = await connectorFor(path, file);
+      await ingestFindings(db.sql, { id: randomUUID(), source, target }, connector.parse(path, { target }));
+    }
+    const assetId = Number((await db.sql`select id from assets where name = ${target}`)[0]!.id);
+    const tiersOf = async () => {
+      const rows = await db.sql<{ issue_id: string; severity: string; tier: string; explanation: ExplanationFactor[] }[]>`
+        select issue_id, severity, tier, explanation from findings where asset_id = ${assetId} and status = 'open' order by issue_id, component`;
+      const byTier = (t: string) => rows.filter((r) => r.tier === t).length;
+      return { rows, tiers: { act: byTier('act'), attend: byTier('attend'), 'track*': byTier('track*'), track: byTier('track') } };
+    };
+
+    const result = await rescoreFindings(db.sql, policy, { assetIds: [assetId] }, { reason: 'test' });
+    const { rows, tiers } = await tiersOf();
+    const bySeverity = (s: string) => rows.filter((r) => r.severity === s).length;
+    expect(result.scored).toBe(rows.length);
+    expect({ findings: rows.length, critical: bySeverity('critical'), high: bySeverity('high') }).toEqual(SAME_IMAGE.severities);
+    // Nothing on this image is in KEV and its highest EPSS is 0.085, so without exposure context all
+    // 32 critical/high findings are tracked (fix on system upgrade or 60 days).
+    expect(tiers).toEqual(SAME_IMAGE.withoutContext);
+
+    // Served from an internet-facing host, the CVSS >= 9 ones (total impact without a vector) reach
+    // row 9 (exposed, total impact: 14 days → attend); the rest stay below.
+    const edge = await addAsset(db, 'edge-01', { kind: 'host', internetFacing: true, publicIps: ['203.0.113.20'], securityGroups: ['sg-0a1b2c3d4e5f00001'], exposedPorts: ['443/tcp'] });
+    await runsOn(db, assetId, edge);
+    await rescoreFindings(db.sql, policy, { assetIds: [assetId] }, { reason: 'exposed' });
+    const exposed = await tiersOf();
+    expect(exposed.tiers).toEqual(SAME_IMAGE.exposed);
+    const actionable = exposed.rows.filter((x) => x.tier === 'act' || x.tier === 'attend');
+    expect({ actionable: actionable.length, criticalOrHigh: bySeverity('critical') + bySeverity('high') }).toEqual({ actionable: 8, criticalOrHigh: 32 });
+    for (const r of actionable) {
+      const decision = r.explanation.find((f) => f.factor === 'decision')!;
+      const bodTier = decision.effect.split(' → ').at(-1);
+      // The deciding factor is named: the table row that gave the tier, or the modifier that raised it.
+      if (bodTier === r.tier) expect(decision.effect, r.issue_id).toMatch(/^BOD 26-04 row 9: not in KEV, publicly exposed, not automatable, total impact → 14 days → attend$/);
+      else expect(r.explanation.find((f) => f.factor === 'likely_exploited')?.effect, r.issue_id).toMatch(/likely exploited within 30 days, raised to attend$/);
+      expect(r.explanation.find((f) => f.factor === 'publicly_exposed')!.effect).toMatch(/^internet-facing: runs on edge-01; /);
+      expect(r.explanation.find((f) => f.factor === 'technical_impact')!.effect).toMatch(/^no CVSS v3 vector; CVSS (9\.\d|10) ≥ 9$/);
+    }
+  });
+});
+
+// What the two real reports of my-app:latest become (the asset has no exposure or runtime context,
+// so the decision rests on KEV, EPSS and CVSS; connectors do not fill CVSS vectors yet).
+const SAME_IMAGE = {
+  severities: { findings: 160, critical: 5, high: 27 },
+  withoutContext: { act: 0, attend: 0, 'track*': 0, track: 160 },
+  exposed: { act: 0, attend: 8, 'track*': 152, track: 0 },
+};
