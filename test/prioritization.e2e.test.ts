@@ -9,7 +9,16 @@ import { eventually, json, startTestPlatform, type TestPlatform } from './suppor
 // the noise report read the result.
 
 const fixtures = join(import.meta.dirname, 'fixtures');
-const report = readFileSync(join(fixtures, 'trivy-payments-api.json'));
+// Its own image (name and digest): golden-ticket workflow ids are business keys, unique per
+// Temporal namespace, and other test files share this server with the fixture's own image.
+const IMAGE = 'registry.example.com/shop/prioritization:1.4.2';
+const report = (() => {
+  const r = JSON.parse(readFileSync(join(fixtures, 'trivy-payments-api.json'), 'utf8'));
+  r.ArtifactName = IMAGE;
+  r.Metadata.ImageID = `sha256:${'ab'.repeat(32)}`;
+  r.Metadata.RepoDigests = [`registry.example.com/shop/prioritization@sha256:${'cd'.repeat(32)}`];
+  return JSON.stringify(r);
+})();
 const defaultPolicy = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'prioritization', 'policies', 'bod-26-04-epss.json'), 'utf8'));
 
 let platform: TestPlatform;
@@ -100,7 +109,7 @@ describe('compensating controls', () => {
       send('PUT', '/api/v1/controls/log4j-jndi-disabled', {
         kind: 'feature_disabled',
         mitigates: { issueIds: ['CVE-2021-44228'] },
-        appliesTo: { assetKeys: ['image:registry.example.com/shop/payments-api:1.4.2'] },
+        appliesTo: { assetKeys: [`image:${IMAGE}`] },
         effect: 'not_exploitable',
         description: 'log4j2.formatMsgNoLookups=true and JndiLookup removed from the classpath',
       }),
