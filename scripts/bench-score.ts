@@ -234,6 +234,16 @@ async function main(): Promise<number> {
   };
   const target = await openDatabase(options.keep);
   let database: Database | undefined;
+  // Ctrl-C must not leave an embedded server (or a bench database) behind.
+  const interrupted = () => {
+    void (async () => {
+      await database?.close().catch(() => {});
+      await target.close().catch(() => {});
+      process.exit(130);
+    })();
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     await migrateDatabase(target.url);
     database = connectDatabase(target.url, { max: 2 });

@@ -1,7 +1,8 @@
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Config } from '../../platform/config.js';
+import { platformApi } from './platform-api.js';
 
 export interface IngestArgs {
   file?: string;
@@ -13,14 +14,6 @@ export interface IngestArgs {
   wait: boolean;
 }
 
-/** The running platform's API and token: CTEM_API_URL / CTEM_API_TOKEN, else the local data dir's. */
-function apiOf(config: Config): { url: string; token: string } {
-  const url = (process.env.CTEM_API_URL ?? `http://127.0.0.1:${config.port}`).replace(/\/$/, '');
-  const secrets = join(config.dataDir, 'secrets.json');
-  const token = config.apiToken ?? (existsSync(secrets) ? (JSON.parse(readFileSync(secrets, 'utf8')) as { apiToken: string }).apiToken : undefined);
-  if (!token) throw new Error(`no API token: set CTEM_API_TOKEN (none generated in ${config.dataDir})`);
-  return { url, token };
-}
 
 /** `ctem ingest FILE`: uploads a report to the running platform and waits for its discovery run. */
 export async function ingestCommand(config: Config, args: IngestArgs): Promise<number> {
@@ -32,7 +25,7 @@ export async function ingestCommand(config: Config, args: IngestArgs): Promise<n
     console.error(`${basename(args.file)}: file not found`);
     return 1;
   }
-  const { url, token } = apiOf(config);
+  const { url, token } = platformApi(config);
   const query = new URLSearchParams({ filename: basename(args.file) });
   for (const key of ['format', 'source', 'target', 'owner', 'complete'] as const) if (args[key]) query.set(key, args[key]!);
   const headers = { authorization: `Bearer ${token}` };

@@ -1,8 +1,9 @@
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import type { Config } from '../../platform/config.js';
+import { platformApi } from './platform-api.js';
 import { detectFeedKind, FEED_LABEL, type FeedKind } from '../../prioritization/intel-feeds.js';
 
 // `ctem intel ...`: threat-intel feeds through the running platform's API, so the same checks,
@@ -34,14 +35,6 @@ interface FeedResult {
   error?: { code: string; message: string };
 }
 
-/** The running platform's API and token, found as `ctem ingest` finds them. */
-function apiOf(config: Config): { url: string; token: string } {
-  const url = (process.env.CTEM_API_URL ?? `http://127.0.0.1:${config.port}`).replace(/\/$/, '');
-  const secrets = join(config.dataDir, 'secrets.json');
-  const token = config.apiToken ?? (existsSync(secrets) ? (JSON.parse(readFileSync(secrets, 'utf8')) as { apiToken: string }).apiToken : undefined);
-  if (!token) throw new Error(`no API token: set CTEM_API_TOKEN (none generated in ${config.dataDir})`);
-  return { url, token };
-}
 
 function mark(c: Check): string {
   if (c.ok) return 'ok        ';
@@ -58,7 +51,7 @@ function printResult(r: FeedResult): void {
 }
 
 async function call(config: Config, path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
-  const { url, token } = apiOf(config);
+  const { url, token } = platformApi(config);
   const res = await fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
   const text = await res.text();
   let body: unknown;

@@ -98,11 +98,18 @@ function cvssOf(vuln: Json): number | undefined {
 }
 
 function references(item: Json): string[] | undefined {
-  const refs = new Set<string>();
-  if (Array.isArray(item.References)) for (const ref of item.References) if (typeof ref === 'string' && ref.trim() !== '') refs.add(ref);
+  const listed = Array.isArray(item.References) ? item.References : [];
   const primary = str(item.PrimaryURL);
-  if (primary) refs.add(primary);
-  return refs.size ? [...refs] : undefined;
+  // A handful per finding: a linear search beats building a Set; a long (hostile) list gets the Set.
+  if (listed.length > 64) {
+    const refs = new Set(strings(listed));
+    if (primary) refs.add(primary);
+    return refs.size ? [...refs] : undefined;
+  }
+  const refs: string[] = [];
+  for (const ref of listed) if (typeof ref === 'string' && ref.trim() !== '' && !refs.includes(ref)) refs.push(ref);
+  if (primary && !refs.includes(primary)) refs.push(primary);
+  return refs.length ? refs : undefined;
 }
 
 class Reader {

@@ -74,14 +74,12 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
                                  then attribute_sources || '{"owner":"scan"}' else attribute_sources end
       where id = any(${tx.array(scannedIds)}::bigint[])`;
     // distinct on: a report may list the same package twice (e.g. two layers); one finding it is.
-    // `known` finds every incoming finding and its source row once (as they were before this
-    // statement) and sorts them into new, changed (or re-opened) and unchanged; each gets only the
-    // writes it needs. An unchanged finding or source row gets last_seen_at / last_scan_id only: an
-    // in-page (HOT) update, as both tables leave room for it (fillfactor 50).
-    // New findings still go through on conflict: a concurrent scan of the same asset may insert first.
-    // Rows are reached by key lists (= any(array(...))) and per-row probes (lateral ... limit 1), not
-    // joins the planner may turn into scans: right after a bulk load the tables have no statistics
-    // yet, and such a plan would read all of finding_sources for every report.
+    // `known` looks each incoming finding and its source row up once (as they were before this
+    // statement): new ones are inserted (on conflict: a concurrent scan of the asset may insert
+    // first), changed or re-opened ones rewritten, unchanged ones only get last_seen_at/last_scan_id,
+    // an in-page (HOT) update thanks to fillfactor 50. Rows are reached by key lists and per-row
+    // probes, not joins: right after a bulk load there are no statistics yet, and a join plan would
+    // read all of finding_sources for every report.
     const [merged] = await tx`
       with incoming as materialized (
         select distinct on (fingerprint) *

@@ -189,7 +189,8 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
           : tx`true`;
   const assetFilter: Fragment = scopeAssets ? tx`where a.id in (select asset_id from scope_assets)` : tx``;
 
-  // The facing entity's exposure in words: public IPs, the security groups open to the internet, ports.
+  // Per control, per asset (exposure in words, EDR coverage and what it saw, environment, the controls
+  // that apply there) and per distinct vulnerability (feeds, CVSS vector or score): all computed once.
   const ctes = tx`
     ${scopeAssets ? tx`scope_assets as materialized (${scopeAssets}),` : tx``}
     ctl as materialized (
@@ -388,6 +389,8 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       case when f.tier is not distinct from y.tier and f.due_at is not null then f.due_at
            else now() + y.due_days * interval '1 day' end as due_at
     from findings f
+    -- "+ 0": hash the few assets and scan findings in order, not one index scan per asset (the
+    -- UPDATE then visits its target rows in physical order).
     join asset_ctx a on a.id = f.asset_id + 0
     join vulns v on v.vk = f.issue_id || '|' || coalesce(f.cvss_vector, '') || '|' || coalesce(f.cvss_score::text, '')
     cross join lateral (
