@@ -25,6 +25,8 @@ export interface NormalizedFinding {
   fixedVersion?: string;
   severity: Severity;
   cvssScore?: number;
+  /** The CVSS v3.x vector (`CVSS:3.1/AV:N/...`): prioritization reads automatability and impact from it. */
+  cvssVector?: string;
   title?: string;
   /**
    * `fix_available` (Trivy/Grype `fixed`): the installed version is still affected and a fixed one

@@ -343,6 +343,27 @@ describe.skipIf(!hasCorpus)('Grype JSON (corpus)', () => {
   });
 });
 
+describe.skipIf(!hasCorpus)('CVSS v3 vectors (corpus)', () => {
+  // Prioritization reads automatability and technical impact from the vector; a score alone can't say.
+  it('carries the vector behind the score, per format', async () => {
+    const vectorOf = async (format: string, file: string, issueId: string) =>
+      (await parse(format, dd(file))).find((f) => f.issueId === issueId)?.cvssVector;
+    expect(await vectorOf('trivy-json', 'trivy/scheme_2_many_vulns.json', 'CVE-2020-15999')).toBe('CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:N/I:N/A:H');
+    expect(await vectorOf('grype', 'anchore_grype/check_all_fields.json', 'CVE-2021-32626')).toBe('CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H');
+    expect(await vectorOf('osv-scanner', 'osv_scanner/many_findings.json', 'CVE-2022-31090')).toBe('CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:N/A:N');
+    expect(await vectorOf('dependency-track', 'dependency_track/one_finding.json', 'NPM-533')).toBe('CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H');
+    expect(await vectorOf('cyclonedx-json', 'cyclonedx/log4j.json', 'CVE-2021-44228')).toBe('CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H');
+  });
+
+  it('a finding with only a v2 rating has no v3 vector', async () => {
+    const findings = await parse('trivy-json', dd('trivy/legacy_many_vulns.json'));
+    const withVector = findings.filter((f) => f.cvssVector !== undefined);
+    expect(withVector.length).toBeGreaterThan(0);
+    expect(withVector.length).toBeLessThan(findings.length);
+    expect(withVector.every((f) => /^CVSS:3\.[01]\/AV:[NALP]\/AC:[LH]\/PR:[NLH]\/UI:[NR]\/S:[UC]\/C:[NLH]\/I:[NLH]\/A:[NLH]/.test(f.cvssVector!))).toBe(true);
+  });
+});
+
 describe.skipIf(!hasCorpus)('Trivy and Grype on the same image', () => {
   it('every Trivy CVE finding has a Grype finding with the same fingerprint', async () => {
     for (const options of [{}, { target: 'registry.example.com/my-app:latest' }]) {

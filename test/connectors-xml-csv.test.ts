@@ -572,6 +572,7 @@ describe.skipIf(!hasCorpus)(`DefectDojo sample reports${hasCorpus ? '' : ` (${co
       location: '80/tcp',
       severity: 'high',
       cvssScore: 7.5,
+      cvssVector: 'CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N',
     });
     expect(find(findings, { issueId: 'CVE-2006-1015' })[0]).toMatchObject({
       component: 'PHP 5.x < 5.2 Multiple Vulnerabilities',
@@ -618,6 +619,10 @@ describe.skipIf(!hasCorpus)(`DefectDojo sample reports${hasCorpus ? '' : ` (${co
       ['kernel-tools', '4.14.314-237.533.amzn2', '4.14.314-238.539.amzn2', '0/tcp', 'high', 7.8],
     ]);
     expect(find(tio, { component: 'mariadb-libs' })).toHaveLength(10);
+    // Tenable writes the vector without its `CVSS:3.0/` prefix; the connector restores it.
+    expect(find(tio, { issueId: 'CVE-2023-32233' }).map((f) => f.cvssVector)).toEqual([
+      'CVSS:3.0/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H', 'CVSS:3.0/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H',
+    ]);
     expect(find(tio, { issueId: 'CVE-2022-21216' })[0]).toMatchObject({ component: 'microcode_ctl', version: '2.1-47.amzn2.0.14', severity: 'medium' });
   });
 

@@ -1,4 +1,4 @@
-import { ApplicationFailure, executeChild, log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, log, proxyActivities, upsertSearchAttributes, type RetryPolicy } from '@temporalio/workflow';
 import type { DiscoveryActivities } from '../activities/discovery.js';
 import type { MobilizationActivities } from '../activities/mobilization.js';
 import type { PrioritizationActivities } from '../activities/prioritization.js';
@@ -18,7 +18,7 @@ export interface DiscoveryResult {
   counts: Record<string, number>;
 }
 
-const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
+const retry: RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
 
 const { ingestReport, completeScan, failScan } = proxyActivities<DiscoveryActivities>({
   startToCloseTimeout: '30 minutes',

@@ -4,6 +4,7 @@ import { normalizeSeverity, type AssetRef, type NormalizedFinding } from '../mod
 import type { JsonPath } from '../json-stream.js';
 import { jsonStart, isArrayOrNull, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, str, strings, type Json } from '../common/json.js';
+import { cvss3Vector } from '../common/cvss.js';
 
 // Generic CNAPP findings JSON, our own documented shape (context/README.md, "cnapp"): the common
 // denominator of cloud security platforms' exports. Each finding names the cloud resource it is on;
@@ -68,6 +69,7 @@ function findingOf(file: string, value: unknown, path: JsonPath): NormalizedFind
     fixedVersion: str(f.fixedVersion)?.trim(),
     severity,
     cvssScore: cvss !== undefined && cvss >= 0 && cvss <= 10 ? cvss : undefined,
+    cvssVector: cvss3Vector(f.cvssVector),
     title: str(f.title),
     vendorStatus: rawStatus ? STATUSES[rawStatus] : undefined,
     description: str(f.description),

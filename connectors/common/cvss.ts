@@ -34,3 +34,15 @@ export function cvss3BaseScore(vector: string): number | undefined {
   if (impact <= 0) return 0;
   return roundUp(Math.min(changed ? 1.08 * (impact + exploitability) : impact + exploitability, 10));
 }
+
+/**
+ * The vector when it is a well-formed CVSS v3.x base vector, trimmed; anything else is dropped.
+ * Some formats (Tenable CSV, CycloneDX) may omit the `CVSS:3.x/` prefix; `version` supplies it.
+ */
+export function cvss3Vector(raw: unknown, version: '3.0' | '3.1' = '3.0'): string | undefined {
+  if (typeof raw !== 'string') return undefined;
+  const trimmed = raw.trim();
+  if (!trimmed) return undefined;
+  const vector = trimmed.startsWith('CVSS:') ? trimmed : `CVSS:${version}/${trimmed}`;
+  return cvss3BaseScore(vector) === undefined ? undefined : vector;
+}

@@ -36,7 +36,7 @@ function* findingsOf(
   const vuln = value;
   const v = vulnerabilityOf({
     id: str(vuln.id) ?? fail(file, [...path, 'id'], 'missing'),
-    ratings: objects(vuln.ratings).map((r) => ({ method: str(r.method) ?? '', severity: normalizeSeverity(r.severity), score: num(r.score) })),
+    ratings: objects(vuln.ratings).map((r) => ({ method: str(r.method) ?? '', severity: normalizeSeverity(r.severity), score: num(r.score), vector: str(r.vector) })),
     state: isObject(vuln.analysis) ? str(vuln.analysis.state) : undefined,
     description: str(vuln.description) ?? str(vuln.detail),
     urls: [

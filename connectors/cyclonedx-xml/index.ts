@@ -32,6 +32,7 @@ function* vulnerabilityFindings(
       method: childText(r, 'method'),
       severity: normalizeSeverity(childText(r, 'severity')),
       score: childText(r, 'score') !== '' ? Number(childText(r, 'score')) : undefined,
+      vector: childText(r, 'vector') || undefined,
     })),
     state: childText(at(vuln, 'analysis'), 'state'),
     description: childText(vuln, 'description') || childText(vuln, 'detail'),

@@ -4,7 +4,7 @@ import { normalizeSeverity, type AssetRef, type NormalizedFinding } from '../mod
 import { readValue, type JsonPath } from '../json-stream.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, unique, type Json } from '../common/json.js';
-import { cvss3BaseScore } from '../common/cvss.js';
+import { cvss3BaseScore, cvss3Vector } from '../common/cvss.js';
 import { cweId, nameFromParts, preferCve } from '../common/identity.js';
 
 // Dependency-Track Finding Packaging Format (FPF) export: one project, its findings. The asset is
@@ -74,6 +74,7 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: () => As
     location: '',
     severity,
     cvssScore: cvssScore !== undefined && cvssScore >= 0 && cvssScore <= 10 ? cvssScore : undefined,
+    cvssVector: cvss3Vector(v3),
     title: str(vuln.title),
     vendorStatus,
     description: str(vuln.description),

@@ -7,6 +7,7 @@ import { defined, isObject, num, objects, str, strings, unique, type Json } from
 import {
   OS_ECOSYSTEMS, componentName, grypeEcosystem, isManifestPath, nameFromParts, preferCve, relPath,
 } from '../common/identity.js';
+import { cvss3Vector } from '../common/cvss.js';
 
 // Grype JSON (`grype <source> -o json`). Grype writes `matches` first and `source` (the scanned
 // image or directory) after them, so the asset comes from a first, light pass that reads only
@@ -48,6 +49,7 @@ interface Cvss {
   nvd: boolean;
   version: string;
   score: number;
+  vector?: string;
 }
 
 /** Every CVSS entry of the match, old (`cvssV3`/`cvssV2`) and current (`cvss[]`) layouts alike. */
@@ -55,18 +57,20 @@ function cvssEntries(vuln: Json, nvd: boolean): Cvss[] {
   const out: Cvss[] = [];
   for (const c of objects(vuln.cvss)) {
     const score = num(isObject(c.metrics) ? c.metrics.baseScore : undefined);
-    if (score !== undefined) out.push({ nvd, version: String(c.version ?? ''), score });
+    const vector = cvss3Vector(c.vector);
+    if (score !== undefined) out.push({ nvd, version: String(c.version ?? ''), score, ...(vector ? { vector } : {}) });
   }
   for (const [key, version] of [['cvssV3', '3'], ['cvssV2', '2']] as const) {
     const old = vuln[key];
     const score = num(isObject(old) ? old.baseScore : undefined);
-    if (score !== undefined) out.push({ nvd, version, score });
+    const vector = isObject(old) ? cvss3Vector(old.vectorString) : undefined;
+    if (score !== undefined) out.push({ nvd, version, score, ...(vector ? { vector } : {}) });
   }
   return out;
 }
 
 /** NVD's v3 score first (Trivy's yardstick), then any v3, then v2. */
-function cvssOf(vuln: Json, related: Json[]): number | undefined {
+function cvssOf(vuln: Json, related: Json[]): { score?: number; vector?: string } {
   const isNvd = (v: Json) => /^nvd/.test(String(v.namespace ?? ''));
   const all = [vuln, ...related].flatMap((v) => cvssEntries(v, isNvd(v)));
   const pick =
@@ -74,7 +78,12 @@ function cvssOf(vuln: Json, related: Json[]): number | undefined {
     ?? all.find((c) => c.version.startsWith('3'))
     ?? all.find((c) => c.nvd && c.version.startsWith('2'))
     ?? all.find((c) => c.version.startsWith('2'));
-  return pick && pick.score >= 0 && pick.score <= 10 ? pick.score : undefined;
+  // The picked rating's vector, else the first v3 vector in the same order (NVD first).
+  const vector = pick?.vector ?? all.find((c) => c.nvd && c.vector)?.vector ?? all.find((c) => c.vector)?.vector;
+  return {
+    ...(pick && pick.score >= 0 && pick.score <= 10 ? { score: pick.score } : {}),
+    ...(vector ? { vector } : {}),
+  };
 }
 
 function findingOf(file: string, value: unknown, path: JsonPath, asset: AssetRef): NormalizedFinding {
@@ -85,6 +94,7 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: AssetRef
   const pkg = str(artifact.name) ?? fail(file, [...path, 'artifact', 'name'], 'missing');
   if (typeof artifact.version !== 'string') fail(file, [...path, 'artifact', 'version'], 'expected a string');
   const related = objects(value.relatedVulnerabilities);
+  const cvss = cvssOf(vuln, related);
   const severity = normalizeSeverity(vuln.severity ?? 'unknown')
     ?? fail(file, [...path, 'vulnerability', 'severity'], `unknown severity ${JSON.stringify(vuln.severity)}`);
 
@@ -111,7 +121,8 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: AssetRef
     location,
     fixedVersion,
     severity,
-    cvssScore: cvssOf(vuln, related),
+    cvssScore: cvss.score,
+    cvssVector: cvss.vector,
     vendorStatus: state ? FIX_STATES[state] : undefined,
     description,
     references: references.length ? references : undefined,

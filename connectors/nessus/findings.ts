@@ -14,6 +14,7 @@ export interface NessusItem {
   pluginOutput: string;
   severity: Severity;
   cvssScore?: number | undefined;
+  cvssVector?: string | undefined;
   vendorStatus?: NormalizedFinding['vendorStatus'];
   description?: string | undefined;
   /** See-also text: URLs separated by whitespace. */
@@ -137,6 +138,7 @@ export interface HostCheck {
   packages?: readonly AffectedPackage[];
   severity: Severity;
   cvssScore?: number | undefined;
+  cvssVector?: string | undefined;
   vendorStatus?: NormalizedFinding['vendorStatus'];
   description?: string | undefined;
   references?: readonly string[];
@@ -161,6 +163,7 @@ export function* hostCheckFindings(asset: AssetRef, check: HostCheck): Generator
         ...(pkg.fixedVersion ? { fixedVersion: pkg.fixedVersion } : {}),
         severity: check.severity,
         ...(check.cvssScore !== undefined ? { cvssScore: check.cvssScore } : {}),
+        ...(check.cvssVector !== undefined ? { cvssVector: check.cvssVector } : {}),
         title: check.name,
         ...(check.vendorStatus ? { vendorStatus: check.vendorStatus } : {}),
         ...(check.description ? { description: check.description } : {}),
@@ -181,6 +184,7 @@ export function* nessusFindings(asset: AssetRef, item: NessusItem): Generator<No
     packages: affectedPackages(item.pluginOutput, item.pluginName),
     severity: item.severity,
     cvssScore: item.cvssScore,
+    cvssVector: item.cvssVector,
     vendorStatus: item.vendorStatus,
     description: item.description,
     references: (item.seeAlso ?? '').split(/\s+/).filter((u) => /^https?:\/\//.test(u)),

@@ -3,6 +3,7 @@ import type { Connector } from '../index.js';
 import { ReportError, type AssetRef, type NormalizedFinding } from '../model.js';
 import { childText, childrenNamed, rootElementOf, type XmlNode } from '../xml-stream.js';
 import { cveList, cvssScore, nessusFindings, nessusSeverity } from './findings.js';
+import { cvss3Vector } from '../common/cvss.js';
 import { reportedHost } from './host.js';
 import { cweId } from '../common/identity.js';
 import { rootedXmlEvents } from '../shared/xml-document.js';
@@ -36,6 +37,7 @@ function itemFindings(file: string, asset: AssetRef, item: XmlNode): Iterable<No
     pluginOutput: childText(item, 'plugin_output'),
     severity: nessusSeverity(a.severity, childText(item, 'risk_factor')),
     cvssScore: cvssScore(childText(item, 'cvss3_base_score')),
+    cvssVector: cvss3Vector(childText(item, 'cvss3_vector')),
     description: childText(item, 'description') || childText(item, 'synopsis'),
     seeAlso: childText(item, 'see_also'),
     cwes: childrenNamed(item, 'cwe').map((c) => cweId(c.text.trim())).filter((c): c is string => c !== undefined),

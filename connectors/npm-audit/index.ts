@@ -5,6 +5,7 @@ import type { JsonPath } from '../json-stream.js';
 import { jsonStart, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { arr, defined, isObject, num, str, strings, unique, type Json } from '../common/json.js';
 import { cweId } from '../common/identity.js';
+import { cvss3Vector } from '../common/cvss.js';
 
 // `npm audit --json`: v1 (npm <= 6, `advisories` keyed by advisory id, with installed versions) and
 // v2 (npm 7+, `auditReportVersion: 2`, `vulnerabilities` keyed by package, advisories in `via`).
@@ -60,6 +61,7 @@ function* advisoryFindings(file: string, value: unknown, path: JsonPath, asset: 
         fixedVersion: fixedFromRange(advisory.patched_versions),
         severity: severityOf(advisory.severity),
         cvssScore: cvss !== undefined && cvss > 0 && cvss <= 10 ? cvss : undefined,
+        cvssVector: isObject(advisory.cvss) ? cvss3Vector(advisory.cvss.vectorString) : undefined,
         title: str(advisory.title),
         description: str(advisory.overview),
         references: references.length ? references : undefined,
@@ -97,6 +99,7 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: (
       fixedVersion: str(fix.name) === component ? str(fix.version) : undefined,
       severity: severityOf(via.severity ?? entry.severity),
       cvssScore: cvss !== undefined && cvss > 0 && cvss <= 10 ? cvss : undefined,
+      cvssVector: isObject(via.cvss) ? cvss3Vector(via.cvss.vectorString) : undefined,
       title: str(via.title),
       description: range ? `Vulnerable versions: ${range}` : undefined,
       references: str(via.url) ? [via.url as string] : undefined,

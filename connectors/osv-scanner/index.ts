@@ -4,7 +4,7 @@ import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity
 import type { JsonPath } from '../json-stream.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { arr, defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
-import { cvss3BaseScore } from '../common/cvss.js';
+import { cvss3BaseScore, cvss3Vector } from '../common/cvss.js';
 import { compareVersions, componentName, cweId, maxSeverity, osvEcosystem, preferCve, severityFromScore } from '../common/identity.js';
 
 // OSV-Scanner JSON (`osv-scanner --format json`): results per scanned source (lockfile, SBOM, git
@@ -34,16 +34,22 @@ function assetOf(file: string, source: Source | undefined, options: ParseOptions
 interface Scored {
   severity: Severity;
   cvssScore?: number;
+  /** The vector behind cvssScore. */
+  cvssVector?: string;
 }
 
 /** The record's own rating (GHSA's database severity), else its CVSS v3 vector's score. */
 function scoreOf(record: Json): Scored {
-  const vectors = objects(record.severity).filter((s) => /^CVSS_V3/.test(String(s.type ?? ''))).map((s) => str(s.score));
-  const scores = vectors.map((v) => (v ? cvss3BaseScore(v) : undefined)).filter((s): s is number => s !== undefined);
-  const cvssScore = scores.length ? Math.max(...scores) : undefined;
+  let best: { score: number; vector: string } | undefined;
+  for (const s of objects(record.severity)) {
+    if (!/^CVSS_V3/.test(String(s.type ?? ''))) continue;
+    const vector = cvss3Vector(s.score);
+    const score = vector ? cvss3BaseScore(vector) : undefined;
+    if (vector && score !== undefined && (!best || score > best.score)) best = { score, vector };
+  }
   const db = isObject(record.database_specific) ? normalizeSeverity(record.database_specific.severity) : undefined;
-  const severity = db ?? (cvssScore !== undefined ? severityFromScore(cvssScore) : 'unknown');
-  return { severity, ...(cvssScore !== undefined ? { cvssScore } : {}) };
+  const severity = db ?? (best ? severityFromScore(best.score) : 'unknown');
+  return { severity, ...(best ? { cvssScore: best.score, cvssVector: best.vector } : {}) };
 }
 
 /** The lowest fixed version above the installed one, from the ranges for this package. */
@@ -101,10 +107,14 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: A
     const aliases = unique([...set.aliases, ...members.flatMap((m) => strings(m.aliases))]);
     let severity: Severity = 'unknown';
     let cvssScore: number | undefined;
+    let cvssVector: string | undefined;
     for (const member of members) {
       const scored = scoreOf(member);
       severity = maxSeverity(severity, scored.severity);
-      if (scored.cvssScore !== undefined) cvssScore = Math.max(cvssScore ?? 0, scored.cvssScore);
+      if (scored.cvssScore !== undefined && (cvssScore === undefined || scored.cvssScore > cvssScore)) {
+        cvssScore = scored.cvssScore;
+        cvssVector = scored.cvssVector;
+      }
     }
     if (set.maxSeverity !== undefined && set.maxSeverity >= 0 && set.maxSeverity <= 10) {
       severity = maxSeverity(severity, severityFromScore(set.maxSeverity));
@@ -124,6 +134,7 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: A
       fixedVersion: fixedVersionOf(members, rawName, str(pkg.version) ?? ''),
       severity,
       cvssScore,
+      cvssVector,
       title: str(lead?.summary),
       description: str(lead?.details),
       references: references.length ? references : undefined,

@@ -2,6 +2,7 @@ import type { ParseOptions } from '../index.js';
 import type { AssetRef, NormalizedFinding, Severity } from '../model.js';
 import { defined, unique } from '../common/json.js';
 import { cweId, severityFromScore } from '../common/identity.js';
+import { cvss3Vector } from '../common/cvss.js';
 
 // CycloneDX rules that the JSON and XML connectors share, so that one BOM gives the same findings
 // in either encoding: each connector reads its encoding into these shapes, and the mapping from
@@ -53,6 +54,7 @@ export interface Rating {
   method: string;
   severity: Severity | undefined;
   score: number | undefined;
+  vector?: string | undefined;
 }
 
 /** A vulnerability as the document gives it ('' or undefined where absent). */
@@ -72,6 +74,7 @@ export interface Vulnerability {
   issueId: string;
   severity: Severity;
   cvssScore: number | undefined;
+  cvssVector: string | undefined;
   vendorStatus: VendorStatus | undefined;
   title: string | undefined;
   description: string | undefined;
@@ -82,7 +85,7 @@ export interface Vulnerability {
 const METHOD_RANK = ['CVSSv31', 'CVSSv3', 'CVSSv4', 'CVSSv2'];
 
 /** Severity and CVSS v3 score: CVSS v3.x ratings first, then others; a score alone still ranks. */
-function rate(raw: Rating[]): { severity: Severity; cvssScore: number | undefined } {
+function rate(raw: Rating[]): { severity: Severity; cvssScore: number | undefined; cvssVector: string | undefined } {
   const rank = (m: string) => {
     const i = METHOD_RANK.indexOf(m);
     return i === -1 ? METHOD_RANK.length : i;
@@ -94,8 +97,11 @@ function rate(raw: Rating[]): { severity: Severity; cvssScore: number | undefine
   const named = ratings.find((r) => r.severity !== undefined && r.severity !== 'unknown');
   const scored = ratings.find((r) => r.score !== undefined);
   const severity = named?.severity ?? (scored?.score !== undefined ? severityFromScore(scored.score) : 'unknown');
-  return { severity, cvssScore: v3?.score };
+  return { severity, cvssScore: v3?.score, cvssVector: v3 ? v3Vector(v3) : undefined };
 }
+
+/** CycloneDX allows the vector without its `CVSS:3.x/` prefix; the rating's method names the version. */
+const v3Vector = (rating: Rating) => cvss3Vector(rating.vector, rating.method === 'CVSSv31' ? '3.1' : '3.0');
 
 export function vulnerabilityOf(fields: VulnerabilityFields): Vulnerability {
   const firstLine = fields.description?.split('\n')[0]?.trim() ?? '';
@@ -121,6 +127,7 @@ export function vulnerabilityFinding(v: Vulnerability, asset: AssetRef, componen
     location: '',
     severity: v.severity,
     cvssScore: v.cvssScore,
+    cvssVector: v.cvssVector,
     title: v.title,
     vendorStatus: status,
     description: v.description,

@@ -3,6 +3,7 @@ import type { CsvColumns } from '../csv-stream.js';
 import { csvConnector } from '../shared/csv-connector.js';
 import { cveList, cvssScore, nessusFindings, nessusSeverity } from '../nessus/findings.js';
 import { reportedHost } from '../nessus/host.js';
+import { cvss3Vector } from '../common/cvss.js';
 
 // Nessus / Tenable CSV exports: Nessus ("Plugin ID, CVE, ..., Host, Protocol, Port, Name"),
 // Tenable.io (adds IP Address, FQDN, NetBios, Vulnerability State) and Tenable.sc ("Plugin,
@@ -24,6 +25,7 @@ const COLUMNS = {
   severity: { names: ['Severity'] },
   riskFactor: { names: ['Risk Factor'] },
   cvss3: { names: ['CVSS v3.0 Base Score', 'CVSS V3 Base Score', 'CVSS3 Base Score', 'CVSS v3 Base Score', 'CVSS v3.1 Base Score'] },
+  cvss3Vector: { names: ['CVSS v3.0 Vector', 'CVSS V3 Vector', 'CVSS3 Vector', 'CVSS v3 Vector', 'CVSS v3.1 Vector'] },
   output: { names: ['Plugin Output', 'Plugin Text'] },
   state: { names: ['Vulnerability State', 'State'] },
   description: { names: ['Description'] },
@@ -49,6 +51,7 @@ export const tenableCsv = csvConnector({
       pluginOutput: v.output.replace(/^Plugin Output:\s*/i, ''),
       severity: nessusSeverity(v.risk, v.severity, v.riskFactor),
       cvssScore: cvssScore(v.cvss3),
+      cvssVector: cvss3Vector(v.cvss3Vector),
       description: v.description || v.synopsis,
       seeAlso: v.seeAlso,
       ...(v.state.toLowerCase() === 'fixed' ? { vendorStatus: 'fixed' as const } : {}),

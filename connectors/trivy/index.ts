@@ -4,6 +4,7 @@ import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding, 
 import { streamJson, formatPath, type JsonPath } from '../json-stream.js';
 import { isObject, str, strings, defined, type Json } from '../common/json.js';
 import { componentName, cweId, trivyEcosystem } from '../common/identity.js';
+import { cvss3Vector } from '../common/cvss.js';
 
 // Trivy JSON (`trivy image|fs|repo|k8s --format json`): SchemaVersion 2 reports, Kubernetes cluster
 // reports (ClusterName), and the legacy pre-2021 form that is a bare array of results. Streamed:
@@ -97,6 +98,22 @@ function cvssOf(vuln: Json): number | undefined {
   return undefined;
 }
 
+/** NVD's v3 vector first, as for the score, then any vendor's. */
+function cvssVectorOf(vuln: Json): string | undefined {
+  const cvss = vuln.CVSS;
+  if (!isObject(cvss)) return undefined;
+  if (isObject(cvss.nvd)) {
+    const nvd = cvss3Vector(cvss.nvd.V3Vector);
+    if (nvd) return nvd;
+  }
+  for (const vendor of Object.keys(cvss)) {
+    const v = cvss[vendor];
+    const vector = isObject(v) ? cvss3Vector(v.V3Vector) : undefined;
+    if (vector) return vector;
+  }
+  return undefined;
+}
+
 function references(item: Json): string[] | undefined {
   const listed = Array.isArray(item.References) ? item.References : [];
   const primary = str(item.PrimaryURL);
@@ -153,6 +170,7 @@ class Reader {
       fixedVersion: str(vuln.FixedVersion),
       severity,
       cvssScore: cvssOf(vuln),
+      cvssVector: cvssVectorOf(vuln),
       title: typeof vuln.Title === 'string' ? vuln.Title : undefined,
       vendorStatus: typeof vuln.Status === 'string' ? STATUSES[vuln.Status] : undefined,
       description: str(vuln.Description),
