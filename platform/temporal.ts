@@ -25,6 +25,8 @@ export interface DevServer {
 export interface DevServerOptions {
   port: number;
   namespace: string;
+  /** Further namespaces created at start (tests: one per test file). */
+  extraNamespaces?: string[];
   /** Persistent SQLite file; omitted means in-memory (tests). */
   dbFile?: string;
   /** Omitted means headless. */
@@ -35,6 +37,7 @@ export interface DevServerOptions {
 /** Runs `temporal server start-dev` as a child process and waits until its frontend answers. */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--namespace', options.namespace, '--log-level', 'warn'];
+  for (const namespace of options.extraNamespaces ?? []) args.push('--namespace', namespace);
   if (options.dbFile) {
     mkdirSync(dirname(options.dbFile), { recursive: true });
     args.push('--db-filename', options.dbFile);

@@ -6,10 +6,12 @@ import { connectTemporal } from '../platform/connect.js';
 import { loadConfig } from '../platform/config.js';
 import { startEmbeddedPostgres } from '../platform/postgres.js';
 import { registerSearchAttributes, startDevServer } from '../platform/temporal.js';
+import { testNamespaces } from './support/namespaces.js';
 import { freePort } from './support/ports.js';
 
 // One real Temporal dev server and one real PostgreSQL for the whole run; each test file gets its
-// own database and task queue (test/support/platform.ts), so files run in parallel without sharing state.
+// own Temporal namespace, database and task queue (test/support/platform.ts), so files run in
+// parallel without sharing state.
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -21,11 +23,12 @@ declare module 'vitest' {
 export default async function setup(project: TestProject) {
   const dir = mkdtempSync(join(tmpdir(), 'ctem-test-'));
   chmodSync(dir, 0o755); // the embedded server runs as the postgres user, which must reach its data
-  const temporal = await startDevServer({ port: await freePort(), namespace: 'default' });
+  const namespaces = testNamespaces();
+  const temporal = await startDevServer({ port: await freePort(), namespace: 'default', extraNamespaces: namespaces });
   let postgres;
   try {
     const { connection } = await connectTemporal(loadConfig({}), temporal.address);
-    await registerSearchAttributes(connection, 'default');
+    for (const namespace of ['default', ...namespaces]) await registerSearchAttributes(connection, namespace);
     await connection.close();
     postgres = await startEmbeddedPostgres(join(dir, 'postgres'), await freePort());
   } catch (err) {

@@ -3,9 +3,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { loadConfig } from '../../platform/config.js';
 import { startPlatform, type Platform, type Roles } from '../../platform/start.js';
+import { namespaceForTestFile } from './namespaces.js';
 
 /** A database of its own for one test file, on the shared PostgreSQL server. */
 export async function createTestDatabase(): Promise<string> {
@@ -24,6 +25,11 @@ export interface TestPlatform extends Platform {
   serviceNow(path: string, init?: RequestInit): Promise<Response>;
 }
 
+function testNamespace(): string {
+  const file = expect.getState().testPath;
+  return file ? namespaceForTestFile(file) : 'default';
+}
+
 /**
  * The real platform (API, worker, ServiceNow simulator) against the shared Temporal server, with a
  * fresh database, data directory and task queue. `env` overrides configuration, e.g. short SLAs.
@@ -35,6 +41,8 @@ export async function startTestPlatform(env: Record<string, string> = {}, roles:
     CTEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'ctem-data-')),
     DATABASE_URL: await createTestDatabase(),
     TEMPORAL_ADDRESS: inject('temporalAddress'),
+    // The calling test file's own namespace on the shared server (test/global-setup.ts creates it).
+    ...(env.TEMPORAL_ADDRESS ? {} : { TEMPORAL_NAMESPACE: testNamespace() }),
     CTEM_TASK_QUEUE: `test-${randomUUID()}`,
     CTEM_API_TOKEN: `token-${randomUUID()}`,
     ...env,
