@@ -10,6 +10,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  pgView,
   primaryKey,
   real,
   text,
@@ -112,6 +113,26 @@ export const runtimeEvidence = pgTable(
 );
 
 /**
+ * Open ports a network scanner saw from the internet (a scan uploaded with vantage `internet`): with
+ * firewall rules, evidence of internet exposure. A later internet scan by the same source replaces
+ * what it saw on the assets it covered.
+ */
+export const observedPorts = pgTable(
+  'observed_ports',
+  {
+    assetId: bigint('asset_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    source: text('source').notNull(),
+    /** `443/tcp`. */
+    port: text('port').notNull(),
+    scanId: uuid('scan_id').notNull(),
+    observedAt: timestamp('observed_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.assetId, t.source, t.port] })],
+);
+
+/**
  * Discovery sources the platform pulls on a schedule: a scanner report at a URL (optionally per
  * target), or the ServiceNow CMDB. Pushed reports need no entry here.
  */
@@ -153,6 +174,11 @@ export const scans = pgTable('scans', {
    * an empty report is more often a failed scan than a clean asset.
    */
   complete: boolean('complete'),
+  /**
+   * Where a network scanner looked from: `internet` makes the open ports it reports evidence of
+   * internet exposure; `internal` or null (not declared) does not.
+   */
+  vantage: text('vantage', { enum: ['internet', 'internal'] }),
   counts: jsonb('counts').$type<Record<string, number>>().notNull().default({}),
   error: text('error'),
   createdAt: createdAt(),
@@ -175,16 +201,19 @@ export const scanAssets = pgTable(
  * One exposure of one asset: (asset, issue id, component@version, path). The fingerprint is a hash of
  * exactly those identity fields, with the asset as resolved across sources (so two scanners naming
  * one host differently still agree), and never of titles or descriptions, which scanners rewrite.
- * Stored with fillfactor 50 (migration 0004, which drizzle cannot express) so rescans update in place.
+ * Stored with fillfactor 30 (migrations 0004 and 0011, which drizzle cannot express) so rescans and
+ * rescoring update in place: no index covers a column that rescoring writes (tier, score, due date), and the
+ * asset is not a foreign key (assets are never deleted), so a million inserts pay no trigger per row.
+ * `last_seen_at` / `last_scan_id` are written when a scan changes the finding or confirms it in a
+ * partial report; a complete scan records itself once per asset in `source_coverage`, and the
+ * finding's effective last seen is the later of the two (`findingLastSeen` in db/queries/read-model.ts).
  */
 export const findings = pgTable(
   'findings',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     fingerprint: text('fingerprint').notNull().unique(),
-    assetId: bigint('asset_id', { mode: 'number' })
-      .notNull()
-      .references(() => assets.id),
+    assetId: bigint('asset_id', { mode: 'number' }).notNull(),
     kind: text('kind').notNull(),
     issueId: text('issue_id').notNull(),
     component: text('component').notNull(),
@@ -212,30 +241,47 @@ export const findings = pgTable(
     tier: text('tier', { enum: ['act', 'attend', 'track*', 'track'] }),
     score: doublePrecision('score'),
     dueAt: timestamp('due_at', { withTimezone: true }),
-    explanation: jsonb('explanation').$type<ExplanationFactor[]>(),
+    /**
+     * The explanation, stored once per distinct content in `explanation_parts`: the vulnerability's
+     * factors (feeds, CVSS), the asset's (exposure, environment, EDR evidence) and the decision's
+     * (table row, modifiers, tier). The SQL function `explanation(findings)` assembles the factor
+     * list, so `f.explanation` reads as one jsonb array.
+     */
+    explanationVuln: uuid('explanation_vuln'),
+    explanationAsset: uuid('explanation_asset'),
+    explanationContext: uuid('explanation_context'),
     scoredAt: timestamp('scored_at', { withTimezone: true }),
+    /**
+     * The finding's latest change of tier or due date (id from score_changes' sequence, when, why,
+     * under which policy, from what): written in the same in-place update as the new tier, and
+     * moved to score_changes when the next change supersedes it.
+     */
+    changeId: bigint('change_id', { mode: 'number' }),
+    changedAt: timestamp('changed_at', { withTimezone: true }),
+    changeReason: text('change_reason'),
+    changePolicy: text('change_policy'),
+    previousTier: text('previous_tier'),
+    previousDueAt: timestamp('previous_due_at', { withTimezone: true }),
     /** The golden ticket this finding belongs to, once mobilized. */
     ticketKey: text('ticket_key'),
   },
   (t) => [
     index('findings_asset_idx').on(t.assetId),
     index('findings_issue_idx').on(t.issueId),
-    index('findings_tier_idx').on(t.tier).where(sql`${t.status} = 'open'`),
-    index('findings_ticket_idx').on(t.ticketKey),
+    index('findings_ticket_idx').on(t.ticketKey).where(sql`${t.ticketKey} is not null`),
   ],
 );
 
 /**
  * Which sources report a finding: the same CVE on the same package from Trivy and Grype is one
  * finding with two rows here. A complete rescan by one source marks only its own row absent; the
- * finding closes when no source reports it any more. Fillfactor 50, as findings (migration 0004).
+ * finding closes when no source reports it any more. Fillfactor 90 (migration 0011): a complete
+ * rescan no longer rewrites these rows, so they need little room for in-place updates.
  */
 export const findingSources = pgTable(
   'finding_sources',
   {
-    findingId: bigint('finding_id', { mode: 'number' })
-      .notNull()
-      .references(() => findings.id),
+    findingId: bigint('finding_id', { mode: 'number' }).notNull(),
     source: text('source').notNull(),
     present: boolean('present').notNull().default(true),
     vendorStatus: text('vendor_status'),
@@ -243,8 +289,33 @@ export const findingSources = pgTable(
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
     lastScanId: uuid('last_scan_id').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.findingId, t.source] }), index('finding_sources_source_idx').on(t.source, t.present)],
+  (t) => [primaryKey({ columns: [t.findingId, t.source] })],
 );
+
+/**
+ * The last scan of each source on each asset, and the last complete one: a finding a source still
+ * reports (present) was seen by that source's last complete scan of its asset, so a complete rescan
+ * writes one row per asset here instead of one per unchanged finding and source.
+ */
+export const sourceCoverage = pgTable(
+  'source_coverage',
+  {
+    assetId: bigint('asset_id', { mode: 'number' }).notNull(),
+    source: text('source').notNull(),
+    lastCompleteScanId: uuid('last_complete_scan_id').notNull(),
+    lastCompleteAt: timestamp('last_complete_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.assetId, t.source] })],
+);
+
+/**
+ * Explanation parts, keyed by a hash of what they say: a million findings share a few thousand
+ * vulnerability parts and context parts, so scoring writes two ids per finding, not its text.
+ */
+export const explanationParts = pgTable('explanation_parts', {
+  id: uuid('id').primaryKey(),
+  body: jsonb('body').notNull(),
+});
 
 export interface ExplanationFactor {
   factor: string;
@@ -331,43 +402,67 @@ export const compensatingControls = pgTable('compensating_controls', {
   createdAt: createdAt(),
 });
 
-/** Each finding's score over time: written whenever its tier, score or due date changes. */
-export const scoreHistory = pgTable(
-  'score_history',
+/**
+ * Score changes that a later one superseded: when a finding's tier or due date changes again, its
+ * previous change (kept on the finding until then) moves here. A first scoring, which changes every
+ * finding, thus writes no row here; see the `score_history` view.
+ */
+export const scoreChanges = pgTable(
+  'score_changes',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    findingId: bigint('finding_id', { mode: 'number' })
-      .notNull()
-      .references(() => findings.id),
-    tier: text('tier').notNull(),
-    score: doublePrecision('score').notNull(),
-    dueAt: timestamp('due_at', { withTimezone: true }),
-    policyVersion: text('policy_version').notNull(),
-    explanation: jsonb('explanation').$type<ExplanationFactor[]>(),
-    reason: text('reason').notNull(),
-    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
-  },
-  (t) => [index('score_history_finding_idx').on(t.findingId, t.at)],
-);
-
-/** A finding's tier or due date changed: mobilization consumes these. */
-export const exposureEvents = pgTable(
-  'exposure_events',
-  {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
-    findingId: bigint('finding_id', { mode: 'number' })
-      .notNull()
-      .references(() => findings.id),
+    findingId: bigint('finding_id', { mode: 'number' }).notNull(),
     assetId: bigint('asset_id', { mode: 'number' }).notNull(),
     oldTier: text('old_tier'),
-    newTier: text('new_tier').notNull(),
+    tier: text('tier').notNull(),
+    score: doublePrecision('score').notNull(),
     oldDueAt: timestamp('old_due_at', { withTimezone: true }),
-    newDueAt: timestamp('new_due_at', { withTimezone: true }),
+    dueAt: timestamp('due_at', { withTimezone: true }),
+    policyVersion: text('policy_version').notNull(),
+    /** As on findings: `explanation(score_history)` assembles them. */
+    explanationVuln: uuid('explanation_vuln'),
+    explanationAsset: uuid('explanation_asset'),
+    explanationContext: uuid('explanation_context'),
     reason: text('reason').notNull(),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('exposure_events_at_idx').on(t.at)],
+  (t) => [index('score_changes_finding_idx').on(t.findingId, t.at)],
 );
+
+/**
+ * Each finding's score over time, one row per change of its tier or due date (with the score and
+ * explanation of that state; the latest row shows the finding's current ones): the superseded
+ * changes in score_changes and each finding's latest change, kept on the finding.
+ */
+export const scoreHistory = pgView('score_history', {
+  id: bigint('id', { mode: 'number' }).notNull(),
+  findingId: bigint('finding_id', { mode: 'number' }).notNull(),
+  assetId: bigint('asset_id', { mode: 'number' }).notNull(),
+  oldTier: text('old_tier'),
+  tier: text('tier').notNull(),
+  score: doublePrecision('score').notNull(),
+  oldDueAt: timestamp('old_due_at', { withTimezone: true }),
+  dueAt: timestamp('due_at', { withTimezone: true }),
+  policyVersion: text('policy_version').notNull(),
+  explanationVuln: uuid('explanation_vuln'),
+  explanationAsset: uuid('explanation_asset'),
+  explanationContext: uuid('explanation_context'),
+  reason: text('reason').notNull(),
+  at: timestamp('at', { withTimezone: true }).notNull(),
+}).existing();
+
+/** A finding's tier or due date changed: mobilization consumes these (a view of score_history, whose ids they share). */
+export const exposureEvents = pgView('exposure_events', {
+  id: bigint('id', { mode: 'number' }).notNull(),
+  findingId: bigint('finding_id', { mode: 'number' }).notNull(),
+  assetId: bigint('asset_id', { mode: 'number' }).notNull(),
+  oldTier: text('old_tier'),
+  newTier: text('new_tier').notNull(),
+  oldDueAt: timestamp('old_due_at', { withTimezone: true }),
+  newDueAt: timestamp('new_due_at', { withTimezone: true }),
+  reason: text('reason').notNull(),
+  at: timestamp('at', { withTimezone: true }).notNull(),
+}).existing();
 
 /** Named selectors over the inventory (business services, environments, exposure...). */
 export const scopes = pgTable('scopes', {
@@ -403,7 +498,7 @@ export const tickets = pgTable(
     fixedVersion: text('fixed_version').notNull(),
     owner: text('owner'),
     state: text('state', {
-      enum: ['orphaned', 'opening', 'new', 'in_progress', 'on_hold', 'resolved', 'closed'],
+      enum: ['orphaned', 'opening', 'new', 'in_progress', 'on_hold', 'risk_accepted', 'resolved', 'closed', 'verified'],
     }).notNull(),
     tier: text('tier').notNull(),
     externalSysId: text('external_sys_id'),
@@ -430,6 +525,8 @@ export const escalations = pgTable(
       .references(() => tickets.key),
     phase: text('phase', { enum: ['acknowledgement', 'resolution'] }).notNull(),
     level: integer('level').notNull(),
+    /** 0 for the ticket's first opening; +1 each time it re-opens (failed verification, expired risk acceptance). */
+    cycle: integer('cycle').notNull().default(0),
     notifiedUser: text('notified_user'),
     notifiedName: text('notified_name'),
     reason: text('reason').notNull(),
@@ -437,7 +534,7 @@ export const escalations = pgTable(
     ticketNotedAt: timestamp('ticket_noted_at', { withTimezone: true }),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('escalations_once_idx').on(t.ticketKey, t.phase, t.level)],
+  (t) => [uniqueIndex('escalations_once_idx').on(t.ticketKey, t.phase, t.level, t.cycle)],
 );
 
 /** Inbound ticket events (ServiceNow webhooks), deduplicated by their event id. */
@@ -448,3 +545,79 @@ export const ticketEvents = pgTable('ticket_events', {
   payload: jsonb('payload').notNull(),
   receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+/** Risk acceptances applied to golden tickets: the SLA pauses until `expires_at`, then the ticket re-opens. */
+export const riskAcceptances = pgTable(
+  'risk_acceptances',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    ticketKey: text('ticket_key')
+      .notNull()
+      .references(() => tickets.key),
+    requester: text('requester').notNull(),
+    approver: text('approver').notNull(),
+    reason: text('reason').notNull(),
+    acceptedAt: timestamp('accepted_at', { withTimezone: true }).notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    /** Set when the acceptance ran out (re-opened) or ended early (resolved). */
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('risk_acceptances_once_idx').on(t.ticketKey, t.acceptedAt, t.expiresAt)],
+);
+
+/** Campaigns: discovery and prioritization of one scope on demand (id `campaign:<scope>:<short id>`), and what they surfaced. */
+export const campaigns = pgTable('campaigns', {
+  id: text('id').primaryKey(),
+  scope: text('scope').notNull(),
+  hypothesis: text('hypothesis'),
+  /** Who started it (a Slack user id, or an API caller). */
+  requestedBy: text('requested_by').notNull(),
+  status: text('status', { enum: ['running', 'completed', 'failed'] }).notNull().default('running'),
+  /** Counts, the sources run and the top exposures at the end of the run. */
+  results: jsonb('results').$type<Record<string, unknown>>(),
+  startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+  finishedAt: timestamp('finished_at', { withTimezone: true }),
+});
+
+/** Signatures of Slack requests already served: a replay within the 5-minute window is refused. */
+export const slackRequests = pgTable(
+  'slack_requests',
+  {
+    signature: text('signature').primaryKey(),
+    receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('slack_requests_received_idx').on(t.receivedAt)],
+);
+
+/** Slack messages sent once per notice id (escalation DMs, reports, campaign results): retries never post twice. */
+export const slackNotices = pgTable('slack_notices', {
+  noticeId: text('notice_id').primaryKey(),
+  kind: text('kind').notNull(),
+  channel: text('channel'),
+  /** Set once Slack accepted the message. */
+  messageTs: text('message_ts'),
+  createdAt: createdAt(),
+});
+
+/** Requests for a risk acceptance (an exception) on a golden ticket, and security operations' decision. */
+export const exceptionRequests = pgTable(
+  'exception_requests',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    ticketKey: text('ticket_key')
+      .notNull()
+      .references(() => tickets.key),
+    /** Who asked and who decided, as `slack:<user id>` or an ITSM user name. */
+    requester: text('requester').notNull(),
+    reason: text('reason').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    status: text('status', { enum: ['pending', 'approved', 'rejected'] }).notNull().default('pending'),
+    decidedBy: text('decided_by'),
+    decidedAt: timestamp('decided_at', { withTimezone: true }),
+    /** The approval message in the security channel, updated with the decision. */
+    channel: text('channel'),
+    messageTs: text('message_ts'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('exception_requests_ticket_idx').on(t.ticketKey)],
+);
