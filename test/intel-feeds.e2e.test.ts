@@ -93,10 +93,10 @@ const feeds = async () => (await json<{ items: FeedVersion[]; attribution: strin
 const active = async (kind: string) => (await feeds()).find((f) => f.kind === kind && f.status === 'active')?.version;
 
 /** Every finding as scoring left it. */
-const findingsState = () => platform.database.sql`select id, issue_id, tier, score, due_at, explanation from findings order by id`;
+const findingsState = () => platform.database.sql`select id, issue_id, tier, score, due_at, f.explanation from findings f order by id`;
 
 const feedSources = async (issueId: string) => {
-  const [row] = await platform.database.sql`select explanation from findings where issue_id = ${issueId}`;
+  const [row] = await platform.database.sql`select f.explanation from findings f where issue_id = ${issueId}`;
   return ((row?.explanation ?? []) as Array<{ source: string }>).map((f) => f.source);
 };
 

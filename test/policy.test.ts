@@ -102,7 +102,7 @@ interface Scored {
 
 async function scored(db: Database, id: number): Promise<Scored> {
   const [row] = await db.sql<Scored[]>`
-    select id, issue_id, tier, score, extract(epoch from due_at - scored_at)::float8 / 86400 as due_days, explanation from findings where id = ${id}`;
+    select id, issue_id, tier, score, extract(epoch from due_at - scored_at)::float8 / 86400 as due_days, f.explanation from findings f where id = ${id}`;
   return row!;
 }
 
@@ -225,7 +225,7 @@ describe('the BOD 26-04 table on constructed findings', () => {
   });
 
   it('shadow scoring reports what another policy version or feed version would move, and changes nothing', async () => {
-    const snapshot = async () => db.sql`select id, tier, score, due_at, explanation from findings order by id`;
+    const snapshot = async () => db.sql`select id, tier, score, due_at, f.explanation from findings f order by id`;
     const history = async () => (await db.sql`select count(*)::int as n from score_history`)[0]!.n;
     const before = await snapshot();
     const historyBefore = await history();
@@ -489,7 +489,7 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
     const assetId = Number((await db.sql`select id from assets where name = ${target}`)[0]!.id);
     const tiersOf = async () => {
       const rows = await db.sql<{ issue_id: string; severity: string; tier: string; explanation: ExplanationFactor[] }[]>`
-        select issue_id, severity, tier, explanation from findings where asset_id = ${assetId} and status = 'open' order by issue_id, component`;
+        select issue_id, severity, tier, f.explanation from findings f where asset_id = ${assetId} and status = 'open' order by issue_id, component`;
       const byTier = (t: string) => rows.filter((r) => r.tier === t).length;
       return { rows, tiers: { act: byTier('act'), attend: byTier('attend'), 'track*': byTier('track*'), track: byTier('track') } };
     };

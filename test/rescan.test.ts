@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectorFor } from '../connectors/index.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
 import { ingestFindings, type ScanToIngest } from '../db/queries/ingest.js';
+import { findingLastSeen } from '../db/queries/read-model.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from './corpus.js';
 import { createTestDatabase } from './support/platform.js';
 
@@ -92,6 +93,55 @@ describe('rescans of one source', () => {
     await ingest(full, { source, target: 'rescan/other:1' });
     await ingest(empty, { source, target, complete: true });
     expect((await findingsOf('rescan/other:1')).filter((f) => f.status === 'open')).toHaveLength(6);
+  });
+});
+
+describe('first and last seen', () => {
+  const target = 'rescan/seen:1';
+  const source = 'trivy-seen';
+  const full = writeReport('seen-full.json', () => {});
+  const withoutLog4j = writeReport('seen-without-log4j.json', (r) => {
+    r.Results[1].Vulnerabilities = r.Results[1].Vulnerabilities.filter((v: { VulnerabilityID: string }) => v.VulnerabilityID !== 'CVE-2021-44228');
+  });
+  const onlyOne = writeReport('seen-only-one.json', (r) => {
+    r.Results = [{ ...r.Results[0], Vulnerabilities: [r.Results[0].Vulnerabilities[0]] }];
+  });
+  const seen = async () =>
+    database.sql<{ issue_id: string; status: string; row_version: string; first_seen_at: Date; last_seen_at: Date }[]>`
+      select f.issue_id, f.status, f.xmin::text as row_version, f.first_seen_at, ${findingLastSeen(database.sql)} as last_seen_at
+      from findings f join assets a on a.id = f.asset_id where a.name = ${target} order by f.issue_id, f.component, f.id`;
+  const time = (d: Date) => d.getTime();
+
+  it('a complete rescan that changes nothing writes no finding, and every last seen moves to it', async () => {
+    await ingest(full, { source, target });
+    const before = await seen();
+    await ingest(full, { source, target });
+    const after = await seen();
+    expect(after.map((f) => f.row_version)).toEqual(before.map((f) => f.row_version));
+    expect(after.map((f) => time(f.first_seen_at))).toEqual(before.map((f) => time(f.first_seen_at)));
+    expect(after.every((f, i) => time(f.last_seen_at) > time(before[i]!.last_seen_at))).toBe(true);
+    expect(new Set(after.map((f) => time(f.last_seen_at))).size).toBe(1);
+  });
+
+  it('a partial rescan moves the last seen of what it lists only', async () => {
+    const before = await seen();
+    await ingest(onlyOne, { source, target, complete: false });
+    const after = await seen();
+    const moved = after.filter((f, i) => time(f.last_seen_at) > time(before[i]!.last_seen_at));
+    expect(moved).toHaveLength(1);
+    expect(after.map((f) => time(f.first_seen_at))).toEqual(before.map((f) => time(f.first_seen_at)));
+  });
+
+  it('a finding no longer reported keeps, as its last seen, the last complete scan that reported it', async () => {
+    await ingest(full, { source, target });
+    const before = await seen();
+    const log4jBefore = before.find((f) => f.issue_id === 'CVE-2021-44228')!;
+    await ingest(withoutLog4j, { source, target });
+    const after = await seen();
+    const log4j = after.find((f) => f.issue_id === 'CVE-2021-44228')!;
+    expect(log4j.status).toBe('closed');
+    expect(time(log4j.last_seen_at)).toBe(time(log4jBefore.last_seen_at));
+    expect(after.filter((f) => f.status === 'open').every((f) => time(f.last_seen_at) > time(log4jBefore.last_seen_at))).toBe(true);
   });
 });
 

@@ -1,4 +1,4 @@
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities, upsertSearchAttributes, type RetryPolicy } from '@temporalio/workflow';
 import type { MobilizationActivities } from '../activities/mobilization.js';
 import type { RescoreActivities } from '../activities/rescore.js';
 import { CTEM_PHASE } from './search-attributes.js';
@@ -11,7 +11,7 @@ export interface RescoreInput {
   reason: string;
 }
 
-const retry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
+const retry: RetryPolicy = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
 const { rescoreAll, assetsWithExposureEvents, snapshotNoise } = proxyActivities<RescoreActivities>({ startToCloseTimeout: '15 minutes', retry });
 const { mobilizeAssets } = proxyActivities<MobilizationActivities>({ startToCloseTimeout: '10 minutes', retry });
 

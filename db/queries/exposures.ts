@@ -2,7 +2,8 @@ import type { Sql } from '../client.js';
 import { scopeCondition, type ScopeSelector } from './scopes.js';
 
 // Exposures: open findings as prioritization sees them (tier, score, due date, explanation, and the
-// context that decided them). List views read here; history comes from score_history.
+// context that decided them). List views read here; history comes from score_history. `f.explanation`
+// is the SQL function that assembles a finding's explanation from its stored parts.
 
 export interface ExposureFilter {
   tier?: string;
@@ -52,7 +53,7 @@ function exposureRow(r: Record<string, unknown>) {
 
 export async function listExposures(sql: Sql, f: ExposureFilter) {
   const rows = await sql`
-    select f.*, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
+    select f.*, f.explanation, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
            k.cve is not null as kev, e.epss, count(*) over () as total
     from findings f
     join assets a on a.id = f.asset_id
@@ -72,7 +73,7 @@ export async function listExposures(sql: Sql, f: ExposureFilter) {
 
 export async function getExposure(sql: Sql, id: number) {
   const [row] = await sql`
-    select f.*, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
+    select f.*, f.explanation, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
            k.cve is not null as kev, e.epss
     from findings f
     join assets a on a.id = f.asset_id
@@ -81,8 +82,14 @@ export async function getExposure(sql: Sql, id: number) {
     where f.id = ${id}`;
   if (!row) return undefined;
   const history = await sql`
-    select tier, score, due_at, policy_version, explanation, reason, at from score_history where finding_id = ${id} order by at, id`;
-  const sources = await sql`select source, present, vendor_status, first_seen_at, last_seen_at from finding_sources where finding_id = ${id} order by source`;
+    select h.tier, h.score, h.due_at, h.policy_version, h.explanation, h.reason, h.at from score_history h where h.finding_id = ${id} order by h.at, h.id`;
+  // A source that still reports the finding saw it in its last complete scan of the asset too.
+  const sources = await sql`
+    select fs.source, fs.present, fs.vendor_status, fs.first_seen_at,
+           case when fs.present then greatest(fs.last_seen_at, sc.last_complete_at) else fs.last_seen_at end as last_seen_at
+    from finding_sources fs
+    left join source_coverage sc on sc.asset_id = ${row.asset_id} and sc.source = fs.source
+    where fs.finding_id = ${id} order by fs.source`;
   return {
     ...exposureRow(row),
     status: row.status as string,

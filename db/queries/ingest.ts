@@ -28,11 +28,13 @@ const STAGING_COLUMNS: readonly StageColumn[] = [
 
 /**
  * Stores one scan's findings: stream -> staging table (one INSERT for a small report, COPY for a
- * large one; emptied at commit) -> set-based merges into assets, findings and finding_sources. A complete scan then closes what its source no
- * longer reports on the scanned assets (a finding closes when no source reports it any more) and
- * what comes back is re-opened. All of it is one transaction, so a report that fails half-way stores
- * nothing, and merging the same report again changes no finding's identity or state: a finding
- * reported as it already is gets only last_seen_at / last_scan_id (and so does its source row).
+ * large one; emptied at commit) -> set-based merges into assets, findings and finding_sources. A
+ * complete scan then closes what its source no longer reports on the scanned assets (a finding
+ * closes when no source reports it any more) and what comes back is re-opened. All of it is one
+ * transaction, so a report that fails half-way stores nothing, and merging the same report again
+ * changes no finding's identity or state: a complete rescan that reports a finding as it already is
+ * writes nothing for it (its last seen comes from source_coverage), a partial one only its
+ * last_seen_at / last_scan_id (and its source row's).
  */
 export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: AsyncIterable<NormalizedFinding>): Promise<IngestCounts> {
   return sql.begin(async (tx) => {
@@ -73,13 +75,16 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         attribute_sources = case when ${scan.owner ?? null}::text is not null and attribute_sources->>'owner' is null
                                  then attribute_sources || '{"owner":"scan"}' else attribute_sources end
       where id = any(${tx.array(scannedIds)}::bigint[])`;
+    const complete = scan.complete ?? rows > 0;
     // distinct on: a report may list the same package twice (e.g. two layers); one finding it is.
     // `known` looks each incoming finding and its source row up once (as they were before this
     // statement): new ones are inserted (on conflict: a concurrent scan of the asset may insert
-    // first), changed or re-opened ones rewritten, unchanged ones only get last_seen_at/last_scan_id,
-    // an in-page (HOT) update thanks to fillfactor 50. Rows are reached by key lists and per-row
-    // probes, not joins: right after a bulk load there are no statistics yet, and a join plan would
-    // read all of finding_sources for every report.
+    // first), changed or re-opened ones rewritten. Unchanged ones are not written at all by a
+    // complete scan (it records itself once per asset in source_coverage, which is what their last
+    // seen derives from); a partial scan, which says nothing about what it does not list, gives
+    // them last_seen_at / last_scan_id, an in-page (HOT) update thanks to fillfactor 50. Rows are
+    // reached by key lists and per-row probes, not joins: right after a bulk load there are no
+    // statistics yet, and a join plan would read all of finding_sources for every report.
     const [merged] = await tx`
       with incoming as materialized (
         select distinct on (fingerprint) *
@@ -90,11 +95,11 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         ) keyed
         order by fingerprint, cvss_score desc nulls last
       ),
-      -- The report's assets' findings, through the asset index: rows stored together, where looking
+      -- The scanned assets' findings, through the asset index: rows stored together, where looking
       -- up each fingerprint (random hashes) would touch a different index page per finding.
       existing as materialized (
         select f.id, f.fingerprint, f.status, f.severity, f.fixed_version, f.cvss_score, f.title, f.vendor_status
-        from findings f where f.asset_id = any(${tx.array([...resolved.values()])}::bigint[])
+        from findings f where f.asset_id = any(${tx.array(scannedIds)}::bigint[])
       ),
       known as materialized (
         select i.*, f.id as finding_id, f.status as prior_status,
@@ -107,8 +112,9 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         from incoming i
         left join existing f on f.fingerprint = i.fingerprint
         left join lateral (
+          -- A new finding (no id) skips the probe altogether: a one-time filter on the outer row.
           select present, vendor_status from finding_sources
-          where finding_id = f.id and source = ${scan.source} limit 1
+          where f.id is not null and finding_id = f.id and source = ${scan.source} limit 1
         ) fs on true
       ),
       created as (
@@ -147,7 +153,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       ),
       touched as (
         update findings f set last_seen_at = now(), last_scan_id = ${scan.id}
-        where f.id = any(array(select finding_id from known where unchanged))
+        where not ${complete}::boolean and f.id = any(array(select finding_id from known where unchanged))
       ),
       -- A finding inserted by this statement has no source row anywhere yet: a plain insert.
       new_sources as (
@@ -169,35 +175,59 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       ),
       sources_touched as (
         update finding_sources fs set last_seen_at = now(), last_scan_id = ${scan.id}
-        where fs.finding_id = any(array(select finding_id from known where source_unchanged)) and fs.source = ${scan.source}
+        where not ${complete}::boolean
+          and fs.finding_id = any(array(select finding_id from known where source_unchanged)) and fs.source = ${scan.source}
       )
       select (select count(*) from known)::int as findings,
              (select count(*) from created where inserted)::int as new_findings,
-             (select count(*) from known where prior_status = 'closed')::int as reopened`;
+             (select count(*) from known where prior_status = 'closed')::int as reopened,
+             -- What the scanned assets had and this report does not list: what a complete scan closes.
+             case when ${complete}::boolean then array(
+               select e.id from existing e where not exists (select 1 from known k where k.finding_id = e.id)
+             ) end as unreported`;
 
-    const complete = scan.complete ?? rows > 0;
     let closed = 0;
     if (complete) {
-      // The scanned assets: those in the report, or the declared target of an empty complete report.
-      const [result] = await tx`
-        with absent as (
-          update finding_sources fs set present = false
-          where fs.finding_id = any(array(select id from findings where asset_id = any(${tx.array(scannedIds)}::bigint[])))
-            and fs.source = ${scan.source} and fs.present and fs.last_scan_id <> ${scan.id}
-          returning fs.finding_id
-        ),
-        closed as (
-          update findings f set
-            status = 'closed', closed_at = now(), closed_by_scan_id = ${scan.id},
-            closed_reason = ${`no longer reported by a complete scan of ${scan.source}`}
-          -- Not "status = 'open'": that matches the partial tier index, which a plan without
-          -- statistics reads whole. Status is only ever open or closed.
-          where f.id = any(array(select finding_id from absent)) and f.status <> 'closed'
-            and (select true from finding_sources o where o.finding_id = f.id and o.present and o.source <> ${scan.source} limit 1) is null
-          returning 1
-        )
-        select count(*)::int as closed from closed`;
-      closed = result?.closed ?? 0;
+      const unreported = ((merged?.unreported ?? []) as Array<number | string>).map(Number);
+      if (unreported.length > 0) {
+        // The source's row goes absent, keeping as its last sighting the previous complete scan of
+        // the asset (which did report it); the finding keeps it too, and closes when no source
+        // reports it any more.
+        const [result] = await tx`
+          with absent as (
+            update finding_sources fs set present = false,
+              last_seen_at = greatest(fs.last_seen_at, coalesce(sc.last_complete_at, fs.last_seen_at))
+            from findings f left join source_coverage sc on sc.asset_id = f.asset_id and sc.source = ${scan.source}
+            where fs.finding_id = any(${tx.array(unreported)}::bigint[]) and fs.source = ${scan.source} and fs.present
+              and f.id = fs.finding_id
+            returning fs.finding_id, fs.last_seen_at
+          ),
+          decided as (
+            select a.finding_id, a.last_seen_at,
+                   f.status <> 'closed' and (select true from finding_sources o
+                                             where o.finding_id = f.id and o.present and o.source <> ${scan.source} limit 1) is null as closes
+            from absent a join findings f on f.id = a.finding_id
+          ),
+          updated as (
+            update findings f set
+              last_seen_at = greatest(f.last_seen_at, d.last_seen_at),
+              status = case when d.closes then 'closed' else f.status end,
+              closed_at = case when d.closes then now() else f.closed_at end,
+              closed_by_scan_id = case when d.closes then ${scan.id}::uuid else f.closed_by_scan_id end,
+              closed_reason = case when d.closes then ${`no longer reported by a complete scan of ${scan.source}`} else f.closed_reason end
+            from decided d
+            where f.id = d.finding_id
+            returning d.closes
+          )
+          select (count(*) filter (where closes))::int as closed from updated`;
+        closed = result?.closed ?? 0;
+      }
+      // After closing, which needed the previous complete scan's time.
+      await tx`
+        insert into source_coverage (asset_id, source, last_complete_scan_id, last_complete_at)
+        select unnest(${tx.array(scannedIds)}::bigint[]), ${scan.source}, ${scan.id}, now()
+        on conflict (asset_id, source) do update set
+          last_complete_scan_id = excluded.last_complete_scan_id, last_complete_at = excluded.last_complete_at`;
     }
     return {
       findings: merged?.findings ?? 0,

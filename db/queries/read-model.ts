@@ -12,11 +12,22 @@ export interface FindingFilter {
   offset: number;
 }
 
+/**
+ * When a finding was last seen: its own last_seen_at (written when a scan changed it or confirmed it
+ * in a partial report), or the last complete scan of its asset by a source that still reports it,
+ * whichever is later (a complete rescan does not write the findings it confirms; see source_coverage).
+ */
+export const findingLastSeen = (sql: Sql) => sql`
+  greatest(f.last_seen_at, (select max(sc.last_complete_at) from finding_sources fs
+                            join source_coverage sc on sc.asset_id = f.asset_id and sc.source = fs.source
+                            where fs.finding_id = f.id and fs.present))`;
+
 export async function listFindings(sql: Sql, f: FindingFilter) {
   const rows = await sql`
     select f.id, f.issue_id, f.kind, f.component, f.version, f.location, f.fixed_version, f.severity, f.cvss_score,
            f.title, f.status, f.vendor_status, f.closed_at, f.closed_reason, f.tier,
-           (select coalesce(array_agg(fs.source order by fs.source) filter (where fs.present), '{}') from finding_sources fs where fs.finding_id = f.id) as sources, f.score, f.due_at, f.explanation, f.ticket_key, f.first_seen_at, f.last_seen_at,
+           (select coalesce(array_agg(fs.source order by fs.source) filter (where fs.present), '{}') from finding_sources fs where fs.finding_id = f.id) as sources, f.score, f.due_at, f.explanation, f.ticket_key, f.first_seen_at,
+           ${findingLastSeen(sql)} as last_seen_at,
            a.asset_key, a.name as asset_name, a.owner, count(*) over () as total
     from findings f join assets a on a.id = f.asset_id
     where true

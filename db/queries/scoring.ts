@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type postgres from 'postgres';
 import type { Sql } from '../client.js';
 import type { ExplanationFactor } from '../schema.js';
@@ -6,8 +7,9 @@ import { TIER_BY_RANK, TIER_RANK, type Policy, type Tier } from '../../prioritiz
 // The policy compiled to one set-based statement. Work that does not depend on the finding is done
 // once per distinct vulnerability (feeds, CVSS vector) and once per asset (exposure, EDR coverage,
 // environment, controls) in CTEs; each finding then only joins, looks up its decision-table cell
-// and assembles explanation objects that are mostly prebuilt. Every policy value is a query
-// parameter: nothing from a document or a user is spliced into the SQL text.
+// and names the three parts of its explanation (vulnerability, asset, decision), which are stored
+// once each in explanation_parts: a finding carries three ids, not a kilobyte of text. Every policy
+// value is a query parameter: nothing from a document or a user is spliced into the SQL text.
 
 /** Which findings to score: a scan's assets (and what runs on them), given assets, or everything open. */
 export type ScoringScope = { scanId: string } | { assetIds: number[] } | { all: true };
@@ -23,7 +25,7 @@ export interface RescoreResult {
   scored: number;
   /** Findings whose tier, score, due date or explanation was written. */
   changed: number;
-  /** Findings whose tier or due date changed (one score_history and one exposure_events row each). */
+  /** Findings whose tier or due date changed (each gets a score_history entry, which is its exposure event). */
   events: number;
 }
 
@@ -116,7 +118,12 @@ function compile(policy: Policy, feeds: FeedVersions) {
   }
   const epssSource = feeds.epss ? `FIRST EPSS ${feeds.epss}` : 'FIRST EPSS (no feed loaded)';
   const kevSource = feeds.kev ? `CISA KEV ${feeds.kev}` : 'CISA KEV (no catalog loaded)';
+  // Everything the decision's part of an explanation says that comes from the policy.
+  const digest = createHash('sha256')
+    .update(JSON.stringify([source, decisionObjs, tierObjs, scoreText, vendorObjs, m.notLoadedAtRuntime ?? null, m.notExploitableControl ?? null]))
+    .digest('hex');
   return {
+    digest,
     source,
     epssSource,
     kevSource,
@@ -150,6 +157,44 @@ function compile(policy: Policy, feeds: FeedVersions) {
   };
 }
 
+/**
+ * What each cell of the policy gives: a cell is (decision-table row or severity tier, publicly
+ * exposed, likely exploited by EPSS, EDR coverage, component not seen by EDR, non-production,
+ * not-exploitable control, vendor status, critical asset), numbered as the scoring statement
+ * numbers a finding's (b * 256 + ... + critical). A few thousand cells, computed once per run, so a
+ * finding's tier, due date and score factors are array lookups.
+ */
+function decisionCells(c: ReturnType<typeof compile>) {
+  const n = 20 * 256;
+  const cells = {
+    ft: new Array<number>(n), shape: new Array<number>(n), dueDays: new Array<number>(n),
+    runtimeFactor: new Array<number>(n), envFactor: new Array<number>(n), controlFactor: new Array<number>(n), vendorFactor: new Array<number>(n),
+  };
+  for (let k = 0; k < n; k++) {
+    const bit = (i: number) => ((k >> i) & 1) === 1;
+    const b = k >> 8;
+    const [vLikely, covered, unseen, nonprod, nxBit, vs, critical] = [bit(6), bit(5), bit(4), bit(3), bit(2), bit(1), bit(0)];
+    const t0 = c.baseTier[b]!;
+    const likely = vLikely && c.likelyRaise.includes(t0);
+    const notLoaded = c.runtimeOn && covered && unseen;
+    const nonProd = c.envOn && nonprod;
+    const nx = c.controlOn && nxBit;
+    const ft = Math.min(
+      Math.max((likely ? Math.max(t0, c.likelyTo) : t0) - (notLoaded ? c.runtimeLower : 0) - (nonProd ? c.envLower : 0), 0),
+      nx ? c.controlTo : 3,
+      vs ? c.vendorTo : 3,
+    );
+    cells.ft[k] = ft;
+    cells.shape[k] = Number(likely) + Number(c.runtimeOn && covered) * 2 + Number(nonProd) * 4 + Number(nx) * 8 + Number(vs) * 16;
+    cells.dueDays[k] = c.dueDays[(b * 4 + ft) * 2 + Number(critical)]!;
+    cells.runtimeFactor[k] = notLoaded ? c.runtimeFactor : 1;
+    cells.envFactor[k] = nonProd ? c.envFactor : 1;
+    cells.controlFactor[k] = nx ? c.controlFactor : 1;
+    cells.vendorFactor[k] = vs ? c.vendorFactor : 1;
+  }
+  return cells;
+}
+
 /** Resolves the feed versions a run reads: the active ones unless given. */
 async function feedVersions(sql: Sql | Tx, given: Partial<FeedVersions> = {}): Promise<FeedVersions> {
   const rows = await sql<{ kind: 'epss' | 'kev'; version: string }[]>`
@@ -159,12 +204,36 @@ async function feedVersions(sql: Sql | Tx, given: Partial<FeedVersions> = {}): P
 }
 
 /**
+ * The decision's part of an explanation, from the values its key is made of: the decision-table row
+ * (absent without a KEV catalog: the vulnerability's part says why), whether the likely-exploited,
+ * runtime and environment factors apply (their wording is in the other parts), the controls and
+ * vendor status that applied, the tier with its due date, and how the score is made.
+ */
+function contextBody(
+  tx: Tx,
+  c: ReturnType<typeof compile>,
+  b: Fragment, ft: Fragment, critical: Fragment, shape: Fragment, unexposedBy: Fragment, control: Fragment, vendor: Fragment,
+): Fragment {
+  return tx`(
+    jsonb_build_object('tier', (${c.tierObjs}::jsonb[])[(${b} * 4 + ${ft}) * 2 + ${critical}::int + 1],
+      'likely', ${shape} & 1 = 1, 'runtime', ${shape} & 2 = 2, 'nonprod', ${shape} & 4 = 4,
+      'runtimeEffect', format('%s tier lower (score × %s)', ${c.runtimeLower}::int, ${c.runtimeFactor}::float8),
+      'scoreSource', ${c.source}::text, 'scoreText', ${c.scoreText}::text)
+    || case when ${b} < 16 then jsonb_build_object('decision', (${c.decisionObjs}::jsonb[])[${b} + 1]) else '{}' end
+    || case when ${unexposedBy} is not null then jsonb_build_object('unexposedBy', ${unexposedBy}) else '{}' end
+    || case when ${control} is not null then jsonb_build_object('control', ${control}) else '{}' end
+    || case when ${vendor} is not null then jsonb_build_object('vendor', ${tx.json(c.vendorObjs)}::jsonb -> ${vendor}) else '{}' end)`;
+}
+
+/**
  * The scoring relation for a scope: CTEs, then a SELECT of one row per open finding in scope with
- * its old values (old_*), the new tier, score, due date and explanation. Used as is by shadow
+ * its old values (old_*), the new tier, score, due date and explanation part ids (c_id with what
+ * its body is built from); with `bodies`, also both explanations assembled. Used as is by shadow
  * scoring and as the source of the UPDATE by rescoring.
  */
-function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedVersions) {
+function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedVersions, { bodies = false }: { bodies?: boolean } = {}) {
   const c = compile(policy, feeds);
+  const cells = decisionCells(c);
   const dp = policy.document.decisionPoints;
   const w = policy.document.score.weights;
 
@@ -246,7 +315,7 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       ) rh on ${c.runtimeOn}::boolean
       ${assetFilter}
     ),
-    asset_ctx as materialized (
+    asset_ctx0 as (
       select b.id, b.name, b.asset_key,
         case when b.internet_facing or b.any_facing then 'yes'
              when b.internet_facing is false or (b.host_n > 0 and b.all_closed) then 'no'
@@ -259,6 +328,8 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
               case when cardinality(x.public_ips) > 0 and x.groups is not null
                    then format('%s has public IP %s and security group %s open to %s on %s', x.name, array_to_string(x.public_ips, ', '),
                                x.groups, x.cidrs, coalesce(array_to_string(x.ports, ', '), 'some ports'))
+                   when x.facing_source like '%external scan%' and x.ports is not null
+                   then format('an internet-side scan saw %s open on %s', array_to_string(x.ports, ', '), x.name)
                    else format('%s is marked internet-facing', x.name) end)
           when b.internet_facing is false then jsonb_build_object('factor', 'publicly_exposed', 'value', 'no',
             'source', 'asset context (' || coalesce(b.facing_source, 'inventory') || ')',
@@ -290,11 +361,24 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
         where t.id = b.facing_id
       ) x on true
     ),
+    -- The asset's part of every explanation on it (exposure, environment, what EDR saw), by content.
+    -- With what its controls mitigate, merged: a finding that matches none skips the per-control look.
+    asset_ctx as materialized (
+      select x.*, p.a_body, md5(p.a_body::text)::uuid as a_id,
+        case when x.ctl_names is not null then array(select unnest(c.issue_ids) from ctl c where c.name = any(x.ctl_names)) end as ctl_issue_ids,
+        case when x.ctl_names is not null then array(select unnest(c.components) from ctl c where c.name = any(x.ctl_names)) end as ctl_components,
+        case when x.ctl_names is not null then array(select unnest(c.cwes) from ctl c where c.name = any(x.ctl_names)) end as ctl_cwes,
+        coalesce((select bool_or(cardinality(c.ports) > 0 and x.exposed_ports <@ c.ports) from ctl c where c.name = any(x.ctl_names)), false) as ctl_ports
+      from asset_ctx0 x
+      cross join lateral (
+        select jsonb_build_object('exposure', x.exposure_obj, 'environment', x.env_obj, 'runtimeHosts', x.rt_names,
+                                  'runtimeSeen', case when x.edr_covered then x.rt_seen end) as a_body
+      ) p
+    ),
     vkeys as (
-      select f.issue_id || '|' || coalesce(f.cvss_vector, '') || '|' || coalesce(f.cvss_score::text, '') as vk,
-             f.issue_id, coalesce(f.cvss_vector, '') as vec, coalesce(f.cvss_score, -1) as cv, count(*)::int as n
+      select f.issue_id, coalesce(f.cvss_vector, '') as vec, coalesce(f.cvss_score, -1) as cv, count(*)::int as n
       from findings f where f.status = 'open' and ${findingFilter}
-      group by 1, 2, 3, 4
+      group by 1, 2, 3
     ),
     vectors as materialized (
       select x.vec,
@@ -328,8 +412,8 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
         case when p.cv >= ${dp.inKev.withoutCatalog.attendAtCvss}::real then 2 when p.cv >= ${dp.inKev.withoutCatalog.trackStarAtCvss}::real then 1 else 0 end as sev_tier
       from vparsed p
     ),
-    vulns as materialized (
-      select v.vk, v.n, v.epss, v.in_kev, v.auto, v.total, v.sev_tier,
+    vulns0 as (
+      select v.issue_id, v.vec, v.cv, v.n, v.epss, v.in_kev, v.auto, v.total, v.sev_tier,
         coalesce(v.epss >= ${c.likelyAt}::float8, false) and ${c.likelyOn}::boolean as likely,
         ${w.inKev}::float8 * v.in_kev::int + ${w.automatable}::float8 * v.auto::int + ${w.technicalImpact}::float8 * v.total::int
           + ${w.epss}::float8 * coalesce(v.epss, 0) + ${w.cvss}::float8 * greatest(v.cv, 0)::numeric::float8 / 10 as score_base,
@@ -357,48 +441,51 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
           'effect', format('no CISA KEV catalog loaded, so the BOD 26-04 table is not applied: CVSS %s → %s until a catalog is imported',
                            case when v.cv < 0 then 'unknown' else v.cv::text end, (array['track', 'track*', 'attend'])[v.sev_tier + 1])) end as sev_obj
       from vdecided v
+    ),
+    -- The vulnerability's part (feeds, CVSS), by content: ids that share a wording share a part.
+    vulns as materialized (
+      select v.issue_id, v.vec, v.cv, v.n, v.in_kev, v.auto, v.total, v.sev_tier, v.likely, v.score_base, p.v_body, md5(p.v_body::text)::uuid as v_id
+      from vulns0 v
+      cross join lateral (
+        select jsonb_build_object('kev', v.kev_obj, 'auto', v.auto_obj, 'ti', v.ti_obj, 'epss', v.epss_obj)
+               || case when v.likely_obj is not null then jsonb_build_object('likely', v.likely_obj) else '{}' end
+               || case when v.sev_obj is not null then jsonb_build_object('sev', v.sev_obj) else '{}' end as v_body
+      ) p
     )`;
 
-  // The explanation is built with one jsonb_build_array per finding: its optional entries (which
-  // modifiers applied) select one of 32 branches, since concatenating jsonb arrays rebuilds them.
-  const optional: Array<{ bit: number; expr: Fragment }> = [
-    { bit: 1, expr: tx`v.likely_obj` },
-    {
-      bit: 2,
-      expr: tx`case when y.seen is not null
-        then jsonb_build_object('factor', 'runtime', 'value', 'loaded', 'source', 'EDR runtime evidence', 'effect', 'runtime: ' || y.seen)
-        else jsonb_build_object('factor', 'runtime', 'value', 'not loaded', 'source', 'EDR runtime evidence',
-          'effect', format('runtime: EDR covers %s and never saw %s loaded: %s tier lower (score × %s)', a.rt_names, f.component, ${c.runtimeLower}::int, ${c.runtimeFactor}::float8)) end`,
-    },
-    { bit: 4, expr: tx`a.env_obj` },
-    { bit: 8, expr: tx`y.ctls[2]` },
-    { bit: 16, expr: tx`${tx.json(c.vendorObjs)} -> f.vendor_status` },
-  ];
-  const scoreObj = tx`jsonb_build_object('factor', 'score', 'value', y.score, 'source', ${c.source}::text, 'effect', ${c.scoreText}::text)`;
-  const branches = Array.from({ length: 32 }, (_, shape) => {
-    const parts = [tx`v.kev_obj, y.exposure_obj, v.auto_obj, v.ti_obj, v.epss_obj, y.decision_obj`];
-    for (const o of optional) if (shape & o.bit) parts.push(tx`, ${o.expr}`);
-    return tx`when ${shape}::int then jsonb_build_array(${parts}, y.tier_obj, ${scoreObj})`;
-  });
+  // The decision's part of the explanation (table row, modifiers that applied, tier, score wording)
+  // is keyed by what decides it: a few hundred distinct parts for a million findings. Built per key
+  // (see contextBody), never per finding; the key's digest of the policy's wording keeps a reworded
+  // policy from reusing an old part.
+  const contextKey = tx`md5(concat_ws('|', ${c.digest}::text, y.b, y.ft, y0.k & 1, y.shape,
+                                      coalesce(y.unexposed_by::text, ''), coalesce(y.control::text, ''), coalesce(y.vendor, '')))::uuid`;
 
   // Per finding: the two lookups that need the finding itself run only on assets that have EDR
   // coverage or controls (a guard on asset-level flags), so most findings pay for neither.
   const rows = tx`
-    select f.ctid as row_ctid, f.id, f.asset_id, f.issue_id, a.name as asset_name, f.tier as old_tier, f.score as old_score, f.due_at as old_due,
-      f.explanation as old_explanation, y.tier, y.score, z.explanation,
+    select f.ctid as row_ctid, f.id, f.asset_id, f.tier as old_tier, f.score as old_score, f.due_at as old_due,
+      f.explanation_vuln as old_vuln, f.explanation_asset as old_asset, f.explanation_context as old_context,
+      f.change_id is not null as old_change,
+      y.tier, y.score, v.v_id, a.a_id, ${contextKey} as c_id,
+      y.b, y.ft, a.critical, y.shape, y.unexposed_by, y.control, y.vendor,
       case when f.tier is not distinct from y.tier and f.due_at is not null then f.due_at
            else now() + y.due_days * interval '1 day' end as due_at
+      ${bodies ? tx`, f.issue_id, a.name as asset_name, f.explanation as old_explanation,
+                    explanation_assemble(v.v_body, a.a_body, ${contextBody(tx, c, tx`y.b`, tx`y.ft`, tx`a.critical`, tx`y.shape`, tx`y.unexposed_by`, tx`y.control`, tx`y.vendor`)},
+                                         f.component, y.score) as explanation` : tx``}
     from findings f
     -- "+ 0": hash the few assets and scan findings in order, not one index scan per asset (the
     -- UPDATE then visits its target rows in physical order).
     join asset_ctx a on a.id = f.asset_id + 0
-    join vulns v on v.vk = f.issue_id || '|' || coalesce(f.cvss_vector, '') || '|' || coalesce(f.cvss_score::text, '')
+    -- "|| ''": a hash join on the few vulnerabilities, never an index scan of findings per id.
+    join vulns v on v.issue_id = f.issue_id || '' and v.vec = coalesce(f.cvss_vector, '') and v.cv = coalesce(f.cvss_score, -1)
     cross join lateral (
       select
         -- EDR names Maven packages either group:artifact or artifact alone.
         case when a.edr_covered then coalesce(a.rt_seen ->> lower(f.component),
                                               case when strpos(f.component, ':') > 0 then a.rt_seen ->> lower(split_part(f.component, ':', 2)) end) end as seen,
-        case when a.ctl_names is not null then (
+        case when a.ctl_names is not null
+                  and (a.ctl_ports or f.issue_id = any(a.ctl_issue_ids) or f.component = any(a.ctl_components) or f.cwes && a.ctl_cwes) then (
           select array[(array_agg(c.obj order by c.name) filter (where c.effect = 'not_exposed'))[1],
                        (array_agg(c.obj order by c.name) filter (where c.effect = 'not_exploitable'))[1]]
           from ctl c
@@ -407,67 +494,48 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
                  or (cardinality(c.ports) > 0 and a.exposed_ports <@ c.ports))) end as ctls
       offset 0
     ) x
+    -- The finding's cell: everything its tier, due date, score factors and explanation shape depend
+    -- on, as one integer; what each cell gives is computed once per run (decisionCells).
     cross join lateral (
-      select d.*,
-        (array['track', 'track*', 'attend', 'act'])[d.ft + 1] as tier,
-        (${c.tierObjs}::jsonb[])[(d.b * 4 + d.ft) * 2 + a.critical::int + 1] as tier_obj,
-        (${c.dueDays}::float8[])[(d.b * 4 + d.ft) * 2 + a.critical::int + 1] as due_days,
-        round((v.score_base + case when d.pe then ${w.publiclyExposed}::float8 else 0 end)
-               * case when d.notloaded then ${c.runtimeFactor}::float8 else 1 end
-               * case when d.nonprod then ${c.envFactor}::float8 else 1 end
-               * case when d.nx then ${c.controlFactor}::float8 else 1 end
-               * case when d.vs then ${c.vendorFactor}::float8 else 1 end * 10) / 10 as score,
-        d.likely::int + (${c.runtimeOn}::boolean and a.edr_covered)::int * 2 + d.nonprod::int * 4 + d.nx::int * 8 + d.vs::int * 16 as shape,
-        case when a.exposed = 'yes' and d.ctls[1] is not null
-             then jsonb_build_object('factor', 'publicly_exposed', 'value', 'no', 'source', (a.exposure_obj->>'source') || ' and ' || (d.ctls[1]->>'source'),
-                                     'effect', (a.exposure_obj->>'effect') || '; but ' || (d.ctls[1]->>'effect'))
-             else a.exposure_obj end as exposure_obj,
-        case when d.b < 16 then (${c.decisionObjs}::jsonb[])[d.b + 1] else v.sev_obj end as decision_obj
-      from (
-        select d1.*,
-          least(greatest(case when d1.likely then greatest(d1.t0, ${c.likelyTo}::int) else d1.t0 end
-                         - case when d1.notloaded then ${c.runtimeLower}::int else 0 end
-                         - case when d1.nonprod then ${c.envLower}::int else 0 end, 0),
-                case when d1.nx then ${c.controlTo}::int else 3 end,
-                case when d1.vs then ${c.vendorTo}::int else 3 end) as ft
-        from (
-          select d0.*, (${c.baseTier}::int[])[d0.b + 1] as t0,
-                 v.likely and (${c.baseTier}::int[])[d0.b + 1] = any(${c.likelyRaise}::int[]) as likely
-          from (
-            select
-              case when ${feeds.kev !== null}::boolean
-                   then v.in_kev::int * 8 + e.pe::int * 4 + v.auto::int * 2 + v.total::int
-                   else 16 + v.sev_tier end as b,
-              e.pe, x.seen, x.ctls,
-              ${c.runtimeOn}::boolean and a.edr_covered and x.seen is null as notloaded,
-              a.nonprod,
-              ${c.controlOn}::boolean and x.ctls[2] is not null as nx,
-              coalesce(f.vendor_status = any(${c.vendorStatuses}::text[]), false) as vs
-            from (select case when a.exposed = 'yes' then x.ctls[1] is null
-                              when a.exposed = 'unknown' then ${dp.publiclyExposed.unknownMeans === 'yes'}::boolean
-                              else false end as pe) e
-          ) d0
-        ) d1
-      ) d
+      select
+        case when ${feeds.kev !== null}::boolean
+             then v.in_kev::int * 8 + e.pe::int * 4 + v.auto::int * 2 + v.total::int
+             else 16 + v.sev_tier end * 256
+        + e.pe::int * 128 + v.likely::int * 64 + a.edr_covered::int * 32 + (x.seen is null)::int * 16 + a.nonprod::int * 8
+        + (x.ctls[2] is not null)::int * 4 + coalesce(f.vendor_status = any(${c.vendorStatuses}::text[]), false)::int * 2
+        + a.critical::int as k,
+        e.pe
+      from (select case when a.exposed = 'yes' then x.ctls[1] is null
+                        when a.exposed = 'unknown' then ${dp.publiclyExposed.unknownMeans === 'yes'}::boolean
+                        else false end as pe) e
+      offset 0
+    ) y0
+    cross join lateral (
+      select y0.k / 256 as b, (${cells.ft}::int[])[y0.k + 1] as ft, (${cells.shape}::int[])[y0.k + 1] as shape,
+        (array['track', 'track*', 'attend', 'act'])[(${cells.ft}::int[])[y0.k + 1] + 1] as tier,
+        (${cells.dueDays}::float8[])[y0.k + 1] as due_days,
+        round((v.score_base + case when y0.pe then ${w.publiclyExposed}::float8 else 0 end)
+               * (${cells.runtimeFactor}::float8[])[y0.k + 1] * (${cells.envFactor}::float8[])[y0.k + 1]
+               * (${cells.controlFactor}::float8[])[y0.k + 1] * (${cells.vendorFactor}::float8[])[y0.k + 1] * 10) / 10 as score,
+        case when a.exposed = 'yes' then x.ctls[1] end as unexposed_by,
+        case when ${c.controlOn}::boolean then x.ctls[2] end as control,
+        case when y0.k & 2 = 2 then f.vendor_status end as vendor
       offset 0
     ) y
-    cross join lateral (
-      select case y.shape ${branches} end as explanation
-      offset 0
-    ) z
     where f.status = 'open' and ${findingFilter}
     offset 0`;
   return { ctes, rows };
 }
 
 async function tuned(tx: Tx): Promise<void> {
-  // Hash joins and the distinct-vulnerability aggregate stay in memory at a million findings; the
-  // join of findings to their vulnerability row is on an expression the planner cannot estimate,
-  // and a merge join would sort every finding for it.
+  // Hash joins, the distinct-vulnerability aggregate and the per-finding results (read twice: for
+  // the update and for the explanation parts) stay in memory at a million findings; the join of
+  // findings to their vulnerability row is one the planner cannot estimate, and a merge join would
+  // sort every finding for it.
   // Custom plans fold the policy's constants (a modifier that is off costs nothing); scores are
   // recomputed from the database, so the commit need not wait for the WAL flush.
   await tx`
-    select set_config('work_mem', '256MB', true), set_config('enable_mergejoin', 'off', true),
+    select set_config('work_mem', '512MB', true), set_config('enable_mergejoin', 'off', true),
            set_config('plan_cache_mode', 'force_custom_plan', true), set_config('synchronous_commit', 'off', true)`;
 }
 
@@ -475,44 +543,70 @@ async function tuned(tx: Tx): Promise<void> {
  * Rescores the open findings in scope with the policy and the active feeds, in one statement.
  * Writes only findings whose tier, score, due date or explanation changed; a due date is set when
  * the tier first appears or changes and otherwise stays. Each finding whose tier or due date changed
- * gets a score_history row and an exposure_events row (what mobilization consumes); a score that
- * only drifts with the daily EPSS is not history, or every feed update would copy every finding.
+ * gets a new entry in score_history, which is also its exposure event (what mobilization consumes);
+ * a score that only drifts with the daily EPSS is not history, or every feed update would copy every
+ * finding. The entry is kept on the finding itself, so a first scoring of a million findings writes
+ * each row once; a later change moves the entry it supersedes to score_changes. The explanation
+ * parts the findings name are inserted alongside (once each: they are keyed by content).
  */
 export async function rescoreFindings(sql: Sql, policy: Policy, scope: ScoringScope, { reason }: { reason: string }): Promise<RescoreResult> {
   return sql.begin(async (tx) => {
     await tuned(tx);
     const feeds = await feedVersions(tx);
+    const c = compile(policy, feeds);
     const { ctes, rows } = scoringQuery(tx, policy, scope, feeds);
     const [result] = await tx<{ scored: number; changed: number; events: number }[]>`
       with ${ctes},
-      computed as (${rows}),
+      computed as materialized (${rows}),
+      vuln_parts as (
+        insert into explanation_parts (id, body)
+        select distinct on (v_id) v_id, v_body from vulns order by v_id
+        on conflict (id) do nothing
+      ),
+      asset_parts as (
+        insert into explanation_parts (id, body)
+        select distinct on (a_id) a_id, a_body from asset_ctx order by a_id
+        on conflict (id) do nothing
+      ),
+      context_parts as (
+        insert into explanation_parts (id, body)
+        select k.c_id, ${contextBody(tx, c, tx`k.b`, tx`k.ft`, tx`k.critical`, tx`k.shape`, tx`k.unexposed_by`, tx`k.control`, tx`k.vendor`)}
+        from (
+          select c_id, any_value(b) as b, any_value(ft) as ft, any_value(critical) as critical, any_value(shape) as shape,
+                 any_value(unexposed_by) as unexposed_by, any_value(control) as control, any_value(vendor) as vendor
+          from computed group by c_id
+        ) k
+        on conflict (id) do nothing
+      ),
+      -- A change of tier or due date is kept on the finding (same in-place update); the change it
+      -- supersedes, if any, becomes a score_changes row, read from the finding as it was.
       upd as (
         update findings t set
-          tier = s.tier, score = s.score, explanation = s.explanation, due_at = s.due_at, scored_at = now()
-        from computed s
+          tier = s.tier, score = s.score, due_at = s.due_at, scored_at = now(),
+          explanation_vuln = s.v_id, explanation_asset = s.a_id, explanation_context = s.c_id,
+          change_id = case when s.moved then nextval('score_changes_id_seq') else t.change_id end,
+          changed_at = case when s.moved then now() else t.changed_at end,
+          change_reason = case when s.moved then ${reason}::text else t.change_reason end,
+          change_policy = case when s.moved then ${policy.version}::text else t.change_policy end,
+          previous_tier = case when s.moved then s.old_tier else t.previous_tier end,
+          previous_due_at = case when s.moved then s.old_due else t.previous_due_at end
+        from (select c.*, c.old_tier is distinct from c.tier or c.old_due is distinct from c.due_at as moved from computed c) s
         where t.ctid = s.row_ctid
-          and (s.old_tier is distinct from s.tier or s.old_score is distinct from s.score
-               or s.old_due is distinct from s.due_at or s.old_explanation is distinct from s.explanation)
-        -- The explanation is carried on only for history rows: a million of them would spill to disk.
-        returning t.id, t.asset_id, s.old_tier, s.tier, s.score, s.old_due, s.due_at,
-                  case when s.old_tier is distinct from s.tier or s.old_due is distinct from s.due_at then s.explanation end as explanation
+          and (s.moved or s.old_score is distinct from s.score
+               or s.old_vuln is distinct from s.v_id or s.old_asset is distinct from s.a_id or s.old_context is distinct from s.c_id)
+        returning t.id, s.moved, s.old_change
       ),
-      history as (
-        insert into score_history (finding_id, tier, score, due_at, policy_version, explanation, reason)
-        select id, tier, score, due_at, ${policy.version}, explanation, ${reason}
-        from upd
-        where old_tier is distinct from tier or old_due is distinct from due_at
-      ),
-      events as (
-        insert into exposure_events (finding_id, asset_id, old_tier, new_tier, old_due_at, new_due_at, reason)
-        select id, asset_id, old_tier, tier, old_due, due_at, ${reason}
-        from upd
-        where old_tier is distinct from tier or old_due is distinct from due_at
-        returning 1
+      superseded as (
+        insert into score_changes (id, finding_id, asset_id, old_tier, tier, score, old_due_at, due_at, policy_version,
+                                   explanation_vuln, explanation_asset, explanation_context, reason, at)
+        select f.change_id, f.id, f.asset_id, f.previous_tier, f.tier, f.score, f.previous_due_at, f.due_at, f.change_policy,
+               f.explanation_vuln, f.explanation_asset, f.explanation_context, f.change_reason, f.changed_at
+        from findings f
+        where f.id = any(array(select id from upd where moved and old_change))
       )
       select (select coalesce(sum(n), 0) from vkeys)::int as scored,
              (select count(*) from upd)::int as changed,
-             (select count(*) from events)::int as events`;
+             (select count(*) from upd where moved)::int as events`;
     return { scored: result?.scored ?? 0, changed: result?.changed ?? 0, events: result?.events ?? 0 };
   });
 }
@@ -568,7 +662,7 @@ export async function shadowScore(
     const sampleIds = (summary?.sample_ids ?? []).map(Number);
     const samples: ShadowSample[] = [];
     if (sampleIds.length > 0) {
-      const detail = scoringQuery(tx, policy, { findingIds: sampleIds }, feeds);
+      const detail = scoringQuery(tx, policy, { findingIds: sampleIds }, feeds, { bodies: true });
       const found = await tx<{ id: number; issue_id: string; asset_name: string; old_tier: Tier | null; tier: Tier; old_explanation: ExplanationFactor[] | null; explanation: ExplanationFactor[] }[]>`
         with ${detail.ctes} select * from (${detail.rows}) s order by s.id`;
       const byId = new Map(found.map((r) => [Number(r.id), r]));
