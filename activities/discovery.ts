@@ -4,6 +4,7 @@ import type { Database } from '../db/client.js';
 import { ContextError, contextSourceFor, contextSources, pullServiceNowCmdb, type ServiceNowConnection } from '../context/index.js';
 import { ingestContext } from '../db/queries/context.js';
 import { ingestFindings } from '../db/queries/ingest.js';
+import { notePorts, recordObservedPorts, type PortsSeen } from '../db/queries/internet-exposure.js';
 import { completeScan, failScan, getScan } from '../db/queries/scans.js';
 
 export interface DiscoveryDeps {
@@ -34,8 +35,12 @@ export function createDiscoveryActivities({ database, serviceNow }: DiscoveryDep
       }
       try {
         const connector = await connectorFor(scan.reportPath, scan.reportName, scan.format === 'auto' ? undefined : scan.format);
-        const counts = await ingestFindings(database.sql, scan, withHeartbeat(connector.parse(scan.reportPath, { target: scan.target ?? undefined })));
-        return { kind: 'report', counts: { ...counts } };
+        const findings = withHeartbeat(connector.parse(scan.reportPath, { target: scan.target ?? undefined }));
+        // Only a scan from the internet's side says which ports the internet reaches.
+        const seen: PortsSeen = { assets: new Map() };
+        const counts = await ingestFindings(database.sql, scan, scan.vantage === 'internet' ? notePorts(findings, seen) : findings);
+        const ports = scan.vantage === 'internet' ? await recordObservedPorts(database.sql, scan, seen) : {};
+        return { kind: 'report', counts: { ...counts, ...ports } };
       } catch (err) {
         // Bad input will not get better with retries: fail the scan at once, naming file and field.
         // Connectors name the stored file; the user knows the report by the name it was uploaded under.

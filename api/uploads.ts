@@ -35,6 +35,7 @@ export interface UploadMeta {
   owner?: string | undefined;
   filename?: string | undefined;
   complete?: boolean | null;
+  vantage?: 'internet' | 'internal' | undefined;
 }
 
 export type UploadResult =
@@ -85,6 +86,7 @@ export async function acceptUpload(
     reportBytes: saved.bytes,
     owner: meta.owner ?? null,
     complete: meta.complete ?? null,
+    vantage: meta.vantage ?? null,
   });
   try {
     await deps.temporal.client.workflow.start(discoveryWorkflow, {

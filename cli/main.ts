@@ -11,7 +11,8 @@ const USAGE = `usage: ctem <command>
   parse FILE          print a report's normalized findings as JSON lines (no database)
                       [--format F] [--target NAME]
   ingest FILE         upload a report to the running platform and wait for its discovery run
-                      [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false] [--no-wait]
+                      [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false]
+                      [--vantage internet|internal] [--no-wait]
   intel import FILE   import a FIRST EPSS or CISA KEV file through the running platform (checked, then active
                       or rejected) [--kind epss|kev] [--stage-only] [--force check,...] [--as-of DATE]
   intel list          feed versions, their status and checks
@@ -75,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
         source: { type: 'string' },
         owner: { type: 'string' },
         complete: { type: 'string' },
+        vantage: { type: 'string' },
         'no-wait': { type: 'boolean', default: false },
       },
     });

@@ -16,6 +16,10 @@ const UploadQuery = z.object({
     .enum(['true', 'false'])
     .optional()
     .openapi({ description: 'Whether the report lists everything its source sees on its assets (then findings it no longer lists are closed). Default: true unless the report is empty.' }),
+  vantage: z
+    .enum(['internet', 'internal'])
+    .optional()
+    .openapi({ description: 'Where a network scanner looked from: with `internet`, the ports its findings are reported on are evidence of internet exposure. Default: not declared (no such evidence).' }),
 });
 
 export const uploadScanRoute = createRoute({
@@ -41,6 +45,7 @@ const ScanSchema = z
     source: z.string(),
     target: z.string().nullable(),
     format: z.string(),
+    vantage: z.enum(['internet', 'internal']).nullable(),
     workflowId: z.string(),
     counts: z.record(z.string(), z.number()),
     error: z.string().optional(),
@@ -82,6 +87,7 @@ export const scanRoutes = new OpenAPIHono<AppEnv>()
         source: scan.source,
         target: scan.target,
         format: scan.format,
+        vantage: scan.vantage,
         workflowId: scan.workflowId,
         counts: scan.counts,
         ...(scan.error ? { error: scan.error } : {}),

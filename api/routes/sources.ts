@@ -19,6 +19,7 @@ const SourceBody = z.discriminatedUnion('kind', [
       headers: z.record(z.string(), z.string()).optional(),
       complete: z.boolean().optional(),
       owner: z.string().optional(),
+      vantage: z.enum(['internet', 'internal']).optional().openapi({ description: 'internet: an external network scan; its open ports count as internet exposure' }),
     }),
     schedule: z.string().nullable().default('1d').openapi({ description: 'Interval (1d, 6h) or cron expression; null: no schedule' }),
   }),

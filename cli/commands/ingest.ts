@@ -11,6 +11,7 @@ export interface IngestArgs {
   target?: string;
   owner?: string;
   complete?: string;
+  vantage?: string;
   wait: boolean;
 }
 
@@ -18,7 +19,7 @@ export interface IngestArgs {
 /** `ctem ingest FILE`: uploads a report to the running platform and waits for its discovery run. */
 export async function ingestCommand(config: Config, args: IngestArgs): Promise<number> {
   if (!args.file) {
-    console.error('usage: ctem ingest FILE [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false] [--no-wait]');
+    console.error('usage: ctem ingest FILE [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false] [--vantage internet|internal] [--no-wait]');
     return 2;
   }
   if (!existsSync(args.file) || !statSync(args.file).isFile()) {
@@ -27,7 +28,7 @@ export async function ingestCommand(config: Config, args: IngestArgs): Promise<n
   }
   const { url, token } = platformApi(config);
   const query = new URLSearchParams({ filename: basename(args.file) });
-  for (const key of ['format', 'source', 'target', 'owner', 'complete'] as const) if (args[key]) query.set(key, args[key]!);
+  for (const key of ['format', 'source', 'target', 'owner', 'complete', 'vantage'] as const) if (args[key]) query.set(key, args[key]!);
   const headers = { authorization: `Bearer ${token}` };
   const res = await fetch(`${url}/api/v1/scans?${query}`, {
     method: 'POST',

@@ -1,6 +1,7 @@
 import type { Sql } from '../client.js';
 import type { ContextAsset, ContextRecord, ExposureRule, RuntimeEvidence } from '../../context/model.js';
 import { ATTRIBUTE_SOURCE_RANK, resolveAssets, stageContextIdentifiers, type StagedAsset } from './assets.js';
+import { refreshInternetExposure } from './internet-exposure.js';
 
 export interface ContextCounts {
   assets: number;
@@ -16,8 +17,6 @@ export function attributeSourceOf(source: string): string {
   if (source === 'cloud-inventory') return 'cloud';
   return source;
 }
-
-const INTERNET = ['0.0.0.0/0', '::/0'];
 
 /**
  * Merges one context document into the inventory, in one transaction: assets are identity-resolved
@@ -113,27 +112,9 @@ export async function ingestContext(
                                                   ${tx.array(flat.map((x) => x[2]))}::int[], ${tx.array(flat.map((x) => x[3]))}::int[],
                                                   ${tx.array(flat.map((x) => x[4]))}::text[]) as x(g, p, f, t, c)`;
     }
-    // Internet exposure: a public IP and a security group that admits the internet.
-    const [exposure] = await tx`
-      with exposed as (
-        select a.id, array_agg(distinct case when r.protocol = 'all' then 'all'
-                                             when r.from_port = r.to_port then r.from_port || '/' || r.protocol
-                                             else r.from_port || '-' || r.to_port || '/' || r.protocol end) as ports
-        from assets a join exposure_rules r on r.security_group = any(a.security_groups)
-        where cardinality(a.public_ips) > 0 and r.cidr = any(${INTERNET})
-        group by a.id
-      ),
-      updated as (
-        update assets a set
-          internet_facing = e.id is not null,
-          exposed_ports = e.ports,
-          attribute_sources = a.attribute_sources || '{"internet_facing":"firewall"}'
-        from assets x left join exposed e on e.id = x.id
-        where a.id = x.id and x.security_groups is not null
-          and (a.internet_facing is distinct from (e.id is not null) or a.exposed_ports is distinct from e.ports)
-        returning 1
-      )
-      select (select count(*) from exposed)::int as facing`;
+    // Internet exposure: a public IP and a security group that admits the internet (or ports an
+    // internet scan saw open).
+    const exposure = await refreshInternetExposure(tx);
 
     if (runtime.length > 0) {
       await tx`
@@ -152,7 +133,7 @@ export async function ingestContext(
       assets: ids.size,
       relations: relationKeys.length,
       exposureRules: rules.length,
-      internetFacingAssets: exposure?.facing ?? 0,
+      internetFacingAssets: exposure.firewallFacing,
       runtimeEvidence: runtime.length,
     };
   });
