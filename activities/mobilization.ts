@@ -1,11 +1,29 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
 import { planGoldenTickets, ticketDetail, type TicketDetail, type TicketScope } from '../db/queries/tickets.js';
-import { recordEscalation, markEscalationNoted, setTicketOpened, setTicketState } from '../db/queries/ticket-state.js';
+import {
+  endRiskAcceptance,
+  markEscalationNoted,
+  recordEscalation,
+  recordRiskAcceptance,
+  setTicketOpened,
+  setTicketOwner,
+  setTicketState,
+  ticketsAwaitingVerification,
+} from '../db/queries/ticket-state.js';
+import type { EscalationNotice, Notifier } from '../mobilization/notifier.js';
+import { slaFor } from '../mobilization/sla-policy.js';
 import type { SlaConfig } from '../platform/config.js';
-import type { ServiceNowClient } from '../servicenow/client.js';
-import { findingsChangedSignal, remediationWorkflow } from '../workflows/remediation.js';
+import type { IncidentFields, ServiceNowClient } from '../servicenow/client.js';
+import {
+  findingsChangedSignal,
+  remediationWorkflow,
+  verificationScanSignal,
+  type RemediationState,
+  type TicketChange,
+  type TicketEvent,
+} from '../workflows/remediation.js';
 import { CTEM_ESCALATION_LEVEL, CTEM_OWNER, CTEM_PHASE, CTEM_SLA_DEADLINE, CTEM_TIER } from '../workflows/search-attributes.js';
 
 export interface MobilizationDeps {
@@ -13,7 +31,13 @@ export interface MobilizationDeps {
   serviceNow: ServiceNowClient;
   temporal: { client: Client; taskQueue: string };
   sla: SlaConfig;
+  /** Told about every escalation (a Slack DM to the manager); optional. */
+  notifier?: Notifier;
 }
+
+/** A notifier that keeps failing does not hold the escalation ladder: after this many attempts it is skipped. */
+const NOTIFIER_ATTEMPTS = 5;
+const DAY_MS = 86_400_000;
 
 const URGENCY: Record<string, string> = { act: '1', attend: '2' };
 
@@ -23,11 +47,12 @@ function describe(t: TicketDetail): { short_description: string; description: st
     (f) =>
       `- ${f.issueId} (${f.severity}${f.cvss !== null ? `, CVSS ${f.cvss}` : ''}${f.epss !== null ? `, EPSS ${f.epss}` : ''}${f.kev ? ', in CISA KEV' : ''}; tier ${f.tier})`,
   );
+  const where = t.assets.length > 1 ? `${t.assets.length} hosts` : t.assetName;
   return {
-    short_description: `Upgrade ${t.component} to ${t.fixedVersion} on ${t.assetName} (${ids.length} vulnerabilit${ids.length === 1 ? 'y' : 'ies'}, ${t.tier})`,
+    short_description: `Upgrade ${t.component} to ${t.fixedVersion} on ${where} (${ids.length} vulnerabilit${ids.length === 1 ? 'y' : 'ies'}, ${t.tier})`,
     description: [
       `Fix: upgrade ${t.component} to ${t.fixedVersion}.`,
-      `Asset: ${t.assetName} (${t.assetKey}).`,
+      t.assets.length > 1 ? `Assets: ${t.assets.join(', ')}.` : `Asset: ${t.assetName} (${t.assetKey}).`,
       `Due: ${t.dueAt.toISOString()}.`,
       '',
       'Why it matters (prioritized with CVSS, FIRST EPSS and CISA KEV):',
@@ -36,13 +61,13 @@ function describe(t: TicketDetail): { short_description: string; description: st
   };
 }
 
-export function createMobilizationActivities({ database, serviceNow, temporal, sla }: MobilizationDeps) {
+export function createMobilizationActivities({ database, serviceNow, temporal, sla, notifier }: MobilizationDeps) {
   /**
    * Groups act/attend findings into golden tickets and tells each ticket's workflow: signal-with-start
    * opens the workflow when it is new and signals it when it exists.
    */
   async function mobilize(scope: TicketScope): Promise<Record<string, number>> {
-    const planned = await planGoldenTickets(database.sql, scope, sla.ackMs);
+    const planned = await planGoldenTickets(database.sql, scope, (t) => slaFor(sla.policy, sla, t));
     let started = 0;
     for (const t of planned) {
       if (!t.changed || !t.owner) continue;
@@ -57,7 +82,9 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
             findingCount: t.findingCount,
             ackDueAt: t.ackDueAt,
             dueAt: t.dueAt,
-            escalationIntervalMs: sla.escalationIntervalMs,
+            escalationIntervalMs: t.escalationIntervalMs,
+            ackSlaMs: t.ackMs,
+            ...(sla.reconcileIntervalMs ? { reconcileIntervalMs: sla.reconcileIntervalMs } : {}),
           },
         ],
         signal: findingsChangedSignal,
@@ -72,7 +99,32 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
       });
       started++;
     }
-    return { goldenTickets: planned.length, ticketsSignalled: started, orphanedTickets: planned.filter((t) => !t.owner).length };
+    const verified = 'scanId' in scope ? await verifyResolved(scope.scanId) : 0;
+    return {
+      goldenTickets: planned.length,
+      ticketsSignalled: started,
+      orphanedTickets: planned.filter((t) => !t.owner).length,
+      ...(verified ? { ticketsVerified: verified } : {}),
+    };
+  }
+
+  /** A scan of the asset of a resolved ticket verifies the fix: its workflow closes or re-opens the ticket. */
+  async function verifyResolved(scanId: string): Promise<number> {
+    const [scan] = await database.sql<{ created_at: Date }[]>`select created_at from scans where id = ${scanId}`;
+    const assets = await database.sql<{ asset_id: number }[]>`select asset_id from scan_assets where scan_id = ${scanId}`;
+    const awaiting = await ticketsAwaitingVerification(database.sql, assets.map((a) => Number(a.asset_id)));
+    for (const t of awaiting) {
+      try {
+        await temporal.client.workflow.getHandle(t.workflowId).signal(verificationScanSignal, {
+          scanId,
+          scannedAt: (scan?.created_at ?? new Date()).toISOString(),
+          openFindings: t.openFindings,
+        });
+      } catch (err) {
+        if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
+      }
+    }
+    return awaiting.length;
   }
 
   return {
@@ -87,7 +139,7 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
     },
 
     /** Opens the ITSM ticket; keyed by correlation_id, so a retry finds the ticket instead of opening a second. */
-    async openTicket({ ticketKey }: { ticketKey: string }): Promise<{ sysId: string; number: string }> {
+    async openTicket({ ticketKey }: { ticketKey: string }): Promise<{ sysId: string; number: string; assignedTo?: string }> {
       const t = await ticketDetail(database.sql, ticketKey);
       if (!t) throw ApplicationFailure.nonRetryable(`golden ticket ${ticketKey} does not exist`, 'NotFound');
       if (!t.owner) throw ApplicationFailure.nonRetryable(`golden ticket ${ticketKey} has no owner`, 'NoOwner');
@@ -102,14 +154,15 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
         category: 'security',
       });
       await setTicketOpened(database.db, ticketKey, incident.sys_id, incident.number);
-      return { sysId: incident.sys_id, number: incident.number };
+      return { sysId: incident.sys_id, number: incident.number, ...(incident.assigned_to ? { assignedTo: incident.assigned_to } : {}) };
     },
 
     /**
      * Notifies the owner's `level`-th manager: a work note on the ticket, the manager on its watch
-     * list and the escalation recorded once. Reports when the chain has no one left to notify.
+     * list and the escalation recorded once, then the Notifier (a Slack DM) with a notice id stable
+     * per (ticket, phase, level, re-opening). Reports when the chain has no one left to notify.
      */
-    async escalate(input: { ticketKey: string; phase: 'acknowledgement' | 'resolution'; level: number; slaDeadline: string }) {
+    async escalate(input: { ticketKey: string; phase: 'acknowledgement' | 'resolution'; level: number; cycle?: number; slaDeadline: string }) {
       const t = await ticketDetail(database.sql, input.ticketKey);
       if (!t?.owner || !t.externalSysId) throw ApplicationFailure.nonRetryable(`golden ticket ${input.ticketKey} is not open`, 'NotOpen');
       const chain = await serviceNow.managementChain(t.owner);
@@ -120,6 +173,7 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
         ticketKey: input.ticketKey,
         phase: input.phase,
         level: input.level,
+        cycle: input.cycle ?? 0,
         notifiedUser: target.user_name,
         notifiedName: target.name,
         reason,
@@ -134,17 +188,108 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
         });
         await markEscalationNoted(database.db, escalation.id);
       }
+      if (notifier) {
+        const owner = chain[0]!;
+        const notice: EscalationNotice = {
+          id: `escalation:${input.ticketKey}:${input.phase}:${input.level}${input.cycle ? `:reopened-${input.cycle}` : ''}`,
+          ticketKey: input.ticketKey,
+          ticketNumber: t.externalNumber ?? '',
+          ticketUrl: serviceNow.incidentUrl(t.externalSysId),
+          summary: describe(t).short_description,
+          tier: t.tier,
+          owner: person(owner),
+          manager: person(target),
+          level: input.level,
+          phase: input.phase,
+          slaDeadline: input.slaDeadline,
+          daysOverdue: Math.max(0, Math.round(((Date.now() - Date.parse(input.slaDeadline)) / DAY_MS) * 10) / 10),
+          ask:
+            input.phase === 'acknowledgement'
+              ? `Make sure ${owner.name} acknowledges ${t.externalNumber ?? input.ticketKey}: acknowledgement was due ${input.slaDeadline}.`
+              : `Make sure ${owner.name} resolves ${t.externalNumber ?? input.ticketKey}: the fix was due ${input.slaDeadline}.`,
+        };
+        try {
+          await notifier.escalation(notice);
+        } catch (err) {
+          if (Context.current().info.attempt < NOTIFIER_ATTEMPTS) throw err;
+          log.warn('escalation notice not delivered; the ITSM work note stands', { id: notice.id, error: (err as Error).message });
+        }
+      }
       return {
         notified: { userName: target.user_name, name: target.name },
         topOfChainReached: input.level >= chain.length - 1,
       };
     },
 
+    /**
+     * Tells the ITSM about a change made outside it (an acknowledgement or resolution from the API or
+     * Slack, a risk acceptance, its expiry, a verification): the incident state and a work note.
+     * Returns the record's version, so the workflow can ignore the webhook of its own write.
+     */
+    async syncTicket(input: { ticketKey: string; change: TicketChange; riskAcceptance?: RemediationState['riskAcceptance'] }): Promise<{ sequence: number; state: string; assignedTo: string }> {
+      const t = await ticketDetail(database.sql, input.ticketKey);
+      if (!t?.externalSysId) throw ApplicationFailure.nonRetryable(`golden ticket ${input.ticketKey} is not open`, 'NotOpen');
+      const at = new Date(input.change.at);
+      if (input.change.kind === 'risk-accepted' && input.riskAcceptance) {
+        const r = input.riskAcceptance;
+        // A renewal replaces the acceptance it extends.
+        await endRiskAcceptance(database.db, input.ticketKey, at, new Date(r.expiresAt));
+        await recordRiskAcceptance(database.db, {
+          ticketKey: input.ticketKey,
+          requester: r.requester,
+          approver: r.approver,
+          reason: r.reason,
+          acceptedAt: new Date(r.acceptedAt),
+          expiresAt: new Date(r.expiresAt),
+        });
+      } else if (input.change.kind !== 'acknowledged' && input.change.kind !== 'membership') {
+        await endRiskAcceptance(database.db, input.ticketKey, at);
+      }
+      const fields: IncidentFields = { work_notes: input.change.workNote, ...(input.change.state ? { state: input.change.state } : {}) };
+      if (input.change.kind === 'resolved' || input.change.kind === 'verified') {
+        fields.close_code = 'Solved (Permanently)';
+        fields.close_notes = input.change.workNote;
+      }
+      const incident = await serviceNow.updateIncident(t.externalSysId, fields);
+      return { sequence: Number(incident.sys_mod_count) || 0, state: incident.state, assignedTo: incident.assigned_to };
+    },
+
+    /** The incident was reassigned in the ITSM: its assignee becomes the ticket's owner (and escalation chain). */
+    async reassignTicket({ ticketKey, assignedTo }: { ticketKey: string; assignedTo: string }): Promise<{ owner: string | null }> {
+      const user = await serviceNow.getUser(assignedTo);
+      if (!user?.user_name) return { owner: null };
+      await setTicketOwner(database.db, ticketKey, user.user_name);
+      return { owner: user.user_name };
+    },
+
+    /** Reads the incident back from the ITSM: catches a state change whose webhook never arrived. */
+    async reconcileTicket({ ticketKey }: { ticketKey: string }): Promise<TicketEvent | null> {
+      const t = await ticketDetail(database.sql, ticketKey);
+      if (!t?.externalSysId) return null;
+      const incident = await serviceNow.getIncident(t.externalSysId);
+      if (!incident) return null;
+      const sequence = Number(incident.sys_mod_count) || 0;
+      return {
+        eventId: `reconcile:${incident.sys_id}:${sequence}`,
+        state: incident.state,
+        at: new Date().toISOString(),
+        sequence,
+        ...(incident.assigned_to ? { assignedTo: incident.assigned_to } : {}),
+      };
+    },
+
     /** Mirrors the workflow's view of a ticket into the read model the API lists. */
-    async recordTicketState(input: { ticketKey: string; state: string; at: string; escalationLevel: number }): Promise<void> {
-      await setTicketState(database.db, input.ticketKey, input.state, new Date(input.at), input.escalationLevel);
+    async recordTicketState(input: { ticketKey: string; state: string; at: string; escalationLevel: number; ackDueAt?: string; dueAt?: string }): Promise<void> {
+      await setTicketState(database.db, input.ticketKey, input.state, new Date(input.at), input.escalationLevel, {
+        ...(input.ackDueAt ? { ackDueAt: new Date(input.ackDueAt) } : {}),
+        ...(input.dueAt ? { dueAt: new Date(input.dueAt) } : {}),
+      });
     },
   };
+}
+
+function person(u: { user_name: string; name: string; email: string }) {
+  return { userName: u.user_name, name: u.name, ...(u.email ? { email: u.email } : {}) };
 }
 
 export type MobilizationActivities = ReturnType<typeof createMobilizationActivities>;

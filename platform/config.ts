@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { FEED_MAX_AGE_DEFAULTS, FEED_URL_DEFAULTS } from '../prioritization/intel-feeds.js';
+import { parseSlaPolicy, type SlaPolicy } from '../mobilization/sla-policy.js';
 import { parseDuration } from './duration.js';
 
 // Configuration is read from the environment once, at start, into one typed object.
@@ -67,12 +68,32 @@ const EnvSchema = z.object({
   CTEM_SLA_TRACK_STAR: duration('90d'),
   CTEM_SLA_TRACK: duration('180d'),
   CTEM_ESCALATION_INTERVAL: duration('5d'),
+  CTEM_TICKET_RECONCILE_INTERVAL: duration('1h'),
+  CTEM_SLA_POLICY: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      try {
+        return parseSlaPolicy(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
   CTEM_MAX_UPLOAD_MB: z.coerce.number().positive().default(512),
   CTEM_SCAN_SLA_CRITICAL: duration('7d'),
   CTEM_SCAN_SLA_HIGH: duration('14d'),
   CTEM_SCAN_SLA_MEDIUM: duration('30d'),
   CTEM_SCAN_SLA_LOW: duration('90d'),
   CTEM_ORPHAN_REPORT_SCHEDULE: z.string().default('0 8 * * MON'),
+  TEMPORAL_UI_URL: optional,
+  SLACK_BOT_TOKEN: optional,
+  SLACK_SIGNING_SECRET: optional,
+  SLACK_APP_TOKEN: optional,
+  SLACK_API_URL: optional,
+  SLACK_CHANNEL: optional,
+  SLACK_AUTHORIZED_USERS: optional,
+  SLACK_AUTHORIZED_USERGROUP: optional,
 });
 
 export interface SlaConfig {
@@ -82,6 +103,10 @@ export interface SlaConfig {
   tierMs: { act: number; attend: number; trackStar: number; track: number };
   /** While a breach continues, escalate one level up the management chain after each interval. */
   escalationIntervalMs: number;
+  /** How often each open ticket is read back from the ITSM to catch missed webhooks (0: never). */
+  reconcileIntervalMs: number;
+  /** Acknowledgement time and escalation interval per tier and per asset criticality (CTEM_SLA_POLICY). */
+  policy: SlaPolicy;
 }
 
 export interface Config {
@@ -100,6 +125,8 @@ export interface Config {
     devServerPort: number;
     uiPort: number;
     taskQueue: string;
+    /** Temporal Web UI, for links to workflows (the dev server's UI when it is embedded). */
+    uiUrl?: string;
   };
   serviceNow: {
     url?: string;
@@ -126,6 +153,45 @@ export interface Config {
   /** Cron expression of the weekly orphan-asset report (Temporal Schedule). */
   orphanReportCron: string;
   maxUploadBytes: number;
+  /** The Slack bot; unset when Slack is not configured. */
+  slack?: SlackConfig;
+}
+
+export interface SlackConfig {
+  botToken: string;
+  /** HTTP mode: requests to /slack/events are verified with it. */
+  signingSecret?: string;
+  /** Socket Mode, for workspaces without a public URL. */
+  appToken?: string;
+  /** Web API base URL (default Slack's; a local fake in tests). */
+  apiUrl?: string;
+  /** Security operations' channel: campaign results, exception approvals, orphan reports. */
+  channel: string;
+  /** Slack user ids allowed to start campaigns, create scopes and approve exceptions. */
+  authorizedUsers: string[];
+  /** A Slack user group (id) whose members are allowed the same. */
+  authorizedUserGroup?: string;
+}
+
+function slackConfig(e: z.infer<typeof EnvSchema>): SlackConfig | undefined {
+  const any = [e.SLACK_BOT_TOKEN, e.SLACK_SIGNING_SECRET, e.SLACK_APP_TOKEN, e.SLACK_CHANNEL].some(Boolean);
+  if (!any) return undefined;
+  const problems: string[] = [];
+  if (!e.SLACK_BOT_TOKEN) problems.push('  SLACK_BOT_TOKEN: required when Slack is configured');
+  if (!e.SLACK_SIGNING_SECRET && !e.SLACK_APP_TOKEN) problems.push('  SLACK_SIGNING_SECRET: required (or SLACK_APP_TOKEN for Socket Mode)');
+  if (!e.SLACK_CHANNEL) problems.push('  SLACK_CHANNEL: required when Slack is configured (the security operations channel id)');
+  if (e.SLACK_API_URL && !/^https?:\/\/[^\s]+$/.test(e.SLACK_API_URL)) problems.push('  SLACK_API_URL: expected an http(s) URL');
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  const apiUrl = e.SLACK_API_URL?.replace(/\/*$/, '/');
+  return {
+    botToken: e.SLACK_BOT_TOKEN!,
+    channel: e.SLACK_CHANNEL!,
+    authorizedUsers: (e.SLACK_AUTHORIZED_USERS ?? '').split(',').map((u) => u.trim()).filter(Boolean),
+    ...(e.SLACK_SIGNING_SECRET ? { signingSecret: e.SLACK_SIGNING_SECRET } : {}),
+    ...(e.SLACK_APP_TOKEN ? { appToken: e.SLACK_APP_TOKEN } : {}),
+    ...(apiUrl ? { apiUrl } : {}),
+    ...(e.SLACK_AUTHORIZED_USERGROUP ? { authorizedUserGroup: e.SLACK_AUTHORIZED_USERGROUP } : {}),
+  };
 }
 
 export class ConfigError extends Error {}
@@ -141,6 +207,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (snConfigured !== 0 && snConfigured !== 3) {
     throw new ConfigError('invalid configuration:\n  SERVICENOW_URL, SERVICENOW_USER and SERVICENOW_PASSWORD go together');
   }
+  const slack = slackConfig(e);
+  const temporalUiUrl = e.TEMPORAL_UI_URL ?? (e.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${e.TEMPORAL_UI_PORT}`);
   return {
     port: e.PORT,
     host: e.CTEM_HOST,
@@ -157,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       devServerPort: e.CTEM_TEMPORAL_PORT,
       uiPort: e.TEMPORAL_UI_PORT,
       taskQueue: e.CTEM_TASK_QUEUE,
+      ...(temporalUiUrl ? { uiUrl: temporalUiUrl.replace(/\/$/, '') } : {}),
     },
     serviceNow: {
       url: e.SERVICENOW_URL,
@@ -177,9 +246,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ackMs: e.CTEM_SLA_ACK,
       tierMs: { act: e.CTEM_SLA_ACT, attend: e.CTEM_SLA_ATTEND, trackStar: e.CTEM_SLA_TRACK_STAR, track: e.CTEM_SLA_TRACK },
       escalationIntervalMs: e.CTEM_ESCALATION_INTERVAL,
+      reconcileIntervalMs: e.CTEM_TICKET_RECONCILE_INTERVAL,
+      policy: e.CTEM_SLA_POLICY,
     },
     scanSlaMs: { critical: e.CTEM_SCAN_SLA_CRITICAL, high: e.CTEM_SCAN_SLA_HIGH, medium: e.CTEM_SCAN_SLA_MEDIUM, low: e.CTEM_SCAN_SLA_LOW },
     orphanReportCron: e.CTEM_ORPHAN_REPORT_SCHEDULE,
     maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
+    ...(slack ? { slack } : {}),
   };
 }

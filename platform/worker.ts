@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createCampaignActivities, type CampaignPublisher } from '../activities/campaign.js';
 import { createDiscoveryActivities } from '../activities/discovery.js';
 import { createIntelActivities } from '../activities/intel.js';
 import { createMobilizationActivities } from '../activities/mobilization.js';
@@ -10,6 +11,7 @@ import { createRescoreActivities } from '../activities/rescore.js';
 import { createSourceActivities } from '../activities/sources.js';
 import type { ServiceNowConnection } from '../context/index.js';
 import type { Database } from '../db/client.js';
+import type { Notifier } from '../mobilization/notifier.js';
 import type { ServiceNowClient } from '../servicenow/client.js';
 import type { Config } from './config.js';
 
@@ -22,18 +24,23 @@ export interface WorkerDeps {
   database: Database;
   serviceNow: ServiceNowClient;
   serviceNowConnection: ServiceNowConnection;
+  /** Told about escalations and orphan reports (the Slack bot's DMs and posts); optional. */
+  notifier?: Notifier;
+  /** Told about campaign results (the Slack bot posts them); optional. */
+  campaignPublisher?: CampaignPublisher;
   /** A prebuilt workflow bundle (tests build it once); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
 }
 
-export function createActivities({ config, client, database, serviceNow, serviceNowConnection }: Omit<WorkerDeps, 'connection' | 'workflowBundlePath'>) {
+export function createActivities({ config, client, database, serviceNow, serviceNowConnection, notifier, campaignPublisher }: Omit<WorkerDeps, 'connection' | 'workflowBundlePath'>) {
   return {
     ...createDiscoveryActivities({ database, serviceNow: serviceNowConnection }),
-    ...createSourceActivities({ database, reportsDir: join(config.dataDir, 'reports') }),
+    ...createSourceActivities({ database, reportsDir: join(config.dataDir, 'reports'), ...(notifier ? { notifier } : {}) }),
+    ...createCampaignActivities({ database, temporal: config.temporal, ...(campaignPublisher ? { publisher: campaignPublisher } : {}) }),
     ...createIntelActivities({ database, temporal: { client, taskQueue: config.temporal.taskQueue }, reportsDir: join(config.dataDir, 'reports'), intel: config.intel }),
     ...createRescoreActivities({ database }),
     ...createPrioritizationActivities({ database }),
-    ...createMobilizationActivities({ database, serviceNow, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla }),
+    ...createMobilizationActivities({ database, serviceNow, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla, ...(notifier ? { notifier } : {}) }),
   };
 }
 

@@ -259,6 +259,11 @@ export class ServiceNowClient {
     });
   }
 
+  /** Where a person opens the incident in the instance's UI. */
+  incidentUrl(sysId: string): string {
+    return `${this.baseUrl}/${this.incidentTable}.do?sys_id=${encodeURIComponent(sysId)}`;
+  }
+
   async getIncident(sysId: string): Promise<Incident | null> {
     const raw = await this.getRecord(this.incidentTable, sysId);
     return raw === null ? null : toIncident(raw);

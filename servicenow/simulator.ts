@@ -81,6 +81,8 @@ export interface WebhookPayload {
   correlation_id: string;
   sys_updated_on: string;
   sys_updated_by: string;
+  /** The record's version after this change: events may arrive out of order. */
+  sys_mod_count: string;
   changed_fields: string[];
 }
 
@@ -745,6 +747,7 @@ export function createServiceNowSimulator(options: ServiceNowSimulatorOptions): 
       correlation_id: own(rec, 'correlation_id'),
       sys_updated_on: own(rec, 'sys_updated_on'),
       sys_updated_by: own(rec, 'sys_updated_by'),
+      sys_mod_count: own(rec, 'sys_mod_count'),
       changed_fields: changed,
     };
     const body = JSON.stringify(payload);

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../platform/config.js';
 import { startPlatform, type Platform } from '../platform/start.js';
 import { eventually, startTestPlatform, type TestPlatform } from './support/platform.js';
-import { freePort } from './support/ports.js';
+import { freePort } from '../platform/ports.js';
 
 // Durability: a worker killed mid-wait loses nothing and duplicates nothing; the whole embedded
 // platform (Temporal dev server on SQLite, embedded PostgreSQL, simulator state) resumes after a restart.

@@ -1,6 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { getTicket, listTickets } from '../../db/queries/read-model.js';
+import { acceptTicketRisk, acknowledgeTicket, resolveTicket } from '../../mobilization/ticket-actions.js';
 import { statusQuery } from '../../workflows/remediation.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
@@ -12,7 +13,7 @@ export const listTicketsRoute = createRoute({
   summary: 'Golden tickets: key, ITSM number, state, owner, due date, escalation level, number of findings',
   request: {
     query: PageQuery.extend({
-      state: z.enum(['orphaned', 'opening', 'new', 'in_progress', 'on_hold', 'resolved', 'closed']).optional(),
+      state: z.enum(['orphaned', 'opening', 'new', 'in_progress', 'on_hold', 'risk_accepted', 'resolved', 'closed', 'verified']).optional(),
       owner: z.string().optional(),
     }),
   },
@@ -32,6 +33,36 @@ export const getTicketRoute = createRoute({
   },
 });
 
+const KeyParam = z.object({ key: z.string().min(1) });
+const IdempotencyHeader = z.object({ 'idempotency-key': z.string().min(1).max(200).optional() });
+const ActorBody = z.object({
+  by: z.string().min(1).describe('Who acts: an ITSM user name or e-mail'),
+  note: z.string().max(2000).optional(),
+});
+const RiskAcceptanceBody = z.object({
+  requester: z.string().min(1),
+  approver: z.string().min(1),
+  reason: z.string().min(1).max(4000),
+  expiresAt: z.string().datetime({ offset: true }).describe('ISO date-time; the ticket re-opens then'),
+});
+const actionResponses = {
+  200: { description: 'The new state of the remediation workflow', content: { 'application/json': { schema: z.any() } } },
+  404: { description: 'Unknown ticket', content: { 'application/json': { schema: ErrorSchema } } },
+  409: { description: 'Refused: the message says why (already resolved, expiry in the past...)', content: { 'application/json': { schema: ErrorSchema } } },
+};
+const actionRoute = (path: string, summary: string, body: z.ZodTypeAny) =>
+  createRoute({
+    method: 'post',
+    path: `/api/v1/tickets/{key}/${path}`,
+    summary,
+    request: { params: KeyParam, headers: IdempotencyHeader, body: { content: { 'application/json': { schema: body } }, required: true } },
+    responses: actionResponses,
+  });
+
+export const acknowledgeTicketRoute = actionRoute('acknowledge', 'Acknowledge a golden ticket (stops the acknowledgement escalation)', ActorBody);
+export const resolveTicketRoute = actionRoute('resolve', 'Resolve a golden ticket; a later scan of the asset verifies the fix', ActorBody);
+export const riskAcceptanceRoute = actionRoute('risk-acceptance', 'Accept the risk until an expiry: the SLA pauses, the expiry re-opens the ticket', RiskAcceptanceBody);
+
 export const ticketRoutes = new OpenAPIHono<AppEnv>()
   .openapi(listTicketsRoute, async (c) => c.json(await listTickets(c.get('deps').database.sql, c.req.valid('query')), 200))
   .openapi(getTicketRoute, async (c) => {
@@ -45,4 +76,28 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
       if (!(err instanceof WorkflowNotFoundError)) workflow = { unavailable: (err as Error).message };
     }
     return c.json({ ...ticket, workflow }, 200);
+  })
+  .openapi(acknowledgeTicketRoute, async (c) => {
+    const deps = c.get('deps');
+    const { key } = c.req.valid('param');
+    if (!(await getTicket(deps.database.sql, key))) return problem(c, 404, 'not_found', 'no such golden ticket');
+    const body = c.req.valid('json') as z.infer<typeof ActorBody>;
+    const result = await acknowledgeTicket(deps.temporal.client, key, { by: body.by, via: 'api', ...(body.note ? { note: body.note } : {}) }, c.req.valid('header')['idempotency-key']);
+    return result.ok ? c.json(result.state, 200) : problem(c, 409, result.reason === 'refused' ? 'refused' : 'not_running', result.message);
+  })
+  .openapi(resolveTicketRoute, async (c) => {
+    const deps = c.get('deps');
+    const { key } = c.req.valid('param');
+    if (!(await getTicket(deps.database.sql, key))) return problem(c, 404, 'not_found', 'no such golden ticket');
+    const body = c.req.valid('json') as z.infer<typeof ActorBody>;
+    const result = await resolveTicket(deps.temporal.client, key, { by: body.by, via: 'api', ...(body.note ? { note: body.note } : {}) }, c.req.valid('header')['idempotency-key']);
+    return result.ok ? c.json(result.state, 200) : problem(c, 409, result.reason === 'refused' ? 'refused' : 'not_running', result.message);
+  })
+  .openapi(riskAcceptanceRoute, async (c) => {
+    const deps = c.get('deps');
+    const { key } = c.req.valid('param');
+    if (!(await getTicket(deps.database.sql, key))) return problem(c, 404, 'not_found', 'no such golden ticket');
+    const body = c.req.valid('json') as z.infer<typeof RiskAcceptanceBody>;
+    const result = await acceptTicketRisk(deps.temporal.client, key, body, c.req.valid('header')['idempotency-key']);
+    return result.ok ? c.json(result.state, 200) : problem(c, 409, result.reason === 'refused' ? 'refused' : 'not_running', result.message);
   });

@@ -17,6 +17,10 @@ const ServiceNowEvent = z.object({
   state: z.string().min(1),
   correlation_id: z.string().optional().default(''),
   sys_updated_on: z.string().optional(),
+  /** The record's version: lets the workflow drop an event that arrives after a newer one. */
+  sys_mod_count: z.union([z.string(), z.number()]).optional(),
+  /** sys_id of the assignee: a change is a reassignment. */
+  assigned_to: z.string().optional(),
 });
 
 /**
@@ -49,6 +53,10 @@ export const webhookRoutes = new Hono<AppEnv>().post('/api/v1/webhooks/serviceno
       eventId: event.event_id,
       state: event.state,
       at: new Date().toISOString(),
+      ...(event.sys_mod_count !== undefined && event.sys_mod_count !== '' && Number.isFinite(Number(event.sys_mod_count))
+        ? { sequence: Number(event.sys_mod_count) }
+        : {}),
+      ...(event.assigned_to ? { assignedTo: event.assigned_to } : {}),
     });
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return c.json({ status: 'ignored', reason: 'no open remediation for this ticket' }, 200);
