@@ -9,10 +9,13 @@ import { connectorFor, ReportError } from '../connectors/index.js';
 import type { Database } from '../db/client.js';
 import { createScan } from '../db/queries/scans.js';
 import { buildOrphanReport, getSource } from '../db/queries/sources.js';
+import type { Notifier } from '../mobilization/notifier.js';
 
 export interface SourceDeps {
   database: Database;
   reportsDir: string;
+  /** Told about each orphan report (the Slack bot posts it to security operations); optional. */
+  notifier?: Notifier;
 }
 
 /** Config of a `report-url` source: where a scanner (or a registry's scan API) publishes its report. */
@@ -23,6 +26,8 @@ export interface ReportUrlConfig {
   headers?: Record<string, string>;
   complete?: boolean;
   owner?: string;
+  /** `internet`: an external network scan, whose open ports are evidence of internet exposure. */
+  vantage?: 'internet' | 'internal';
 }
 
 /** Config of a `servicenow-cmdb` source: which CI table to read from the configured instance. */
@@ -30,7 +35,7 @@ export interface ServiceNowCmdbConfig {
   table?: string;
 }
 
-export function createSourceActivities({ database, reportsDir }: SourceDeps) {
+export function createSourceActivities({ database, reportsDir, notifier }: SourceDeps) {
   return {
     /**
      * Turns one run of a pulled source into a scan: downloads a `report-url` report to disk, or
@@ -83,7 +88,7 @@ export function createSourceActivities({ database, reportsDir }: SourceDeps) {
       }
       await createScan(database.db, {
         id: scanId, source: source.name, target: input.target ?? null, format, reportName, status: 'running', workflowId,
-        reportPath: file, reportSha256: hash.digest('hex'), reportBytes: bytes, owner: config.owner ?? null, complete: config.complete ?? null,
+        reportPath: file, reportSha256: hash.digest('hex'), reportBytes: bytes, owner: config.owner ?? null, complete: config.complete ?? null, vantage: config.vantage ?? null,
       });
       return { scanId, workflowId };
     },
@@ -92,6 +97,22 @@ export function createSourceActivities({ database, reportsDir }: SourceDeps) {
     async buildOrphanReport(): Promise<{ reportId: number; orphanAssets: number; actionFindings: number }> {
       const report = await buildOrphanReport(database.sql);
       return { reportId: report.id, orphanAssets: report.orphanAssets, actionFindings: report.actionFindings };
+    },
+
+    /** Tells the notifier about a stored orphan report; once per report (the notifier deduplicates by id). */
+    async notifyOrphanReport({ reportId }: { reportId: number }): Promise<{ notified: boolean }> {
+      if (!notifier) return { notified: false };
+      const [row] = await database.sql`select body from reports where id = ${reportId} and kind = 'orphan-assets'`;
+      if (!row) throw ApplicationFailure.nonRetryable(`orphan report ${reportId} does not exist`, 'NotFound');
+      const body = row.body as { generatedAt: string; orphanAssets: number; actionFindings: number; assets: Array<{ key: string; name: string; openFindings: number }> };
+      await notifier.orphanReport({
+        id: `orphan-report:${reportId}`,
+        generatedAt: body.generatedAt,
+        orphanedAssets: body.orphanAssets,
+        openFindings: body.assets.reduce((n, a) => n + a.openFindings, 0),
+        sample: body.assets.slice(0, 10).map((a) => ({ assetKey: a.key, name: a.name, openFindings: a.openFindings })),
+      });
+      return { notified: true };
     },
   };
 }

@@ -4,6 +4,7 @@ import { requireToken } from './auth.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { problem } from './problem.js';
 import { assetRoutes } from './routes/assets.js';
+import { campaignRoutes } from './routes/campaigns.js';
 import { contextRoutes } from './routes/context.js';
 import { eventRoutes } from './routes/events.js';
 import { exposureRoutes } from './routes/exposures.js';
@@ -30,6 +31,11 @@ export function createApp(deps: ApiDeps) {
   });
   app.route('/', healthRoutes);
   app.route('/', webhookRoutes);
+  // Slack signs its requests; the bot verifies them (no bearer token, like the ServiceNow webhook).
+  app.post('/slack/events', (c) => {
+    const slack = c.get('deps').slack;
+    return slack ? slack.handle(c.req.raw) : problem(c, 404, 'not_found', 'no Slack bot in HTTP mode here (not configured, or in Socket Mode)');
+  });
   app.use('/api/*', async (c, next) => (c.req.path === '/api/v1/webhooks/servicenow' ? next() : requireToken(c, next)));
   app.route('/', scanRoutes);
   app.route('/', findingRoutes);
@@ -39,6 +45,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', eventRoutes);
   app.route('/', reportRoutes);
   app.route('/', exposureRoutes);
+  app.route('/', campaignRoutes);
   app.route('/', policyRoutes);
   app.route('/', ticketRoutes);
   app.route('/', intelRoutes);

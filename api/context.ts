@@ -13,6 +13,8 @@ export interface ApiDeps {
   scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
   /** Threat-intel feeds: which are fetched, and the freshness bound of imports (defaults when absent). */
   intel?: { urls: { epss?: string | undefined; kev?: string | undefined }; maxAgeMs: { epss: number; kev: number } };
+  /** The Slack bot in HTTP mode: answers requests to /slack/events (verifies Slack's signature itself). */
+  slack?: { handle(request: Request): Promise<Response> };
 }
 
 export interface AppEnv {

@@ -8,7 +8,10 @@ import type { Worker } from '@temporalio/worker';
 import { importStartupFeeds } from '../activities/intel.js';
 import { createApp } from '../api/app.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
+import type { ServiceNowClient } from '../servicenow/client.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../servicenow/simulator.js';
+import { createSlackBot, type SlackBot } from '../slack/bot.js';
+import { createSlackNotifier } from '../slack/notifier.js';
 import type { Config } from './config.js';
 import { connectTemporal, connectWorkerTemporal, serviceNowClient } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
@@ -119,6 +122,26 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       if (config.intel.urls[kind]) await ensureIntelFeedSchedule(temporal.client, config.temporal.taskQueue, kind, config.intel.schedule);
     }
 
+    // The ITSM client is known once the simulator runs, after the API (it needs the API's URL).
+    let itsm: ServiceNowClient | undefined;
+    let slackBot: SlackBot | undefined;
+    if (!config.slack) {
+      log('Slack bot: not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET or SLACK_APP_TOKEN, SLACK_CHANNEL); running without it');
+    } else if (roles.api) {
+      const uiUrl = config.temporal.uiUrl ?? temporalUiUrl;
+      const bot = createSlackBot({
+        config: config.slack,
+        database,
+        temporal: { client: temporal.client, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, ...(uiUrl ? { uiUrl } : {}) },
+        serviceNow: () => itsm,
+        log,
+      });
+      await bot.start();
+      stack.push(() => bot.stop());
+      slackBot = bot;
+      log(`Slack bot: ${bot.mode === 'socket' ? 'connected in Socket Mode' : 'listening at /slack/events'}`);
+    }
+
     let apiUrl: string | undefined;
     if (roles.api) {
       const app = createApp({
@@ -130,6 +153,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         maxUploadBytes: config.maxUploadBytes,
         scanSlaMs: config.scanSlaMs,
         intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs },
+        ...(slackBot?.handle ? { slack: { handle: slackBot.handle } } : {}),
       });
       const server = await new Promise<ServerType>((resolve) => {
         const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
@@ -156,6 +180,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       simulator = { ...credentials, instance };
     }
 
+    itsm = serviceNowClient(config, serviceNow);
+
     if (config.intel.epssFile || config.intel.kevFile) {
       await importStartupFeeds(database, { client: temporal.client, taskQueue: config.temporal.taskQueue }, config.intel, log);
     }
@@ -163,6 +189,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     if (roles.worker) {
       const connection = await connectWorkerTemporal(config, temporalAddress);
       stack.push(() => connection.close());
+      // Escalation DMs, orphan reports and campaign results go to Slack when it is configured.
+      const slackNotifier = config.slack ? createSlackNotifier(config.slack, database, log) : undefined;
       const worker: Worker = await createWorker({
         config,
         connection,
@@ -170,6 +198,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         database,
         serviceNow: serviceNowClient(config, serviceNow),
         serviceNowConnection: { baseUrl: serviceNow.url, user: serviceNow.user, password: serviceNow.password },
+        ...(slackNotifier ? { notifier: slackNotifier, campaignPublisher: slackNotifier } : {}),
       });
       const running = worker.run();
       stack.push(async () => {

@@ -1,5 +1,6 @@
 // Every workflow the worker runs. This file is bundled into the workflow sandbox: it imports only
 // workflow code, never database or SDK clients.
+export { campaignWorkflow } from './campaign.js';
 export { discoveryWorkflow } from './discovery.js';
 export { intelFeedWorkflow } from './intel-feed.js';
 export { orphanReportWorkflow } from './orphan-report.js';

@@ -1,0 +1,170 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Database } from '../db/client.js';
+import { finishCampaign, getCampaign, recordCampaignStart, scopeImages } from '../db/queries/campaigns.js';
+import { listExposures, noiseCounts } from '../db/queries/exposures.js';
+import { getScope, scopeCondition } from '../db/queries/scopes.js';
+import { listSources } from '../db/queries/sources.js';
+
+// A campaign's I/O: which discovery runs cover the scope, and what the run surfaced, posted to
+// whoever listens (the Slack bot). Workflows receive run descriptions and counts, never findings.
+
+/** One exposure as a campaign reports it: what, where, how urgent, and why in words a person can check. */
+export interface CampaignExposure {
+  id: number;
+  issueId: string;
+  asset: string;
+  component: string;
+  version: string;
+  fixedVersion: string | null;
+  tier: string | null;
+  score: number | null;
+  dueAt: string | null;
+  ticketKey: string | null;
+  reasons: string[];
+}
+
+/** An exposure as listExposures returns it, reduced to what a message shows. */
+export function summarizeExposure(e: Awaited<ReturnType<typeof listExposures>>['items'][number]): CampaignExposure {
+  return {
+    id: e.id,
+    issueId: e.issueId,
+    asset: e.asset.name,
+    component: e.component,
+    version: e.version,
+    fixedVersion: e.fixedVersion,
+    tier: e.tier,
+    score: e.score,
+    dueAt: e.dueAt,
+    ticketKey: e.ticketKey,
+    reasons: Array.isArray(e.explanation) ? (e.explanation as Array<{ effect?: unknown }>).map((f) => String(f.effect ?? '')).filter(Boolean) : [],
+  };
+}
+
+export interface CampaignResults {
+  campaignId: string;
+  scope: string;
+  hypothesis: string | null;
+  requestedBy: string;
+  /** Where the results go (the channel the campaign was started from); the publisher's default otherwise. */
+  channel?: string;
+  workflowUrl?: string;
+  assets: number;
+  openExposures: number;
+  act: number;
+  attend: number;
+  discovery: { runs: number; failed: number };
+  /** CVE ids named in the hypothesis and how many open exposures in the scope carry them. */
+  hypothesisMatches?: { cves: string[]; exposures: number };
+  top: CampaignExposure[];
+}
+
+export interface CampaignFailure {
+  campaignId: string;
+  scope: string;
+  channel?: string;
+  workflowUrl?: string;
+  error: string;
+}
+
+/** Where campaign results are announced; the Slack bot implements it. Idempotent per campaign id. */
+export interface CampaignPublisher {
+  campaignResults(results: CampaignResults): Promise<void>;
+  campaignFailed(failure: CampaignFailure): Promise<void>;
+}
+
+export interface DiscoveryRun {
+  source: string;
+  target?: string;
+  workflowId: string;
+}
+
+export interface CampaignDeps {
+  database: Database;
+  temporal: { namespace: string; uiUrl?: string };
+  publisher?: CampaignPublisher;
+}
+
+/** Images rescanned per targetable source and campaign; a larger scope relies on its scheduled scans. */
+const MAX_TARGETS = 100;
+const TOP = 5;
+const CVE_RE = /CVE-\d{4}-\d{4,}/gi;
+
+export function workflowUrl(temporal: { namespace: string; uiUrl?: string }, workflowId: string): string | undefined {
+  return temporal.uiUrl ? `${temporal.uiUrl}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}` : undefined;
+}
+
+export function createCampaignActivities({ database, temporal, publisher }: CampaignDeps) {
+  const sql = database.sql;
+  return {
+    /**
+     * Records the campaign and plans its discovery: every pulled source that can target one image
+     * rescans each image of the scope; the other sources run whole (their reports cover the scope).
+     */
+    async planCampaign(input: { campaignId: string; scope: string; hypothesis?: string; requestedBy: string }): Promise<{ assets: number; runs: DiscoveryRun[] }> {
+      await recordCampaignStart(sql, { id: input.campaignId, scope: input.scope, hypothesis: input.hypothesis ?? null, requestedBy: input.requestedBy });
+      const scope = await getScope(sql, input.scope);
+      if (!scope) throw ApplicationFailure.nonRetryable(`no scope named ${input.scope}`, 'NotFound');
+      const { images, assets } = await scopeImages(sql, scope.selector, MAX_TARGETS);
+      const runs: DiscoveryRun[] = [];
+      for (const source of await listSources(database.db)) {
+        const targetable = source.kind === 'report-url' && String((source.config as { url?: unknown }).url).includes('{target}');
+        if (!targetable) {
+          runs.push({ source: source.name, workflowId: `discovery-source:${source.name}:${input.campaignId}` });
+          continue;
+        }
+        for (const target of images) runs.push({ source: source.name, target, workflowId: `discovery-source:${source.name}:${input.campaignId}:${target}` });
+      }
+      return { assets, runs };
+    },
+
+    /** Reads what the campaign surfaced in its scope, records it, and announces it. */
+    async publishCampaignResults(input: { campaignId: string; channel?: string; discovery: { runs: number; failed: number } }): Promise<{ top: number; openExposures: number; published: boolean }> {
+      const campaign = await getCampaign(sql, input.campaignId);
+      if (!campaign) throw ApplicationFailure.nonRetryable(`campaign ${input.campaignId} was not recorded`, 'NotFound');
+      const scope = await getScope(sql, campaign.scope);
+      if (!scope) throw ApplicationFailure.nonRetryable(`scope ${campaign.scope} no longer exists`, 'NotFound');
+      const counts = await noiseCounts(sql, scope.selector);
+      const { assets } = await scopeImages(sql, scope.selector, 0);
+      const top = await listExposures(sql, { scope: scope.selector, limit: TOP, offset: 0 });
+      const cves = [...new Set((campaign.hypothesis?.match(CVE_RE) ?? []).map((c) => c.toUpperCase()))];
+      let hypothesisMatches: CampaignResults['hypothesisMatches'];
+      if (cves.length) {
+        const [row] = await sql`
+          select count(*)::int as n from findings f join assets a on a.id = f.asset_id
+          where f.status = 'open' and f.issue_id = any(${cves}) ${scopeCondition(sql, scope.selector)}`;
+        hypothesisMatches = { cves, exposures: (row?.n as number) ?? 0 };
+      }
+      const url = workflowUrl(temporal, input.campaignId);
+      const results: CampaignResults = {
+        campaignId: campaign.id,
+        scope: campaign.scope,
+        hypothesis: campaign.hypothesis,
+        requestedBy: campaign.requestedBy,
+        ...(input.channel ? { channel: input.channel } : {}),
+        ...(url ? { workflowUrl: url } : {}),
+        assets,
+        openExposures: counts.openFindings,
+        act: counts.act,
+        attend: counts.actAttend - counts.act,
+        discovery: input.discovery,
+        ...(hypothesisMatches ? { hypothesisMatches } : {}),
+        top: top.items.map(summarizeExposure),
+      };
+      await finishCampaign(sql, campaign.id, 'completed', {
+        assets: results.assets, openExposures: results.openExposures, act: results.act, attend: results.attend,
+        discovery: results.discovery, top: results.top.map((e) => e.id), ...(hypothesisMatches ? { hypothesisMatches } : {}),
+      });
+      if (publisher) await publisher.campaignResults(results);
+      return { top: results.top.length, openExposures: results.openExposures, published: Boolean(publisher) };
+    },
+
+    /** Records the failure and says so where the results would have gone. */
+    async failCampaign(input: { campaignId: string; scope: string; channel?: string; error: string }): Promise<void> {
+      await finishCampaign(sql, input.campaignId, 'failed', { error: input.error });
+      const url = workflowUrl(temporal, input.campaignId);
+      await publisher?.campaignFailed({ ...input, ...(url ? { workflowUrl: url } : {}) });
+    },
+  };
+}
+
+export type CampaignActivities = ReturnType<typeof createCampaignActivities>;
