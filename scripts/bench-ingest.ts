@@ -11,7 +11,6 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -23,6 +22,8 @@ import { componentName, trivyEcosystem } from '../connectors/common/identity.js'
 import { connectDatabase, migrateDatabase } from '../db/client.js';
 import { ingestFindings, type IngestCounts } from '../db/queries/ingest.js';
 import { startEmbeddedPostgres } from '../platform/postgres.js';
+import { freePort } from '../platform/ports.js';
+import { parseBenchArgs } from './bench-args.js';
 
 interface Options {
   findings: number;
@@ -36,23 +37,11 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { findings: 1_000_000, assets: 2_000, concurrency: 2, json: false, keep: false, profile: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const count = (): number => {
-      const value = Number(argv[++i]?.replace(/_/g, ''));
-      if (!Number.isInteger(value) || value < 1) throw new Error(`${arg} needs a positive integer`);
-      return value;
-    };
-    if (arg === '--findings') options.findings = count();
-    else if (arg === '--assets') options.assets = count();
-    else if (arg === '--concurrency') options.concurrency = count();
-    else if (arg === '--json') options.json = true;
-    else if (arg === '--keep') options.keep = true;
-    else if (arg === '--profile') options.profile = true;
-    else if (arg === '--generate-into') options.generateInto = argv[++i];
-    else throw new Error(`unknown option ${arg} (options: --findings N --assets N --concurrency N --json --keep --profile)`);
-  }
+  const options = parseBenchArgs<Options>(
+    argv,
+    { findings: 'count', assets: 'count', concurrency: 'count', json: 'flag', keep: 'flag', profile: 'flag', generateInto: 'text' },
+    { findings: 1_000_000, assets: 2_000, concurrency: 2, json: false, keep: false, profile: false },
+  );
   if (options.assets > options.findings) options.assets = options.findings;
   return options;
 }
@@ -402,18 +391,6 @@ async function generateOnly(dir: string, options: Options): Promise<number> {
 
 // ---------------------------------------------------------------------------------------------
 // Database
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => res(port));
-    });
-  });
-}
 
 interface BenchDatabase {
   url: string;

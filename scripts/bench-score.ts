@@ -4,7 +4,7 @@
 //   baseline   one plain full-table UPDATE of the same rows (`set score = score + 0`), the floor
 //              of any statement that rewrites every finding;
 //   rescore    rescoreFindings(policy, { all: true }) from unscored findings (every row gets a tier,
-//              a score history row and an exposure event);
+//              its explanation parts and a score history entry, which is its exposure event);
 //   unchanged  the same again, when nothing changed (nothing is written);
 //   feed       after a new EPSS version is activated (every explanation names it, so every row is
 //              rewritten; only real tier moves make events);
@@ -16,7 +16,6 @@
 // embedded PostgreSQL in a temp dir. CTEM_CORPUS_DIR (default ../shared/corpus) supplies the feeds.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +26,8 @@ import { connectDatabase, migrateDatabase, type Database } from '../db/client.js
 import { rescoreFindings, shadowScore } from '../db/queries/scoring.js';
 import { startEmbeddedPostgres } from '../platform/postgres.js';
 import { defaultPolicy } from '../prioritization/policy.js';
+import { freePort } from '../platform/ports.js';
+import { parseBenchArgs } from './bench-args.js';
 
 interface Options {
   findings: number;
@@ -36,21 +37,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { findings: 1_000_000, assets: undefined, json: false, keep: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const count = (): number => {
-      const value = Number(argv[++i]?.replace(/_/g, ''));
-      if (!Number.isInteger(value) || value < 1) throw new Error(`${arg} needs a positive integer`);
-      return value;
-    };
-    if (arg === '--findings') options.findings = count();
-    else if (arg === '--assets') options.assets = count();
-    else if (arg === '--json') options.json = true;
-    else if (arg === '--keep') options.keep = true;
-    else throw new Error(`unknown option ${arg} (options: --findings N --assets N --json --keep)`);
-  }
-  return options;
+  return parseBenchArgs<Options>(argv, { findings: 'count', assets: 'count', json: 'flag', keep: 'flag' }, { findings: 1_000_000, assets: undefined, json: false, keep: false });
 }
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -61,17 +48,6 @@ const KEV_FILE = join(corpusDir, 'intel', 'kev', 'realrisk_2026.01.29', 'known_e
 // Real CVE ids for when the corpus is absent (KEV-listed ones first).
 const FALLBACK_KEV = ['CVE-2021-44228', 'CVE-2022-22965', 'CVE-2021-45046', 'CVE-2023-44487', 'CVE-2022-42889', 'CVE-2021-26084', 'CVE-2019-11510', 'CVE-2018-13379'];
 const FALLBACK_OTHER = ['CVE-2021-3711', 'CVE-2021-3712', 'CVE-2020-28928', 'CVE-2022-28391', 'CVE-2022-0778', 'CVE-2023-0286', 'CVE-2022-37434', 'CVE-2023-5363', 'CVE-2022-1304', 'CVE-2023-4911', 'CVE-2022-40674', 'CVE-2021-33574'];
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const server = createServer();
-    server.on('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => res(port));
-    });
-  });
-}
 
 /** A fresh database: on DATABASE_URL's server, or an embedded server of its own. */
 async function openDatabase(keep: boolean): Promise<{ url: string; close: () => Promise<void> }> {
@@ -267,7 +243,8 @@ async function main(): Promise<number> {
     say(`  ${round(first.seconds)} s: ${JSON.stringify(first.value)}`);
     await sql`vacuum analyze findings`;
 
-    // The like-for-like yardstick: the same rows as they are stored once scored (with their explanation).
+    // The like-for-like yardstick: the same rows as they are stored once scored (with their tier,
+    // explanation part ids and latest score change).
     say('baseline on the scored rows: update findings set score = score + 0...');
     const baseline = await timed(baselineSql);
     await sql`vacuum findings`;
@@ -293,7 +270,7 @@ async function main(): Promise<number> {
     const tiers = Object.fromEntries(
       (await sql<{ tier: string; n: number }[]>`select tier, count(*)::int as n from findings where status = 'open' group by tier order by tier`).map((r) => [r.tier, r.n]),
     );
-    const [size] = await sql<{ bytes: number }[]>`select avg(pg_column_size(explanation))::int as bytes from (select explanation from findings limit 10000) s`;
+    const [size] = await sql<{ bytes: number }[]>`select avg(pg_column_size(explanation))::int as bytes from (select f.explanation from findings f limit 10000) s`;
     const ratio = first.seconds / baseline.seconds;
     const result = {
       findings: options.findings,

@@ -7,7 +7,7 @@ import { loadConfig } from '../platform/config.js';
 import { startEmbeddedPostgres } from '../platform/postgres.js';
 import { registerSearchAttributes, startDevServer } from '../platform/temporal.js';
 import { testNamespaces } from './support/namespaces.js';
-import { freePort } from './support/ports.js';
+import { freePort } from '../platform/ports.js';
 
 // One real Temporal dev server and one real PostgreSQL for the whole run; each test file gets its
 // own Temporal namespace, database and task queue (test/support/platform.ts), so files run in
