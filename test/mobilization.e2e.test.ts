@@ -144,7 +144,7 @@ async function openedTicket(assetName: string, component: string): Promise<Ticke
 }
 
 async function ticketDetail(key: string) {
-  return json<Ticket & { escalations: Array<{ phase: string; level: number; notifiedUser: string }>; workflow: WorkflowState }>(
+  return json<Ticket & { escalations: Array<{ phase: string; level: number; notifiedUser: string }>; riskAcceptances: unknown[]; workflow: WorkflowState }>(
     platform.api(`/api/v1/tickets/${encodeURIComponent(key)}`),
   );
 }
@@ -405,7 +405,11 @@ describe('risk acceptance', () => {
     expect(workNotes(ticket.externalSysId!).some((n) => n.startsWith('Risk accepted by sam.okafor at the request of alex.romero'))).toBe(true);
     const rows = await platform.database.sql`select approver, ended_at from risk_acceptances where ticket_key = ${ticket.key}`;
     expect(rows).toHaveLength(1);
-    expect((await ticketDetail(ticket.key)).state).toBe('risk_accepted');
+    const detail = await ticketDetail(ticket.key);
+    expect(detail.state).toBe('risk_accepted');
+    expect(detail.riskAcceptances).toEqual([
+      { requester: 'alex.romero', approver: 'sam.okafor', reason: base.reason, acceptedAt: expect.any(String), expiresAt, endedAt: null },
+    ]);
 
     // The acknowledgement deadline passes during the acceptance: nobody is escalated to.
     await sleep(Math.max(0, Date.parse(ticket.ackDueAt) - Date.now()) + ESCALATION_S * 1000);

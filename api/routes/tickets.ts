@@ -25,7 +25,7 @@ export const listTicketsRoute = createRoute({
 export const getTicketRoute = createRoute({
   method: 'get',
   path: '/api/v1/tickets/{key}',
-  summary: 'One golden ticket with its escalations and the live state of its remediation workflow',
+  summary: 'One golden ticket with its escalations, its risk acceptances and the live state of its remediation workflow',
   request: { params: z.object({ key: z.string().min(1) }) },
   responses: {
     200: { description: 'The ticket', content: { 'application/json': { schema: z.any() } } },

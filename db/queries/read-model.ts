@@ -116,8 +116,18 @@ export async function getTicket(sql: Sql, key: string) {
   if (!row) return undefined;
   const escalations = await sql`
     select phase, level, notified_user, notified_name, reason, created_at from escalations where ticket_key = ${key} order by created_at, level`;
+  const acceptances = await sql`
+    select requester, approver, reason, accepted_at, expires_at, ended_at from risk_acceptances where ticket_key = ${key} order by accepted_at`;
   return {
     ...ticketRow(row),
+    riskAcceptances: acceptances.map((r) => ({
+      requester: r.requester as string,
+      approver: r.approver as string,
+      reason: r.reason as string,
+      acceptedAt: (r.accepted_at as Date).toISOString(),
+      expiresAt: (r.expires_at as Date).toISOString(),
+      endedAt: (r.ended_at as Date | null)?.toISOString() ?? null,
+    })),
     escalations: escalations.map((e) => ({
       phase: e.phase as string,
       level: e.level as number,
