@@ -8,7 +8,7 @@
 // an embedded PostgreSQL runs in a temp dir. CTEM_CORPUS_DIR (default ../shared/corpus) supplies
 // CVE ids from the EPSS feed when present; a built-in list of real CVE ids otherwise.
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -21,9 +21,8 @@ import { connectorFor } from '../connectors/index.js';
 import { componentName, trivyEcosystem } from '../connectors/common/identity.js';
 import { connectDatabase, migrateDatabase } from '../db/client.js';
 import { ingestFindings, type IngestCounts } from '../db/queries/ingest.js';
-import { startEmbeddedPostgres } from '../platform/postgres.js';
-import { freePort } from '../platform/ports.js';
 import { parseBenchArgs } from './bench-args.js';
+import { openBenchDatabase, type BenchDatabase } from './bench-database.js';
 
 interface Options {
   findings: number;
@@ -392,35 +391,6 @@ async function generateOnly(dir: string, options: Options): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Database
 
-interface BenchDatabase {
-  url: string;
-  where: string;
-  stop(): Promise<void>;
-}
-
-async function openDatabase(dir: string, keep: boolean): Promise<BenchDatabase> {
-  const base = process.env.DATABASE_URL;
-  if (base) {
-    const name = `bench_${randomBytes(6).toString('hex')}`;
-    const admin = postgres(base, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database ${name}`);
-    await admin.end();
-    const url = new URL(base);
-    url.pathname = `/${name}`;
-    return {
-      url: url.toString(),
-      where: `database ${name} on the DATABASE_URL server`,
-      async stop() {
-        if (keep) return;
-        const drop = postgres(base, { max: 1, onnotice: () => {} });
-        await drop.unsafe(`drop database if exists ${name} with (force)`);
-        await drop.end();
-      },
-    };
-  }
-  const embedded = await startEmbeddedPostgres(join(dir, 'postgres'), await freePort());
-  return { url: embedded.url, where: 'embedded PostgreSQL (default settings)', stop: () => embedded.stop() };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Timed sections
@@ -619,7 +589,7 @@ async function main(): Promise<number> {
     const generateSeconds = (performance.now() - genStarted) / 1000;
     log(`  ${generated.files.length} reports, ${(generated.reportBytes / 1024 / 1024).toFixed(0)} MB, in ${generateSeconds.toFixed(1)} s (CVE ids: ${cves})`);
 
-    database = await openDatabase(dir, options.keep);
+    database = await openBenchDatabase(dir, { prefix: 'bench', keep: options.keep });
     await migrateDatabase(database.url);
     client = connectDatabase(database.url, { max: options.concurrency + 1 });
     const { sql } = client;

@@ -14,7 +14,6 @@
 //
 // DATABASE_URL set: a fresh database on that server (dropped afterwards unless --keep); otherwise an
 // embedded PostgreSQL in a temp dir. CTEM_CORPUS_DIR (default ../shared/corpus) supplies the feeds.
-import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -24,10 +23,9 @@ import postgres from 'postgres';
 import { importIntelFiles } from '../activities/intel.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
 import { rescoreFindings, shadowScore } from '../db/queries/scoring.js';
-import { startEmbeddedPostgres } from '../platform/postgres.js';
 import { defaultPolicy } from '../prioritization/policy.js';
-import { freePort } from '../platform/ports.js';
 import { parseBenchArgs } from './bench-args.js';
+import { openBenchDatabase } from './bench-database.js';
 
 interface Options {
   findings: number;
@@ -49,33 +47,15 @@ const KEV_FILE = join(corpusDir, 'intel', 'kev', 'realrisk_2026.01.29', 'known_e
 const FALLBACK_KEV = ['CVE-2021-44228', 'CVE-2022-22965', 'CVE-2021-45046', 'CVE-2023-44487', 'CVE-2022-42889', 'CVE-2021-26084', 'CVE-2019-11510', 'CVE-2018-13379'];
 const FALLBACK_OTHER = ['CVE-2021-3711', 'CVE-2021-3712', 'CVE-2020-28928', 'CVE-2022-28391', 'CVE-2022-0778', 'CVE-2023-0286', 'CVE-2022-37434', 'CVE-2023-5363', 'CVE-2022-1304', 'CVE-2023-4911', 'CVE-2022-40674', 'CVE-2021-33574'];
 
-/** A fresh database: on DATABASE_URL's server, or an embedded server of its own. */
+/** A fresh database for the run; with an embedded server, its directory goes too unless kept. */
 async function openDatabase(keep: boolean): Promise<{ url: string; close: () => Promise<void> }> {
-  if (process.env.DATABASE_URL) {
-    const base = process.env.DATABASE_URL;
-    const name = `bench_score_${randomBytes(6).toString('hex')}`;
-    const admin = postgres(base, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database ${name}`);
-    await admin.end();
-    const url = new URL(base);
-    url.pathname = `/${name}`;
-    return {
-      url: url.toString(),
-      close: async () => {
-        if (keep) return;
-        const a = postgres(base, { max: 1, onnotice: () => {} });
-        await a.unsafe(`drop database if exists ${name} with (force)`);
-        await a.end();
-      },
-    };
-  }
   const dir = mkdtempSync(join(tmpdir(), 'ctem-bench-score-'));
   chmodSync(dir, 0o755); // the embedded server runs as the postgres user
-  const pg = await startEmbeddedPostgres(join(dir, 'postgres'), await freePort());
+  const database = await openBenchDatabase(dir, { prefix: 'bench_score', keep });
   return {
-    url: pg.url,
+    url: database.url,
     close: async () => {
-      await pg.stop();
+      await database.stop();
       if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
