@@ -17,10 +17,15 @@ export function createRescoreActivities({ database }: { database: Database }) {
       return { ...result, fromEventId: Number(before!.id) + 1, toEventId: Number(after!.id) };
     },
 
-    /** Assets whose exposures changed in an event range: mobilization re-plans their golden tickets. */
-    async assetsWithExposureEvents({ fromEventId, toEventId }: { fromEventId: number; toEventId: number }): Promise<number[]> {
+    /**
+     * Assets whose exposures changed in an event range (mobilization re-plans their golden tickets),
+     * one page after `afterAssetId` at a time, ascending.
+     */
+    async assetsWithExposureEvents(input: { fromEventId: number; toEventId: number; afterAssetId: number; limit: number }): Promise<number[]> {
       const rows = await database.sql`
-        select distinct asset_id from exposure_events where id between ${fromEventId} and ${toEventId} order by asset_id`;
+        select distinct asset_id from exposure_events
+        where id between ${input.fromEventId} and ${input.toEventId} and asset_id > ${input.afterAssetId}
+        order by asset_id limit ${input.limit}`;
       return rows.map((r) => Number(r.asset_id));
     },
 

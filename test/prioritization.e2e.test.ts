@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRescoreActivities } from '../activities/rescore.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
 
 // Prioritization as users drive it through the API: a new policy version is evaluated in shadow
@@ -89,6 +90,17 @@ describe('policies', () => {
     expect(activated.workflowId).toBe('rescore:policy:bod-26-04+epss-strict');
     const result = (await rescored(activated.workflowId)) as { changed: number; events: number };
     expect(result.events).toBe(wouldMove);
+    // Mobilization reads the assets whose exposures moved a page at a time (ids never pile up in the workflow).
+    const { assetsWithExposureEvents } = createRescoreActivities({ database: platform.database });
+    const everyAsset = (await platform.database.sql`select distinct asset_id from exposure_events order by asset_id`).map((r) => Number(r.asset_id));
+    const paged: number[] = [];
+    for (;;) {
+      const page = await assetsWithExposureEvents({ fromEventId: 0, toEventId: Number.MAX_SAFE_INTEGER, afterAssetId: paged.at(-1) ?? 0, limit: 1 });
+      if (page.length === 0) break;
+      paged.push(...page);
+    }
+    expect(everyAsset.length).toBeGreaterThan(0);
+    expect(paged).toEqual(everyAsset);
     const after = await exposures();
     expect(after.filter((e) => e.tier === 'track*').length).toBe(before.filter((e) => e.tier === 'track*').length + wouldMove);
 

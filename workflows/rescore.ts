@@ -23,9 +23,14 @@ export async function rescoreWorkflow({ reason }: RescoreInput): Promise<Record<
   let ticketsSignalled = 0;
   if (scored.toEventId >= scored.fromEventId) {
     upsertSearchAttributes([{ key: CTEM_PHASE, value: 'mobilization' }]);
-    const assetIds = await assetsWithExposureEvents({ fromEventId: scored.fromEventId, toEventId: scored.toEventId });
-    for (let i = 0; i < assetIds.length; i += BATCH) {
-      ticketsSignalled += (await mobilizeAssets({ assetIds: assetIds.slice(i, i + BATCH) })).ticketsSignalled ?? 0;
+    // Paged by asset id: a feed update can touch most of the estate, and only a page of ids at a
+    // time goes through the history.
+    let afterAssetId = 0;
+    for (;;) {
+      const assetIds = await assetsWithExposureEvents({ fromEventId: scored.fromEventId, toEventId: scored.toEventId, afterAssetId, limit: BATCH });
+      if (assetIds.length === 0) break;
+      ticketsSignalled += (await mobilizeAssets({ assetIds })).ticketsSignalled ?? 0;
+      afterAssetId = assetIds[assetIds.length - 1]!;
     }
   }
   await snapshotNoise();
