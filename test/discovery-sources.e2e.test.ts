@@ -1,33 +1,18 @@
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sourceScheduleId } from '../platform/schedules.js';
+import { imageReport } from './support/reports.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
 
 // Pulled discovery on the real Temporal server: sources with Temporal Schedules, deploy events that
 // rescan one image, the ServiceNow CMDB as a source, context uploads, the orphan report and the
 // scan-coverage KPI.
 
-const fixture = readFileSync(join(import.meta.dirname, 'fixtures', 'trivy-payments-api.json'), 'utf8');
-
-/** A scanner's report endpoint: one Trivy report per image, named after the image. */
-function reportFor(image: string): string {
-  const r = JSON.parse(fixture);
-  const digest = createHash('sha256').update(image).digest('hex');
-  r.ArtifactName = image;
-  r.Metadata.ImageID = `sha256:${digest}`;
-  r.Metadata.RepoDigests = [`${image.split(':')[0]}@sha256:${digest}`];
-  return JSON.stringify(r);
-}
-
 let platform: TestPlatform;
 let scanner: Server;
 let scannerUrl: string;
 const requested: string[] = [];
-
 
 const put = (path: string, body: unknown) =>
   platform.api(path, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
@@ -46,7 +31,7 @@ beforeAll(async () => {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/json' }).end(reportFor(decodeURIComponent(match[1]!)));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(imageReport(decodeURIComponent(match[1]!), { artifactName: true }));
   });
   await new Promise<void>((r) => scanner.listen(0, '127.0.0.1', () => r()));
   scannerUrl = `http://127.0.0.1:${(scanner.address() as AddressInfo).port}`;

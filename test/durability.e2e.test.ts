@@ -7,6 +7,7 @@ import { loadConfig } from '../platform/config.js';
 import { startPlatform, type Platform } from '../platform/start.js';
 import { eventually, startTestPlatform, type TestPlatform } from './support/platform.js';
 import { freePort } from '../platform/ports.js';
+import { type TicketRow } from './support/reports.js';
 
 // Durability: a worker killed mid-wait loses nothing and duplicates nothing; the whole embedded
 // platform (Temporal dev server on SQLite, embedded PostgreSQL, simulator state) resumes after a restart.
@@ -19,16 +20,7 @@ afterAll(async () => {
   for (const undo of cleanup.reverse()) await undo().catch(() => {});
 });
 
-interface Ticket {
-  key: string;
-  externalNumber: string | null;
-  externalSysId: string | null;
-  state: string;
-  escalationLevel: number;
-  ackDueAt: string;
-  asset: { name: string };
-  fix: { component: string };
-}
+type Ticket = TicketRow;
 
 /** `ctem worker` as a separate OS process, so it can really be killed. */
 async function spawnWorker(env: Record<string, string>): Promise<ChildProcess> {

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { importFeedFile, importIntelFiles, type FeedFileOptions } from '../activities/intel.js';
-import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
+import type { Database } from '../db/client.js';
 import { FeedStateError, listFeedVersions, promoteFeed, UnknownCheckError, type FeedCheck } from '../db/queries/intel.js';
 import { detectFeedKind, FeedError } from '../prioritization/intel-feeds.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from './corpus.js';
-import { createTestDatabase } from './support/platform.js';
+import { closeTestDatabases, migratedTestDatabase } from './support/platform.js';
 
 // Threat-intel feeds into PostgreSQL: every version is staged, checked (schema, declared count,
 // row count against the active version, freshness, no going back, KEV x EPSS), then activated or
@@ -21,19 +21,8 @@ const fixtures = join(import.meta.dirname, 'fixtures');
 const EPSS_SAMPLE = join(fixtures, 'epss-sample.csv');
 const KEV_SAMPLE = join(fixtures, 'kev-sample.json');
 
-const databases: Database[] = [];
-afterAll(async () => {
-  await Promise.all(databases.map((d) => d.close()));
-});
-
-/** A database of its own per test: every check is judged against a known history. */
-async function freshDatabase(): Promise<Database> {
-  const url = await createTestDatabase();
-  await migrateDatabase(url);
-  const database = connectDatabase(url, { max: 4 });
-  databases.push(database);
-  return database;
-}
+// A database of its own per test (migratedTestDatabase): every check is judged against a known history.
+afterAll(closeTestDatabases);
 
 const options = (asOf: string, extra: Partial<FeedFileOptions> = {}): FeedFileOptions => ({
   maxAgeMs: { epss: 3 * DAY, kev: 14 * DAY },
@@ -89,7 +78,7 @@ async function storedRows(database: Database, kind: 'epss' | 'kev', version: str
 
 /** Both sample feeds active, as of the day after they were published. */
 async function withSamples(): Promise<Database> {
-  const database = await freshDatabase();
+  const database = await migratedTestDatabase();
   const results = await importIntelFiles(database, { epssFile: EPSS_SAMPLE, kevFile: KEV_SAMPLE }, options('2026-11-02'));
   expect(results.map((r) => r.status)).toEqual(['active', 'active']);
   return database;
@@ -97,7 +86,7 @@ async function withSamples(): Promise<Database> {
 
 describe('importing and activating', () => {
   it('imports a feed version once, with every check recorded; re-importing it changes nothing', async () => {
-    const database = await freshDatabase();
+    const database = await migratedTestDatabase();
     const [epss, kev] = await importIntelFiles(database, { epssFile: EPSS_SAMPLE, kevFile: KEV_SAMPLE }, options('2026-11-02'));
     expect(epss).toMatchObject({ kind: 'epss', version: '2026-11-01', rows: 6, status: 'active', imported: true, activated: true, publishedAt: '2026-11-01T00:00:00.000Z', origin: 'file:epss-sample.csv' });
     expect(kev).toMatchObject({ kind: 'kev', version: '2026.11.01', rows: 2, status: 'active', imported: true, activated: true, publishedAt: '2026-11-01T12:00:00.000Z' });
@@ -145,7 +134,7 @@ describe('each check on its own', () => {
   });
 
   it('schema: a file that is not an EPSS feed, and a CVE listed twice, are refused', async () => {
-    const database = await freshDatabase();
+    const database = await migratedTestDatabase();
     const file = join(tmp, 'not-epss.csv');
     writeFileSync(file, 'cve,epss,percentile\nCVE-2021-44228,0.5,0.9\n');
     await expect(importFeedFile(database, 'epss', file, options('2026-11-02'))).rejects.toThrow('not-epss.csv: EPSS: line 1: expected "#model_version:...,score_date:..."');
@@ -184,7 +173,7 @@ describe('each check on its own', () => {
   });
 
   it('freshness: a stale file is rejected and the active scores stay', async () => {
-    const database = await freshDatabase();
+    const database = await migratedTestDatabase();
     await importFeedFile(database, 'epss', epssFile('2026-10-25', sampleRows.map((r) => r.replace('0.94358', '0.9'))), options('2026-10-26'));
     const stale = await importFeedFile(database, 'epss', EPSS_SAMPLE, options('2026-11-10'));
     expect(stale.status).toBe('rejected');
@@ -300,7 +289,7 @@ describe('force, staging and promotion', () => {
 
 describe('history and retention', () => {
   it('keeps every version record, and the rows of the active one and the last 3 retired', async () => {
-    const database = await freshDatabase();
+    const database = await migratedTestDatabase();
     const dates = ['2026-11-01', '2026-11-02', '2026-11-03', '2026-11-04', '2026-11-05', '2026-11-06'];
     for (const date of dates) {
       const result = await importFeedFile(database, 'epss', epssFile(date), options(date));
@@ -332,7 +321,7 @@ describe.skipIf(!hasCorpus)(`real feeds${hasCorpus ? '' : ` (${corpusSkipReason}
   const KEV_2025 = () => corpusFile('intel', 'kev', 'cisagov-kev-data_2025.08.25', 'known_exploited_vulnerabilities.json');
 
   it('imports the full FIRST EPSS file and the CISA KEV catalog that pairs with it, every check passing', async () => {
-    const database = await freshDatabase();
+    const database = await migratedTestDatabase();
     const started = Date.now();
     const [epss, kev] = await importIntelFiles(database, { epssFile: EPSS_2026(), kevFile: KEV_2026() }, options('2026-01-31'));
     expect(epss).toMatchObject({ version: '2026-01-30', rows: 313_089, status: 'active', publishedAt: '2026-01-30T12:55:00.000Z' });
@@ -360,7 +349,7 @@ describe.skipIf(!hasCorpus)(`real feeds${hasCorpus ? '' : ` (${corpusSkipReason}
   });
 
   it('judged in late November, the January catalog is stale and nothing takes effect', async () => {
-    const database = await freshDatabase();
+    const database = await migratedTestDatabase();
     const asOf = new Date('2026-11-26T00:00:00Z');
     const kev = await importFeedFile(database, 'kev', KEV_2026(), { maxAgeMs: { epss: 3 * DAY, kev: 14 * DAY }, asOf });
     expect(kev.status).toBe('rejected');

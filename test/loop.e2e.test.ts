@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
+import { imageReport, type TicketRow } from './support/reports.js';
 
 // The whole loop against the real Temporal server, real PostgreSQL and the ServiceNow simulator over
 // HTTP: a Trivy report becomes scored findings, golden tickets and incidents; acknowledgement in
@@ -12,38 +12,14 @@ import { eventually, json, startTestPlatform, type TestPlatform } from './suppor
 const fixtures = join(import.meta.dirname, 'fixtures');
 const report = readFileSync(join(fixtures, 'trivy-payments-api.json'));
 
-/** The fixture as another image: the same digest would (rightly) make every target one asset. */
-function reportFor(target: string): string {
-  const r = JSON.parse(report.toString());
-  const digest = createHash('sha256').update(target).digest('hex');
-  r.Metadata.ImageID = `sha256:${digest}`;
-  r.Metadata.RepoDigests = [`${target.split(':')[0]}@sha256:${digest}`];
-  return JSON.stringify(r);
-}
-
 const ACK_SLA_S = 6;
 const ESCALATION_INTERVAL_S = 2;
 
-interface Ticket {
-  key: string;
-  workflowId: string;
-  externalNumber: string | null;
-  externalSysId: string | null;
-  state: string;
-  owner: string | null;
-  tier: string;
-  dueAt: string;
-  ackDueAt: string;
-  escalationLevel: number;
-  findingCount: number;
-  asset: { key: string; name: string };
-  fix: { component: string; fixedVersion: string };
-}
+type Ticket = TicketRow;
 
 let platform: TestPlatform;
 
-
-async function uploadScan(target: string, body: Buffer | string = reportFor(target), owner = 'alex.romero') {
+async function uploadScan(target: string, body: Buffer | string = imageReport(target), owner = 'alex.romero') {
   const res = await platform.api(`/api/v1/scans?owner=${owner}&target=${encodeURIComponent(target)}&filename=trivy-payments-api.json`, {
     method: 'POST',
     body,
@@ -339,7 +315,7 @@ describe('mobilization', () => {
 
   it('puts fixes on assets without an owner in the orphan queue instead of opening tickets', async () => {
     const target = 'shop/unowned:1';
-    const res = await platform.api(`/api/v1/scans?target=${encodeURIComponent(target)}`, { method: 'POST', body: reportFor(target) });
+    const res = await platform.api(`/api/v1/scans?target=${encodeURIComponent(target)}`, { method: 'POST', body: imageReport(target) });
     const scan = await scanDone(((await res.json()) as { scanId: string }).scanId);
     expect(scan.counts).toMatchObject({ goldenTickets: 3, orphanedTickets: 3, ticketsSignalled: 0 });
     const orphans = (await json<{ items: Ticket[] }>(platform.api('/api/v1/tickets?state=orphaned'))).items.filter((t) => t.asset.name === target);

@@ -1,5 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,37 +8,20 @@ import { startPlatform, type Platform } from '../platform/start.js';
 import { startDevServer, type DevServer } from '../platform/temporal.js';
 import { createTestDatabase, eventually } from './support/platform.js';
 import { freePort } from '../platform/ports.js';
+import { imageReport, type TicketRow } from './support/reports.js';
 
 // The Temporal server AND the worker stopped while remediation workflows wait on their
 // acknowledgement timers, and started again after the deadline passed: the timers fire once,
 // every ticket escalates exactly once, nothing is opened twice. This file runs its own Temporal dev
 // server (on a SQLite file, so it survives the restart) instead of the shared one.
 
-const report = readFileSync(join(import.meta.dirname, 'fixtures', 'trivy-payments-api.json'));
 const cleanup: Array<() => Promise<void>> = [];
 
 afterAll(async () => {
   for (const undo of cleanup.reverse()) await undo().catch(() => {});
 });
 
-interface Ticket {
-  key: string;
-  externalNumber: string | null;
-  externalSysId: string | null;
-  state: string;
-  escalationLevel: number;
-  ackDueAt: string;
-  asset: { name: string };
-  fix: { component: string };
-}
-
-function reportFor(target: string): string {
-  const r = JSON.parse(report.toString());
-  const digest = createHash('sha256').update(target).digest('hex');
-  r.Metadata.ImageID = `sha256:${digest}`;
-  r.Metadata.RepoDigests = [`${target.split(':')[0]}@sha256:${digest}`];
-  return JSON.stringify(r);
-}
+type Ticket = TicketRow;
 
 describe('the Temporal server and the worker restarted mid-wait', () => {
   it('fires the acknowledgement timers that expired while both were down, once', async () => {
@@ -68,7 +51,7 @@ describe('the Temporal server and the worker restarted mid-wait', () => {
       ((await (await api('/api/v1/tickets?limit=1000')).json()) as { items: Ticket[] }).items.filter((t) => t.asset.name === asset);
 
     const target = 'mobr/restart:1';
-    const upload = await api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}`, { method: 'POST', body: reportFor(target) });
+    const upload = await api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}`, { method: 'POST', body: imageReport(target) });
     expect(upload.status).toBe(202);
     const opened = await eventually(
       async () => {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from '@temporalio/worker';
@@ -9,6 +8,7 @@ import { loadConfig } from '../platform/config.js';
 import { connectWorkerTemporal, serviceNowClient } from '../platform/connect.js';
 import { createWorker } from '../platform/worker.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
+import { imageReport, type TicketRow } from './support/reports.js';
 
 // Mobilization against the real Temporal server, real PostgreSQL and the ServiceNow simulator over
 // HTTP, with SLAs of seconds: the escalation ladder and its notices, acknowledgement and resolution
@@ -22,31 +22,7 @@ const report = readFileSync(join(fixtures, 'trivy-payments-api.json'));
 const ACK_S = 4;
 const ESCALATION_S = 2;
 
-/** The fixture as another image, optionally without some packages (fixed). */
-function reportFor(target: string, withoutPackages: string[] = []): string {
-  const r = JSON.parse(report.toString());
-  const digest = createHash('sha256').update(target).digest('hex');
-  r.Metadata.ImageID = `sha256:${digest}`;
-  r.Metadata.RepoDigests = [`${target.split(':')[0]}@sha256:${digest}`];
-  for (const result of r.Results) {
-    result.Vulnerabilities = (result.Vulnerabilities ?? []).filter((v: { PkgName: string }) => !withoutPackages.includes(v.PkgName));
-  }
-  return JSON.stringify(r);
-}
-
-interface Ticket {
-  key: string;
-  owner: string | null;
-  externalNumber: string | null;
-  externalSysId: string | null;
-  state: string;
-  tier: string;
-  ackDueAt: string;
-  createdAt?: string;
-  escalationLevel: number;
-  asset: { name: string };
-  fix: { component: string };
-}
+type Ticket = TicketRow;
 
 interface WorkflowState {
   phase: string;
@@ -114,7 +90,7 @@ afterAll(async () => {
   await platform?.stop();
 });
 
-async function scan(target: string, body = reportFor(target)) {
+async function scan(target: string, body = imageReport(target)) {
   const res = await platform.api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}&filename=trivy.json`, { method: 'POST', body });
   expect(res.status).toBe(202);
   const { scanId } = (await res.json()) as { scanId: string };
@@ -196,7 +172,7 @@ describe('golden-ticket membership', () => {
     await scan(target);
     const ticket = await openedTicket(target, 'org.apache.logging.log4j:log4j-core');
     // The next scan finds log4j-core 2.14.1 in a second jar: the same fix, one more finding.
-    const r = JSON.parse(reportFor(target));
+    const r = JSON.parse(imageReport(target));
     const java = r.Results.find((x: { Target: string }) => x.Target === 'Java');
     java.Vulnerabilities.push({ ...java.Vulnerabilities[0], PkgPath: 'app/plugins/log4j-core-2.14.1.jar' });
     await scan(target, JSON.stringify(r));
@@ -355,7 +331,7 @@ describe('resolution and verification', () => {
     // Resolved again, and this time the scan no longer reports the package: verified and closed.
     expect((await post(`/api/v1/tickets/${key}/resolve`, { by: 'alex.romero' })).status).toBe(200);
     await eventually(async () => ((await ticketDetail(ticket.key)).state === 'resolved' ? true : undefined), { what: 'resolved again' });
-    const fixed = await scan(target, reportFor(target, ['org.apache.logging.log4j:log4j-core']));
+    const fixed = await scan(target, imageReport(target, { withoutPackages: ['org.apache.logging.log4j:log4j-core'] }));
     expect(fixed.status).toBe('completed');
     const verified = await eventually(
       async () => {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importIntelFiles } from '../activities/intel.js';
 import { connectorFor } from '../connectors/index.js';
-import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
+import type { Database } from '../db/client.js';
 import { ControlError, deleteControl, listControls, saveControl } from '../db/queries/controls.js';
 import { ingestFindings } from '../db/queries/ingest.js';
 import { activatePolicy, activePolicy, listPolicies, savePolicy } from '../db/queries/policies.js';
@@ -11,7 +11,7 @@ import { rescoreFindings, shadowScore } from '../db/queries/scoring.js';
 import type { ExplanationFactor } from '../db/schema.js';
 import { decisionKey, defaultPolicy, defaultPolicyDocument, parsePolicy, PolicyError, type PolicyDocument } from '../prioritization/policy.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from './corpus.js';
-import { createTestDatabase } from './support/platform.js';
+import { closeTestDatabases, migratedTestDatabase } from './support/platform.js';
 
 // The declarative policy (CISA BOD 26-04 with FIRST EPSS and local context) on real PostgreSQL:
 // document validation, every cell of the decision table, the real EPSS and KEV files against
@@ -21,18 +21,7 @@ import { createTestDatabase } from './support/platform.js';
 const DAY = 86_400_000;
 const policy = defaultPolicy();
 
-const databases: Database[] = [];
-afterAll(async () => {
-  await Promise.all(databases.map((d) => d.close()));
-});
-
-async function freshDatabase(): Promise<Database> {
-  const url = await createTestDatabase();
-  await migrateDatabase(url);
-  const database = connectDatabase(url, { max: 4 });
-  databases.push(database);
-  return database;
-}
+afterAll(closeTestDatabases);
 
 const doc = (): PolicyDocument => structuredClone(defaultPolicyDocument()) as PolicyDocument;
 
@@ -164,7 +153,7 @@ describe('the BOD 26-04 table on constructed findings', () => {
   let db: Database;
   const ids: number[] = [];
   beforeAll(async () => {
-    db = await freshDatabase();
+    db = await migratedTestDatabase();
     await syntheticFeeds(db);
     const exposed = await addAsset(db, 'web-01', { kind: 'host', internetFacing: true, publicIps: ['203.0.113.10'], securityGroups: ['sg-web'], exposedPorts: ['443/tcp'] });
     const closed = await addAsset(db, 'db-01', { kind: 'host', internetFacing: false });
@@ -259,7 +248,7 @@ describe('the BOD 26-04 table on constructed findings', () => {
 describe('modifiers and context on constructed findings', () => {
   let db: Database;
   beforeAll(async () => {
-    db = await freshDatabase();
+    db = await migratedTestDatabase();
     await syntheticFeeds(db);
   });
 
@@ -302,7 +291,7 @@ describe('modifiers and context on constructed findings', () => {
   });
 
   it('without any KEV catalog, severity decides and never reaches act', async () => {
-    const bare = await freshDatabase();
+    const bare = await migratedTestDatabase();
     const image = await addAsset(bare, 'shop/bare:1');
     const critical = await addFinding(bare, image, 'CVE-2021-44228', { cvss: 10 });
     const high = await addFinding(bare, image, 'CVE-2021-3712', { cvss: 7.4 });
@@ -329,7 +318,7 @@ describe('modifiers and context on constructed findings', () => {
 describe('policies and controls in the database', () => {
   let db: Database;
   beforeAll(async () => {
-    db = await freshDatabase();
+    db = await migratedTestDatabase();
   });
 
   it('seeds the default policy as active, keeps versions immutable and retires the previous active one', async () => {
@@ -381,7 +370,7 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
   const HTTP2 = 'CVE-2023-44487'; // in KEV (added 2023-10-10); NVD: 7.5, network, no privileges, availability only
   const HTTP2_VECTOR = 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H';
   beforeAll(async () => {
-    db = await freshDatabase();
+    db = await migratedTestDatabase();
     const year = 365 * DAY;
     const feeds = await importIntelFiles(
       db,

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectorFor } from '../connectors/index.js';
-import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
+import type { Database } from '../db/client.js';
 import { ingestFindings, type ScanToIngest } from '../db/queries/ingest.js';
 import { findingLastSeen } from '../db/queries/read-model.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from './corpus.js';
-import { createTestDatabase } from './support/platform.js';
+import { closeTestDatabases, migratedTestDatabase } from './support/platform.js';
 
 // Scan semantics on real PostgreSQL: complete rescans close what they no longer report and re-open
 // what returns; empty and partial reports close nothing; one finding reported by two scanners
@@ -19,11 +19,9 @@ const tmp = mkdtempSync(join(tmpdir(), 'rescan-'));
 const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'trivy-payments-api.json'), 'utf8'));
 
 beforeAll(async () => {
-  const url = await createTestDatabase();
-  await migrateDatabase(url);
-  database = connectDatabase(url);
+  database = await migratedTestDatabase();
 });
-afterAll(async () => database?.close());
+afterAll(closeTestDatabases);
 
 async function ingest(file: string, scan: Omit<ScanToIngest, 'id'>, format?: string) {
   const connector = await connectorFor(file, file, format);

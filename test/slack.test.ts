@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -11,13 +9,13 @@ import { createSlackNotifier } from '../slack/notifier.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
 import { startFakeSlack, type FakeSlack } from './support/slack-fake.js';
 import { buttonClick, signed, slashCommand, viewSubmission, type SignOptions } from './support/slack-requests.js';
+import { imageReport, type TicketRow } from './support/reports.js';
 
 // The Slack bot against the real platform: signed requests to /slack/events on the API, the real
 // Temporal server and PostgreSQL behind it, and a local fake of the Slack Web API (SLACK_API_URL)
 // that records what the bot says. Images are named slack-bot/... so no other test file shares them.
 
 const fixtures = join(import.meta.dirname, 'fixtures');
-const report = readFileSync(join(fixtures, 'trivy-payments-api.json'));
 const SECRET = 'slack-signing-secret-for-tests';
 const BOT_TOKEN = 'xoxb-ctem-test';
 const CHANNEL = 'CSECOPS';
@@ -33,14 +31,6 @@ let platform: TestPlatform;
 let slack: FakeSlack;
 let scanner: Server;
 let scannerUrl: string;
-
-function reportFor(target: string): string {
-  const r = JSON.parse(report.toString());
-  const digest = createHash('sha256').update(target).digest('hex');
-  r.Metadata.ImageID = `sha256:${digest}`;
-  r.Metadata.RepoDigests = [`${target.split(':')[0]}@sha256:${digest}`];
-  return JSON.stringify(r);
-}
 
 async function post(body: string, options: SignOptions = {}) {
   const request = signed(body, SECRET, options);
@@ -73,14 +63,7 @@ async function replyOn(responseUrl: string, count = 1) {
   return posts[count - 1]!.body as Record<string, any>;
 }
 
-interface Ticket {
-  key: string;
-  workflowId: string;
-  externalNumber: string | null;
-  state: string;
-  escalationLevel: number;
-  asset: { name: string };
-}
+type Ticket = TicketRow;
 
 async function ticketsOn(asset: string, count: number): Promise<Ticket[]> {
   return eventually(async () => {
@@ -90,7 +73,7 @@ async function ticketsOn(asset: string, count: number): Promise<Ticket[]> {
 }
 
 async function scan(target: string) {
-  const res = await platform.api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}&filename=trivy.json`, { method: 'POST', body: reportFor(target) });
+  const res = await platform.api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}&filename=trivy.json`, { method: 'POST', body: imageReport(target) });
   expect(res.status).toBe(202);
 }
 
@@ -112,7 +95,7 @@ beforeAll(async () => {
   scanner = createServer((req, res) => {
     if (req.url?.startsWith('/missing')) return void res.writeHead(404).end();
     const target = decodeURIComponent(new URL(req.url ?? '/', 'http://x').searchParams.get('image') ?? '');
-    res.writeHead(200, { 'content-type': 'application/json' }).end(reportFor(target));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(imageReport(target));
   });
   await new Promise<void>((r) => scanner.listen(0, '127.0.0.1', r));
   scannerUrl = `http://127.0.0.1:${(scanner.address() as AddressInfo).port}`;
@@ -478,7 +461,7 @@ describe('campaigns, exposures and tickets', () => {
 
 describe('orphan assets', () => {
   it('answers /ctem orphans and posts the weekly report once per report', async () => {
-    await platform.api(`/api/v1/scans?target=${encodeURIComponent('slack-bot/orphan:1.0')}&filename=trivy.json`, { method: 'POST', body: reportFor('slack-bot/orphan:1.0') });
+    await platform.api(`/api/v1/scans?target=${encodeURIComponent('slack-bot/orphan:1.0')}&filename=trivy.json`, { method: 'POST', body: imageReport('slack-bot/orphan:1.0') });
     await eventually(async () => ((await platform.database.sql`select 1 from assets where name = 'slack-bot/orphan:1.0'`).length ? true : undefined), { what: 'the orphan asset' });
     const reply = await ctem('orphans', BOB);
     expect(reply.all).toMatch(/assets have no owner/);

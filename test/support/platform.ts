@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { expect, inject } from 'vitest';
+import { connectDatabase, migrateDatabase, type Database } from '../../db/client.js';
 import { loadConfig } from '../../platform/config.js';
 import { startPlatform, type Platform, type Roles } from '../../platform/start.js';
 import { namespaceForTestFile } from './namespaces.js';
@@ -16,6 +17,22 @@ export async function createTestDatabase(): Promise<string> {
   await admin.unsafe(`create database ${name}`);
   await admin.end();
   return base.replace(/\/[^/]*$/, `/${name}`);
+}
+
+const openedDatabases: Database[] = [];
+
+/** A migrated database of its own, for tests of queries without the platform; see closeTestDatabases. */
+export async function migratedTestDatabase(): Promise<Database> {
+  const url = await createTestDatabase();
+  await migrateDatabase(url);
+  const database = connectDatabase(url, { max: 4 });
+  openedDatabases.push(database);
+  return database;
+}
+
+/** Closes every database migratedTestDatabase opened in this test file (an afterAll hook). */
+export async function closeTestDatabases(): Promise<void> {
+  await Promise.all(openedDatabases.splice(0).map((d) => d.close()));
 }
 
 export interface TestPlatform extends Platform {
