@@ -39,10 +39,17 @@ export function cvss3BaseScore(vector: string): number | undefined {
  * The vector when it is a well-formed CVSS v3.x base vector, trimmed; anything else is dropped.
  * Some formats (Tenable CSV, CycloneDX) may omit the `CVSS:3.x/` prefix; `version` supplies it.
  */
+// Reports repeat a few thousand distinct vectors over millions of findings: check each once.
+const checked = new Map<string, string | undefined>();
+
 export function cvss3Vector(raw: unknown, version: '3.0' | '3.1' = '3.0'): string | undefined {
   if (typeof raw !== 'string') return undefined;
+  const key = `${version}|${raw}`;
+  if (checked.has(key)) return checked.get(key);
   const trimmed = raw.trim();
-  if (!trimmed) return undefined;
   const vector = trimmed.startsWith('CVSS:') ? trimmed : `CVSS:${version}/${trimmed}`;
-  return cvss3BaseScore(vector) === undefined ? undefined : vector;
+  const valid = trimmed !== '' && cvss3BaseScore(vector) !== undefined ? vector : undefined;
+  if (checked.size >= 10_000) checked.clear(); // bounded: hostile input cannot grow it
+  checked.set(key, valid);
+  return valid;
 }
