@@ -55,6 +55,21 @@ export function parseCriticality(raw: string | undefined): Criticality | undefin
   return CRITICALITIES[key] ?? null;
 }
 
+/**
+ * A yearly revenue figure: digits with an optional decimal part, `,` `_` or spaces as thousands
+ * separators, and an optional k / M / B multiplier ("12,500,000", "12.5M"). undefined for an empty
+ * value, null for anything else (a negative number, a currency word, a range).
+ */
+export function parseRevenue(raw: string | undefined): number | undefined | null {
+  const v = raw?.trim().replace(/[,_\s]/g, '');
+  if (!v) return undefined;
+  const m = /^(\d+(?:\.\d+)?)([kKmMbB]?)$/.exec(v);
+  if (!m) return null;
+  const scale = { '': 1, k: 1e3, m: 1e6, b: 1e9 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'b'];
+  const value = Number(m[1]) * scale;
+  return Number.isFinite(value) ? value : null;
+}
+
 /** DNS names compare case-insensitively and a trailing dot is the same name. */
 export const normalizeName = (s: string): string => s.trim().toLowerCase().replace(/\.$/, '');
 

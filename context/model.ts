@@ -27,6 +27,8 @@ export interface ContextAsset {
   owner?: string;
   businessService?: string;
   criticality?: Criticality;
+  /** Yearly revenue the asset (usually a business service) carries, in the CMDB's currency. */
+  annualRevenue?: number;
   environment?: string;
   publicIps?: string[];
   securityGroups?: string[];

@@ -34,6 +34,8 @@ export const assets = pgTable('assets', {
   owner: text('owner'),
   businessService: text('business_service'),
   criticality: text('criticality', { enum: ['critical', 'high', 'medium', 'low'] }),
+  /** Yearly revenue the asset carries (set on business services in the CMDB), in the CMDB's currency. */
+  annualRevenue: doublePrecision('annual_revenue'),
   environment: text('environment'),
   internetFacing: boolean('internet_facing'),
   /** Ports the internet reaches (public IP and a security-group rule open to 0.0.0.0/0). */

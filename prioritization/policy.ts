@@ -80,7 +80,13 @@ export const PolicyDocument = z.strictObject({
     notExploitableControl: z.strictObject({ to: tier, scoreFactor: factor, note }).optional(),
     vendorStatus: z.strictObject({ statuses: z.array(z.string().min(1)).min(1), to: tier, scoreFactor: factor, note }).optional(),
     criticalAsset: z
-      .strictObject({ criticalities: z.array(z.enum(['critical', 'high', 'medium', 'low'])).min(1), dueFactor: z.number().gt(0).max(1), note })
+      .strictObject({
+        criticalities: z.array(z.enum(['critical', 'high', 'medium', 'low'])).min(1),
+        /** An asset whose business service carries at least this yearly revenue counts as critical too. */
+        revenueAtLeast: z.number().positive().optional(),
+        dueFactor: z.number().gt(0).max(1),
+        note,
+      })
       .optional(),
   }),
   score: z.strictObject({

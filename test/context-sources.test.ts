@@ -66,6 +66,7 @@ describe('example files', () => {
       owner: 'alex.romero',
       businessService: 'Payments',
       criticality: 'critical',
+      annualRevenue: 48_000_000,
       environment: 'production',
     });
     expect(got[1]).toEqual({
@@ -270,6 +271,12 @@ describe('bad and empty input', () => {
     expect(err.reason).toMatch(/^unknown criticality "urgent"; expected one of critical, high, medium, low, "1 - most critical"/);
     const ip = await parseError('cmdb-csv', fixture('bad-ip.csv', 'name,ip\nweb-01,10.0.1.10;10.0.1.999\n'));
     expect(ip.message).toBe('bad-ip.csv: cmdb-csv: line 2, column ip: "10.0.1.999" is not an IP address');
+    const revenue = await parseError('cmdb-csv', fixture('bad-revenue.csv', 'name,kind,annual_revenue\nShop,business_service,"$4,000,000"\n'));
+    expect(revenue.message).toBe('bad-revenue.csv: cmdb-csv: line 2, column annual_revenue: "$4,000,000" is not a yearly revenue figure (a number such as 12500000 or 12.5M)');
+    const negative = await parseError('cmdb-csv', fixture('neg-revenue.csv', 'name,kind,revenue\nShop,business_service,-5\n'));
+    expect(negative.where).toBe('line 2, column annual_revenue');
+    const spelled = assets(await parse('cmdb-csv', fixture('revenue.csv', 'name,kind,revenue\nShop,business_service,"12,500,000"\nBlog,business_service,1.5M\nWiki,business_service,250k\n')));
+    expect(spelled.map((a) => a.annualRevenue)).toEqual([12_500_000, 1_500_000, 250_000]);
     const kind = await parseError('cmdb-csv', fixture('bad-kind.csv', 'name,kind\nweb-01,toaster\n'));
     expect(kind.message).toMatch(/^bad-kind\.csv: cmdb-csv: line 2, column kind: unknown kind "toaster"; expected one of host, /);
     const name = await parseError('cmdb-csv', fixture('empty-name.csv', 'name,owner\n,alex.romero\n'));
@@ -285,6 +292,10 @@ describe('bad and empty input', () => {
     const answer = await parseError('servicenow-cmdb', fixture('sn-401.json', { error: { message: 'User Not Authenticated', detail: null }, status: 'failure' }));
     expect(answer.message).toBe('sn-401.json: servicenow-cmdb: error: the file is a ServiceNow error response: User Not Authenticated');
     const crit = await parseError('servicenow-cmdb', fixture('sn-crit.json', { result: [{ name: 'a' }, { name: 'b', business_criticality: '0 - mission critical' }] }));
+    const revenue = await parseError('servicenow-cmdb', fixture('sn-revenue.json', { result: [{ name: 'Shop', sys_class_name: 'cmdb_ci_service', u_annual_revenue: 'lots' }] }));
+    expect(revenue.where).toBe('result[0].u_annual_revenue');
+    const service = assets(await parse('servicenow-cmdb', fixture('sn-service.json', { result: [{ name: 'Shop', sys_class_name: 'cmdb_ci_service', u_annual_revenue: '12500000' }] })));
+    expect(service[0]).toMatchObject({ kind: 'business_service', annualRevenue: 12_500_000 });
     expect(crit.where).toBe('result[1].business_criticality');
     const noName = await parseError('servicenow-cmdb', fixture('sn-noname.json', { result: [{ sys_id: 'x' }] }));
     expect(noName.where).toBe('result[0].name');

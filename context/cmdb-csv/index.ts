@@ -3,7 +3,7 @@ import { ContextError, type AssetIdentifiers, type ContextAsset, type ContextRec
 import { csvRows, sniffCsvHeader, type CsvColumns } from '../../connectors/csv-stream.js';
 import {
   CRITICALITY_VALUES, cleanAsset, hostIdentifiers, isIpAddress, normalizeEnvironment,
-  normalizeIp, normalizeName, parseCriticality, splitList, uniq,
+  normalizeIp, normalizeName, parseCriticality, parseRevenue, splitList, uniq,
 } from '../common.js';
 import { contextRecords } from '../parse-frame.js';
 
@@ -25,6 +25,7 @@ const COLUMNS = {
   owner: { names: ['owner', 'owned_by'] },
   businessService: { names: ['business_service'] },
   criticality: { names: ['criticality', 'business_criticality'] },
+  annualRevenue: { names: ['annual_revenue', 'revenue'] },
   environment: { names: ['environment', 'used_for'] },
   partOf: { names: ['part_of'] },
   runsOn: { names: ['runs_on'] },
@@ -34,7 +35,7 @@ const COLUMNS = {
 // Detection needs more than `name` (scanner CSVs have a Name column too): one CMDB-only column as well.
 const DETECT = {
   name: { names: ['name'], required: true },
-  cmdb: { names: ['kind', 'business_service', 'criticality', 'business_criticality', 'owner', 'part_of', 'runs_on'], required: true },
+  cmdb: { names: ['kind', 'business_service', 'criticality', 'business_criticality', 'annual_revenue', 'owner', 'part_of', 'runs_on'], required: true },
 } satisfies CsvColumns<string>;
 
 const KINDS: Record<string, ContextAsset['kind']> = {
@@ -80,6 +81,9 @@ async function* rows(file: string, display: string): AsyncGenerator<ContextRecor
     const criticality = parseCriticality(v.criticality)
       ?? (v.criticality === '' ? undefined : fail('criticality', `unknown criticality ${JSON.stringify(v.criticality)}; expected one of ${CRITICALITY_VALUES}`));
 
+    const annualRevenue = parseRevenue(v.annualRevenue)
+      ?? (v.annualRevenue.trim() === '' ? undefined : fail('annual_revenue', `${JSON.stringify(v.annualRevenue)} is not a yearly revenue figure (a number such as 12500000 or 12.5M)`));
+
     const ips = splitList(v.ip);
     const badIp = ips.find((ip) => !isIpAddress(ip));
     if (badIp !== undefined) fail('ip', `${JSON.stringify(badIp)} is not an IP address`);
@@ -118,6 +122,7 @@ async function* rows(file: string, display: string): AsyncGenerator<ContextRecor
         owner: v.owner || undefined,
         businessService: v.businessService || undefined,
         criticality,
+        annualRevenue,
         environment: normalizeEnvironment(v.environment),
         tags,
         relations,

@@ -1,7 +1,7 @@
 import { isObject, type Json } from '../../connectors/common/json.js';
 import type { ContextAsset } from '../model.js';
 import {
-  CRITICALITY_VALUES, cleanAsset, isIpAddress, normalizeEnvironment, normalizeIp, normalizeName, parseCriticality, splitList, uniq,
+  CRITICALITY_VALUES, cleanAsset, isIpAddress, normalizeEnvironment, normalizeIp, normalizeName, parseCriticality, parseRevenue, splitList, uniq,
 } from '../common.js';
 
 // One ServiceNow CI record (Table API JSON) to a context asset. Shared by the file parser and the
@@ -78,6 +78,11 @@ export function mapCi(rec: unknown, defaultKind: ContextAsset['kind'], fail: (fi
   const criticality = parseCriticality(criticalityRaw);
   if (criticality === null) fail('business_criticality', `unknown value ${JSON.stringify(criticalityRaw)}; expected one of ${CRITICALITY_VALUES}`);
 
+  // ServiceNow has no standard revenue column: instances that track it use a custom field.
+  const revenueRaw = text(r.u_annual_revenue);
+  const annualRevenue = parseRevenue(revenueRaw);
+  if (annualRevenue === null) fail('u_annual_revenue', `${JSON.stringify(revenueRaw)} is not a yearly revenue figure (a number such as 12500000 or 12.5M)`);
+
   // ip_address is free text on a real instance; values that are not addresses are ignored.
   const ips = uniq(splitList(text(r.ip_address)).filter(isIpAddress).map(normalizeIp));
   const service = reference(r.u_business_service);
@@ -102,6 +107,7 @@ export function mapCi(rec: unknown, defaultKind: ContextAsset['kind'], fail: (fi
       owner: ownerOf(r.owned_by) ?? ownerOf(r.managed_by),
       businessService: serviceName,
       criticality,
+      annualRevenue,
       environment: normalizeEnvironment(text(r.environment) ?? text(r.used_for)),
       tags,
       relations: service

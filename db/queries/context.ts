@@ -20,7 +20,7 @@ export function attributeSourceOf(source: string): string {
 
 /**
  * Merges one context document into the inventory, in one transaction: assets are identity-resolved
- * (created when unknown), their owner / business service / criticality / environment set where this
+ * (created when unknown), their owner / business service / criticality / revenue / environment set where this
  * source ranks at least as high as the one that set them, relations linked, security-group rules
  * replaced for this source, internet exposure recomputed, runtime evidence upserted.
  */
@@ -65,15 +65,17 @@ export async function ingestContext(
             ${tx.array(col((a) => a.owner ?? ''))}::text[], ${tx.array(col((a) => a.businessService ?? ''))}::text[],
             ${tx.array(col((a) => a.criticality ?? ''))}::text[], ${tx.array(col((a) => a.environment ?? ''))}::text[],
             ${tx.array(col((a) => (a.publicIps ?? []).join(',')))}::text[], ${tx.array(col((a) => (a.securityGroups ?? []).join(',')))}::text[],
-            ${tx.array(col((a) => JSON.stringify(a.tags ?? {})))}::text[]
-          ) as i(id, owner, business_service, criticality, environment, public_ips, security_groups, tags)
+            ${tx.array(col((a) => JSON.stringify(a.tags ?? {})))}::text[],
+            ${tx.array(col((a) => (a.annualRevenue === undefined ? '' : String(a.annualRevenue))))}::text[]
+          ) as i(id, owner, business_service, criticality, environment, public_ips, security_groups, tags, annual_revenue)
         ),
         ranked as (
           select i.*, a.attribute_sources as sources,
             ${rank} >= coalesce(case a.attribute_sources->>'owner' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.owner <> '' as set_owner,
             ${rank} >= coalesce(case a.attribute_sources->>'business_service' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.business_service <> '' as set_service,
             ${rank} >= coalesce(case a.attribute_sources->>'criticality' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.criticality <> '' as set_criticality,
-            ${rank} >= coalesce(case a.attribute_sources->>'environment' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.environment <> '' as set_environment
+            ${rank} >= coalesce(case a.attribute_sources->>'environment' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.environment <> '' as set_environment,
+            ${rank} >= coalesce(case a.attribute_sources->>'annual_revenue' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.annual_revenue <> '' as set_revenue
           from incoming i join assets a on a.id = i.id
         )
         update assets a set
@@ -82,6 +84,7 @@ export async function ingestContext(
           business_service = case when r.set_service then r.business_service else a.business_service end,
           criticality = case when r.set_criticality then r.criticality else a.criticality end,
           environment = case when r.set_environment then r.environment else a.environment end,
+          annual_revenue = case when r.set_revenue then r.annual_revenue::float8 else a.annual_revenue end,
           public_ips = case when r.public_ips <> '' then string_to_array(r.public_ips, ',') else a.public_ips end,
           security_groups = case when r.security_groups <> '' then string_to_array(r.security_groups, ',') else a.security_groups end,
           tags = case when r.tags <> '{}' then coalesce(a.tags, '{}'::jsonb) || r.tags::jsonb else a.tags end,
@@ -90,6 +93,7 @@ export async function ingestContext(
             || case when r.set_service then jsonb_build_object('business_service', ${attributeSource}::text) else '{}' end
             || case when r.set_criticality then jsonb_build_object('criticality', ${attributeSource}::text) else '{}' end
             || case when r.set_environment then jsonb_build_object('environment', ${attributeSource}::text) else '{}' end
+            || case when r.set_revenue then jsonb_build_object('annual_revenue', ${attributeSource}::text) else '{}' end
         from ranked r where a.id = r.id`;
     }
 

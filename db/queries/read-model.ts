@@ -173,6 +173,7 @@ export async function listAssets(sql: Sql, f: AssetFilter) {
       owner: r.owner as string | null,
       businessService: r.business_service as string | null,
       criticality: r.criticality as string | null,
+      annualRevenue: r.annual_revenue as number | null,
       internetFacing: r.internet_facing as boolean | null,
       openFindings: r.open_findings as number,
       actionFindings: r.action_findings as number,

@@ -120,7 +120,7 @@ function compile(policy: Policy, feeds: FeedVersions) {
   const kevSource = feeds.kev ? `CISA KEV ${feeds.kev}` : 'CISA KEV (no catalog loaded)';
   // Everything the decision's part of an explanation says that comes from the policy.
   const digest = createHash('sha256')
-    .update(JSON.stringify([source, decisionObjs, tierObjs, scoreText, vendorObjs, m.notLoadedAtRuntime ?? null, m.notExploitableControl ?? null]))
+    .update(JSON.stringify([source, decisionObjs, tierObjs, scoreText, vendorObjs, m.notLoadedAtRuntime ?? null, m.notExploitableControl ?? null, 'critical-names-business']))
     .digest('hex');
   return {
     digest,
@@ -154,6 +154,8 @@ function compile(policy: Policy, feeds: FeedVersions) {
     controlToName: m.notExploitableControl?.to ?? 'track',
     controlFactor: m.notExploitableControl?.scoreFactor ?? 1,
     criticalities: m.criticalAsset?.criticalities ?? [],
+    revenueAt: m.criticalAsset?.revenueAtLeast ?? null,
+    criticalDueFactor: factorDue,
   };
 }
 
@@ -216,7 +218,7 @@ function contextBody(
 ): Fragment {
   return tx`(
     jsonb_build_object('tier', (${c.tierObjs}::jsonb[])[(${b} * 4 + ${ft}) * 2 + ${critical}::int + 1],
-      'likely', ${shape} & 1 = 1, 'runtime', ${shape} & 2 = 2, 'nonprod', ${shape} & 4 = 4,
+      'likely', ${shape} & 1 = 1, 'runtime', ${shape} & 2 = 2, 'nonprod', ${shape} & 4 = 4, 'critical', ${critical},
       'runtimeEffect', format('%s tier lower (score × %s)', ${c.runtimeLower}::int, ${c.runtimeFactor}::float8),
       'scoreSource', ${c.source}::text, 'scoreText', ${c.scoreText}::text)
     || case when ${b} < 16 then jsonb_build_object('decision', (${c.decisionObjs}::jsonb[])[${b} + 1]) else '{}' end
@@ -280,10 +282,17 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       from compensating_controls c
       where c.expires_at is null or c.expires_at > now()
     ),
+    services as materialized (
+      select id, name, annual_revenue, attribute_sources->>'annual_revenue' as source from assets
+      where annual_revenue is not null and kind = 'business_service' and ${c.revenueAt !== null}::boolean
+    ),
     asset_base as (
       select a.id, a.name, a.kind, a.asset_key, a.business_service, a.environment, a.criticality, a.internet_facing,
+        coalesce(a.annual_revenue, sv.annual_revenue) as revenue,
+        case when a.annual_revenue is not null then a.name else sv.name end as revenue_of,
+        coalesce(case when a.annual_revenue is not null then a.attribute_sources->>'annual_revenue' else sv.source end, 'inventory') as revenue_source,
         a.attribute_sources->>'internet_facing' as facing_source,
-        a.attribute_sources->>'environment' as environment_source,
+        a.attribute_sources->>'environment' as environment_source, a.attribute_sources->>'criticality' as criticality_source,
         h.n as host_n, h.any_facing, h.all_closed, h.names as host_names,
         coalesce(case when a.internet_facing then a.id end, fh.id) as facing_id,
         rh.seen as rt_seen, rh.covered as rt_covered, rh.names as rt_names
@@ -313,6 +322,14 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
               select r.target_id from asset_relations r where r.asset_id = a.id and r.relation = 'runs_on') hh
         join assets t on t.id = hh.host_id
       ) rh on ${c.runtimeOn}::boolean
+      -- The revenue of the business service the asset belongs to (by name or part_of), when it has none itself.
+      left join lateral (
+        select s.name, s.annual_revenue, s.source from services s
+        where a.annual_revenue is null and s.id <> a.id
+          and (s.name = a.business_service
+               or s.id in (select r.target_id from asset_relations r where r.asset_id = a.id and r.relation = 'part_of'))
+        order by s.annual_revenue desc, s.name limit 1
+      ) sv on ${c.revenueAt !== null}::boolean
       ${assetFilter}
     ),
     asset_ctx0 as (
@@ -346,7 +363,19 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
           'source', 'asset context (' || coalesce(b.environment_source, 'inventory') || ')',
           'effect', case when b.environment is null or b.environment = '' then format('environment of %s unknown, assumed non-production: %s tier lower (score × %s)', b.name, ${c.envLower}::int, ${c.envFactor}::float8)
                          else format('%s runs in %s, not production: %s tier lower (score × %s)', b.name, b.environment, ${c.envLower}::int, ${c.envFactor}::float8) end) as env_obj,
-        coalesce(b.criticality = any(${c.criticalities}::text[]), false) as critical,
+        coalesce(b.criticality = any(${c.criticalities}::text[]), false) or coalesce(b.revenue >= ${c.revenueAt}::float8, false) as critical,
+        case when coalesce(b.criticality = any(${c.criticalities}::text[]), false) or coalesce(b.revenue >= ${c.revenueAt}::float8, false) then
+          jsonb_build_object('factor', 'business_impact',
+            'value', case when b.revenue >= ${c.revenueAt}::float8 then to_jsonb(b.revenue) else to_jsonb(b.criticality) end,
+            'source', case when b.revenue >= ${c.revenueAt}::float8 then 'asset context (' || b.revenue_source || ')'
+                           else 'asset context (' || coalesce(b.criticality_source, 'inventory') || ')' end,
+            'effect', array_to_string(array_remove(array[
+                case when b.criticality = any(${c.criticalities}::text[]) then format('%s is rated %s', b.name, b.criticality) end,
+                case when b.revenue >= ${c.revenueAt}::float8
+                     then format('%s carries %s a year in revenue (at least %s)', case when b.revenue_of = b.name then b.name else 'its business service ' || b.revenue_of end,
+                                 to_char(b.revenue, 'FM999,999,999,999,990'), to_char(${c.revenueAt}::float8, 'FM999,999,999,999,990')) end], null), '; ')
+              || format(': a critical asset, due dates × %s', ${c.criticalDueFactor}::float8))
+        end as business_obj,
         coalesce(b.rt_covered, false) as edr_covered, coalesce(b.rt_seen, '{}') as rt_seen, b.rt_names,
         nullif(array(select c.name from ctl c
                      where c.to_all or b.asset_key = any(c.asset_keys) or b.business_service = any(c.services) or b.environment = any(c.environments)), '{}') as ctl_names
@@ -372,7 +401,8 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       from asset_ctx0 x
       cross join lateral (
         select jsonb_build_object('exposure', x.exposure_obj, 'environment', x.env_obj, 'runtimeHosts', x.rt_names,
-                                  'runtimeSeen', case when x.edr_covered then x.rt_seen end) as a_body
+                                  'runtimeSeen', case when x.edr_covered then x.rt_seen end)
+               || case when x.business_obj is not null then jsonb_build_object('business', x.business_obj) else '{}' end as a_body
       ) p
     ),
     vkeys as (
