@@ -329,7 +329,7 @@ async function generate(dir: string, options: Options, cves: string[]): Promise<
         const component = componentName(trivyEcosystem(result.Type), pkg);
         const fields = [assetKey, 'vulnerability', cve, component, installed, location];
         const fingerprint = createHash('sha256').update(fields.join('\x1f')).digest('hex');
-        copyText += [fingerprint, ...fields, status === 'fixed' ? fixed : undefined, severity.toLowerCase(), score, title, TRIVY_STATUS[status]].map(copyField).join('\t') + '\n';
+        copyText += [fingerprint, ...fields, status === 'fixed' ? fixed : undefined, severity.toLowerCase(), score, vector, title, TRIVY_STATUS[status]].map(copyField).join('\t') + '\n';
       }
     }
     const report = {
@@ -443,7 +443,8 @@ async function copyBaseline(sql: postgres.Sql, copyFiles: string[]): Promise<num
   await sql.unsafe(`
     create table ${BASELINE_TABLE} (
       fingerprint text primary key, asset_key text not null, kind text not null, issue_id text not null, component text not null,
-      version text not null, location text not null, fixed_version text, severity text not null, cvss_score real, title text, vendor_status text
+      version text not null, location text not null, fixed_version text, severity text not null, cvss_score real, cvss_vector text, title text,
+      vendor_status text
     )`);
   const started = performance.now();
   await Promise.all(copyFiles.map(async (file) => {
@@ -457,7 +458,7 @@ async function copyBaseline(sql: postgres.Sql, copyFiles: string[]): Promise<num
 async function findingsDigest(sql: postgres.Sql): Promise<string> {
   const [row] = await sql`
     select count(*)::bigint as n, count(*) filter (where status = 'open')::bigint as open,
-           coalesce(sum(hashtextextended(concat_ws('|', id, fingerprint, asset_id, status, severity, cvss_score, fixed_version, title, vendor_status,
+           coalesce(sum(hashtextextended(concat_ws('|', id, fingerprint, asset_id, status, severity, cvss_score, cvss_vector, fixed_version, title, vendor_status,
                                                    reopen_count, closed_at, first_seen_at, first_scan_id), 0)::numeric), 0)::text as h,
            (select count(*) from finding_sources where present)::bigint as sources
     from findings`;
@@ -671,7 +672,7 @@ async function main(): Promise<number> {
       generateSeconds: round(generateSeconds),
       concurrency: options.concurrency,
       mode: `each report parsed by the trivy-json connector and merged by ingestFindings in its own transaction, ${options.concurrency} report(s) at a time`,
-      baseline: `COPY FROM STDIN of the same ${copied!.n} rows (sha256 fingerprint + the 11 staging columns), pre-rendered as COPY text in ${generated.copyFiles.length} file(s) streamed concurrently, into an empty logged table with a text primary key on the fingerprint`,
+      baseline: `COPY FROM STDIN of the same ${copied!.n} rows (sha256 fingerprint + the 12 staging columns), pre-rendered as COPY text in ${generated.copyFiles.length} file(s) streamed concurrently, into an empty logged table with a text primary key on the fingerprint`,
       cves,
       database: database.where,
       cpus: availableParallelism(),

@@ -122,16 +122,18 @@ describe('discovery and prioritization', () => {
     expect(findings.total).toBe(6);
     const byId = Object.fromEntries(findings.items.map((f) => [f.issueId, f]));
     // BOD 26-04 policy; the image has no exposure context (assumed not exposed).
-    // In KEV, automatable (EPSS 0.94), total impact (CVSS >= 9): row 13, 3 days & forensics → act.
+    // In KEV, automatable and total impact by its vector (AV:N/AC:L/PR:N/UI:N, C:H/I:H): row 13,
+    // 3 days & forensics → act.
     expect(byId['CVE-2021-44228']).toMatchObject({ tier: 'act', component: 'org.apache.logging.log4j:log4j-core', fixedVersion: '2.15.0', location: 'app/lib/log4j-core-2.14.1.jar' });
     expect(byId['CVE-2022-22965']!.tier).toBe('act');
     expect(byId['CVE-2021-3711']!.tier).toBe('attend'); // row 10 gives 60 days (track*); EPSS 0.12 >= 0.1 raises it to attend
-    // Not in KEV, not exposed, EPSS < 0.1: fix on system upgrade (track) while reports carry no CVSS
-    // vector; with the fixture's vectors (AV:N/AC:L/PR:N/UI:N, C:H/I:H) row 10 gives 60 days (track*).
-    for (const cve of ['CVE-2021-3712', 'CVE-2022-28391', 'CVE-2020-28928']) expect(['track', 'track*'], cve).toContain(byId[cve]!.tier);
+    // Not in KEV, not exposed, EPSS < 0.1, and not automatable by their vectors (AC:H, UI:R, AV:L):
+    // row 0, or row 4 for busybox's C:H/I:H, both fix on system upgrade → track.
+    for (const cve of ['CVE-2021-3712', 'CVE-2022-28391', 'CVE-2020-28928']) expect(byId[cve]!.tier, cve).toBe('track');
     expect(byId['CVE-2022-28391']!.ticketKey).toBeNull(); // no fix yet: no ticket
 
     const explanation = (cve: string) => byId[cve]!.explanation as Array<{ factor: string; value: unknown; source: string; effect: string }>;
+    expect(explanation('CVE-2022-28391').find((f) => f.factor === 'decision')!.effect).toMatch(/^BOD 26-04 row 4: /);
     const kev = explanation('CVE-2021-44228').find((f) => f.factor === 'in_kev')!;
     expect(kev.source).toBe('CISA KEV 2026.11.01');
     expect(kev.effect).toBe('in CISA KEV 2026.11.01 (added 2021-12-10, used in ransomware)');

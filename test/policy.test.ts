@@ -468,7 +468,7 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
     expect(factor(s, 'runtime')!.effect).toBe('runtime: EDR on app-01 saw org.springframework:spring-beans 5.3.17 loaded by java');
   });
 
-  it('Trivy and Grype reports of one image collapse from their critical/high list to a few act/attend findings', async () => {
+  it('Trivy and Grype reports of one image: tiers follow the CVSS v3 vectors and the exposure, not the severities', async () => {
     const target = 'my-app:latest';
     for (const [source, file] of [['trivy', 'trivy-results.json'], ['grype', 'grype-results.json']] as const) {
       const path = corpusFile('scanners', 'more', 'trivy-grype-same-image', file);
@@ -488,35 +488,66 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
     const bySeverity = (s: string) => rows.filter((r) => r.severity === s).length;
     expect(result.scored).toBe(rows.length);
     expect({ findings: rows.length, critical: bySeverity('critical'), high: bySeverity('high') }).toEqual(SAME_IMAGE.severities);
-    // Nothing on this image is in KEV and its highest EPSS is 0.085, so without exposure context all
-    // 32 critical/high findings are tracked (fix on system upgrade or 60 days).
+    // Nothing on this image is in KEV and its highest EPSS is 0.065 (no likely-exploited raise).
+    // Without exposure context, the 56 findings whose vector is AV:N/AC:L/PR:N/UI:N are automatable:
+    // rows 3 and 10 (60 days → track*); the rest stay on row 0 or 4 (fix on system upgrade → track).
     expect(tiers).toEqual(SAME_IMAGE.withoutContext);
 
-    // Served from an internet-facing host, the CVSS >= 9 ones (total impact without a vector) reach
-    // row 9 (exposed, total impact: 14 days → attend); the rest stay below.
+    // Served from an internet-facing host: automatable ones reach row 7 (14 days → attend) or, with
+    // C:H and I:H, row 14 (3 days → act); total impact alone (C:H/I:H but local, user interaction or
+    // privileges; or no vector and CVSS >= 9) is row 9 (14 days → attend). Severity does not decide:
+    // 31 of the 32 critical/high findings are among them (not CVE-2022-40897, AC:H), and so are 39
+    // rated medium or low (Debian's "negligible"), e.g. glibc's CVE-2019-1010022 (AV:N/AC:L/PR:N/UI:N, C:H/I:H: act).
     const edge = await addAsset(db, 'edge-01', { kind: 'host', internetFacing: true, publicIps: ['203.0.113.20'], securityGroups: ['sg-0a1b2c3d4e5f00001'], exposedPorts: ['443/tcp'] });
     await runsOn(db, assetId, edge);
     await rescoreFindings(db.sql, policy, { assetIds: [assetId] }, { reason: 'exposed' });
     const exposed = await tiersOf();
     expect(exposed.tiers).toEqual(SAME_IMAGE.exposed);
     const actionable = exposed.rows.filter((x) => x.tier === 'act' || x.tier === 'attend');
-    expect({ actionable: actionable.length, criticalOrHigh: bySeverity('critical') + bySeverity('high') }).toEqual({ actionable: 8, criticalOrHigh: 32 });
+    expect({ actionable: actionable.length, criticalOrHigh: bySeverity('critical') + bySeverity('high') }).toEqual({ actionable: 70, criticalOrHigh: 32 });
+    expect(actionable.filter((r) => r.severity === 'critical' || r.severity === 'high').length).toBe(31);
+    const explained = (r: (typeof rows)[number], name: string) => r.explanation.find((f) => f.factor === name)!;
     for (const r of actionable) {
-      const decision = r.explanation.find((f) => f.factor === 'decision')!;
-      const bodTier = decision.effect.split(' → ').at(-1);
-      // The deciding factor is named: the table row that gave the tier, or the modifier that raised it.
-      if (bodTier === r.tier) expect(decision.effect, r.issue_id).toMatch(/^BOD 26-04 row 9: not in KEV, publicly exposed, not automatable, total impact → 14 days → attend$/);
-      else expect(r.explanation.find((f) => f.factor === 'likely_exploited')?.effect, r.issue_id).toMatch(/likely exploited within 30 days, raised to attend$/);
-      expect(r.explanation.find((f) => f.factor === 'publicly_exposed')!.effect).toMatch(/^internet-facing: runs on edge-01; /);
-      expect(r.explanation.find((f) => f.factor === 'technical_impact')!.effect).toMatch(/^no CVSS v3 vector; CVSS (9\.\d|10) ≥ 9$/);
+      // The deciding factor is named: the table row that gave the tier (nothing is raised by EPSS here).
+      expect(explained(r, 'decision').effect, r.issue_id).toMatch(
+        /^BOD 26-04 row (7: not in KEV, publicly exposed, automatable, partial impact → 14 days → attend|9: not in KEV, publicly exposed, not automatable, total impact → 14 days → attend|14: not in KEV, publicly exposed, automatable, total impact → 3 days → act)$/,
+      );
+      expect(explained(r, 'publicly_exposed').effect).toMatch(/^internet-facing: runs on edge-01; /);
+      expect(r.explanation.find((f) => f.factor === 'likely_exploited')).toBeUndefined();
+    }
+    // Every actionable finding but one was decided by its CVSS v3 vector; CVE-2005-2541 (tar) has no
+    // v3 rating in either report, so its CVSS 10 (v2) decides total impact.
+    const byVector = actionable.filter((r) => explained(r, 'automatable').source === 'CVSS v3 vector');
+    expect(byVector.length).toBe(69);
+    expect(byVector.every((r) => explained(r, 'technical_impact').source === 'CVSS v3 vector')).toBe(true);
+    const tar = actionable.find((r) => r.issue_id === 'CVE-2005-2541')!;
+    expect(tar.tier).toBe('attend');
+    expect(explained(tar, 'technical_impact')).toMatchObject({ value: 'total', source: 'CVSS score', effect: 'no CVSS v3 vector; CVSS 10 ≥ 9' });
+
+    // CVE-2025-6965 (SQLite): CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H, row 14 → act.
+    const sqlite = actionable.find((r) => r.issue_id === 'CVE-2025-6965')!;
+    expect(sqlite.tier).toBe('act');
+    expect(explained(sqlite, 'automatable')).toEqual({
+      factor: 'automatable', value: 'yes', source: 'CVSS v3 vector',
+      effect: 'CVSS v3 AV:N/AC:L/PR:N/UI:N: over the network, no privileges, no user interaction',
+    });
+    expect(explained(sqlite, 'technical_impact')).toEqual({ factor: 'technical_impact', value: 'total', source: 'CVSS v3 vector', effect: 'CVSS v3 C:H/I:H/S:U' });
+    // CVE-2025-0395 (glibc): Trivy carries Red Hat's AV:L/AC:H/PR:L/UI:R vector, Grype NVD's (CISA
+    // ADP) AV:N/AC:L/PR:N/UI:N. Grype reported last, so its vector is stored: automatable, row 7.
+    const glibc = actionable.filter((r) => r.issue_id === 'CVE-2025-0395');
+    expect(glibc).toHaveLength(2); // libc-bin and libc6
+    for (const r of glibc) {
+      expect(explained(r, 'automatable')).toMatchObject({ value: 'yes', source: 'CVSS v3 vector' });
+      expect(explained(r, 'decision').effect).toMatch(/^BOD 26-04 row 7: /);
     }
   });
 });
 
 // What the two real reports of my-app:latest become (the asset has no exposure or runtime context,
-// so the decision rests on KEV, EPSS and CVSS; connectors do not fill CVSS vectors yet).
+// so the decision rests on KEV, EPSS and the CVSS v3 vectors, or the CVSS score where a finding has
+// none). Derived by hand from the two reports, the EPSS and KEV files and the policy's table.
 const SAME_IMAGE = {
   severities: { findings: 160, critical: 5, high: 27 },
-  withoutContext: { act: 0, attend: 0, 'track*': 0, track: 160 },
-  exposed: { act: 0, attend: 8, 'track*': 152, track: 0 },
+  withoutContext: { act: 0, attend: 0, 'track*': 56, track: 104 },
+  exposed: { act: 4, attend: 66, 'track*': 90, track: 0 },
 };

@@ -143,6 +143,45 @@ describe('first and last seen', () => {
   });
 });
 
+describe('CVSS vectors', () => {
+  const target = 'rescan/vectors:1';
+  const source = 'trivy-vectors';
+  const HTTP = 'CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:H';
+  const vulns = (r: typeof fixture) => r.Results.flatMap((x: { Vulnerabilities?: unknown[] }) => x.Vulnerabilities ?? []) as Array<Record<string, any>>;
+  const full = writeReport('vectors-full.json', () => {});
+  const rerated = writeReport('vectors-rerated.json', (r) => {
+    // NVD re-rates CVE-2021-3711: same score, another vector.
+    vulns(r).find((v) => v.VulnerabilityID === 'CVE-2021-3711')!.CVSS.nvd.V3Vector = 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:H';
+  });
+  const withoutVectors = writeReport('vectors-none.json', (r) => {
+    for (const v of vulns(r)) delete v.CVSS.nvd.V3Vector;
+  });
+  const stored = async () =>
+    database.sql<{ issue_id: string; cvss_vector: string | null; row_version: string }[]>`
+      select f.issue_id, f.cvss_vector, f.xmin::text as row_version
+      from findings f join assets a on a.id = f.asset_id where a.name = ${target} order by f.issue_id, f.component, f.id`;
+
+  it('stores each finding’s vector; a report that repeats it writes nothing', async () => {
+    await ingest(full, { source, target });
+    const first = await stored();
+    const expected = vulns(fixture).map((v) => [v.VulnerabilityID, v.CVSS.nvd.V3Vector]).sort((a, b) => a[0].localeCompare(b[0]));
+    expect(first.map((f) => [f.issue_id, f.cvss_vector])).toEqual(expected);
+    expect(first.find((f) => f.issue_id === 'CVE-2021-3712')!.cvss_vector).toBe(HTTP);
+    await ingest(full, { source, target });
+    expect((await stored()).map((f) => f.row_version)).toEqual(first.map((f) => f.row_version));
+  });
+
+  it('a changed vector rewrites that finding only; a report without vectors keeps them', async () => {
+    const before = await stored();
+    await ingest(rerated, { source, target });
+    const after = await stored();
+    const changed = after.filter((f, i) => f.row_version !== before[i]!.row_version);
+    expect(changed.map((f) => [f.issue_id, f.cvss_vector])).toEqual([['CVE-2021-3711', 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:H']]);
+    await ingest(withoutVectors, { source, target });
+    expect(await stored()).toEqual(after);
+  });
+});
+
 describe.skipIf(!hasCorpus)(`two scanners, one image${hasCorpus ? '' : ` (${corpusSkipReason})`}`, () => {
   const trivy = corpusFile('scanners', 'more', 'trivy-grype-same-image', 'trivy-results.json');
   const grype = corpusFile('scanners', 'more', 'trivy-grype-same-image', 'grype-results.json');

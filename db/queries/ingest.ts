@@ -23,7 +23,7 @@ export interface ScanToIngest {
 
 const STAGING_COLUMNS: readonly StageColumn[] = [
   ['asset_key', 'text'], ['kind', 'text'], ['issue_id', 'text'], ['component', 'text'], ['version', 'text'], ['location', 'text'],
-  ['fixed_version', 'text'], ['severity', 'text'], ['cvss_score', 'real'], ['title', 'text'], ['vendor_status', 'text'],
+  ['fixed_version', 'text'], ['severity', 'text'], ['cvss_score', 'real'], ['cvss_vector', 'text'], ['title', 'text'], ['vendor_status', 'text'],
 ];
 
 /**
@@ -50,13 +50,13 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
     await tx`
       create temp table if not exists staging_findings (
         asset_key text, kind text, issue_id text, component text, version text, location text, fixed_version text,
-        severity text, cvss_score real, title text, vendor_status text
+        severity text, cvss_score real, cvss_vector text, title text, vendor_status text
       ) on commit delete rows`;
     // Assets are few even when findings are millions: collect them on the way, resolve them once.
     const seen = new Map<string, StagedAsset>();
     const rows = await stageRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => {
       if (!seen.has(f.asset.assetKey)) seen.set(f.asset.assetKey, stageAssetRef(f.asset));
-      return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.title, f.vendorStatus];
+      return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.cvssVector, f.title, f.vendorStatus];
     });
     const resolved = await resolveAssets(tx, [...seen.values()], 'scan');
     const scannedIds = [...resolved.values()];
@@ -77,6 +77,10 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       where id = any(${tx.array(scannedIds)}::bigint[])`;
     const complete = scan.complete ?? rows > 0;
     // distinct on: a report may list the same package twice (e.g. two layers); one finding it is.
+    // CVSS score and vector follow the latest report that states them (one that omits them keeps the
+    // stored ones), like severity and title: of two scanners reporting one finding (Trivy and Grype),
+    // the one that scanned last wins. They may rate a CVE from different sources (NVD, a
+    // distribution), so the vector, and with it the tier, can change between their scans.
     // `known` looks each incoming finding and its source row up once (as they were before this
     // statement): new ones are inserted (on conflict: a concurrent scan of the asset may insert
     // first), changed or re-opened ones rewritten. Unchanged ones are not written at all by a
@@ -90,15 +94,17 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         select distinct on (fingerprint) *
         from (
           select encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint,
-                 r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location, s.fixed_version, s.severity, s.cvss_score, s.title, s.vendor_status
+                 r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location, s.fixed_version, s.severity, s.cvss_score, s.cvss_vector,
+                 s.title, s.vendor_status
           from staging_findings s join resolved_assets r on r.asset_key = s.asset_key
         ) keyed
-        order by fingerprint, cvss_score desc nulls last
+        -- The worst rating of the duplicates, its vector with it (one rating, so they agree).
+        order by fingerprint, cvss_score desc nulls last, cvss_vector nulls last
       ),
       -- The scanned assets' findings, through the asset index: rows stored together, where looking
       -- up each fingerprint (random hashes) would touch a different index page per finding.
       existing as materialized (
-        select f.id, f.fingerprint, f.status, f.severity, f.fixed_version, f.cvss_score, f.title, f.vendor_status
+        select f.id, f.fingerprint, f.status, f.severity, f.fixed_version, f.cvss_score, f.cvss_vector, f.title, f.vendor_status
         from findings f where f.asset_id = any(${tx.array(scannedIds)}::bigint[])
       ),
       known as materialized (
@@ -106,6 +112,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
                f.status = 'open' and f.severity = i.severity
                  and f.fixed_version is not distinct from coalesce(i.fixed_version, f.fixed_version)
                  and f.cvss_score is not distinct from coalesce(i.cvss_score, f.cvss_score)
+                 and f.cvss_vector is not distinct from coalesce(i.cvss_vector, f.cvss_vector)
                  and f.title is not distinct from coalesce(i.title, f.title)
                  and f.vendor_status is not distinct from coalesce(i.vendor_status, f.vendor_status) as unchanged,
                coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status, false) as source_unchanged
@@ -119,9 +126,9 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       ),
       created as (
         insert into findings as f (fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
-                                   severity, cvss_score, title, vendor_status, first_scan_id, last_scan_id)
+                                   severity, cvss_score, cvss_vector, title, vendor_status, first_scan_id, last_scan_id)
         select fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
-               severity, cvss_score, title, vendor_status, ${scan.id}, ${scan.id}
+               severity, cvss_score, cvss_vector, title, vendor_status, ${scan.id}, ${scan.id}
         from known where finding_id is null
         on conflict (fingerprint) do update set
           last_seen_at = now(),
@@ -129,6 +136,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
           fixed_version = coalesce(excluded.fixed_version, f.fixed_version),
           severity = excluded.severity,
           cvss_score = coalesce(excluded.cvss_score, f.cvss_score),
+          cvss_vector = coalesce(excluded.cvss_vector, f.cvss_vector),
           title = coalesce(excluded.title, f.title),
           vendor_status = coalesce(excluded.vendor_status, f.vendor_status),
           status = 'open',
@@ -143,6 +151,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
           fixed_version = coalesce(k.fixed_version, f.fixed_version),
           severity = k.severity,
           cvss_score = coalesce(k.cvss_score, f.cvss_score),
+          cvss_vector = coalesce(k.cvss_vector, f.cvss_vector),
           title = coalesce(k.title, f.title),
           vendor_status = coalesce(k.vendor_status, f.vendor_status),
           status = 'open',
