@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type postgres from 'postgres';
 import type { Sql } from '../client.js';
 import type { ExplanationFactor } from '../schema.js';
@@ -13,7 +14,8 @@ import { TIER_BY_RANK, TIER_RANK, type Policy, type Tier } from '../../prioritiz
 
 /** Which findings to score: a scan's assets (and what runs on them), given assets, or everything open. */
 export type ScoringScope = { scanId: string } | { assetIds: number[] } | { all: true };
-type InternalScope = ScoringScope | { findingIds: number[] };
+/** `part`: the findings of assets whose id is `index` modulo `of` (one share of a parallel rescoring of everything). */
+type InternalScope = ScoringScope | { findingIds: number[] } | { part: { index: number; of: number } };
 
 export interface FeedVersions {
   epss: string | null;
@@ -197,6 +199,12 @@ function decisionCells(c: ReturnType<typeof compile>) {
   return cells;
 }
 
+/** PostgreSQL's md5(text)::uuid. */
+function md5Uuid(text: string): string {
+  const h = createHash('md5').update(text, 'utf8').digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 /** Resolves the feed versions a run reads: the active ones unless given. */
 async function feedVersions(sql: Sql | Tx, given: Partial<FeedVersions> = {}): Promise<FeedVersions> {
   const rows = await sql<{ kind: 'epss' | 'kev'; version: string }[]>`
@@ -255,10 +263,14 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       ? tx`f.id = any(${scope.findingIds}::bigint[])`
       : 'assetIds' in scope
         ? tx`f.asset_id = any(${scope.assetIds}::bigint[])`
-        : scopeAssets
-          ? tx`f.asset_id in (select asset_id from scope_assets)`
-          : tx`true`;
-  const assetFilter: Fragment = scopeAssets ? tx`where a.id in (select asset_id from scope_assets)` : tx``;
+        : 'part' in scope
+          ? tx`f.asset_id % ${scope.part.of}::bigint = ${scope.part.index}::bigint`
+          : scopeAssets
+            ? tx`f.asset_id in (select asset_id from scope_assets)`
+            : tx`true`;
+  const assetFilter: Fragment =
+    'part' in scope ? tx`where a.id % ${scope.part.of}::bigint = ${scope.part.index}::bigint`
+    : scopeAssets ? tx`where a.id in (select asset_id from scope_assets)` : tx``;
 
   // Per control, per asset (exposure in words, EDR coverage and what it saw, environment, the controls
   // that apply there) and per distinct vulnerability (feeds, CVSS vector or score): all computed once.
@@ -487,8 +499,13 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
   // is keyed by what decides it: a few hundred distinct parts for a million findings. Built per key
   // (see contextBody), never per finding; the key's digest of the policy's wording keeps a reworded
   // policy from reusing an old part.
-  const contextKey = tx`md5(concat_ws('|', ${c.digest}::text, y.b, y.ft, y0.k & 1, y.shape,
-                                      coalesce(y.unexposed_by::text, ''), coalesce(y.control::text, ''), coalesce(y.vendor, '')))::uuid`;
+  // Most findings have no control or vendor status in their key: their part id is the cell's,
+  // hashed here once per cell (the same text the statement would hash) instead of once per finding.
+  const cellContextIds = cells.shape.map((shape, k) => md5Uuid(`${c.digest}|${k >> 8}|${cells.ft[k]}|${k & 1}|${shape}|||`));
+  const contextKey = tx`case when y.unexposed_by is null and y.control is null and y.vendor is null
+                             then (${cellContextIds}::uuid[])[y0.k + 1]
+                             else md5(concat_ws('|', ${c.digest}::text, y.b, y.ft, y0.k & 1, y.shape,
+                                                coalesce(y.unexposed_by::text, ''), coalesce(y.control::text, ''), coalesce(y.vendor, '')))::uuid end`;
 
   // Per finding: the two lookups that need the finding itself run only on assets that have EDR
   // coverage or controls (a guard on asset-level flags), so most findings pay for neither.
@@ -570,8 +587,8 @@ async function tuned(tx: Tx): Promise<void> {
 }
 
 /**
- * Rescores the open findings in scope with the policy and the active feeds, in one statement.
- * Writes only findings whose tier, score, due date or explanation changed; a due date is set when
+ * Rescores the open findings in scope with the policy and the active feeds, in one statement (one
+ * per share of the assets, on as many connections, when the scope is everything). Writes only findings whose tier, score, due date or explanation changed; a due date is set when
  * the tier first appears or changes and otherwise stays. Each finding whose tier or due date changed
  * gets a new entry in score_history, which is also its exposure event (what mobilization consumes);
  * a score that only drifts with the daily EPSS is not history, or every feed update would copy every
@@ -579,10 +596,38 @@ async function tuned(tx: Tx): Promise<void> {
  * each row once; a later change moves the entry it supersedes to score_changes. The explanation
  * parts the findings name are inserted alongside (once each: they are keyed by content).
  */
-export async function rescoreFindings(sql: Sql, policy: Policy, scope: ScoringScope, { reason }: { reason: string }): Promise<RescoreResult> {
+export async function rescoreFindings(
+  sql: Sql,
+  policy: Policy,
+  scope: ScoringScope,
+  { reason, parallel = DEFAULT_PARALLEL }: { reason: string; parallel?: number },
+): Promise<RescoreResult> {
+  const feeds = await feedVersions(sql);
+  if (!('all' in scope) || parallel <= 1) return rescoreIn(sql, policy, scope, feeds, reason);
+  // Everything: one share of the assets per connection, so the statement's work (a single
+  // PostgreSQL backend each) runs on every core. Each share is its own transaction, complete for
+  // its assets; the run resolves the feed versions once so all shares score against the same ones.
+  // A share that fails leaves the others committed: rescoring is idempotent, a retry finishes it.
+  const shares = await Promise.allSettled(
+    Array.from({ length: parallel }, (_, index) => rescoreIn(sql, policy, { part: { index, of: parallel } }, feeds, reason)),
+  );
+  const failed = shares.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return shares.reduce<RescoreResult>(
+    (sum, s) => {
+      const r = (s as PromiseFulfilledResult<RescoreResult>).value;
+      return { scored: sum.scored + r.scored, changed: sum.changed + r.changed, events: sum.events + r.events };
+    },
+    { scored: 0, changed: 0, events: 0 },
+  );
+}
+
+/** Concurrent shares of a full rescoring: one per core, up to four (the writes then contend). */
+const DEFAULT_PARALLEL = Math.max(1, Math.min(4, availableParallelism()));
+
+async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: FeedVersions, reason: string): Promise<RescoreResult> {
   return sql.begin(async (tx) => {
     await tuned(tx);
-    const feeds = await feedVersions(tx);
     const c = compile(policy, feeds);
     const { ctes, rows } = scoringQuery(tx, policy, scope, feeds);
     const [result] = await tx<{ scored: number; changed: number; events: number }[]>`
