@@ -109,7 +109,7 @@ async function syntheticFeeds(db: Database) {
 
 describe('policy documents', () => {
   it('the default document parses and its table is the 16-row CISA BOD 26-04 table', () => {
-    expect(policy.version).toBe('bod-26-04+epss-1');
+    expect(policy.version).toBe('bod-26-04+epss-2');
     expect(policy.decisions).toHaveLength(16);
     expect(policy.decisions[decisionKey(true, true, true, true)]).toMatchObject({ row: 15, timeline: '3DF', tier: 'act', dueDays: 3 });
     expect(policy.decisions[decisionKey(false, false, false, false)]).toMatchObject({ row: 0, timeline: 'FSU', tier: 'track', dueDays: 180 });
@@ -322,10 +322,10 @@ describe('policies and controls in the database', () => {
   });
 
   it('seeds the default policy as active, keeps versions immutable and retires the previous active one', async () => {
-    expect((await activePolicy(db.sql)).version).toBe('bod-26-04+epss-1');
-    expect((await activePolicy(db.sql)).version).toBe('bod-26-04+epss-1');
+    expect((await activePolicy(db.sql)).version).toBe('bod-26-04+epss-2');
+    expect((await activePolicy(db.sql)).version).toBe('bod-26-04+epss-2');
     const variant = doc();
-    variant.version = 'bod-26-04+epss-2';
+    variant.version = 'bod-26-04+epss-3';
     variant.modifiers.likelyExploited!.epssAtLeast = 0.2;
     expect((await savePolicy(db.sql, variant, 'shadow')).created).toBe(true);
     expect((await savePolicy(db.sql, variant, 'shadow')).created).toBe(false);
@@ -334,16 +334,16 @@ describe('policies and controls in the database', () => {
     expect(conflict).toBeInstanceOf(PolicyError);
     expect(conflict).toMatchObject({ code: 'conflict', path: 'version' });
     expect((conflict as Error).message).toBe(
-      'policy bod-26-04+epss-2: version: already saved with a different document; versions are immutable, save the change under a new version',
+      'policy bod-26-04+epss-3: version: already saved with a different document; versions are immutable, save the change under a new version',
     );
-    const invalid = await savePolicy(db.sql, { ...variant, version: 'bod-26-04+epss-3', table: [] }).catch((e: unknown) => e);
-    expect((invalid as PolicyError).message).toMatch(/^policy bod-26-04\+epss-3: table: no row for/);
+    const invalid = await savePolicy(db.sql, { ...variant, version: 'bod-26-04+epss-4', table: [] }).catch((e: unknown) => e);
+    expect((invalid as PolicyError).message).toMatch(/^policy bod-26-04\+epss-4: table: no row for/);
 
-    expect((await activatePolicy(db.sql, 'bod-26-04+epss-2')).version).toBe('bod-26-04+epss-2');
+    expect((await activatePolicy(db.sql, 'bod-26-04+epss-3')).version).toBe('bod-26-04+epss-3');
     expect((await activePolicy(db.sql)).document.modifiers.likelyExploited!.epssAtLeast).toBe(0.2);
     expect((await listPolicies(db.sql)).map((p) => [p.version, p.status])).toEqual([
-      ['bod-26-04+epss-2', 'active'],
-      ['bod-26-04+epss-1', 'retired'],
+      ['bod-26-04+epss-3', 'active'],
+      ['bod-26-04+epss-2', 'retired'],
     ]);
     await expect(activatePolicy(db.sql, 'nope')).rejects.toMatchObject({ code: 'not_found' });
   });
