@@ -10,7 +10,9 @@
 //              rewritten; only real tier moves make events);
 //   shadow     shadowScore with that new EPSS version before the rescore applies it (read only).
 //
-//   npm run bench:score -- [--findings N] [--assets N] [--json] [--keep]
+//   npm run bench:score -- [--findings N] [--assets N] [--parallel N] [--json] [--keep]
+//
+// --parallel: how many shares of the assets rescoring runs at once (default: one per core, up to 4).
 //
 // DATABASE_URL set: a fresh database on that server (dropped afterwards unless --keep); otherwise an
 // embedded PostgreSQL in a temp dir. CTEM_CORPUS_DIR (default ../shared/corpus) supplies the feeds.
@@ -22,7 +24,7 @@ import { gunzipSync } from 'node:zlib';
 import postgres from 'postgres';
 import { importIntelFiles } from '../activities/intel.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
-import { rescoreFindings, shadowScore } from '../db/queries/scoring.js';
+import { DEFAULT_PARALLEL, rescoreFindings, shadowScore } from '../db/queries/scoring.js';
 import { defaultPolicy } from '../prioritization/policy.js';
 import { parseBenchArgs } from './bench-args.js';
 import { openBenchDatabase } from './bench-database.js';
@@ -30,12 +32,13 @@ import { openBenchDatabase } from './bench-database.js';
 interface Options {
   findings: number;
   assets: number | undefined;
+  parallel: number | undefined;
   json: boolean;
   keep: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  return parseBenchArgs<Options>(argv, { findings: 'count', assets: 'count', json: 'flag', keep: 'flag' }, { findings: 1_000_000, assets: undefined, json: false, keep: false });
+  return parseBenchArgs<Options>(argv, { findings: 'count', assets: 'count', parallel: 'count', json: 'flag', keep: 'flag' }, { findings: 1_000_000, assets: undefined, parallel: undefined, json: false, keep: false });
 }
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -202,7 +205,8 @@ async function main(): Promise<number> {
   process.once('SIGTERM', interrupted);
   try {
     await migrateDatabase(target.url);
-    database = connectDatabase(target.url, { max: 2 });
+    const parallel = options.parallel ?? DEFAULT_PARALLEL;
+    database = connectDatabase(target.url, { max: Math.max(2, parallel) });
     const sql = database.sql;
     say('importing feeds...');
     const intel = await importFeeds(database);
@@ -219,7 +223,7 @@ async function main(): Promise<number> {
     say(`  ${round(baselineUnscored.seconds)} s`);
 
     say('rescoreFindings({ all: true }) on unscored findings...');
-    const first = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark' }));
+    const first = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark', parallel }));
     say(`  ${round(first.seconds)} s: ${JSON.stringify(first.value)}`);
     await sql`vacuum analyze findings`;
 
@@ -231,7 +235,7 @@ async function main(): Promise<number> {
     say(`  ${round(baseline.seconds)} s`);
 
     say('rescoreFindings again, nothing changed...');
-    const unchanged = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark, unchanged' }));
+    const unchanged = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark, unchanged', parallel }));
     say(`  ${round(unchanged.seconds)} s: ${JSON.stringify(unchanged.value)}`);
 
     // A new EPSS day: the same scores a little higher, activated as the next version.
@@ -244,7 +248,7 @@ async function main(): Promise<number> {
     const shadow = await timed(() => shadowScore(sql, policy, { all: true }, { feeds: { epss: nextVersion } }));
     say(`  ${round(shadow.seconds)} s: unchanged ${shadow.value.unchanged}, up ${shadow.value.movedUp}, down ${shadow.value.movedDown}`);
     say('rescoreFindings after a new EPSS version...');
-    const feed = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark, new EPSS version' }));
+    const feed = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark, new EPSS version', parallel }));
     say(`  ${round(feed.seconds)} s: ${JSON.stringify(feed.value)}`);
 
     const tiers = Object.fromEntries(
@@ -255,6 +259,7 @@ async function main(): Promise<number> {
     const result = {
       findings: options.findings,
       assets,
+      parallel,
       intel,
       seconds: round(first.seconds),
       baselineSeconds: round(baseline.seconds),

@@ -315,6 +315,47 @@ describe('modifiers and context on constructed findings', () => {
   });
 });
 
+describe('a full rescoring in shares', () => {
+  it('gives every finding the same tier, score, due date, explanation and event as one statement', async () => {
+    const db = await migratedTestDatabase();
+    await syntheticFeeds(db);
+    await db.sql`insert into exposure_rules (source, security_group, protocol, from_port, to_port, cidr) values ('aws', 'sg-web', 'tcp', 443, 443, '0.0.0.0/0')`;
+    // 24 assets with mixed context, 8 findings each across the decision table.
+    for (let a = 0; a < 24; a++) {
+      const host = a % 3 === 0;
+      const id = await addAsset(db, `asset-${a}`, {
+        kind: host ? 'host' : 'container_image',
+        internetFacing: a % 4 === 0 ? true : a % 4 === 1 ? false : null,
+        ...(a % 4 === 0 ? { publicIps: [`203.0.113.${a}`], securityGroups: ['sg-web'], exposedPorts: ['443/tcp'] } : {}),
+        environment: a % 5 === 0 ? 'staging' : 'production',
+        criticality: a % 6 === 0 ? 'critical' : 'medium',
+      });
+      for (let k = 0; k < 8; k++) {
+        await addFinding(db, id, k % 2 === 0 ? 'CVE-2099-0001' : `CVE-2099-00${10 + k}`, {
+          component: `lib-${k}`, vector: vector(k % 3 === 0, k % 4 < 2), cvss: 4 + k * 0.7, vendorStatus: k === 7 ? 'not_affected' : null,
+        });
+      }
+    }
+    const snapshot = () => db.sql`
+      select id, tier, score, extract(epoch from due_at - scored_at)::int as due_seconds, explanation_vuln, explanation_asset, explanation_context,
+             change_id is not null as has_event, previous_tier from findings order by id`;
+    const clear = () => db.sql`
+      update findings set tier = null, score = null, due_at = null, scored_at = null, explanation_vuln = null, explanation_asset = null,
+        explanation_context = null, change_id = null, changed_at = null, change_reason = null, change_policy = null, previous_tier = null, previous_due_at = null`;
+
+    const whole = await rescoreFindings(db.sql, policy, { all: true }, { reason: 'one statement', parallel: 1 });
+    const expected = await snapshot();
+    await clear();
+    const shared = await rescoreFindings(db.sql, policy, { all: true }, { reason: 'three shares', parallel: 3 });
+    expect(shared).toEqual(whole);
+    expect(whole).toEqual({ scored: 192, changed: 192, events: 192 });
+    expect(await snapshot()).toEqual(expected);
+    expect(new Set(expected.map((r) => r.tier)).size).toBeGreaterThan(2);
+    // Nothing changed: the shares write nothing either.
+    expect(await rescoreFindings(db.sql, policy, { all: true }, { reason: 'again', parallel: 3 })).toEqual({ scored: 192, changed: 0, events: 0 });
+  });
+});
+
 describe('policies and controls in the database', () => {
   let db: Database;
   beforeAll(async () => {

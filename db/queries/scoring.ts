@@ -14,8 +14,8 @@ import { TIER_BY_RANK, TIER_RANK, type Policy, type Tier } from '../../prioritiz
 
 /** Which findings to score: a scan's assets (and what runs on them), given assets, or everything open. */
 export type ScoringScope = { scanId: string } | { assetIds: number[] } | { all: true };
-/** `part`: the findings of assets whose id is `index` modulo `of` (one share of a parallel rescoring of everything). */
-type InternalScope = ScoringScope | { findingIds: number[] } | { part: { index: number; of: number } };
+/** `part`: the findings of assets with from <= id < to (null: unbounded), one share of a parallel rescoring of everything. */
+type InternalScope = ScoringScope | { findingIds: number[] } | { part: { from: number | null; to: number | null } };
 
 export interface FeedVersions {
   epss: string | null;
@@ -264,12 +264,12 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       : 'assetIds' in scope
         ? tx`f.asset_id = any(${scope.assetIds}::bigint[])`
         : 'part' in scope
-          ? tx`f.asset_id % ${scope.part.of}::bigint = ${scope.part.index}::bigint`
+          ? tx`f.asset_id >= coalesce(${scope.part.from}::bigint, 0) and f.asset_id < coalesce(${scope.part.to}::bigint, 9223372036854775807)`
           : scopeAssets
             ? tx`f.asset_id in (select asset_id from scope_assets)`
             : tx`true`;
   const assetFilter: Fragment =
-    'part' in scope ? tx`where a.id % ${scope.part.of}::bigint = ${scope.part.index}::bigint`
+    'part' in scope ? tx`where a.id >= coalesce(${scope.part.from}::bigint, 0) and a.id < coalesce(${scope.part.to}::bigint, 9223372036854775807)`
     : scopeAssets ? tx`where a.id in (select asset_id from scope_assets)` : tx``;
 
   // Per control, per asset (exposure in words, EDR coverage and what it saw, environment, the controls
@@ -608,8 +608,9 @@ export async function rescoreFindings(
   // PostgreSQL backend each) runs on every core. Each share is its own transaction, complete for
   // its assets; the run resolves the feed versions once so all shares score against the same ones.
   // A share that fails leaves the others committed: rescoring is idempotent, a retry finishes it.
+  const bounds = await shareBounds(sql, parallel);
   const shares = await Promise.allSettled(
-    Array.from({ length: parallel }, (_, index) => rescoreIn(sql, policy, { part: { index, of: parallel } }, feeds, reason)),
+    bounds.slice(0, -1).map((from, i) => rescoreIn(sql, policy, { part: { from, to: bounds[i + 1]! } }, feeds, reason)),
   );
   const failed = shares.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
@@ -622,8 +623,31 @@ export async function rescoreFindings(
   );
 }
 
+/**
+ * Asset id bounds that split the open findings into `n` shares of about equal size: from the
+ * statistics' histogram of findings.asset_id when there is one, else the asset id range cut evenly.
+ * Ranges, not a modulo: the planner estimates a range from the histogram, where an expression
+ * filter it guesses at 0.5% would send it to nested loops over the whole share.
+ */
+async function shareBounds(sql: Sql, n: number): Promise<(number | null)[]> {
+  const [stats] = await sql<{ bounds: string | null }[]>`
+    select histogram_bounds::text as bounds from pg_stats
+    where schemaname = current_schema() and tablename = 'findings' and attname = 'asset_id'`;
+  let cuts: number[];
+  const histogram = stats?.bounds ? stats.bounds.replace(/[{}]/g, '').split(',').map(Number) : [];
+  if (histogram.length > n) {
+    cuts = Array.from({ length: n - 1 }, (_, i) => histogram[Math.round(((i + 1) * (histogram.length - 1)) / n)]!);
+  } else {
+    const [range] = await sql<{ lo: number | null; hi: number | null }[]>`select min(id)::float8 as lo, max(id)::float8 as hi from assets`;
+    const lo = range?.lo ?? 0;
+    const hi = range?.hi ?? 0;
+    cuts = Array.from({ length: n - 1 }, (_, i) => Math.floor(lo + ((hi - lo + 1) * (i + 1)) / n));
+  }
+  return [null, ...[...new Set(cuts)].sort((a, b) => a - b), null];
+}
+
 /** Concurrent shares of a full rescoring: one per core, up to four (the writes then contend). */
-const DEFAULT_PARALLEL = Math.max(1, Math.min(4, availableParallelism()));
+export const DEFAULT_PARALLEL = Math.max(1, Math.min(4, availableParallelism()));
 
 async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: FeedVersions, reason: string): Promise<RescoreResult> {
   return sql.begin(async (tx) => {
@@ -632,7 +656,6 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
     const { ctes, rows } = scoringQuery(tx, policy, scope, feeds);
     const [result] = await tx<{ scored: number; changed: number; events: number }[]>`
       with ${ctes},
-      computed as materialized (${rows}),
       vuln_parts as (
         insert into explanation_parts (id, body)
         select distinct on (v_id) v_id, v_body from vulns order by v_id
@@ -641,16 +664,6 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
       asset_parts as (
         insert into explanation_parts (id, body)
         select distinct on (a_id) a_id, a_body from asset_ctx order by a_id
-        on conflict (id) do nothing
-      ),
-      context_parts as (
-        insert into explanation_parts (id, body)
-        select k.c_id, ${contextBody(tx, c, tx`k.b`, tx`k.ft`, tx`k.critical`, tx`k.shape`, tx`k.unexposed_by`, tx`k.control`, tx`k.vendor`)}
-        from (
-          select c_id, any_value(b) as b, any_value(ft) as ft, any_value(critical) as critical, any_value(shape) as shape,
-                 any_value(unexposed_by) as unexposed_by, any_value(control) as control, any_value(vendor) as vendor
-          from computed group by c_id
-        ) k
         on conflict (id) do nothing
       ),
       -- A change of tier or due date is kept on the finding (same in-place update); the change it
@@ -665,11 +678,21 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
           change_policy = case when s.moved then ${policy.version}::text else t.change_policy end,
           previous_tier = case when s.moved then s.old_tier else t.previous_tier end,
           previous_due_at = case when s.moved then s.old_due else t.previous_due_at end
-        from (select c.*, c.old_tier is distinct from c.tier or c.old_due is distinct from c.due_at as moved from computed c) s
+        from (select c.*, c.old_tier is distinct from c.tier or c.old_due is distinct from c.due_at as moved from (${rows}) c) s
         where t.ctid = s.row_ctid
           and (s.moved or s.old_score is distinct from s.score
                or s.old_vuln is distinct from s.v_id or s.old_asset is distinct from s.a_id or s.old_context is distinct from s.c_id)
-        returning t.id, s.moved, s.old_change
+        returning t.id, s.moved, s.old_change, s.c_id, s.b, s.ft, s.critical, s.shape, s.unexposed_by, s.control, s.vendor
+      ),
+      context_parts as (
+        insert into explanation_parts (id, body)
+        select k.c_id, ${contextBody(tx, c, tx`k.b`, tx`k.ft`, tx`k.critical`, tx`k.shape`, tx`k.unexposed_by`, tx`k.control`, tx`k.vendor`)}
+        from (
+          select c_id, any_value(b) as b, any_value(ft) as ft, any_value(critical) as critical, any_value(shape) as shape,
+                 any_value(unexposed_by) as unexposed_by, any_value(control) as control, any_value(vendor) as vendor
+          from upd group by c_id
+        ) k
+        on conflict (id) do nothing
       ),
       superseded as (
         insert into score_changes (id, finding_id, asset_id, old_tier, tier, score, old_due_at, due_at, policy_version,
