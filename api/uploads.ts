@@ -103,6 +103,29 @@ export async function acceptUpload(
   return { ok: true, scanId, workflowId };
 }
 
+/**
+ * A request body on disk for the length of `use` (then removed): for what reads a file without
+ * becoming a discovery run, e.g. a shadow evaluation.
+ */
+export async function withUploadedFile<T>(
+  deps: ApiDeps,
+  body: ReadableStream<Uint8Array> | null,
+  use: (file: string) => Promise<T>,
+): Promise<{ ok: true; value: T } | { ok: false; status: 400 | 413; code: string; message: string }> {
+  if (!body) return { ok: false, status: 400, code: 'empty_upload', message: 'the request body must be the file itself' };
+  await mkdir(deps.reportsDir, { recursive: true });
+  const file = join(deps.reportsDir, `${randomUUID()}.shadow`);
+  try {
+    await saveBody(body, file, deps.maxUploadBytes);
+    return { ok: true, value: await use(file) };
+  } catch (err) {
+    if (err instanceof TooLarge) return { ok: false, status: 413, code: 'too_large', message: `the upload exceeds ${deps.maxUploadBytes} bytes` };
+    throw err;
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
 /** The HTTP answer to an upload: 202 with the scan, or the problem that stopped it. */
 export function uploadResponse(c: Context, result: UploadResult) {
   if (result.ok) return c.json({ scanId: result.scanId, workflowId: result.workflowId }, 202);

@@ -111,6 +111,35 @@ describe('context sources on the platform', () => {
     expect((await asset('db-01'))!.owner).toBe('jonas.weber');
   });
 
+  it('evaluates a context document in shadow first: which tiers it would move and why, keeping nothing', async () => {
+    const tiers = () => platform.database.sql<{ id: number; tier: string; due_at: Date }[]>`
+      select f.id, f.tier, f.due_at from findings f join assets a on a.id = f.asset_id where a.name = ${IMAGE} and f.status = 'open' order by f.id`;
+    const before = await tiers();
+    const lowerable = before.filter((f) => f.tier !== 'track').length;
+    expect(lowerable).toBeGreaterThanOrEqual(3);
+    // The CMDB would move the image to staging: the policy lowers non-production findings one tier.
+    const csv = `name,kind,image,environment\n${IMAGE},container_image,${IMAGE},staging\n`;
+    const res = await platform.api('/api/v1/context/shadow?filename=staging.csv&samples=50', { method: 'POST', body: csv });
+    expect(res.status).toBe(200);
+    const shadow = await json<{ source: string; counts: { assets: number }; diff: { movedUp: number; movedDown: number; transitions: Record<string, number>; samples: Array<{ findingId: number; asset: string; reason: string }> } }>(res);
+    expect(shadow.source).toBe('cmdb-csv');
+    expect(shadow.counts.assets).toBe(1);
+    expect(shadow.diff).toMatchObject({ movedUp: 0, movedDown: lowerable });
+    expect(shadow.diff.transitions['attend→track*']).toBe(before.filter((f) => f.tier === 'attend').length);
+    expect(shadow.diff.samples).toHaveLength(lowerable);
+    for (const sample of shadow.diff.samples) {
+      expect(sample.asset).toBe(IMAGE);
+      expect(sample.reason).toMatch(/environment now applies: .* runs in staging, not production: 1 tier lower/);
+    }
+    // Nothing was kept: the asset is still in production and every tier and due date is as it was.
+    expect(await asset(IMAGE)).toMatchObject({ environment: 'production' });
+    expect(await tiers()).toEqual(before);
+
+    const broken = await platform.api('/api/v1/context/shadow?filename=broken.csv&source=cmdb-csv', { method: 'POST', body: 'hostname,owner\nweb-99,alice\n' });
+    expect(broken.status).toBe(400);
+    expect(((await broken.json()) as { error: { message: string } }).error.message).toMatch(/^broken\.csv: cmdb-csv: name: /);
+  });
+
   it('fails a context document it cannot read, naming the file and the column, and stores nothing', async () => {
     const before = (await platform.database.sql`select count(*)::int as n from assets`)[0]!.n;
     await expect(
