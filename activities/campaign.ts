@@ -36,8 +36,24 @@ export function summarizeExposure(e: Awaited<ReturnType<typeof listExposures>>['
     score: e.score,
     dueAt: e.dueAt,
     ticketKey: e.ticketKey,
-    reasons: Array.isArray(e.explanation) ? (e.explanation as Array<{ effect?: unknown }>).map((f) => String(f.effect ?? '')).filter(Boolean) : [],
+    reasons: Array.isArray(e.explanation) ? briefReasons(e.explanation as Array<{ factor?: unknown; effect?: unknown }>) : [],
   };
+}
+
+// What a message names first: the feeds and the exposure, then the decision they led to (which
+// already states automatability and impact), then whatever modified it. Tier and score are shown
+// on the exposure's own line.
+const BRIEF_FACTORS = ['in_kev', 'publicly_exposed', 'epss', 'decision', 'likely_exploited', 'runtime', 'environment', 'control', 'vendor_status', 'business_impact'];
+
+function briefReasons(explanation: Array<{ factor?: unknown; effect?: unknown }>): string[] {
+  const rank = (f: { factor?: unknown }) => {
+    const i = BRIEF_FACTORS.indexOf(String(f.factor));
+    return i < 0 ? BRIEF_FACTORS.length : i;
+  };
+  return explanation
+    .filter((f) => rank(f) < BRIEF_FACTORS.length && f.effect)
+    .sort((a, b) => rank(a) - rank(b))
+    .map((f) => String(f.effect));
 }
 
 export interface CampaignResults {

@@ -60,7 +60,7 @@ export function campaignStartedMessage(c: { id: string; scope: string; hypothesi
 function exposureLines(e: CampaignResults['top'][number], rank: number): string {
   const where = `${esc(e.component)} ${esc(e.version)} on ${esc(e.asset)}`;
   const fix = e.fixedVersion ? `fix: ${esc(e.fixedVersion)}` : 'no fix yet';
-  const why = e.reasons.slice(0, 4).map((r) => `    ◦ ${esc(r)}`).join('\n');
+  const why = e.reasons.slice(0, 5).map((r) => `    ◦ ${esc(r)}`).join('\n');
   return `${rank}. *${esc(e.issueId)}* (${esc(e.tier ?? 'unscored')}, score ${e.score ?? 'n/a'}, due ${day(e.dueAt)})  ${where}; ${fix}${e.ticketKey ? `; ticket \`${esc(e.ticketKey)}\`` : ''}\n${why}`;
 }
 

@@ -438,7 +438,9 @@ describe('campaigns, exposures and tickets', () => {
     expect(top.text).toMatch(/^Top exposures in slack-bot: \d+ open exposures, top CVE-/);
     expect(top.all).toContain('CVE-2021-44228');
     expect(top.all).toContain('in CISA KEV');
-    expect(top.all).toMatch(/EPSS 0\.9\d+/);
+    // The feeds and the exposure, then the decision they led to.
+    expect(top.all).toMatch(/9\d\.\d+% chance of exploitation activity in 30 days/);
+    expect(top.all).toContain('BOD 26-04 row 13: in KEV, not exposed, automatable, total impact');
     const unknown = await ctem('top no-such-scope', BOB);
     expect(unknown.text).toMatch(/There is no scope called \*no-such-scope\*/);
   });
