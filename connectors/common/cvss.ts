@@ -39,17 +39,19 @@ export function cvss3BaseScore(vector: string): number | undefined {
  * The vector when it is a well-formed CVSS v3.x base vector, trimmed; anything else is dropped.
  * Some formats (Tenable CSV, CycloneDX) may omit the `CVSS:3.x/` prefix; `version` supplies it.
  */
-// Reports repeat a few thousand distinct vectors over millions of findings: check each once.
-const checked = new Map<string, string | undefined>();
+// Reports repeat a few thousand distinct vectors over millions of findings: check each once. One
+// map per version, keyed by the raw text, so a lookup builds no key string.
+const checked = { '3.0': new Map<string, string | undefined>(), '3.1': new Map<string, string | undefined>() };
 
 export function cvss3Vector(raw: unknown, version: '3.0' | '3.1' = '3.0'): string | undefined {
   if (typeof raw !== 'string') return undefined;
-  const key = `${version}|${raw}`;
-  if (checked.has(key)) return checked.get(key);
+  const cache = checked[version];
+  const hit = cache.get(raw);
+  if (hit !== undefined || cache.has(raw)) return hit;
   const trimmed = raw.trim();
   const vector = trimmed.startsWith('CVSS:') ? trimmed : `CVSS:${version}/${trimmed}`;
   const valid = trimmed !== '' && cvss3BaseScore(vector) !== undefined ? vector : undefined;
-  if (checked.size >= 10_000) checked.clear(); // bounded: hostile input cannot grow it
-  checked.set(key, valid);
+  if (cache.size >= 10_000) cache.clear(); // bounded: hostile input cannot grow it
+  cache.set(raw, valid);
   return valid;
 }

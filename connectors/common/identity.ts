@@ -160,11 +160,19 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
+// A few hundred CWE ids recur over millions of findings: each spelling is parsed once.
+const cweCache = new Map<string, string | undefined>();
+
 export const cweId = (v: unknown): string | undefined => {
   if (typeof v === 'number' && Number.isInteger(v) && v > 0) return `CWE-${v}`;
   if (typeof v === 'string') {
+    const hit = cweCache.get(v);
+    if (hit !== undefined || cweCache.has(v)) return hit;
     const m = /^(?:CWE-)?(\d+)$/i.exec(v.trim());
-    if (m && m[1] !== '0') return `CWE-${m[1]}`;
+    const id = m && m[1] !== '0' ? `CWE-${m[1]}` : undefined;
+    if (cweCache.size >= 10_000) cweCache.clear(); // bounded: hostile input cannot grow it
+    cweCache.set(v, id);
+    return id;
   }
   return undefined;
 };

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
 import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../model.js';
-import { streamJson, formatPath, type JsonPath } from '../json-stream.js';
+import { streamJsonBatches, formatPath, type JsonPath } from '../json-stream.js';
 import { isObject, str, strings, defined, type Json } from '../common/json.js';
 import { componentName, cweId, trivyEcosystem } from '../common/identity.js';
 import { cvss3Vector } from '../common/cvss.js';
@@ -42,6 +42,18 @@ const SELECT = [
   ...K8S_GROUPS.flatMap((g) => [`${g}.*.Namespace`, `${g}.*.Kind`, `${g}.*.Name`, ...RESULT_FIELDS.map((f) => `${g}.*.Results.*.${f}`)]),
 ];
 
+// The members each kind of finding is built from: the rest of a vulnerability (package ids,
+// layers, data sources, vendor severities, dates) is most of its bytes and is only validated.
+const KEEP: Record<string, readonly string[]> = {
+  Vulnerabilities: ['VulnerabilityID', 'PkgName', 'PkgPath', 'InstalledVersion', 'FixedVersion', 'Status', 'Severity', 'Title', 'Description', 'PrimaryURL', 'References', 'CweIDs', 'CVSS'],
+  Misconfigurations: ['ID', 'AVDID', 'Status', 'Severity', 'Title', 'Message', 'Description', 'PrimaryURL', 'References'],
+  Secrets: ['RuleID', 'StartLine', 'Severity', 'Title'],
+};
+const KEEP_BY_PATTERN = Object.fromEntries(
+  ['Results.*.', '*.', ...K8S_GROUPS.map((g) => `${g}.*.Results.*.`)].flatMap((prefix) =>
+    Object.entries(KEEP).map(([field, names]) => [`${prefix}${field}.*`, names])),
+);
+
 interface Header {
   schemaVersion?: unknown;
   artifactName?: unknown;
@@ -78,6 +90,20 @@ function imageAsset(header: Header, firstTarget: string | undefined, options: Pa
     : 'other';
   const prefix = { container_image: 'image', filesystem: 'fs', repository: 'repo', host: 'host', other: 'asset' }[kind];
   return { assetKey: `${prefix}:${name}`, kind, name, ...(digest ? { digest } : {}) };
+}
+
+const TRIVY_SEVERITIES: Record<string, Severity> = { CRITICAL: 'critical', HIGH: 'high', MEDIUM: 'medium', LOW: 'low', UNKNOWN: 'unknown' };
+
+/** `CweIDs` as CWE-<n> ids (non-strings and blanks dropped, as strings() does); undefined when none. */
+function cweList(value: unknown): string[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  let out: string[] | undefined;
+  for (const item of value) {
+    if (typeof item !== 'string' || item.trim() === '') continue;
+    const id = cweId(item);
+    if (id !== undefined) (out ??= []).push(id);
+  }
+  return out;
 }
 
 const score = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v <= 10;
@@ -149,7 +175,10 @@ class Reader {
   }
 
   severity(item: Json, path: JsonPath): Severity {
-    const severity = normalizeSeverity(item.Severity ?? 'unknown');
+    const raw = item.Severity;
+    // Trivy's own spellings first: the general rule trims and lower-cases a copy of every one.
+    const severity = (typeof raw === 'string' && Object.hasOwn(TRIVY_SEVERITIES, raw) ? TRIVY_SEVERITIES[raw] : undefined)
+      ?? normalizeSeverity(raw ?? 'unknown');
     return severity ?? this.fail([...path, 'Severity'], `unknown severity ${JSON.stringify(item.Severity)}`);
   }
 
@@ -159,24 +188,33 @@ class Reader {
     const pkg = this.required(vuln, 'PkgName', path);
     const version = this.required(vuln, 'InstalledVersion', path);
     const severity = this.severity(vuln, path);
-    const cwes = strings(vuln.CweIDs).map(cweId).filter((c): c is string => c !== undefined);
-    return defined<NormalizedFinding>({
+    const cwes = cweList(vuln.CweIDs);
+    // Only the fields that have a value, in the model's order; built directly rather than copied
+    // through defined(): this runs once per finding of million-finding reports.
+    const finding: Record<string, unknown> = {
       asset: scope.asset(),
       kind: 'vulnerability',
       issueId,
       component: componentName(trivyEcosystem(scope.type), pkg),
       version,
       location: typeof vuln.PkgPath === 'string' ? vuln.PkgPath : '',
-      fixedVersion: str(vuln.FixedVersion),
-      severity,
-      cvssScore: cvssOf(vuln),
-      cvssVector: cvssVectorOf(vuln),
-      title: typeof vuln.Title === 'string' ? vuln.Title : undefined,
-      vendorStatus: typeof vuln.Status === 'string' ? STATUSES[vuln.Status] : undefined,
-      description: str(vuln.Description),
-      references: references(vuln),
-      cwes: cwes.length ? cwes : undefined,
-    });
+    };
+    const fixedVersion = str(vuln.FixedVersion);
+    if (fixedVersion !== undefined) finding.fixedVersion = fixedVersion;
+    finding.severity = severity;
+    const cvssScore = cvssOf(vuln);
+    if (cvssScore !== undefined) finding.cvssScore = cvssScore;
+    const cvssVector = cvssVectorOf(vuln);
+    if (cvssVector !== undefined) finding.cvssVector = cvssVector;
+    if (typeof vuln.Title === 'string') finding.title = vuln.Title;
+    const vendorStatus = typeof vuln.Status === 'string' ? STATUSES[vuln.Status] : undefined;
+    if (vendorStatus !== undefined) finding.vendorStatus = vendorStatus;
+    const description = str(vuln.Description);
+    if (description !== undefined) finding.description = description;
+    const refs = references(vuln);
+    if (refs !== undefined) finding.references = refs;
+    if (cwes !== undefined) finding.cwes = cwes;
+    return finding as unknown as NormalizedFinding;
   }
 
   /** Failed checks only: PASS entries appear with --include-non-failures and are not exposures. */
@@ -220,10 +258,9 @@ class Reader {
   }
 }
 
-interface ResultState {
-  key: string;
-  target?: string;
-  type?: string;
+/** A Result being read; also the scope of its findings (target and type as read so far). */
+interface ResultState extends Scope {
+  key: string | number;
 }
 
 interface ResourceState {
@@ -282,7 +319,8 @@ export const trivy: Connector = {
       return true;
     };
 
-    for await (const event of streamJson(file, { name, format: FORMAT, select: SELECT })) {
+    for await (const events of streamJsonBatches(file, { name, format: FORMAT, select: SELECT, keep: KEEP_BY_PATTERN })) {
+     for (const event of events) {
       const { path } = event;
       if (path.length === 0) {
         if (event.kind === 'value') {
@@ -320,13 +358,14 @@ export const trivy: Connector = {
       }
 
       // Where in the document: [Results, i, ...] | [i, ...] (legacy) | [Group, r, Results, i, ...] (cluster).
+      // `from`: where the part below the Result starts; the paths are not copied on the hot path.
       const top = path[0];
-      let rest: JsonPath;
-      let resultKey: string;
+      let from: number;
+      let resultKey: string | number;
       if (mode === 'legacy') {
         if (typeof top !== 'number') continue;
-        rest = path.slice(1);
-        resultKey = String(top);
+        from = 1;
+        resultKey = top;
       } else if (top === 'Results') {
         if (mode === 'cluster') read.fail(path, 'a Kubernetes cluster report has no Results');
         if (path.length === 1) {
@@ -334,9 +373,9 @@ export const trivy: Connector = {
           if (event.kind === 'open' && event.type !== 'array') read.fail(path, 'expected an array');
           continue;
         }
-        rest = path.slice(2);
-        resultKey = String(path[1]);
+        from = 2;
         if (typeof path[1] !== 'number') read.fail(path.slice(0, 1), 'expected an array');
+        resultKey = path[1];
       } else if (K8S_GROUPS.includes(top as (typeof K8S_GROUPS)[number])) {
         mode = 'cluster';
         if (path.length === 1) {
@@ -362,20 +401,26 @@ export const trivy: Connector = {
           if (event.kind === 'value' && event.value !== null) read.fail(path, 'expected an array');
           continue;
         }
-        rest = path.slice(4);
+        from = 4;
         resultKey = `${resourceKey}/${path[3]}`;
       } else {
         continue;
       }
 
-      if (result?.key !== resultKey) result = { key: resultKey };
-      const resultPath = path.slice(0, path.length - rest.length);
-      if (rest.length === 0) {
-        if (event.kind === 'value') read.fail(resultPath, 'expected an object');
+      if (result?.key !== resultKey) {
+        const state = resource;
+        result = {
+          key: resultKey,
+          asset: () => (mode === 'cluster' && state ? resourceAsset(state) : reportAsset()),
+        };
+      }
+      const depth = path.length - from;
+      if (depth === 0) {
+        if (event.kind === 'value') read.fail(path.slice(0, from), 'expected an object');
         continue;
       }
-      const field = rest[0];
-      if (rest.length === 1) {
+      const field = path[from];
+      if (depth === 1) {
         if (event.kind === 'open') {
           if (event.type !== 'array') read.fail(path, 'expected an array');
           continue;
@@ -393,17 +438,12 @@ export const trivy: Connector = {
       }
       if (event.kind !== 'value') continue;
 
-      const state = resource;
-      const scope: Scope = {
-        target: result.target,
-        type: result.type,
-        asset: mode === 'cluster' && state ? () => resourceAsset(state) : reportAsset,
-      };
       let finding: NormalizedFinding | undefined;
-      if (field === 'Vulnerabilities') finding = read.vulnerability(event.value, path, scope);
-      else if (field === 'Misconfigurations') finding = read.misconfiguration(event.value, path, scope);
-      else if (field === 'Secrets') finding = read.secret(event.value, path, scope);
+      if (field === 'Vulnerabilities') finding = read.vulnerability(event.value, path, result);
+      else if (field === 'Misconfigurations') finding = read.misconfiguration(event.value, path, result);
+      else if (field === 'Secrets') finding = read.secret(event.value, path, result);
       if (finding) yield finding;
+     }
     }
 
     if (mode === 'report' && header.schemaVersion === undefined) {
