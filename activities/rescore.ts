@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import type { Database } from '../db/client.js';
 import { snapshotNoise } from '../db/queries/exposures.js';
 import { activePolicy } from '../db/queries/policies.js';
@@ -11,10 +12,16 @@ export function createRescoreActivities({ database }: { database: Database }) {
      * read exactly those.
      */
     async rescoreAll({ reason }: { reason: string }): Promise<{ scored: number; changed: number; events: number; fromEventId: number; toEventId: number }> {
-      const [before] = await database.sql`select coalesce(max(id), 0)::bigint as id from exposure_events`;
       const result = await rescoreFindings(database.sql, await activePolicy(database.sql), { all: true }, { reason });
-      const [after] = await database.sql`select coalesce(max(id), 0)::bigint as id from exposure_events`;
-      return { ...result, fromEventId: Number(before!.id) + 1, toEventId: Number(after!.id) };
+      // The range starts at the first attempt, not this one: a full rescoring commits per share, so
+      // an attempt that failed may have left shares committed whose findings now score unchanged;
+      // their events must still reach mobilization. Events of other runs since then come along too,
+      // which only re-plans their assets once more (a minute of margin covers clock skew).
+      const since = new Date(Context.current().info.scheduledTimestampMs - 60_000);
+      const [range] = await database.sql<{ from_id: string; to_id: string }[]>`
+        select coalesce(min(id) filter (where at >= ${since}), max(id) + 1, 1)::bigint as from_id, coalesce(max(id), 0)::bigint as to_id
+        from exposure_events`;
+      return { ...result, fromEventId: Number(range!.from_id), toEventId: Number(range!.to_id) };
     },
 
     /**

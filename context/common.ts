@@ -61,12 +61,13 @@ export function parseCriticality(raw: string | undefined): Criticality | undefin
  * value, null for anything else (a negative number, a currency word, a range).
  */
 export function parseRevenue(raw: string | undefined): number | undefined | null {
-  const v = raw?.trim().replace(/[,_\s]/g, '');
+  const v = raw?.trim();
   if (!v) return undefined;
-  const m = /^(\d+(?:\.\d+)?)([kKmMbB]?)$/.exec(v);
+  // Separators only between groups of three digits: "12,5M" (a decimal comma) is refused, not read as 125M.
+  const m = /^(\d{1,3}(?:[,_ ]\d{3})+|\d+)(\.\d+)?([kKmMbB]?)$/.exec(v);
   if (!m) return null;
-  const scale = { '': 1, k: 1e3, m: 1e6, b: 1e9 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'b'];
-  const value = Number(m[1]) * scale;
+  const scale = { '': 1, k: 1e3, m: 1e6, b: 1e9 }[m[3]!.toLowerCase() as '' | 'k' | 'm' | 'b'];
+  const value = Number(m[1]!.replace(/[,_ ]/g, '') + (m[2] ?? '')) * scale;
   return Number.isFinite(value) ? value : null;
 }
 

@@ -275,6 +275,9 @@ describe('bad and empty input', () => {
     expect(revenue.message).toBe('bad-revenue.csv: cmdb-csv: line 2, column annual_revenue: "$4,000,000" is not a yearly revenue figure (a number such as 12500000 or 12.5M)');
     const negative = await parseError('cmdb-csv', fixture('neg-revenue.csv', 'name,kind,revenue\nShop,business_service,-5\n'));
     expect(negative.where).toBe('line 2, column annual_revenue');
+    // A decimal comma is refused, never read as a thousands separator (12,5M is not 125M).
+    const comma = await parseError('cmdb-csv', fixture('comma-revenue.csv', 'name,kind,revenue\nShop,business_service,"12,5M"\n'));
+    expect(comma.where).toBe('line 2, column annual_revenue');
     const spelled = assets(await parse('cmdb-csv', fixture('revenue.csv', 'name,kind,revenue\nShop,business_service,"12,500,000"\nBlog,business_service,1.5M\nWiki,business_service,250k\n')));
     expect(spelled.map((a) => a.annualRevenue)).toEqual([12_500_000, 1_500_000, 250_000]);
     const kind = await parseError('cmdb-csv', fixture('bad-kind.csv', 'name,kind\nweb-01,toaster\n'));

@@ -179,7 +179,8 @@ export async function shadowContext(
 ): Promise<{ counts: ContextCounts; diff: ShadowDiff }> {
   let outcome: { counts: ContextCounts; diff: ShadowDiff } | undefined;
   try {
-    await sql.begin(async (tx) => {
+    // Repeatable read: the diff's summary and its samples see the same estate.
+    await sql.begin('isolation level repeatable read', async (tx) => {
       const counts = await mergeContext(tx, scan, document);
       outcome = { counts, diff: await shadowScoreIn(tx, policy, { all: true }, options) };
       throw ROLLBACK;

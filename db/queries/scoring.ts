@@ -574,7 +574,7 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
   return { ctes, rows };
 }
 
-async function tuned(tx: Tx): Promise<void> {
+async function tuned(tx: Tx, shares = 1): Promise<void> {
   // Hash joins, the distinct-vulnerability aggregate and the per-finding results (read twice: for
   // the update and for the explanation parts) stay in memory at a million findings; the join of
   // findings to their vulnerability row is one the planner cannot estimate, and a merge join would
@@ -582,7 +582,7 @@ async function tuned(tx: Tx): Promise<void> {
   // Custom plans fold the policy's constants (a modifier that is off costs nothing); scores are
   // recomputed from the database, so the commit need not wait for the WAL flush.
   await tx`
-    select set_config('work_mem', '512MB', true), set_config('enable_mergejoin', 'off', true),
+    select set_config('work_mem', ${`${Math.max(64, Math.floor(512 / shares))}MB`}, true), set_config('enable_mergejoin', 'off', true),
            set_config('plan_cache_mode', 'force_custom_plan', true), set_config('synchronous_commit', 'off', true)`;
 }
 
@@ -610,7 +610,7 @@ export async function rescoreFindings(
   // A share that fails leaves the others committed: rescoring is idempotent, a retry finishes it.
   const bounds = await shareBounds(sql, parallel);
   const shares = await Promise.allSettled(
-    bounds.slice(0, -1).map((from, i) => rescoreIn(sql, policy, { part: { from, to: bounds[i + 1]! } }, feeds, reason)),
+    bounds.slice(0, -1).map((from, i) => rescoreIn(sql, policy, { part: { from, to: bounds[i + 1]! } }, feeds, reason, bounds.length - 1)),
   );
   const failed = shares.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
@@ -649,9 +649,10 @@ async function shareBounds(sql: Sql, n: number): Promise<(number | null)[]> {
 /** Concurrent shares of a full rescoring: one per core, up to four (the writes then contend). */
 export const DEFAULT_PARALLEL = Math.max(1, Math.min(4, availableParallelism()));
 
-async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: FeedVersions, reason: string): Promise<RescoreResult> {
+async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: FeedVersions, reason: string, shares = 1): Promise<RescoreResult> {
   return sql.begin(async (tx) => {
-    await tuned(tx);
+    // Shares run at once, each with its part of the memory a single statement would get.
+    await tuned(tx, shares);
     const c = compile(policy, feeds);
     const { ctes, rows } = scoringQuery(tx, policy, scope, feeds);
     const [result] = await tx<{ scored: number; changed: number; events: number }[]>`
@@ -692,6 +693,8 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
                  any_value(unexposed_by) as unexposed_by, any_value(control) as control, any_value(vendor) as vendor
           from upd group by c_id
         ) k
+        -- In id order, as the other parts: concurrent shares then never wait on each other in a cycle.
+        order by k.c_id
         on conflict (id) do nothing
       ),
       superseded as (
