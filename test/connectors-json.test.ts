@@ -766,3 +766,69 @@ describe('streaming', () => {
     await rm(file);
   });
 });
+
+describe('json-stream: keeping only some members of a selected object', () => {
+  // The trivy-json connector builds only the members it reads. The projection must equal what
+  // JSON.parse gives for those members, for values that straddle the reader's 256 kB chunks too,
+  // and a malformed value must fail exactly as the whole-value path does.
+  const item = (i: number) => ({
+    VulnerabilityID: `CVE-2024-${1000 + i}`,
+    PkgName: i % 7 === 0 ? 'caf\u00e9-\u20ac\u{1F600}' : `pkg-${i}`,
+    Description: 'x'.repeat((i * 97) % 5000) + '"quoted" \\ back\nline \u2028 end',
+    CVSS: { nvd: { V3Score: 9.8 - (i % 50) / 10, V3Vector: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' } },
+    Severity: i % 3 === 0 ? 'HIGH' : 'LOW',
+    FixedVersion: i % 4 === 0 ? null : `1.${i}.0`,
+    Weird: { n: 0, big: 12345678901234567890, e: 1.5e-7 },
+    Score: i / 3,
+    Dup: 'never', // written twice in the text below
+  });
+  const keep = ['VulnerabilityID', 'PkgName', 'CVSS', 'Severity', 'FixedVersion', 'Weird', 'Score', 'Dup'];
+
+  it('gives the members JSON.parse gives, in values that straddle chunks, with duplicate keys resolved the same way', async () => {
+    const { streamJson } = await import('../connectors/json-stream.js');
+    const items = Array.from({ length: 600 }, (_, i) => item(i));
+    // A duplicate key written twice in the text: JSON.parse keeps the last one.
+    const text = JSON.stringify({ Results: [{ Vulnerabilities: items }] }, null, 1).replace(/"Dup": "never"/g, '"Dup": "first", "Dup": "last"')
+      .replace(/"n": 0/g, '"__proto__": { "polluted": true }, "n": -0'); // JSON.stringify writes neither
+    const file = join(dir, 'keep.json');
+    await writeFile(file, text);
+    expect(text.length).toBeGreaterThan(4 * 256 * 1024); // many values cross a chunk boundary
+    const expected = (JSON.parse(text) as { Results: [{ Vulnerabilities: Record<string, unknown>[] }] }).Results[0].Vulnerabilities.map((v) =>
+      Object.fromEntries(keep.filter((k) => Object.hasOwn(v, k)).map((k) => [k, v[k]])),
+    );
+    const got: unknown[] = [];
+    for await (const event of streamJson(file, { name: 'keep.json', format: 'test', select: ['Results.*.Vulnerabilities.*'], keep: { 'Results.*.Vulnerabilities.*': keep } })) {
+      if (event.kind === 'value') got.push(event.value);
+    }
+    expect(got).toHaveLength(600);
+    expect(got).toEqual(expected);
+    expect((got[0] as { Dup: string }).Dup).toBe('last');
+    expect(Object.is((got[0] as { Weird: { n: number } }).Weird.n, -0)).toBe(true);
+    expect(Object.keys(got[1] as object)).not.toContain('Description');
+    // "__proto__" is an own member, as JSON.parse makes it, never the prototype.
+    const weird = (got[0] as { Weird: Record<string, unknown> }).Weird;
+    expect(Object.hasOwn(weird, '__proto__')).toBe(true);
+    expect(Object.getPrototypeOf(weird)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('reports a malformed kept value exactly as the whole-value path does', async () => {
+    const { streamJson } = await import('../connectors/json-stream.js');
+    const text = JSON.stringify({ Results: [{ Vulnerabilities: [item(1), item(2)] }] }).replace('"Severity":"LOW"', '"Severity":LOW');
+    const file = join(dir, 'keep-bad.json');
+    await writeFile(file, text);
+    const failure = async (withKeep: boolean) => {
+      try {
+        for await (const _ of streamJson(file, { name: 'keep-bad.json', format: 'test', select: ['Results.*.Vulnerabilities.*'], ...(withKeep ? { keep: { 'Results.*.Vulnerabilities.*': keep } } : {}) })) {
+          // drain
+        }
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'no error';
+    };
+    const message = await failure(true);
+    expect(message).toMatch(/^keep-bad\.json: test: /);
+    expect(message).toBe(await failure(false));
+  });
+});
