@@ -1,29 +1,12 @@
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import { runScript } from './support/scripts.js';
 
 // The ingest benchmark as `npm run bench:ingest` runs it, at a small scale, against the shared
 // test server (the script creates and drops a database of its own there).
 
-const root = resolve(import.meta.dirname, '..');
-
-function bench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench-ingest.ts', ...args], {
-      cwd: root,
-      env: { ...process.env, DATABASE_URL: inject('postgresUrl') },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
-
 describe('bench:ingest', () => {
   it('measures ingest, re-ingest and the COPY baseline, and the re-ingest changes nothing', { timeout: 90_000 }, async () => {
-    const { code, stdout, stderr } = await bench(['--findings', '20000', '--assets', '20', '--json']);
+    const { code, stdout, stderr } = await runScript('scripts/bench-ingest.ts', ['--findings', '20000', '--assets', '20', '--json'], { DATABASE_URL: inject('postgresUrl') });
     expect(code, stderr).toBe(0);
     const result = JSON.parse(stdout);
     expect(result).toMatchObject({
@@ -42,7 +25,7 @@ describe('bench:ingest', () => {
   });
 
   it('reports larger than the inline batch go through COPY and merge the same', { timeout: 90_000 }, async () => {
-    const { code, stdout, stderr } = await bench(['--findings', '12000', '--assets', '2', '--concurrency', '1', '--json']);
+    const { code, stdout, stderr } = await runScript('scripts/bench-ingest.ts', ['--findings', '12000', '--assets', '2', '--concurrency', '1', '--json'], { DATABASE_URL: inject('postgresUrl') });
     expect(code, stderr).toBe(0);
     expect(JSON.parse(stdout)).toMatchObject({ findings: 12000, reports: 2, reingest: { newFindings: 0, unchanged: true } });
   });

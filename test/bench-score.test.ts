@@ -1,27 +1,12 @@
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import { runScript } from './support/scripts.js';
 
 // The scoring benchmark as the project runs it (a child process), small: it must finish, print one
 // JSON object with the documented fields, and its numbers must make sense together.
 
-const root = resolve(import.meta.dirname, '..');
-
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench-score.ts', ...args], { cwd: root, env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
-
 describe('npm run bench:score', () => {
   it('scores 20,000 generated findings and reports the timings as one JSON object', { timeout: 90_000 }, async () => {
-    const { code, stdout, stderr } = await run(['--findings', '20000', '--json'], { DATABASE_URL: inject('postgresUrl') });
+    const { code, stdout, stderr } = await runScript('scripts/bench-score.ts', ['--findings', '20000', '--json'], { DATABASE_URL: inject('postgresUrl') });
     expect(code, stderr).toBe(0);
     const lines = stdout.trim().split('\n');
     expect(lines).toHaveLength(1);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
+import { eventually, json, startTestPlatform, type TestPlatform, SAMPLE_FEEDS_ENV } from './support/platform.js';
 import { imageReport, type TicketRow } from './support/reports.js';
 
 // The whole loop against the real Temporal server, real PostgreSQL and the ServiceNow simulator over
@@ -65,11 +65,7 @@ beforeAll(async () => {
   platform = await startTestPlatform({
     CTEM_SLA_ACK: `${ACK_SLA_S}s`,
     CTEM_ESCALATION_INTERVAL: `${ESCALATION_INTERVAL_S}s`,
-    CTEM_EPSS_FILE: join(fixtures, 'epss-sample.csv'),
-    CTEM_KEV_FILE: join(fixtures, 'kev-sample.json'),
-    // The sample feeds are dated 2026-11-01: freshness is not what this test is about.
-    CTEM_FEED_MAX_AGE_EPSS: '3650d',
-    CTEM_FEED_MAX_AGE_KEV: '3650d',
+    ...SAMPLE_FEEDS_ENV,
   });
 });
 

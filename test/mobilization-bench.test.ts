@@ -1,29 +1,12 @@
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runScript } from './support/scripts.js';
 
 // The remediation benchmark as the project runs it (a child process with its own Temporal dev
 // server), small: every timer fires, no escalation comes early, and it prints one JSON object.
 
-const root = resolve(import.meta.dirname, '..');
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const env = { ...process.env };
-    delete env.TEMPORAL_ADDRESS;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench-remediation.ts', ...args], { cwd: root, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
-
 describe('npm run bench:remediation', () => {
   it('starts 40 remediation workflows, fires every acknowledgement timer once and reports as one JSON object', { timeout: 120_000 }, async () => {
-    const { code, stdout, stderr } = await run(['--workflows', '40', '--ack', '3s', '--cache', '10', '--json']);
+    const { code, stdout, stderr } = await runScript('scripts/bench-remediation.ts', ['--workflows', '40', '--ack', '3s', '--cache', '10', '--json'], { TEMPORAL_ADDRESS: undefined });
     expect(code, stderr).toBe(0);
     const lines = stdout.trim().split('\n');
     expect(lines).toHaveLength(1);

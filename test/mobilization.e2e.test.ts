@@ -7,7 +7,7 @@ import { parseSlaPolicy, slaFor } from '../mobilization/sla-policy.js';
 import { loadConfig } from '../platform/config.js';
 import { connectWorkerTemporal, serviceNowClient } from '../platform/connect.js';
 import { createWorker } from '../platform/worker.js';
-import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
+import { eventually, json, startTestPlatform, type TestPlatform, SAMPLE_FEEDS_ENV } from './support/platform.js';
 import { imageReport, type TicketRow } from './support/reports.js';
 
 // Mobilization against the real Temporal server, real PostgreSQL and the ServiceNow simulator over
@@ -62,10 +62,7 @@ beforeAll(async () => {
       CTEM_TICKET_RECONCILE_INTERVAL: '3s',
       // act tickets keep the default; attend tickets get an hour to acknowledge (per-tier policy).
       CTEM_SLA_POLICY: JSON.stringify({ tiers: { attend: { ack: '1h' } } }),
-      CTEM_EPSS_FILE: join(fixtures, 'epss-sample.csv'),
-      CTEM_KEV_FILE: join(fixtures, 'kev-sample.json'),
-      CTEM_FEED_MAX_AGE_EPSS: '3650d',
-      CTEM_FEED_MAX_AGE_KEV: '3650d',
+      ...SAMPLE_FEEDS_ENV,
     },
     { api: true, worker: false },
   );

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRescoreActivities } from '../activities/rescore.js';
-import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
+import { eventually, json, startTestPlatform, type TestPlatform, SAMPLE_FEEDS_ENV } from './support/platform.js';
 
 // Prioritization as users drive it through the API: a new policy version is evaluated in shadow
 // mode without touching live tiers, then promoted, which re-scores through a workflow and leaves a
@@ -39,10 +39,7 @@ async function rescored(workflowId: string) {
 
 beforeAll(async () => {
   platform = await startTestPlatform({
-    CTEM_EPSS_FILE: join(fixtures, 'epss-sample.csv'),
-    CTEM_KEV_FILE: join(fixtures, 'kev-sample.json'),
-    CTEM_FEED_MAX_AGE_EPSS: '3650d',
-    CTEM_FEED_MAX_AGE_KEV: '3650d',
+    ...SAMPLE_FEEDS_ENV,
   });
   const upload = await json<{ scanId: string }>(platform.api('/api/v1/scans?owner=alex.romero&filename=trivy-payments-api.json', { method: 'POST', body: report }));
   await eventually(async () => {

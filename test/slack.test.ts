@@ -6,7 +6,7 @@ import { statusQuery, type RemediationState } from '../workflows/remediation.js'
 import { campaignWorkflow } from '../workflows/campaign.js';
 import { orphanReportWorkflow } from '../workflows/orphan-report.js';
 import { createSlackNotifier } from '../slack/notifier.js';
-import { eventually, json, startTestPlatform, type TestPlatform } from './support/platform.js';
+import { eventually, json, startTestPlatform, type TestPlatform, SAMPLE_FEEDS_ENV } from './support/platform.js';
 import { startFakeSlack, type FakeSlack } from './support/slack-fake.js';
 import { buttonClick, signed, slashCommand, viewSubmission, type SignOptions } from './support/slack-requests.js';
 import { imageReport, type TicketRow } from './support/reports.js';
@@ -109,10 +109,7 @@ beforeAll(async () => {
     TEMPORAL_UI_URL: UI,
     CTEM_SLA_ACK: `${ACK_SLA_S}s`,
     CTEM_ESCALATION_INTERVAL: '3s',
-    CTEM_EPSS_FILE: join(fixtures, 'epss-sample.csv'),
-    CTEM_KEV_FILE: join(fixtures, 'kev-sample.json'),
-    CTEM_FEED_MAX_AGE_EPSS: '3650d',
-    CTEM_FEED_MAX_AGE_KEV: '3650d',
+    ...SAMPLE_FEEDS_ENV,
   });
 });
 

@@ -35,6 +35,17 @@ export async function closeTestDatabases(): Promise<void> {
   await Promise.all(openedDatabases.splice(0).map((d) => d.close()));
 }
 
+/**
+ * The sample EPSS and KEV files under test/fixtures as the platform's feeds. They are dated
+ * 2026-11-01, so freshness is waived: the tests using them are not about freshness.
+ */
+export const SAMPLE_FEEDS_ENV: Readonly<Record<string, string>> = {
+  CTEM_EPSS_FILE: join(import.meta.dirname, '..', 'fixtures', 'epss-sample.csv'),
+  CTEM_KEV_FILE: join(import.meta.dirname, '..', 'fixtures', 'kev-sample.json'),
+  CTEM_FEED_MAX_AGE_EPSS: '3650d',
+  CTEM_FEED_MAX_AGE_KEV: '3650d',
+};
+
 export interface TestPlatform extends Platform {
   env: Record<string, string>;
   api(path: string, init?: RequestInit): Promise<Response>;
