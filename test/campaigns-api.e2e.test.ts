@@ -55,8 +55,11 @@ describe('campaigns API', () => {
     expect(done.results!.top.length).toBeGreaterThan(0);
     expect(done.results!.hypothesisMatches?.cves).toEqual(['CVE-2024-5535']);
 
-    // The workflow really ran on Temporal, and the list shows the campaign.
-    const described = await platform.temporalClient.workflow.getHandle(workflowId).describe();
+    // The workflow really ran on Temporal, and the list shows the campaign. The record says
+    // completed a moment before the workflow itself returns: wait for its result first.
+    const handle = platform.temporalClient.workflow.getHandle(workflowId);
+    await handle.result();
+    const described = await handle.describe();
     expect(described.status.name).toBe('COMPLETED');
     const list = await json<{ items: Array<{ id: string }> }>(platform.api('/api/v1/campaigns?scope=campaign-api'));
     expect(list.items.map((c) => c.id)).toContain(campaignId);
