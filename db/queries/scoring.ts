@@ -513,8 +513,8 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
     select f.ctid as row_ctid, f.id, f.asset_id, f.tier as old_tier, f.score as old_score, f.due_at as old_due,
       f.explanation_vuln as old_vuln, f.explanation_asset as old_asset, f.explanation_context as old_context,
       f.change_id is not null as old_change,
-      y.tier, y.score, v.v_id, a.a_id, ${contextKey} as c_id,
-      y.b, y.ft, a.critical, y.shape, y.unexposed_by, y.control, y.vendor,
+      y.tier, y.score, v.v_id, a.a_id, ${contextKey} as c_id, y0.k,
+      y.unexposed_by, y.control, y.vendor,
       case when f.tier is not distinct from y.tier and f.due_at is not null then f.due_at
            else now() + y.due_days * interval '1 day' end as due_at
       ${bodies ? tx`, f.issue_id, a.name as asset_name, f.explanation as old_explanation,
@@ -571,7 +571,7 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
     ) y
     where f.status = 'open' and ${findingFilter}
     offset 0`;
-  return { ctes, rows };
+  return { ctes, rows, cells, cellContextIds };
 }
 
 async function tuned(tx: Tx, shares = 1): Promise<void> {
@@ -654,7 +654,7 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
     // Shares run at once, each with its part of the memory a single statement would get.
     await tuned(tx, shares);
     const c = compile(policy, feeds);
-    const { ctes, rows } = scoringQuery(tx, policy, scope, feeds);
+    const { ctes, rows, cells, cellContextIds } = scoringQuery(tx, policy, scope, feeds);
     const [result] = await tx<{ scored: number; changed: number; events: number }[]>`
       with ${ctes},
       vuln_parts as (
@@ -683,15 +683,23 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
         where t.ctid = s.row_ctid
           and (s.moved or s.old_score is distinct from s.score
                or s.old_vuln is distinct from s.v_id or s.old_asset is distinct from s.a_id or s.old_context is distinct from s.c_id)
-        returning t.id, s.moved, s.old_change, s.c_id, s.b, s.ft, s.critical, s.shape, s.unexposed_by, s.control, s.vendor
+        -- Narrow rows, a million of them at a first scoring: the cell, and the part id only when a
+        -- control or vendor status is in it (a cell's part follows from the cell).
+        returning t.id, s.moved, s.old_change, s.k,
+          case when s.unexposed_by is not null or s.control is not null or s.vendor is not null then s.c_id end as c_special,
+          s.unexposed_by, s.control, s.vendor
       ),
       context_parts as (
         insert into explanation_parts (id, body)
         select k.c_id, ${contextBody(tx, c, tx`k.b`, tx`k.ft`, tx`k.critical`, tx`k.shape`, tx`k.unexposed_by`, tx`k.control`, tx`k.vendor`)}
         from (
-          select c_id, any_value(b) as b, any_value(ft) as ft, any_value(critical) as critical, any_value(shape) as shape,
-                 any_value(unexposed_by) as unexposed_by, any_value(control) as control, any_value(vendor) as vendor
-          from upd group by c_id
+          select (${cellContextIds}::uuid[])[d.k + 1] as c_id, d.k / 256 as b, (${cells.ft}::int[])[d.k + 1] as ft, d.k & 1 = 1 as critical,
+                 (${cells.shape}::int[])[d.k + 1] as shape, null::jsonb as unexposed_by, null::jsonb as control, null::text as vendor
+          from (select distinct k from upd where c_special is null) d
+          union all
+          select c_special, any_value(k / 256), any_value((${cells.ft}::int[])[k + 1]), any_value(k & 1 = 1), any_value((${cells.shape}::int[])[k + 1]),
+                 any_value(unexposed_by), any_value(control), any_value(vendor)
+          from upd where c_special is not null group by c_special
         ) k
         -- In id order, as the other parts: concurrent shares then never wait on each other in a cycle.
         order by k.c_id
@@ -705,9 +713,8 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
         from findings f
         where f.id = any(array(select id from upd where moved and old_change))
       )
-      select (select coalesce(sum(n), 0) from vkeys)::int as scored,
-             (select count(*) from upd)::int as changed,
-             (select count(*) from upd where moved)::int as events`;
+      select (select coalesce(sum(n), 0) from vkeys)::int as scored, w.changed, w.events
+      from (select count(*)::int as changed, (count(*) filter (where moved))::int as events from upd) w`;
     return { scored: result?.scored ?? 0, changed: result?.changed ?? 0, events: result?.events ?? 0 };
   });
 }
