@@ -217,11 +217,19 @@ async function main(): Promise<number> {
     const policy = defaultPolicy();
 
     const baselineSql = () => sql`update findings set score = score + 0 where status = 'open'`;
+    // Each timed step starts from a checkpoint, so none pays for flushing the pages the step before
+    // it dirtied (a checkpoint that happens to start mid-step otherwise moves a result by a third).
+    // CHECKPOINT needs a superuser or pg_checkpoint; without either the figures are only noisier.
+    const settle = async () => {
+      await sql`checkpoint`.catch(() => {});
+    };
+    await settle();
     say('baseline on the unscored rows: update findings set score = score + 0...');
     const baselineUnscored = await timed(baselineSql);
     await sql`vacuum analyze findings`;
     say(`  ${round(baselineUnscored.seconds)} s`);
 
+    await settle();
     say('rescoreFindings({ all: true }) on unscored findings...');
     const first = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark', parallel }));
     say(`  ${round(first.seconds)} s: ${JSON.stringify(first.value)}`);
@@ -229,11 +237,13 @@ async function main(): Promise<number> {
 
     // The like-for-like yardstick: the same rows as they are stored once scored (with their tier,
     // explanation part ids and latest score change).
+    await settle();
     say('baseline on the scored rows: update findings set score = score + 0...');
     const baseline = await timed(baselineSql);
     await sql`vacuum findings`;
     say(`  ${round(baseline.seconds)} s`);
 
+    await settle();
     say('rescoreFindings again, nothing changed...');
     const unchanged = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark, unchanged', parallel }));
     say(`  ${round(unchanged.seconds)} s: ${JSON.stringify(unchanged.value)}`);
@@ -247,6 +257,7 @@ async function main(): Promise<number> {
     say('shadowScore with the new EPSS version, before it is applied...');
     const shadow = await timed(() => shadowScore(sql, policy, { all: true }, { feeds: { epss: nextVersion } }));
     say(`  ${round(shadow.seconds)} s: unchanged ${shadow.value.unchanged}, up ${shadow.value.movedUp}, down ${shadow.value.movedDown}`);
+    await settle();
     say('rescoreFindings after a new EPSS version...');
     const feed = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark, new EPSS version', parallel }));
     say(`  ${round(feed.seconds)} s: ${JSON.stringify(feed.value)}`);
