@@ -26,10 +26,6 @@ export async function startEmbeddedPostgres(dir: string, port: number): Promise<
     port,
     persistent: true,
     createPostgresUser: true,
-    // WAL buffers of one segment (the ceiling PostgreSQL's own sizing reaches only at 512 MB of
-    // shared buffers): with the default 4 MB, concurrent rescoring shares and ingests fill them
-    // and each backend waits to write WAL itself.
-    postgresFlags: ['-c', 'wal_buffers=16MB'],
     onLog: (m) => logs.push(String(m)),
     onError: (m) => logs.push(String(m)),
   });

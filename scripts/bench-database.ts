@@ -18,7 +18,7 @@ export async function openBenchDatabase(dir: string, { prefix, keep }: { prefix:
   const base = process.env.DATABASE_URL;
   if (!base) {
     const embedded = await startEmbeddedPostgres(join(dir, 'postgres'), await freePort());
-    return { url: embedded.url, where: "embedded PostgreSQL with the platform's settings (defaults, wal_buffers 16MB)", stop: () => embedded.stop() };
+    return { url: embedded.url, where: 'embedded PostgreSQL (default settings)', stop: () => embedded.stop() };
   }
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const admin = postgres(base, { max: 1, onnotice: () => {} });
