@@ -693,13 +693,16 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
         insert into explanation_parts (id, body)
         select k.c_id, ${contextBody(tx, c, tx`k.b`, tx`k.ft`, tx`k.critical`, tx`k.shape`, tx`k.unexposed_by`, tx`k.control`, tx`k.vendor`)}
         from (
-          select (${cellContextIds}::uuid[])[d.k + 1] as c_id, d.k / 256 as b, (${cells.ft}::int[])[d.k + 1] as ft, d.k & 1 = 1 as critical,
-                 (${cells.shape}::int[])[d.k + 1] as shape, null::jsonb as unexposed_by, null::jsonb as control, null::text as vendor
-          from (select distinct k from upd where c_special is null) d
+          select distinct k, null::uuid as c_special, null::jsonb as unexposed_by, null::jsonb as control, null::text as vendor
+          from upd where c_special is null
           union all
-          select c_special, any_value(k / 256), any_value((${cells.ft}::int[])[k + 1]), any_value(k & 1 = 1), any_value((${cells.shape}::int[])[k + 1]),
-                 any_value(unexposed_by), any_value(control), any_value(vendor)
+          select any_value(k), c_special, any_value(unexposed_by), any_value(control), any_value(vendor)
           from upd where c_special is not null group by c_special
+        ) p
+        -- What the cell gives, as the scoring relation decodes it (y0 and y in scoringQuery).
+        cross join lateral (
+          select coalesce(p.c_special, (${cellContextIds}::uuid[])[p.k + 1]) as c_id, p.k / 256 as b, (${cells.ft}::int[])[p.k + 1] as ft,
+                 p.k & 1 = 1 as critical, (${cells.shape}::int[])[p.k + 1] as shape, p.unexposed_by, p.control, p.vendor
         ) k
         -- In id order, as the other parts: concurrent shares then never wait on each other in a cycle.
         order by k.c_id
