@@ -69,49 +69,49 @@ export function stageContextIdentifiers(kind: string, name: string, ids: AssetId
 
 /**
  * Resolves staged assets to asset ids, creating the ones nobody knows yet, and records every
- * identifier they carry. Returns the temp table name `resolved_assets (asset_key, asset_id)`.
- * When one record matches two existing assets, the older asset wins (they are not merged).
+ * identifier they carry; returns asset key -> asset id. When one record matches two existing assets,
+ * the older asset wins (they are not merged); a key staged twice is the first record's. One
+ * statement: it runs once per scanner report, and a statement per step (and a temp table created
+ * and dropped each time) cost more than merging a small report's findings.
  */
 export async function resolveAssets(tx: Tx, staged: StagedAsset[], source: string): Promise<Map<string, number>> {
-  await tx`
-    create temp table if not exists resolved_assets (asset_key text primary key, kind text, name text, digest text, asset_id bigint)
-    on commit drop`;
-  await tx`truncate resolved_assets`;
   if (staged.length === 0) return new Map();
   const ids = staged.flatMap((a) => a.identifiers.map(([kind, value]) => [a.assetKey, kind, value] as const));
-  await tx`
-    insert into resolved_assets (asset_key, kind, name, digest)
-    select * from unnest(${tx.array(staged.map((a) => a.assetKey))}::text[], ${tx.array(staged.map((a) => a.kind))}::text[],
-                         ${tx.array(staged.map((a) => a.name))}::text[], ${tx.array(staged.map((a) => a.digest ?? ''))}::text[])
-    on conflict (asset_key) do nothing`;
-  await tx`
-    update resolved_assets r set asset_id = m.asset_id
-    from (
-      select s.asset_key, min(ai.asset_id) as asset_id
-      from unnest(${tx.array(ids.map((i) => i[0]))}::text[], ${tx.array(ids.map((i) => i[1]))}::text[], ${tx.array(ids.map((i) => i[2]))}::text[])
-           as s(asset_key, kind, value)
-      join asset_identifiers ai on ai.kind = s.kind and ai.value = s.value
-      group by s.asset_key
-    ) m
-    where m.asset_key = r.asset_key`;
-  // Assets stored before they had identifiers are still found by key.
-  await tx`update resolved_assets r set asset_id = a.id from assets a where r.asset_id is null and a.asset_key = r.asset_key`;
-  await tx`
-    with created as (
+  const rows = await tx<{ asset_key: string; asset_id: string }[]>`
+    with staged as (
+      select distinct on (asset_key) asset_key, kind, name, digest
+      from unnest(${tx.array(staged.map((a) => a.assetKey))}::text[], ${tx.array(staged.map((a) => a.kind))}::text[],
+                  ${tx.array(staged.map((a) => a.name))}::text[], ${tx.array(staged.map((a) => a.digest ?? ''))}::text[])
+           with ordinality as s(asset_key, kind, name, digest, n)
+      order by asset_key, n
+    ),
+    ids as (
+      select * from unnest(${tx.array(ids.map((i) => i[0]))}::text[], ${tx.array(ids.map((i) => i[1]))}::text[], ${tx.array(ids.map((i) => i[2]))}::text[])
+             as i(asset_key, kind, value)
+    ),
+    matched as (
+      -- By any identifier (the oldest asset), else by key: assets stored before they had identifiers.
+      select s.*, coalesce((select min(ai.asset_id) from ids i join asset_identifiers ai on ai.kind = i.kind and ai.value = i.value
+                            where i.asset_key = s.asset_key),
+                           (select a.id from assets a where a.asset_key = s.asset_key)) as asset_id
+      from staged s
+    ),
+    created as (
       insert into assets (asset_key, kind, name, digest)
-      select asset_key, kind, name, nullif(digest, '') from resolved_assets where asset_id is null
+      select asset_key, kind, name, nullif(digest, '') from matched where asset_id is null
       on conflict (asset_key) do update set last_seen_at = now()
       returning id, asset_key
+    ),
+    resolved as (
+      select m.asset_key, coalesce(m.asset_id, c.id) as asset_id from matched m left join created c on c.asset_key = m.asset_key
+    ),
+    recorded as (
+      insert into asset_identifiers (kind, value, asset_id, source)
+      select i.kind, i.value, r.asset_id, ${source}
+      from ids i join resolved r on r.asset_key = i.asset_key
+      on conflict (kind, value) do nothing
     )
-    update resolved_assets r set asset_id = c.id from created c where c.asset_key = r.asset_key`;
-  await tx`
-    insert into asset_identifiers (kind, value, asset_id, source)
-    select s.kind, s.value, r.asset_id, ${source}
-    from unnest(${tx.array(ids.map((i) => i[0]))}::text[], ${tx.array(ids.map((i) => i[1]))}::text[], ${tx.array(ids.map((i) => i[2]))}::text[])
-         as s(asset_key, kind, value)
-    join resolved_assets r on r.asset_key = s.asset_key
-    on conflict (kind, value) do nothing`;
-  const rows = await tx<{ asset_key: string; asset_id: string }[]>`select asset_key, asset_id from resolved_assets`;
+    select asset_key, asset_id from resolved`;
   return new Map(rows.map((r) => [r.asset_key, Number(r.asset_id)]));
 }
 

@@ -42,16 +42,16 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
     // flush; a report of a million findings should sort and hash in memory, not on disk; and every
     // report is planned for its own size against the tables as they are now, never with a generic
     // plan cached while they were small (index lookups, not scans of every finding, per report).
+    // The staging table is kept for the session and emptied at every commit: creating and dropping
+    // a table per report costs more catalog work than merging a small report. Both statements in one
+    // round trip (the simple protocol takes several; neither has parameters).
     await tx`
       select set_config('synchronous_commit', 'off', true), set_config('work_mem', '64MB', true),
-             set_config('plan_cache_mode', 'force_custom_plan', true)`;
-    // Kept for the session and emptied at every commit: creating and dropping a table per report
-    // costs more catalog work than merging a small report.
-    await tx`
+             set_config('plan_cache_mode', 'force_custom_plan', true);
       create temp table if not exists staging_findings (
         asset_key text, kind text, issue_id text, component text, version text, location text, fixed_version text,
         severity text, cvss_score real, cvss_vector text, title text, vendor_status text
-      ) on commit delete rows`;
+      ) on commit delete rows`.simple();
     // Assets are few even when findings are millions: collect them on the way, resolve them once.
     const seen = new Map<string, StagedAsset>();
     const rows = await stageRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => {
@@ -64,9 +64,11 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       const [byName] = await tx`select id from assets where name = ${scan.target} order by id limit 1`;
       if (byName) scannedIds.push(Number(byName.id));
     }
-    await tx`insert into scan_assets (scan_id, asset_id) select ${scan.id}, unnest(${tx.array(scannedIds)}::bigint[]) on conflict do nothing`;
     // A scan's owner parameter is the weakest ownership claim: CMDB or cloud tags win over it.
     await tx`
+      with scanned as (
+        insert into scan_assets (scan_id, asset_id) select ${scan.id}, unnest(${tx.array(scannedIds)}::bigint[]) on conflict do nothing
+      )
       update assets set
         last_seen_at = case when id = any(${tx.array([...resolved.values()])}::bigint[]) then now() else last_seen_at end,
         last_scanned_at = now(),
@@ -98,7 +100,9 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
           select encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint,
                  r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location, s.fixed_version, s.severity, s.cvss_score, s.cvss_vector,
                  s.title, s.vendor_status
-          from staging_findings s join resolved_assets r on r.asset_key = s.asset_key
+          from staging_findings s
+          join unnest(${tx.array([...resolved.keys()])}::text[], ${tx.array([...resolved.values()])}::bigint[]) as r(asset_key, asset_id)
+            on r.asset_key = s.asset_key
         ) keyed
         -- The worst rating of the duplicates, its vector with it (one rating, so they agree).
         order by fingerprint, cvss_score desc nulls last, cvss_vector nulls last
@@ -132,7 +136,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         select fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
                severity, cvss_score, cvss_vector, title, vendor_status, ${scan.id}, ${scan.id}
         from known where finding_id is null
-        returning f.id, f.fingerprint
+        returning f.id, f.vendor_status
       ),
       changed as (
         update findings f set
@@ -157,8 +161,8 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       -- A finding inserted by this statement has no source row anywhere yet: a plain insert.
       new_sources as (
         insert into finding_sources (finding_id, source, present, vendor_status, last_scan_id)
-        select c.id, ${scan.source}, true, k.vendor_status, ${scan.id}
-        from created c join known k using (fingerprint)
+        select c.id, ${scan.source}, true, c.vendor_status, ${scan.id}
+        from created c
       ),
       sources as (
         insert into finding_sources as fs (finding_id, source, present, vendor_status, last_scan_id)
