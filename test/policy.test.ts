@@ -7,7 +7,7 @@ import type { Database } from '../db/client.js';
 import { ControlError, deleteControl, listControls, saveControl } from '../db/queries/controls.js';
 import { ingestFindings } from '../db/queries/ingest.js';
 import { activatePolicy, activePolicy, listPolicies, savePolicy } from '../db/queries/policies.js';
-import { rescoreFindings, shadowScore } from '../db/queries/scoring.js';
+import { rescoreFindings, shadowScore, shareBlocks } from '../db/queries/scoring.js';
 import type { ExplanationFactor } from '../db/schema.js';
 import { decisionKey, defaultPolicy, defaultPolicyDocument, parsePolicy, PolicyError, type PolicyDocument } from '../prioritization/policy.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from './corpus.js';
@@ -346,6 +346,15 @@ describe('a full rescoring in shares', () => {
     const whole = await rescoreFindings(db.sql, policy, { all: true }, { reason: 'one statement', parallel: 1 });
     const expected = await snapshot();
     await clear();
+    // Three shares of the table's blocks, each with some of the findings.
+    const bounds = await shareBlocks(db.sql, 3);
+    expect(bounds).toHaveLength(4);
+    for (let i = 0; i < 3; i++) {
+      const [share] = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from findings
+        where ctid >= ${`(${bounds[i]},0)`}::tid and (${bounds[i + 1] === null} or ctid < ${`(${bounds[i + 1] ?? 0},0)`}::tid)`;
+      expect(share?.n).toBeGreaterThan(30);
+    }
     const shared = await rescoreFindings(db.sql, policy, { all: true }, { reason: 'three shares', parallel: 3 });
     expect(shared).toEqual(whole);
     expect(whole).toEqual({ scored: 192, changed: 192, events: 192 });

@@ -14,8 +14,11 @@ import { TIER_BY_RANK, TIER_RANK, type Policy, type Tier } from '../../prioritiz
 
 /** Which findings to score: a scan's assets (and what runs on them), given assets, or everything open. */
 export type ScoringScope = { scanId: string } | { assetIds: number[] } | { all: true };
-/** `part`: the findings of assets with from <= id < to (null: unbounded), one share of a parallel rescoring of everything. */
-type InternalScope = ScoringScope | { findingIds: number[] } | { part: { from: number | null; to: number | null } };
+/**
+ * `blocks`: the findings stored in heap blocks from <= block < to (null: to the end), one share of a
+ * parallel rescoring of everything. Each share then reads only its blocks (a TID range scan).
+ */
+type InternalScope = ScoringScope | { findingIds: number[] } | { blocks: { from: number; to: number | null } };
 
 export interface FeedVersions {
   epss: string | null;
@@ -263,14 +266,15 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       ? tx`f.id = any(${scope.findingIds}::bigint[])`
       : 'assetIds' in scope
         ? tx`f.asset_id = any(${scope.assetIds}::bigint[])`
-        : 'part' in scope
-          ? tx`f.asset_id >= coalesce(${scope.part.from}::bigint, 0) and f.asset_id < coalesce(${scope.part.to}::bigint, 9223372036854775807)`
+        : 'blocks' in scope
+          ? scope.blocks.to === null
+            ? tx`f.ctid >= ${`(${scope.blocks.from},0)`}::tid`
+            : tx`f.ctid >= ${`(${scope.blocks.from},0)`}::tid and f.ctid < ${`(${scope.blocks.to},0)`}::tid`
           : scopeAssets
             ? tx`f.asset_id in (select asset_id from scope_assets)`
             : tx`true`;
   const assetFilter: Fragment =
-    'part' in scope ? tx`where a.id >= coalesce(${scope.part.from}::bigint, 0) and a.id < coalesce(${scope.part.to}::bigint, 9223372036854775807)`
-    : scopeAssets ? tx`where a.id in (select asset_id from scope_assets)` : tx``;
+    scopeAssets ? tx`where a.id in (select asset_id from scope_assets)` : tx``;
 
   // Per control, per asset (exposure in words, EDR coverage and what it saw, environment, the controls
   // that apply there) and per distinct vulnerability (feeds, CVSS vector or score): all computed once.
@@ -608,9 +612,9 @@ export async function rescoreFindings(
   // PostgreSQL backend each) runs on every core. Each share is its own transaction, complete for
   // its assets; the run resolves the feed versions once so all shares score against the same ones.
   // A share that fails leaves the others committed: rescoring is idempotent, a retry finishes it.
-  const bounds = await shareBounds(sql, parallel);
+  const bounds = await shareBlocks(sql, parallel);
   const shares = await Promise.allSettled(
-    bounds.slice(0, -1).map((from, i) => rescoreIn(sql, policy, { part: { from, to: bounds[i + 1]! } }, feeds, reason, bounds.length - 1)),
+    bounds.slice(0, -1).map((from, i) => rescoreIn(sql, policy, { blocks: { from: from!, to: bounds[i + 1]! } }, feeds, reason, bounds.length - 1)),
   );
   const failed = shares.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
@@ -624,26 +628,22 @@ export async function rescoreFindings(
 }
 
 /**
- * Asset id bounds that split the open findings into `n` shares of about equal size: from the
- * statistics' histogram of findings.asset_id when there is one, else the asset id range cut evenly.
- * Ranges, not a modulo: the planner estimates a range from the histogram, where an expression
- * filter it guesses at 0.5% would send it to nested loops over the whole share.
+ * Block bounds that split the open findings into `n` shares of about equal size, from the blocks of
+ * a sample of the table: about a thousand blocks, all of a small table, at least 1% of a large one
+ * (updates that move rows leave the open findings unevenly spread, so equal block counts would not
+ * do). The first share starts at block 0 and the last one is open, so every row is in exactly one
+ * share: each finding's row version as of a share's snapshot lies in one block, so each is scored
+ * once even when an update moves it to another. Each share reads only its blocks (a TID range
+ * scan), where a split by asset read the whole table in every share, twice.
  */
-async function shareBounds(sql: Sql, n: number): Promise<(number | null)[]> {
-  const [stats] = await sql<{ bounds: string | null }[]>`
-    select histogram_bounds::text as bounds from pg_stats
-    where schemaname = current_schema() and tablename = 'findings' and attname = 'asset_id'`;
-  let cuts: number[];
-  const histogram = stats?.bounds ? stats.bounds.replace(/[{}]/g, '').split(',').map(Number) : [];
-  if (histogram.length > n) {
-    cuts = Array.from({ length: n - 1 }, (_, i) => histogram[Math.round(((i + 1) * (histogram.length - 1)) / n)]!);
-  } else {
-    const [range] = await sql<{ lo: number | null; hi: number | null }[]>`select min(id)::float8 as lo, max(id)::float8 as hi from assets`;
-    const lo = range?.lo ?? 0;
-    const hi = range?.hi ?? 0;
-    cuts = Array.from({ length: n - 1 }, (_, i) => Math.floor(lo + ((hi - lo + 1) * (i + 1)) / n));
-  }
-  return [null, ...[...new Set(cuts)].sort((a, b) => a - b), null];
+export async function shareBlocks(sql: Sql, n: number): Promise<(number | null)[]> {
+  const [size] = await sql<{ blocks: number }[]>`select (pg_relation_size('findings') / current_setting('block_size')::int)::float8 as blocks`;
+  const percent = Math.min(100, Math.max(1, 100_000 / Math.max(1, size?.blocks ?? 0)));
+  const [sample] = await sql<{ cuts: number[] | null }[]>`
+    select percentile_disc(${Array.from({ length: n - 1 }, (_, i) => (i + 1) / n)}::float8[]) within group (order by block) as cuts
+    from (select (ctid::text::point)[0] as block from findings tablesample system (${percent}::float4) where status = 'open') s`;
+  const cuts = (sample?.cuts ?? []).map(Number).filter((b) => b > 0);
+  return [0, ...[...new Set(cuts)].sort((a, b) => a - b), null];
 }
 
 /** Concurrent shares of a full rescoring: one per core, up to four (the writes then contend). */
