@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { Database } from '../db/client.js';
 import { snapshotNoise } from '../db/queries/exposures.js';
 import { activePolicy } from '../db/queries/policies.js';
-import { rescoreFindings } from '../db/queries/scoring.js';
+import { pruneExplanationParts, rescoreFindings } from '../db/queries/scoring.js';
 
 export function createRescoreActivities({ database }: { database: Database }) {
   return {
@@ -13,6 +13,8 @@ export function createRescoreActivities({ database }: { database: Database }) {
      */
     async rescoreAll({ reason }: { reason: string }): Promise<{ scored: number; changed: number; events: number; fromEventId: number; toEventId: number }> {
       const result = await rescoreFindings(database.sql, await activePolicy(database.sql), { all: true }, { reason });
+      // What the findings said before this rescoring, and no history entry keeps, goes.
+      await pruneExplanationParts(database.sql);
       // The range starts at the first attempt, not this one: a full rescoring commits per share, so
       // an attempt that failed may have left shares committed whose findings now score unchanged;
       // their events must still reach mobilization. Events of other runs since then come along too,

@@ -7,7 +7,7 @@ import type { Database } from '../db/client.js';
 import { ControlError, deleteControl, listControls, saveControl } from '../db/queries/controls.js';
 import { ingestFindings } from '../db/queries/ingest.js';
 import { activatePolicy, activePolicy, listPolicies, savePolicy } from '../db/queries/policies.js';
-import { rescoreFindings, shadowScore, shareBlocks } from '../db/queries/scoring.js';
+import { pruneExplanationParts, rescoreFindings, shadowScore, shareBlocks } from '../db/queries/scoring.js';
 import type { ExplanationFactor } from '../db/schema.js';
 import { decisionKey, defaultPolicy, defaultPolicyDocument, parsePolicy, PolicyError, type PolicyDocument } from '../prioritization/policy.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from './corpus.js';
@@ -362,6 +362,52 @@ describe('a full rescoring in shares', () => {
     expect(new Set(expected.map((r) => r.tier)).size).toBeGreaterThan(2);
     // Nothing changed: the shares write nothing either.
     expect(await rescoreFindings(db.sql, policy, { all: true }, { reason: 'again', parallel: 3 })).toEqual({ scored: 192, changed: 0, events: 0 });
+  });
+});
+
+describe('explanation parts', () => {
+  it('a part no finding and no history entry names any more is pruned; every explanation still reads whole', async () => {
+    const db = await migratedTestDatabase();
+    await syntheticFeeds(db);
+    const web = await addAsset(db, 'web-01', { internetFacing: true, publicIps: ['203.0.113.9'] });
+    const drifting = await addFinding(db, web, 'CVE-2099-0009', { vector: vector(false, true) });
+    await addFinding(db, web, 'CVE-2099-0001', { vector: vector(true, true) });
+    await addFinding(db, web, 'CVE-2099-0002', { component: 'zlib', vector: vector(false, false) });
+    await rescoreFindings(db.sql, policy, { all: true }, { reason: 'first' });
+    const unnamed = async () => (await db.sql<{ n: number }[]>`
+      select count(*)::int as n from explanation_parts p
+      where not exists (select 1 from findings f where p.id in (f.explanation_vuln, f.explanation_asset, f.explanation_context))
+        and not exists (select 1 from score_changes c where p.id in (c.explanation_vuln, c.explanation_asset, c.explanation_context))`)[0]!.n;
+    expect(await unnamed()).toBe(0);
+    expect(await pruneExplanationParts(db.sql)).toBe(0);
+
+    // A new EPSS version moves CVE-2099-0009's score, not its tier, and every vulnerability part
+    // names the new version: the three old ones are history of nothing.
+    const tiers = await db.sql`select id, tier from findings order by id`;
+    await db.sql`insert into intel_feeds (kind, version, rows, sha256, status, activated_at) values ('epss', 'test-epss-2', 1, 'e2', 'active', now() + interval '1 second')`;
+    await db.sql`insert into epss_scores (feed_version, cve, epss, percentile) values ('test-epss-2', 'CVE-2099-0009', 0.6, 0.995)`;
+    const before = await scored(db, drifting);
+    expect(await rescoreFindings(db.sql, policy, { all: true }, { reason: 'epss 2' })).toMatchObject({ changed: 3, events: 0 });
+    expect(await db.sql`select id, tier from findings order by id`).toEqual(tiers);
+    expect(await unnamed()).toBe(3);
+    const parts = (await db.sql<{ n: number }[]>`select count(*)::int as n from explanation_parts`)[0]!.n;
+
+    expect(await pruneExplanationParts(db.sql)).toBe(3);
+    expect((await db.sql<{ n: number }[]>`select count(*)::int as n from explanation_parts`)[0]!.n).toBe(parts - 3);
+    expect(await unnamed()).toBe(0);
+    const after = await scored(db, drifting);
+    expect(factor(before, 'epss')?.value).toBe(0.5);
+    expect(factor(after, 'epss')?.value).toBe(0.6);
+    expect(after.explanation.map((f) => f.factor)).toEqual(before.explanation.map((f) => f.factor));
+    // Every finding's explanation and every history entry's still has all three parts.
+    const whole = await db.sql<{ n: number; whole: number }[]>`
+      select count(*)::int as n, count(*) filter (where v.id is not null and a.id is not null and c.id is not null)::int as whole
+      from score_history h
+      left join explanation_parts v on v.id = h.explanation_vuln left join explanation_parts a on a.id = h.explanation_asset
+      left join explanation_parts c on c.id = h.explanation_context`;
+    expect(whole[0]!.n).toBeGreaterThanOrEqual(3);
+    expect(whole[0]!.whole).toBe(whole[0]!.n);
+    expect(await pruneExplanationParts(db.sql)).toBe(0);
   });
 });
 
