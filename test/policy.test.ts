@@ -365,6 +365,56 @@ describe('a full rescoring in shares', () => {
   });
 });
 
+describe('a full rescoring that fails in one share', () => {
+  it('keeps what the other shares committed, and a retry scores the rest with one event per finding', async () => {
+    const db = await migratedTestDatabase();
+    await syntheticFeeds(db);
+    for (let a = 0; a < 12; a++) {
+      const id = await addAsset(db, `asset-${a}`, { internetFacing: a % 2 === 0, criticality: a % 3 === 0 ? 'critical' : 'medium' });
+      for (let k = 0; k < 8; k++) {
+        await addFinding(db, id, k % 2 === 0 ? 'CVE-2099-0001' : `CVE-2099-00${10 + k}`, { component: `lib-${k}`, vector: vector(k % 3 === 0, k % 4 < 2), cvss: 4 + k * 0.7 });
+      }
+    }
+    const bounds = await shareBlocks(db.sql, 2);
+    expect(bounds).toHaveLength(3);
+    // Another transaction holds a row of the second share, so that share's UPDATE waits on it and
+    // is cancelled there, after the first share has had every chance to commit.
+    const locker = await db.sql.reserve();
+    try {
+      await locker`begin`;
+      const [me] = await locker<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      const [held] = await locker<{ id: string }[]>`select id from findings where ctid >= ${`(${bounds[1]},0)`}::tid order by ctid desc limit 1 for update`;
+      expect(held).toBeDefined();
+      const run = rescoreFindings(db.sql, policy, { all: true }, { reason: 'interrupted', parallel: 2 });
+      run.catch(() => {});
+      let cancelled = false;
+      for (let i = 0; i < 200 && !cancelled; i++) {
+        const [w] = await db.sql<{ pid: number }[]>`
+          select pid from pg_stat_activity where pg_backend_pid() <> pid and ${me!.pid}::int = any(pg_blocking_pids(pid))`;
+        if (w) cancelled = (await db.sql`select pg_cancel_backend(${w.pid})`)[0]!.pg_cancel_backend as boolean;
+        else await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(cancelled).toBe(true);
+      await expect(run).rejects.toThrow(/cancel/i);
+      await locker`rollback`;
+    } finally {
+      locker.release();
+    }
+    const state = async () => (await db.sql<{ scored: number; unscored: number; events: number }[]>`
+      select count(*) filter (where tier is not null)::int as scored, count(*) filter (where tier is null)::int as unscored,
+             (select count(*)::int from exposure_events) as events from findings`)[0]!;
+    const partial = await state();
+    expect(partial.scored).toBeGreaterThan(0);
+    expect(partial.unscored).toBeGreaterThan(0);
+    expect(partial.events).toBe(partial.scored);
+
+    const retry = await rescoreFindings(db.sql, policy, { all: true }, { reason: 'retry', parallel: 2 });
+    expect(retry).toEqual({ scored: 96, changed: partial.unscored, events: partial.unscored });
+    expect(await state()).toEqual({ scored: 96, unscored: 0, events: 96 });
+    expect(await rescoreFindings(db.sql, policy, { all: true }, { reason: 'again', parallel: 2 })).toEqual({ scored: 96, changed: 0, events: 0 });
+  });
+});
+
 describe('explanation parts', () => {
   it('a part no finding and no history entry names any more is pruned; every explanation still reads whole', async () => {
     const db = await migratedTestDatabase();
