@@ -610,12 +610,10 @@ export async function rescoreFindings(
   if (!('all' in scope) || parallel <= 1) return rescoreIn(sql, policy, scope, feeds, reason);
   // Everything: one share of the assets per connection, so the statement's work (a single
   // PostgreSQL backend each) runs on every core. Each share is its own transaction, complete for
-  // its assets; the run resolves the feed versions once so all shares score against the same ones.
+  // its blocks; the run resolves the feed versions once so all shares score against the same ones.
   // A share that fails leaves the others committed: rescoring is idempotent, a retry finishes it.
-  const bounds = await shareBlocks(sql, parallel);
-  const shares = await Promise.allSettled(
-    bounds.slice(0, -1).map((from, i) => rescoreIn(sql, policy, { blocks: { from: from!, to: bounds[i + 1]! } }, feeds, reason, bounds.length - 1)),
-  );
+  const blocks = await shareBlocks(sql, parallel);
+  const shares = await Promise.allSettled(blocks.map((share) => rescoreIn(sql, policy, { blocks: share }, feeds, reason, blocks.length)));
   const failed = shares.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
   return shares.reduce<RescoreResult>(
@@ -628,7 +626,7 @@ export async function rescoreFindings(
 }
 
 /**
- * Block bounds that split the open findings into `n` shares of about equal size, from the blocks of
+ * The block ranges that split the open findings into `n` shares of about equal size, from the blocks of
  * a sample of the table: about a thousand blocks, all of a small table, at least 1% of a large one
  * (updates that move rows leave the open findings unevenly spread, so equal block counts would not
  * do). The first share starts at block 0 and the last one is open, so every row is in exactly one
@@ -636,14 +634,14 @@ export async function rescoreFindings(
  * once even when an update moves it to another. Each share reads only its blocks (a TID range
  * scan), where a split by asset read the whole table in every share, twice.
  */
-export async function shareBlocks(sql: Sql, n: number): Promise<(number | null)[]> {
+export async function shareBlocks(sql: Sql, n: number): Promise<{ from: number; to: number | null }[]> {
   const [size] = await sql<{ blocks: number }[]>`select (pg_relation_size('findings') / current_setting('block_size')::int)::float8 as blocks`;
   const percent = Math.min(100, Math.max(1, 100_000 / Math.max(1, size?.blocks ?? 0)));
   const [sample] = await sql<{ cuts: number[] | null }[]>`
     select percentile_disc(${Array.from({ length: n - 1 }, (_, i) => (i + 1) / n)}::float8[]) within group (order by block) as cuts
     from (select (ctid::text::point)[0] as block from findings tablesample system (${percent}::float4) where status = 'open') s`;
-  const cuts = (sample?.cuts ?? []).map(Number).filter((b) => b > 0);
-  return [0, ...[...new Set(cuts)].sort((a, b) => a - b), null];
+  const cuts = [...new Set((sample?.cuts ?? []).map(Number).filter((b) => b > 0))].sort((a, b) => a - b);
+  return [0, ...cuts].map((from, i) => ({ from, to: cuts[i] ?? null }));
 }
 
 /** Concurrent shares of a full rescoring: one per core, up to four (the writes then contend). */
