@@ -614,6 +614,40 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
     expect(factor(s, 'runtime')!.effect).toBe('runtime: EDR on app-01 saw org.springframework:spring-beans 5.3.17 loaded by java');
   });
 
+  it('an image on two EDR-covered hosts: what either saw counts, and the first host by name speaks for a package both saw', async () => {
+    const hostB = await addAsset(db, 'node-b', { kind: 'host', internetFacing: false });
+    const hostA = await addAsset(db, 'node-a', { kind: 'host', internetFacing: false });
+    const app = await addAsset(db, 'shop/api:2');
+    await runsOn(db, app, hostB);
+    await runsOn(db, app, hostA);
+    await db.sql`
+      insert into runtime_evidence (asset_id, package, version, process, source, observed_at)
+      values (${hostB}, 'org.springframework:spring-beans', '5.3.18', 'tomcat', 'edr', now()),
+             (${hostB}, 'Libssl1.1', '1.1.1k-r0', 'nginx', 'edr', now()),
+             (${hostA}, 'org.springframework:spring-beans', '5.3.17', 'java', 'edr', now() - interval '1 day'),
+             (${hostA}, 'org.springframework:spring-beans', '5.3.16', 'java', 'edr', now() - interval '2 days')`;
+    const spring = await addFinding(db, app, 'CVE-2022-22965', { component: 'org.springframework:spring-beans', cvss: 9.8 });
+    const ssl = await addFinding(db, app, 'CVE-2022-0778', { component: 'libssl1.1', cvss: 7.5 });
+    const log4j = await addFinding(db, app, 'CVE-2021-44228', { component: 'org.apache.logging.log4j:log4j-core', cvss: 10 });
+    await rescoreFindings(db.sql, policy, { assetIds: [app] }, { reason: 'test' });
+    // node-a's latest sighting, though node-b's is newer: hosts are taken in name order.
+    expect(factor(await scored(db, spring), 'runtime')!.effect).toBe('runtime: EDR on node-a saw org.springframework:spring-beans 5.3.17 loaded by java');
+    // Only node-b saw libssl, under another case.
+    expect(factor(await scored(db, ssl), 'runtime')!.effect).toBe('runtime: EDR on node-b saw Libssl1.1 1.1.1k-r0 loaded by nginx');
+    expect(factor(await scored(db, log4j), 'runtime')!.effect).toBe(
+      'runtime: EDR covers node-a, node-b and never saw org.apache.logging.log4j:log4j-core loaded: 1 tier lower (score × 0.5)',
+    );
+  });
+
+  it('a host whose EDR reports processes but no packages is covered: nothing it runs counts as loaded', async () => {
+    const host = await addAsset(db, 'batch-01', { kind: 'host', internetFacing: false });
+    await db.sql`insert into runtime_evidence (asset_id, package, version, process, source, observed_at) values (${host}, '', '', 'cron', 'edr', now())`;
+    const log4j = await addFinding(db, host, 'CVE-2021-44228', { component: 'org.apache.logging.log4j:log4j-core', cvss: 10 });
+    await rescoreFindings(db.sql, policy, { assetIds: [host] }, { reason: 'test' });
+    const l = await scored(db, log4j);
+    expect(factor(l, 'runtime')!.effect).toBe('runtime: EDR covers batch-01 and never saw org.apache.logging.log4j:log4j-core loaded: 1 tier lower (score × 0.5)');
+  });
+
   it('Trivy and Grype reports of one image: tiers follow the CVSS v3 vectors and the exposure, not the severities', async () => {
     const target = 'my-app:latest';
     for (const [source, file] of [['trivy', 'trivy-results.json'], ['grype', 'grype-results.json']] as const) {

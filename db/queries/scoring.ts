@@ -302,6 +302,38 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       select id, name, annual_revenue, attribute_sources->>'annual_revenue' as source from assets
       where annual_revenue is not null and kind = 'business_service' and ${c.revenueAt !== null}::boolean
     ),
+    -- What EDR saw loaded on each host, per package (lower-cased), worded once per host rather than
+    -- once per asset on it. A host with evidence but no package rows is covered and saw nothing.
+    asset_hosts as (
+      select a.id as asset_id, a.id as host_id from assets a where a.kind = 'host' ${scopeAssets ? tx`and a.id in (select asset_id from scope_assets)` : tx``}
+      union
+      select r.asset_id, r.target_id from asset_relations r
+      where r.relation = 'runs_on' ${scopeAssets ? tx`and r.asset_id in (select asset_id from scope_assets)` : tx``}
+    ),
+    host_seen as materialized (
+      select p.asset_id, jsonb_object_agg(p.package, p.seen) filter (where p.package <> '') as seen
+      from (
+        select distinct on (e.asset_id, lower(e.package)) e.asset_id, lower(e.package) as package,
+               format('EDR on %s saw %s %s loaded by %s', h.name, e.package, nullif(e.version, ''), coalesce(nullif(e.process, ''), 'a process')) as seen
+        from runtime_evidence e join assets h on h.id = e.asset_id
+        where ${c.runtimeOn}::boolean and e.asset_id in (select host_id from asset_hosts)
+        order by e.asset_id, lower(e.package), e.observed_at desc
+      ) p
+      group by p.asset_id
+    ),
+    -- Per asset: its hosts, whether EDR covers them all, and what it saw (the first host by name wins
+    -- a package two of them report).
+    asset_runtime as materialized (
+      select ah.asset_id, string_agg(t.name, ', ' order by t.name) as names, bool_and(hs.asset_id is not null) as covered,
+        case when count(hs.seen) <= 1 then (array_agg(hs.seen) filter (where hs.seen is not null))[1]
+             else (select jsonb_object_agg(s.key, s.value) from (
+                     select distinct on (j.key) j.key, j.value
+                     from unnest(array_agg(hs.seen order by t.name)) with ordinality m(seen, i) cross join jsonb_each(m.seen) j
+                     order by j.key, m.i) s) end as seen
+      from asset_hosts ah join assets t on t.id = ah.host_id left join host_seen hs on hs.asset_id = t.id
+      where ${c.runtimeOn}::boolean
+      group by ah.asset_id
+    ),
     asset_base as (
       select a.id, a.name, a.kind, a.asset_key, a.business_service, a.environment, a.criticality, a.internet_facing,
         coalesce(a.annual_revenue, sv.annual_revenue) as revenue,
@@ -324,20 +356,7 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
         where r.asset_id = a.id and r.relation = any(${dp.publiclyExposed.throughRelations}::text[]) and t.internet_facing
         order by t.name limit 1
       ) fh on a.internet_facing is not true
-      left join lateral (
-        select string_agg(t.name, ', ' order by t.name) as names,
-               bool_and(exists (select 1 from runtime_evidence e where e.asset_id = t.id)) as covered,
-               (select jsonb_object_agg(p.package, p.seen) from (
-                  select distinct on (lower(e.package)) lower(e.package) as package,
-                         format('EDR on %s saw %s %s loaded by %s', h.name, e.package, nullif(e.version, ''), coalesce(nullif(e.process, ''), 'a process')) as seen
-                  from runtime_evidence e join assets h on h.id = e.asset_id
-                  where e.asset_id = any(array_agg(t.id)) and e.package <> ''
-                  order by lower(e.package), h.name, e.observed_at desc) p) as seen
-        from (select a.id as host_id where a.kind = 'host'
-              union
-              select r.target_id from asset_relations r where r.asset_id = a.id and r.relation = 'runs_on') hh
-        join assets t on t.id = hh.host_id
-      ) rh on ${c.runtimeOn}::boolean
+      left join asset_runtime rh on rh.asset_id = a.id
       -- The revenue of the business service the asset belongs to (by name or part_of), when it has none itself.
       left join lateral (
         select s.name, s.annual_revenue, s.source from services s
@@ -419,6 +438,7 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
         select jsonb_build_object('exposure', x.exposure_obj, 'environment', x.env_obj, 'runtimeHosts', x.rt_names,
                                   'runtimeSeen', case when x.edr_covered then x.rt_seen end)
                || case when x.business_obj is not null then jsonb_build_object('business', x.business_obj) else '{}' end as a_body
+        offset 0
       ) p
     ),
     vkeys as (
@@ -496,6 +516,8 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
         select jsonb_build_object('kev', v.kev_obj, 'auto', v.auto_obj, 'ti', v.ti_obj, 'epss', v.epss_obj)
                || case when v.likely_obj is not null then jsonb_build_object('likely', v.likely_obj) else '{}' end
                || case when v.sev_obj is not null then jsonb_build_object('sev', v.sev_obj) else '{}' end as v_body
+        -- Not pulled up: the body would then be built twice, once more inside md5().
+        offset 0
       ) p
     )`;
 
@@ -680,7 +702,8 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
           change_policy = case when s.moved then ${policy.version}::text else t.change_policy end,
           previous_tier = case when s.moved then s.old_tier else t.previous_tier end,
           previous_due_at = case when s.moved then s.old_due else t.previous_due_at end
-        from (select c.*, c.old_tier is distinct from c.tier or c.old_due is distinct from c.due_at as moved from (${rows}) c) s
+        -- "offset 0": moved is computed once per row, not once per column that reads it.
+        from (select c.*, c.old_tier is distinct from c.tier or c.old_due is distinct from c.due_at as moved from (${rows}) c offset 0) s
         where t.ctid = s.row_ctid
           and (s.moved or s.old_score is distinct from s.score
                or s.old_vuln is distinct from s.v_id or s.old_asset is distinct from s.a_id or s.old_context is distinct from s.c_id)
