@@ -175,7 +175,8 @@ function decisionCells(c: ReturnType<typeof compile>) {
   const n = 20 * 256;
   const cells = {
     ft: new Array<number>(n), shape: new Array<number>(n), dueDays: new Array<number>(n),
-    runtimeFactor: new Array<number>(n), envFactor: new Array<number>(n), controlFactor: new Array<number>(n), vendorFactor: new Array<number>(n),
+    // The product of the runtime, environment, control and vendor-status score factors.
+    factor: new Array<number>(n),
   };
   for (let k = 0; k < n; k++) {
     const bit = (i: number) => ((k >> i) & 1) === 1;
@@ -194,10 +195,7 @@ function decisionCells(c: ReturnType<typeof compile>) {
     cells.ft[k] = ft;
     cells.shape[k] = Number(likely) + Number(c.runtimeOn && covered) * 2 + Number(nonProd) * 4 + Number(nx) * 8 + Number(vs) * 16;
     cells.dueDays[k] = c.dueDays[(b * 4 + ft) * 2 + Number(critical)]!;
-    cells.runtimeFactor[k] = notLoaded ? c.runtimeFactor : 1;
-    cells.envFactor[k] = nonProd ? c.envFactor : 1;
-    cells.controlFactor[k] = nx ? c.controlFactor : 1;
-    cells.vendorFactor[k] = vs ? c.vendorFactor : 1;
+    cells.factor[k] = (notLoaded ? c.runtimeFactor : 1) * (nonProd ? c.envFactor : 1) * (nx ? c.controlFactor : 1) * (vs ? c.vendorFactor : 1);
   }
   return cells;
 }
@@ -528,9 +526,14 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
   // Most findings have no control or vendor status in their key: their part id is the cell's,
   // hashed here once per cell (the same text the statement would hash) instead of once per finding.
   const cellContextIds = cells.shape.map((shape, k) => md5Uuid(`${c.digest}|${k >> 8}|${cells.ft[k]}|${k & 1}|${shape}|||`));
+  // The cell's decision-table row, final tier rank and explanation shape: read only for a part that
+  // is not the cell's own, so not computed for every finding.
+  const cellB = tx`y0.k / 256`;
+  const cellFt = tx`(${cells.ft}::int[])[y0.k + 1]`;
+  const cellShape = tx`(${cells.shape}::int[])[y0.k + 1]`;
   const contextKey = tx`case when y.unexposed_by is null and y.control is null and y.vendor is null
                              then (${cellContextIds}::uuid[])[y0.k + 1]
-                             else md5(concat_ws('|', ${c.digest}::text, y.b, y.ft, y0.k & 1, y.shape,
+                             else md5(concat_ws('|', ${c.digest}::text, ${cellB}, ${cellFt}, y0.k & 1, ${cellShape},
                                                 coalesce(y.unexposed_by::text, ''), coalesce(y.control::text, ''), coalesce(y.vendor, '')))::uuid end`;
 
   // Per finding: the two lookups that need the finding itself run only on assets that have EDR
@@ -544,7 +547,7 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       case when f.tier is not distinct from y.tier and f.due_at is not null then f.due_at
            else now() + y.due_days * interval '1 day' end as due_at
       ${bodies ? tx`, f.issue_id, a.name as asset_name, f.explanation as old_explanation,
-                    explanation_assemble(v.v_body, a.a_body, ${contextBody(tx, c, tx`y.b`, tx`y.ft`, tx`a.critical`, tx`y.shape`, tx`y.unexposed_by`, tx`y.control`, tx`y.vendor`)},
+                    explanation_assemble(v.v_body, a.a_body, ${contextBody(tx, c, cellB, cellFt, tx`a.critical`, cellShape, tx`y.unexposed_by`, tx`y.control`, tx`y.vendor`)},
                                          f.component, y.score) as explanation` : tx``}
     from findings f
     -- "+ 0": hash the few assets and scan findings in order, not one index scan per asset (the
@@ -584,12 +587,9 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
       offset 0
     ) y0
     cross join lateral (
-      select y0.k / 256 as b, (${cells.ft}::int[])[y0.k + 1] as ft, (${cells.shape}::int[])[y0.k + 1] as shape,
-        (array['track', 'track*', 'attend', 'act'])[(${cells.ft}::int[])[y0.k + 1] + 1] as tier,
-        (${cells.dueDays}::float8[])[y0.k + 1] as due_days,
-        round((v.score_base + case when y0.pe then ${w.publiclyExposed}::float8 else 0 end)
-               * (${cells.runtimeFactor}::float8[])[y0.k + 1] * (${cells.envFactor}::float8[])[y0.k + 1]
-               * (${cells.controlFactor}::float8[])[y0.k + 1] * (${cells.vendorFactor}::float8[])[y0.k + 1] * 10) / 10 as score,
+      -- Fixed-width arrays only: subscripting a text array walks it from the start.
+      select (array['track', 'track*', 'attend', 'act'])[${cellFt} + 1] as tier, (${cells.dueDays}::float8[])[y0.k + 1] as due_days,
+        round((v.score_base + case when y0.pe then ${w.publiclyExposed}::float8 else 0 end) * (${cells.factor}::float8[])[y0.k + 1] * 10) / 10 as score,
         case when a.exposed = 'yes' then x.ctls[1] end as unexposed_by,
         case when ${c.controlOn}::boolean then x.ctls[2] end as control,
         case when y0.k & 2 = 2 then f.vendor_status end as vendor
