@@ -5,12 +5,15 @@
 //              of any statement that rewrites every finding;
 //   rescore    rescoreFindings(policy, { all: true }) from unscored findings (every row gets a tier,
 //              its explanation parts and a score history entry, which is its exposure event);
+//   (rescore and baseline run as a pair --rounds times, the scoring reset in between; the reported
+//   pair is the one with the median ratio, and every pair is printed: on a shared host one sample
+//   of a two-core statement against a one-core one swings by a fifth either way)
 //   unchanged  the same again, when nothing changed (nothing is written);
 //   feed       after a new EPSS version is activated (every explanation names it, so every row is
 //              rewritten; only real tier moves make events);
 //   shadow     shadowScore with that new EPSS version before the rescore applies it (read only).
 //
-//   npm run bench:score -- [--findings N] [--assets N] [--parallel N] [--json] [--keep]
+//   npm run bench:score -- [--findings N] [--assets N] [--parallel N] [--rounds N] [--json] [--keep]
 //
 // --parallel: how many shares of the assets rescoring runs at once (default: one per core, up to 4).
 //
@@ -33,12 +36,13 @@ interface Options {
   findings: number;
   assets: number | undefined;
   parallel: number | undefined;
+  rounds: number;
   json: boolean;
   keep: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  return parseBenchArgs<Options>(argv, { findings: 'count', assets: 'count', parallel: 'count', json: 'flag', keep: 'flag' }, { findings: 1_000_000, assets: undefined, parallel: undefined, json: false, keep: false });
+  return parseBenchArgs<Options>(argv, { findings: 'count', assets: 'count', parallel: 'count', rounds: 'count', json: 'flag', keep: 'flag' }, { findings: 1_000_000, assets: undefined, parallel: undefined, rounds: 3, json: false, keep: false });
 }
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -231,19 +235,33 @@ async function main(): Promise<number> {
     await sql`vacuum analyze findings`;
     say(`  ${round(baselineUnscored.seconds)} s`);
 
-    await settle();
-    say('rescoreFindings({ all: true }) on unscored findings...');
-    const first = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark', parallel }));
-    say(`  ${round(first.seconds)} s: ${JSON.stringify(first.value)}`);
-    await sql`vacuum analyze findings`;
-
-    // The like-for-like yardstick: the same rows as they are stored once scored (with their tier,
-    // explanation part ids and latest score change).
-    await settle();
-    say('baseline on the scored rows: update findings set score = score + 0...');
-    const baseline = await timed(baselineSql);
-    await sql`vacuum findings`;
-    say(`  ${round(baseline.seconds)} s`);
+    // Pairs of (first scoring, baseline on the scored rows), the scoring undone in between.
+    const pairs: { seconds: number; baselineSeconds: number; ratio: number; value: Awaited<ReturnType<typeof rescoreFindings>> }[] = [];
+    for (let r = 1; r <= options.rounds; r++) {
+      if (r > 1) {
+        say(`round ${r}: undoing the scoring...`);
+        await sql`
+          update findings set tier = null, score = null, due_at = null, scored_at = null, explanation_vuln = null, explanation_asset = null,
+            explanation_context = null, change_id = null, changed_at = null, change_reason = null, change_policy = null, previous_tier = null, previous_due_at = null`;
+        await sql`delete from score_changes`;
+        await sql`delete from explanation_parts`;
+        await sql`vacuum analyze findings`;
+      }
+      await settle();
+      say(`round ${r}: rescoreFindings({ all: true }) on unscored findings...`);
+      const first = await timed(() => rescoreFindings(sql, policy, { all: true }, { reason: 'benchmark', parallel }));
+      say(`  ${round(first.seconds)} s: ${JSON.stringify(first.value)}`);
+      await sql`vacuum analyze findings`;
+      // The like-for-like yardstick: the same rows as they are stored once scored (with their tier,
+      // explanation part ids and latest score change).
+      await settle();
+      say(`round ${r}: baseline on the scored rows: update findings set score = score + 0...`);
+      const baseline = await timed(baselineSql);
+      await sql`vacuum findings`;
+      say(`  ${round(baseline.seconds)} s (ratio ${round(first.seconds / baseline.seconds)})`);
+      pairs.push({ seconds: first.seconds, baselineSeconds: baseline.seconds, ratio: first.seconds / baseline.seconds, value: first.value });
+    }
+    const median = [...pairs].sort((a, b) => a.ratio - b.ratio)[Math.floor(pairs.length / 2)]!;
 
     await settle();
     say('rescoreFindings again, nothing changed...');
@@ -268,20 +286,20 @@ async function main(): Promise<number> {
       (await sql<{ tier: string; n: number }[]>`select tier, count(*)::int as n from findings where status = 'open' group by tier order by tier`).map((r) => [r.tier, r.n]),
     );
     const [size] = await sql<{ bytes: number }[]>`select avg(pg_column_size(explanation))::int as bytes from (select f.explanation from findings f limit 10000) s`;
-    const ratio = first.seconds / baseline.seconds;
     const result = {
       findings: options.findings,
       assets,
       parallel,
       intel,
-      seconds: round(first.seconds),
-      baselineSeconds: round(baseline.seconds),
-      ratio: round(ratio),
+      seconds: round(median.seconds),
+      baselineSeconds: round(median.baselineSeconds),
+      ratio: round(median.ratio),
+      rounds: pairs.map((p) => ({ seconds: round(p.seconds), baselineSeconds: round(p.baselineSeconds), ratio: round(p.ratio) })),
       unchangedSeconds: round(unchanged.seconds),
-      events: first.value.events,
-      changed: first.value.changed,
+      events: median.value.events,
+      changed: median.value.changed,
       baselineUnscoredSeconds: round(baselineUnscored.seconds),
-      ratioToUnscoredBaseline: round(first.seconds / baselineUnscored.seconds),
+      ratioToUnscoredBaseline: round(median.seconds / baselineUnscored.seconds),
       unchangedWrites: unchanged.value.changed,
       feedChangeSeconds: round(feed.seconds),
       feedChangeChanged: feed.value.changed,
@@ -292,7 +310,7 @@ async function main(): Promise<number> {
       explanationBytes: size?.bytes ?? 0,
       baseline:
         "update findings set score = score + 0 where status = 'open': one statement rewriting every open finding once, run on the rows as stored after scoring (baselineSeconds) and on the freshly generated, unscored rows (baselineUnscoredSeconds)",
-      targetMet: first.seconds <= 15 && ratio <= 2,
+      targetMet: median.seconds <= 15 && median.ratio <= 2,
     };
     if (options.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else say(JSON.stringify(result, null, 2));

@@ -23,6 +23,12 @@ describe('npm run bench:score', () => {
       expect(result[key], key).toBeGreaterThan(0);
     }
     expect(Math.abs(result.ratio - result.seconds / result.baselineSeconds) / result.ratio).toBeLessThan(0.1);
+    // Three (scoring, baseline) pairs by default; the reported one is the pair with the median ratio.
+    const rounds = result.rounds as { seconds: number; baselineSeconds: number; ratio: number }[];
+    expect(rounds).toHaveLength(3);
+    for (const r of rounds) expect(r.seconds * r.baselineSeconds * r.ratio).toBeGreaterThan(0);
+    const middle = [...rounds].sort((a, b) => a.ratio - b.ratio)[1]!;
+    expect({ seconds: result.seconds, baselineSeconds: result.baselineSeconds, ratio: result.ratio }).toEqual(middle);
     expect(result.targetMet).toBe(result.seconds <= 15 && result.ratio <= 2);
     // Every finding got a tier; the shadow run predicted exactly the tier moves the feed change made.
     expect(Object.values(result.tiers as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(20_000);
