@@ -542,6 +542,8 @@ function scoringQuery(tx: Tx, policy: Policy, scope: InternalScope, feeds: FeedV
     select f.ctid as row_ctid, f.id, f.asset_id, f.tier as old_tier, f.score as old_score, f.due_at as old_due,
       f.explanation_vuln as old_vuln, f.explanation_asset as old_asset, f.explanation_context as old_context,
       f.change_id is not null as old_change,
+      -- The tier or the due date changes (the due date stays while the tier does, once set).
+      f.tier is distinct from y.tier or f.due_at is null as moved,
       y.tier, y.score, v.v_id, a.a_id, ${contextKey} as c_id, y0.k,
       y.unexposed_by, y.control, y.vendor,
       case when f.tier is not distinct from y.tier and f.due_at is not null then f.due_at
@@ -702,8 +704,7 @@ async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, feeds: 
           change_policy = case when s.moved then ${policy.version}::text else t.change_policy end,
           previous_tier = case when s.moved then s.old_tier else t.previous_tier end,
           previous_due_at = case when s.moved then s.old_due else t.previous_due_at end
-        -- "offset 0": moved is computed once per row, not once per column that reads it.
-        from (select c.*, c.old_tier is distinct from c.tier or c.old_due is distinct from c.due_at as moved from (${rows}) c offset 0) s
+        from (${rows}) s
         where t.ctid = s.row_ctid
           and (s.moved or s.old_score is distinct from s.score
                or s.old_vuln is distinct from s.v_id or s.old_asset is distinct from s.a_id or s.old_context is distinct from s.c_id)
