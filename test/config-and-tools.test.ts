@@ -2,10 +2,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import postgres from 'postgres';
+import { describe, expect, inject, it } from 'vitest';
 import { fixKey } from '../mobilization/golden-tickets.js';
 import { ConfigError, loadConfig } from '../platform/config.js';
 import { formatDuration, parseDuration } from '../platform/duration.js';
+import { embeddedSharedBuffersMb } from '../platform/postgres.js';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -38,6 +40,24 @@ describe('configuration', () => {
     expect(formatDuration(14 * 86_400_000)).toBe('2w');
     expect(formatDuration(3 * 86_400_000)).toBe('3d');
     expect(() => parseDuration('5 days')).toThrow(/not a duration/);
+  });
+});
+
+describe('embedded PostgreSQL', () => {
+  it('sizes its buffer cache to a quarter of the memory, between 128 MB and 4 GB', () => {
+    expect(embeddedSharedBuffersMb(256 * 2 ** 20)).toBe(128);
+    expect(embeddedSharedBuffersMb(8 * 2 ** 30)).toBe(2048);
+    expect(embeddedSharedBuffersMb(64 * 2 ** 30)).toBe(4096);
+  });
+
+  it('runs with that buffer cache', async () => {
+    const sql = postgres(inject('postgresUrl'), { max: 1, onnotice: () => {} });
+    try {
+      const [row] = await sql<{ mb: number }[]>`select (setting::bigint * 8 / 1024)::int as mb from pg_settings where name = 'shared_buffers'`;
+      expect(row!.mb).toBe(embeddedSharedBuffersMb());
+    } finally {
+      await sql.end();
+    }
   });
 });
 
