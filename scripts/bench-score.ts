@@ -15,7 +15,7 @@
 //
 //   npm run bench:score -- [--findings N] [--assets N] [--parallel N] [--rounds N] [--json] [--keep]
 //
-// --parallel: how many shares of the assets rescoring runs at once (default: one per core, up to 4).
+// --parallel: how many shares of the findings table's blocks rescoring runs at once (default: one per core, up to 4).
 //
 // DATABASE_URL set: a fresh database on that server (dropped afterwards unless --keep); otherwise an
 // embedded PostgreSQL in a temp dir. CTEM_CORPUS_DIR (default ../shared/corpus) supplies the feeds.

@@ -617,7 +617,7 @@ async function tuned(tx: Tx, shares = 1): Promise<void> {
 
 /**
  * Rescores the open findings in scope with the policy and the active feeds, in one statement (one
- * per share of the assets, on as many connections, when the scope is everything). Writes only findings whose tier, score, due date or explanation changed; a due date is set when
+ * per share of the findings table's blocks, on as many connections, when the scope is everything). Writes only findings whose tier, score, due date or explanation changed; a due date is set when
  * the tier first appears or changes and otherwise stays. Each finding whose tier or due date changed
  * gets a new entry in score_history, which is also its exposure event (what mobilization consumes);
  * a score that only drifts with the daily EPSS is not history, or every feed update would copy every
@@ -633,7 +633,7 @@ export async function rescoreFindings(
 ): Promise<RescoreResult> {
   const feeds = await feedVersions(sql);
   if (!('all' in scope) || parallel <= 1) return rescoreIn(sql, policy, scope, feeds, reason);
-  // Everything: one share of the assets per connection, so the statement's work (a single
+  // Everything: one share of the findings table's blocks per connection, so the statement's work (a single
   // PostgreSQL backend each) runs on every core. Each share is its own transaction, complete for
   // its blocks; the run resolves the feed versions once so all shares score against the same ones.
   // A share that fails leaves the others committed: rescoring is idempotent, a retry finishes it.
