@@ -31,11 +31,13 @@ COPY api ./api
 COPY db ./db
 COPY workflows ./workflows
 COPY activities ./activities
-COPY connectors ./connectors
-COPY context ./context
-COPY servicenow ./servicenow
+COPY config ./config
+COPY scoping ./scoping
+COPY discovery ./discovery
 COPY prioritization ./prioritization
+COPY validation ./validation
 COPY mobilization ./mobilization
+COPY slack ./slack
 COPY scripts ./scripts
 
 # The sources stay root-owned (read-only for the process); only the data directory is writable.

@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Database } from '../db/client.js';
-import { finishCampaign, getCampaign, recordCampaignStart, scopeImages } from '../db/queries/campaigns.js';
-import { listExposures, noiseCounts } from '../db/queries/exposures.js';
-import { getScope, scopeCondition } from '../db/queries/scopes.js';
-import { listSources } from '../db/queries/sources.js';
+import { finishCampaign, getCampaign, recordCampaignStart, scopeImages } from '../scoping/campaign-store.js';
+import { listExposures, noiseCounts } from '../db/read-models/exposures.js';
+import { getScope, scopeCondition } from '../scoping/scopes.js';
+import { listSources } from '../discovery/store/sources.js';
 
 // A campaign's I/O: which discovery runs cover the scope, and what the run surfaced, posted to
 // whoever listens (the Slack bot). Workflows receive run descriptions and counts, never findings.

@@ -1,11 +1,11 @@
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
-import { connectorFor, ReportError } from '../connectors/index.js';
+import { connectorFor, ReportError } from '../discovery/connectors/index.js';
 import type { Database } from '../db/client.js';
-import { ContextError, contextSourceFor, contextSources, pullServiceNowCmdb, type ServiceNowConnection } from '../context/index.js';
-import { ingestContext } from '../db/queries/context.js';
-import { ingestFindings } from '../db/queries/ingest.js';
-import { notePorts, recordObservedPorts, type PortsSeen } from '../db/queries/internet-exposure.js';
-import { completeScan, failScan, getScan } from '../db/queries/scans.js';
+import { ContextError, contextSourceFor, contextSources, pullServiceNowCmdb, type ServiceNowConnection } from '../discovery/context/index.js';
+import { ingestContext } from '../discovery/store/context.js';
+import { ingestFindings } from '../discovery/store/ingest.js';
+import { notePorts, recordObservedPorts, type PortsSeen } from '../discovery/store/exposure.js';
+import { completeScan, failScan, getScan } from '../discovery/store/scans.js';
 
 export interface DiscoveryDeps {
   database: Database;

@@ -7,15 +7,15 @@ import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
-import { getFeedVersion, importEpssFeed, importKevFeed, type FeedImport, type ImportOptions } from '../db/queries/intel.js';
-import { activePolicy } from '../db/queries/policies.js';
-import { shadowScore, type ShadowDiff } from '../db/queries/scoring.js';
+import { getFeedVersion, importEpssFeed, importKevFeed, type FeedImport, type ImportOptions } from '../prioritization/feeds/store.js';
+import { activePolicy } from '../prioritization/policy-store.js';
+import { shadowScore, type ShadowDiff } from '../prioritization/scoring/rescore.js';
 import { rescoreWorkflow } from '../workflows/rescore.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
-import { FEED_LABEL, FeedError, openEpssFeed, readKevFeed, sha256File, type FeedKind } from '../prioritization/intel-feeds.js';
+import { FEED_LABEL, FeedError, openEpssFeed, readKevFeed, sha256File, type FeedKind } from '../prioritization/feeds/parse.js';
 
 // Threat-intel feeds in: files (start-time configuration, the API, the CLI) and scheduled downloads
-// (intelFeedWorkflow). Every path stages, checks, then activates or rejects (db/queries/intel.ts).
+// (intelFeedWorkflow). Every path stages, checks, then activates or rejects (prioritization/feeds/store.ts).
 
 export interface IntelSettings {
   /** Where to fetch each feed; unset: that feed is not fetched. */

@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
-import { planGoldenTickets, ticketDetail, type TicketDetail, type TicketScope } from '../db/queries/tickets.js';
+import { planGoldenTickets, ticketDetail, type TicketDetail, type TicketScope } from '../mobilization/plan.js';
 import {
   endRiskAcceptance,
   markEscalationNoted,
@@ -11,11 +11,11 @@ import {
   setTicketOwner,
   setTicketState,
   ticketsAwaitingVerification,
-} from '../db/queries/ticket-state.js';
+} from '../mobilization/store.js';
 import type { EscalationNotice, Notifier } from '../mobilization/notifier.js';
-import { slaFor } from '../mobilization/sla-policy.js';
-import type { SlaConfig } from '../platform/config.js';
-import type { IncidentFields, ServiceNowClient } from '../servicenow/client.js';
+import { slaFor } from '../mobilization/sla.js';
+import type { SlaConfig } from '../config/index.js';
+import type { IncidentFields, ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
 import {
   findingsChangedSignal,
   remediationWorkflow,

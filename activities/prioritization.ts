@@ -1,6 +1,6 @@
 import type { Database } from '../db/client.js';
-import { activePolicy } from '../db/queries/policies.js';
-import { scoreScanFindings } from '../db/queries/scoring.js';
+import { activePolicy } from '../prioritization/policy-store.js';
+import { scoreScanFindings } from '../prioritization/scoring/rescore.js';
 import type { Policy } from '../prioritization/policy.js';
 
 /**

@@ -1,8 +1,8 @@
 import { Context } from '@temporalio/activity';
 import type { Database } from '../db/client.js';
-import { snapshotNoise } from '../db/queries/exposures.js';
-import { activePolicy } from '../db/queries/policies.js';
-import { pruneExplanationParts, rescoreFindings } from '../db/queries/scoring.js';
+import { snapshotNoise } from '../db/read-models/exposures.js';
+import { activePolicy } from '../prioritization/policy-store.js';
+import { pruneExplanationParts, rescoreFindings } from '../prioritization/scoring/rescore.js';
 
 export function createRescoreActivities({ database }: { database: Database }) {
   return {

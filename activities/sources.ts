@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/activity';
-import { connectorFor, ReportError } from '../connectors/index.js';
+import { connectorFor, ReportError } from '../discovery/connectors/index.js';
 import type { Database } from '../db/client.js';
-import { createScan } from '../db/queries/scans.js';
-import { buildOrphanReport, getSource } from '../db/queries/sources.js';
+import { createScan } from '../discovery/store/scans.js';
+import { buildOrphanReport, getSource } from '../discovery/store/sources.js';
 import type { Notifier } from '../mobilization/notifier.js';
 
 export interface SourceDeps {

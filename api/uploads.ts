@@ -4,7 +4,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createScan, failScan } from '../db/queries/scans.js';
+import { createScan, failScan } from '../discovery/store/scans.js';
 import { discoveryWorkflow } from '../workflows/discovery.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
 import type { Context } from 'hono';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../platform/config.js';
+import { ConfigError, loadConfig } from '../config/index.js';
 import type { Roles } from '../platform/start.js';
 
 const USAGE = `usage: ctem <command>

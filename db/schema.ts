@@ -208,7 +208,7 @@ export const scanAssets = pgTable(
  * asset is not a foreign key (assets are never deleted), so a million inserts pay no trigger per row.
  * `last_seen_at` / `last_scan_id` are written when a scan changes the finding or confirms it in a
  * partial report; a complete scan records itself once per asset in `source_coverage`, and the
- * finding's effective last seen is the later of the two (`findingLastSeen` in db/queries/read-model.ts).
+ * finding's effective last seen is the later of the two (`findingLastSeen` in db/read-models/inventory.ts).
  */
 export const findings = pgTable(
   'findings',

@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { ServiceNowClient } from '../servicenow/client.js';
-import type { Config } from './config.js';
+import { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import type { Config } from '../config/index.js';
 import { installWorkerRuntime } from './worker.js';
 
 /** Connection options for any Temporal: the embedded dev server, a self-hosted cluster or Temporal Cloud. */

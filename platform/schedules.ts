@@ -3,7 +3,7 @@ import { intelFeedWorkflow } from '../workflows/intel-feed.js';
 import { orphanReportWorkflow } from '../workflows/orphan-report.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
 import { sourceDiscoveryWorkflow } from '../workflows/source-discovery.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../config/duration.js';
 
 // Temporal Schedules the platform owns: one per pulled discovery source (daily unless configured),
 // the weekly orphan-asset report, and one per fetched threat-intel feed. Creating is idempotent: an

@@ -9,11 +9,11 @@ import { createMobilizationActivities } from '../activities/mobilization.js';
 import { createPrioritizationActivities } from '../activities/prioritization.js';
 import { createRescoreActivities } from '../activities/rescore.js';
 import { createSourceActivities } from '../activities/sources.js';
-import type { ServiceNowConnection } from '../context/index.js';
+import type { ServiceNowConnection } from '../discovery/context/index.js';
 import type { Database } from '../db/client.js';
 import type { Notifier } from '../mobilization/notifier.js';
-import type { ServiceNowClient } from '../servicenow/client.js';
-import type { Config } from './config.js';
+import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import type { Config } from '../config/index.js';
 
 const require = createRequire(import.meta.url);
 

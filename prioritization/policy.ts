@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 // Prioritization policies are data: a versioned JSON document (prioritization/policies/*.json, or a
-// row of the policies table) validated here and compiled by db/queries/scoring.ts into one
+// row of the policies table) validated here and compiled by prioritization/scoring/rescore.ts into one
 // set-based statement. Tiers follow SSVC's CISA vocabulary (act / attend / track* / track).
 
 export type Tier = 'act' | 'attend' | 'track*' | 'track';
@@ -205,7 +205,7 @@ export function defaultPolicyDocument(): unknown {
   return JSON.parse(readFileSync(DEFAULT_POLICY_FILE, 'utf8'));
 }
 
-/** The shipped default policy, parsed. The active one lives in the database (db/queries/policies.ts). */
+/** The shipped default policy, parsed. The active one lives in the database (prioritization/policy-store.ts). */
 export function defaultPolicy(): Policy {
   return parsePolicy(defaultPolicyDocument(), 'prioritization/policies/bod-26-04-epss.json');
 }

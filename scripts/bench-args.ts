@@ -1,4 +1,4 @@
-import { parseDuration } from '../platform/duration.js';
+import { parseDuration } from '../config/duration.js';
 
 // Command-line options of the benchmarks: `--some-option` sets `someOption`. Counts are positive
 // integers (`1_000_000` reads), durations read like `10m`, flags take no value.

@@ -17,10 +17,10 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import postgres from 'postgres';
-import { connectorFor } from '../connectors/index.js';
-import { componentName, trivyEcosystem } from '../connectors/common/identity.js';
+import { connectorFor } from '../discovery/connectors/index.js';
+import { componentName, trivyEcosystem } from '../discovery/connectors/common/identity.js';
 import { connectDatabase, migrateDatabase } from '../db/client.js';
-import { ingestFindings, type IngestCounts } from '../db/queries/ingest.js';
+import { ingestFindings, type IngestCounts } from '../discovery/store/ingest.js';
 import { parseBenchArgs } from './bench-args.js';
 import { openBenchDatabase, type BenchDatabase } from './bench-database.js';
 

@@ -27,7 +27,7 @@ import { gunzipSync } from 'node:zlib';
 import postgres from 'postgres';
 import { importIntelFiles } from '../activities/intel.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
-import { DEFAULT_PARALLEL, rescoreFindings, shadowScore } from '../db/queries/scoring.js';
+import { DEFAULT_PARALLEL, rescoreFindings, shadowScore } from '../prioritization/scoring/rescore.js';
 import { defaultPolicy } from '../prioritization/policy.js';
 import { parseBenchArgs } from './bench-args.js';
 import { openBenchDatabase } from './bench-database.js';

@@ -1,4 +1,4 @@
-// Records real event histories of every workflow type, for the replay test (test/replay.test.ts):
+// Records real event histories of every workflow type, for the replay test (test/platform/replay.test.ts):
 // the workflows live for months, so the code of a later release must replay what this one wrote.
 // Run it before changing workflow code that is already deployed, and commit what it writes under
 // test/histories/<date>/; histories recorded earlier are never re-recorded or deleted.
@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { loadConfig } from '../platform/config.js';
+import { loadConfig } from '../config/index.js';
 import { startEmbeddedPostgres } from '../platform/postgres.js';
 import { freePort } from '../platform/ports.js';
 import { startPlatform } from '../platform/start.js';

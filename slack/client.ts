@@ -1,5 +1,5 @@
 import { LogLevel, webApi } from '@slack/bolt';
-import type { SlackConfig } from '../platform/config.js';
+import type { SlackConfig } from '../config/index.js';
 
 export type WebClient = webApi.WebClient;
 

@@ -1,4 +1,4 @@
-import { ScopeSelector } from '../db/queries/scopes.js';
+import { ScopeSelector } from '../scoping/scopes.js';
 
 // The `/ctem` command language. Parsing is pure, so every phrase is checked without Slack; anything
 // that does not parse becomes help (with what was not understood), never an error.

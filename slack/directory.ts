@@ -1,4 +1,4 @@
-import type { ServiceNowClient } from '../servicenow/client.js';
+import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
 import { slackErrorCode, type WebClient } from './client.js';
 
 // People across Slack and the ITSM, matched by e-mail: a Slack user's profile e-mail is the

@@ -1,8 +1,8 @@
 import type { CampaignFailure, CampaignPublisher, CampaignResults } from '../activities/campaign.js';
 import type { Database } from '../db/client.js';
-import { claimNotice, recordNoticeSent, releaseNotice } from '../db/queries/slack.js';
+import { claimNotice, recordNoticeSent, releaseNotice } from './store.js';
 import type { EscalationNotice, Notifier, OrphanReportNotice } from '../mobilization/notifier.js';
-import type { SlackConfig } from '../platform/config.js';
+import type { SlackConfig } from '../config/index.js';
 import { createWebClient, slackErrorCode, type WebClient } from './client.js';
 import { SlackDirectory } from './directory.js';
 import { campaignFailedMessage, campaignResultsMessage, escalationMessage, orphanReportMessage, type Message } from './messages.js';

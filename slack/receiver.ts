@@ -1,6 +1,6 @@
 import type { App, Receiver, ReceiverEvent } from '@slack/bolt';
 import type { Database } from '../db/client.js';
-import { pruneSlackRequests, recordSlackRequest } from '../db/queries/slack.js';
+import { pruneSlackRequests, recordSlackRequest } from './store.js';
 import { SIGNATURE_WINDOW_MS, verifySlackSignature } from './signature.js';
 
 // Bolt's HTTP receivers bring their own server (Node http or Express); the platform serves Slack

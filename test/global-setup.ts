@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { connectTemporal } from '../platform/connect.js';
-import { loadConfig } from '../platform/config.js';
+import { loadConfig } from '../config/index.js';
 import { startEmbeddedPostgres } from '../platform/postgres.js';
 import { registerSearchAttributes, startDevServer } from '../platform/temporal.js';
 import { testNamespaces } from './support/namespaces.js';

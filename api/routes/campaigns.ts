@@ -1,9 +1,9 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { workflowUrl } from '../../activities/campaign.js';
-import { startCampaign } from '../../campaigns/campaign-actions.js';
-import { getCampaign, listCampaigns, type CampaignRecord } from '../../db/queries/campaigns.js';
-import { getScope } from '../../db/queries/scopes.js';
+import { startCampaign } from '../../scoping/campaigns.js';
+import { getCampaign, listCampaigns, type CampaignRecord } from '../../scoping/campaign-store.js';
+import { getScope } from '../../scoping/scopes.js';
 import { campaignStatusQuery } from '../../workflows/campaign.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { ContextError, contextSourceFor, contextSources } from '../../context/index.js';
+import { ContextError, contextSourceFor, contextSources } from '../../discovery/context/index.js';
 import type { AppEnv } from '../context.js';
-import { activePolicy } from '../../db/queries/policies.js';
-import { readContext, shadowContext } from '../../db/queries/context.js';
+import { activePolicy } from '../../prioritization/policy-store.js';
+import { readContext, shadowContext } from '../../discovery/store/context.js';
 import { problem } from '../problem.js';
 import { acceptUpload, uploadResponse, withUploadedFile } from '../uploads.js';
 import { ErrorSchema } from './schemas.js';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { ContextRecord } from '../../context/model.js';
-import { ingestContext } from '../../db/queries/context.js';
-import { listSources } from '../../db/queries/sources.js';
+import type { ContextRecord } from '../../discovery/context/model.js';
+import { ingestContext } from '../../discovery/store/context.js';
+import { listSources } from '../../discovery/store/sources.js';
 import type { AppEnv } from '../context.js';
 import { ErrorSchema } from './schemas.js';
 import { startSourceRun } from './sources.js';

@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { getExposure, listExposures, noiseCounts, noiseHistory, snapshotNoise } from '../../db/queries/exposures.js';
-import { deleteScope, getScope, listScopes, saveScope, ScopeSelector } from '../../db/queries/scopes.js';
+import { getExposure, listExposures, noiseCounts, noiseHistory, snapshotNoise } from '../../db/read-models/exposures.js';
+import { deleteScope, getScope, listScopes, saveScope, ScopeSelector } from '../../scoping/scopes.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema, PageQuery } from './schemas.js';

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { listFindings } from '../../db/queries/read-model.js';
+import { listFindings } from '../../db/read-models/inventory.js';
 import type { AppEnv } from '../context.js';
 import { PageQuery } from './schemas.js';
 

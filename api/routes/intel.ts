@@ -17,9 +17,9 @@ import {
   promoteFeed,
   UnknownCheckError,
   type FeedImport,
-} from '../../db/queries/intel.js';
-import { parseDuration } from '../../platform/duration.js';
-import { FEED_LABEL, FEED_MAX_AGE_DEFAULTS, FeedError, type FeedKind } from '../../prioritization/intel-feeds.js';
+} from '../../prioritization/feeds/store.js';
+import { parseDuration } from '../../config/duration.js';
+import { FEED_LABEL, FEED_MAX_AGE_DEFAULTS, FeedError, type FeedKind } from '../../prioritization/feeds/parse.js';
 import { intelFeedWorkflow } from '../../workflows/intel-feed.js';
 import { CTEM_PHASE } from '../../workflows/search-attributes.js';
 import type { ApiDeps, AppEnv } from '../context.js';

@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { ControlError, deleteControl, listControls, saveControl } from '../../db/queries/controls.js';
-import { activatePolicy, activePolicy, getPolicy, listPolicies, savePolicy } from '../../db/queries/policies.js';
-import { shadowScore } from '../../db/queries/scoring.js';
+import { ControlError, deleteControl, listControls, saveControl } from '../../prioritization/controls.js';
+import { activatePolicy, activePolicy, getPolicy, listPolicies, savePolicy } from '../../prioritization/policy-store.js';
+import { shadowScore } from '../../prioritization/scoring/rescore.js';
 import { PolicyError } from '../../prioritization/policy.js';
 import { rescoreWorkflow } from '../../workflows/rescore.js';
 import type { ApiDeps, AppEnv } from '../context.js';

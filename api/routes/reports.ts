@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { latestReport, scanCoverage } from '../../db/queries/sources.js';
+import { latestReport, scanCoverage } from '../../discovery/store/sources.js';
 import { orphanReportWorkflow } from '../../workflows/orphan-report.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';

@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { connectorFor, ReportError } from '../../connectors/index.js';
-import { getScan } from '../../db/queries/scans.js';
+import { connectorFor, ReportError } from '../../discovery/connectors/index.js';
+import { getScan } from '../../discovery/store/scans.js';
 import { acceptUpload, uploadResponse } from '../uploads.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';

@@ -1,6 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { deleteSource, getSource, listSources, upsertSource } from '../../db/queries/sources.js';
+import { deleteSource, getSource, listSources, upsertSource } from '../../discovery/store/sources.js';
 import { deleteSourceSchedule, nextRuns, upsertSourceSchedule } from '../../platform/schedules.js';
 import { sourceDiscoveryWorkflow } from '../../workflows/source-discovery.js';
 import { CTEM_PHASE } from '../../workflows/search-attributes.js';

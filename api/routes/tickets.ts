@@ -1,6 +1,6 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { getTicket, listTickets } from '../../db/queries/read-model.js';
+import { getTicket, listTickets } from '../../db/read-models/inventory.js';
 import { acceptTicketRisk, acknowledgeTicket, resolveTicket } from '../../mobilization/ticket-actions.js';
 import { statusQuery } from '../../workflows/remediation.js';
 import type { AppEnv } from '../context.js';

@@ -1,9 +1,9 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { recordTicketEvent, ticketEventSeen } from '../../db/queries/ticket-events.js';
+import { recordTicketEvent, ticketEventSeen } from '../../mobilization/ticket-events.js';
 import { remediationWorkflowId } from '../../mobilization/golden-tickets.js';
-import { verifyWebhookSignature } from '../../servicenow/webhook-signature.js';
+import { verifyWebhookSignature } from '../../mobilization/itsm/servicenow/webhook-signature.js';
 import { ticketEventSignal } from '../../workflows/remediation.js';
 import { tokensMatch } from '../auth.js';
 import type { AppEnv } from '../context.js';

@@ -1,7 +1,7 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
-import type { Config } from '../../platform/config.js';
+import type { Config } from '../../config/index.js';
 import { platformApi } from './platform-api.js';
 
 export interface IngestArgs {

@@ -2,9 +2,9 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import type { Config } from '../../platform/config.js';
+import type { Config } from '../../config/index.js';
 import { platformApi } from './platform-api.js';
-import { detectFeedKind, FEED_LABEL, type FeedKind } from '../../prioritization/intel-feeds.js';
+import { detectFeedKind, FEED_LABEL, type FeedKind } from '../../prioritization/feeds/parse.js';
 
 // `ctem intel ...`: threat-intel feeds through the running platform's API, so the same checks,
 // locks and re-scoring apply as for any other import.

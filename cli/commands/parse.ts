@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { connectorFor, ReportError } from '../../connectors/index.js';
+import { connectorFor, ReportError } from '../../discovery/connectors/index.js';
 
 /** `ctem parse FILE [--format F] [--target NAME]`: normalized findings as JSON lines, no database. */
 export async function parseCommand(args: { file?: string; format?: string; target?: string }): Promise<number> {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../../platform/config.js';
+import type { Config } from '../../config/index.js';
 
 /** The running platform's API and token: CTEM_API_URL / CTEM_API_TOKEN, else the local data dir's. */
 export function platformApi(config: Config): { url: string; token: string } {

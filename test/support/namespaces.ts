@@ -13,7 +13,7 @@ export function namespaceForTestFile(file: string): string {
 
 /** One namespace per test file, created when the dev server starts. */
 export function testNamespaces(): string[] {
-  return readdirSync(testDir)
+  return (readdirSync(testDir, { recursive: true }) as string[])
     .filter((f) => f.endsWith('.test.ts'))
     .map(namespaceForTestFile);
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { expect, inject } from 'vitest';
 import { connectDatabase, migrateDatabase, type Database } from '../../db/client.js';
-import { loadConfig } from '../../platform/config.js';
+import { loadConfig } from '../../config/index.js';
 import { startPlatform, type Platform, type Roles } from '../../platform/start.js';
 import { namespaceForTestFile } from './namespaces.js';
 

@@ -1,0 +1,257 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { FEED_MAX_AGE_DEFAULTS, FEED_URL_DEFAULTS } from '../prioritization/feeds/parse.js';
+import { parseSlaPolicy, type SlaPolicy } from '../mobilization/sla.js';
+import { parseDuration } from './duration.js';
+
+// Configuration is read from the environment once, at start, into one typed object.
+// Every variable is listed in the README; docker-compose.yml passes the same names.
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      try {
+        return parseDuration(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    });
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const optional = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+// Empty: that feed is not fetched.
+const feedUrl = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v) => v.trim() || undefined)
+    .refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), 'expected an http(s) URL, or empty to disable');
+
+const EnvSchema = z.object({
+  PORT: port(8080),
+  CTEM_HOST: z.string().default('127.0.0.1'),
+  CTEM_PUBLIC_URL: optional,
+  CTEM_DATA_DIR: z.string().default('./.data'),
+  CTEM_API_TOKEN: optional,
+  DATABASE_URL: optional,
+  CTEM_PG_PORT: port(5433),
+  TEMPORAL_ADDRESS: optional,
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_API_KEY: optional,
+  TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
+  CTEM_TEMPORAL_PORT: port(7233),
+  TEMPORAL_UI_PORT: port(8233),
+  CTEM_TASK_QUEUE: z.string().default('ctem'),
+  SERVICENOW_URL: optional,
+  SERVICENOW_USER: optional,
+  SERVICENOW_PASSWORD: optional,
+  SERVICENOW_WEBHOOK_SECRET: optional,
+  SERVICENOW_INCIDENT_TABLE: z.string().default('incident'),
+  SERVICENOW_SIM_PORT: port(8090),
+  CTEM_EPSS_FILE: optional,
+  CTEM_KEV_FILE: optional,
+  CTEM_EPSS_URL: feedUrl(FEED_URL_DEFAULTS.epss),
+  CTEM_KEV_URL: feedUrl(FEED_URL_DEFAULTS.kev),
+  CTEM_INTEL_SCHEDULE: z.string().default('1d'),
+  CTEM_FEED_MAX_AGE_EPSS: duration(FEED_MAX_AGE_DEFAULTS.epss),
+  CTEM_FEED_MAX_AGE_KEV: duration(FEED_MAX_AGE_DEFAULTS.kev),
+  CTEM_SLA_ACK: duration('2d'),
+  CTEM_SLA_ACT: duration('14d'),
+  CTEM_SLA_ATTEND: duration('30d'),
+  CTEM_SLA_TRACK_STAR: duration('90d'),
+  CTEM_SLA_TRACK: duration('180d'),
+  CTEM_ESCALATION_INTERVAL: duration('5d'),
+  CTEM_TICKET_RECONCILE_INTERVAL: duration('1h'),
+  CTEM_SLA_POLICY: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      try {
+        return parseSlaPolicy(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  CTEM_MAX_UPLOAD_MB: z.coerce.number().positive().default(512),
+  CTEM_SCAN_SLA_CRITICAL: duration('7d'),
+  CTEM_SCAN_SLA_HIGH: duration('14d'),
+  CTEM_SCAN_SLA_MEDIUM: duration('30d'),
+  CTEM_SCAN_SLA_LOW: duration('90d'),
+  CTEM_ORPHAN_REPORT_SCHEDULE: z.string().default('0 8 * * MON'),
+  TEMPORAL_UI_URL: optional,
+  SLACK_BOT_TOKEN: optional,
+  SLACK_SIGNING_SECRET: optional,
+  SLACK_APP_TOKEN: optional,
+  SLACK_API_URL: optional,
+  SLACK_CHANNEL: optional,
+  SLACK_AUTHORIZED_USERS: optional,
+  SLACK_AUTHORIZED_USERGROUP: optional,
+});
+
+export interface SlaConfig {
+  /** Time the owner has to acknowledge a new golden ticket. */
+  ackMs: number;
+  /** Remediation time per tier, from the moment a finding is first prioritized. */
+  tierMs: { act: number; attend: number; trackStar: number; track: number };
+  /** While a breach continues, escalate one level up the management chain after each interval. */
+  escalationIntervalMs: number;
+  /** How often each open ticket is read back from the ITSM to catch missed webhooks (0: never). */
+  reconcileIntervalMs: number;
+  /** Acknowledgement time and escalation interval per tier and per asset criticality (CTEM_SLA_POLICY). */
+  policy: SlaPolicy;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string;
+  dataDir: string;
+  apiToken?: string;
+  databaseUrl?: string;
+  embeddedPostgresPort: number;
+  temporal: {
+    address?: string;
+    namespace: string;
+    apiKey?: string;
+    tls: boolean;
+    devServerPort: number;
+    uiPort: number;
+    taskQueue: string;
+    /** Temporal Web UI, for links to workflows (the dev server's UI when it is embedded). */
+    uiUrl?: string;
+  };
+  serviceNow: {
+    url?: string;
+    user?: string;
+    password?: string;
+    webhookSecret?: string;
+    incidentTable: string;
+    simulatorPort: number;
+  };
+  intel: {
+    /** Files imported at start. */
+    epssFile?: string;
+    kevFile?: string;
+    /** Where the scheduled fetch downloads each feed; unset: not fetched. */
+    urls: { epss?: string; kev?: string };
+    /** Interval (1d) or cron expression of the fetch schedules. */
+    schedule: string;
+    /** A feed older than this (by its own date) fails the freshness check. */
+    maxAgeMs: { epss: number; kev: number };
+  };
+  sla: SlaConfig;
+  /** How fresh a scan must be per asset criticality, for the scan-coverage KPI. */
+  scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
+  /** Cron expression of the weekly orphan-asset report (Temporal Schedule). */
+  orphanReportCron: string;
+  maxUploadBytes: number;
+  /** The Slack bot; unset when Slack is not configured. */
+  slack?: SlackConfig;
+}
+
+export interface SlackConfig {
+  botToken: string;
+  /** HTTP mode: requests to /slack/events are verified with it. */
+  signingSecret?: string;
+  /** Socket Mode, for workspaces without a public URL. */
+  appToken?: string;
+  /** Web API base URL (default Slack's; a local fake in tests). */
+  apiUrl?: string;
+  /** Security operations' channel: campaign results, exception approvals, orphan reports. */
+  channel: string;
+  /** Slack user ids allowed to start campaigns, create scopes and approve exceptions. */
+  authorizedUsers: string[];
+  /** A Slack user group (id) whose members are allowed the same. */
+  authorizedUserGroup?: string;
+}
+
+function slackConfig(e: z.infer<typeof EnvSchema>): SlackConfig | undefined {
+  const any = [e.SLACK_BOT_TOKEN, e.SLACK_SIGNING_SECRET, e.SLACK_APP_TOKEN, e.SLACK_CHANNEL].some(Boolean);
+  if (!any) return undefined;
+  const problems: string[] = [];
+  if (!e.SLACK_BOT_TOKEN) problems.push('  SLACK_BOT_TOKEN: required when Slack is configured');
+  if (!e.SLACK_SIGNING_SECRET && !e.SLACK_APP_TOKEN) problems.push('  SLACK_SIGNING_SECRET: required (or SLACK_APP_TOKEN for Socket Mode)');
+  if (!e.SLACK_CHANNEL) problems.push('  SLACK_CHANNEL: required when Slack is configured (the security operations channel id)');
+  if (e.SLACK_API_URL && !/^https?:\/\/[^\s]+$/.test(e.SLACK_API_URL)) problems.push('  SLACK_API_URL: expected an http(s) URL');
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  const apiUrl = e.SLACK_API_URL?.replace(/\/*$/, '/');
+  return {
+    botToken: e.SLACK_BOT_TOKEN!,
+    channel: e.SLACK_CHANNEL!,
+    authorizedUsers: (e.SLACK_AUTHORIZED_USERS ?? '').split(',').map((u) => u.trim()).filter(Boolean),
+    ...(e.SLACK_SIGNING_SECRET ? { signingSecret: e.SLACK_SIGNING_SECRET } : {}),
+    ...(e.SLACK_APP_TOKEN ? { appToken: e.SLACK_APP_TOKEN } : {}),
+    ...(apiUrl ? { apiUrl } : {}),
+    ...(e.SLACK_AUTHORIZED_USERGROUP ? { authorizedUserGroup: e.SLACK_AUTHORIZED_USERGROUP } : {}),
+  };
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const snConfigured = [e.SERVICENOW_URL, e.SERVICENOW_USER, e.SERVICENOW_PASSWORD].filter(Boolean).length;
+  if (snConfigured !== 0 && snConfigured !== 3) {
+    throw new ConfigError('invalid configuration:\n  SERVICENOW_URL, SERVICENOW_USER and SERVICENOW_PASSWORD go together');
+  }
+  const slack = slackConfig(e);
+  const temporalUiUrl = e.TEMPORAL_UI_URL ?? (e.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${e.TEMPORAL_UI_PORT}`);
+  return {
+    port: e.PORT,
+    host: e.CTEM_HOST,
+    publicUrl: (e.CTEM_PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/$/, ''),
+    dataDir: resolve(e.CTEM_DATA_DIR),
+    apiToken: e.CTEM_API_TOKEN,
+    databaseUrl: e.DATABASE_URL,
+    embeddedPostgresPort: e.CTEM_PG_PORT,
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      apiKey: e.TEMPORAL_API_KEY,
+      tls: e.TEMPORAL_TLS === 'true' || Boolean(e.TEMPORAL_API_KEY),
+      devServerPort: e.CTEM_TEMPORAL_PORT,
+      uiPort: e.TEMPORAL_UI_PORT,
+      taskQueue: e.CTEM_TASK_QUEUE,
+      ...(temporalUiUrl ? { uiUrl: temporalUiUrl.replace(/\/$/, '') } : {}),
+    },
+    serviceNow: {
+      url: e.SERVICENOW_URL,
+      user: e.SERVICENOW_USER,
+      password: e.SERVICENOW_PASSWORD,
+      webhookSecret: e.SERVICENOW_WEBHOOK_SECRET,
+      incidentTable: e.SERVICENOW_INCIDENT_TABLE,
+      simulatorPort: e.SERVICENOW_SIM_PORT,
+    },
+    intel: {
+      epssFile: e.CTEM_EPSS_FILE,
+      kevFile: e.CTEM_KEV_FILE,
+      urls: { epss: e.CTEM_EPSS_URL, kev: e.CTEM_KEV_URL },
+      schedule: e.CTEM_INTEL_SCHEDULE,
+      maxAgeMs: { epss: e.CTEM_FEED_MAX_AGE_EPSS, kev: e.CTEM_FEED_MAX_AGE_KEV },
+    },
+    sla: {
+      ackMs: e.CTEM_SLA_ACK,
+      tierMs: { act: e.CTEM_SLA_ACT, attend: e.CTEM_SLA_ATTEND, trackStar: e.CTEM_SLA_TRACK_STAR, track: e.CTEM_SLA_TRACK },
+      escalationIntervalMs: e.CTEM_ESCALATION_INTERVAL,
+      reconcileIntervalMs: e.CTEM_TICKET_RECONCILE_INTERVAL,
+      policy: e.CTEM_SLA_POLICY,
+    },
+    scanSlaMs: { critical: e.CTEM_SCAN_SLA_CRITICAL, high: e.CTEM_SCAN_SLA_HIGH, medium: e.CTEM_SCAN_SLA_MEDIUM, low: e.CTEM_SCAN_SLA_LOW },
+    orphanReportCron: e.CTEM_ORPHAN_REPORT_SCHEDULE,
+    maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
+    ...(slack ? { slack } : {}),
+  };
+}

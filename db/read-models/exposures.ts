@@ -1,0 +1,167 @@
+import type { Sql } from '../client.js';
+import { scopeCondition, type ScopeSelector } from '../../scoping/scopes.js';
+
+// Exposures: open findings as prioritization sees them (tier, score, due date, explanation, and the
+// context that decided them). List views read here; history comes from score_history. `f.explanation`
+// is the SQL function that assembles a finding's explanation from its stored parts.
+
+export interface ExposureFilter {
+  tier?: string;
+  scope?: ScopeSelector;
+  asset?: string;
+  owner?: string;
+  kev?: boolean;
+  internetFacing?: boolean;
+  limit: number;
+  offset: number;
+}
+
+/** The active version of a feed, as a SQL fragment. */
+const activeVersion = (sql: Sql, kind: 'epss' | 'kev') => sql`(select version from intel_feeds where kind = ${kind} and status = 'active')`;
+
+function exposureRow(r: Record<string, unknown>) {
+  const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : null);
+  return {
+    id: Number(r.id),
+    issueId: r.issue_id as string,
+    kind: r.kind as string,
+    asset: {
+      id: Number(r.asset_id),
+      key: r.asset_key as string,
+      name: r.asset_name as string,
+      owner: r.owner as string | null,
+      businessService: r.business_service as string | null,
+      criticality: r.criticality as string | null,
+      environment: r.environment as string | null,
+      internetFacing: r.internet_facing as boolean | null,
+    },
+    component: r.component as string,
+    version: r.version as string,
+    fixedVersion: r.fixed_version as string | null,
+    severity: r.severity as string,
+    cvssScore: r.cvss_score as number | null,
+    kev: r.kev as boolean,
+    epss: r.epss as number | null,
+    tier: r.tier as string | null,
+    score: r.score as number | null,
+    dueAt: iso(r.due_at),
+    explanation: r.explanation as unknown,
+    ticketKey: r.ticket_key as string | null,
+    firstSeenAt: iso(r.first_seen_at)!,
+  };
+}
+
+export async function listExposures(sql: Sql, f: ExposureFilter) {
+  const rows = await sql`
+    select f.*, f.explanation, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
+           k.cve is not null as kev, e.epss, count(*) over () as total
+    from findings f
+    join assets a on a.id = f.asset_id
+    left join kev_entries k on k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')}
+    left join epss_scores e on e.cve = f.issue_id and e.feed_version = ${activeVersion(sql, 'epss')}
+    where f.status = 'open'
+      ${f.tier ? sql`and f.tier = ${f.tier}` : sql``}
+      ${f.asset ? sql`and (a.asset_key = ${f.asset} or a.name = ${f.asset})` : sql``}
+      ${f.owner ? sql`and a.owner = ${f.owner}` : sql``}
+      ${f.kev === undefined ? sql`` : f.kev ? sql`and k.cve is not null` : sql`and k.cve is null`}
+      ${f.internetFacing === undefined ? sql`` : sql`and coalesce(a.internet_facing, false) = ${f.internetFacing}`}
+      ${f.scope ? scopeCondition(sql, f.scope) : sql``}
+    order by f.score desc nulls last, f.due_at nulls last, f.id
+    limit ${f.limit} offset ${f.offset}`;
+  return { total: Number(rows[0]?.total ?? 0), items: rows.map(exposureRow) };
+}
+
+export async function getExposure(sql: Sql, id: number) {
+  const [row] = await sql`
+    select f.*, f.explanation, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
+           k.cve is not null as kev, e.epss
+    from findings f
+    join assets a on a.id = f.asset_id
+    left join kev_entries k on k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')}
+    left join epss_scores e on e.cve = f.issue_id and e.feed_version = ${activeVersion(sql, 'epss')}
+    where f.id = ${id}`;
+  if (!row) return undefined;
+  const history = await sql`
+    select h.tier, h.score, h.due_at, h.policy_version, h.explanation, h.reason, h.at from score_history h where h.finding_id = ${id} order by h.at, h.id`;
+  // A source that still reports the finding saw it in its last complete scan of the asset too.
+  const sources = await sql`
+    select fs.source, fs.present, fs.vendor_status, fs.first_seen_at,
+           case when fs.present then greatest(fs.last_seen_at, sc.last_complete_at) else fs.last_seen_at end as last_seen_at
+    from finding_sources fs
+    left join source_coverage sc on sc.asset_id = ${row.asset_id} and sc.source = fs.source
+    where fs.finding_id = ${id} order by fs.source`;
+  return {
+    ...exposureRow(row),
+    status: row.status as string,
+    vendorStatus: row.vendor_status as string | null,
+    sources: sources.map((s) => ({
+      source: s.source as string,
+      present: s.present as boolean,
+      vendorStatus: s.vendor_status as string | null,
+      firstSeenAt: (s.first_seen_at as Date).toISOString(),
+      lastSeenAt: (s.last_seen_at as Date).toISOString(),
+    })),
+    history: history.map((h) => ({
+      at: (h.at as Date).toISOString(),
+      tier: h.tier as string,
+      score: h.score as number,
+      dueAt: (h.due_at as Date | null)?.toISOString() ?? null,
+      policyVersion: h.policy_version as string,
+      reason: h.reason as string,
+      explanation: h.explanation as unknown,
+    })),
+  };
+}
+
+export interface NoiseCounts {
+  openFindings: number;
+  criticalHighByCvss: number;
+  actAttend: number;
+  act: number;
+  /** 1 - actAttend / criticalHighByCvss: how much of the severity-driven backlog the policy set aside. */
+  reduction: number | null;
+  /** Open findings known exploited (KEV) or likely exploited (EPSS >= 0.1), as % of open findings. */
+  exploitableBacklogPct: number | null;
+}
+
+/** The noise report of one scope now: what severity alone would flag against what the policy asks. */
+export async function noiseCounts(sql: Sql, scope?: ScopeSelector): Promise<NoiseCounts> {
+  const [r] = await sql`
+    select count(*)::int as open,
+           count(*) filter (where f.cvss_score >= 7 or (f.cvss_score is null and f.severity in ('critical', 'high')))::int as critical_high,
+           count(*) filter (where f.tier in ('act', 'attend'))::int as act_attend,
+           count(*) filter (where f.tier = 'act')::int as act,
+           count(*) filter (where k.cve is not null or e.epss >= 0.1)::int as exploitable
+    from findings f
+    join assets a on a.id = f.asset_id
+    left join kev_entries k on k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')}
+    left join epss_scores e on e.cve = f.issue_id and e.feed_version = ${activeVersion(sql, 'epss')}
+    where f.status = 'open' ${scope ? scopeCondition(sql, scope) : sql``}`;
+  const open = r?.open ?? 0;
+  const criticalHigh = r?.critical_high ?? 0;
+  const actAttend = r?.act_attend ?? 0;
+  return {
+    openFindings: open,
+    criticalHighByCvss: criticalHigh,
+    actAttend,
+    act: r?.act ?? 0,
+    reduction: criticalHigh === 0 ? null : Math.round((1 - actAttend / criticalHigh) * 1000) / 1000,
+    exploitableBacklogPct: open === 0 ? null : Math.round(((r?.exploitable ?? 0) / open) * 10000) / 100,
+  };
+}
+
+/** Records the noise report of every scope (and of the whole estate, scope `*`) for the trend. */
+export async function snapshotNoise(sql: Sql): Promise<number> {
+  const scopes = (await sql`select name, selector from scopes`) as unknown as Array<{ name: string; selector: ScopeSelector }>;
+  const all = [{ name: '*', selector: undefined as ScopeSelector | undefined }, ...scopes];
+  for (const s of all) {
+    const counts = await noiseCounts(sql, s.selector);
+    await sql`insert into noise_snapshots (scope, counts) values (${s.name}, ${sql.json(counts as unknown as Record<string, number>)})`;
+  }
+  return all.length;
+}
+
+export async function noiseHistory(sql: Sql, scope: string, limit = 90) {
+  const rows = await sql`select counts, at from noise_snapshots where scope = ${scope} order by at desc, id desc limit ${limit}`;
+  return rows.map((r) => ({ at: (r.at as Date).toISOString(), ...(r.counts as NoiseCounts) })).reverse();
+}

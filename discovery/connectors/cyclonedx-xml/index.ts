@@ -1,0 +1,143 @@
+import { basename } from 'node:path';
+import type { Connector } from '../index.js';
+import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding } from '../../model.js';
+import { at, childText, childrenNamed, type XmlNode } from '../../streams/xml.js';
+import { componentFromPurl, nameFromParts } from '../common/identity.js';
+import { rootedXmlEvents } from '../shared/xml-document.js';
+import {
+  localRef, subjectAsset, vulnerabilityFinding, vulnerabilityOf, type ComponentInfo, type Subject,
+} from '../shared/cyclonedx.js';
+
+// CycloneDX XML BOMs and VEX documents (1.4+ `<vulnerabilities>`): one finding per vulnerability and
+// affected component. A BOM without vulnerabilities yields nothing. Streamed in passes so that only
+// the components vulnerabilities point at are held: (1) collect the affected refs, (2) resolve them
+// to name@version and emit the vulnerabilities, (3) only when the document lists vulnerabilities
+// before components, emit them then.
+
+const FORMAT = 'cyclonedx-xml';
+const NS = /xmlns(:\w+)?\s*=\s*["']http:\/\/cyclonedx\.org\/schema\/bom\//;
+
+function* vulnerabilityFindings(
+  file: string,
+  vuln: XmlNode,
+  asset: () => AssetRef,
+  components: ReadonlyMap<string, ComponentInfo>,
+): Generator<NormalizedFinding> {
+  // The id as the document gives it, as the CycloneDX JSON connector keys it: one BOM, either encoding, same fingerprints.
+  const issueId = childText(vuln, 'id');
+  if (!issueId) throw new ReportError(file, FORMAT, 'vulnerability/id', 'missing');
+  const v = vulnerabilityOf({
+    id: issueId,
+    ratings: childrenNamed(at(vuln, 'ratings'), 'rating').map((r) => ({
+      method: childText(r, 'method'),
+      severity: normalizeSeverity(childText(r, 'severity')),
+      score: childText(r, 'score') !== '' ? Number(childText(r, 'score')) : undefined,
+      vector: childText(r, 'vector') || undefined,
+    })),
+    state: childText(at(vuln, 'analysis'), 'state'),
+    description: childText(vuln, 'description') || childText(vuln, 'detail'),
+    urls: [
+      childText(at(vuln, 'source'), 'url'),
+      ...childrenNamed(at(vuln, 'references'), 'reference').map((r) => childText(at(r, 'source'), 'url')),
+      ...childrenNamed(at(vuln, 'advisories'), 'advisory').map((a) => childText(a, 'url')),
+    ],
+    cwes: childrenNamed(at(vuln, 'cwes'), 'cwe').map((c) => c.text),
+  });
+  const seen = new Set<string>();
+  for (const target of childrenNamed(at(vuln, 'affects'), 'target')) {
+    const ref = localRef(childText(target, 'ref'));
+    if (!ref || seen.has(ref)) continue;
+    seen.add(ref);
+    // An exact affected version in the VEX stands in when the component is not in this document.
+    const listed = childrenNamed(at(target, 'versions'), 'version').map((e) => childText(e, 'version')).find((e) => e !== '');
+    const component = components.get(ref) ?? componentFromPurl(ref) ?? { name: ref, version: listed ?? '' };
+    yield vulnerabilityFinding(v, asset(), component, v.vendorStatus);
+  }
+}
+
+export const cyclonedxXml: Connector = {
+  format: FORMAT,
+  description: 'CycloneDX XML BOM / VEX (1.4+ vulnerabilities with analysis): one finding per vulnerability and affected component',
+  detect(head) {
+    const start = head.replace(/^\uFEFF/, '').replace(/<\?[\s\S]*?\?>|<!--[\s\S]*?-->/g, '').trimStart();
+    return /^<(\w+:)?bom[\s>]/.test(start) && NS.test(start.slice(0, 2000));
+  },
+  async *parse(file, options) {
+    const name = basename(file);
+    const events = (collect: (el: string, path: readonly string[]) => boolean) => rootedXmlEvents(file, 'bom', { format: FORMAT, collect });
+
+    // Pass 1: which components do vulnerabilities point at, and in which order are the sections?
+    const refs = new Set<string>();
+    let vulnerabilitiesOpened = false;
+    let componentsAfterVulnerabilities = false;
+    let anyVulnerability = false;
+    const isTarget = (el: string, path: readonly string[]) => el === 'target' && path[path.length - 1] === 'affects';
+    for await (const event of events(isTarget)) {
+      if (event.type === 'node') {
+        const ref = localRef(childText(event.node, 'ref'));
+        if (ref) refs.add(ref);
+      } else if (event.type === 'open' && event.path.length === 2) {
+        if (event.name === 'vulnerabilities') vulnerabilitiesOpened = true;
+        if (event.name === 'components' && vulnerabilitiesOpened) componentsAfterVulnerabilities = true;
+      } else if (event.type === 'open' && event.name === 'vulnerability') {
+        anyVulnerability = true;
+      }
+    }
+    if (!anyVulnerability) return;
+
+    // Pass 2: resolve the referenced components (and the BOM's own subject, the asset).
+    const components = new Map<string, ComponentInfo>();
+    let root: Subject | undefined;
+    const frames: { ref: string; type: string; isRoot: boolean; name: string; group: string; version: string; purl: string }[] = [];
+    let resolvedAsset: AssetRef | undefined;
+    const asset = () => (resolvedAsset ??= subjectAsset(root, options, (reason) => {
+      throw new ReportError(name, FORMAT, 'metadata/component', reason);
+    }));
+    const FIELDS = new Set(['name', 'group', 'version', 'purl']);
+    const collect = (emit: boolean) => (el: string, path: readonly string[]) => {
+      const parent = path[path.length - 1];
+      return (parent === 'component' && FIELDS.has(el)) || (emit && el === 'vulnerability' && parent === 'vulnerabilities');
+    };
+    const emitInline = !componentsAfterVulnerabilities;
+    for await (const event of events(collect(emitInline))) {
+      if (event.type === 'open' && event.name === 'component') {
+        const parent = event.path[event.path.length - 2];
+        frames.push({
+          ref: event.attrs['bom-ref'] ?? '',
+          type: event.attrs.type ?? '',
+          isRoot: parent === 'metadata' && event.path.length === 3,
+          name: '',
+          group: '',
+          version: '',
+          purl: '',
+        });
+      } else if (event.type === 'close' && event.name === 'component') {
+        const frame = frames.pop();
+        if (!frame) continue;
+        const info = {
+          name: nameFromParts({ name: frame.name, ...(frame.group ? { group: frame.group } : {}), ...(frame.purl ? { purl: frame.purl } : {}) }).name,
+          version: frame.version,
+        };
+        // The BOM's subject keeps its name as written: it names the asset, not a package.
+        if (frame.isRoot) root = { name: frame.name, version: frame.version, type: frame.type };
+        if (frame.ref && refs.has(frame.ref)) components.set(frame.ref, info);
+        if (frame.purl && refs.has(frame.purl) && !components.has(frame.purl)) components.set(frame.purl, info);
+      } else if (event.type === 'node') {
+        const frame = frames[frames.length - 1];
+        const { node } = event;
+        if (node.name === 'vulnerability') {
+          yield* vulnerabilityFindings(name, node, asset, components);
+        } else if (frame && (node.name === 'name' || node.name === 'group' || node.name === 'version' || node.name === 'purl')) {
+          frame[node.name] = node.text.trim();
+        }
+      }
+    }
+    if (emitInline) return;
+
+    // Pass 3: the document put vulnerabilities first; now every component is known.
+    const isVulnerability = (el: string, path: readonly string[]) => el === 'vulnerability' && path[path.length - 1] === 'vulnerabilities';
+    for await (const event of events(isVulnerability)) {
+      if (event.type === 'node') yield* vulnerabilityFindings(name, event.node, asset, components);
+    }
+  },
+};

@@ -1,0 +1,52 @@
+import { readHead } from './common/head.js';
+import { ReportError, type NormalizedFinding } from '../model.js';
+import { trivy } from './trivy/index.js';
+import { grype } from './grype/index.js';
+import { sarif } from './sarif/index.js';
+import { cyclonedxJson } from './cyclonedx-json/index.js';
+import { dependencyTrack } from './dependency-track/index.js';
+import { npmAudit } from './npm-audit/index.js';
+import { osvScanner } from './osv-scanner/index.js';
+import { nessus } from './nessus/index.js';
+import { tenableCsv } from './tenable-csv/index.js';
+import { qualysXml, qualysCsv } from './qualys/index.js';
+import { cyclonedxXml } from './cyclonedx-xml/index.js';
+import { cnapp } from './cnapp/index.js';
+
+export interface ParseOptions {
+  /** Overrides the asset name the report gives (or supplies one where the report has none). */
+  target?: string;
+}
+
+/** One source format: recognise it from the first bytes, then stream normalized findings. */
+export interface Connector {
+  format: string;
+  description: string;
+  detect(head: string): boolean;
+  parse(file: string, options: ParseOptions): AsyncIterable<NormalizedFinding>;
+}
+
+/** Every supported format. A new format is one folder and one line here. */
+export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, nessus, tenableCsv, qualysXml, qualysCsv, cyclonedxXml, cnapp];
+
+export { readHead };
+
+/** Picks the connector for a report: the one named, or the first that recognises the file. */
+export async function connectorFor(file: string, displayName: string, format?: string): Promise<Connector> {
+  if (format) {
+    const named = connectors.find((c) => c.format === format);
+    if (!named) {
+      throw new ReportError(displayName, format, undefined, `unknown format; supported: ${connectors.map((c) => c.format).join(', ')}`);
+    }
+    return named;
+  }
+  const head = await readHead(file);
+  if (head.trim() === '') throw new ReportError(displayName, 'unknown', undefined, 'the report is empty');
+  const detected = connectors.find((c) => c.detect(head));
+  if (!detected) {
+    throw new ReportError(displayName, 'unknown', undefined, `format not recognised; supported: ${connectors.map((c) => c.format).join(', ')}`);
+  }
+  return detected;
+}
+
+export { ReportError, fingerprint, type NormalizedFinding, type AssetRef } from '../model.js';

@@ -1,0 +1,39 @@
+import type { AssetRef, NormalizedFinding, Severity } from '../../model.js';
+import { hostCheckFindings } from '../nessus/findings.js';
+
+// Identity rules shared by the Qualys XML and CSV connectors: one finding per host x QID x
+// port/protocol x CVE, the component being the QID's title (the network-scanner rule of
+// nessus/findings.ts, keyed `qualys:<QID>` when the QID lists no CVE).
+
+const LEVELS: Record<string, Severity> = { '1': 'info', '2': 'low', '3': 'medium', '4': 'high', '5': 'critical' };
+
+/** Qualys severity levels 1-5: 5 critical, 4 high, 3 medium, 2 low, 1 info. */
+export const qualysSeverity = (raw: string): Severity => LEVELS[raw.trim()] ?? 'unknown';
+
+export interface QualysDetection {
+  qid: string;
+  title: string;
+  cves: readonly string[];
+  port: string;
+  protocol: string;
+  severity: Severity;
+  cvssScore?: number | undefined;
+  status: string;
+  /** Qualys's threat text for the QID. */
+  description?: string | undefined;
+}
+
+export function qualysFindings(asset: AssetRef, d: QualysDetection): Generator<NormalizedFinding> {
+  return hostCheckFindings(asset, {
+    fallbackId: `qualys:${d.qid}`,
+    name: d.title,
+    cves: d.cves,
+    port: d.port,
+    protocol: d.protocol,
+    severity: d.severity,
+    cvssScore: d.cvssScore,
+    // Qualys keeps remediated detections in reports with status Fixed.
+    vendorStatus: d.status.trim().toLowerCase() === 'fixed' ? 'fixed' : undefined,
+    description: d.description,
+  });
+}

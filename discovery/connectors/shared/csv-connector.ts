@@ -1,0 +1,28 @@
+import { basename } from 'node:path';
+import type { Connector, ParseOptions } from '../index.js';
+import type { NormalizedFinding } from '../../model.js';
+import { csvRows, sniffCsvHeader, type CsvColumns, type CsvRow } from '../../streams/csv.js';
+
+// A scanner's CSV export is its columns (found by name) and what one row means: detection (a header
+// row with the required columns) and row-by-row streaming are the same for every CSV format.
+
+export interface CsvConnectorSpec<K extends string> {
+  format: string;
+  description: string;
+  columns: CsvColumns<K>;
+  /** The findings of one data row; `name` is the file's name for error messages. */
+  rowFindings(row: CsvRow<K>, name: string, options: ParseOptions): Iterable<NormalizedFinding>;
+}
+
+export function csvConnector<K extends string>(spec: CsvConnectorSpec<K>): Connector {
+  const { format, description, columns } = spec;
+  return {
+    format,
+    description,
+    detect: (head) => sniffCsvHeader(head, columns),
+    async *parse(file, options) {
+      const name = basename(file);
+      for await (const row of csvRows(file, { format, columns })) yield* spec.rowFindings(row, name, options);
+    },
+  };
+}

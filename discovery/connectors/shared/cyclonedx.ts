@@ -1,0 +1,137 @@
+import type { ParseOptions } from '../index.js';
+import type { AssetRef, NormalizedFinding, Severity } from '../../model.js';
+import { defined, unique } from '../common/json.js';
+import { cweId, severityFromScore } from '../common/identity.js';
+import { cvss3Vector } from '../common/cvss.js';
+
+// CycloneDX rules that the JSON and XML connectors share, so that one BOM gives the same findings
+// in either encoding: each connector reads its encoding into these shapes, and the mapping from
+// there on is one piece of code.
+
+export type VendorStatus = NonNullable<NormalizedFinding['vendorStatus']>;
+
+/** CycloneDX impact-analysis states onto the model's vendor status. */
+export const ANALYSIS_STATES: Record<string, VendorStatus> = {
+  not_affected: 'not_affected',
+  resolved: 'fixed',
+  resolved_with_pedigree: 'fixed',
+  false_positive: 'false_positive',
+  exploitable: 'affected',
+  in_triage: 'under_investigation',
+};
+
+export interface ComponentInfo {
+  name: string;
+  version: string;
+}
+
+/** The BOM's own subject (`metadata.component`): it names the asset. */
+export type Subject = ComponentInfo & { type: string };
+
+/** A BOM-Link (`urn:cdx:serial/version#ref`) points into another BOM; the part after `#` is the ref. */
+export function localRef(ref: string): string {
+  const trimmed = ref.trim();
+  if (!trimmed.startsWith('urn:cdx:')) return trimmed;
+  const hash = trimmed.indexOf('#');
+  if (hash === -1) return trimmed;
+  try {
+    return decodeURIComponent(trimmed.slice(hash + 1));
+  } catch {
+    return trimmed.slice(hash + 1);
+  }
+}
+
+/** The asset a BOM describes: its subject, or the target; `missing` raises when there is neither. */
+export function subjectAsset(subject: Subject | undefined, options: ParseOptions, missing: (reason: string) => never): AssetRef {
+  const name = options.target ?? (subject?.name || undefined);
+  if (!name) missing('missing (pass a target to name the asset)');
+  const kind: AssetRef['kind'] = subject?.type === 'container' ? 'container_image' : 'other';
+  return { assetKey: `${kind === 'container_image' ? 'image' : 'asset'}:${name}`, kind, name };
+}
+
+/** One `ratings` entry as the document gives it. */
+export interface Rating {
+  method: string;
+  severity: Severity | undefined;
+  score: number | undefined;
+  vector?: string | undefined;
+}
+
+/** A vulnerability as the document gives it ('' or undefined where absent). */
+export interface VulnerabilityFields {
+  id: string;
+  ratings: Rating[];
+  state: string | undefined;
+  description: string | undefined;
+  /** Source, reference and advisory URLs, in document order. */
+  urls: (string | undefined)[];
+  /** Raw CWE values (numbers, or strings with or without `CWE-`). */
+  cwes: unknown[];
+}
+
+/** What every finding of one vulnerability shares. */
+export interface Vulnerability {
+  issueId: string;
+  severity: Severity;
+  cvssScore: number | undefined;
+  cvssVector: string | undefined;
+  vendorStatus: VendorStatus | undefined;
+  title: string | undefined;
+  description: string | undefined;
+  references: string[];
+  cwes: string[];
+}
+
+const METHOD_RANK = ['CVSSv31', 'CVSSv3', 'CVSSv4', 'CVSSv2'];
+
+/** Severity and CVSS v3 score: CVSS v3.x ratings first, then others; a score alone still ranks. */
+function rate(raw: Rating[]): { severity: Severity; cvssScore: number | undefined; cvssVector: string | undefined } {
+  const rank = (m: string) => {
+    const i = METHOD_RANK.indexOf(m);
+    return i === -1 ? METHOD_RANK.length : i;
+  };
+  const ratings = raw
+    .map((r) => ({ ...r, score: r.score !== undefined && r.score >= 0 && r.score <= 10 ? r.score : undefined }))
+    .sort((a, b) => rank(a.method) - rank(b.method));
+  const v3 = ratings.find((r) => (r.method === 'CVSSv31' || r.method === 'CVSSv3') && r.score !== undefined);
+  const named = ratings.find((r) => r.severity !== undefined && r.severity !== 'unknown');
+  const scored = ratings.find((r) => r.score !== undefined);
+  const severity = named?.severity ?? (scored?.score !== undefined ? severityFromScore(scored.score) : 'unknown');
+  return { severity, cvssScore: v3?.score, cvssVector: v3 ? v3Vector(v3) : undefined };
+}
+
+/** CycloneDX allows the vector without its `CVSS:3.x/` prefix; the rating's method names the version. */
+const v3Vector = (rating: Rating) => cvss3Vector(rating.vector, rating.method === 'CVSSv31' ? '3.1' : '3.0');
+
+export function vulnerabilityOf(fields: VulnerabilityFields): Vulnerability {
+  const firstLine = fields.description?.split('\n')[0]?.trim() ?? '';
+  return {
+    issueId: fields.id,
+    ...rate(fields.ratings),
+    vendorStatus: ANALYSIS_STATES[fields.state ?? ''],
+    title: (firstLine.length > 200 ? `${firstLine.slice(0, 197)}...` : firstLine) || undefined,
+    description: fields.description || undefined,
+    references: unique(fields.urls.filter((u): u is string => u !== undefined && u !== '')),
+    cwes: unique(fields.cwes.map(cweId).filter((c): c is string => c !== undefined)),
+  };
+}
+
+/** The finding for one affected component; `status` is the vulnerability's unless a VEX entry says otherwise. */
+export function vulnerabilityFinding(v: Vulnerability, asset: AssetRef, component: ComponentInfo, status: VendorStatus | undefined): NormalizedFinding {
+  return defined<NormalizedFinding>({
+    asset,
+    kind: 'vulnerability',
+    issueId: v.issueId,
+    component: component.name,
+    version: component.version,
+    location: '',
+    severity: v.severity,
+    cvssScore: v.cvssScore,
+    cvssVector: v.cvssVector,
+    title: v.title,
+    vendorStatus: status,
+    description: v.description,
+    references: v.references.length ? v.references : undefined,
+    cwes: v.cwes.length ? v.cwes : undefined,
+  });
+}

