@@ -83,6 +83,7 @@ const EnvSchema = z.object({
   CTEM_MAX_UPLOAD_MB: z.coerce.number().positive().default(512),
   CTEM_SCAN_SLA_CRITICAL: duration('7d'),
   CTEM_SCAN_SLA_HIGH: duration('14d'),
+  CTEM_WORKFLOW_BUNDLE: optional,
   CTEM_SCAN_SLA_MEDIUM: duration('30d'),
   CTEM_SCAN_SLA_LOW: duration('90d'),
   CTEM_ORPHAN_REPORT_SCHEDULE: z.string().default('0 8 * * MON'),
@@ -121,6 +122,8 @@ export interface Config {
     address?: string;
     namespace: string;
     apiKey?: string;
+    /** A workflow bundle built ahead of time (bundleWorkflowCode); without it the worker bundles workflows/ at start. */
+    workflowBundle?: string;
     tls: boolean;
     devServerPort: number;
     uiPort: number;
@@ -220,6 +223,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
+      ...(e.CTEM_WORKFLOW_BUNDLE ? { workflowBundle: e.CTEM_WORKFLOW_BUNDLE } : {}),
       apiKey: e.TEMPORAL_API_KEY,
       tls: e.TEMPORAL_TLS === 'true' || Boolean(e.TEMPORAL_API_KEY),
       devServerPort: e.CTEM_TEMPORAL_PORT,

@@ -28,11 +28,9 @@ export interface WorkerDeps {
   notifier?: Notifier;
   /** Told about campaign results (the Slack bot posts them); optional. */
   campaignPublisher?: CampaignPublisher;
-  /** A prebuilt workflow bundle (tests build it once); otherwise workflows/ is bundled at start. */
-  workflowBundlePath?: string;
 }
 
-export function createActivities({ config, client, database, serviceNow, serviceNowConnection, notifier, campaignPublisher }: Omit<WorkerDeps, 'connection' | 'workflowBundlePath'>) {
+export function createActivities({ config, client, database, serviceNow, serviceNowConnection, notifier, campaignPublisher }: Omit<WorkerDeps, 'connection'>) {
   return {
     ...createDiscoveryActivities({ database, serviceNow: serviceNowConnection }),
     ...createSourceActivities({ database, reportsDir: join(config.dataDir, 'reports'), ...(notifier ? { notifier } : {}) }),
@@ -64,7 +62,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     activities: createActivities(deps),
     // Bounded cache: memory stays flat however many remediation workflows wait on timers.
     maxCachedWorkflows: 1000,
-    ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath }),
+    ...(deps.config.temporal.workflowBundle ? { workflowBundle: { codePath: deps.config.temporal.workflowBundle } } : { workflowsPath }),
   };
   return Worker.create(options);
 }

@@ -121,6 +121,7 @@ async function platformEnv(extra: Record<string, string>): Promise<Record<string
     CTEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'ctem-data-')),
     DATABASE_URL: await createTestDatabase(),
     TEMPORAL_ADDRESS: inject('temporalAddress'),
+    CTEM_WORKFLOW_BUNDLE: inject('workflowBundle'),
     TEMPORAL_NAMESPACE: namespaceForTestFile(expect.getState().testPath!),
     CTEM_TASK_QUEUE: `test-${randomUUID()}`,
     CTEM_API_TOKEN: 'token',

@@ -1,14 +1,15 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { describe, expect, it } from 'vitest';
-import { installWorkerRuntime, workflowsPath } from '../../platform/worker.js';
+import { describe, expect, inject, it } from 'vitest';
+import { installWorkerRuntime } from '../../platform/worker.js';
 
 // Remediation workflows live as long as their tickets (months), so the workflow code of every
 // release must replay the histories that earlier releases wrote. test/histories/<date>/ holds real
 // histories of every workflow type recorded by scripts/record-histories.ts (and any history
 // downloaded from a running deployment can be dropped beside them); each is replayed against the
-// current code. A change that breaks one needs `patched()`, not a new recording.
+// current code (the bundle test/global-setup.ts builds from workflows/). A change that breaks one
+// needs `patched()`, not a new recording.
 
 const root = join(import.meta.dirname, '..', 'histories');
 
@@ -44,7 +45,7 @@ describe('replay of recorded workflow histories', () => {
     const fileOf = new Map(files.map((f) => [workflowIdOf(f), relative(root, f)]));
     const failures: string[] = [];
     let replayed = 0;
-    for await (const result of Worker.runReplayHistories({ workflowsPath, replayName: 'ctem-replay' }, histories)) {
+    for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundle') }, replayName: 'ctem-replay' }, histories)) {
       replayed++;
       if (result.error) failures.push(`${fileOf.get(result.workflowId) ?? result.workflowId}: ${result.error.message}`);
     }

@@ -69,6 +69,7 @@ export async function startTestPlatform(env: Record<string, string> = {}, roles:
     CTEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'ctem-data-')),
     DATABASE_URL: await createTestDatabase(),
     TEMPORAL_ADDRESS: inject('temporalAddress'),
+    CTEM_WORKFLOW_BUNDLE: inject('workflowBundle'),
     // The calling test file's own namespace on the shared server (test/global-setup.ts creates it).
     ...(env.TEMPORAL_ADDRESS ? {} : { TEMPORAL_NAMESPACE: testNamespace() }),
     CTEM_TASK_QUEUE: `test-${randomUUID()}`,
