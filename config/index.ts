@@ -63,10 +63,6 @@ const EnvSchema = z.object({
   CTEM_FEED_MAX_AGE_EPSS: duration(FEED_MAX_AGE_DEFAULTS.epss),
   CTEM_FEED_MAX_AGE_KEV: duration(FEED_MAX_AGE_DEFAULTS.kev),
   CTEM_SLA_ACK: duration('2d'),
-  CTEM_SLA_ACT: duration('14d'),
-  CTEM_SLA_ATTEND: duration('30d'),
-  CTEM_SLA_TRACK_STAR: duration('90d'),
-  CTEM_SLA_TRACK: duration('180d'),
   CTEM_ESCALATION_INTERVAL: duration('5d'),
   CTEM_TICKET_RECONCILE_INTERVAL: duration('1h'),
   CTEM_SLA_POLICY: z
@@ -100,8 +96,6 @@ const EnvSchema = z.object({
 export interface SlaConfig {
   /** Time the owner has to acknowledge a new golden ticket. */
   ackMs: number;
-  /** Remediation time per tier, from the moment a finding is first prioritized. */
-  tierMs: { act: number; attend: number; trackStar: number; track: number };
   /** While a breach continues, escalate one level up the management chain after each interval. */
   escalationIntervalMs: number;
   /** How often each open ticket is read back from the ITSM to catch missed webhooks (0: never). */
@@ -248,7 +242,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     sla: {
       ackMs: e.CTEM_SLA_ACK,
-      tierMs: { act: e.CTEM_SLA_ACT, attend: e.CTEM_SLA_ATTEND, trackStar: e.CTEM_SLA_TRACK_STAR, track: e.CTEM_SLA_TRACK },
       escalationIntervalMs: e.CTEM_ESCALATION_INTERVAL,
       reconcileIntervalMs: e.CTEM_TICKET_RECONCILE_INTERVAL,
       policy: e.CTEM_SLA_POLICY,

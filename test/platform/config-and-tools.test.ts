@@ -18,7 +18,9 @@ describe('configuration', () => {
     expect(config.temporal).toMatchObject({ namespace: 'default', uiPort: 8233, address: undefined });
     expect(config.dataDir).toBe(resolve('.data'));
     expect(config.sla.ackMs).toBe(2 * 86_400_000);
-    expect(config.sla.tierMs).toEqual({ act: 14 * 86_400_000, attend: 30 * 86_400_000, trackStar: 90 * 86_400_000, track: 180 * 86_400_000 });
+    expect(config.sla.reconcileIntervalMs).toBe(3_600_000);
+    // Due dates come from the prioritization policy; no per-tier remediation time is configured here.
+    expect(config.sla).not.toHaveProperty('tierMs');
     expect(config.sla.escalationIntervalMs).toBe(5 * 86_400_000);
     expect(config.serviceNow.url).toBeUndefined();
   });
