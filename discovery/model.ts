@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-
 // The normalized model every connector produces. Large reports stream through it; nothing here
 // holds a whole report in memory.
 
@@ -50,16 +48,6 @@ export class ReportError extends Error {
     super(`${file}: ${format}${field ? `: ${field}` : ''}: ${reason}`);
     this.name = 'ReportError';
   }
-}
-
-/**
- * The finding's identity: asset, kind, issue, component, version and location, and nothing a
- * scanner may reword (titles, descriptions, severities), so re-imports never churn findings.
- */
-export function fingerprint(f: Pick<NormalizedFinding, 'asset' | 'kind' | 'issueId' | 'component' | 'version' | 'location'>): string {
-  return createHash('sha256')
-    .update([f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location].join('\x1f'))
-    .digest('hex');
 }
 
 const SEVERITIES: Record<string, Severity> = {

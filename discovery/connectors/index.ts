@@ -49,4 +49,4 @@ export async function connectorFor(file: string, displayName: string, format?: s
   return detected;
 }
 
-export { ReportError, fingerprint, type NormalizedFinding, type AssetRef } from '../model.js';
+export { ReportError, type NormalizedFinding, type AssetRef } from '../model.js';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Sql } from '../../db/client.js';
 import type { NormalizedFinding } from '../connectors/index.js';
 import { resolveAssets, stageAssetRef, type StagedAsset } from './identity.js';
@@ -19,6 +20,16 @@ export interface ScanToIngest {
   target?: string | null;
   /** null: complete unless the report is empty (see scans.complete). */
   complete?: boolean | null;
+}
+
+/**
+ * A finding's identity: its resolved asset, kind, issue, component, version and location, and
+ * nothing a scanner may reword (titles, descriptions, severities), so re-imports never churn
+ * findings. The merge below computes the same hash in SQL over the staging table; this is it in
+ * TypeScript, for code that names a finding outside ingest (the two are tested to agree).
+ */
+export function fingerprint(assetId: number, f: Pick<NormalizedFinding, 'kind' | 'issueId' | 'component' | 'version' | 'location'>): string {
+  return createHash('sha256').update([assetId, f.kind, f.issueId, f.component, f.version, f.location].join('\x1f')).digest('hex');
 }
 
 const STAGING_COLUMNS: readonly StageColumn[] = [
@@ -97,6 +108,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       with incoming as materialized (
         select distinct on (fingerprint) *
         from (
+          -- fingerprint() above, in SQL.
           select encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint,
                  r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location, s.fixed_version, s.severity, s.cvss_score, s.cvss_vector,
                  s.title, s.vendor_status

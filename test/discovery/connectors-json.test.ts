@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  connectorFor, connectors, fingerprint, readHead, ReportError, type NormalizedFinding, type ParseOptions,
+  connectorFor, connectors, readHead, ReportError, type NormalizedFinding, type ParseOptions,
 } from '../../discovery/connectors/index.js';
+import { storedFingerprint } from './fingerprints.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 
 // The JSON connectors against the real corpus (every Trivy, Grype, SARIF, CycloneDX JSON,
@@ -44,7 +45,7 @@ async function parseError(format: string, file: string, options: ParseOptions = 
   throw new Error(`${format} accepted ${file}`);
 }
 
-const distinct = (findings: NormalizedFinding[]) => new Set(findings.map(fingerprint)).size;
+const distinct = (findings: NormalizedFinding[]) => new Set(findings.map(storedFingerprint)).size;
 
 function only(findings: NormalizedFinding[], match: Partial<Record<'issueId' | 'component' | 'version' | 'kind', string>>): NormalizedFinding {
   const hits = findings.filter((f) => Object.entries(match).every(([k, v]) => f[k as keyof NormalizedFinding] === v));
@@ -369,14 +370,14 @@ describe.skipIf(!hasCorpus)('Trivy and Grype on the same image', () => {
     for (const options of [{}, { target: 'registry.example.com/my-app:latest' }]) {
       const trivy = await parse('trivy-json', more('trivy-grype-same-image/trivy-results.json'), options);
       const grype = await parse('grype', more('trivy-grype-same-image/grype-results.json'), options);
-      const grypeByPrint = new Map(grype.map((f) => [fingerprint(f), f]));
+      const grypeByPrint = new Map(grype.map((f) => [storedFingerprint(f), f]));
       const cves = trivy.filter((f) => f.issueId.startsWith('CVE-'));
       expect(cves).toHaveLength(54);
-      expect(cves.filter((f) => !grypeByPrint.has(fingerprint(f))).map((f) => `${f.issueId} ${f.component}`)).toEqual([]);
+      expect(cves.filter((f) => !grypeByPrint.has(storedFingerprint(f))).map((f) => `${f.issueId} ${f.component}`)).toEqual([]);
       // OS packages in particular (no path), and the vendor statuses agree too.
       const os = cves.filter((f) => f.location === '');
       expect(os).toHaveLength(49);
-      for (const f of cves) expect(grypeByPrint.get(fingerprint(f))!.vendorStatus).toBe(f.vendorStatus);
+      for (const f of cves) expect(grypeByPrint.get(storedFingerprint(f))!.vendorStatus).toBe(f.vendorStatus);
       // Python names differ in case between the tools (Flask / flask): normalized.
       expect(only(trivy, { issueId: 'CVE-2023-30861' })).toMatchObject({
         component: 'flask', location: 'usr/local/lib/python3.8/site-packages/Flask-1.1.2.dist-info/METADATA',

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectorFor, connectors, readHead } from '../../discovery/connectors/index.js';
-import { ReportError, fingerprint, type NormalizedFinding } from '../../discovery/model.js';
+import { ReportError, type NormalizedFinding } from '../../discovery/model.js';
+import { storedFingerprint } from './fingerprints.js';
 import { corpusDir, corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 
 // Streaming XML and CSV connectors: Nessus XML, Nessus/Tenable CSV, Qualys XML and CSV, CycloneDX
@@ -42,7 +43,7 @@ async function rejection(run: Promise<unknown>): Promise<ReportError> {
   return err as ReportError;
 }
 
-const fingerprints = (findings: NormalizedFinding[]) => new Set(findings.map(fingerprint));
+const fingerprints = (findings: NormalizedFinding[]) => new Set(findings.map(storedFingerprint));
 const find = (findings: NormalizedFinding[], match: Partial<NormalizedFinding> & { assetKey?: string }) =>
   findings.filter((f) =>
     Object.entries(match).every(([k, v]) => (k === 'assetKey' ? f.asset.assetKey === v : (f as unknown as Record<string, unknown>)[k] === v)),

@@ -6,7 +6,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { contextSources, contextSourceFor, pullServiceNowCmdb, ContextError, type ContextRecord } from '../../discovery/context/index.js';
 import { readHead } from '../../discovery/context/common.js';
-import { connectors, connectorFor, ReportError, fingerprint, type NormalizedFinding } from '../../discovery/connectors/index.js';
+import { connectors, connectorFor, ReportError, type NormalizedFinding } from '../../discovery/connectors/index.js';
+import { storedFingerprint } from './fingerprints.js';
 import { createServiceNowSimulator, defaultDemoServers, type ServiceNowSimulator } from '../../mobilization/itsm/servicenow/simulator.js';
 
 const examples = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'context');
@@ -577,7 +578,7 @@ describe('cnapp connector', () => {
         vendorStatus: 'will_not_fix',
       },
     ]);
-    expect(new Set(got.map(fingerprint)).size).toBe(3);
+    expect(new Set(got.map(storedFingerprint)).size).toBe(3);
   });
 
   it('empty, malformed and incomplete documents', async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectorFor } from '../../discovery/connectors/index.js';
 import type { Database } from '../../db/client.js';
-import { ingestFindings, type ScanToIngest } from '../../discovery/store/ingest.js';
+import { fingerprint, ingestFindings, type ScanToIngest } from '../../discovery/store/ingest.js';
 import { findingLastSeen } from '../../db/read-models/inventory.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js';
@@ -238,5 +238,20 @@ describe('asset identity across reports', () => {
         'key=image:registry.example.com/shop/identity:stable',
       ]),
     );
+  });
+});
+
+describe('fingerprints', () => {
+  it('stores, for every finding, the fingerprint that fingerprint() computes from its resolved asset', async () => {
+    const target = 'rescan/fingerprints:1';
+    await ingest(writeReport('fingerprints.json', () => {}), { source: 'trivy', target });
+    const rows = await database.sql<{ fingerprint: string; asset_id: string; kind: 'vulnerability'; issue_id: string; component: string; version: string; location: string }[]>`
+      select f.fingerprint, f.asset_id, f.kind, f.issue_id, f.component, f.version, f.location
+      from findings f join assets a on a.id = f.asset_id where a.name = ${target}`;
+    expect(rows).toHaveLength(6);
+    for (const r of rows) {
+      const identity = { kind: r.kind, issueId: r.issue_id, component: r.component, version: r.version, location: r.location };
+      expect(fingerprint(Number(r.asset_id), identity), r.issue_id).toBe(r.fingerprint);
+    }
   });
 });
