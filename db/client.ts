@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
@@ -16,6 +18,7 @@ export interface Database {
 }
 
 const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+const functionsFolder = join(dirname(fileURLToPath(import.meta.url)), 'functions');
 
 export function connectDatabase(url: string, { max = 10 }: { max?: number } = {}): Database {
   const options = { max, onnotice: () => {}, connection: { application_name: 'ctem' } } as const;
@@ -35,14 +38,58 @@ export function connectDatabase(url: string, { max = 10 }: { max?: number } = {}
 // Any id will do as long as every process uses the same one: it serialises concurrent starts.
 const MIGRATION_LOCK_ID = 0x637465_6d;
 
-/** Applies the committed drizzle-kit migrations; safe when several processes start at once. */
+/**
+ * Applies the committed drizzle-kit migrations, then the SQL functions of db/functions/; safe when
+ * several processes start at once.
+ */
 export async function migrateDatabase(url: string): Promise<void> {
   const client = postgres(url, { max: 1, onnotice: () => {} });
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
     await migrate(drizzle(client), { migrationsFolder });
+    await applyFunctions(client);
     await client`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`;
   } finally {
     await client.end({ timeout: 5 });
   }
+}
+
+export interface FunctionFile {
+  name: string;
+  text: string;
+  checksum: string;
+}
+
+/** db/functions/<name>.sql, by name: each file is the source of truth of its function(s). */
+export function functionFiles(folder = functionsFolder): FunctionFile[] {
+  return readdirSync(folder)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .map((f) => {
+      const text = readFileSync(join(folder, f), 'utf8');
+      return { name: f.slice(0, -'.sql'.length), text, checksum: createHash('sha256').update(text).digest('hex') };
+    });
+}
+
+/**
+ * Re-creates the SQL functions whose file changed since they were last applied (`create or replace`,
+ * so a file applies again safely), after the migrations and in one transaction. Migrations are
+ * history that has already run on deployments; a function's current text lives in its file, and
+ * `sql_functions` records the checksum of what was applied. Returns the names it (re)created.
+ */
+export async function applyFunctions(client: Sql, files: FunctionFile[] = functionFiles()): Promise<string[]> {
+  return client.begin(async (tx) => {
+    await tx`create table if not exists sql_functions (name text primary key, checksum text not null, applied_at timestamptz not null default now())`;
+    // As pg_dump restores: bodies are checked when called, so files apply in any order.
+    await tx`set local check_function_bodies = off`;
+    const applied = new Map((await tx<{ name: string; checksum: string }[]>`select name, checksum from sql_functions`).map((r) => [r.name, r.checksum]));
+    const changed = files.filter((f) => applied.get(f.name) !== f.checksum);
+    for (const file of changed) {
+      await tx.unsafe(file.text);
+      await tx`
+        insert into sql_functions (name, checksum) values (${file.name}, ${file.checksum})
+        on conflict (name) do update set checksum = excluded.checksum, applied_at = now()`;
+    }
+    return changed.map((f) => f.name);
+  });
 }
