@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 // Prioritization policies are data: a versioned JSON document (prioritization/policies/*.json, or a
-// row of the policies table) validated here and compiled by prioritization/scoring/rescore.ts into one
-// set-based statement. Tiers follow SSVC's CISA vocabulary (act / attend / track* / track).
+// row of the policies table) validated here. prioritization/scoring/decision.ts states what it
+// decides; prioritization/scoring/rescore.ts applies it set-based. Tiers follow SSVC's CISA vocabulary (act / attend / track* / track).
 
 export type Tier = 'act' | 'attend' | 'track*' | 'track';
 

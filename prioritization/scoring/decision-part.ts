@@ -1,0 +1,69 @@
+import { createHash } from 'node:crypto';
+import type postgres from 'postgres';
+import { TIER_BY_RANK, type Policy } from '../policy.js';
+import { CELL_COUNT, cellTable, dueDaysOf, SEVERITY_BASE, tableRow } from './decision.js';
+import { policyWording, tierFactor } from './explanation.js';
+import { jsonbArray, type Fragment, type Tx } from './sql.js';
+
+/** PostgreSQL's md5(text)::uuid. */
+export function md5Uuid(text: string): string {
+  const h = createHash('md5').update(text, 'utf8').digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * What the scoring statement needs from decision.ts and explanation.ts, computed once per run: each
+ * cell's outcome (tier rank, due days, score factor, shape), the tier factors by (base, final tier,
+ * critical) and the table rows' decision factors, and each cell's own decision-part id (the part of
+ * a cell with no control or vendor status in it follows from the cell).
+ */
+export function decisionParams(policy: Policy) {
+  const cells = cellTable(policy);
+  const wording = policyWording(policy);
+  // By (base * 4 + final tier rank) * 2 + critical: 20 x 4 x 2 prebuilt tier factors.
+  const tierObjs: postgres.JSONValue[] = [];
+  for (let b = 0; b < CELL_COUNT / 256; b++) {
+    const row = tableRow(policy, b);
+    const tableTier = row ? row.tier : TIER_BY_RANK[Math.min(b - SEVERITY_BASE, 3)]!;
+    for (const tier of TIER_BY_RANK) {
+      for (const critical of [false, true]) tierObjs.push(tierFactor(policy, b, { tier, tableTier, dueDays: dueDaysOf(policy, b, tier, critical) }, critical) as unknown as postgres.JSONValue);
+    }
+  }
+  const cellPartIds = cells.shape.map((shape, k) => md5Uuid(`${wording.digest}|${k >> 8}|${cells.tierRank[k]}|${k & 1}|${shape}|||`));
+  return { cells, wording, tierObjs: jsonbArray(tierObjs), decisionObjs: jsonbArray(wording.decisions), cellPartIds };
+}
+
+export type DecisionParams = ReturnType<typeof decisionParams>;
+
+/**
+ * The decision's part of an explanation (explanation.ts DecisionPart), in SQL, from the values its
+ * key is made of: the cell's base (the table row; absent without a KEV catalog, where the
+ * vulnerability's part says why), final tier rank, critical asset and shape, the control that made
+ * it unexposed, the not-exploitable control and the vendor status.
+ */
+export function decisionPartSql(
+  tx: Tx,
+  p: DecisionParams,
+  b: Fragment, ft: Fragment, critical: Fragment, shape: Fragment, unexposedBy: Fragment, control: Fragment, vendor: Fragment,
+): Fragment {
+  return tx`(
+    jsonb_build_object('tier', (${p.tierObjs}::jsonb[])[(${b} * 4 + ${ft}) * 2 + ${critical}::int + 1],
+      'likely', ${shape} & 1 = 1, 'runtime', ${shape} & 2 = 2, 'nonprod', ${shape} & 4 = 4, 'critical', ${critical},
+      'runtimeEffect', ${p.wording.runtimeEffect}::text, 'scoreSource', ${p.wording.source}::text, 'scoreText', ${p.wording.scoreText}::text)
+    || case when ${b} < 16 then jsonb_build_object('decision', (${p.decisionObjs}::jsonb[])[${b} + 1]) else '{}' end
+    || case when ${unexposedBy} is not null then jsonb_build_object('unexposedBy', ${unexposedBy}) else '{}' end
+    || case when ${control} is not null then jsonb_build_object('control', ${control}) else '{}' end
+    || case when ${vendor} is not null then jsonb_build_object('vendor', ${tx.json(p.wording.vendors as unknown as postgres.JSONValue)}::jsonb -> ${vendor}) else '{}' end)`;
+}
+
+/**
+ * A finding's decision-part id: its cell's own, or (with a control or vendor status in it) a hash of
+ * everything the part says, as the cell's own is hashed in TypeScript.
+ */
+export function decisionPartId(tx: Tx, p: DecisionParams, key: Fragment, unexposedBy: Fragment, control: Fragment, vendor: Fragment): Fragment {
+  return tx`case when ${unexposedBy} is null and ${control} is null and ${vendor} is null
+                 then (${p.cellPartIds}::uuid[])[${key} + 1]
+                 else md5(concat_ws('|', ${p.wording.digest}::text, ${key} / 256, (${p.cells.tierRank}::int[])[${key} + 1], ${key} & 1,
+                                    (${p.cells.shape}::int[])[${key} + 1],
+                                    coalesce(${unexposedBy}::text, ''), coalesce(${control}::text, ''), coalesce(${vendor}, '')))::uuid end`;
+}

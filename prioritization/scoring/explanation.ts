@@ -1,0 +1,340 @@
+import { createHash } from 'node:crypto';
+import type { ExplanationFactor } from '../../db/schema.js';
+import type { DecisionRow, Policy } from '../policy.js';
+import { cellOf, SEVERITY_BASE, tableRow, type Outcome } from './decision.js';
+
+// Every word an explanation says, in one place. Templates use PostgreSQL's format() syntax (%s, %L,
+// %%) because the scoring statement words a million findings in SQL: it receives these templates as
+// parameters, and format() below applies them the same way in TypeScript (for the decision's part,
+// built per policy cell here, and for tests). To change a factor's words, change its template here.
+// The assembly of the three stored parts into the factor list is db/functions/explanation_assemble.sql,
+// mirrored by assembleExplanation(); test/prioritization/scoring-equivalence.test.ts checks both.
+
+export const WORDS = {
+  kevSource: 'CISA KEV %s',
+  kevSourceNone: 'CISA KEV (no catalog loaded)',
+  kevNoCatalog: 'no CISA KEV catalog loaded: whether it is exploited is unknown',
+  kevIn: 'in CISA KEV %s (added %s%s)',
+  kevAddedUnknown: 'on an unknown date',
+  kevRansomware: ', used in ransomware',
+  kevNotIn: 'not in CISA KEV %s',
+
+  epssSource: 'FIRST EPSS %s',
+  epssSourceNone: 'FIRST EPSS (no feed loaded)',
+  epssNoFeed: 'no FIRST EPSS feed loaded',
+  epssNoScore: 'no EPSS score for this id',
+  epss: '%s%% chance of exploitation activity in 30 days (percentile %s)',
+  likely: 'EPSS %s ≥ %s: likely exploited within 30 days, raised to %s',
+
+  vectorSource: 'CVSS v3 vector',
+  automatableVector: 'CVSS v3 AV:%s/AC:%s/PR:%s/UI:%s%s',
+  automatableVectorYes: ': over the network, no privileges, no user interaction',
+  automatableVectorNo: ', not AV:N/AC:L/PR:N/UI:N',
+  automatableEpssYes: 'no CVSS v3 vector; EPSS %s ≥ %s: exploitation taken as automated',
+  automatableEpssNo: 'no CVSS v3 vector; EPSS %s < %s',
+  automatableNone: 'no CVSS v3 vector, no EPSS score',
+  impactVector: 'CVSS v3 C:%s/I:%s/S:%s',
+  impactScoreSource: 'CVSS score',
+  impactNoCvss: 'no CVSS data: assumed partial',
+  impactScoreTotal: 'no CVSS v3 vector; CVSS %s ≥ %s',
+  impactScorePartial: 'no CVSS v3 vector; CVSS %s < %s',
+
+  severity: 'no CISA KEV catalog loaded, so the BOD 26-04 table is not applied: CVSS %s → %s until a catalog is imported',
+
+  contextSource: 'asset context (%s)',
+  contextSourcePlain: 'asset context',
+  exposedPrefix: 'internet-facing: %s',
+  exposedRunsOn: 'runs on %s; ',
+  exposedFirewall: '%s has public IP %s and security group %s open to %s on %s',
+  exposedSomePorts: 'some ports',
+  exposedExternalScan: 'an internet-side scan saw %s open on %s',
+  exposedMarked: '%s is marked internet-facing',
+  notExposed: '%s is not internet-facing',
+  notExposedHosts: 'runs only on %s, none of them internet-facing',
+  exposureAssumedSource: 'policy assumption (decisionPoints.publiclyExposed.unknownMeans)',
+  exposureAssumedYes: 'exposure unknown, assumed exposed (no context on %s)',
+  exposureAssumedNo: 'exposure unknown, assumed not exposed (no context on %s)',
+
+  environmentUnknown: 'environment of %s unknown, assumed non-production: %s tier lower (score × %s)',
+  environmentNonProduction: '%s runs in %s, not production: %s tier lower (score × %s)',
+
+  businessRated: '%s is rated %s',
+  businessRevenue: '%s carries %s a year in revenue (at least %s)',
+  businessService: 'its business service %s',
+  businessCritical: ': a critical asset, due dates × %s',
+
+  runtimeSeen: 'EDR on %s saw %s %s loaded by %s',
+  runtimeSomeProcess: 'a process',
+  runtimeLower: '%s tier lower (score × %s)',
+
+  controlSource: 'compensating control %s (%s%s)',
+  controlExpires: ', expires %s',
+  controlNotExposed: 'control %L blocks the path from the internet: not publicly exposed',
+  controlNotExploitable: 'control %L blocks exploitation: %s (score × %s)',
+
+  vendorSource: 'scanner or VEX statement',
+  vendorOther: 'declared %s',
+  vendor: '%s: %s (score × %s)',
+
+  decision: 'BOD 26-04 row %s: %s → %s → %s',
+  tier: 'due in %s (%s%s)',
+  tierMoved: '%s; the table gave %s',
+  tierSeverity: 'by severity, no KEV catalog',
+  tierCritical: ', × %s for a critical asset',
+  score: 'KEV %s + exposed %s + automatable %s + total %s + EPSS × %s + CVSS × %s, × the factors above',
+} as const;
+
+/** What a vendor or VEX status means, in words. */
+export const VENDOR_STATUS_WORDS: Record<string, string> = {
+  not_affected: 'the vendor or a VEX statement says this component is not affected',
+  fixed: 'declared fixed in this very component',
+  false_positive: 'marked a false positive',
+  suppressed: 'suppressed (accepted) in the scanner',
+};
+
+/** A number as PostgreSQL prints a double precision (shortest form; exponent below 1e-4 and from 1e15). */
+export function pgNumber(x: number): string {
+  const a = Math.abs(x);
+  if (x === 0 || (a >= 1e-4 && a < 1e15)) return String(x);
+  const [mantissa, exponent] = x.toExponential().split('e');
+  const e = Number(exponent);
+  return `${mantissa}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
+}
+
+const quoteLiteral = (s: string) => (s.includes('\\') ? `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'` : `'${s.replace(/'/g, "''")}'`);
+
+/** PostgreSQL's format() for %s, %L and %%: null prints as nothing (%s) or NULL (%L). */
+export function format(template: string, ...args: Array<string | number | boolean | null | undefined>): string {
+  let i = 0;
+  return template.replace(/%([sL%])/g, (_, kind: string) => {
+    if (kind === '%') return '%';
+    const arg = args[i++];
+    const text = arg === null || arg === undefined ? null : typeof arg === 'number' ? pgNumber(arg) : String(arg);
+    if (kind === 'L') return text === null ? 'NULL' : quoteLiteral(text);
+    return text ?? '';
+  });
+}
+
+/** PostgreSQL's round(x::numeric, 2) of a double precision: 15 significant digits, then half away from zero. */
+export function numericRound2(x: number): string {
+  const [digits, exponent = '0'] = Math.abs(Number(x.toPrecision(15))).toExponential().split('e');
+  const [int, frac = ''] = digits!.split('.');
+  // In thousandths, truncated: the third decimal alone decides the rounding to two.
+  const shift = Number(exponent) + 3 - frac.length;
+  const whole = BigInt(int! + frac);
+  const thousandths = shift >= 0 ? whole * 10n ** BigInt(shift) : whole / 10n ** BigInt(-shift);
+  const hundredths = (thousandths + 5n) / 10n;
+  const text = hundredths.toString().padStart(3, '0');
+  return `${x < 0 && hundredths !== 0n ? '-' : ''}${text.slice(0, -2)}.${text.slice(-2)}`;
+}
+
+const daysText = (d: number) => `${Number(d.toFixed(2))} day${d === 1 ? '' : 's'}`;
+const yesNo = (b: boolean, yes: string, no: string) => (b ? yes : no);
+
+export interface FeedVersions {
+  epss: string | null;
+  kev: string | null;
+}
+
+export const kevSource = (feeds: FeedVersions) => (feeds.kev ? format(WORDS.kevSource, feeds.kev) : WORDS.kevSourceNone);
+export const epssSource = (feeds: FeedVersions) => (feeds.epss ? format(WORDS.epssSource, feeds.epss) : WORDS.epssSourceNone);
+
+// ---- The decision's part: from the policy and the cell, built once per cell (never per finding).
+
+export const describeRow = (d: DecisionRow) =>
+  [yesNo(d.inKev, 'in KEV', 'not in KEV'), yesNo(d.publiclyExposed, 'publicly exposed', 'not exposed'), yesNo(d.automatable, 'automatable', 'not automatable'), yesNo(d.totalImpact, 'total impact', 'partial impact')].join(', ');
+
+export const policySource = (policy: Policy) => `policy ${policy.version}`;
+
+/** The table's row and outcome (the severity fallback is worded in the vulnerability's part). */
+export function decisionFactor(policy: Policy, d: DecisionRow): ExplanationFactor {
+  return { factor: 'decision', value: d.timeline, source: policySource(policy), effect: format(WORDS.decision, d.row, describeRow(d), d.timelineName, d.tier) };
+}
+
+/** The final tier with its due date and why those days. */
+export function tierFactor(policy: Policy, base: number, outcome: Pick<Outcome, 'tier' | 'tableTier' | 'dueDays'>, critical: boolean): ExplanationFactor {
+  const row = tableRow(policy, base);
+  const why = row ? row.timelineName : WORDS.tierSeverity;
+  const from = outcome.tier === outcome.tableTier ? why : format(WORDS.tierMoved, outcome.tier, outcome.tableTier);
+  const factor = policy.document.modifiers.criticalAsset?.dueFactor ?? 1;
+  const crit = critical && factor !== 1 ? format(WORDS.tierCritical, factor) : '';
+  return { factor: 'tier', value: outcome.tier, source: policySource(policy), effect: format(WORDS.tier, daysText(outcome.dueDays), from, crit) };
+}
+
+export function scoreText(policy: Policy): string {
+  const w = policy.document.score.weights;
+  return format(WORDS.score, w.inKev, w.publiclyExposed, w.automatable, w.technicalImpact, w.epss, w.cvss / 10);
+}
+
+export function vendorFactor(policy: Policy, status: string): ExplanationFactor | undefined {
+  const v = policy.document.modifiers.vendorStatus;
+  if (!v || !v.statuses.includes(status)) return undefined;
+  return { factor: 'vendor_status', value: status, source: WORDS.vendorSource, effect: format(WORDS.vendor, VENDOR_STATUS_WORDS[status] ?? format(WORDS.vendorOther, status), v.to, v.scoreFactor) };
+}
+
+export function runtimeEffect(policy: Policy): string {
+  const r = policy.document.modifiers.notLoadedAtRuntime;
+  return format(WORDS.runtimeLower, r?.lowerBy ?? 0, r?.scoreFactor ?? 1);
+}
+
+/** The policy-derived wording of every decision part, by cell: what the scoring statement receives as parameters. */
+export function policyWording(policy: Policy) {
+  const vendors: Record<string, ExplanationFactor> = {};
+  for (const status of policy.document.modifiers.vendorStatus?.statuses ?? []) vendors[status] = vendorFactor(policy, status)!;
+  const decisions = policy.decisions.map((d) => decisionFactor(policy, d));
+  const text = scoreText(policy);
+  // Everything the decision's part says that comes from the policy: a reworded policy (or a
+  // changed template) never reuses an old part.
+  const digest = createHash('sha256')
+    .update(JSON.stringify([policySource(policy), decisions, text, vendors, runtimeEffect(policy), policy.document.modifiers, WORDS, 'critical-names-business']))
+    .digest('hex');
+  return { source: policySource(policy), decisions, scoreText: text, vendors, runtimeEffect: runtimeEffect(policy), digest };
+}
+
+/** The decision's part of an explanation (stored in explanation_parts, read by explanation_assemble). */
+export interface DecisionPart {
+  tier: ExplanationFactor;
+  likely: boolean;
+  runtime: boolean;
+  nonprod: boolean;
+  critical: boolean;
+  runtimeEffect: string;
+  scoreSource: string;
+  scoreText: string;
+  decision?: ExplanationFactor;
+  unexposedBy?: ExplanationFactor;
+  control?: ExplanationFactor;
+  vendor?: ExplanationFactor;
+}
+
+/** The decision's part for a cell and its outcome, with the control and vendor status that applied. */
+export function decisionPart(
+  policy: Policy,
+  key: number,
+  outcome: Outcome,
+  extra: { unexposedBy?: ExplanationFactor | null; control?: ExplanationFactor | null; vendorStatus?: string | null } = {},
+): DecisionPart {
+  const cell = cellOf(key);
+  const a = outcome.applied;
+  const part: DecisionPart = {
+    tier: tierFactor(policy, cell.base, outcome, cell.criticalAsset),
+    likely: a.likelyExploited, runtime: a.runtime, nonprod: a.nonProduction, critical: cell.criticalAsset,
+    runtimeEffect: runtimeEffect(policy), scoreSource: policySource(policy), scoreText: scoreText(policy),
+  };
+  if (cell.base < SEVERITY_BASE) part.decision = decisionFactor(policy, policy.decisions[cell.base]!);
+  if (extra.unexposedBy) part.unexposedBy = extra.unexposedBy;
+  if (extra.control) part.control = extra.control;
+  if (extra.vendorStatus && a.vendorStatus) part.vendor = vendorFactor(policy, extra.vendorStatus);
+  return part;
+}
+
+// ---- The vulnerability's and the asset's factors, from their facts (the scoring statement words
+// the same in SQL with the templates above; these state it for people and tests).
+
+export interface VulnerabilityFacts {
+  inKev: boolean;
+  kevDateAdded?: string | null;
+  knownRansomware?: boolean;
+  epss: number | null;
+  percentile?: number | null;
+  cvss: number | null;
+  /** A CVSS v3 vector, when the finding has one. */
+  vector: string | null;
+}
+
+const vectorPart = (vector: string, metric: string) => vector.match(new RegExp(`/${metric}:([A-Z])`))?.[1] ?? '?';
+
+export function vulnerabilityFactors(policy: Policy, feeds: FeedVersions, v: VulnerabilityFacts, decided: { automatable: boolean; totalImpact: boolean }) {
+  const dp = policy.document.decisionPoints;
+  const v3 = v.vector !== null && /^CVSS:3.\//.test(v.vector);
+  const kev: ExplanationFactor = {
+    factor: 'in_kev', value: feeds.kev !== null ? v.inKev : null, source: kevSource(feeds),
+    effect: feeds.kev === null ? WORDS.kevNoCatalog
+      : v.inKev ? format(WORDS.kevIn, feeds.kev, v.kevDateAdded ?? WORDS.kevAddedUnknown, v.knownRansomware ? WORDS.kevRansomware : '')
+        : format(WORDS.kevNotIn, feeds.kev),
+  };
+  const auto: ExplanationFactor = dp.automatable.fromCvssVector && v3
+    ? { factor: 'automatable', source: WORDS.vectorSource, value: yesNo(decided.automatable, 'yes', 'no'),
+        effect: format(WORDS.automatableVector, vectorPart(v.vector!, 'AV'), vectorPart(v.vector!, 'AC'), vectorPart(v.vector!, 'PR'), vectorPart(v.vector!, 'UI'),
+          decided.automatable ? WORDS.automatableVectorYes : WORDS.automatableVectorNo) }
+    : { factor: 'automatable', value: yesNo(decided.automatable, 'yes', 'no'), source: epssSource(feeds),
+        effect: decided.automatable ? format(WORDS.automatableEpssYes, v.epss, dp.automatable.epssAtLeast)
+          : v.epss !== null ? format(WORDS.automatableEpssNo, v.epss, dp.automatable.epssAtLeast) : WORDS.automatableNone };
+  const ti: ExplanationFactor = dp.technicalImpact.fromCvssVector && v3
+    ? { factor: 'technical_impact', source: WORDS.vectorSource, value: yesNo(decided.totalImpact, 'total', 'partial'),
+        effect: format(WORDS.impactVector, vectorPart(v.vector!, 'C'), vectorPart(v.vector!, 'I'), vectorPart(v.vector!, 'S')) }
+    : { factor: 'technical_impact', value: yesNo(decided.totalImpact, 'total', 'partial'), source: WORDS.impactScoreSource,
+        effect: v.cvss === null ? WORDS.impactNoCvss : format(decided.totalImpact ? WORDS.impactScoreTotal : WORDS.impactScorePartial, v.cvss, dp.technicalImpact.totalAtCvss) };
+  const epss: ExplanationFactor = {
+    factor: 'epss', value: v.epss, source: epssSource(feeds),
+    effect: feeds.epss === null ? WORDS.epssNoFeed : v.epss === null ? WORDS.epssNoScore
+      : format(WORDS.epss, numericRound2(v.epss * 100), numericRound2((v.percentile ?? 0) * 100)),
+  };
+  const m = policy.document.modifiers.likelyExploited;
+  const likely: ExplanationFactor | undefined = m && v.epss !== null && v.epss >= m.epssAtLeast
+    ? { factor: 'likely_exploited', value: v.epss, source: epssSource(feeds), effect: format(WORDS.likely, v.epss, m.epssAtLeast, m.to) }
+    : undefined;
+  return { kev, auto, ti, epss, ...(likely ? { likely } : {}) };
+}
+
+/** The severity fallback's decision factor (no KEV catalog). */
+export function severityFactor(policy: Policy, cvss: number | null, tier: string): ExplanationFactor {
+  return { factor: 'decision', value: tier, source: policySource(policy), effect: format(WORDS.severity, cvss === null ? 'unknown' : String(cvss), tier) };
+}
+
+// ---- Assembly: the order people read, the same as db/functions/explanation_assemble.sql.
+
+export interface VulnerabilityPart { kev: ExplanationFactor; auto: ExplanationFactor; ti: ExplanationFactor; epss: ExplanationFactor; likely?: ExplanationFactor; sev?: ExplanationFactor }
+export interface AssetPart { exposure: ExplanationFactor; environment: ExplanationFactor; runtimeHosts: string | null; runtimeSeen: Record<string, string> | null; business?: ExplanationFactor }
+
+export const ASSEMBLY_WORDS = {
+  runtimeSource: 'EDR runtime evidence',
+  runtimeLoaded: 'runtime: %s',
+  runtimeNotLoaded: 'runtime: EDR covers %s and never saw %s loaded: %s',
+  unexposedSource: '%s and %s',
+  unexposedEffect: '%s; but %s',
+} as const;
+
+/** The factor list from the three parts: kev, exposure, automatable, impact, EPSS, decision, the modifiers that applied, business impact, tier, score. */
+export function assembleExplanation(v: VulnerabilityPart, a: AssetPart, c: DecisionPart, component: string, score: number): ExplanationFactor[] {
+  const out: ExplanationFactor[] = [
+    v.kev,
+    c.unexposedBy
+      ? { factor: 'publicly_exposed', value: 'no', source: format(ASSEMBLY_WORDS.unexposedSource, a.exposure.source, c.unexposedBy.source), effect: format(ASSEMBLY_WORDS.unexposedEffect, a.exposure.effect, c.unexposedBy.effect) }
+      : a.exposure,
+    v.auto, v.ti, v.epss, (c.decision ?? v.sev)!,
+  ];
+  if (c.likely) out.push(v.likely!);
+  if (c.runtime) {
+    const seen = a.runtimeSeen?.[component.toLowerCase()] ?? (component.includes(':') ? a.runtimeSeen?.[component.split(':')[1]!.toLowerCase()] : undefined);
+    out.push(seen !== undefined
+      ? { factor: 'runtime', value: 'loaded', source: ASSEMBLY_WORDS.runtimeSource, effect: format(ASSEMBLY_WORDS.runtimeLoaded, seen) }
+      : { factor: 'runtime', value: 'not loaded', source: ASSEMBLY_WORDS.runtimeSource, effect: format(ASSEMBLY_WORDS.runtimeNotLoaded, a.runtimeHosts, component, c.runtimeEffect) });
+  }
+  if (c.nonprod) out.push(a.environment);
+  if (c.control) out.push(c.control);
+  if (c.vendor) out.push(c.vendor);
+  if (c.critical && a.business) out.push(a.business);
+  out.push(c.tier, { factor: 'score', value: score, source: c.scoreSource, effect: c.scoreText });
+  return out;
+}
+
+/** The factors whose value (or, for feeds, source) differs between two explanations, in words. */
+export function differingFactors(before: ExplanationFactor[] | null, after: ExplanationFactor[]): string {
+  if (!before) return 'not scored yet';
+  const old = new Map(before.map((f) => [f.factor, f]));
+  const now = new Map(after.map((f) => [f.factor, f]));
+  const parts: string[] = [];
+  const shown = (v: unknown) => (v === null || v === undefined ? 'none' : String(v));
+  for (const [name, f] of now) {
+    if (name === 'score' || name === 'tier') continue;
+    const was = old.get(name);
+    if (!was) parts.push(`${name} now applies: ${f.effect}`);
+    else if (shown(was.value) !== shown(f.value)) parts.push(`${name} ${shown(was.value)} → ${shown(f.value)}: ${f.effect}`);
+    else if (name === 'decision' && was.effect !== f.effect) parts.push(`decision: ${f.effect}`);
+  }
+  for (const [name, f] of old) {
+    if (!now.has(name) && name !== 'score' && name !== 'tier') parts.push(`${name} no longer applies (was: ${f.effect})`);
+  }
+  return parts.length ? parts.join('; ') : 'the policy maps the same factors differently';
+}
