@@ -2,14 +2,15 @@ import { Context } from '@temporalio/activity';
 import type { Database } from '../db/client.js';
 import { snapshotNoise } from '../db/read-models/exposures.js';
 import { activePolicy } from '../prioritization/policy-store.js';
+import { assetsWithHistory, historyRangeSince } from '../prioritization/scoring/history.js';
 import { pruneExplanationParts, rescoreFindings } from '../prioritization/scoring/rescore.js';
 
 export function createRescoreActivities({ database }: { database: Database }) {
   return {
     /**
      * Re-scores every open finding with the active policy, feeds and context, set-based. Findings
-     * whose tier or due date changed get an exposure event; the returned id range lets mobilization
-     * read exactly those.
+     * whose tier or due date changed get a score_history entry (their exposure event); the returned
+     * id range lets mobilization read exactly those.
      */
     async rescoreAll({ reason }: { reason: string }): Promise<{ scored: number; changed: number; events: number; fromEventId: number; toEventId: number }> {
       const result = await rescoreFindings(database.sql, await activePolicy(database.sql), { all: true }, { reason });
@@ -20,10 +21,8 @@ export function createRescoreActivities({ database }: { database: Database }) {
       // their events must still reach mobilization. Events of other runs since then come along too,
       // which only re-plans their assets once more (a minute of margin covers clock skew).
       const since = new Date(Context.current().info.scheduledTimestampMs - 60_000);
-      const [range] = await database.sql<{ from_id: string; to_id: string }[]>`
-        select coalesce(min(id) filter (where at >= ${since}), max(id) + 1, 1)::bigint as from_id, coalesce(max(id), 0)::bigint as to_id
-        from exposure_events`;
-      return { ...result, fromEventId: Number(range!.from_id), toEventId: Number(range!.to_id) };
+      const range = await historyRangeSince(database.sql, since);
+      return { ...result, fromEventId: range.fromId, toEventId: range.toId };
     },
 
     /**
@@ -31,11 +30,7 @@ export function createRescoreActivities({ database }: { database: Database }) {
      * one page after `afterAssetId` at a time, ascending.
      */
     async assetsWithExposureEvents(input: { fromEventId: number; toEventId: number; afterAssetId: number; limit: number }): Promise<number[]> {
-      const rows = await database.sql`
-        select distinct asset_id from exposure_events
-        where id between ${input.fromEventId} and ${input.toEventId} and asset_id > ${input.afterAssetId}
-        order by asset_id limit ${input.limit}`;
-      return rows.map((r) => Number(r.asset_id));
+      return assetsWithHistory(database.sql, { fromId: input.fromEventId, toId: input.toEventId, afterAssetId: input.afterAssetId, limit: input.limit });
     },
 
     /** Records the noise report of every scope, for the trend. */

@@ -405,9 +405,10 @@ export const compensatingControls = pgTable('compensating_controls', {
 });
 
 /**
- * Score changes that a later one superseded: when a finding's tier or due date changes again, its
- * previous change (kept on the finding until then) moves here. A first scoring, which changes every
- * finding, thus writes no row here; see the `score_history` view.
+ * The archive part of score history (read it through the `score_history` view): changes that a
+ * later one superseded. When a finding's tier or due date changes again, its previous change (kept
+ * on the finding until then) moves here. A first scoring, which changes every finding, thus writes
+ * no row here.
  */
 export const scoreChanges = pgTable(
   'score_changes',
@@ -432,9 +433,11 @@ export const scoreChanges = pgTable(
 );
 
 /**
- * Each finding's score over time, one row per change of its tier or due date (with the score and
- * explanation of that state; the latest row shows the finding's current ones): the superseded
- * changes in score_changes and each finding's latest change, kept on the finding.
+ * Score history, the one name to read it by: each finding's score over time, one row per change of
+ * its tier or due date (with the score and explanation of that state; the latest row shows the
+ * finding's current ones). Each row is also an exposure event, what mobilization re-plans from (by
+ * id range). Stored as the archive part, score_changes, and each finding's latest change, kept on
+ * the finding.
  */
 export const scoreHistory = pgView('score_history', {
   id: bigint('id', { mode: 'number' }).notNull(),
@@ -449,19 +452,6 @@ export const scoreHistory = pgView('score_history', {
   explanationVuln: uuid('explanation_vuln'),
   explanationAsset: uuid('explanation_asset'),
   explanationContext: uuid('explanation_context'),
-  reason: text('reason').notNull(),
-  at: timestamp('at', { withTimezone: true }).notNull(),
-}).existing();
-
-/** A finding's tier or due date changed: mobilization consumes these (a view of score_history, whose ids they share). */
-export const exposureEvents = pgView('exposure_events', {
-  id: bigint('id', { mode: 'number' }).notNull(),
-  findingId: bigint('finding_id', { mode: 'number' }).notNull(),
-  assetId: bigint('asset_id', { mode: 'number' }).notNull(),
-  oldTier: text('old_tier'),
-  newTier: text('new_tier').notNull(),
-  oldDueAt: timestamp('old_due_at', { withTimezone: true }),
-  newDueAt: timestamp('new_due_at', { withTimezone: true }),
   reason: text('reason').notNull(),
   at: timestamp('at', { withTimezone: true }).notNull(),
 }).existing();

@@ -89,7 +89,7 @@ describe('policies', () => {
     expect(result.events).toBe(wouldMove);
     // Mobilization reads the assets whose exposures moved a page at a time (ids never pile up in the workflow).
     const { assetsWithExposureEvents } = createRescoreActivities({ database: platform.database });
-    const everyAsset = (await platform.database.sql`select distinct asset_id from exposure_events order by asset_id`).map((r) => Number(r.asset_id));
+    const everyAsset = (await platform.database.sql`select distinct asset_id from score_history order by asset_id`).map((r) => Number(r.asset_id));
     const paged: number[] = [];
     for (;;) {
       const page = await assetsWithExposureEvents({ fromEventId: 0, toEventId: Number.MAX_SAFE_INTEGER, afterAssetId: paged.at(-1) ?? 0, limit: 1 });
