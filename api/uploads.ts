@@ -1,33 +1,15 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { createScan, failScan } from '../discovery/store/scans.js';
+import { fileIn, saveToFile, TooLargeError, withSavedFile, type SavedFile } from '../discovery/streams/to-file.js';
 import { discoveryWorkflow } from '../workflows/discovery.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
 import type { Context } from 'hono';
 import type { ApiDeps } from './context.js';
 import { problem } from './problem.js';
 
-class TooLarge extends Error {}
-
-/** Streams a request body to disk (never into memory), hashing it on the way. */
-async function saveBody(body: ReadableStream<Uint8Array>, file: string, maxBytes: number) {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) return done(new TooLarge());
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-  await pipeline(Readable.fromWeb(body as never), meter, createWriteStream(file));
-  return { bytes, sha256: hash.digest('hex') };
-}
+const EMPTY = { ok: false, status: 400, code: 'empty_upload', message: 'the request body must be the file itself' } as const;
+const tooLarge = (err: TooLargeError) => ({ ok: false, status: 413, code: 'too_large', message: err.message }) as const;
 
 export interface UploadMeta {
   source?: string | undefined;
@@ -55,19 +37,18 @@ export async function acceptUpload(
   identify: (file: string, displayName: string) => Promise<string>,
   isInputError: (err: unknown) => err is Error,
 ): Promise<UploadResult> {
-  if (!body) return { ok: false, status: 400, code: 'empty_upload', message: 'the request body must be the file itself' };
+  if (!body) return EMPTY;
   const scanId = randomUUID();
-  await mkdir(deps.reportsDir, { recursive: true });
-  const file = join(deps.reportsDir, `${scanId}.upload`);
+  const file = await fileIn(deps.reportsDir, `${scanId}.upload`);
   const reportName = meta.filename ?? 'uploaded file';
-  let saved: { bytes: number; sha256: string };
+  let saved: SavedFile;
   let format: string;
   try {
-    saved = await saveBody(body, file, deps.maxUploadBytes);
+    saved = await saveToFile(body, file, { maxBytes: deps.maxUploadBytes, what: 'the upload' });
     format = await identify(file, reportName);
   } catch (err) {
     await rm(file, { force: true });
-    if (err instanceof TooLarge) return { ok: false, status: 413, code: 'too_large', message: `the upload exceeds ${deps.maxUploadBytes} bytes` };
+    if (err instanceof TooLargeError) return tooLarge(err);
     if (isInputError(err)) return { ok: false, status: 400, code: 'invalid_input', message: err.message };
     throw err;
   }
@@ -105,24 +86,19 @@ export async function acceptUpload(
 
 /**
  * A request body on disk for the length of `use` (then removed): for what reads a file without
- * becoming a discovery run, e.g. a shadow evaluation.
+ * becoming a discovery run, e.g. a shadow evaluation or a feed import.
  */
 export async function withUploadedFile<T>(
   deps: ApiDeps,
   body: ReadableStream<Uint8Array> | null,
   use: (file: string) => Promise<T>,
 ): Promise<{ ok: true; value: T } | { ok: false; status: 400 | 413; code: string; message: string }> {
-  if (!body) return { ok: false, status: 400, code: 'empty_upload', message: 'the request body must be the file itself' };
-  await mkdir(deps.reportsDir, { recursive: true });
-  const file = join(deps.reportsDir, `${randomUUID()}.shadow`);
+  if (!body) return EMPTY;
   try {
-    await saveBody(body, file, deps.maxUploadBytes);
-    return { ok: true, value: await use(file) };
+    return { ok: true, value: await withSavedFile(body, deps.reportsDir, { maxBytes: deps.maxUploadBytes, what: 'the upload', suffix: '.upload' }, ({ file }) => use(file)) };
   } catch (err) {
-    if (err instanceof TooLarge) return { ok: false, status: 413, code: 'too_large', message: `the upload exceeds ${deps.maxUploadBytes} bytes` };
+    if (err instanceof TooLargeError) return tooLarge(err);
     throw err;
-  } finally {
-    await rm(file, { force: true });
   }
 }
 

@@ -1,0 +1,79 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { downloadToFile, HttpStatusError, redactUrl, saveToFile, TooLargeError, withSavedFile } from '../../discovery/streams/to-file.js';
+
+// The one way files from outside reach the disk (uploads, pulled reports, feed downloads): limits,
+// hashes, clean-up and the errors that name the limit, over real streams and a real HTTP server.
+
+const dir = mkdtempSync(join(tmpdir(), 'to-file-'));
+const body = (text: string) => Readable.toWeb(Readable.from([Buffer.from(text)])) as ReadableStream<Uint8Array>;
+
+let server: Server;
+let base: string;
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    if (req.url?.startsWith('/report')) return void res.end('x'.repeat(1000));
+    res.writeHead(404).end('gone');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+describe('saveToFile', () => {
+  it('writes the body and returns its size and sha256', async () => {
+    const file = join(dir, 'ok');
+    const saved = await saveToFile(body('hello'), file, { maxBytes: 5, what: 'the upload' });
+    expect(saved).toEqual({ file, bytes: 5, sha256: createHash('sha256').update('hello').digest('hex') });
+    expect(readFileSync(file, 'utf8')).toBe('hello');
+  });
+
+  it('refuses a body over the limit with an error naming it, and removes the partial file', async () => {
+    const file = join(dir, 'big');
+    const err = await saveToFile(body('hello!'), file, { maxBytes: 5, what: 'the upload' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TooLargeError);
+    expect((err as Error).message).toBe('the upload exceeds the limit of 5 bytes (0 MB)');
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('withSavedFile removes the file after use, also when use throws', async () => {
+    const sub = mkdtempSync(join(dir, 'with-'));
+    expect(await withSavedFile(body('abc'), sub, { maxBytes: 10, what: 'the upload' }, async ({ file }) => readFileSync(file, 'utf8'))).toBe('abc');
+    await expect(withSavedFile(body('abc'), sub, { maxBytes: 10, what: 'the upload' }, async () => { throw new Error('parse failed'); })).rejects.toThrow('parse failed');
+    expect(readdirSync(sub)).toEqual([]);
+  });
+});
+
+describe('downloadToFile', () => {
+  it('downloads under the limit', async () => {
+    const saved = await downloadToFile(`${base}/report.json`, join(dir, 'report'), { maxBytes: 1000 });
+    expect(saved.bytes).toBe(1000);
+  });
+
+  it('names the redacted URL and the limit when the download is too large', async () => {
+    const file = join(dir, 'too-large');
+    await expect(downloadToFile(`${base}/report.json?token=secret`, file, { maxBytes: 999 })).rejects.toThrow(
+      `GET ${base}/report.json exceeds the limit of 999 bytes`,
+    );
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('turns an error status into HttpStatusError without keeping a file', async () => {
+    const file = join(dir, 'missing');
+    const err = await downloadToFile(`${base}/missing?token=secret`, file, { maxBytes: 1000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HttpStatusError);
+    expect(err).toMatchObject({ status: 404, message: `GET ${base}/missing answered 404` });
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('redacts credentials and query from URLs', () => {
+    expect(redactUrl('https://u:p@feeds.example/epss.csv.gz?key=1')).toBe('https://feeds.example/epss.csv.gz');
+    expect(redactUrl('not a url')).toBe('(invalid URL)');
+  });
+});
