@@ -1,98 +1,12 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Database } from '../db/client.js';
-import { finishCampaign, getCampaign, recordCampaignStart, scopeImages } from '../scoping/campaign-store.js';
-import { listExposures, noiseCounts } from '../db/read-models/exposures.js';
-import { getScope, scopeCondition } from '../scoping/scopes.js';
-import { listSources } from '../discovery/store/sources.js';
+import { CampaignNotFoundError, completeCampaign, failCampaign, planCampaign, type CampaignPublisher, type DiscoveryRun } from '../scoping/campaigns.js';
 
-// A campaign's I/O: which discovery runs cover the scope, and what the run surfaced, posted to
-// whoever listens (the Slack bot). Workflows receive run descriptions and counts, never findings.
+// The campaign workflow's activities over scoping/campaigns.ts. Workflows receive run descriptions
+// and counts, never findings.
 
-/** One exposure as a campaign reports it: what, where, how urgent, and why in words a person can check. */
-export interface CampaignExposure {
-  id: number;
-  issueId: string;
-  asset: string;
-  component: string;
-  version: string;
-  fixedVersion: string | null;
-  tier: string | null;
-  score: number | null;
-  dueAt: string | null;
-  ticketKey: string | null;
-  reasons: string[];
-}
-
-/** An exposure as listExposures returns it, reduced to what a message shows. */
-export function summarizeExposure(e: Awaited<ReturnType<typeof listExposures>>['items'][number]): CampaignExposure {
-  return {
-    id: e.id,
-    issueId: e.issueId,
-    asset: e.asset.name,
-    component: e.component,
-    version: e.version,
-    fixedVersion: e.fixedVersion,
-    tier: e.tier,
-    score: e.score,
-    dueAt: e.dueAt,
-    ticketKey: e.ticketKey,
-    reasons: Array.isArray(e.explanation) ? briefReasons(e.explanation as Array<{ factor?: unknown; effect?: unknown }>) : [],
-  };
-}
-
-// What a message names first: the feeds and the exposure, then the decision they led to (which
-// already states automatability and impact), then what capped the tier or shortened the due date,
-// then what raised or lowered it. Tier and score are shown on the exposure's own line.
-const BRIEF_FACTORS = ['in_kev', 'publicly_exposed', 'epss', 'decision', 'control', 'vendor_status', 'business_impact', 'likely_exploited', 'runtime', 'environment'];
-
-function briefReasons(explanation: Array<{ factor?: unknown; effect?: unknown }>): string[] {
-  const rank = (f: { factor?: unknown }) => {
-    const i = BRIEF_FACTORS.indexOf(String(f.factor));
-    return i < 0 ? BRIEF_FACTORS.length : i;
-  };
-  return explanation
-    .filter((f) => rank(f) < BRIEF_FACTORS.length && f.effect)
-    .sort((a, b) => rank(a) - rank(b))
-    .map((f) => String(f.effect));
-}
-
-export interface CampaignResults {
-  campaignId: string;
-  scope: string;
-  hypothesis: string | null;
-  requestedBy: string;
-  /** Where the results go (the channel the campaign was started from); the publisher's default otherwise. */
-  channel?: string;
-  workflowUrl?: string;
-  assets: number;
-  openExposures: number;
-  act: number;
-  attend: number;
-  discovery: { runs: number; failed: number };
-  /** CVE ids named in the hypothesis and how many open exposures in the scope carry them. */
-  hypothesisMatches?: { cves: string[]; exposures: number };
-  top: CampaignExposure[];
-}
-
-export interface CampaignFailure {
-  campaignId: string;
-  scope: string;
-  channel?: string;
-  workflowUrl?: string;
-  error: string;
-}
-
-/** Where campaign results are announced; the Slack bot implements it. Idempotent per campaign id. */
-export interface CampaignPublisher {
-  campaignResults(results: CampaignResults): Promise<void>;
-  campaignFailed(failure: CampaignFailure): Promise<void>;
-}
-
-export interface DiscoveryRun {
-  source: string;
-  target?: string;
-  workflowId: string;
-}
+// The workflow and the worker name these types here.
+export type { CampaignPublisher, DiscoveryRun } from '../scoping/campaigns.js';
 
 export interface CampaignDeps {
   database: Database;
@@ -100,85 +14,31 @@ export interface CampaignDeps {
   publisher?: CampaignPublisher;
 }
 
-/** Images rescanned per targetable source and campaign; a larger scope relies on its scheduled scans. */
-const MAX_TARGETS = 100;
-const TOP = 5;
-const CVE_RE = /CVE-\d{4}-\d{4,}/gi;
-
-export function workflowUrl(temporal: { namespace: string; uiUrl?: string }, workflowId: string): string | undefined {
-  return temporal.uiUrl ? `${temporal.uiUrl}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}` : undefined;
+/** A scope or campaign that is not there will not appear on a retry. */
+function notFound<T>(run: () => Promise<T>): Promise<T> {
+  return run().catch((err: unknown) => {
+    throw err instanceof CampaignNotFoundError ? ApplicationFailure.nonRetryable(err.message, 'NotFound') : err;
+  });
 }
 
 export function createCampaignActivities({ database, temporal, publisher }: CampaignDeps) {
-  const sql = database.sql;
   return {
-    /**
-     * Records the campaign and plans its discovery: every pulled source that can target one image
-     * rescans each image of the scope; the other sources run whole (their reports cover the scope).
-     */
+    /** Records the campaign and plans its discovery runs over the scope. */
     async planCampaign(input: { campaignId: string; scope: string; hypothesis?: string; requestedBy: string }): Promise<{ assets: number; runs: DiscoveryRun[] }> {
-      await recordCampaignStart(sql, { id: input.campaignId, scope: input.scope, hypothesis: input.hypothesis ?? null, requestedBy: input.requestedBy });
-      const scope = await getScope(sql, input.scope);
-      if (!scope) throw ApplicationFailure.nonRetryable(`no scope named ${input.scope}`, 'NotFound');
-      const { images, assets } = await scopeImages(sql, scope.selector, MAX_TARGETS);
-      const runs: DiscoveryRun[] = [];
-      for (const source of await listSources(database.db)) {
-        const targetable = source.kind === 'report-url' && String((source.config as { url?: unknown }).url).includes('{target}');
-        if (!targetable) {
-          runs.push({ source: source.name, workflowId: `discovery-source:${source.name}:${input.campaignId}` });
-          continue;
-        }
-        for (const target of images) runs.push({ source: source.name, target, workflowId: `discovery-source:${source.name}:${input.campaignId}:${target}` });
-      }
-      return { assets, runs };
+      return notFound(() => planCampaign(database, input));
     },
 
     /** Reads what the campaign surfaced in its scope, records it, and announces it. */
     async publishCampaignResults(input: { campaignId: string; channel?: string; discovery: { runs: number; failed: number } }): Promise<{ top: number; openExposures: number; published: boolean }> {
-      const campaign = await getCampaign(sql, input.campaignId);
-      if (!campaign) throw ApplicationFailure.nonRetryable(`campaign ${input.campaignId} was not recorded`, 'NotFound');
-      const scope = await getScope(sql, campaign.scope);
-      if (!scope) throw ApplicationFailure.nonRetryable(`scope ${campaign.scope} no longer exists`, 'NotFound');
-      const counts = await noiseCounts(sql, scope.selector);
-      const { assets } = await scopeImages(sql, scope.selector, 0);
-      const top = await listExposures(sql, { scope: scope.selector, limit: TOP, offset: 0 });
-      const cves = [...new Set((campaign.hypothesis?.match(CVE_RE) ?? []).map((c) => c.toUpperCase()))];
-      let hypothesisMatches: CampaignResults['hypothesisMatches'];
-      if (cves.length) {
-        const [row] = await sql`
-          select count(*)::int as n from findings f join assets a on a.id = f.asset_id
-          where f.status = 'open' and f.issue_id = any(${cves}) ${scopeCondition(sql, scope.selector)}`;
-        hypothesisMatches = { cves, exposures: (row?.n as number) ?? 0 };
-      }
-      const url = workflowUrl(temporal, input.campaignId);
-      const results: CampaignResults = {
-        campaignId: campaign.id,
-        scope: campaign.scope,
-        hypothesis: campaign.hypothesis,
-        requestedBy: campaign.requestedBy,
-        ...(input.channel ? { channel: input.channel } : {}),
-        ...(url ? { workflowUrl: url } : {}),
-        assets,
-        openExposures: counts.openFindings,
-        act: counts.act,
-        attend: counts.actAttend - counts.act,
-        discovery: input.discovery,
-        ...(hypothesisMatches ? { hypothesisMatches } : {}),
-        top: top.items.map(summarizeExposure),
-      };
-      await finishCampaign(sql, campaign.id, 'completed', {
-        assets: results.assets, openExposures: results.openExposures, act: results.act, attend: results.attend,
-        discovery: results.discovery, top: results.top.map((e) => e.id), ...(hypothesisMatches ? { hypothesisMatches } : {}),
-      });
+      const results = await notFound(() => completeCampaign(database, temporal, input));
       if (publisher) await publisher.campaignResults(results);
       return { top: results.top.length, openExposures: results.openExposures, published: Boolean(publisher) };
     },
 
     /** Records the failure and says so where the results would have gone. */
     async failCampaign(input: { campaignId: string; scope: string; channel?: string; error: string }): Promise<void> {
-      await finishCampaign(sql, input.campaignId, 'failed', { error: input.error });
-      const url = workflowUrl(temporal, input.campaignId);
-      await publisher?.campaignFailed({ ...input, ...(url ? { workflowUrl: url } : {}) });
+      const failure = await failCampaign(database, temporal, input);
+      await publisher?.campaignFailed(failure);
     },
   };
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
-import { importStartupFeeds } from '../activities/intel.js';
+import { importStartupFeeds } from '../prioritization/feeds/import.js';
 import { createApp } from '../api/app.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
 import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';

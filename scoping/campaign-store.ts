@@ -58,3 +58,11 @@ export async function scopeImages(sql: Sql, selector: ScopeSelector, limit: numb
     select a.name from assets a where a.kind = 'container_image' ${scopeCondition(sql, selector)} order by a.last_seen_at desc, a.name limit ${limit}`;
   return { images: rows.map((r) => r.name as string), assets: (count?.n as number) ?? 0 };
 }
+
+/** Open exposures in a scope that carry one of these issue ids (a campaign's hypothesis). */
+export async function countOpenWithIssues(sql: Sql, selector: ScopeSelector, issueIds: string[]): Promise<number> {
+  const [row] = await sql`
+    select count(*)::int as n from findings f join assets a on a.id = f.asset_id
+    where f.status = 'open' and f.issue_id = any(${issueIds}) ${scopeCondition(sql, selector)}`;
+  return (row?.n as number) ?? 0;
+}

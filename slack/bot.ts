@@ -1,6 +1,5 @@
 import { App, LogLevel, SocketModeReceiver, type BlockButtonAction, type RespondArguments } from '@slack/bolt';
 import type { Client } from '@temporalio/client';
-import { summarizeExposure, workflowUrl } from '../activities/campaign.js';
 import type { Database } from '../db/client.js';
 import { getCampaign } from '../scoping/campaign-store.js';
 import { createExceptionRequest, decideExceptionRequest, getExceptionRequest, setExceptionRequestMessage } from '../mobilization/exception-requests.js';
@@ -12,7 +11,7 @@ import { buildOrphanReport, latestReport } from '../discovery/store/sources.js';
 import { acceptTicketRisk, acknowledgeTicket } from '../mobilization/ticket-actions.js';
 import type { SlackConfig } from '../config/index.js';
 import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
-import { startCampaign as startCampaignWorkflow } from '../scoping/campaigns.js';
+import { startCampaign as startCampaignWorkflow, summarizeExposure, workflowUrl } from '../scoping/campaigns.js';
 import { campaignStatusQuery } from '../workflows/campaign.js';
 import { statusQuery, type RemediationState } from '../workflows/remediation.js';
 import { webClientOptions } from './client.js';

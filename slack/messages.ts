@@ -1,5 +1,5 @@
 import type { types } from '@slack/bolt';
-import type { CampaignFailure, CampaignResults } from '../activities/campaign.js';
+import type { CampaignFailure, CampaignResults } from '../scoping/campaigns.js';
 import type { EscalationNotice, OrphanReportNotice } from '../mobilization/notifier.js';
 import type { CampaignState } from '../workflows/campaign.js';
 import { HELP } from './commands.js';

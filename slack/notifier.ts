@@ -1,4 +1,4 @@
-import type { CampaignFailure, CampaignPublisher, CampaignResults } from '../activities/campaign.js';
+import type { CampaignFailure, CampaignPublisher, CampaignResults } from '../scoping/campaigns.js';
 import type { Database } from '../db/client.js';
 import { claimNotice, recordNoticeSent, releaseNotice } from './store.js';
 import type { EscalationNotice, Notifier, OrphanReportNotice } from '../mobilization/notifier.js';

@@ -1,7 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { workflowUrl } from '../../activities/campaign.js';
-import { startCampaign } from '../../scoping/campaigns.js';
+import { startCampaign, workflowUrl } from '../../scoping/campaigns.js';
 import { getCampaign, listCampaigns, type CampaignRecord } from '../../scoping/campaign-store.js';
 import { getScope } from '../../scoping/scopes.js';
 import { campaignStatusQuery } from '../../workflows/campaign.js';

@@ -1,13 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { importFeedFile, shadowFeedVersion, startRescoreAfterFeedChange, type RescoreStart } from '../../activities/intel.js';
+import { importFeedFile, shadowFeedVersion, startRescoreAfterFeedChange, type RescoreStart } from '../../prioritization/feeds/import.js';
 import {
   FEED_CHECKS,
   FeedStateError,
@@ -24,6 +18,7 @@ import { intelFeedWorkflow } from '../../workflows/intel-feed.js';
 import { CTEM_PHASE } from '../../workflows/search-attributes.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { problem } from '../problem.js';
+import { withUploadedFile } from '../uploads.js';
 import { ErrorSchema } from './schemas.js';
 
 // Threat-intel feeds (FIRST EPSS, CISA KEV): import a file, list versions, promote a staged one,
@@ -153,8 +148,6 @@ const runRoute = createRoute({
   },
 });
 
-class TooLarge extends Error {}
-
 function maxAgeOf(deps: ApiDeps): Record<FeedKind, number> {
   return deps.intel?.maxAgeMs ?? { epss: parseDuration(FEED_MAX_AGE_DEFAULTS.epss), kev: parseDuration(FEED_MAX_AGE_DEFAULTS.kev) };
 }
@@ -203,36 +196,25 @@ export const intelRoutes = new OpenAPIHono<AppEnv>()
     const query = c.req.valid('query');
     const params = validationParams(query);
     if (!params.ok) return problem(c, 400, 'invalid_request', params.message);
-    const body = c.req.raw.body;
-    if (!body) return problem(c, 400, 'empty_feed', 'the request body must be the feed file');
-    await mkdir(deps.reportsDir, { recursive: true });
-    const file = join(deps.reportsDir, `intel-${kind}-${randomUUID()}.upload`);
-    let bytes = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        bytes += chunk.length;
-        done(bytes > deps.maxUploadBytes ? new TooLarge() : null, chunk);
-      },
+    const name = query.filename ?? `uploaded ${kind} feed`;
+    const saved = await withUploadedFile(deps, c.req.raw.body, async (file) => {
+      try {
+        return await importFeedFile(deps.database, kind, file, {
+          name,
+          origin: `file:${query.filename ?? 'upload'}`,
+          maxAgeMs: maxAgeOf(deps),
+          activate: query.stage === 'true' ? 'never' : 'if-valid',
+          force: params.force,
+          ...(params.asOf ? { asOf: params.asOf } : {}),
+        });
+      } catch (err) {
+        if (err instanceof FeedError) return err;
+        throw err;
+      }
     });
-    try {
-      await pipeline(Readable.fromWeb(body as never), meter, createWriteStream(file));
-      const name = query.filename ?? `uploaded ${kind} feed`;
-      const result = await importFeedFile(deps.database, kind, file, {
-        name,
-        origin: `file:${query.filename ?? 'upload'}`,
-        maxAgeMs: maxAgeOf(deps),
-        activate: query.stage === 'true' ? 'never' : 'if-valid',
-        force: params.force,
-        ...(params.asOf ? { asOf: params.asOf } : {}),
-      });
-      return answer(c, result, 'import');
-    } catch (err) {
-      if (err instanceof TooLarge) return problem(c, 413, 'too_large', `the upload exceeds ${deps.maxUploadBytes} bytes`);
-      if (err instanceof FeedError) return problem(c, 400, 'invalid_feed', err.message);
-      throw err;
-    } finally {
-      await rm(file, { force: true });
-    }
+    if (!saved.ok) return problem(c, saved.status, saved.code, saved.message);
+    if (saved.value instanceof FeedError) return problem(c, 400, 'invalid_feed', saved.value.message);
+    return answer(c, saved.value, 'import');
   })
   .openapi(promoteRoute, async (c) => {
     const deps = c.get('deps');

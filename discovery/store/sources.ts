@@ -1,4 +1,4 @@
-import { desc, eq } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import type { Db, Sql } from '../../db/client.js';
 import { discoverySources, reports } from '../../db/schema.js';
 
@@ -62,6 +62,11 @@ export async function buildOrphanReport(sql: Sql) {
 
 export async function latestReport(db: Db, kind: string) {
   const [row] = await db.select().from(reports).where(eq(reports.kind, kind)).orderBy(desc(reports.id)).limit(1);
+  return row;
+}
+
+export async function getReport(db: Db, id: number, kind: string) {
+  const [row] = await db.select().from(reports).where(and(eq(reports.id, id), eq(reports.kind, kind)));
   return row;
 }
 

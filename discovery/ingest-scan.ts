@@ -1,0 +1,66 @@
+import type { Database } from '../db/client.js';
+import { connectorFor, ReportError, type NormalizedFinding } from './connectors/index.js';
+import { ContextError, contextSourceFor, contextSources, pullServiceNowCmdb, type ServiceNowConnection } from './context/index.js';
+import { ingestContext } from './store/context.js';
+import { notePorts, recordObservedPorts, type PortsSeen } from './store/exposure.js';
+import { ingestFindings } from './store/ingest.js';
+import { getScan } from './store/scans.js';
+
+// One recorded scan into the inventory: its stored report (or its CMDB pull) parsed and merged in one
+// transaction. Bad input throws ReportError or ContextError naming the report as the user knows it.
+
+export class UnknownScanError extends Error {
+  constructor(readonly scanId: string) {
+    super(`scan ${scanId} does not exist`);
+    this.name = 'UnknownScanError';
+  }
+}
+
+export interface ScanIngest {
+  kind: 'report' | 'context';
+  counts: Record<string, number>;
+}
+
+/** `progress` is called with the count of findings read so far, every few thousand (a heartbeat). */
+export async function ingestScan(
+  database: Database,
+  serviceNow: ServiceNowConnection,
+  scanId: string,
+  progress: (findings: number) => void = () => {},
+): Promise<ScanIngest> {
+  const scan = await getScan(database.db, scanId);
+  if (!scan) throw new UnknownScanError(scanId);
+  if (contextSources.some((s) => s.source === scan.format)) {
+    try {
+      // A scan without a file is a pull: read the CMDB table straight from ServiceNow.
+      const records = scan.reportPath
+        ? (await contextSourceFor(scan.reportPath, scan.reportName, scan.format)).parse(scan.reportPath)
+        : pullServiceNowCmdb(serviceNow, scan.target ?? 'cmdb_ci_server');
+      return { kind: 'context', counts: { ...(await ingestContext(database.sql, scan, records)) } };
+    } catch (err) {
+      if (err instanceof ContextError) throw new ContextError(scan.reportName, err.source, err.where, err.reason);
+      throw err;
+    }
+  }
+  try {
+    const connector = await connectorFor(scan.reportPath, scan.reportName, scan.format === 'auto' ? undefined : scan.format);
+    const findings = counted(connector.parse(scan.reportPath, { target: scan.target ?? undefined }), progress);
+    // Only a scan from the internet's side says which ports the internet reaches.
+    const seen: PortsSeen = { assets: new Map() };
+    const counts = await ingestFindings(database.sql, scan, scan.vantage === 'internet' ? notePorts(findings, seen) : findings);
+    const ports = scan.vantage === 'internet' ? await recordObservedPorts(database.sql, scan, seen) : {};
+    return { kind: 'report', counts: { ...counts, ...ports } };
+  } catch (err) {
+    // Connectors name the stored file; the user knows the report by the name it was uploaded under.
+    if (err instanceof ReportError) throw new ReportError(scan.reportName, err.format, err.field, err.reason);
+    throw err;
+  }
+}
+
+async function* counted(items: AsyncIterable<NormalizedFinding>, progress: (n: number) => void): AsyncGenerator<NormalizedFinding> {
+  let n = 0;
+  for await (const item of items) {
+    if (++n % 5000 === 0) progress(n);
+    yield item;
+  }
+}
