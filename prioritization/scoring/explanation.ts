@@ -246,7 +246,7 @@ const vectorPart = (vector: string, metric: string) => vector.match(new RegExp(`
 
 export function vulnerabilityFactors(policy: Policy, feeds: FeedVersions, v: VulnerabilityFacts, decided: { automatable: boolean; totalImpact: boolean }) {
   const dp = policy.document.decisionPoints;
-  const v3 = v.vector !== null && /^CVSS:3.\//.test(v.vector);
+  const v3 = v.vector !== null && /^CVSS:3\..\//.test(v.vector);
   const kev: ExplanationFactor = {
     factor: 'in_kev', value: feeds.kev !== null ? v.inKev : null, source: kevSource(feeds),
     effect: feeds.kev === null ? WORDS.kevNoCatalog
@@ -281,6 +281,46 @@ export function vulnerabilityFactors(policy: Policy, feeds: FeedVersions, v: Vul
 export function severityFactor(policy: Policy, cvss: number | null, tier: string): ExplanationFactor {
   return { factor: 'decision', value: tier, source: policySource(policy), effect: format(WORDS.severity, cvss === null ? 'unknown' : String(cvss), tier) };
 }
+
+/** An active compensating control's factor (asset-context.ts words it the same in SQL). */
+export function controlFactor(policy: Policy, c: { name: string; kind: string; effect: 'not_exposed' | 'not_exploitable'; expiresAt?: Date | null }): ExplanationFactor {
+  const m = policy.document.modifiers.notExploitableControl;
+  const expires = c.expiresAt ? format(WORDS.controlExpires, c.expiresAt.toISOString().slice(0, 10)) : '';
+  return {
+    factor: 'control', value: c.name, source: format(WORDS.controlSource, c.name, c.kind, expires),
+    effect: c.effect === 'not_exposed' ? format(WORDS.controlNotExposed, c.name) : format(WORDS.controlNotExploitable, c.name, m?.to ?? 'track', m?.scoreFactor ?? 1),
+  };
+}
+
+/** The exposure of an asset marked internet-facing or not, or without context (the firewall and scan wordings are in asset-context.ts). */
+export function exposureFactor(policy: Policy, a: { name: string; internetFacing: boolean | null; source?: string | null }): ExplanationFactor {
+  const unknownMeans = policy.document.decisionPoints.publiclyExposed.unknownMeans;
+  if (a.internetFacing === true) return { factor: 'publicly_exposed', value: 'yes', source: format(WORDS.contextSource, a.source ?? 'inventory'), effect: format(WORDS.exposedPrefix, format(WORDS.exposedMarked, a.name)) };
+  if (a.internetFacing === false) return { factor: 'publicly_exposed', value: 'no', source: format(WORDS.contextSource, a.source ?? 'inventory'), effect: format(WORDS.notExposed, a.name) };
+  return { factor: 'publicly_exposed', value: unknownMeans, source: WORDS.exposureAssumedSource, effect: format(unknownMeans === 'yes' ? WORDS.exposureAssumedYes : WORDS.exposureAssumedNo, a.name) };
+}
+
+export function environmentFactor(policy: Policy, a: { name: string; environment: string | null; source?: string | null }): ExplanationFactor {
+  const m = policy.document.modifiers.nonProduction;
+  const lower = m?.lowerBy ?? 0;
+  const factor = m?.scoreFactor ?? 1;
+  return {
+    factor: 'environment', value: a.environment, source: format(WORDS.contextSource, a.source ?? 'inventory'),
+    effect: a.environment ? format(WORDS.environmentNonProduction, a.name, a.environment, lower, factor) : format(WORDS.environmentUnknown, a.name, lower, factor),
+  };
+}
+
+/** Business impact of an asset rated critical (the revenue wording is in asset-context.ts). */
+export function businessFactor(policy: Policy, a: { name: string; criticality: string; source?: string | null }): ExplanationFactor {
+  return {
+    factor: 'business_impact', value: a.criticality, source: format(WORDS.contextSource, a.source ?? 'inventory'),
+    effect: format(WORDS.businessRated, a.name, a.criticality) + format(WORDS.businessCritical, policy.document.modifiers.criticalAsset?.dueFactor ?? 1),
+  };
+}
+
+/** What EDR on a host saw loaded, as the asset's part keeps it per package. */
+export const runtimeSeenText = (host: string, pkg: string, version: string | null, process: string | null) =>
+  format(WORDS.runtimeSeen, host, pkg, version || null, process || WORDS.runtimeSomeProcess);
 
 // ---- Assembly: the order people read, the same as db/functions/explanation_assemble.sql.
 

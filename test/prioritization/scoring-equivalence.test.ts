@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../db/client.js';
+import type { ExplanationFactor } from '../../db/schema.js';
+import { decisionKey, defaultPolicy } from '../../prioritization/policy.js';
+import { cellKey, decide, score, SEVERITY_BASE, severityTier, type Cell } from '../../prioritization/scoring/decision.js';
+import {
+  assembleExplanation, businessFactor, controlFactor, decisionPart, environmentFactor, exposureFactor, runtimeSeenText,
+  severityFactor, vulnerabilityFactors, type AssetPart, type FeedVersions, type VulnerabilityPart,
+} from '../../prioritization/scoring/explanation.js';
+import { TIER_RANK } from '../../prioritization/policy.js';
+import { rescoreFindings } from '../../prioritization/scoring/rescore.js';
+import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js';
+
+// The set-based SQL and the TypeScript statement of the policy (decision.ts, explanation.ts) agree
+// on every finding: findings are generated for every cell of the decision table crossed with every
+// modifier (likely exploited, EDR coverage and sighting, environment, critical asset, a
+// not-exploitable or not-exposed control, vendor status), scored by rescoreFindings on PostgreSQL,
+// and each one's tier, score, due date and whole explanation is compared with what decide(),
+// score() and assembleExplanation() give for the same facts. Then again without a KEV catalog
+// (the severity outcomes).
+
+afterAll(closeTestDatabases);
+
+const policy = defaultPolicy();
+const FEEDS = { kev: 'eq-kev-1', epss: 'eq-epss-1' };
+const vector = (auto: boolean, total: boolean) => `CVSS:3.1/AV:${auto ? 'N' : 'L'}/AC:L/PR:N/UI:N/S:U/C:${total ? 'H' : 'L'}/I:${total ? 'H' : 'N'}/A:N`;
+
+interface Vuln { id: string; inKev: boolean; auto: boolean; total: boolean; likely: boolean; epss: number; percentile: number; cvss: number; added: string; ransomware: boolean }
+interface Asset { id: number; name: string; key: string; exposed: boolean; edr: 'none' | 'unseen' | 'loaded'; environment: string; critical: boolean; control: 'none' | 'nx' | 'ne' }
+
+const vulns: Vuln[] = [];
+for (const inKev of [false, true]) for (const auto of [false, true]) for (const total of [false, true]) for (const likely of [false, true]) {
+  const n = vulns.length;
+  vulns.push({
+    id: `CVE-2098-${String(1000 + n)}`, inKev, auto, total, likely,
+    // Likely: at or above modifiers.likelyExploited.epssAtLeast; either way below the automatable
+    // threshold's use (the vector decides automatable here).
+    epss: likely ? [0.35, 0.12345, 0.9][n % 3]! : [0.02, 0.00042, 0.071][n % 3]!,
+    percentile: [0.91234, 0.5, 0.99987][n % 3]!,
+    cvss: [9.8, 7.5, 5.3][n % 3]!,
+    added: `2098-01-${String(10 + n)}`, ransomware: n % 2 === 0,
+  });
+}
+
+const NX = { name: 'Feature flag off', kind: 'feature_disabled', effect: 'not_exploitable' } as const;
+const NE = { name: "Edge 'WAF'", kind: 'waf', effect: 'not_exposed' } as const;
+
+let db: Database;
+const assets: Asset[] = [];
+const findingFacts = new Map<number, { vuln: Vuln; asset: Asset; vendor: string | null }>();
+
+beforeAll(async () => {
+  db = await migratedTestDatabase();
+  await db.sql`
+    insert into intel_feeds (kind, version, rows, sha256, status, activated_at)
+    values ('kev', ${FEEDS.kev}, 1, 'k', 'active', now()), ('epss', ${FEEDS.epss}, 1, 'e', 'active', now())`;
+  for (const v of vulns) {
+    await db.sql`insert into epss_scores (feed_version, cve, epss, percentile) values (${FEEDS.epss}, ${v.id}, ${v.epss}, ${v.percentile})`;
+    if (v.inKev) await db.sql`insert into kev_entries (feed_version, cve, date_added, known_ransomware) values (${FEEDS.kev}, ${v.id}, ${v.added}, ${v.ransomware})`;
+  }
+  for (const exposed of [false, true]) for (const edr of ['none', 'unseen', 'loaded'] as const) for (const environment of ['production', 'staging'])
+    for (const critical of [false, true]) for (const control of ['none', 'nx', 'ne'] as const) {
+      const name = `eq-${assets.length}-${exposed ? 'web' : 'int'}`;
+      const key = `host:${name}`;
+      const [row] = await db.sql<{ id: number }[]>`
+        insert into assets (asset_key, kind, name, environment, criticality, internet_facing)
+        values (${key}, 'host', ${name}, ${environment}, ${critical ? 'critical' : 'medium'}, ${exposed})
+        returning id`;
+      const asset: Asset = { id: Number(row!.id), name, key, exposed, edr, environment, critical, control };
+      assets.push(asset);
+      if (edr !== 'none') {
+        await db.sql`
+          insert into runtime_evidence (asset_id, package, version, process, source, observed_at)
+          values (${asset.id}, ${edr === 'loaded' ? 'OpenSSL' : 'zlib'}, '3.0.1', 'nginx', 'edr', now())`;
+      }
+    }
+  for (const c of [NX, NE]) {
+    const keys = assets.filter((a) => a.control === (c === NX ? 'nx' : 'ne')).map((a) => a.key);
+    await db.sql`
+      insert into compensating_controls (name, kind, mitigates, applies_to, effect)
+      values (${c.name}, ${c.kind}, ${db.sql.json({ components: ['openssl'] })}, ${db.sql.json({ assetKeys: keys })}, ${c.effect})`;
+  }
+  const scan = randomUUID();
+  for (const asset of assets) for (const vuln of vulns) for (const vendor of [null, 'not_affected']) {
+    const [row] = await db.sql<{ id: number }[]>`
+      insert into findings (fingerprint, asset_id, kind, issue_id, component, version, severity, cvss_score, cvss_vector, vendor_status, first_scan_id, last_scan_id)
+      values (${randomUUID()}, ${asset.id}, 'vulnerability', ${vuln.id}, 'openssl', '3.0.1', 'high', ${vuln.cvss}, ${vector(vuln.auto, vuln.total)}, ${vendor}, ${scan}, ${scan})
+      returning id`;
+    findingFacts.set(Number(row!.id), { vuln, asset, vendor });
+  }
+});
+
+/** What decision.ts and explanation.ts say about one generated finding. */
+function expected(facts: { vuln: Vuln; asset: Asset; vendor: string | null }, feeds: FeedVersions) {
+  const { vuln, asset, vendor } = facts;
+  const publiclyExposed = asset.exposed && asset.control !== 'ne';
+  const cell: Cell = {
+    base: feeds.kev === null ? SEVERITY_BASE + TIER_RANK[severityTier(policy, vuln.cvss)] : decisionKey(vuln.inKev, publiclyExposed, vuln.auto, vuln.total),
+    publiclyExposed,
+    likelyExploited: vuln.epss >= policy.document.modifiers.likelyExploited!.epssAtLeast,
+    edrCovered: asset.edr !== 'none',
+    notSeenLoaded: asset.edr !== 'loaded',
+    nonProduction: asset.environment !== 'production',
+    notExploitableControl: asset.control === 'nx',
+    vendorStatus: vendor !== null,
+    criticalAsset: asset.critical,
+  };
+  const outcome = decide(policy, cell);
+  const inKev = feeds.kev !== null && vuln.inKev;
+  const value = score(policy, { inKev, publiclyExposed, automatable: vuln.auto, totalImpact: vuln.total, epss: vuln.epss, cvss: vuln.cvss }, outcome.scoreFactor);
+  const v: VulnerabilityPart = vulnerabilityFactors(
+    policy, feeds,
+    { inKev, kevDateAdded: vuln.added, knownRansomware: vuln.ransomware, epss: vuln.epss, percentile: vuln.percentile, cvss: vuln.cvss, vector: vector(vuln.auto, vuln.total) },
+    { automatable: vuln.auto, totalImpact: vuln.total },
+  );
+  if (feeds.kev === null) v.sev = severityFactor(policy, vuln.cvss, outcome.tableTier);
+  const a: AssetPart = {
+    exposure: exposureFactor(policy, { name: asset.name, internetFacing: asset.exposed }),
+    environment: environmentFactor(policy, { name: asset.name, environment: asset.environment }),
+    runtimeHosts: asset.edr === 'none' ? null : asset.name,
+    runtimeSeen: asset.edr === 'loaded' ? { openssl: runtimeSeenText(asset.name, 'OpenSSL', '3.0.1', 'nginx') } : asset.edr === 'unseen' ? { zlib: runtimeSeenText(asset.name, 'zlib', '3.0.1', 'nginx') } : null,
+    ...(asset.critical ? { business: businessFactor(policy, { name: asset.name, criticality: 'critical' }) } : {}),
+  };
+  const c = decisionPart(policy, cellKey(cell), outcome, {
+    unexposedBy: asset.control === 'ne' && asset.exposed ? controlFactor(policy, NE) : null,
+    control: asset.control === 'nx' ? controlFactor(policy, NX) : null,
+    vendorStatus: vendor,
+  });
+  return { cell: cellKey(cell), tier: outcome.tier, score: value, dueDays: outcome.dueDays, explanation: assembleExplanation(v, a, c, 'openssl', value) };
+}
+
+/** Where a finding's SQL result and the TypeScript one first differ, for a readable failure. */
+function firstDifference(id: number, got: Record<string, unknown>, wanted: Record<string, unknown>) {
+  for (const key of ['tier', 'score', 'dueDays'] as const) {
+    if (got[key] !== wanted[key]) return { id, [key]: { sql: got[key], ts: wanted[key] } };
+  }
+  const g = got.explanation as ExplanationFactor[];
+  const w = wanted.explanation as ExplanationFactor[];
+  const i = g.findIndex((f, n) => !isDeepStrictEqual(f, w[n]));
+  return { id, factor: i < 0 ? g.length : i, sql: g[i] ?? g.map((f) => f.factor), ts: w[i] ?? w.map((f) => f.factor) };
+}
+
+/** Due days count from the finding's latest change of tier (a due date stays while the tier does). */
+async function compareAll(feeds: FeedVersions) {
+  const rows = await db.sql<{ id: number; tier: string; score: number; due_days: number; explanation: ExplanationFactor[] }[]>`
+    select id, tier, score, extract(epoch from due_at - changed_at)::float8 / 86400 as due_days, f.explanation from findings f order by id`;
+  expect(rows).toHaveLength(findingFacts.size);
+  const cells = new Set<number>();
+  const mismatches: unknown[] = [];
+  for (const r of rows) {
+    const want = expected(findingFacts.get(Number(r.id))!, feeds);
+    cells.add(want.cell);
+    const got = { tier: r.tier, score: r.score, dueDays: r.due_days, explanation: r.explanation };
+    const { cell: _, ...wanted } = want;
+    if (!isDeepStrictEqual(got, wanted)) mismatches.push(firstDifference(Number(r.id), got, wanted));
+  }
+  expect(mismatches.slice(0, 3)).toEqual([]);
+  return cells;
+}
+
+describe('SQL scoring and the TypeScript policy agree', () => {
+  it('on every cell of the decision table crossed with every modifier', async () => {
+    expect(await rescoreFindings(db.sql, policy, { all: true }, { reason: 'equivalence' })).toMatchObject({ scored: findingFacts.size, events: findingFacts.size });
+    const cells = await compareAll(FEEDS);
+    // 16 rows x likely x EDR (none, unseen, loaded: 3 cells) x environment x critical x control (none,
+    // not-exploitable; not-exposed moves the row) x vendor status.
+    const bases = new Set([...cells].map((k) => k >> 8));
+    expect(bases.size).toBe(16);
+    expect(cells.size).toBe(16 * 2 * 3 * 2 * 2 * 2 * 2);
+  });
+
+  it('without a KEV catalog, on every severity outcome crossed with every modifier', async () => {
+    await db.sql`update intel_feeds set status = 'retired' where kind = 'kev'`;
+    await rescoreFindings(db.sql, policy, { all: true }, { reason: 'no catalog' });
+    const cells = await compareAll({ kev: null, epss: FEEDS.epss });
+    expect(new Set([...cells].map((k) => k >> 8))).toEqual(new Set([SEVERITY_BASE, SEVERITY_BASE + 1, SEVERITY_BASE + 2]));
+  });
+});
