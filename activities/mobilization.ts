@@ -16,14 +16,17 @@ import type { EscalationNotice, Notifier } from '../mobilization/notifier.js';
 import { slaFor } from '../mobilization/sla.js';
 import type { SlaConfig } from '../config/index.js';
 import type { IncidentFields, ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import { serviceNowStates, type TicketState } from '../mobilization/itsm/index.js';
 import {
   findingsChangedSignal,
-  remediationWorkflow,
+  ticketStateOf,
   verificationScanSignal,
+  type RecordedTicketState,
   type RemediationState,
   type TicketChange,
   type TicketEvent,
-} from '../workflows/remediation.js';
+} from '../workflows/remediation/messages.js';
+import { remediationWorkflow } from '../workflows/remediation/workflow.js';
 import { CTEM_ESCALATION_LEVEL, CTEM_OWNER, CTEM_PHASE, CTEM_SLA_DEADLINE, CTEM_TIER } from '../workflows/search-attributes.js';
 
 export interface MobilizationDeps {
@@ -226,7 +229,11 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
      * Slack, a risk acceptance, its expiry, a verification): the incident state and a work note.
      * Returns the record's version, so the workflow can ignore the webhook of its own write.
      */
-    async syncTicket(input: { ticketKey: string; change: TicketChange; riskAcceptance?: RemediationState['riskAcceptance'] }): Promise<{ sequence: number; state: string; assignedTo: string }> {
+    async syncTicket(input: {
+      ticketKey: string;
+      change: TicketChange;
+      riskAcceptance?: RemediationState['riskAcceptance'];
+    }): Promise<{ sequence: number; state?: TicketState; assignedTo: string }> {
       const t = await ticketDetail(database.sql, input.ticketKey);
       if (!t?.externalSysId) throw ApplicationFailure.nonRetryable(`golden ticket ${input.ticketKey} is not open`, 'NotOpen');
       const at = new Date(input.change.at);
@@ -245,13 +252,16 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
       } else if (input.change.kind !== 'acknowledged' && input.change.kind !== 'membership') {
         await endRiskAcceptance(database.db, input.ticketKey, at);
       }
-      const fields: IncidentFields = { work_notes: input.change.workNote, ...(input.change.state ? { state: input.change.state } : {}) };
+      // Changes queued by older runs carry a ServiceNow code instead of a neutral state.
+      const target = ticketStateOf(input.change.state);
+      const fields: IncidentFields = { work_notes: input.change.workNote, ...(target ? { state: serviceNowStates.toItsm(target) } : {}) };
       if (input.change.kind === 'resolved' || input.change.kind === 'verified') {
         fields.close_code = 'Solved (Permanently)';
         fields.close_notes = input.change.workNote;
       }
       const incident = await serviceNow.updateIncident(t.externalSysId, fields);
-      return { sequence: Number(incident.sys_mod_count) || 0, state: incident.state, assignedTo: incident.assigned_to };
+      const state = serviceNowStates.fromItsm(incident.state);
+      return { sequence: Number(incident.sys_mod_count) || 0, ...(state ? { state } : {}), assignedTo: incident.assigned_to };
     },
 
     /** The incident was reassigned in the ITSM: its assignee becomes the ticket's owner (and escalation chain). */
@@ -269,9 +279,10 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
       const incident = await serviceNow.getIncident(t.externalSysId);
       if (!incident) return null;
       const sequence = Number(incident.sys_mod_count) || 0;
+      const state = serviceNowStates.fromItsm(incident.state);
       return {
         eventId: `reconcile:${incident.sys_id}:${sequence}`,
-        state: incident.state,
+        ...(state ? { state } : {}),
         at: new Date().toISOString(),
         sequence,
         ...(incident.assigned_to ? { assignedTo: incident.assigned_to } : {}),
@@ -279,7 +290,7 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
     },
 
     /** Mirrors the workflow's view of a ticket into the read model the API lists. */
-    async recordTicketState(input: { ticketKey: string; state: string; at: string; escalationLevel: number; ackDueAt?: string; dueAt?: string }): Promise<void> {
+    async recordTicketState(input: { ticketKey: string; state: RecordedTicketState; at: string; escalationLevel: number; ackDueAt?: string; dueAt?: string }): Promise<void> {
       await setTicketState(database.db, input.ticketKey, input.state, new Date(input.at), input.escalationLevel, {
         ...(input.ackDueAt ? { ackDueAt: new Date(input.ackDueAt) } : {}),
         ...(input.dueAt ? { dueAt: new Date(input.dueAt) } : {}),

@@ -20,7 +20,8 @@ import { freePort } from '../platform/ports.js';
 import { parseBenchArgs } from './bench-args.js';
 import { registerSearchAttributes, startDevServer, type DevServer } from '../platform/temporal.js';
 import { installWorkerRuntime, workflowsPath } from '../platform/worker.js';
-import { findingsChangedSignal, remediationWorkflow, type TicketChange } from '../workflows/remediation.js';
+import { findingsChangedSignal, type TicketChange } from '../workflows/remediation/messages.js';
+import { remediationWorkflow } from '../workflows/remediation/workflow.js';
 
 interface Options {
   workflows: number;

@@ -13,7 +13,7 @@ import type { SlackConfig } from '../config/index.js';
 import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
 import { startCampaign as startCampaignWorkflow, summarizeExposure, workflowUrl } from '../scoping/campaigns.js';
 import { campaignStatusQuery } from '../workflows/campaign.js';
-import { statusQuery, type RemediationState } from '../workflows/remediation.js';
+import { statusQuery, type RemediationState } from '../workflows/remediation/messages.js';
 import { webClientOptions } from './client.js';
 import { parseCommand, type Command } from './commands.js';
 import { SlackDirectory } from './directory.js';

@@ -4,6 +4,6 @@ export { campaignWorkflow } from './campaign.js';
 export { discoveryWorkflow } from './discovery.js';
 export { intelFeedWorkflow } from './intel-feed.js';
 export { orphanReportWorkflow } from './orphan-report.js';
-export { remediationWorkflow } from './remediation.js';
+export { remediationWorkflow } from './remediation/workflow.js';
 export { rescoreWorkflow } from './rescore.js';
 export { sourceDiscoveryWorkflow } from './source-discovery.js';

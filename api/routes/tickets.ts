@@ -2,7 +2,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { getTicket, listTickets } from '../../db/read-models/inventory.js';
 import { acceptTicketRisk, acknowledgeTicket, resolveTicket } from '../../mobilization/ticket-actions.js';
-import { statusQuery } from '../../workflows/remediation.js';
+import { statusQuery } from '../../workflows/remediation/messages.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema, PageQuery } from './schemas.js';
@@ -48,20 +48,32 @@ const RiskAcceptanceBody = z.object({
 const actionResponses = {
   200: { description: 'The new state of the remediation workflow', content: { 'application/json': { schema: z.any() } } },
   404: { description: 'Unknown ticket', content: { 'application/json': { schema: ErrorSchema } } },
-  409: { description: 'Refused: the message says why (already resolved, expiry in the past...)', content: { 'application/json': { schema: ErrorSchema } } },
+  409: { description: 'Refused: the message says why (already resolved, risk-accepted...)', content: { 'application/json': { schema: ErrorSchema } } },
 };
-const actionRoute = (path: string, summary: string, body: z.ZodTypeAny) =>
+const riskAcceptanceResponses = {
+  ...actionResponses,
+  422: {
+    description: 'The risk acceptance breaks a rule (reason of 10+ characters, expiry in the future and at most 365 days ahead, approver other than the requester); details.field names the field',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+};
+const actionRoute = <R extends typeof actionResponses>(path: string, summary: string, body: z.ZodTypeAny, responses: R) =>
   createRoute({
     method: 'post',
     path: `/api/v1/tickets/{key}/${path}`,
     summary,
     request: { params: KeyParam, headers: IdempotencyHeader, body: { content: { 'application/json': { schema: body } }, required: true } },
-    responses: actionResponses,
+    responses,
   });
 
-export const acknowledgeTicketRoute = actionRoute('acknowledge', 'Acknowledge a golden ticket (stops the acknowledgement escalation)', ActorBody);
-export const resolveTicketRoute = actionRoute('resolve', 'Resolve a golden ticket; a later scan of the asset verifies the fix', ActorBody);
-export const riskAcceptanceRoute = actionRoute('risk-acceptance', 'Accept the risk until an expiry: the SLA pauses, the expiry re-opens the ticket', RiskAcceptanceBody);
+export const acknowledgeTicketRoute = actionRoute('acknowledge', 'Acknowledge a golden ticket (stops the acknowledgement escalation)', ActorBody, actionResponses);
+export const resolveTicketRoute = actionRoute('resolve', 'Resolve a golden ticket; a later scan of the asset verifies the fix', ActorBody, actionResponses);
+export const riskAcceptanceRoute = actionRoute(
+  'risk-acceptance',
+  'Accept the risk until an expiry: the SLA pauses, the expiry re-opens the ticket',
+  RiskAcceptanceBody,
+  riskAcceptanceResponses,
+);
 
 export const ticketRoutes = new OpenAPIHono<AppEnv>()
   .openapi(listTicketsRoute, async (c) => c.json(await listTickets(c.get('deps').database.sql, c.req.valid('query')), 200))
@@ -99,5 +111,8 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
     if (!(await getTicket(deps.database.sql, key))) return problem(c, 404, 'not_found', 'no such golden ticket');
     const body = c.req.valid('json') as z.infer<typeof RiskAcceptanceBody>;
     const result = await acceptTicketRisk(deps.temporal.client, key, body, c.req.valid('header')['idempotency-key']);
-    return result.ok ? c.json(result.state, 200) : problem(c, 409, result.reason === 'refused' ? 'refused' : 'not_running', result.message);
+    if (result.ok) return c.json(result.state, 200);
+    // The workflow's validator is the authority on the rules: its refusal, with the field, is the answer.
+    if (result.field) return problem(c, 422, 'invalid_risk_acceptance', result.message, { field: result.field });
+    return problem(c, 409, result.reason === 'refused' ? 'refused' : 'not_running', result.message);
   });

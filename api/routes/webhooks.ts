@@ -3,8 +3,9 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { recordTicketEvent, ticketEventSeen } from '../../mobilization/ticket-events.js';
 import { remediationWorkflowId } from '../../mobilization/golden-tickets.js';
+import { serviceNowStates } from '../../mobilization/itsm/index.js';
 import { verifyWebhookSignature } from '../../mobilization/itsm/servicenow/webhook-signature.js';
-import { ticketEventSignal } from '../../workflows/remediation.js';
+import { ticketEventSignal } from '../../workflows/remediation/messages.js';
 import { tokensMatch } from '../auth.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
@@ -49,9 +50,11 @@ export const webhookRoutes = new Hono<AppEnv>().post('/api/v1/webhooks/serviceno
   if (await ticketEventSeen(deps.database.db, event.event_id)) return c.json({ status: 'duplicate' }, 200);
   try {
     // Signal first, record after: a failed signal leaves the event unrecorded, so ServiceNow's retry is not lost.
+    // The workflow hears the neutral state; a code without one (Canceled) still carries version and assignee.
+    const state = serviceNowStates.fromItsm(event.state);
     await deps.temporal.client.workflow.getHandle(remediationWorkflowId(event.correlation_id)).signal(ticketEventSignal, {
       eventId: event.event_id,
-      state: event.state,
+      ...(state ? { state } : {}),
       at: new Date().toISOString(),
       ...(event.sys_mod_count !== undefined && event.sys_mod_count !== '' && Number.isFinite(Number(event.sys_mod_count))
         ? { sequence: Number(event.sys_mod_count) }

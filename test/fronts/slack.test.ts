@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { statusQuery, type RemediationState } from '../../workflows/remediation.js';
+import { statusQuery, type RemediationState } from '../../workflows/remediation/messages.js';
 import { campaignWorkflow } from '../../workflows/campaign.js';
 import { orphanReportWorkflow } from '../../workflows/orphan-report.js';
 import { createSlackNotifier } from '../../slack/notifier.js';
