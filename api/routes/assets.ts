@@ -3,6 +3,25 @@ import { listAssets, listOwners } from '../../db/read-models/inventory.js';
 import type { AppEnv } from '../context.js';
 import { PageQuery } from './schemas.js';
 
+const AssetSchema = z
+  .object({
+    id: z.number().int(),
+    key: z.string().openapi({ example: 'image:docker.io/shop/payments-api:1.4.2' }),
+    kind: z.string(),
+    name: z.string(),
+    digest: z.string().nullable(),
+    owner: z.string().nullable(),
+    businessService: z.string().nullable(),
+    criticality: z.string().nullable(),
+    annualRevenue: z.number().nullable(),
+    internetFacing: z.boolean().nullable(),
+    openFindings: z.number().int(),
+    actionFindings: z.number().int().openapi({ description: 'open findings in act or attend' }),
+    firstSeenAt: z.string(),
+    lastSeenAt: z.string(),
+  })
+  .openapi('Asset');
+
 export const listAssetsRoute = createRoute({
   method: 'get',
   path: '/api/v1/assets',
@@ -16,7 +35,7 @@ export const listAssetsRoute = createRoute({
     }),
   },
   responses: {
-    200: { description: 'A page of assets', content: { 'application/json': { schema: z.object({ total: z.number(), items: z.array(z.any()) }) } } },
+    200: { description: 'A page of assets', content: { 'application/json': { schema: z.object({ total: z.number().int(), items: z.array(AssetSchema) }) } } },
   },
 });
 

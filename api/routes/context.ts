@@ -6,7 +6,21 @@ import { activePolicy } from '../../prioritization/policy-store.js';
 import { readContext, shadowContext } from '../../discovery/store/context.js';
 import { problem } from '../problem.js';
 import { acceptUpload, uploadResponse, withUploadedFile } from '../uploads.js';
-import { ErrorSchema } from './schemas.js';
+import { ErrorSchema, ShadowDiffSchema } from './schemas.js';
+
+const ContextShadowSchema = z
+  .object({
+    source: z.string().openapi({ description: 'the context source the document was read as' }),
+    counts: z.object({
+      assets: z.number().int(),
+      relations: z.number().int(),
+      exposureRules: z.number().int(),
+      internetFacingAssets: z.number().int(),
+      runtimeEvidence: z.number().int(),
+    }).openapi({ description: 'what the document holds, as an import would merge it' }),
+    diff: ShadowDiffSchema,
+  })
+  .openapi('ContextShadow');
 
 export const uploadContextRoute = createRoute({
   method: 'post',
@@ -47,7 +61,7 @@ export const shadowContextRoute = createRoute({
     }),
   },
   responses: {
-    200: { description: 'What the document holds and the diff it would make', content: { 'application/json': { schema: z.any() } } },
+    200: { description: 'What the document holds and the diff it would make', content: { 'application/json': { schema: ContextShadowSchema } } },
     400: { description: 'Unreadable document', content: { 'application/json': { schema: ErrorSchema } } },
     413: { description: 'Too large', content: { 'application/json': { schema: ErrorSchema } } },
   },

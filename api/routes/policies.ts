@@ -2,11 +2,36 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { ControlError, deleteControl, listControls, saveControl } from '../../prioritization/controls.js';
 import { activatePolicy, activePolicy, getPolicy, listPolicies, savePolicy } from '../../prioritization/policy-store.js';
 import { shadowScore } from '../../prioritization/scoring/rescore.js';
-import { PolicyError } from '../../prioritization/policy.js';
+import { PolicyDocument, PolicyError } from '../../prioritization/policy.js';
 import { rescoreWorkflow } from '../../workflows/rescore.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { problem } from '../problem.js';
-import { ErrorSchema } from './schemas.js';
+import { ErrorSchema, ShadowDiffSchema } from './schemas.js';
+
+const ControlSchema = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    kind: z.enum(['waf', 'segmentation', 'edr', 'feature_disabled', 'other']),
+    mitigates: z.object({
+      issueIds: z.array(z.string()).optional(),
+      cwes: z.array(z.string()).optional(),
+      components: z.array(z.string()).optional(),
+      ports: z.array(z.string()).optional(),
+    }),
+    appliesTo: z.object({
+      assetKeys: z.array(z.string()).optional(),
+      businessServices: z.array(z.string()).optional(),
+      environments: z.array(z.string()).optional(),
+      all: z.boolean().optional(),
+    }),
+    effect: z.enum(['not_exposed', 'not_exploitable']),
+    description: z.string().optional(),
+    expiresAt: z.string().nullable(),
+    createdAt: z.string(),
+    active: z.boolean().openapi({ description: 'false once expiresAt has passed: scoring no longer counts it' }),
+  })
+  .openapi('Control');
 
 // Prioritization is data: policies and compensating controls change through these routes, are
 // evaluated in shadow mode first, and any change that goes live re-scores through a workflow.
@@ -37,7 +62,7 @@ const getPolicyRoute = createRoute({
   summary: 'A policy document (`active` names the live one)',
   request: { params: z.object({ version: Version }) },
   responses: {
-    200: { description: 'The policy document', content: { 'application/json': { schema: z.any() } } },
+    200: { description: 'The policy document', content: { 'application/json': { schema: PolicyDocument } } },
     404: { description: 'Unknown version', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
@@ -57,7 +82,7 @@ const shadowPolicyRoute = createRoute({
   summary: 'What this policy would change against the live tiers: moved up, moved down, and why (nothing is written)',
   request: { params: z.object({ version: Version }) },
   responses: {
-    200: { description: 'The diff', content: { 'application/json': { schema: z.any() } } },
+    200: { description: 'The diff', content: { 'application/json': { schema: ShadowDiffSchema } } },
     404: { description: 'Unknown version', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
@@ -83,7 +108,7 @@ const putControlRoute = createRoute({
   summary: 'Create or change a compensating control; starts the re-score workflow',
   request: { params: z.object({ name: ControlName }), body: { content: { 'application/json': { schema: z.any() } }, required: true } },
   responses: {
-    200: { description: 'Saved; re-scoring', content: { 'application/json': { schema: z.any() } } },
+    200: { description: 'Saved; re-scoring', content: { 'application/json': { schema: ControlSchema.extend({ workflowId: z.string() }) } } },
     400: { description: 'Invalid control', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });

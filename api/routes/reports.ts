@@ -5,12 +5,47 @@ import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema } from './schemas.js';
 
+const OrphanReportSchema = z
+  .object({
+    id: z.number().int(),
+    generatedAt: z.string(),
+    orphanAssets: z.number().int(),
+    actionFindings: z.number().int().openapi({ description: 'act/attend findings on them, waiting in the orphan queue' }),
+    assets: z.array(
+      z.object({
+        id: z.number().int(),
+        name: z.string(),
+        key: z.string(),
+        kind: z.string(),
+        businessService: z.string().nullable(),
+        criticality: z.string().nullable(),
+        internetFacing: z.boolean().nullable(),
+        openFindings: z.number().int(),
+        actionFindings: z.number().int(),
+        lastSeenAt: z.string(),
+      }),
+    ),
+  })
+  .openapi('OrphanReport');
+
+const Sla = z.object({ critical: z.number(), high: z.number(), medium: z.number(), low: z.number() }).openapi({ description: 'milliseconds per criticality' });
+const CoverageSchema = z
+  .object({
+    criticalScannedWithinSla: z.number().nullable().openapi({ description: 'share (0..1) of critical assets scanned within their SLA' }),
+    scanSla: Sla,
+    byCriticality: z.array(z.object({ criticality: z.string(), assets: z.number().int(), scannedWithinSla: z.number().int(), share: z.number().nullable() })),
+  })
+  .openapi('ScanCoverage');
+
+/** The stored report body (JSON) with its id. */
+const withId = (id: number, body: unknown) => ({ id, ...(body as Omit<z.infer<typeof OrphanReportSchema>, 'id'>) });
+
 const getOrphanReport = createRoute({
   method: 'get',
   path: '/api/v1/reports/orphan-assets',
   summary: 'The latest orphan-asset report (assets without an owner and what is open on them)',
   responses: {
-    200: { description: 'The report', content: { 'application/json': { schema: z.any() } } },
+    200: { description: 'The report', content: { 'application/json': { schema: OrphanReportSchema } } },
     404: { description: 'No report yet', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
@@ -18,20 +53,20 @@ const runOrphanReport = createRoute({
   method: 'post',
   path: '/api/v1/reports/orphan-assets',
   summary: 'Build the orphan-asset report now (it also runs weekly on a Temporal Schedule)',
-  responses: { 201: { description: 'The new report', content: { 'application/json': { schema: z.any() } } } },
+  responses: { 201: { description: 'The new report', content: { 'application/json': { schema: OrphanReportSchema } } } },
 });
 const coverage = createRoute({
   method: 'get',
   path: '/api/v1/metrics/scan-coverage',
   summary: 'Scan coverage KPI: share of assets scanned within their scan SLA, per criticality',
-  responses: { 200: { description: 'Coverage', content: { 'application/json': { schema: z.any() } } } },
+  responses: { 200: { description: 'Coverage', content: { 'application/json': { schema: CoverageSchema } } } },
 });
 
 export const reportRoutes = new OpenAPIHono<AppEnv>()
   .openapi(getOrphanReport, async (c) => {
     const report = await latestReport(c.get('deps').database.db, 'orphan-assets');
     if (!report) return problem(c, 404, 'not_found', 'no orphan-asset report yet');
-    return c.json({ id: report.id, ...(report.body as object) }, 200);
+    return c.json(withId(report.id, report.body), 200);
   })
   .openapi(runOrphanReport, async (c) => {
     const deps = c.get('deps');
@@ -40,7 +75,7 @@ export const reportRoutes = new OpenAPIHono<AppEnv>()
       taskQueue: deps.temporal.taskQueue,
     });
     const report = await latestReport(deps.database.db, 'orphan-assets');
-    return c.json({ id: reportId, ...(report?.body as object) }, 201);
+    return c.json(withId(reportId, report?.body), 201);
   })
   .openapi(coverage, async (c) => {
     const deps = c.get('deps');
