@@ -10,7 +10,6 @@ import { eventRoutes } from './routes/events.js';
 import { exposureRoutes } from './routes/exposures.js';
 import { reportRoutes } from './routes/reports.js';
 import { sourceRoutes } from './routes/sources.js';
-import { findingRoutes } from './routes/findings.js';
 import { healthRoutes } from './routes/health.js';
 import { policyRoutes } from './routes/policies.js';
 import { intelRoutes } from './routes/intel.js';
@@ -38,7 +37,6 @@ export function createApp(deps: ApiDeps) {
   });
   app.use('/api/*', async (c, next) => (c.req.path === '/api/v1/webhooks/servicenow' ? next() : requireToken(c, next)));
   app.route('/', scanRoutes);
-  app.route('/', findingRoutes);
   app.route('/', assetRoutes);
   app.route('/', contextRoutes);
   app.route('/', sourceRoutes);

@@ -8,33 +8,119 @@ import { ErrorSchema, PageQuery } from './schemas.js';
 const ScopeName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 const ScopeSchema = z.object({ name: z.string(), selector: ScopeSelector, description: z.string().nullable() }).openapi('Scope');
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+const Tier = z.enum(['act', 'attend', 'track*', 'track']);
+
+/** One explanation factor: what was looked at, its value, where it came from, and what it did. */
+const FactorSchema = z
+  .object({ factor: z.string(), value: z.union([z.string(), z.number(), z.boolean()]).nullable(), source: z.string(), effect: z.string() })
+  .openapi('ExplanationFactor');
+
+const ExposureSchema = z
+  .object({
+    id: z.number().int(),
+    issueId: z.string().openapi({ example: 'CVE-2021-44228' }),
+    kind: z.string(),
+    asset: z.object({
+      id: z.number().int(),
+      key: z.string(),
+      name: z.string(),
+      owner: z.string().nullable(),
+      businessService: z.string().nullable(),
+      criticality: z.string().nullable(),
+      environment: z.string().nullable(),
+      internetFacing: z.boolean().nullable(),
+    }),
+    component: z.string(),
+    version: z.string(),
+    location: z.string().openapi({ description: "where the component lives when one asset can hold it twice (a jar's path); '' otherwise" }),
+    fixedVersion: z.string().nullable(),
+    title: z.string().nullable(),
+    status: z.enum(['open', 'closed']),
+    vendorStatus: z.string().nullable(),
+    closedAt: z.string().nullable(),
+    closedReason: z.string().nullable(),
+    severity: z.string(),
+    cvssScore: z.number().nullable(),
+    kev: z.boolean().openapi({ description: 'in the active CISA KEV catalog' }),
+    epss: z.number().nullable().openapi({ description: 'score in the active FIRST EPSS version' }),
+    tier: Tier.nullable(),
+    score: z.number().nullable(),
+    dueAt: z.string().nullable(),
+    explanation: z.array(FactorSchema).nullable(),
+    ticketKey: z.string().nullable().openapi({ description: 'the golden ticket that carries its fix' }),
+    firstSeenAt: z.string(),
+    lastSeenAt: z.string(),
+  })
+  .openapi('Exposure');
+
+const ExposureListItemSchema = ExposureSchema.extend({
+  sources: z.array(z.string()).openapi({ description: 'the sources that still report it' }),
+}).openapi('ExposureListItem');
+
+const ExposureDetailSchema = ExposureSchema.extend({
+  sources: z.array(
+    z.object({ source: z.string(), present: z.boolean(), vendorStatus: z.string().nullable(), firstSeenAt: z.string(), lastSeenAt: z.string() }),
+  ),
+  history: z.array(
+    z.object({
+      at: z.string(),
+      tier: Tier,
+      score: z.number(),
+      dueAt: z.string().nullable(),
+      policyVersion: z.string(),
+      reason: z.string(),
+      explanation: z.array(FactorSchema).nullable(),
+    }),
+  ),
+}).openapi('ExposureDetail');
+
+const NoiseCountsSchema = z.object({
+  openFindings: z.number().int(),
+  criticalHighByCvss: z.number().int(),
+  actAttend: z.number().int(),
+  act: z.number().int(),
+  reduction: z.number().nullable().openapi({ description: '1 - actAttend / criticalHighByCvss' }),
+  exploitableBacklogPct: z.number().nullable().openapi({ description: 'open findings in KEV or with EPSS >= 0.1, as % of open findings' }),
+});
+
+const NoiseReportSchema = z
+  .object({
+    scope: z.string().openapi({ description: '`*` for the whole estate' }),
+    now: NoiseCountsSchema,
+    history: z.array(NoiseCountsSchema.extend({ at: z.string() })),
+    credit: z.string(),
+  })
+  .openapi('NoiseReport');
 
 const listExposuresRoute = createRoute({
   method: 'get',
   path: '/api/v1/exposures',
-  summary: 'Open exposures with tier, score, due date and explanation (FIRST EPSS, CISA KEV and context)',
+  summary: 'Findings with tier, score, due date and explanation (FIRST EPSS, CISA KEV and context); open ones unless asked otherwise',
   request: {
     query: PageQuery.extend({
-      tier: z.enum(['act', 'attend', 'track*', 'track']).optional(),
+      status: z.enum(['open', 'closed', 'all']).default('open'),
+      issueId: z.string().optional().openapi({ example: 'CVE-2021-44228' }),
+      ticket: z.string().optional().openapi({ description: 'Golden ticket key' }),
+      tier: Tier.optional(),
       scope: ScopeName.optional().openapi({ description: 'A saved scope' }),
-      asset: z.string().optional(),
+      asset: z.string().optional().openapi({ description: 'Asset key or name' }),
       owner: z.string().optional(),
       kev: bool.optional(),
       internetFacing: bool.optional(),
     }),
   },
   responses: {
-    200: { description: 'A page of exposures', content: { 'application/json': { schema: z.object({ total: z.number(), items: z.array(z.any()) }) } } },
+    200: { description: 'A page of exposures', content: { 'application/json': { schema: z.object({ total: z.number().int(), items: z.array(ExposureListItemSchema) }) } } },
     404: { description: 'Unknown scope', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
 const getExposureRoute = createRoute({
   method: 'get',
   path: '/api/v1/exposures/{id}',
-  summary: 'One exposure: the full explanation, its sources and the history of its score',
+  summary: 'One exposure (open or closed): the full explanation, its sources and the history of its score',
   request: { params: z.object({ id: z.coerce.number().int().positive() }) },
   responses: {
-    200: { description: 'The exposure', content: { 'application/json': { schema: z.any() } } },
+    200: { description: 'The exposure', content: { 'application/json': { schema: ExposureDetailSchema } } },
     404: { description: 'Unknown exposure', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
@@ -67,7 +153,7 @@ const noiseRoute = createRoute({
   summary: 'Noise report of a scope: critical/high by CVSS against act/attend, the reduction, the exploitable backlog %, and their trend',
   request: { query: z.object({ scope: ScopeName.optional() }) },
   responses: {
-    200: { description: 'The report', content: { 'application/json': { schema: z.any() } } },
+    200: { description: 'The report', content: { 'application/json': { schema: NoiseReportSchema } } },
     404: { description: 'Unknown scope', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });

@@ -1,11 +1,18 @@
 import type { Sql } from '../client.js';
+import type { ExplanationFactor } from '../schema.js';
 import { scopeCondition, type ScopeSelector } from '../../scoping/scopes.js';
+import { findingLastSeen } from './inventory.js';
 
-// Exposures: open findings as prioritization sees them (tier, score, due date, explanation, and the
+// Exposures: findings (open ones unless asked otherwise) as prioritization sees them (tier, score, due date, explanation, and the
 // context that decided them). List views read here; history comes from score_history. `f.explanation`
 // is the SQL function that assembles a finding's explanation from its stored parts.
 
 export interface ExposureFilter {
+  /** open unless asked otherwise; `all` for both. */
+  status?: 'open' | 'closed' | 'all';
+  issueId?: string;
+  /** Golden ticket key. */
+  ticket?: string;
   tier?: string;
   scope?: ScopeSelector;
   asset?: string;
@@ -15,6 +22,8 @@ export interface ExposureFilter {
   limit: number;
   offset: number;
 }
+
+type Tier = 'act' | 'attend' | 'track*' | 'track';
 
 /** The active version of a feed, as a SQL fragment. */
 const activeVersion = (sql: Sql, kind: 'epss' | 'kev') => sql`(select version from intel_feeds where kind = ${kind} and status = 'active')`;
@@ -37,29 +46,41 @@ function exposureRow(r: Record<string, unknown>) {
     },
     component: r.component as string,
     version: r.version as string,
+    location: r.location as string,
     fixedVersion: r.fixed_version as string | null,
+    title: r.title as string | null,
+    status: r.status as 'open' | 'closed',
+    vendorStatus: r.vendor_status as string | null,
+    closedAt: iso(r.closed_at),
+    closedReason: r.closed_reason as string | null,
     severity: r.severity as string,
     cvssScore: r.cvss_score as number | null,
     kev: r.kev as boolean,
     epss: r.epss as number | null,
-    tier: r.tier as string | null,
+    tier: r.tier as Tier | null,
     score: r.score as number | null,
     dueAt: iso(r.due_at),
-    explanation: r.explanation as unknown,
+    explanation: r.explanation as ExplanationFactor[] | null,
     ticketKey: r.ticket_key as string | null,
     firstSeenAt: iso(r.first_seen_at)!,
+    lastSeenAt: iso(r.last_seen_at)!,
   };
 }
 
 export async function listExposures(sql: Sql, f: ExposureFilter) {
   const rows = await sql`
     select f.*, f.explanation, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
-           k.cve is not null as kev, e.epss, count(*) over () as total
+           k.cve is not null as kev, e.epss, ${findingLastSeen(sql)} as last_seen_at,
+           (select coalesce(array_agg(fs.source order by fs.source) filter (where fs.present), '{}') from finding_sources fs where fs.finding_id = f.id) as sources,
+           count(*) over () as total
     from findings f
     join assets a on a.id = f.asset_id
     left join kev_entries k on k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')}
     left join epss_scores e on e.cve = f.issue_id and e.feed_version = ${activeVersion(sql, 'epss')}
-    where f.status = 'open'
+    where true
+      ${f.status === 'all' ? sql`` : sql`and f.status = ${f.status ?? 'open'}`}
+      ${f.issueId ? sql`and f.issue_id = ${f.issueId}` : sql``}
+      ${f.ticket ? sql`and f.ticket_key = ${f.ticket}` : sql``}
       ${f.tier ? sql`and f.tier = ${f.tier}` : sql``}
       ${f.asset ? sql`and (a.asset_key = ${f.asset} or a.name = ${f.asset})` : sql``}
       ${f.owner ? sql`and a.owner = ${f.owner}` : sql``}
@@ -68,13 +89,13 @@ export async function listExposures(sql: Sql, f: ExposureFilter) {
       ${f.scope ? scopeCondition(sql, f.scope) : sql``}
     order by f.score desc nulls last, f.due_at nulls last, f.id
     limit ${f.limit} offset ${f.offset}`;
-  return { total: Number(rows[0]?.total ?? 0), items: rows.map(exposureRow) };
+  return { total: Number(rows[0]?.total ?? 0), items: rows.map((r) => ({ ...exposureRow(r), sources: r.sources as string[] })) };
 }
 
 export async function getExposure(sql: Sql, id: number) {
   const [row] = await sql`
     select f.*, f.explanation, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
-           k.cve is not null as kev, e.epss
+           k.cve is not null as kev, e.epss, ${findingLastSeen(sql)} as last_seen_at
     from findings f
     join assets a on a.id = f.asset_id
     left join kev_entries k on k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')}
@@ -92,8 +113,6 @@ export async function getExposure(sql: Sql, id: number) {
     where fs.finding_id = ${id} order by fs.source`;
   return {
     ...exposureRow(row),
-    status: row.status as string,
-    vendorStatus: row.vendor_status as string | null,
     sources: sources.map((s) => ({
       source: s.source as string,
       present: s.present as boolean,
@@ -103,12 +122,12 @@ export async function getExposure(sql: Sql, id: number) {
     })),
     history: history.map((h) => ({
       at: (h.at as Date).toISOString(),
-      tier: h.tier as string,
+      tier: h.tier as Tier,
       score: h.score as number,
       dueAt: (h.due_at as Date | null)?.toISOString() ?? null,
       policyVersion: h.policy_version as string,
       reason: h.reason as string,
-      explanation: h.explanation as unknown,
+      explanation: h.explanation as ExplanationFactor[] | null,
     })),
   };
 }

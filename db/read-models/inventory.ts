@@ -2,16 +2,6 @@ import type { Sql } from '../client.js';
 
 // List views read PostgreSQL (the live state of one workflow is read with a query instead).
 
-export interface FindingFilter {
-  tier?: string;
-  status?: string;
-  asset?: string;
-  issueId?: string;
-  ticket?: string;
-  limit: number;
-  offset: number;
-}
-
 /**
  * When a finding was last seen: its own last_seen_at (written when a scan changed it or confirmed it
  * in a partial report), or the last complete scan of its asset by a source that still reports it,
@@ -21,52 +11,6 @@ export const findingLastSeen = (sql: Sql) => sql`
   greatest(f.last_seen_at, (select max(sc.last_complete_at) from finding_sources fs
                             join source_coverage sc on sc.asset_id = f.asset_id and sc.source = fs.source
                             where fs.finding_id = f.id and fs.present))`;
-
-export async function listFindings(sql: Sql, f: FindingFilter) {
-  const rows = await sql`
-    select f.id, f.issue_id, f.kind, f.component, f.version, f.location, f.fixed_version, f.severity, f.cvss_score,
-           f.title, f.status, f.vendor_status, f.closed_at, f.closed_reason, f.tier,
-           (select coalesce(array_agg(fs.source order by fs.source) filter (where fs.present), '{}') from finding_sources fs where fs.finding_id = f.id) as sources, f.score, f.due_at, f.explanation, f.ticket_key, f.first_seen_at,
-           ${findingLastSeen(sql)} as last_seen_at,
-           a.asset_key, a.name as asset_name, a.owner, count(*) over () as total
-    from findings f join assets a on a.id = f.asset_id
-    where true
-      ${f.tier ? sql`and f.tier = ${f.tier}` : sql``}
-      ${f.status ? sql`and f.status = ${f.status}` : sql``}
-      ${f.asset ? sql`and (a.asset_key = ${f.asset} or a.name = ${f.asset})` : sql``}
-      ${f.issueId ? sql`and f.issue_id = ${f.issueId}` : sql``}
-      ${f.ticket ? sql`and f.ticket_key = ${f.ticket}` : sql``}
-    order by f.score desc nulls last, f.id
-    limit ${f.limit} offset ${f.offset}`;
-  return {
-    total: Number(rows[0]?.total ?? 0),
-    items: rows.map((r) => ({
-      id: Number(r.id),
-      issueId: r.issue_id as string,
-      kind: r.kind as string,
-      asset: { key: r.asset_key as string, name: r.asset_name as string, owner: r.owner as string | null },
-      component: r.component as string,
-      version: r.version as string,
-      location: r.location as string,
-      fixedVersion: r.fixed_version as string | null,
-      severity: r.severity as string,
-      cvssScore: r.cvss_score as number | null,
-      title: r.title as string | null,
-      status: r.status as string,
-      vendorStatus: r.vendor_status as string | null,
-      sources: r.sources as string[],
-      closedAt: (r.closed_at as Date | null)?.toISOString() ?? null,
-      closedReason: r.closed_reason as string | null,
-      tier: r.tier as string | null,
-      score: r.score as number | null,
-      dueAt: (r.due_at as Date | null)?.toISOString() ?? null,
-      explanation: r.explanation as unknown,
-      ticketKey: r.ticket_key as string | null,
-      firstSeenAt: (r.first_seen_at as Date).toISOString(),
-      lastSeenAt: (r.last_seen_at as Date).toISOString(),
-    })),
-  };
-}
 
 export interface TicketFilter {
   state?: string;

@@ -81,7 +81,7 @@ describe('the API front', () => {
   });
 
   it('refuses every /api route without the bearer token', async () => {
-    for (const path of ['/api/v1/findings', '/api/v1/tickets', '/api/v1/scans/00000000-0000-0000-0000-000000000000', '/api/v1/openapi.json']) {
+    for (const path of ['/api/v1/exposures', '/api/v1/tickets', '/api/v1/scans/00000000-0000-0000-0000-000000000000', '/api/v1/openapi.json']) {
       const res = await fetch(`${platform.apiUrl}${path}`);
       expect(res.status, path).toBe(401);
     }
@@ -102,7 +102,8 @@ describe('the API front', () => {
 
   it('serves an OpenAPI document generated from the route definitions', async () => {
     const doc = await json<{ paths: Record<string, unknown> }>(platform.api('/api/v1/openapi.json'));
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/scans', '/api/v1/scans/{id}', '/api/v1/findings', '/api/v1/tickets']));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/scans', '/api/v1/scans/{id}', '/api/v1/exposures', '/api/v1/tickets']));
+    expect(Object.keys(doc.paths)).not.toContain('/api/v1/findings');
   });
 });
 
@@ -114,7 +115,7 @@ describe('discovery and prioritization', () => {
     expect(scan.status).toBe('completed');
     expect(scan.counts).toMatchObject({ findings: 6, newFindings: 6, assets: 1, goldenTickets: 3, orphanedTickets: 0 });
 
-    const findings = await json<{ total: number; items: Array<Record<string, any>> }>(platform.api('/api/v1/findings?asset=shop/payments-api:1.4.2'));
+    const findings = await json<{ total: number; items: Array<Record<string, any>> }>(platform.api('/api/v1/exposures?asset=shop/payments-api:1.4.2'));
     expect(findings.total).toBe(6);
     const byId = Object.fromEntries(findings.items.map((f) => [f.issueId, f]));
     // BOD 26-04 policy; the image has no exposure context (assumed not exposed).
@@ -148,6 +149,12 @@ describe('discovery and prioritization', () => {
       'org.apache.logging.log4j:log4j-core@2.15.0',
       'org.springframework:spring-beans@5.3.18',
     ]);
+    // The exposures a golden ticket carries, and one issue, by filter.
+    const log4jTicket = mine.find((t) => t.fix.component === 'org.apache.logging.log4j:log4j-core')!;
+    const onTicket = await json<{ items: Array<{ issueId: string; ticketKey: string }> }>(platform.api(`/api/v1/exposures?ticket=${encodeURIComponent(log4jTicket.key)}`));
+    expect(onTicket.items.map((f) => [f.issueId, f.ticketKey])).toEqual([['CVE-2021-44228', log4jTicket.key]]);
+    const oneIssue = await json<{ total: number; items: Array<{ asset: { name: string } }> }>(platform.api('/api/v1/exposures?asset=shop/payments-api:1.4.2&issueId=CVE-2021-3711'));
+    expect(oneIssue.total).toBe(1);
     for (const t of mine) {
       expect(t.workflowId).toBe(`remediation:${t.key}`);
       expect(t.owner).toBe('alex.romero');
@@ -169,13 +176,13 @@ describe('discovery and prioritization', () => {
     const first = await scanDone((await uploadScan(target)).scanId);
     expect(first.status).toBe('completed');
     const ticketsBefore = await openedTicketsFor(target, 3);
-    const findingsBefore = await json<{ items: Array<Record<string, unknown>> }>(platform.api(`/api/v1/findings?asset=${target}`));
+    const findingsBefore = await json<{ items: Array<Record<string, unknown>> }>(platform.api(`/api/v1/exposures?asset=${target}`));
 
     const second = await scanDone((await uploadScan(target)).scanId);
     expect(second.status).toBe('completed');
     expect(second.counts).toMatchObject({ findings: 6, newFindings: 0, rescored: 0, goldenTickets: 3, ticketsSignalled: 0 });
 
-    const findingsAfter = await json<{ items: Array<Record<string, unknown>> }>(platform.api(`/api/v1/findings?asset=${target}`));
+    const findingsAfter = await json<{ items: Array<Record<string, unknown>> }>(platform.api(`/api/v1/exposures?asset=${target}`));
     const stable = (items: Array<Record<string, unknown>>) =>
       items.map(({ lastSeenAt: _seen, ...rest }) => rest).sort((a, b) => String(a.issueId).localeCompare(String(b.issueId)));
     expect(stable(findingsAfter.items)).toEqual(stable(findingsBefore.items));
@@ -192,7 +199,7 @@ describe('discovery and prioritization', () => {
     const scan = await scanDone(scanId);
     expect(scan.status).toBe('failed');
     expect(scan.error).toMatch(/^trivy-payments-api\.json: trivy-json: not valid JSON/);
-    const findings = await json<{ total: number }>(platform.api(`/api/v1/findings?asset=${target}`));
+    const findings = await json<{ total: number }>(platform.api(`/api/v1/exposures?asset=${target}`));
     expect(findings.total).toBe(0);
 
     const bad = JSON.parse(report.toString());
@@ -201,7 +208,7 @@ describe('discovery and prioritization', () => {
     expect(second.status).toBe('failed');
     expect(second.error).toContain('Results[1].Vulnerabilities[0].InstalledVersion: expected a non-empty string');
     // One bad record fails the whole report: the earlier, valid records of the same file are not kept either.
-    expect((await json<{ total: number }>(platform.api('/api/v1/findings?asset=shop/broken:2'))).total).toBe(0);
+    expect((await json<{ total: number }>(platform.api('/api/v1/exposures?asset=shop/broken:2'))).total).toBe(0);
 
     const unknown = await platform.api('/api/v1/scans?filename=notes.txt', { method: 'POST', body: 'hello, this is not a scanner report' });
     expect(unknown.status).toBe(400);
