@@ -36,7 +36,7 @@ export class UnknownSourceError extends Error {
 }
 
 /** Reports pulled from a source are held to the same size as uploads by default (CTEM_MAX_UPLOAD_MB's default). */
-export const DEFAULT_MAX_REPORT_BYTES = 512 * 1024 * 1024;
+const DEFAULT_MAX_REPORT_BYTES = 512 * 1024 * 1024;
 
 /**
  * Turns one run of a pulled source into a scan: downloads a `report-url` report to disk and names

@@ -34,11 +34,6 @@ export async function recordNoticeSent(sql: Sql, noticeId: string, channel: stri
   await sql`update slack_notices set channel = ${channel}, message_ts = ${messageTs} where notice_id = ${noticeId}`;
 }
 
-export async function getNotice(sql: Sql, noticeId: string) {
-  const [row] = await sql`select notice_id, kind, channel, message_ts, created_at from slack_notices where notice_id = ${noticeId}`;
-  return row ? { noticeId: row.notice_id as string, kind: row.kind as string, channel: row.channel as string | null, messageTs: row.message_ts as string | null } : undefined;
-}
-
 /** A golden ticket by its key or its ITSM number (INC0010001). */
 export async function ticketKeyFor(sql: Sql, keyOrNumber: string): Promise<string | undefined> {
   const [row] = await sql`select key from tickets where key = ${keyOrNumber} or external_number = ${keyOrNumber} order by (key = ${keyOrNumber}) desc limit 1`;

@@ -19,7 +19,7 @@ import { CTEM_PHASE } from '../../workflows/search-attributes.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { withUploadedFile } from '../uploads.js';
-import { ErrorSchema } from './schemas.js';
+import { ErrorSchema, ShadowDiffSchema } from './schemas.js';
 
 // Threat-intel feeds (FIRST EPSS, CISA KEV): import a file, list versions, promote a staged one,
 // compare one with the active version in shadow mode, fetch now.
@@ -130,7 +130,7 @@ const shadowRoute = createRoute({
   responses: {
     200: {
       description: 'Counts of findings whose tier would move, tier transitions, and samples with the reason',
-      content: { 'application/json': { schema: z.object({ kind: Kind, version: z.string(), status: z.string() }).catchall(z.unknown()) } },
+      content: { 'application/json': { schema: ShadowDiffSchema.extend({ kind: Kind, version: z.string(), status: z.enum(['active', 'staged', 'rejected', 'retired']) }) } },
     },
     404: { description: 'Unknown version', content: { 'application/json': { schema: ErrorSchema } } },
     409: { description: 'Its rows are not stored', content: { 'application/json': { schema: ErrorSchema } } },

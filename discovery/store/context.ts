@@ -15,7 +15,7 @@ export interface ContextCounts {
 }
 
 /** Which precedence class a context source belongs to (see ATTRIBUTE_SOURCE_RANK). */
-export function attributeSourceOf(source: string): string {
+function attributeSourceOf(source: string): string {
   if (source === 'cmdb-csv' || source === 'servicenow-cmdb') return 'cmdb';
   if (source === 'cloud-inventory') return 'cloud';
   return source;
@@ -54,7 +54,7 @@ export async function readContext(records: AsyncIterable<ContextRecord>): Promis
 }
 
 /** The merge of ingestContext, inside the caller's transaction (shadow evaluation rolls it back). */
-export async function mergeContext(
+async function mergeContext(
   tx: postgres.TransactionSql,
   scan: { id: string; source: string; format: string },
   { assets, rules, runtime }: ContextDocument,

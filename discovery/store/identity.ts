@@ -21,7 +21,7 @@ export interface StagedAsset {
 }
 
 /** `sha256:<hex>` out of an image id or a repo digest (`repo@sha256:<hex>`). */
-export function digestOf(text: string | undefined): string | undefined {
+function digestOf(text: string | undefined): string | undefined {
   const match = text ? /sha256:[0-9a-f]{64}/i.exec(text) : null;
   return match ? match[0].toLowerCase() : undefined;
 }

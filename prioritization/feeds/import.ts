@@ -116,7 +116,7 @@ export interface IntelFetchResult {
 }
 
 /** The largest feed download accepted (the EPSS CSV is some 10 MB gzipped, 50 MB plain). */
-export const MAX_FEED_BYTES = 512 * 1024 * 1024;
+const MAX_FEED_BYTES = 512 * 1024 * 1024;
 
 /**
  * Downloads a feed and imports it (stage, check, activate or reject); the file is removed after.

@@ -25,7 +25,7 @@ export interface FeedCheck {
   overridden?: boolean;
 }
 
-export const FEED_BOUNDS = {
+const FEED_BOUNDS = {
   // EPSS scores every published CVE daily and only grows; a large drop is a partial file.
   // CISA withdraws a KEV entry only rarely (a handful in the catalog's history).
   maxRowDrop: { epss: 0.1, kev: 0.02 } as Record<FeedKind, number>,
@@ -109,7 +109,7 @@ export function parseForce(force: readonly string[] | string | undefined): FeedC
   return [...new Set(names)] as FeedCheckName[];
 }
 
-export const feedPassed = (checks: readonly FeedCheck[]) => checks.every((c) => c.ok || c.overridden);
+const feedPassed = (checks: readonly FeedCheck[]) => checks.every((c) => c.ok || c.overridden);
 
 const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : null);
 const table = (kind: FeedKind) => (kind === 'epss' ? 'epss_scores' : 'kev_entries');
@@ -236,7 +236,7 @@ async function relativeChecks(tx: postgres.TransactionSql, kind: FeedKind, versi
 }
 
 /** Rows of retired versions beyond the newest few per kind are deleted; their intel_feeds record stays. */
-export async function pruneFeedRows(sql: Sql | postgres.TransactionSql, kind: FeedKind): Promise<string[]> {
+async function pruneFeedRows(sql: Sql | postgres.TransactionSql, kind: FeedKind): Promise<string[]> {
   const old = await sql`
     select version from intel_feeds where kind = ${kind} and status = 'retired'
     order by activated_at desc nulls last, coalesce(published_at, imported_at) desc, version desc

@@ -56,7 +56,7 @@ export interface Purl {
 }
 
 /** Parses `pkg:type/namespace/name@version?qualifiers#subpath` (enough for naming; qualifiers dropped). */
-export function parsePurl(purl: string): Purl | undefined {
+function parsePurl(purl: string): Purl | undefined {
   const m = /^pkg:([a-zA-Z][a-zA-Z0-9.+-]*)\/([^?#]+?)(?:@([^?#]+))?(?:[?#].*)?$/.exec(purl.trim());
   if (!m) return undefined;
   const decode = (s: string) => {

@@ -65,7 +65,7 @@ export interface AffectedPackage {
 }
 
 /** Splits an installed package string: Debian `name_version`, RPM-style `name-version-release`. */
-export function splitPackage(raw: string): { name: string; version: string } {
+function splitPackage(raw: string): { name: string; version: string } {
   const pkg = raw.trim();
   // Debian's separator is an underscore before a digit; RPM names may hold underscores (microcode_ctl).
   const deb = /^([^_\s]+?)_(\d.*)$/.exec(pkg);
@@ -81,7 +81,7 @@ export function splitPackage(raw: string): { name: string; version: string } {
  * (local package checks) give packages; "Installed version : X / Fixed version : Y" gives the
  * version of the product the plugin is about. Empty when the output names neither.
  */
-export function affectedPackages(output: string, pluginName: string): AffectedPackage[] {
+function affectedPackages(output: string, pluginName: string): AffectedPackage[] {
   const found: AffectedPackage[] = [];
   const versions: AffectedPackage[] = [];
   for (const line of output.split(/\r?\n|\\n/)) {

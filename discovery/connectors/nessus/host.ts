@@ -21,7 +21,7 @@ const clean = (value: string | undefined): string | undefined => {
 };
 
 /** The chosen identity, or undefined when the report names the host in no way at all. */
-export function hostIdentity(names: HostNames): string | undefined {
+function hostIdentity(names: HostNames): string | undefined {
   const target = clean(names.target);
   const targetIsIp = target !== undefined && isIP(target) !== 0;
   // A "FQDN" that is really an IP (scanners fall back to it when reverse DNS fails) ranks as an IP.
@@ -31,7 +31,7 @@ export function hostIdentity(names: HostNames): string | undefined {
   return named ?? clean(names.ip) ?? (targetIsIp ? target : undefined) ?? fqdn;
 }
 
-export function hostAsset(identity: string): AssetRef {
+function hostAsset(identity: string): AssetRef {
   return { assetKey: `host:${identity}`, kind: 'host', name: identity };
 }
 

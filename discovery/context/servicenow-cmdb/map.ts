@@ -39,7 +39,7 @@ function reference(v: unknown): Reference | undefined {
 }
 
 /** Owners stay sys_ids (`sys_id:<id>`) until sys_user resolves them: a display value is a person's name, not a user_name. */
-export function ownerOf(v: unknown): string | undefined {
+function ownerOf(v: unknown): string | undefined {
   const ref = reference(v);
   if (!ref) return undefined;
   return ref.sysId ? `sys_id:${ref.sysId}` : ref.display;
