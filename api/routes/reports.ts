@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { latestReport, scanCoverage } from '../../discovery/store/sources.js';
+import { getReport, latestReport, scanCoverage } from '../../discovery/store/sources.js';
 import { orphanReportWorkflow } from '../../workflows/orphan-report.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
@@ -74,7 +74,7 @@ export const reportRoutes = new OpenAPIHono<AppEnv>()
       workflowId: `report:orphan-assets:manual:${Date.now()}`,
       taskQueue: deps.temporal.taskQueue,
     });
-    const report = await latestReport(deps.database.db, 'orphan-assets');
+    const report = await getReport(deps.database.db, reportId, 'orphan-assets');
     return c.json(withId(reportId, report?.body), 201);
   })
   .openapi(coverage, async (c) => {

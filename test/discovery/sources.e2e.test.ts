@@ -63,6 +63,16 @@ describe('discovery sources', () => {
     await expect(platform.temporalClient.schedule.getHandle(sourceScheduleId('fast-registry')).describe()).rejects.toThrow();
   });
 
+  it('fails a run whose report is gone at once, naming the source and the URL without its query', async () => {
+    await json(put('/api/v1/sources/gone-registry', { kind: 'report-url', schedule: null, config: { url: `${scannerUrl}/gone.json?token=secret` } }));
+    const run = await json<{ workflowId: string }>(post('/api/v1/sources/gone-registry/runs'));
+    const failure = await platform.temporalClient.workflow.getHandle(run.workflowId).result().catch((err: unknown) => err);
+    const messages: string[] = [];
+    for (let e = failure as Error | undefined; e; e = e.cause as Error | undefined) messages.push(e.message);
+    expect(messages).toContain(`gone-registry: GET ${scannerUrl}/gone.json answered 404`);
+    expect(messages.join(' ')).not.toContain('secret');
+  });
+
   it('rejects a source without a valid kind or URL', async () => {
     expect((await put('/api/v1/sources/bad', { kind: 'ftp', config: {} })).status).toBe(400);
     expect((await put('/api/v1/sources/bad', { kind: 'report-url', config: { url: 'not a url' } })).status).toBe(400);
