@@ -36,7 +36,8 @@ export function assetContextCtes(tx: Tx, policy: Policy, scoped: boolean) {
       where annual_revenue is not null and kind = 'business_service' and ${c.revenueAt !== null}::boolean
     ),
     -- What EDR saw loaded on each host, per package (lower-cased), worded once per host rather than
-    -- once per asset on it. A host with evidence but no package rows is covered and saw nothing.
+    -- once per asset on it (one share's asset context: 0.43-0.69 s, against 0.69-0.93 s per asset).
+    -- A host with evidence but no package rows is covered and saw nothing.
     asset_hosts as (
       select a.id as asset_id, a.id as host_id from assets a where a.kind = 'host' ${scoped ? tx`and a.id in (select asset_id from scope_assets)` : tx``}
       union

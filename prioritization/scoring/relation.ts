@@ -73,10 +73,9 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
                     explanation_assemble(v.v_body, a.a_body, ${decisionPartSql(tx, params, base, tierRank, tx`a.critical`, shape, tx`y.unexposed_by`, tx`y.control`, tx`y.vendor`)},
                                          f.component, y.score) as explanation` : tx``}
     from findings f
-    -- "+ 0": hash the few assets and scan findings in order, not one index scan per asset (the
-    -- UPDATE then visits its target rows in physical order).
+    -- "+ 0" and "|| ''": hash joins on the few assets and vulnerabilities over findings scanned in
+    -- order, never index scans per id (measured without both: a share ran over 90 s, against about 9 s for all).
     join asset_ctx a on a.id = f.asset_id + 0
-    -- "|| ''": a hash join on the few vulnerabilities, never an index scan of findings per id.
     join vulns v on v.issue_id = f.issue_id || '' and v.vec = coalesce(f.cvss_vector, '') and v.cv = coalesce(f.cvss_score, -1)
     -- The finding's own evidence: what EDR saw of its component, and the controls that cover it.
     cross join lateral (
