@@ -8,6 +8,16 @@ import type { ApiDeps, AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema, ShadowDiffSchema } from './schemas.js';
 
+const PolicyVersionSchema = z
+  .object({
+    version: z.string(),
+    name: z.string(),
+    status: z.enum(['active', 'shadow', 'retired']),
+    createdAt: z.string(),
+    activatedAt: z.string().nullable(),
+  })
+  .openapi('PolicyVersion');
+
 const ControlSchema = z
   .object({
     id: z.number().int(),
@@ -54,7 +64,7 @@ const listPoliciesRoute = createRoute({
   method: 'get',
   path: '/api/v1/policies',
   summary: 'Prioritization policy versions (one active, others shadow or retired)',
-  responses: { 200: { description: 'Policies', content: { 'application/json': { schema: z.object({ items: z.array(z.record(z.string(), z.unknown())) }) } } } },
+  responses: { 200: { description: 'Policies', content: { 'application/json': { schema: z.object({ items: z.array(PolicyVersionSchema) }) } } } },
 });
 const getPolicyRoute = createRoute({
   method: 'get',
@@ -100,7 +110,7 @@ const listControlsRoute = createRoute({
   method: 'get',
   path: '/api/v1/controls',
   summary: 'Compensating controls (WAF, segmentation, EDR, disabled feature...): what they mitigate and where',
-  responses: { 200: { description: 'Controls', content: { 'application/json': { schema: z.object({ items: z.array(z.record(z.string(), z.unknown())) }) } } } },
+  responses: { 200: { description: 'Controls', content: { 'application/json': { schema: z.object({ items: z.array(ControlSchema) }) } } } },
 });
 const putControlRoute = createRoute({
   method: 'put',
