@@ -79,11 +79,11 @@ const EnvSchema = z.object({
   CTEM_MAX_UPLOAD_MB: z.coerce.number().positive().default(512),
   CTEM_SCAN_SLA_CRITICAL: duration('7d'),
   CTEM_SCAN_SLA_HIGH: duration('14d'),
-  CTEM_WORKFLOW_BUNDLE: optional,
   CTEM_SCAN_SLA_MEDIUM: duration('30d'),
   CTEM_SCAN_SLA_LOW: duration('90d'),
   CTEM_ORPHAN_REPORT_SCHEDULE: z.string().default('0 8 * * MON'),
   TEMPORAL_UI_URL: optional,
+  CTEM_WORKFLOW_BUNDLE: optional,
   SLACK_BOT_TOKEN: optional,
   SLACK_SIGNING_SECRET: optional,
   SLACK_APP_TOKEN: optional,
@@ -116,14 +116,14 @@ export interface Config {
     address?: string;
     namespace: string;
     apiKey?: string;
-    /** A workflow bundle built ahead of time (bundleWorkflowCode); without it the worker bundles workflows/ at start. */
-    workflowBundle?: string;
     tls: boolean;
     devServerPort: number;
     uiPort: number;
     taskQueue: string;
     /** Temporal Web UI, for links to workflows (the dev server's UI when it is embedded). */
     uiUrl?: string;
+    /** A workflow bundle built ahead of time (bundleWorkflowCode); without it the worker bundles workflows/ at start. */
+    workflowBundle?: string;
   };
   serviceNow: {
     url?: string;
@@ -217,13 +217,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
-      ...(e.CTEM_WORKFLOW_BUNDLE ? { workflowBundle: e.CTEM_WORKFLOW_BUNDLE } : {}),
       apiKey: e.TEMPORAL_API_KEY,
       tls: e.TEMPORAL_TLS === 'true' || Boolean(e.TEMPORAL_API_KEY),
       devServerPort: e.CTEM_TEMPORAL_PORT,
       uiPort: e.TEMPORAL_UI_PORT,
       taskQueue: e.CTEM_TASK_QUEUE,
       ...(temporalUiUrl ? { uiUrl: temporalUiUrl.replace(/\/$/, '') } : {}),
+      ...(e.CTEM_WORKFLOW_BUNDLE ? { workflowBundle: e.CTEM_WORKFLOW_BUNDLE } : {}),
     },
     serviceNow: {
       url: e.SERVICENOW_URL,
