@@ -18,7 +18,7 @@ import type { Config } from '../config/index.js';
 const require = createRequire(import.meta.url);
 
 export interface WorkerDeps {
-  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel'>;
+  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel' | 'maxUploadBytes'>;
   connection: NativeConnection;
   client: Client;
   database: Database;
@@ -33,7 +33,7 @@ export interface WorkerDeps {
 export function createActivities({ config, client, database, serviceNow, serviceNowConnection, notifier, campaignPublisher }: Omit<WorkerDeps, 'connection'>) {
   return {
     ...createDiscoveryActivities({ database, serviceNow: serviceNowConnection }),
-    ...createSourceActivities({ database, reportsDir: join(config.dataDir, 'reports'), ...(notifier ? { notifier } : {}) }),
+    ...createSourceActivities({ database, reportsDir: join(config.dataDir, 'reports'), maxReportBytes: config.maxUploadBytes, ...(notifier ? { notifier } : {}) }),
     ...createCampaignActivities({ database, temporal: config.temporal, ...(campaignPublisher ? { publisher: campaignPublisher } : {}) }),
     ...createIntelActivities({ database, temporal: { client, taskQueue: config.temporal.taskQueue }, reportsDir: join(config.dataDir, 'reports'), intel: config.intel }),
     ...createRescoreActivities({ database }),
