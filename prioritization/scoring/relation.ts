@@ -91,7 +91,8 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
           where c.name = any(a.ctl_names)
             and (f.issue_id = any(c.issue_ids) or f.component = any(c.components) or f.cwes && c.cwes
                  or (cardinality(c.ports) > 0 and a.exposed_ports <@ c.ports))) end as ctls
-      -- "offset 0" on each lateral: computed once per finding, not again wherever a column is used.
+      -- "offset 0" here, on y0, y and the relation: each computed once per finding, not again wherever a
+      -- column is used (measured without them: a first scoring of a million took 17.0-26.6 s, against 8.1-9.2 s).
       offset 0
     ) x
     -- The finding's cell, decision.ts cellKey: base * 256 + exposed 128 + likely 64 + EDR 32 +
