@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import proto from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+// @ts-expect-error: a plain ES module script without type declarations
+import { ensureTemporalTestServer } from '../../../scripts/ensure-temporal.mjs';
+import { createApp } from '../../../api/app.js';
+import { loadConfig } from '../../../config/index.js';
+import type { Database } from '../../../db/client.js';
+import type { EscalationNotice, Notifier } from '../../../mobilization/notifier.js';
+import { createServiceNowSimulator, type ServiceNowSimulator } from '../../../mobilization/itsm/servicenow/simulator.js';
+import { serviceNowClient } from '../../../platform/connect.js';
+import { createWorker, installWorkerRuntime } from '../../../platform/worker.js';
+import { importStartupFeeds } from '../../../prioritization/feeds/import.js';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../../workflows/search-attributes.js';
+import { closeTestDatabases, migratedTestDatabase, SAMPLE_FEEDS_ENV } from '../../support/platform.js';
+
+// Temporal's time-skipping test server (a real server, provisioned by scripts/ensure-temporal.mjs):
+// while every workflow waits on a timer it may jump to the next one, so SLAs of hours and days pass
+// in moments. Time moves only inside `env.sleep()`; between sleeps it runs at its normal pace. The
+// rest is real: the worker with every activity, a migrated PostgreSQL database, the API, and the
+// ServiceNow simulator over HTTP with its webhooks. Activities read the real clock, workflows the
+// server's: compare deadlines with the workflow's state, not with rows that activities stamp.
+
+const INDEXED_TYPE = {
+  KEYWORD: proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+  INT: proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT,
+  DATETIME: proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+} as const;
+
+export async function startTimeSkippingEnvironment(): Promise<TestWorkflowEnvironment> {
+  installWorkerRuntime();
+  const path = (await ensureTemporalTestServer()) as string;
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path } } });
+  // The test server knows no custom search attribute until told (and cannot list them).
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTE_KEYS.map((k) => [k.name, INDEXED_TYPE[k.type as keyof typeof INDEXED_TYPE]])),
+  });
+  return env;
+}
+
+/** Keeps every escalation notice, as the Slack notifier would post it once; can fail a few times first, as Slack may. */
+export class RecordingNotifier implements Notifier {
+  notices: EscalationNotice[] = [];
+  failuresLeft = 0;
+  async escalation(notice: EscalationNotice): Promise<void> {
+    if (this.failuresLeft > 0) {
+      this.failuresLeft--;
+      throw new Error('Slack is down');
+    }
+    if (!this.notices.some((n) => n.id === notice.id)) this.notices.push(notice);
+  }
+  async orphanReport(): Promise<void> {}
+}
+
+export interface TimeSkippingPlatform {
+  env: TestWorkflowEnvironment;
+  database: Database;
+  simulator: ServiceNowSimulator;
+  notifier: RecordingNotifier;
+  /** The simulator's Basic authorization header, for calls to its Table API. */
+  simulatorAuthorization: string;
+  /** Points the simulator's webhook at the API again (after a test broke it). */
+  restoreWebhook(): void;
+  api(path: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+/** The platform's API, worker and ServiceNow simulator on the time-skipping server; `overrides` configure it (SLAs). */
+export async function startTimeSkippingPlatform(overrides: Record<string, string> = {}): Promise<TimeSkippingPlatform> {
+  const stack: Array<() => Promise<unknown>> = [];
+  const stop = async () => {
+    for (const undo of stack.reverse()) await undo().catch(() => {});
+  };
+  try {
+    const env = await startTimeSkippingEnvironment();
+    stack.push(() => env.teardown());
+    const database = await migratedTestDatabase();
+    stack.push(() => closeTestDatabases());
+    const apiToken = `token-${randomUUID()}`;
+    const config = loadConfig({
+      CTEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'ctem-data-')),
+      CTEM_TASK_QUEUE: `test-${randomUUID()}`,
+      CTEM_API_TOKEN: apiToken,
+      ...SAMPLE_FEEDS_ENV,
+      ...overrides,
+    });
+    const temporal = { client: env.client, taskQueue: config.temporal.taskQueue, namespace: env.namespace ?? 'default' };
+    const webhookSecret = randomUUID();
+
+    const app = createApp({
+      database,
+      temporal,
+      apiToken,
+      serviceNowWebhookSecret: webhookSecret,
+      reportsDir: join(config.dataDir, 'reports'),
+      maxUploadBytes: config.maxUploadBytes,
+      scanSlaMs: config.scanSlaMs,
+      intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs },
+    });
+    const server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    stack.push(() => new Promise<void>((res) => server.close(() => res())));
+    const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    const credentials = { user: 'admin', password: randomUUID() };
+    const webhook = { url: `${apiUrl}/api/v1/webhooks/servicenow`, secret: webhookSecret };
+    const simulator = createServiceNowSimulator({ credentials, webhook });
+    const { url: serviceNowUrl } = await simulator.listen(0);
+    stack.push(() => simulator.close());
+
+    await importStartupFeeds(database, temporal, config.intel, () => {});
+
+    const notifier = new RecordingNotifier();
+    const worker: Worker = await createWorker({
+      config: { ...config, temporal: { ...config.temporal, namespace: temporal.namespace } },
+      connection: env.nativeConnection,
+      client: env.client,
+      database,
+      serviceNow: serviceNowClient(config, { url: serviceNowUrl, ...credentials }),
+      serviceNowConnection: { baseUrl: serviceNowUrl, ...credentials },
+      notifier,
+    });
+    const running = worker.run();
+    stack.push(async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    });
+
+    return {
+      env,
+      database,
+      simulator,
+      notifier,
+      simulatorAuthorization: `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`,
+      restoreWebhook: () => simulator.setWebhook(webhook),
+      api: (path, init = {}) =>
+        fetch(`${apiUrl}${path}`, { ...init, headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json', ...(init.headers ?? {}) } }),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
