@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { RemediationState } from '../../workflows/remediation/messages.js';
 import { eventually, json } from '../support/platform.js';
 import { imageReport, type TicketRow } from '../support/reports.js';
@@ -18,24 +18,25 @@ const RECONCILE = 6 * HOUR;
 
 type Detail = TicketRow & {
   escalations: Array<{ phase: string; level: number; notifiedUser: string }>;
-  riskAcceptances: Array<{ endedAt: string | null }>;
+  riskAcceptances: Array<{ requester: string; approver: string; reason: string; acceptedAt: string; expiresAt: string; endedAt: string | null }>;
   workflow: RemediationState;
 };
 
 let platform: TimeSkippingPlatform;
 
-// A server of its own per test: each test moves the clock as far as its story needs, and no
-// workflow of another test fires timers on the way.
-beforeEach(async () => {
-  platform = await startTimeSkippingPlatform({
-    CTEM_SLA_ACK: '4h',
-    CTEM_ESCALATION_INTERVAL: '8h',
-    CTEM_TICKET_RECONCILE_INTERVAL: '6h',
-  });
-});
+/**
+ * A server of its own per test: each test moves the clock as far as its story needs, and no
+ * workflow of another test fires timers on the way. Reconciliation reads only where a test needs
+ * them: over thirty days they would be a hundred activities per ticket.
+ */
+async function start(reconcileInterval = '0s'): Promise<void> {
+  platform = await startTimeSkippingPlatform({ CTEM_SLA_ACK: '4h', CTEM_ESCALATION_INTERVAL: '8h', CTEM_TICKET_RECONCILE_INTERVAL: reconcileInterval });
+}
 
 afterEach(async () => {
-  await platform?.stop();
+  const stopping = platform;
+  platform = undefined!; // a test that fails before start() must not stop the previous one again
+  await stopping?.stop();
 });
 
 const post = (path: string, body: unknown) => platform.api(path, { method: 'POST', body: JSON.stringify(body) });
@@ -74,6 +75,7 @@ async function openedTicket(target: string, component: string): Promise<Detail> 
 
 describe('the escalation ladder', () => {
   it('climbs one manager per interval after the acknowledgement deadline, stops at the top, and stops at acknowledgement', async () => {
+    await start();
     platform.notifier.failuresLeft = 2; // the notifier fails twice: the activity retries, nothing is noted twice
     const ticket = await openedTicket('ts/ladder:1', 'org.springframework:spring-beans');
     const key = ticket.key;
@@ -129,15 +131,25 @@ describe('the escalation ladder', () => {
     await skipTo(ackDueAt + 2 * INTERVAL + DAY);
     expect((await detail(key)).escalations).toHaveLength(3);
 
-    // The owner acknowledges: the acknowledgement breach ends, the incident is In Progress.
-    const ack = await post(`/api/v1/tickets/${encodeURIComponent(key)}/acknowledge`, { by: 'alex.romero' });
+    // The owner acknowledges from the API (as the Slack bot does): the acknowledgement breach ends, the incident is In Progress.
+    const ack = await post(`/api/v1/tickets/${encodeURIComponent(key)}/acknowledge`, { by: 'alex.romero', note: 'on it' });
     expect(ack.status).toBe(200);
-    expect(await ack.json()).toMatchObject({ phase: 'awaiting-resolution', escalationLevel: 0, topOfChainReached: false });
+    const acknowledged = (await ack.json()) as RemediationState;
+    expect(acknowledged).toMatchObject({ phase: 'awaiting-resolution', escalationLevel: 0, topOfChainReached: false, acknowledgedBy: 'alex.romero' });
+    // A repeated acknowledgement is answered, not applied again.
+    const again = (await (await post(`/api/v1/tickets/${encodeURIComponent(key)}/acknowledge`, { by: 'someone.else' })).json()) as RemediationState;
+    expect(again).toMatchObject({ acknowledgedAt: acknowledged.acknowledgedAt, acknowledgedBy: 'alex.romero' });
     await eventually(async () => (incident(sysId).state === '2' ? true : undefined), { what: 'incident in progress' });
     await eventually(async () => ((await detail(key)).state === 'in_progress' ? true : undefined), { what: 'read model in progress' });
+    expect(workNotes(sysId).filter((n) => n.startsWith('Acknowledged by alex.romero (api): on it'))).toHaveLength(1);
+    // An escalation interval later nobody new was told.
+    await skipTo((await platform.env.currentTimeMs()) + INTERVAL + 60_000);
+    expect((await detail(key)).escalations).toHaveLength(3);
+    expect(notices()).toHaveLength(3);
   });
 
   it('escalates again from the first manager when the due date passes unresolved', async () => {
+    await start();
     const ticket = await openedTicket('ts/due:1', 'org.springframework:spring-beans');
     const key = ticket.key;
     expect((await post(`/api/v1/tickets/${encodeURIComponent(key)}/acknowledge`, { by: 'alex.romero' })).status).toBe(200);
@@ -173,6 +185,7 @@ describe('the escalation ladder', () => {
 
 describe('reconciliation', () => {
   it('catches a state change whose webhook never arrived at the next read of the incident', async () => {
+    await start('6h');
     const ticket = await openedTicket('ts/missed:1', 'libssl1.1');
     platform.simulator.setWebhook(undefined); // the business rule is broken: nothing is sent
     const patch = await fetch(`${platform.simulator.url}/api/now/table/incident/${ticket.externalSysId}`, {
@@ -201,6 +214,7 @@ describe('reconciliation', () => {
 
 describe('risk acceptance', () => {
   it('is refused by the workflow with the field at fault, against workflow time', async () => {
+    await start();
     const ticket = await openedTicket('ts/risk-rules:1', 'org.springframework:spring-beans');
     const now = await platform.env.currentTimeMs();
     const base = { requester: 'alex.romero', approver: 'sam.okafor', reason: 'compensating WAF rule in place', expiresAt: new Date(now + 30 * DAY).toISOString() };
@@ -223,11 +237,12 @@ describe('risk acceptance', () => {
   });
 
   it('pauses the SLA while it lasts, re-opens the ticket when it expires, and escalation resumes', async () => {
+    await start();
     const ticket = await openedTicket('ts/risk:1', 'org.springframework:spring-beans');
     const key = ticket.key;
     const sysId = ticket.externalSysId!;
-    const start = await platform.env.currentTimeMs();
-    const expiresAt = new Date(start + 30 * DAY).toISOString();
+    const acceptedFrom = await platform.env.currentTimeMs();
+    const expiresAt = new Date(acceptedFrom + 30 * DAY).toISOString();
     const accepted = await post(`/api/v1/tickets/${encodeURIComponent(key)}/risk-acceptance`, {
       requester: 'alex.romero',
       approver: 'sam.okafor',
@@ -237,8 +252,21 @@ describe('risk acceptance', () => {
     expect(accepted.status).toBe(200);
     const state = (await accepted.json()) as RemediationState;
     expect(state).toMatchObject({ phase: 'risk-accepted', riskAcceptance: { approver: 'sam.okafor', expiresAt } });
+    const body = { requester: 'alex.romero', approver: 'sam.okafor', reason: 'compensating WAF rule in place', expiresAt };
+    // The same acceptance again is answered, not recorded twice; an acknowledgement meanwhile is refused.
+    expect((await post(`/api/v1/tickets/${encodeURIComponent(key)}/risk-acceptance`, body)).status).toBe(200);
+    const ack = await post(`/api/v1/tickets/${encodeURIComponent(key)}/acknowledge`, { by: 'alex.romero' });
+    expect(ack.status).toBe(409);
+    expect(((await ack.json()) as { error: { message: string } }).error.message).toBe(`${ticket.externalNumber} is risk-accepted until ${expiresAt}`);
     await eventually(async () => (incident(sysId).state === '3' ? true : undefined), { what: 'incident on hold' });
-    await eventually(async () => ((await detail(key)).state === 'risk_accepted' ? true : undefined), { what: 'read model risk_accepted' });
+    const onHold = await eventually(async () => {
+      const d = await detail(key);
+      return d.state === 'risk_accepted' && d.riskAcceptances.length ? d : undefined;
+    }, { what: 'read model risk_accepted' });
+    expect(onHold.riskAcceptances).toEqual([
+      { requester: 'alex.romero', approver: 'sam.okafor', reason: body.reason, acceptedAt: state.riskAcceptance!.acceptedAt, expiresAt, endedAt: null },
+    ]);
+    expect(workNotes(sysId).filter((n) => n.startsWith('Risk accepted by sam.okafor at the request of alex.romero'))).toHaveLength(1);
 
     // The acknowledgement deadline and the due date pass during the acceptance: nobody is escalated to.
     await skipTo(Date.parse(expiresAt) - HOUR);
