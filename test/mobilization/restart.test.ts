@@ -9,6 +9,7 @@ import { startDevServer, type DevServer } from '../../platform/temporal.js';
 import { createTestDatabase, eventually } from '../support/platform.js';
 import { freePort } from '../../platform/ports.js';
 import { imageReport, type TicketRow } from '../support/reports.js';
+import { workflowBundleFile } from './support/workflow-bundle.js';
 
 // The Temporal server AND the worker stopped while remediation workflows wait on their
 // acknowledgement timers, and started again after the deadline passed: the timers fire once,
@@ -40,9 +41,12 @@ describe('the Temporal server and the worker restarted mid-wait', () => {
       TEMPORAL_ADDRESS: server.address,
       CTEM_TASK_QUEUE: `test-${randomUUID()}`,
       CTEM_API_TOKEN: `token-${randomUUID()}`,
-      CTEM_SLA_ACK: '12s',
+      // Long enough to open three tickets before everything goes down, even on a busy machine.
+      CTEM_SLA_ACK: '8s',
       CTEM_ESCALATION_INTERVAL: '1h',
       CTEM_TICKET_RECONCILE_INTERVAL: '0s',
+      // Both workers run the same code: bundled once.
+      CTEM_WORKFLOW_BUNDLE: await workflowBundleFile(),
     };
     let platform: Platform = await startPlatform(loadConfig(env));
     const api = (path: string, init: RequestInit = {}) =>

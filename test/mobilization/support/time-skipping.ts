@@ -19,6 +19,7 @@ import { createWorker, installWorkerRuntime } from '../../../platform/worker.js'
 import { importStartupFeeds } from '../../../prioritization/feeds/import.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../../workflows/search-attributes.js';
 import { closeTestDatabases, migratedTestDatabase, SAMPLE_FEEDS_ENV } from '../../support/platform.js';
+import { workflowBundleFile } from './workflow-bundle.js';
 
 // Temporal's time-skipping test server (a real server, provisioned by scripts/ensure-temporal.mjs):
 // while every workflow waits on a timer it may jump to the next one, so SLAs of hours and days pass
@@ -88,6 +89,7 @@ export async function startTimeSkippingPlatform(overrides: Record<string, string
       CTEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'ctem-data-')),
       CTEM_TASK_QUEUE: `test-${randomUUID()}`,
       CTEM_API_TOKEN: apiToken,
+      CTEM_WORKFLOW_BUNDLE: await workflowBundleFile(),
       ...SAMPLE_FEEDS_ENV,
       ...overrides,
     });
