@@ -8,6 +8,7 @@ import { getTicket, listTickets } from '../db/read-models/inventory.js';
 import { getScope, listScopes, saveScope } from '../scoping/scopes.js';
 import { ticketKeyFor } from './store.js';
 import { buildOrphanReport, latestReport } from '../discovery/store/sources.js';
+import { riskAcceptanceRefusal, type RiskAcceptanceField } from '../mobilization/risk-acceptance.js';
 import { acceptTicketRisk, acknowledgeTicket } from '../mobilization/ticket-actions.js';
 import type { SlackConfig } from '../config/index.js';
 import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
@@ -62,8 +63,8 @@ type Reply = RespondArguments;
 const ephemeral = (m: Message): Reply => ({ response_type: 'ephemeral', replace_original: false, text: m.text, blocks: m.blocks });
 const inChannel = (m: Message): Reply => ({ response_type: 'in_channel', replace_original: false, text: m.text, blocks: m.blocks });
 const OPEN_TICKET_STATES = new Set(['opening', 'new', 'in_progress', 'on_hold']);
-const MAX_EXCEPTION_DAYS = 365;
-const DAY_MS = 86_400_000;
+/** The modal's blocks for the rule fields it asks for. */
+const EXCEPTION_BLOCK: Partial<Record<RiskAcceptanceField, string>> = { reason: 'reason', expiresAt: 'expiry' };
 
 const refusal = (what: string, channel: string) =>
   ephemeral(textMessage(`Sorry, ${what} is reserved for security operations. Ask in <#${channel}> if you need it done.`));
@@ -257,9 +258,11 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
     const date = view.state.values.expiry?.value?.selected_date ?? '';
     const expiresAt = /^\d{4}-\d{2}-\d{2}$/.test(date) ? `${date}T23:59:59.000Z` : '';
     const errors: Record<string, string> = {};
-    if (reason.length < 10) errors.reason = 'Say why, in a sentence or more.';
-    if (!expiresAt || Date.parse(expiresAt) <= Date.now()) errors.expiry = 'Pick a date in the future.';
-    else if (Date.parse(expiresAt) > Date.now() + MAX_EXCEPTION_DAYS * DAY_MS) errors.expiry = `An exception lasts ${MAX_EXCEPTION_DAYS} days at most.`;
+    // The workflow's rules, checked now for what the request has; the approval runs them again as the workflow's Update.
+    for (const field of ['reason', 'expiresAt'] as const) {
+      const refusal = riskAcceptanceRefusal({ reason, expiresAt }, Date.now(), [field]);
+      if (refusal) errors[EXCEPTION_BLOCK[field]!] = refusal.message;
+    }
     const ticket = ticketKey ? await getTicket(sql, ticketKey) : undefined;
     if (!ticket) errors.reason = 'That golden ticket no longer exists.';
     else if (!(await directory.mayActOnTicket(body.user.id, ticket.owner)).allowed) errors.reason = `Only the owner (${ticket.owner ?? 'nobody'}) or security operations can request an exception.`;

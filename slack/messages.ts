@@ -1,6 +1,7 @@
 import type { types } from '@slack/bolt';
 import type { CampaignFailure, CampaignResults } from '../scoping/campaigns.js';
 import type { EscalationNotice, OrphanReportNotice } from '../mobilization/notifier.js';
+import { MAX_RISK_ACCEPTANCE_DAYS, MIN_REASON_LENGTH } from '../mobilization/risk-acceptance.js';
 import type { CampaignState } from '../workflows/campaign.js';
 import { HELP } from './commands.js';
 
@@ -208,8 +209,19 @@ export function exceptionModal(t: TicketView, privateMetadata: string): types.Vi
     close: { type: 'plain_text', text: 'Cancel' },
     blocks: [
       section(`Accept the risk of *${esc(t.externalNumber ?? t.key)}* (${esc(t.fix.component)} on ${esc(t.asset.name)}) until a date. Security operations decide.`),
-      { type: 'input', block_id: 'reason', label: { type: 'plain_text', text: 'Reason' }, element: { type: 'plain_text_input', action_id: 'value', multiline: true, min_length: 10, max_length: 2000 } },
-      { type: 'input', block_id: 'expiry', label: { type: 'plain_text', text: 'Accept until' }, element: { type: 'datepicker', action_id: 'value' } },
+      {
+        type: 'input',
+        block_id: 'reason',
+        label: { type: 'plain_text', text: 'Reason' },
+        element: { type: 'plain_text_input', action_id: 'value', multiline: true, min_length: MIN_REASON_LENGTH, max_length: 2000 },
+      },
+      {
+        type: 'input',
+        block_id: 'expiry',
+        label: { type: 'plain_text', text: 'Accept until' },
+        hint: { type: 'plain_text', text: `At most ${MAX_RISK_ACCEPTANCE_DAYS} days from now; the ticket re-opens then.` },
+        element: { type: 'datepicker', action_id: 'value' },
+      },
     ],
   };
 }

@@ -236,7 +236,7 @@ describe('campaigns, exposures and tickets', () => {
     // A date in the past is refused in the modal itself.
     const invalid = await post(viewSubmission('exception_request', opened.args.view.private_metadata, values('Compensating WAF rule in place until the upgrade.', '2020-01-01'), ALEX));
     expect(invalid.status).toBe(200);
-    expect(await invalid.json()).toEqual({ response_action: 'errors', errors: { expiry: 'Pick a date in the future.' } });
+    expect(await invalid.json()).toEqual({ response_action: 'errors', errors: { expiry: 'The expiry must be in the future.' } });
     // So is a requester who is neither the owner nor security operations.
     const stranger = await post(viewSubmission('exception_request', opened.args.view.private_metadata, values('Compensating WAF rule in place until the upgrade.', expiry), BOB));
     expect(((await stranger.json()) as { errors: { reason: string } }).errors.reason).toMatch(/Only the owner \(alex.romero\)/);
