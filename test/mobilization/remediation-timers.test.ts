@@ -1,8 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../db/client.js';
 import type { RemediationState } from '../../workflows/remediation/messages.js';
-import { eventually, json } from '../support/platform.js';
+import { closeTestDatabases, eventually, json } from '../support/platform.js';
 import { imageReport, type TicketRow } from '../support/reports.js';
-import { startTimeSkippingPlatform, type TimeSkippingPlatform } from './support/time-skipping.js';
+import { preparedTestDatabase, startTimeSkippingPlatform, type TimeSkippingPlatform } from './support/time-skipping.js';
 
 // The remediation workflow's timers with the SLAs of a real deployment (hours and days), on
 // Temporal's time-skipping test server: the escalation ladder up the management chain, the
@@ -22,15 +23,24 @@ type Detail = TicketRow & {
   workflow: RemediationState;
 };
 
+let database: Database;
 let platform: TimeSkippingPlatform;
 
+beforeAll(async () => {
+  database = await preparedTestDatabase();
+});
+
+afterAll(async () => {
+  await closeTestDatabases();
+});
+
 /**
- * A server of its own per test: each test moves the clock as far as its story needs, and no
- * workflow of another test fires timers on the way. Reconciliation reads only where a test needs
+ * A server of its own per test (the database is shared; images differ): each test moves the clock
+ * as far as its story needs, and no workflow of another test fires timers on the way. Reconciliation reads only where a test needs
  * them: over thirty days they would be a hundred activities per ticket.
  */
 async function start(reconcileInterval = '0s'): Promise<void> {
-  platform = await startTimeSkippingPlatform({ CTEM_SLA_ACK: '4h', CTEM_ESCALATION_INTERVAL: '8h', CTEM_TICKET_RECONCILE_INTERVAL: reconcileInterval });
+  platform = await startTimeSkippingPlatform(database, { CTEM_SLA_ACK: '4h', CTEM_ESCALATION_INTERVAL: '8h', CTEM_TICKET_RECONCILE_INTERVAL: reconcileInterval });
 }
 
 afterEach(async () => {

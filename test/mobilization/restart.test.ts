@@ -42,7 +42,7 @@ describe('the Temporal server and the worker restarted mid-wait', () => {
       CTEM_TASK_QUEUE: `test-${randomUUID()}`,
       CTEM_API_TOKEN: `token-${randomUUID()}`,
       // Long enough to open three tickets before everything goes down, even on a busy machine.
-      CTEM_SLA_ACK: '8s',
+      CTEM_SLA_ACK: '6s',
       CTEM_ESCALATION_INTERVAL: '1h',
       CTEM_TICKET_RECONCILE_INTERVAL: '0s',
       // Both workers run the same code: bundled once.

@@ -18,7 +18,7 @@ import { serviceNowClient } from '../../../platform/connect.js';
 import { createWorker, installWorkerRuntime } from '../../../platform/worker.js';
 import { importStartupFeeds } from '../../../prioritization/feeds/import.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../../workflows/search-attributes.js';
-import { closeTestDatabases, migratedTestDatabase, SAMPLE_FEEDS_ENV } from '../../support/platform.js';
+import { migratedTestDatabase, SAMPLE_FEEDS_ENV } from '../../support/platform.js';
 import { workflowBundleFile } from './workflow-bundle.js';
 
 // Temporal's time-skipping test server (a real server, provisioned by scripts/ensure-temporal.mjs):
@@ -73,8 +73,23 @@ export interface TimeSkippingPlatform {
   stop(): Promise<void>;
 }
 
-/** The platform's API, worker and ServiceNow simulator on the time-skipping server; `overrides` configure it (SLAs). */
-export async function startTimeSkippingPlatform(overrides: Record<string, string> = {}): Promise<TimeSkippingPlatform> {
+/**
+ * A migrated database with the sample EPSS and KEV feeds active, for one or more time-skipping
+ * platforms of a test file (each test's tickets are told apart by their image names).
+ */
+export async function preparedTestDatabase(): Promise<Database> {
+  const database = await migratedTestDatabase();
+  const config = loadConfig({ ...SAMPLE_FEEDS_ENV });
+  // No finding is open yet, so no re-score is started: the client is never used.
+  await importStartupFeeds(database, { client: undefined as never, taskQueue: '' }, config.intel, () => {});
+  return database;
+}
+
+/**
+ * The platform's API, worker and ServiceNow simulator on a time-skipping server of their own;
+ * `overrides` configure it (SLAs). The database is the caller's (see preparedTestDatabase).
+ */
+export async function startTimeSkippingPlatform(database: Database, overrides: Record<string, string> = {}): Promise<TimeSkippingPlatform> {
   const stack: Array<() => Promise<unknown>> = [];
   const stop = async () => {
     for (const undo of stack.reverse()) await undo().catch(() => {});
@@ -82,8 +97,6 @@ export async function startTimeSkippingPlatform(overrides: Record<string, string
   try {
     const env = await startTimeSkippingEnvironment();
     stack.push(() => env.teardown());
-    const database = await migratedTestDatabase();
-    stack.push(() => closeTestDatabases());
     const apiToken = `token-${randomUUID()}`;
     const config = loadConfig({
       CTEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'ctem-data-')),
@@ -117,8 +130,6 @@ export async function startTimeSkippingPlatform(overrides: Record<string, string
     const simulator = createServiceNowSimulator({ credentials, webhook });
     const { url: serviceNowUrl } = await simulator.listen(0);
     stack.push(() => simulator.close());
-
-    await importStartupFeeds(database, temporal, config.intel, () => {});
 
     const notifier = new RecordingNotifier();
     const worker: Worker = await createWorker({
