@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isTicketState, serviceNowStates, TICKET_STATES } from '../../mobilization/itsm/index.js';
 import { riskAcceptanceRefusal } from '../../mobilization/risk-acceptance.js';
 import { ticketStateOf, type RemediationInput, type RemediationState, type TicketChange } from '../../workflows/remediation/messages.js';
 import {
@@ -326,5 +327,15 @@ describe('risk acceptance', () => {
     expect(acceptRiskRefusal(resolvedState(), acceptance, now, 'INC1')).toEqual({ message: 'INC1 is already resolved' });
     // A request checks only what it has (no approver yet).
     expect(riskAcceptanceRefusal({ reason: acceptance.reason, expiresAt: acceptance.expiresAt }, now, ['reason', 'expiresAt'])).toBeUndefined();
+  });
+});
+
+describe('the ServiceNow adapter of the neutral ticket states', () => {
+  it('maps every neutral state to its incident state code and back; Canceled has none', () => {
+    expect(TICKET_STATES.map((state) => serviceNowStates.toItsm(state))).toEqual(['1', '2', '3', '6', '7']);
+    for (const state of TICKET_STATES) expect(serviceNowStates.fromItsm(serviceNowStates.toItsm(state))).toBe(state);
+    expect(serviceNowStates.fromItsm('8')).toBeUndefined();
+    expect(isTicketState('in_progress')).toBe(true);
+    expect(isTicketState('2')).toBe(false);
   });
 });
