@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../config/index.js';
 import { startPlatform, type Platform } from '../../platform/start.js';
 import { startDevServer, type DevServer } from '../../platform/temporal.js';
 import { createTestDatabase, eventually } from '../support/platform.js';
 import { freePort } from '../../platform/ports.js';
 import { imageReport, type TicketRow } from '../support/reports.js';
-import { workflowBundleFile } from './support/workflow-bundle.js';
 
 // The Temporal server AND the worker stopped while remediation workflows wait on their
 // acknowledgement timers, and started again after the deadline passed: the timers fire once,
@@ -45,8 +44,8 @@ describe('the Temporal server and the worker restarted mid-wait', () => {
       CTEM_SLA_ACK: '6s',
       CTEM_ESCALATION_INTERVAL: '1h',
       CTEM_TICKET_RECONCILE_INTERVAL: '0s',
-      // Both workers run the same code: bundled once.
-      CTEM_WORKFLOW_BUNDLE: await workflowBundleFile(),
+      // Both workers run the bundle test/global-setup.ts built once for the run.
+      CTEM_WORKFLOW_BUNDLE: inject('workflowBundle'),
     };
     let platform: Platform = await startPlatform(loadConfig(env));
     const api = (path: string, init: RequestInit = {}) =>

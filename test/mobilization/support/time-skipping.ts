@@ -7,6 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import proto from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
 // @ts-expect-error: a plain ES module script without type declarations
 import { ensureTemporalTestServer } from '../../../scripts/ensure-temporal.mjs';
 import { createApp } from '../../../api/app.js';
@@ -19,7 +20,6 @@ import { createWorker, installWorkerRuntime } from '../../../platform/worker.js'
 import { importStartupFeeds } from '../../../prioritization/feeds/import.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../../workflows/search-attributes.js';
 import { migratedTestDatabase, SAMPLE_FEEDS_ENV } from '../../support/platform.js';
-import { workflowBundleFile } from './workflow-bundle.js';
 
 // Temporal's time-skipping test server (a real server, provisioned by scripts/ensure-temporal.mjs):
 // while every workflow waits on a timer it may jump to the next one, so SLAs of hours and days pass
@@ -102,7 +102,8 @@ export async function startTimeSkippingPlatform(database: Database, overrides: R
       CTEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'ctem-data-')),
       CTEM_TASK_QUEUE: `test-${randomUUID()}`,
       CTEM_API_TOKEN: apiToken,
-      CTEM_WORKFLOW_BUNDLE: await workflowBundleFile(),
+      // The bundle test/global-setup.ts built once for the run.
+      CTEM_WORKFLOW_BUNDLE: inject('workflowBundle'),
       ...SAMPLE_FEEDS_ENV,
       ...overrides,
     });
