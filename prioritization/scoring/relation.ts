@@ -38,9 +38,9 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
       : 'assetIds' in scope
         ? tx`f.asset_id = any(${scope.assetIds}::bigint[])`
         : 'blocks' in scope
-          ? scope.blocks.to === null
-            ? tx`f.ctid >= ${`(${scope.blocks.from},0)`}::tid`
-            : tx`f.ctid >= ${`(${scope.blocks.from},0)`}::tid and f.ctid < ${`(${scope.blocks.to},0)`}::tid`
+          ? tx`f.ctid >= ${`(${scope.blocks.from},0)`}::tid
+               ${scope.blocks.to === null ? tx`` : tx`and f.ctid < ${`(${scope.blocks.to},0)`}::tid`}
+               and (f.scored_at is null or f.scored_at < ${scope.runStartedAt})`
           : scopeAssets
             ? tx`f.asset_id in (select asset_id from scope_assets)`
             : tx`true`;

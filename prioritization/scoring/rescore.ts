@@ -39,7 +39,10 @@ export async function rescoreFindings(
   // for its blocks; the run resolves the feed versions once so all shares score against the same
   // ones. A share that fails leaves the others committed: rescoring is idempotent, a retry finishes it.
   const blocks = await shareBlocks(sql, parallel);
-  const shares = await Promise.allSettled(blocks.map((share) => rescoreIn(sql, policy, { blocks: share }, feeds, reason, blocks.length)));
+  // Each share has its own snapshot: one that starts after a sibling committed sees that sibling's
+  // rewritten rows in its own blocks, and must not score them twice.
+  const [{ runStartedAt }] = (await sql`select clock_timestamp() as "runStartedAt"`) as unknown as [{ runStartedAt: Date }];
+  const shares = await Promise.allSettled(blocks.map((share) => rescoreIn(sql, policy, { blocks: share, runStartedAt }, feeds, reason, blocks.length)));
   const failed = shares.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
   return shares.reduce<RescoreResult>(

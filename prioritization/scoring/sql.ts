@@ -13,9 +13,11 @@ export type Fragment = postgres.PendingQuery<postgres.Row[]>;
 export type ScoringScope = { scanId: string } | { assetIds: number[] } | { all: true };
 /**
  * `blocks`: the findings stored in heap blocks from <= block < to (null: to the end), one share of a
- * parallel rescoring of everything. Each share then reads only its blocks (a TID range scan).
+ * parallel rescoring of everything. Each share then reads only its blocks (a TID range scan), and
+ * skips rows scored since `runStartedAt`: a sibling share that committed first may have moved its
+ * rewritten rows into this share's blocks.
  */
-export type InternalScope = ScoringScope | { findingIds: number[] } | { blocks: { from: number; to: number | null } };
+export type InternalScope = ScoringScope | { findingIds: number[] } | { blocks: { from: number; to: number | null }; runStartedAt: Date };
 
 // The server types these parameters from their ::jsonb[] cast, and postgres.js then serializes each
 // element as JSON: one parse per statement, and array subscripts per finding instead of jsonb lookups.
