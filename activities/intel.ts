@@ -10,7 +10,6 @@ import { fetchFeed, startRescoreAfterFeedChange, type IntelFetchResult, type Res
 
 // The workflow and older imports name these types and functions here.
 export type { IntelFetchResult, RescoreStart } from '../prioritization/feeds/import.js';
-export { importFeedFile, importIntelFiles, type FeedFileOptions } from '../prioritization/feeds/import.js';
 
 export interface IntelSettings {
   /** Where to fetch each feed; unset: that feed is not fetched. */

@@ -25,7 +25,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import postgres from 'postgres';
-import { importIntelFiles } from '../activities/intel.js';
+import { importIntelFiles } from '../prioritization/feeds/import.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
 import { DEFAULT_PARALLEL, rescoreFindings, shadowScore } from '../prioritization/scoring/rescore.js';
 import { defaultPolicy } from '../prioritization/policy.js';

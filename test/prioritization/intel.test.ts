@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { importFeedFile, importIntelFiles, type FeedFileOptions } from '../../activities/intel.js';
+import { importFeedFile, importIntelFiles, type FeedFileOptions } from '../../prioritization/feeds/import.js';
 import type { Database } from '../../db/client.js';
 import { FeedStateError, listFeedVersions, promoteFeed, UnknownCheckError, type FeedCheck } from '../../prioritization/feeds/store.js';
 import { detectFeedKind, FeedError } from '../../prioritization/feeds/parse.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { importIntelFiles } from '../../activities/intel.js';
+import { importIntelFiles } from '../../prioritization/feeds/import.js';
 import { connectorFor } from '../../discovery/connectors/index.js';
 import type { Database } from '../../db/client.js';
 import { ControlError, deleteControl, listControls, saveControl } from '../../prioritization/controls.js';
