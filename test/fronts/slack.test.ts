@@ -25,7 +25,7 @@ const ALEX = 'UALEX'; // alex.romero, the owner in the ServiceNow simulator
 const JONAS = 'UJONAS'; // jonas.weber, alex's manager
 const BOB = 'UBOB'; // anybody
 const UI = 'http://temporal-ui.test';
-const ACK_SLA_S = 25;
+const ACK_SLA_S = 15;
 
 let platform: TestPlatform;
 let slack: FakeSlack;

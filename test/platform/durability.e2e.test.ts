@@ -50,130 +50,133 @@ async function listTickets(api: (path: string) => Promise<Response>, asset: stri
   return ((await res.json()) as { items: Ticket[] }).items.filter((t) => t.asset.name === asset);
 }
 
-describe('a worker killed while remediation workflows wait', () => {
-  it('loses no ticket, opens none twice, and fires the timers that expired while it was down', async () => {
-    const platform: TestPlatform = await startTestPlatform({ CTEM_SLA_ACK: '10s', CTEM_ESCALATION_INTERVAL: '1h' }, { api: true, worker: false });
-    cleanup.push(() => platform.stop());
-    const workerEnv = {
-      ...platform.env,
-      SERVICENOW_URL: platform.serviceNowUrl,
-      SERVICENOW_USER: platform.simulator!.user,
-      SERVICENOW_PASSWORD: platform.simulator!.password,
-    };
-    const first = await spawnWorker(workerEnv);
+// Both scenarios mostly wait (on timers, on processes starting): they run side by side.
+describe.concurrent('durability', () => {
+  describe('a worker killed while remediation workflows wait', () => {
+    it('loses no ticket, opens none twice, and fires the timers that expired while it was down', async () => {
+      const platform: TestPlatform = await startTestPlatform({ CTEM_SLA_ACK: '10s', CTEM_ESCALATION_INTERVAL: '1h' }, { api: true, worker: false });
+      cleanup.push(() => platform.stop());
+      const workerEnv = {
+        ...platform.env,
+        SERVICENOW_URL: platform.serviceNowUrl,
+        SERVICENOW_USER: platform.simulator!.user,
+        SERVICENOW_PASSWORD: platform.simulator!.password,
+      };
+      const first = await spawnWorker(workerEnv);
 
-    const target = 'shop/restart:1';
-    const upload = await platform.api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}`, { method: 'POST', body: report });
-    expect(upload.status).toBe(202);
-    const opened = await eventually(
-      async () => {
-        const mine = await listTickets(platform.api, target);
-        return mine.length === 3 && mine.every((t) => t.externalNumber) ? mine : undefined;
-      },
-      { what: 'three opened tickets', timeoutMs: 60_000 },
-    );
-
-    // Kill it while every workflow waits on its timer (the query answers from the worker's state,
-    // so the ticket-opening activities have been reported complete).
-    for (const t of opened) {
-      await eventually(
+      const target = 'shop/restart:1';
+      const upload = await platform.api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}`, { method: 'POST', body: report });
+      expect(upload.status).toBe(202);
+      const opened = await eventually(
         async () => {
-          const res = await platform.api(`/api/v1/tickets/${encodeURIComponent(t.key)}`);
-          const detail = (await res.json()) as { workflow?: { phase?: string } };
-          return detail.workflow?.phase === 'awaiting-acknowledgement' ? true : undefined;
+          const mine = await listTickets(platform.api, target);
+          return mine.length === 3 && mine.every((t) => t.externalNumber) ? mine : undefined;
         },
-        { what: `workflow of ${t.key} waiting` },
+        { what: 'three opened tickets', timeoutMs: 60_000 },
       );
-    }
-    first.kill('SIGKILL');
-    await new Promise((r) => first.once('exit', r));
 
-    // While no worker runs: the owner acknowledges one ticket (the server keeps the signal)...
-    const acked = opened.find((t) => t.fix.component === 'libssl1.1')!;
-    const patch = await platform.serviceNow(`/api/now/table/incident/${acked.externalSysId}`, { method: 'PATCH', body: JSON.stringify({ state: '2' }) });
-    expect(patch.status).toBe(200);
-    await platform.simulator!.instance.webhooksIdle();
-    // With no worker, nothing moves yet: the acknowledgement waits in the workflow's history.
-    await new Promise((r) => setTimeout(r, 1000));
-    expect((await listTickets(platform.api, target)).find((t) => t.key === acked.key)!.state).toBe('new');
-    // ...and the acknowledgement deadline of the other two passes.
-    const deadline = Math.max(...opened.map((t) => Date.parse(t.ackDueAt)));
-    await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()) + 500));
+      // Kill it while every workflow waits on its timer (the query answers from the worker's state,
+      // so the ticket-opening activities have been reported complete).
+      for (const t of opened) {
+        await eventually(
+          async () => {
+            const res = await platform.api(`/api/v1/tickets/${encodeURIComponent(t.key)}`);
+            const detail = (await res.json()) as { workflow?: { phase?: string } };
+            return detail.workflow?.phase === 'awaiting-acknowledgement' ? true : undefined;
+          },
+          { what: `workflow of ${t.key} waiting` },
+        );
+      }
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
 
-    await spawnWorker(workerEnv);
-    const after = await eventually(
-      async () => {
-        const mine = await listTickets(platform.api, target);
-        const escalated = mine.filter((t) => t.escalationLevel === 1);
-        const inProgress = mine.find((t) => t.key === acked.key && t.state === 'in_progress');
-        return escalated.length === 2 && inProgress ? mine : undefined;
-      },
-      { what: 'acknowledgement applied and two escalations after the restart', timeoutMs: 60_000 },
-    );
-    expect(after.find((t) => t.key === acked.key)!.escalationLevel).toBe(0);
-    expect(after.map((t) => t.externalNumber).sort()).toEqual(opened.map((t) => t.externalNumber).sort());
+      // While no worker runs: the owner acknowledges one ticket (the server keeps the signal)...
+      const acked = opened.find((t) => t.fix.component === 'libssl1.1')!;
+      const patch = await platform.serviceNow(`/api/now/table/incident/${acked.externalSysId}`, { method: 'PATCH', body: JSON.stringify({ state: '2' }) });
+      expect(patch.status).toBe(200);
+      await platform.simulator!.instance.webhooksIdle();
+      // With no worker, nothing moves yet: the acknowledgement waits in the workflow's history.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await listTickets(platform.api, target)).find((t) => t.key === acked.key)!.state).toBe('new');
+      // ...and the acknowledgement deadline of the other two passes.
+      const deadline = Math.max(...opened.map((t) => Date.parse(t.ackDueAt)));
+      await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()) + 500));
 
-    const incidents = platform.simulator!.instance.records('incident').filter((r) => opened.some((t) => t.key === r.correlation_id));
-    expect(incidents).toHaveLength(3);
-    const notes = platform.simulator!.instance
-      .records('sys_journal_field')
-      .filter((r) => r.element === 'work_notes' && r.value?.startsWith('Escalation level 1') && opened.some((t) => t.externalSysId === r.element_id));
-    expect(notes).toHaveLength(2);
+      await spawnWorker(workerEnv);
+      const after = await eventually(
+        async () => {
+          const mine = await listTickets(platform.api, target);
+          const escalated = mine.filter((t) => t.escalationLevel === 1);
+          const inProgress = mine.find((t) => t.key === acked.key && t.state === 'in_progress');
+          return escalated.length === 2 && inProgress ? mine : undefined;
+        },
+        { what: 'acknowledgement applied and two escalations after the restart', timeoutMs: 60_000 },
+      );
+      expect(after.find((t) => t.key === acked.key)!.escalationLevel).toBe(0);
+      expect(after.map((t) => t.externalNumber).sort()).toEqual(opened.map((t) => t.externalNumber).sort());
+
+      const incidents = platform.simulator!.instance.records('incident').filter((r) => opened.some((t) => t.key === r.correlation_id));
+      expect(incidents).toHaveLength(3);
+      const notes = platform.simulator!.instance
+        .records('sys_journal_field')
+        .filter((r) => r.element === 'work_notes' && r.value?.startsWith('Escalation level 1') && opened.some((t) => t.externalSysId === r.element_id));
+      expect(notes).toHaveLength(2);
+    });
   });
-});
 
-describe('the embedded platform stopped and started again', () => {
-  it('resumes waiting workflows and keeps every ticket', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'ctem-restart-'));
-    chmodSync(dataDir, 0o755); // embedded PostgreSQL runs as its own user
-    const env = {
-      CTEM_DATA_DIR: dataDir,
-      PORT: String(await freePort()),
-      CTEM_PG_PORT: String(await freePort()),
-      CTEM_TEMPORAL_PORT: String(await freePort()),
-      TEMPORAL_UI_PORT: String(await freePort()),
-      SERVICENOW_SIM_PORT: String(await freePort()),
-      CTEM_SLA_ACK: '1h',
-    };
-    const start = () => startPlatform(loadConfig(env));
-    let platform: Platform = await start();
-    const api = (path: string, init: RequestInit = {}) =>
-      fetch(`${platform.apiUrl}${path}`, { ...init, headers: { authorization: `Bearer ${platform.apiToken}` } });
+  describe('the embedded platform stopped and started again', () => {
+    it('resumes waiting workflows and keeps every ticket', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'ctem-restart-'));
+      chmodSync(dataDir, 0o755); // embedded PostgreSQL runs as its own user
+      const env = {
+        CTEM_DATA_DIR: dataDir,
+        PORT: String(await freePort()),
+        CTEM_PG_PORT: String(await freePort()),
+        CTEM_TEMPORAL_PORT: String(await freePort()),
+        TEMPORAL_UI_PORT: String(await freePort()),
+        SERVICENOW_SIM_PORT: String(await freePort()),
+        CTEM_SLA_ACK: '1h',
+      };
+      const start = () => startPlatform(loadConfig(env));
+      let platform: Platform = await start();
+      const api = (path: string, init: RequestInit = {}) =>
+        fetch(`${platform.apiUrl}${path}`, { ...init, headers: { authorization: `Bearer ${platform.apiToken}` } });
 
-    const target = 'shop/embedded:1';
-    const upload = await api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}`, { method: 'POST', body: report });
-    expect(upload.status).toBe(202);
-    const before = await eventually(
-      async () => {
-        const mine = await listTickets(api, target);
-        return mine.length === 3 && mine.every((t) => t.externalNumber) ? mine : undefined;
-      },
-      { what: 'three opened tickets', timeoutMs: 60_000 },
-    );
-    const token = platform.apiToken;
-    await platform.stop();
+      const target = 'shop/embedded:1';
+      const upload = await api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}`, { method: 'POST', body: report });
+      expect(upload.status).toBe(202);
+      const before = await eventually(
+        async () => {
+          const mine = await listTickets(api, target);
+          return mine.length === 3 && mine.every((t) => t.externalNumber) ? mine : undefined;
+        },
+        { what: 'three opened tickets', timeoutMs: 60_000 },
+      );
+      const token = platform.apiToken;
+      await platform.stop();
 
-    platform = await start();
-    cleanup.push(() => platform.stop());
-    expect(platform.apiToken).toBe(token);
-    const after = await listTickets(api, target);
-    expect(after.map((t) => [t.key, t.externalNumber, t.state])).toEqual(before.map((t) => [t.key, t.externalNumber, t.state]));
+      platform = await start();
+      cleanup.push(() => platform.stop());
+      expect(platform.apiToken).toBe(token);
+      const after = await listTickets(api, target);
+      expect(after.map((t) => [t.key, t.externalNumber, t.state])).toEqual(before.map((t) => [t.key, t.externalNumber, t.state]));
 
-    // The workflow is still waiting and still listens: acknowledging in the simulator reaches it.
-    const ticket = before[0]!;
-    const detail = (await (await api(`/api/v1/tickets/${encodeURIComponent(ticket.key)}`)).json()) as { workflow: { phase: string } };
-    expect(detail.workflow.phase).toBe('awaiting-acknowledgement');
-    const basic = Buffer.from(`${platform.simulator!.user}:${platform.simulator!.password}`).toString('base64');
-    const patch = await fetch(`${platform.serviceNowUrl}/api/now/table/incident/${ticket.externalSysId}`, {
-      method: 'PATCH',
-      headers: { authorization: `Basic ${basic}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ state: '2' }),
+      // The workflow is still waiting and still listens: acknowledging in the simulator reaches it.
+      const ticket = before[0]!;
+      const detail = (await (await api(`/api/v1/tickets/${encodeURIComponent(ticket.key)}`)).json()) as { workflow: { phase: string } };
+      expect(detail.workflow.phase).toBe('awaiting-acknowledgement');
+      const basic = Buffer.from(`${platform.simulator!.user}:${platform.simulator!.password}`).toString('base64');
+      const patch = await fetch(`${platform.serviceNowUrl}/api/now/table/incident/${ticket.externalSysId}`, {
+        method: 'PATCH',
+        headers: { authorization: `Basic ${basic}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ state: '2' }),
+      });
+      expect(patch.status).toBe(200);
+      await eventually(async () => (await listTickets(api, target)).find((t) => t.key === ticket.key && t.state === 'in_progress'), {
+        what: 'acknowledgement after restart',
+      });
+      // The simulator kept its records: the next incident number continues, nothing was re-created.
+      expect(platform.simulator!.instance.records('incident')).toHaveLength(3);
     });
-    expect(patch.status).toBe(200);
-    await eventually(async () => (await listTickets(api, target)).find((t) => t.key === ticket.key && t.state === 'in_progress'), {
-      what: 'acknowledgement after restart',
-    });
-    // The simulator kept its records: the next incident number continues, nothing was re-created.
-    expect(platform.simulator!.instance.records('incident')).toHaveLength(3);
   });
 });
