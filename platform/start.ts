@@ -10,8 +10,7 @@ import { createApp } from '../api/app.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
 import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../mobilization/itsm/servicenow/simulator.js';
-import { createSlackBot, type SlackBot } from '../slack/bot.js';
-import { createSlackNotifier } from '../slack/notifier.js';
+import type { SlackBot } from '../slack/bot.js';
 import type { Config } from '../config/index.js';
 import { connectTemporal, connectWorkerTemporal, serviceNowClient } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
@@ -129,6 +128,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       log('Slack bot: not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET or SLACK_APP_TOKEN, SLACK_CHANNEL); running without it');
     } else if (roles.api) {
       const uiUrl = config.temporal.uiUrl ?? temporalUiUrl;
+      // Loaded only when Slack is configured: Bolt and its HTTP stack take half a second to import.
+      const { createSlackBot } = await import('../slack/bot.js');
       const bot = createSlackBot({
         config: config.slack,
         database,
@@ -190,7 +191,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       const connection = await connectWorkerTemporal(config, temporalAddress);
       stack.push(() => connection.close());
       // Escalation DMs, orphan reports and campaign results go to Slack when it is configured.
-      const slackNotifier = config.slack ? createSlackNotifier(config.slack, database, log) : undefined;
+      const slackNotifier = config.slack ? (await import('../slack/notifier.js')).createSlackNotifier(config.slack, database, log) : undefined;
       const worker: Worker = await createWorker({
         config,
         connection,
