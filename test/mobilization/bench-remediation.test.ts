@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { runScript } from '../support/scripts.js';
 
 // The remediation benchmark as the project runs it (a child process with its own Temporal dev
@@ -6,7 +6,7 @@ import { runScript } from '../support/scripts.js';
 
 describe('npm run bench:remediation', () => {
   it('starts 40 remediation workflows, fires every acknowledgement timer once and reports as one JSON object', { timeout: 120_000 }, async () => {
-    const { code, stdout, stderr } = await runScript('scripts/bench-remediation.ts', ['--workflows', '40', '--ack', '3s', '--cache', '10', '--json'], { TEMPORAL_ADDRESS: undefined });
+    const { code, stdout, stderr } = await runScript('scripts/bench-remediation.ts', ['--workflows', '40', '--ack', '3s', '--cache', '10', '--json'], { TEMPORAL_ADDRESS: undefined, CTEM_WORKFLOW_BUNDLE: inject('workflowBundle') });
     expect(code, stderr).toBe(0);
     const lines = stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
