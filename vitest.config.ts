@@ -10,6 +10,6 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 180_000,
     fileParallelism: true,
-    poolOptions: { forks: { maxForks: 2 } },
+    poolOptions: { forks: { maxForks: 4 } },
   },
 });
