@@ -108,3 +108,10 @@ export async function ticketsAwaitingVerification(
     .filter((r) => r.open_scanned > 0 || r.open_all === 0)
     .map((r) => ({ key: r.key, workflowId: r.workflow_id, openFindings: r.open_scanned }));
 }
+
+/** When a scan was received and which assets it covered: what a verification scan tells resolved tickets. */
+export async function scanCoverage(sql: Sql, scanId: string): Promise<{ receivedAt: Date | null; assetIds: number[] }> {
+  const [scan] = await sql<{ created_at: Date }[]>`select created_at from scans where id = ${scanId}`;
+  const assets = await sql<{ asset_id: number }[]>`select asset_id from scan_assets where scan_id = ${scanId}`;
+  return { receivedAt: scan?.created_at ?? null, assetIds: assets.map((a) => Number(a.asset_id)) };
+}
