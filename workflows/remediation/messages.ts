@@ -1,5 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { isTicketState, type TicketState } from '../../mobilization/itsm/index.js';
+import { fromServiceNowState } from '../../mobilization/itsm/servicenow/states.js';
 import type { RiskAcceptanceField } from '../../mobilization/risk-acceptance.js';
 
 // What the remediation workflow hears and says: its signals (from the ITSM and discovery), its
@@ -25,12 +26,11 @@ export interface TicketEvent {
 
 // Signals and activity results recorded before the neutral states carried ServiceNow's codes; a
 // workflow replaying them, or started then and still running, must read them the same way.
-const LEGACY_STATE_CODES: Readonly<Record<string, TicketState>> = { '1': 'new', '2': 'in_progress', '3': 'on_hold', '6': 'resolved', '7': 'closed' };
 
 /** The neutral state of an incoming event or write result, whether it carries a neutral state or a legacy code. */
 export function ticketStateOf(value: unknown): TicketState | undefined {
   if (isTicketState(value)) return value;
-  return typeof value === 'string' ? LEGACY_STATE_CODES[value] : undefined;
+  return typeof value === 'string' ? fromServiceNowState(value) : undefined;
 }
 
 /** Discovery found the ticket's membership changed (new findings, an earlier due date, a new tier). */
