@@ -2,10 +2,86 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { getTicket, listTickets } from '../../db/read-models/inventory.js';
 import { acceptTicketRisk, acknowledgeTicket, resolveTicket } from '../../mobilization/ticket-actions.js';
-import { statusQuery } from '../../workflows/remediation/messages.js';
+import { statusQuery, type RemediationState } from '../../workflows/remediation/messages.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema, PageQuery } from './schemas.js';
+
+const TicketStateEnum = z.enum(['orphaned', 'opening', 'new', 'in_progress', 'on_hold', 'risk_accepted', 'resolved', 'closed', 'verified']);
+
+const TicketSchema = z
+  .object({
+    key: z.string(),
+    workflowId: z.string(),
+    externalNumber: z.string().nullable(),
+    externalSysId: z.string().nullable(),
+    state: z.string().openapi({ description: 'one of the `state` filter values' }),
+    owner: z.string().nullable(),
+    tier: z.string(),
+    asset: z.object({ key: z.string(), name: z.string() }),
+    fix: z.object({ component: z.string(), fixedVersion: z.string() }),
+    dueAt: z.string(),
+    ackDueAt: z.string(),
+    escalationLevel: z.number().int(),
+    findingCount: z.number().int(),
+    acknowledgedAt: z.string().nullable(),
+    resolvedAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('Ticket');
+
+const NeutralState = z.enum(['new', 'in_progress', 'on_hold', 'resolved', 'closed']);
+
+/** The remediation workflow's state, as its `status` query and its Updates answer it. */
+const RemediationStateSchema = z
+  .object({
+    phase: z.enum(['opening', 'awaiting-acknowledgement', 'awaiting-resolution', 'risk-accepted', 'verifying', 'resolved']),
+    ticket: z.object({ sysId: z.string(), number: z.string() }).optional(),
+    assignee: z.string().optional(),
+    reassignTo: z.string().optional(),
+    tier: z.string(),
+    findingCount: z.number().int(),
+    ackDueAt: z.string(),
+    dueAt: z.string(),
+    escalationLevel: z.number().int(),
+    lastEscalationAt: z.string().optional(),
+    topOfChainReached: z.boolean(),
+    acknowledgedAt: z.string().optional(),
+    acknowledgedBy: z.string().optional(),
+    resolvedAt: z.string().optional(),
+    resolvedBy: z.string().optional(),
+    verifiedAt: z.string().optional(),
+    reopened: z.number().int(),
+    cycle: z.number().int(),
+    riskAcceptance: z
+      .object({
+        requester: z.string(),
+        approver: z.string(),
+        reason: z.string(),
+        expiresAt: z.string(),
+        acceptedAt: z.string(),
+        resumePhase: z.enum(['awaiting-acknowledgement', 'awaiting-resolution']),
+      })
+      .optional(),
+    lastSequence: z.number().int(),
+    outbox: z.array(z.object({ kind: z.string(), state: z.union([NeutralState, z.literal('')]), workNote: z.string(), at: z.string() })),
+    seenEvents: z.array(z.string()),
+  })
+  .openapi('RemediationState');
+
+const TicketDetailSchema = TicketSchema.extend({
+  riskAcceptances: z.array(
+    z.object({ requester: z.string(), approver: z.string(), reason: z.string(), acceptedAt: z.string(), expiresAt: z.string(), endedAt: z.string().nullable() }),
+  ),
+  escalations: z.array(
+    z.object({ phase: z.string(), level: z.number().int(), notifiedUser: z.string().nullable(), notifiedName: z.string().nullable(), reason: z.string(), at: z.string() }),
+  ),
+  workflow: z
+    .union([RemediationStateSchema, z.object({ unavailable: z.string() })])
+    .nullable()
+    .openapi({ description: 'the live state of its workflow (null when the workflow no longer exists)' }),
+}).openapi('TicketDetail');
 
 export const listTicketsRoute = createRoute({
   method: 'get',
@@ -13,12 +89,12 @@ export const listTicketsRoute = createRoute({
   summary: 'Golden tickets: key, ITSM number, state, owner, due date, escalation level, number of findings',
   request: {
     query: PageQuery.extend({
-      state: z.enum(['orphaned', 'opening', 'new', 'in_progress', 'on_hold', 'risk_accepted', 'resolved', 'closed', 'verified']).optional(),
+      state: TicketStateEnum.optional(),
       owner: z.string().optional(),
     }),
   },
   responses: {
-    200: { description: 'A page of golden tickets', content: { 'application/json': { schema: z.object({ total: z.number(), items: z.array(z.any()) }) } } },
+    200: { description: 'A page of golden tickets', content: { 'application/json': { schema: z.object({ total: z.number().int(), items: z.array(TicketSchema) }) } } },
   },
 });
 
@@ -28,7 +104,7 @@ export const getTicketRoute = createRoute({
   summary: 'One golden ticket with its escalations, its risk acceptances and the live state of its remediation workflow',
   request: { params: z.object({ key: z.string().min(1) }) },
   responses: {
-    200: { description: 'The ticket', content: { 'application/json': { schema: z.any() } } },
+    200: { description: 'The ticket', content: { 'application/json': { schema: TicketDetailSchema } } },
     404: { description: 'Unknown ticket', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
@@ -46,7 +122,7 @@ const RiskAcceptanceBody = z.object({
   expiresAt: z.string().datetime({ offset: true }).describe('ISO date-time; the ticket re-opens then'),
 });
 const actionResponses = {
-  200: { description: 'The new state of the remediation workflow', content: { 'application/json': { schema: z.any() } } },
+  200: { description: 'The new state of the remediation workflow', content: { 'application/json': { schema: RemediationStateSchema } } },
   404: { description: 'Unknown ticket', content: { 'application/json': { schema: ErrorSchema } } },
   409: { description: 'Refused: the message says why (already resolved, risk-accepted...)', content: { 'application/json': { schema: ErrorSchema } } },
 };
@@ -81,7 +157,7 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
     const deps = c.get('deps');
     const ticket = await getTicket(deps.database.sql, c.req.valid('param').key);
     if (!ticket) return problem(c, 404, 'not_found', 'no such golden ticket');
-    let workflow: unknown = null;
+    let workflow: RemediationState | { unavailable: string } | null = null;
     try {
       workflow = await deps.temporal.client.workflow.getHandle(ticket.workflowId).query(statusQuery);
     } catch (err) {

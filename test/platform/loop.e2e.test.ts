@@ -104,6 +104,19 @@ describe('the API front', () => {
     const doc = await json<{ paths: Record<string, unknown> }>(platform.api('/api/v1/openapi.json'));
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/scans', '/api/v1/scans/{id}', '/api/v1/exposures', '/api/v1/tickets']));
     expect(Object.keys(doc.paths)).not.toContain('/api/v1/findings');
+    // Every JSON answer is described: a named schema or a typed one, never an untyped `{}`.
+    type Operation = { responses: Record<string, { content?: Record<string, { schema: Record<string, unknown> }> }> };
+    const untyped = Object.entries(doc.paths as Record<string, Record<string, Operation>>).flatMap(([path, ops]) =>
+      Object.entries(ops).flatMap(([method, op]) =>
+        Object.entries(op.responses)
+          .filter(([, r]) => {
+            const schema = r.content?.['application/json']?.schema;
+            return schema && !['$ref', 'type', 'allOf', 'anyOf', 'oneOf'].some((k) => k in schema);
+          })
+          .map(([status]) => `${method.toUpperCase()} ${path} ${status}`),
+      ),
+    );
+    expect(untyped).toEqual([]);
   });
 });
 
