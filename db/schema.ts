@@ -266,6 +266,19 @@ export const findings = pgTable(
     previousDueAt: timestamp('previous_due_at', { withTimezone: true }),
     /** The golden ticket this finding belongs to, once mobilized. */
     ticketKey: text('ticket_key'),
+    /**
+     * The package's ecosystem as the scanner names it (deb, apk, rpm, npm, pypi, maven, go...), and
+     * whether it is an OS package (`os`) or an application dependency (`app`): an image's OS layer and
+     * each of its manifests are fixed by different people in different ways.
+     */
+    ecosystem: text('ecosystem'),
+    packageClass: text('package_class', { enum: ['os', 'app'] }),
+    /** The lockfile or manifest an application package comes from (`app/package-lock.json`); '' when none. */
+    manifest: text('manifest').notNull().default(''),
+    /** The OS source package (libc6 and libc-bin are both glibc): one upgrade fixes them together. */
+    sourcePackage: text('source_package'),
+    /** Where the fixed version came from: the scanner's field, its text (solution, message), or advisory data. */
+    fixSource: text('fix_source', { enum: ['scanner', 'text', 'advisory'] }),
   },
   (t) => [
     index('findings_asset_idx').on(t.assetId),
@@ -498,13 +511,32 @@ export const tickets = pgTable(
     ackDueAt: timestamp('ack_due_at', { withTimezone: true }).notNull(),
     dueAt: timestamp('due_at', { withTimezone: true }).notNull(),
     escalationLevel: integer('escalation_level').notNull().default(0),
+    /** The highest level this ticket ever reached, how many escalations it had and the latest: kept after acknowledgement. */
+    escalationPeak: integer('escalation_peak').notNull().default(0),
+    escalationCount: integer('escalation_count').notNull().default(0),
+    lastEscalatedAt: timestamp('last_escalated_at', { withTimezone: true }),
     findingCount: integer('finding_count').notNull().default(0),
     acknowledgedAt: timestamp('acknowledged_at', { withTimezone: true }),
     resolvedAt: timestamp('resolved_at', { withTimezone: true }),
+    /**
+     * The remediation action the ticket asks for (mobilization/actions.ts): `package` (one package on
+     * one asset, tickets planned before actions existed), `os-layer`, `base-image`, `manifest`,
+     * `product`, `os-patch`, `config`, `secret` or `mitigation` (no fix known: compensating controls).
+     */
+    action: text('action').notNull().default('package'),
+    /** Why the ticket is in the orphan queue (no owner, owner unknown or inactive in the ITSM); null when owned. */
+    orphanReason: text('orphan_reason'),
+    /** Which ITSM holds the ticket (`servicenow`, `jira`), and a link to it. */
+    itsm: text('itsm').notNull().default('servicenow'),
+    externalUrl: text('external_url'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index('tickets_owner_idx').on(t.owner), uniqueIndex('tickets_external_idx').on(t.externalSysId)],
+  (t) => [
+    index('tickets_owner_idx').on(t.owner),
+    uniqueIndex('tickets_external_idx').on(t.externalSysId),
+    index('tickets_orphan_idx').on(t.orphanReason).where(sql`${t.orphanReason} is not null`),
+  ],
 );
 
 /** Every escalation sent, once: (ticket, phase, level) is unique so a retried activity records nothing twice. */
@@ -524,10 +556,27 @@ export const escalations = pgTable(
     reason: text('reason').notNull(),
     /** Set once the ITSM ticket carries the work note, so a retried activity does not add it twice. */
     ticketNotedAt: timestamp('ticket_noted_at', { withTimezone: true }),
+    /** The digest that told the manager of this escalation (one per manager per round), once sent. */
+    digestKey: text('digest_key'),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('escalations_once_idx').on(t.ticketKey, t.phase, t.level, t.cycle)],
+  (t) => [
+    uniqueIndex('escalations_once_idx').on(t.ticketKey, t.phase, t.level, t.cycle),
+    index('escalations_undigested_idx').on(t.notifiedUser).where(sql`${t.digestKey} is null`),
+  ],
 );
+
+/** One message per manager per escalation round, naming every overdue ticket of their reports. */
+export const escalationDigests = pgTable('escalation_digests', {
+  /** `<manager>:<round start, ISO>`: stable, so a retried round sends nothing twice. */
+  key: text('key').primaryKey(),
+  manager: text('manager').notNull(),
+  roundAt: timestamp('round_at', { withTimezone: true }).notNull(),
+  ticketKeys: text('ticket_keys').array().notNull(),
+  /** Set once the notifier delivered it. */
+  sentAt: timestamp('sent_at', { withTimezone: true }),
+  createdAt: createdAt(),
+});
 
 /** Inbound ticket events (ServiceNow webhooks), deduplicated by their event id. */
 export const ticketEvents = pgTable('ticket_events', {
