@@ -26,15 +26,23 @@ const NOTIFIER_ATTEMPTS = 5;
 // running workflows' histories and do not change.
 export function createMobilizationActivities({ database, serviceNow, temporal, sla, notifier }: MobilizationDeps) {
   const incidents = { database, serviceNow };
+  const directory = {
+    name: 'ServiceNow',
+    findUser: async (userName: string) => {
+      const user = await serviceNow.getUser(userName);
+      return user ? { active: user.active !== 'false' } : null;
+    },
+  };
+  const planning = { database, temporal, sla, directory, warn: (message: string, fields: Record<string, unknown>) => log.warn(message, fields) };
   return {
     /** Golden tickets for the assets a scan covered. */
     async mobilizeScan({ scanId }: { scanId: string }): Promise<Record<string, number>> {
-      return mobilize({ database, temporal, sla }, { scanId });
+      return mobilize(planning, { scanId });
     },
 
     /** The same for assets whose exposures changed tier or due date (after a re-score). */
     async mobilizeAssets({ assetIds }: { assetIds: number[] }): Promise<Record<string, number>> {
-      return assetIds.length ? mobilize({ database, temporal, sla }, { assetIds }) : { goldenTickets: 0, ticketsSignalled: 0, orphanedTickets: 0 };
+      return assetIds.length ? mobilize(planning, { assetIds }) : { goldenTickets: 0, ticketsSignalled: 0, orphanedTickets: 0 };
     },
 
     async openTicket({ ticketKey }: { ticketKey: string }): Promise<{ sysId: string; number: string; assignedTo?: string }> {

@@ -18,6 +18,7 @@ const USAGE = `usage: ctem <command>
   intel list          feed versions, their status and checks
   intel promote KIND VERSION   activate a staged version [--force check,...]
   intel fetch KIND    fetch a feed from its configured URL now
+  tickets audit       does every urgent finding reach a person, one ticket per fix? (exit 1 if not) [--json]
   help                this text`;
 
 const ROLES: Record<string, Roles> = {
@@ -65,6 +66,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'intel') {
     const { intelCommand } = await import('./commands/intel.js');
     return intelCommand(loadConfig(), rest);
+  }
+  if (command === 'tickets') {
+    const { ticketsCommand } = await import('./commands/tickets.js');
+    return ticketsCommand(loadConfig(), rest);
   }
   if (command === 'parse' || command === 'ingest') {
     const { values, positionals } = parseArgs({

@@ -65,6 +65,7 @@ const EnvSchema = z.object({
   CTEM_SLA_ACK: duration('2d'),
   CTEM_ESCALATION_INTERVAL: duration('5d'),
   CTEM_TICKET_RECONCILE_INTERVAL: duration('1h'),
+  CTEM_FALLBACK_OWNER: optional,
   CTEM_SLA_POLICY: z
     .string()
     .optional()
@@ -102,6 +103,12 @@ export interface SlaConfig {
   reconcileIntervalMs: number;
   /** Acknowledgement time and escalation interval per tier and per asset criticality (CTEM_SLA_POLICY). */
   policy: SlaPolicy;
+  /**
+   * The owner of last resort (CTEM_FALLBACK_OWNER, e.g. security operations): tickets whose asset has
+   * no owner, or whose owner the ITSM does not know, go to the orphan queue assigned to this person
+   * and escalate like any ticket. Unset with a real ITSM: orphaned tickets wait unassigned.
+   */
+  fallbackOwner?: string;
 }
 
 export interface Config {
@@ -245,6 +252,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       escalationIntervalMs: e.CTEM_ESCALATION_INTERVAL,
       reconcileIntervalMs: e.CTEM_TICKET_RECONCILE_INTERVAL,
       policy: e.CTEM_SLA_POLICY,
+      // The embedded ServiceNow simulator's security operations analyst.
+      ...(e.CTEM_FALLBACK_OWNER || !e.SERVICENOW_URL ? { fallbackOwner: e.CTEM_FALLBACK_OWNER ?? 'sam.okafor' } : {}),
     },
     scanSlaMs: { critical: e.CTEM_SCAN_SLA_CRITICAL, high: e.CTEM_SCAN_SLA_HIGH, medium: e.CTEM_SCAN_SLA_MEDIUM, low: e.CTEM_SCAN_SLA_LOW },
     orphanReportCron: e.CTEM_ORPHAN_REPORT_SCHEDULE,

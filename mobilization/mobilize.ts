@@ -4,7 +4,8 @@ import type { SlaConfig } from '../config/index.js';
 import { findingsChangedSignal, verificationScanSignal } from '../workflows/remediation/messages.js';
 import { remediationWorkflow } from '../workflows/remediation/workflow.js';
 import { CTEM_ESCALATION_LEVEL, CTEM_OWNER, CTEM_PHASE, CTEM_SLA_DEADLINE, CTEM_TIER } from '../workflows/search-attributes.js';
-import { planGoldenTickets, type TicketScope } from './plan.js';
+import { actionsInScope, saveTickets, type Assignment, type TicketScope } from './plan.js';
+import type { RemediationAction } from './actions.js';
 import { slaFor } from './sla.js';
 import { scanCoverage, ticketsAwaitingVerification } from './store.js';
 
@@ -12,14 +13,58 @@ import { scanCoverage, ticketsAwaitingVerification } from './store.js';
 // tell each ticket's workflow (signal-with-start opens it when new, signals it when it exists); a
 // scan of a resolved ticket's asset is that ticket's verification.
 
+/** The ITSM's people directory: who exists and is active (an unknown owner is never assigned a ticket). */
+export interface Directory {
+  /** The ITSM's name, for the orphan reason (`not found in ServiceNow`). */
+  name: string;
+  findUser(userName: string): Promise<{ active: boolean } | null>;
+}
+
 export interface MobilizeDeps {
   database: Database;
   temporal: { client: Client; taskQueue: string };
   sla: SlaConfig;
+  /** Without one, owners are taken as the assets name them. */
+  directory?: Directory;
+  /** Where an owner the directory does not know is reported (the activity's log). */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
 }
 
-export async function mobilize({ database, temporal, sla }: MobilizeDeps, scope: TicketScope): Promise<Record<string, number>> {
-  const planned = await planGoldenTickets(database.sql, scope, (t) => slaFor(sla.policy, sla, t));
+/**
+ * Who each action goes to. An owner the directory does not know (a typo such as `alex.romer0`) or
+ * marks inactive never gets a ticket: it goes to the orphan queue, assigned to the fallback owner
+ * when one is configured, with the reason on the ticket.
+ */
+async function assignments(
+  actions: RemediationAction[],
+  sla: SlaConfig,
+  directory?: Directory,
+): Promise<{ assign: (a: RemediationAction) => Assignment; notFound: string[] }> {
+  const status = new Map<string, 'ok' | 'unknown' | 'inactive'>();
+  for (const owner of new Set(actions.map((a) => a.owner).filter((o): o is string => !!o))) {
+    if (!directory) {
+      status.set(owner, 'ok');
+      continue;
+    }
+    const user = await directory.findUser(owner);
+    status.set(owner, !user ? 'unknown' : user.active ? 'ok' : 'inactive');
+  }
+  const orphan = (reason: string): Assignment => ({ owner: sla.fallbackOwner ?? null, orphanReason: reason });
+  const assign = (a: RemediationAction): Assignment => {
+    if (!a.owner) return orphan('the asset has no owner');
+    const s = status.get(a.owner);
+    if (s === 'unknown') return orphan(`owner ${a.owner} not found in ${directory!.name}`);
+    if (s === 'inactive') return orphan(`owner ${a.owner} is inactive in ${directory!.name}`);
+    return { owner: a.owner, orphanReason: null };
+  };
+  return { assign, notFound: [...status].filter(([, s]) => s !== 'ok').map(([owner]) => owner) };
+}
+
+export async function mobilize({ database, temporal, sla, directory, warn }: MobilizeDeps, scope: TicketScope): Promise<Record<string, number>> {
+  const actions = await actionsInScope(database.sql, scope);
+  const { assign, notFound } = await assignments(actions, sla, directory);
+  if (notFound.length) warn?.('owners not found in the ITSM directory: their tickets go to the orphan queue', { owners: notFound, fallbackOwner: sla.fallbackOwner ?? null });
+  const planned = await saveTickets(database.sql, actions, (t) => slaFor(sla.policy, sla, t), assign);
   let started = 0;
   for (const t of planned) {
     if (!t.changed || !t.owner) continue;
@@ -55,7 +100,8 @@ export async function mobilize({ database, temporal, sla }: MobilizeDeps, scope:
   return {
     goldenTickets: planned.length,
     ticketsSignalled: started,
-    orphanedTickets: planned.filter((t) => !t.owner).length,
+    orphanedTickets: planned.filter((t) => t.orphanReason).length,
+    ...(notFound.length ? { ownersNotFound: notFound.length } : {}),
     ...(verified ? { ticketsVerified: verified } : {}),
   };
 }

@@ -1,7 +1,7 @@
 import type { Sql } from '../db/client.js';
-import { fixKey, remediationWorkflowId } from './golden-tickets.js';
+import { remediationWorkflowId } from './golden-tickets.js';
 import { ACTION_TIERS } from '../prioritization/policy.js';
-import { fixAvailable } from '../validation/feasibility.js';
+import { actionLines, groupIntoActions, type Action, type ActionableFinding, type ActionLine, type RemediationAction } from './actions.js';
 
 export interface PlannedTicket {
   key: string;
@@ -16,145 +16,210 @@ export interface PlannedTicket {
   ackMs: number;
   /** True when the ticket is new or its findings changed: its workflow must hear of it. */
   changed: boolean;
+  /** Why it sits in the orphan queue, when it does. */
+  orphanReason: string | null;
 }
 
-/**
- * Groups the open act/attend findings of a scan's assets by fix (package and fixed version, per asset,
- * or per owner across hosts) into golden tickets, upserts them and links their findings. Findings without a fixed version have no
- * upgrade to ask for and stay on the exposure list. Re-running it with nothing new changes nothing.
- */
 export type TicketScope = { scanId: string } | { assetIds: number[] };
 
 /** The acknowledgement time and escalation interval of a ticket, from its tier and its asset's criticality. */
 export type SlaOf = (ticket: { tier: string; criticality: string | null }) => { ackMs: number; escalationIntervalMs: number };
 
-export async function planGoldenTickets(sql: Sql, scope: TicketScope, slaOf: SlaOf): Promise<PlannedTicket[]> {
-  const assets =
+/** Who a ticket goes to: its owner, or the fallback owner with the reason it is in the orphan queue. */
+export interface Assignment {
+  owner: string | null;
+  orphanReason: string | null;
+}
+
+/**
+ * The remediation actions (mobilization/actions.ts) that fix the open act/attend findings of a
+ * scope's assets. OS patch runs span an owner's hosts, so the other hosts of the scope's owners are
+ * read too: a scan of one host never shrinks the patch run. Findings still on a ticket planned per
+ * package (before actions existed) stay there until it closes.
+ */
+export async function actionsInScope(sql: Sql, scope: TicketScope): Promise<RemediationAction[]> {
+  const scoped =
     'scanId' in scope
-      ? sql`f.asset_id in (select asset_id from scan_assets where scan_id = ${scope.scanId})`
-      : sql`f.asset_id = any(${sql.array(scope.assetIds)}::bigint[])`;
-  const actionable = sql`f.status = 'open' and f.tier = any(${ACTION_TIERS as string[]}) and ${fixAvailable(sql)}`;
-  const mostCritical = sql`(array_agg(a.criticality order by case a.criticality when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end))[1]`;
-  // One action per owner: the same package patched to the same version on many hosts of one owner is
-  // one golden ticket (one change, one maintenance window); on images and other assets the fix is
-  // per asset (one image rebuild covers every container that runs it). Host groups are counted over
-  // all the owner's hosts, not only the scanned ones, so a scan of one host never shrinks the ticket.
-  const groups = await sql<
+      ? sql`select asset_id as id from scan_assets where scan_id = ${scope.scanId}`
+      : sql`select unnest(${sql.array(scope.assetIds)}::bigint[]) as id`;
+  const rows = await sql<
     {
-      asset_id: number; asset_key: string; asset_name: string; owner: string | null; criticality: string | null; component: string;
-      fixed_version: string; tier: string; due_at: Date; finding_ids: number[]; asset_count: number;
+      id: number; asset_id: number; asset_key: string; asset_name: string; asset_kind: string; owner: string | null; criticality: string | null;
+      kind: string; issue_id: string; component: string; version: string; location: string; fixed_version: string | null;
+      ecosystem: string | null; package_class: 'os' | 'app' | null; manifest: string; source_package: string | null; tier: string; due_at: Date;
     }[]
   >`
-    select a.id as asset_id, a.asset_key, a.name as asset_name, a.owner, a.criticality, f.component, f.fixed_version,
-           case when bool_or(f.tier = 'act') then 'act' else 'attend' end as tier,
-           min(f.due_at) as due_at, array_agg(f.id order by f.id) as finding_ids, 1 as asset_count
+    with scoped as (${scoped}),
+    owners as (select distinct a.owner from assets a join scoped s on s.id = a.id where a.kind = 'host' and a.owner is not null)
+    select f.id, f.asset_id, a.asset_key, a.name as asset_name, a.kind as asset_kind, a.owner, a.criticality, f.kind, f.issue_id, f.component,
+           f.version, f.location, f.fixed_version, f.ecosystem, f.package_class, f.manifest, f.source_package, f.tier, coalesce(f.due_at, now()) as due_at
     from findings f join assets a on a.id = f.asset_id
-    where ${actionable} and ${assets} and not (a.kind = 'host' and a.owner is not null)
-    group by a.id, f.component, f.fixed_version
-    union all
-    select min(a.id) as asset_id, 'owner:' || t.owner as asset_key, 'hosts of ' || t.owner as asset_name, t.owner, ${mostCritical} as criticality,
-           t.component, t.fixed_version,
-           case when bool_or(f.tier = 'act') then 'act' else 'attend' end as tier,
-           min(f.due_at) as due_at, array_agg(f.id order by f.id) as finding_ids, count(distinct a.id)::int as asset_count
-    from (
-      select distinct a.owner, f.component, f.fixed_version
-      from findings f join assets a on a.id = f.asset_id
-      where ${actionable} and ${assets} and a.kind = 'host' and a.owner is not null
-    ) t
-    join assets a on a.owner = t.owner and a.kind = 'host'
-    join findings f on f.asset_id = a.id and f.component = t.component and f.fixed_version = t.fixed_version and ${actionable}
-    group by t.owner, t.component, t.fixed_version`;
-  if (groups.length === 0) return [];
-  const planned = groups.map((g) => ({
-    ...g,
-    key: fixKey({ assetKey: g.asset_key, assetName: g.asset_name, component: g.component, fixedVersion: g.fixed_version }),
-    sla: slaOf({ tier: g.tier, criticality: g.criticality }),
+    where f.status = 'open' and f.tier = any(${ACTION_TIERS as string[]})
+      and (f.asset_id in (select id from scoped) or (a.kind = 'host' and a.owner in (select owner from owners)))
+      and not exists (select 1 from tickets t where t.key = f.ticket_key and t.action = 'package' and t.state <> 'verified')
+    order by f.id`;
+  const findings: ActionableFinding[] = rows.map((r) => ({
+    id: Number(r.id),
+    assetId: Number(r.asset_id),
+    assetKey: r.asset_key,
+    assetName: r.asset_name,
+    assetKind: r.asset_kind,
+    owner: r.owner,
+    criticality: r.criticality,
+    kind: r.kind,
+    issueId: r.issue_id,
+    component: r.component,
+    version: r.version,
+    location: r.location,
+    fixedVersion: r.fixed_version,
+    ecosystem: r.ecosystem,
+    packageClass: r.package_class,
+    manifest: r.manifest,
+    sourcePackage: r.source_package,
+    tier: r.tier,
+    dueAt: r.due_at,
   }));
+  return groupIntoActions(findings);
+}
+
+/**
+ * Upserts the actions as golden tickets and links their findings. A ticket whose findings change
+ * is marked changed (its workflow writes a work note, never a sibling ticket), and so is a ticket
+ * that lost findings to another action. Re-running it with nothing new changes nothing.
+ */
+export async function saveTickets(
+  sql: Sql,
+  actions: RemediationAction[],
+  slaOf: SlaOf,
+  assign: (action: RemediationAction) => Assignment,
+): Promise<PlannedTicket[]> {
+  if (actions.length === 0) return [];
+  const planned = actions.map((a) => ({ ...a, ...assign(a), sla: slaOf({ tier: a.tier, criticality: a.criticality }) }));
   const slaByKey = new Map(planned.map((p) => [p.key, p.sla]));
   return sql.begin(async (tx) => {
-    const rows = await tx<{ key: string; workflow_id: string; owner: string | null; tier: string; finding_count: number; due_at: Date; ack_due_at: Date; changed: boolean }[]>`
+    const rows = await tx<
+      { key: string; workflow_id: string; owner: string | null; tier: string; finding_count: number; due_at: Date; ack_due_at: Date; orphan_reason: string | null; changed: boolean }[]
+    >`
       with planned as (
         select * from unnest(
-          ${tx.array(planned.map((p) => p.key))}::text[], ${tx.array(planned.map((p) => p.asset_id))}::bigint[],
-          ${tx.array(planned.map((p) => p.component))}::text[], ${tx.array(planned.map((p) => p.fixed_version))}::text[],
+          ${tx.array(planned.map((p) => p.key))}::text[], ${tx.array(planned.map((p) => p.assetId))}::bigint[],
+          ${tx.array(planned.map((p) => p.subject))}::text[], ${tx.array(planned.map((p) => p.target))}::text[],
           ${tx.array(planned.map((p) => p.owner ?? ''))}::text[], ${tx.array(planned.map((p) => p.tier))}::text[],
-          ${tx.array(planned.map((p) => p.due_at.toISOString()))}::timestamptz[], ${tx.array(planned.map((p) => p.finding_ids.length))}::int[],
-          ${tx.array(planned.map((p) => p.sla.ackMs))}::bigint[]
-        ) as p(key, asset_id, component, fixed_version, owner, tier, due_at, finding_count, ack_ms)
+          ${tx.array(planned.map((p) => p.dueAt.toISOString()))}::timestamptz[], ${tx.array(planned.map((p) => p.findingIds.length))}::int[],
+          ${tx.array(planned.map((p) => p.sla.ackMs))}::bigint[], ${tx.array(planned.map((p) => p.action))}::text[],
+          ${tx.array(planned.map((p) => p.orphanReason ?? ''))}::text[]
+        ) as p(key, asset_id, component, fixed_version, owner, tier, due_at, finding_count, ack_ms, action, orphan_reason)
       ),
       upserted as (
-        insert into tickets as t (key, workflow_id, asset_id, component, fixed_version, owner, state, tier, ack_due_at, due_at, finding_count)
+        insert into tickets as t (key, workflow_id, asset_id, component, fixed_version, owner, state, tier, ack_due_at, due_at, finding_count, action, orphan_reason)
         select key, 'remediation:' || key, asset_id, component, fixed_version, nullif(owner, ''),
                case when owner = '' then 'orphaned' else 'opening' end, tier,
-               now() + ack_ms * interval '1 millisecond', due_at, finding_count
+               now() + ack_ms * interval '1 millisecond', due_at, finding_count, action, nullif(orphan_reason, '')
         from planned
         on conflict (key) do update set
           finding_count = excluded.finding_count,
           tier = excluded.tier,
+          fixed_version = excluded.fixed_version,
           due_at = least(t.due_at, excluded.due_at),
           owner = coalesce(t.owner, excluded.owner),
+          orphan_reason = case when t.owner is null then excluded.orphan_reason else t.orphan_reason end,
           state = case when t.state = 'orphaned' and excluded.owner is not null then 'opening' else t.state end,
           updated_at = now()
         where t.finding_count is distinct from excluded.finding_count or t.tier is distinct from excluded.tier
            or t.due_at > excluded.due_at or (t.owner is null and excluded.owner is not null)
-        returning t.key, t.workflow_id, t.owner, t.tier, t.finding_count, t.due_at, t.ack_due_at, true as changed
+           or t.fixed_version is distinct from excluded.fixed_version
+        returning t.key, t.workflow_id, t.owner, t.tier, t.finding_count, t.due_at, t.ack_due_at, t.orphan_reason, true as changed
       )
       select * from upserted
       union all
-      select t.key, t.workflow_id, t.owner, t.tier, t.finding_count, t.due_at, t.ack_due_at, false
+      select t.key, t.workflow_id, t.owner, t.tier, t.finding_count, t.due_at, t.ack_due_at, t.orphan_reason, false
       from tickets t join planned p using (key) where t.key not in (select key from upserted)`;
+    // Findings that move to another action (a fix became known, a manifest was named) leave their
+    // old ticket smaller: its count is recomputed and its workflow told.
+    const links = { keys: planned.flatMap((p) => p.findingIds.map(() => p.key)), ids: planned.flatMap((p) => p.findingIds) };
+    const left = await tx<{ ticket_key: string }[]>`
+      select distinct f.ticket_key from findings f
+      join unnest(${tx.array(links.keys)}::text[], ${tx.array(links.ids)}::bigint[]) as p(key, id) on f.id = p.id
+      where f.ticket_key is not null and f.ticket_key <> p.key`;
     await tx`
       update findings f set ticket_key = p.key
-      from unnest(${tx.array(planned.flatMap((p) => p.finding_ids.map(() => p.key)))}::text[],
-                  ${tx.array(planned.flatMap((p) => p.finding_ids))}::bigint[]) as p(key, id)
+      from unnest(${tx.array(links.keys)}::text[], ${tx.array(links.ids)}::bigint[]) as p(key, id)
       where f.id = p.id and f.ticket_key is distinct from p.key`;
-    return rows.map((r) => ({
-      key: r.key,
-      workflowId: r.workflow_id ?? remediationWorkflowId(r.key),
-      owner: r.owner,
-      tier: r.tier,
-      findingCount: r.finding_count,
-      dueAt: r.due_at.toISOString(),
-      ackDueAt: r.ack_due_at.toISOString(),
-      ackMs: slaByKey.get(r.key)!.ackMs,
-      escalationIntervalMs: slaByKey.get(r.key)!.escalationIntervalMs,
-      changed: r.changed,
-    }));
+    const shrunk = left.length
+      ? await tx<{ key: string; workflow_id: string; owner: string | null; tier: string; finding_count: number; due_at: Date; ack_due_at: Date; orphan_reason: string | null }[]>`
+          update tickets t set finding_count = (select count(*)::int from findings f where f.ticket_key = t.key and f.status = 'open'), updated_at = now()
+          where t.key = any(${tx.array(left.map((l) => l.ticket_key))}::text[])
+          returning t.key, t.workflow_id, t.owner, t.tier, t.finding_count, t.due_at, t.ack_due_at, t.orphan_reason`
+      : [];
+    const toPlanned = (r: (typeof rows)[number], changed: boolean): PlannedTicket => {
+      const sla = slaByKey.get(r.key) ?? slaOf({ tier: r.tier, criticality: null });
+      return {
+        key: r.key,
+        workflowId: r.workflow_id ?? remediationWorkflowId(r.key),
+        owner: r.owner,
+        tier: r.tier,
+        findingCount: r.finding_count,
+        dueAt: r.due_at.toISOString(),
+        ackDueAt: r.ack_due_at.toISOString(),
+        ackMs: sla.ackMs,
+        escalationIntervalMs: sla.escalationIntervalMs,
+        changed,
+        orphanReason: r.orphan_reason,
+      };
+    };
+    return [...rows.map((r) => toPlanned(r, r.changed)), ...shrunk.filter((s) => !slaByKey.has(s.key)).map((s) => toPlanned({ ...s, changed: true }, true))];
   });
+}
+
+/** Plans and saves the golden tickets of a scope; owners as the assets name them (see mobilize.ts for the directory check). */
+export async function planGoldenTickets(sql: Sql, scope: TicketScope, slaOf: SlaOf, assign?: (action: RemediationAction) => Assignment): Promise<PlannedTicket[]> {
+  const actions = await actionsInScope(sql, scope);
+  return saveTickets(sql, actions, slaOf, assign ?? ((a) => ({ owner: a.owner, orphanReason: a.owner ? null : 'no owner' })));
 }
 
 export interface TicketDetail {
   key: string;
   owner: string | null;
   tier: string;
+  /** The remediation action (mobilization/actions.ts) and what it is on. */
+  action: Action;
   assetName: string;
   assetKey: string;
+  /** The action's subject: a package for tickets planned per package, `OS packages`, a manifest, a product... */
   component: string;
+  /** The one version asked for, when there is one; '' otherwise (see lines). */
   fixedVersion: string;
   dueAt: Date;
   externalSysId: string | null;
   externalNumber: string | null;
+  orphanReason: string | null;
   /** Names of the assets the open findings are on (several for an OS patch across an owner's hosts). */
   assets: string[];
-  findings: { issueId: string; version: string; severity: string; cvss: number | null; tier: string | null; kev: boolean; epss: number | null }[];
+  /** What to change, one line per package and installed version. */
+  lines: ActionLine[];
+  findings: { issueId: string; component: string; version: string; severity: string; cvss: number | null; tier: string | null; kev: boolean; epss: number | null; location: string; cwes: string[]; assetKey: string }[];
 }
 
 export async function ticketDetail(sql: Sql, key: string): Promise<TicketDetail | undefined> {
   const [t] = await sql`
-    select t.key, t.owner, t.tier, t.component, t.fixed_version, t.due_at, t.external_sys_id, t.external_number, a.name as asset_name, a.asset_key
+    select t.key, t.owner, t.tier, t.action, t.component, t.fixed_version, t.due_at, t.external_sys_id, t.external_number, t.orphan_reason,
+           a.name as asset_name, a.asset_key
     from tickets t join assets a on a.id = t.asset_id where t.key = ${key}`;
   if (!t) return undefined;
   const findings = await sql`
-    select f.issue_id, f.version, f.severity, f.cvss_score, f.tier, k.cve is not null as kev, e.epss, fa.name as asset_name
+    select f.issue_id, f.component, f.version, f.fixed_version, f.source_package, f.location, coalesce(f.cwes, '{}') as cwes, f.severity, f.cvss_score, f.tier,
+           k.cve is not null as kev, e.epss, fa.name as asset_name, fa.asset_key
     from findings f
     join assets fa on fa.id = f.asset_id
     left join kev_entries k on k.cve = f.issue_id and k.feed_version = (select version from intel_feeds where kind = 'kev' and status = 'active')
     left join epss_scores e on e.cve = f.issue_id and e.feed_version = (select version from intel_feeds where kind = 'epss' and status = 'active')
     where f.ticket_key = ${key} and f.status = 'open' order by f.score desc nulls last, f.issue_id`;
+  const action = t.action as Action;
   return {
     key: t.key,
     owner: t.owner,
     tier: t.tier,
+    action,
     assetName: t.asset_name,
     assetKey: t.asset_key,
     component: t.component,
@@ -162,7 +227,24 @@ export async function ticketDetail(sql: Sql, key: string): Promise<TicketDetail 
     dueAt: t.due_at,
     externalSysId: t.external_sys_id,
     externalNumber: t.external_number,
+    orphanReason: t.orphan_reason,
     assets: [...new Set(findings.map((f) => f.asset_name as string))].sort(),
-    findings: findings.map((f) => ({ issueId: f.issue_id, version: f.version, severity: f.severity, cvss: f.cvss_score, tier: f.tier, kev: f.kev, epss: f.epss })),
+    lines: actionLines(
+      action,
+      findings.map((f) => ({ component: f.component, version: f.version, sourcePackage: f.source_package, issueId: f.issue_id, fixedVersion: f.fixed_version })),
+    ),
+    findings: findings.map((f) => ({
+      issueId: f.issue_id,
+      component: f.component,
+      version: f.version,
+      severity: f.severity,
+      cvss: f.cvss_score,
+      tier: f.tier,
+      kev: f.kev,
+      epss: f.epss,
+      location: f.location,
+      cwes: f.cwes,
+      assetKey: f.asset_key,
+    })),
   };
 }

@@ -13,7 +13,8 @@ export async function setTicketOpened(db: Db, key: string, sysId: string, number
 
 /** The ITSM reassigned the ticket: the new assignee owns it (and escalations climb their chain). */
 export async function setTicketOwner(db: Db, key: string, owner: string): Promise<void> {
-  await db.update(tickets).set({ owner, updatedAt: new Date() }).where(eq(tickets.key, key));
+  // Someone took it: the ticket leaves the orphan queue.
+  await db.update(tickets).set({ owner, orphanReason: null, updatedAt: new Date() }).where(eq(tickets.key, key));
 }
 
 export async function setTicketState(

@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { getReport, latestReport, scanCoverage } from '../../discovery/store/sources.js';
+import { mobilizationAudit } from '../../mobilization/audit.js';
 import { orphanReportWorkflow } from '../../workflows/orphan-report.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
@@ -62,7 +63,34 @@ const coverage = createRoute({
   responses: { 200: { description: 'Coverage', content: { 'application/json': { schema: CoverageSchema } } } },
 });
 
+const MobilizationAuditSchema = z
+  .object({
+    urgentFindings: z.number().int().openapi({ description: 'open act/attend findings' }),
+    onFixTicket: z.number().int(),
+    onMitigationTicket: z.number().int(),
+    inOrphanQueue: z.number().int().openapi({ description: 'on a ticket in the orphan queue, assigned to the fallback owner' }),
+    unreached: z.number().int().openapi({ description: 'urgent findings no person holds (no ticket, or orphaned with no fallback owner): must be 0' }),
+    unreachedSample: z.array(z.object({ findingId: z.number().int(), issueId: z.string(), tier: z.string(), assetKey: z.string(), why: z.string() })),
+    tickets: z.object({
+      open: z.number().int(),
+      byAction: z.record(z.string(), z.number().int()),
+      maxPerImageLayer: z.number().int().openapi({ description: 'most open tickets of one image for one layer (OS layer, one manifest)' }),
+      maxPerHostProduct: z.number().int().openapi({ description: 'most open tickets of one host for one product upgrade' }),
+      maxPerOwnerPatchRun: z.number().int(),
+      legacyPerPackage: z.number().int().openapi({ description: 'open tickets planned per package before remediation actions existed' }),
+    }),
+  })
+  .openapi('MobilizationAudit');
+
+const audit = createRoute({
+  method: 'get',
+  path: '/api/v1/metrics/mobilization',
+  summary: 'Does every urgent exposure reach a person, in one ticket per fix? Fix, mitigation and orphan-queue counts; unreached must be 0',
+  responses: { 200: { description: 'The audit', content: { 'application/json': { schema: MobilizationAuditSchema } } } },
+});
+
 export const reportRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(audit, async (c) => c.json(await mobilizationAudit(c.get('deps').database.sql), 200))
   .openapi(getOrphanReport, async (c) => {
     const report = await latestReport(c.get('deps').database.db, 'orphan-assets');
     if (!report) return problem(c, 404, 'not_found', 'no orphan-asset report yet');

@@ -1,6 +1,8 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { getTicket, listTickets } from '../../db/read-models/inventory.js';
+import { ACTIONS } from '../../mobilization/actions.js';
+import { ticketDetail } from '../../mobilization/plan.js';
 import { acceptTicketRisk, acknowledgeTicket, resolveTicket } from '../../mobilization/ticket-actions.js';
 import { statusQuery, type RemediationState } from '../../workflows/remediation/messages.js';
 import type { AppEnv } from '../context.js';
@@ -19,7 +21,9 @@ const TicketSchema = z
     owner: z.string().nullable(),
     tier: z.string(),
     asset: z.object({ key: z.string(), name: z.string() }),
-    fix: z.object({ component: z.string(), fixedVersion: z.string() }),
+    fix: z.object({ component: z.string(), fixedVersion: z.string() }).openapi({ description: "the action's subject (a package, `OS packages`, a manifest, a product) and the one version asked for ('' when lines differ)" }),
+    action: z.enum(ACTIONS).openapi({ description: 'the remediation action: one ticket per thing an owner does' }),
+    orphanReason: z.string().nullable().openapi({ description: 'why the ticket is in the orphan queue (no owner, owner unknown or inactive in the ITSM); null when owned' }),
     dueAt: z.string(),
     ackDueAt: z.string(),
     escalationLevel: z.number().int(),
@@ -71,6 +75,9 @@ const RemediationStateSchema = z
   .openapi('RemediationState');
 
 const TicketDetailSchema = TicketSchema.extend({
+  lines: z
+    .array(z.object({ package: z.string(), packages: z.array(z.string()), installed: z.string(), target: z.string().optional(), issueIds: z.array(z.string()) }))
+    .openapi({ description: 'what to change: one line per package (or source package, product) and installed version, with the version that fits it' }),
   riskAcceptances: z.array(
     z.object({ requester: z.string(), approver: z.string(), reason: z.string(), acceptedAt: z.string(), expiresAt: z.string(), endedAt: z.string().nullable() }),
   ),
@@ -91,6 +98,8 @@ export const listTicketsRoute = createRoute({
     query: PageQuery.extend({
       state: TicketStateEnum.optional(),
       owner: z.string().optional(),
+      action: z.enum(ACTIONS).optional(),
+      orphaned: z.enum(['true', 'false']).optional().openapi({ description: 'true: the orphan queue only' }),
     }),
   },
   responses: {
@@ -152,7 +161,10 @@ export const riskAcceptanceRoute = actionRoute(
 );
 
 export const ticketRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(listTicketsRoute, async (c) => c.json(await listTickets(c.get('deps').database.sql, c.req.valid('query')), 200))
+  .openapi(listTicketsRoute, async (c) => {
+    const { orphaned, ...query } = c.req.valid('query');
+    return c.json(await listTickets(c.get('deps').database.sql, { ...query, ...(orphaned ? { orphaned: orphaned === 'true' } : {}) }), 200);
+  })
   .openapi(getTicketRoute, async (c) => {
     const deps = c.get('deps');
     const ticket = await getTicket(deps.database.sql, c.req.valid('param').key);
@@ -163,7 +175,8 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) workflow = { unavailable: (err as Error).message };
     }
-    return c.json({ ...ticket, workflow }, 200);
+    const lines = (await ticketDetail(deps.database.sql, ticket.key))?.lines ?? [];
+    return c.json({ ...ticket, lines, workflow }, 200);
   })
   .openapi(acknowledgeTicketRoute, async (c) => {
     const deps = c.get('deps');

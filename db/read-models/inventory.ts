@@ -1,4 +1,5 @@
 import type { Sql } from '../client.js';
+import type { Action } from '../../mobilization/actions.js';
 
 // List views read PostgreSQL (the live state of one workflow is read with a query instead).
 
@@ -15,6 +16,9 @@ export const findingLastSeen = (sql: Sql) => sql`
 export interface TicketFilter {
   state?: string;
   owner?: string;
+  action?: string;
+  /** true: only tickets in the orphan queue; false: only owned ones. */
+  orphaned?: boolean;
   limit: number;
   offset: number;
 }
@@ -31,6 +35,8 @@ function ticketRow(r: Record<string, unknown>) {
     tier: r.tier as string,
     asset: { key: r.asset_key as string, name: r.asset_name as string },
     fix: { component: r.component as string, fixedVersion: r.fixed_version as string },
+    action: r.action as Action,
+    orphanReason: r.orphan_reason as string | null,
     dueAt: iso(r.due_at)!,
     ackDueAt: iso(r.ack_due_at)!,
     escalationLevel: r.escalation_level as number,
@@ -49,6 +55,8 @@ export async function listTickets(sql: Sql, f: TicketFilter) {
     where true
       ${f.state ? sql`and t.state = ${f.state}` : sql``}
       ${f.owner ? sql`and t.owner = ${f.owner}` : sql``}
+      ${f.action ? sql`and t.action = ${f.action}` : sql``}
+      ${f.orphaned === undefined ? sql`` : f.orphaned ? sql`and t.orphan_reason is not null` : sql`and t.orphan_reason is null`}
     order by t.due_at, t.key
     limit ${f.limit} offset ${f.offset}`;
   return { total: Number(rows[0]?.total ?? 0), items: rows.map(ticketRow) };

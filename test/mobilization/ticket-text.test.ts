@@ -6,6 +6,7 @@ const ticket = (over: Partial<TicketDetail> = {}): TicketDetail => ({
   key: 'openssl@3.0.13~web-01~1f2e3d4c',
   owner: 'alex.romero',
   tier: 'act',
+  action: 'package',
   assetName: 'web-01',
   assetKey: 'host:web-01',
   component: 'openssl',
@@ -13,10 +14,12 @@ const ticket = (over: Partial<TicketDetail> = {}): TicketDetail => ({
   dueAt: new Date('2026-12-10T00:00:00Z'),
   externalSysId: 'abc',
   externalNumber: 'INC0010001',
+  orphanReason: null,
   assets: ['web-01'],
+  lines: [{ package: 'openssl', packages: ['openssl'], installed: '3.0.11', target: '3.0.13', issueIds: ['CVE-2023-5678', 'CVE-2024-0727'] }],
   findings: [
-    { issueId: 'CVE-2024-0727', version: '3.0.11', severity: 'medium', cvss: 5.5, tier: 'attend', kev: false, epss: 0.01 },
-    { issueId: 'CVE-2023-5678', version: '3.0.11', severity: 'high', cvss: null, tier: 'act', kev: true, epss: null },
+    { issueId: 'CVE-2024-0727', component: 'openssl', version: '3.0.11', severity: 'medium', cvss: 5.5, tier: 'attend', kev: false, epss: 0.01, location: '', cwes: [], assetKey: 'host:web-01' },
+    { issueId: 'CVE-2023-5678', component: 'openssl', version: '3.0.11', severity: 'high', cvss: null, tier: 'act', kev: true, epss: null, location: '', cwes: [], assetKey: 'host:web-01' },
   ],
   ...over,
 });
