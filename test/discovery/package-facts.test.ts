@@ -114,6 +114,11 @@ describe('own fixtures', () => {
           Target: 'usr/local/bin/api', Class: 'lang-pkgs', Type: 'gobinary',
           Vulnerabilities: [{ VulnerabilityID: 'CVE-2024-24790', PkgName: 'stdlib', InstalledVersion: '1.22.1', FixedVersion: '1.21.11, 1.22.4', Severity: 'CRITICAL' }],
         },
+        {
+          // Jars found in an image are one Result named after the language: each jar is its own manifest.
+          Target: 'Java', Class: 'lang-pkgs', Type: 'jar',
+          Vulnerabilities: [{ VulnerabilityID: 'CVE-2021-44228', PkgName: 'org.apache.logging.log4j:log4j-core', PkgPath: 'opt/app/lib/log4j-core-2.14.1.jar', InstalledVersion: '2.14.1', FixedVersion: '2.15.0', Severity: 'CRITICAL' }],
+        },
       ],
     }));
     const findings = await parse('trivy-json', file);
@@ -122,6 +127,7 @@ describe('own fixtures', () => {
       ['libc-bin', 'deb', 'os', undefined, 'glibc', undefined],
       ['braces', 'npm', 'app', 'srv/app/package-lock.json', undefined, 'scanner'],
       ['stdlib', 'golang', 'app', 'usr/local/bin/api', undefined, 'scanner'],
+      ['org.apache.logging.log4j:log4j-core', 'maven', 'app', 'opt/app/lib/log4j-core-2.14.1.jar', undefined, 'scanner'],
     ]);
   });
 });

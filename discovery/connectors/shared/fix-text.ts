@@ -5,7 +5,7 @@
 // later"), and only a dotted version counts, so a CVE id, a date or a KB number is never read as one.
 
 /** A dotted version, with an optional letter suffix and release (`1.0.1g`, `4.2.7p26`, `2.36-9+deb12u8`). */
-const VERSION = String.raw`\d+(?:\.\d+)+[a-z]*\d*(?:[-+~][0-9a-z]+(?:[.+~][0-9a-z]+)*)?(?![\w.]*\d)`;
+const VERSION = String.raw`\d+(?:\.\d+)+(?:[a-z]+\d*)?(?:[-+~][0-9a-z]+(?:[.+~][0-9a-z]+)*)?(?![\w.]*\d)`;
 /** Versions listed together: "2.3.2, 2.2.5", "5.3.12 / 5.4.2", "4.14 and 5.0.5". */
 const LIST = String.raw`${VERSION}(?:\s*(?:,\s*(?:and\s+)?|/|\band\b)\s*${VERSION})*`;
 /** Up to four words, none ending a sentence, around "to": a product name ("PHP", "com.x:lib"). */

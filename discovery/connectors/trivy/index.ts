@@ -74,8 +74,8 @@ interface Scope {
   facts?: PackageFacts;
 }
 
-/** Binaries and archives whose packages are built in: the file itself is what gets rebuilt. */
-const BUILT_TYPES = new Set(['gobinary', 'rustbinary', 'jar', 'pom', 'dotnet-core']);
+/** Binaries whose packages are built in: the file itself, named by Target, is what gets rebuilt. */
+const BUILT_TYPES = new Set(['gobinary', 'rustbinary']);
 
 /**
  * A Result's package facts. Its `Target` is the manifest of language packages when it names a file
@@ -243,6 +243,8 @@ class Reader {
     if (facts.ecosystem !== undefined) finding.ecosystem = facts.ecosystem;
     if (facts.packageClass !== undefined) finding.packageClass = facts.packageClass;
     if (facts.manifest !== undefined) finding.manifest = facts.manifest;
+    // Jars found in an image share one Result (`Java`): each one's own archive is what gets rebuilt, as Grype says.
+    else if (scope.type === 'jar' && typeof vuln.PkgPath === 'string' && vuln.PkgPath !== '') finding.manifest = relPath(vuln.PkgPath);
     // Trivy's SrcName: the distribution's source package (libc6 -> glibc); one rebuild fixes them all.
     const sourcePackage = str(vuln.SrcName);
     if (sourcePackage !== undefined) finding.sourcePackage = sourcePackage;
