@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -261,6 +261,31 @@ describe.skipIf(!hasCorpus)('package facts from real reports', () => {
     expect(tally(sc, (f) => f.sourcePackage)).toEqual({ md5: 1, '-': 4 });
   });
 
+  it.skipIf(!hasCorpus)('every corpus report: a fix source exactly when a fixed version, no manifest on OS packages', async () => {
+    const files: string[] = [];
+    const walk = (dir: string) => {
+      for (const name of readdirSync(dir)) {
+        const path = join(dir, name);
+        if (statSync(path).isDirectory()) walk(path);
+        else if (/\.(json|xml|csv|sarif|nessus)$/.test(name)) files.push(path);
+      }
+    };
+    walk(corpusFile('scanners'));
+    let checked = 0;
+    for (const file of files) {
+      let findings: NormalizedFinding[];
+      try {
+        findings = await parse((await connectorFor(file, file)).format, file, 'corpus-target');
+      } catch {
+        continue; // the broken and empty reports, tested where their errors are
+      }
+      checked += findings.length;
+      expect(findings.filter((f) => !!f.fixedVersion !== !!f.fixSource), file).toEqual([]);
+      expect(findings.filter((f) => f.packageClass === 'os' && f.manifest !== undefined), file).toEqual([]);
+    }
+    expect(checked).toBeGreaterThan(1500);
+  });
+
   it.skipIf(!hasCorpus)('Qualys: fixed versions from the solution, OS or application from the category', async () => {
     const xml = await parse('qualys-xml', dd('qualys', 'Qualys_Sample_Report.xml'));
     expect(tally(xml, (f) => f.packageClass)).toEqual({ os: 23, app: 66, '-': 264 });
@@ -314,6 +339,14 @@ describe('ingest stores the package facts', () => {
       { component: 'libc6', fixed_version: '2.36-9+deb12u8', ecosystem: 'deb', package_class: 'os', manifest: '', source_package: 'glibc-2.36', fix_source: 'text' },
       { component: 'library/test_tag', fixed_version: '39.0.1', ecosystem: null, package_class: 'app', manifest: '', source_package: null, fix_source: 'text' },
     ]);
+
+    // A report that fails half-way stores nothing, facts included.
+    async function* broken(): AsyncGenerator<NormalizedFinding> {
+      yield { ...base, issueId: 'CVE-2024-2961', component: 'libc6', version: '2.36-9', fixedVersion: '9.9', fixSource: 'text', sourcePackage: 'other' };
+      throw new Error('report ends early');
+    }
+    await expect(ingestFindings(database.sql, { id: randomUUID(), source: 'facts-test', complete: true }, broken())).rejects.toThrow('report ends early');
+    expect((await stored()).find((r) => r.component === 'libc6')).toMatchObject({ fixed_version: '2.36-9+deb12u8', fix_source: 'text', source_package: 'glibc-2.36' });
 
     // A report that states none of them (another scanner's, or an older format) keeps what is stored.
     const counts = await ingest([
