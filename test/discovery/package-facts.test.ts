@@ -362,6 +362,29 @@ describe('ingest stores the package facts', () => {
     ]);
   });
 
+  it('stores them through COPY too (a report larger than one inline batch)', async () => {
+    const big = { assetKey: 'image:facts/big:1', kind: 'container_image' as const, name: 'facts/big:1' };
+    async function* many(): AsyncGenerator<NormalizedFinding> {
+      for (let i = 0; i < 5200; i++) {
+        yield {
+          asset: big, kind: 'vulnerability', severity: 'medium', location: '', issueId: `CVE-2024-${10000 + i}`, component: `pkg-${i % 50}`, version: '1.0.0',
+          ...(i % 2 === 0
+            ? { ecosystem: 'npm', packageClass: 'app' as const, manifest: 'C:\\src\\web app\\package-lock.json', fixedVersion: '1.0.1', fixSource: 'scanner' as const }
+            : { ecosystem: 'deb', packageClass: 'os' as const, sourcePackage: 'glibc' }),
+        };
+      }
+    }
+    const counts = await ingestFindings(database.sql, { id: randomUUID(), source: 'facts-big' }, many());
+    expect(counts).toMatchObject({ findings: 5200, newFindings: 5200 });
+    const rows = await database.sql<{ ecosystem: string; package_class: string; manifest: string; source_package: string | null; fix_source: string | null; n: number }[]>`
+      select f.ecosystem, f.package_class, f.manifest, f.source_package, f.fix_source, count(*)::int as n
+      from findings f join assets a on a.id = f.asset_id where a.asset_key = ${big.assetKey} group by 1, 2, 3, 4, 5 order by 1`;
+    expect(rows).toEqual([
+      { ecosystem: 'deb', package_class: 'os', manifest: '', source_package: 'glibc', fix_source: null, n: 2600 },
+      { ecosystem: 'npm', package_class: 'app', manifest: 'C:\\src\\web app\\package-lock.json', source_package: null, fix_source: 'scanner', n: 2600 },
+    ]);
+  });
+
   it.skipIf(!hasCorpus)('stores what a real Grype report says', async () => {
     const file = more('trivy-grype-same-image', 'grype-results.json');
     const connector = await connectorFor(file, file, 'grype');
