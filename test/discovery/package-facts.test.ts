@@ -130,6 +130,31 @@ describe('own fixtures', () => {
       ['org.apache.logging.log4j:log4j-core', 'maven', 'app', 'opt/app/lib/log4j-core-2.14.1.jar', undefined, 'scanner'],
     ]);
   });
+
+  it('SARIF (Trivy, fs scan): the lockfile a result points at is the manifest', async () => {
+    const file = join(tmp, 'trivy-fs.sarif');
+    const rule = (id: string, name: string) => ({ id, name, shortDescription: { text: id } });
+    const result = (ruleIndex: number, ruleId: string, uri: string, text: string) => ({
+      ruleId, ruleIndex, level: 'error', message: { text },
+      locations: [{ physicalLocation: { artifactLocation: { uri, uriBaseId: 'ROOTPATH' }, region: { startLine: 1 } } }],
+    });
+    writeFileSync(file, JSON.stringify({
+      version: '2.1.0',
+      runs: [{
+        tool: { driver: { name: 'Trivy', rules: [rule('CVE-2024-4068', 'LanguageSpecificPackageVulnerability'), rule('CVE-2024-2961', 'OsPackageVulnerability')] } },
+        results: [
+          result(0, 'CVE-2024-4068', 'web/package-lock.json', 'Package: braces\nInstalled Version: 3.0.2\nVulnerability CVE-2024-4068\nSeverity: HIGH\nFixed Version: 3.0.3\nLink: x'),
+          result(1, 'CVE-2024-2961', 'shop/api', 'Package: libc6\nInstalled Version: 2.36-9\nVulnerability CVE-2024-2961\nSeverity: HIGH\nFixed Version: 2.36-9+deb12u7\nLink: x'),
+        ],
+        versionControlProvenance: [{ repositoryUri: 'https://git.example.com/shop' }],
+      }],
+    }));
+    const findings = await parse('sarif', file);
+    expect(findings.map((f) => [f.component, f.packageClass, f.manifest, f.fixedVersion, f.fixSource])).toEqual([
+      ['web/package-lock.json', 'app', 'web/package-lock.json', '3.0.3', 'text'],
+      ['shop/api', 'os', undefined, '2.36-9+deb12u7', 'text'],
+    ]);
+  });
 });
 
 describe.skipIf(!hasCorpus)('package facts from real reports', () => {

@@ -4,7 +4,7 @@ import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity
 import { streamJson, type JsonPath } from '../../streams/json.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
-import { cweId, severityFromScore } from '../common/identity.js';
+import { cweId, isManifestPath, severityFromScore } from '../common/identity.js';
 import { fixOf } from '../common/package-facts.js';
 import { fixedVersionFromText } from '../shared/fix-text.js';
 
@@ -182,6 +182,7 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
   });
   const message = isObject(result.message) ? str(result.message.text) : undefined;
   const firstLine = message?.split('\n')[0]?.trim();
+  const packageClass = rule?.name ? PACKAGE_CLASSES[rule.name] : undefined;
   const cwes = unique(tags.map((t) => /(?:^|\/)cwe-(\d+)$/.exec(t)?.[1]).map(cweId).filter((c): c is string => c !== undefined));
 
   return defined<NormalizedFinding>({
@@ -199,7 +200,9 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
     cwes: cwes.length ? cwes : undefined,
     // SARIF has no package fields; Trivy writes the fixed version into the message text.
     ...(kind === 'vulnerability' ? fixOf(undefined, () => fixedVersionFromText(message)) : {}),
-    packageClass: rule?.name ? PACKAGE_CLASSES[rule.name] : undefined,
+    packageClass,
+    // A Trivy fs/repo scan points its results at the lockfile the package was read from.
+    manifest: packageClass === 'app' && isManifestPath(uri) ? uri : undefined,
   });
 }
 
