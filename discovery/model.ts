@@ -35,6 +35,32 @@ export interface NormalizedFinding {
   references?: string[];
   /** `CWE-<n>` identifiers. */
   cwes?: string[];
+  // Package facts: what mobilization groups findings by (one ticket per remediation action). None of
+  // them is part of the finding's identity, so a report that adds or rewords them never duplicates it.
+  /**
+   * The package's ecosystem, named by its package-URL type (`deb`, `apk`, `rpm`, `npm`, `pypi`,
+   * `maven`, `golang`...), so two scanners name one package's ecosystem alike.
+   */
+  ecosystem?: string;
+  /**
+   * `os`: a package of the operating system (fixed by rebuilding an image's OS layer or by a patch
+   * run on a host); `app`: an application dependency or product (fixed in its manifest or by
+   * upgrading that product). Absent when the report does not tell.
+   */
+  packageClass?: 'os' | 'app';
+  /**
+   * The lockfile, manifest or built artifact an application package comes from, relative as the
+   * scanner reports it (`app/package-lock.json`, `usr/local/bin/app`): one ticket per manifest.
+   * Absent for OS packages and for installed packages that come from no manifest.
+   */
+  manifest?: string;
+  /**
+   * What one upgrade fixes together: the OS source package (libc6 and libc-bin are both `glibc`),
+   * or for a host the product a plugin is about (every PHP plugin of a host: `php`).
+   */
+  sourcePackage?: string;
+  /** Where `fixedVersion` came from: the report's own field, or recovered from its text. */
+  fixSource?: 'scanner' | 'text' | 'advisory';
 }
 
 /** A report that cannot be imported, with the file, format and field that made it so. */

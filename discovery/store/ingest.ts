@@ -35,6 +35,7 @@ export function fingerprint(assetId: number, f: Pick<NormalizedFinding, 'kind' |
 const STAGING_COLUMNS: readonly StageColumn[] = [
   ['asset_key', 'text'], ['kind', 'text'], ['issue_id', 'text'], ['component', 'text'], ['version', 'text'], ['location', 'text'],
   ['fixed_version', 'text'], ['severity', 'text'], ['cvss_score', 'real'], ['cvss_vector', 'text'], ['title', 'text'], ['vendor_status', 'text'],
+  ['ecosystem', 'text'], ['package_class', 'text'], ['manifest', 'text'], ['source_package', 'text'], ['fix_source', 'text'],
 ];
 
 /**
@@ -61,13 +62,15 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
              set_config('plan_cache_mode', 'force_custom_plan', true);
       create temp table if not exists staging_findings (
         asset_key text, kind text, issue_id text, component text, version text, location text, fixed_version text,
-        severity text, cvss_score real, cvss_vector text, title text, vendor_status text
+        severity text, cvss_score real, cvss_vector text, title text, vendor_status text,
+        ecosystem text, package_class text, manifest text, source_package text, fix_source text
       ) on commit delete rows`.simple();
     // Assets are few even when findings are millions: collect them on the way, resolve them once.
     const seen = new Map<string, StagedAsset>();
     const rows = await stageRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => {
       if (!seen.has(f.asset.assetKey)) seen.set(f.asset.assetKey, stageAssetRef(f.asset));
-      return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.cvssVector, f.title, f.vendorStatus];
+      return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.cvssVector, f.title, f.vendorStatus,
+        f.ecosystem, f.packageClass, f.manifest, f.sourcePackage, f.fixedVersion !== undefined ? f.fixSource : undefined];
     });
     const resolved = await resolveAssets(tx, [...seen.values()], 'scan');
     const scannedIds = [...resolved.values()];
@@ -90,6 +93,9 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       where id = any(${tx.array(scannedIds)}::bigint[])`;
     const complete = scan.complete ?? rows > 0;
     // distinct on: a report may list the same package twice (e.g. two layers); one finding it is.
+    // The package facts (ecosystem, class, manifest, source package) and where the fixed version came
+    // from follow the latest report like the fixed version: one that states them wins, one that omits
+    // them keeps the stored ones; fix_source always goes with the fixed version it describes.
     // CVSS score and vector follow the latest report that states them (one that omits them keeps the
     // stored ones), like severity and title: of two scanners reporting one finding (Trivy and Grype),
     // the one that scanned last wins. They may rate a CVE from different sources (NVD, a
@@ -111,7 +117,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
           -- fingerprint() above, in SQL.
           select encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint,
                  r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location, s.fixed_version, s.severity, s.cvss_score, s.cvss_vector,
-                 s.title, s.vendor_status
+                 s.title, s.vendor_status, s.ecosystem, s.package_class, s.manifest, s.source_package, s.fix_source
           from staging_findings s
           join unnest(${tx.array([...resolved.keys()])}::text[], ${tx.array([...resolved.values()])}::bigint[]) as r(asset_key, asset_id)
             on r.asset_key = s.asset_key
@@ -122,7 +128,8 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       -- The scanned assets' findings, through the asset index: rows stored together, where looking
       -- up each fingerprint (random hashes) would touch a different index page per finding.
       existing as materialized (
-        select f.id, f.fingerprint, f.status, f.severity, f.fixed_version, f.cvss_score, f.cvss_vector, f.title, f.vendor_status
+        select f.id, f.fingerprint, f.status, f.severity, f.fixed_version, f.cvss_score, f.cvss_vector, f.title, f.vendor_status,
+               f.ecosystem, f.package_class, f.manifest, f.source_package, f.fix_source
         from findings f where f.asset_id = any(${tx.array(scannedIds)}::bigint[])
       ),
       known as materialized (
@@ -132,7 +139,12 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
                  and f.cvss_score is not distinct from coalesce(i.cvss_score, f.cvss_score)
                  and f.cvss_vector is not distinct from coalesce(i.cvss_vector, f.cvss_vector)
                  and f.title is not distinct from coalesce(i.title, f.title)
-                 and f.vendor_status is not distinct from coalesce(i.vendor_status, f.vendor_status) as unchanged,
+                 and f.vendor_status is not distinct from coalesce(i.vendor_status, f.vendor_status)
+                 and f.fix_source is not distinct from case when i.fixed_version is null then f.fix_source else i.fix_source end
+                 and f.ecosystem is not distinct from coalesce(i.ecosystem, f.ecosystem)
+                 and f.package_class is not distinct from coalesce(i.package_class, f.package_class)
+                 and f.manifest = coalesce(i.manifest, f.manifest)
+                 and f.source_package is not distinct from coalesce(i.source_package, f.source_package) as unchanged,
                coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status, false) as source_unchanged
         from incoming i
         left join existing f on f.fingerprint = i.fingerprint
@@ -144,9 +156,11 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       ),
       created as (
         insert into findings as f (fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
-                                   severity, cvss_score, cvss_vector, title, vendor_status, first_scan_id, last_scan_id)
+                                   severity, cvss_score, cvss_vector, title, vendor_status,
+                                   ecosystem, package_class, manifest, source_package, fix_source, first_scan_id, last_scan_id)
         select fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
-               severity, cvss_score, cvss_vector, title, vendor_status, ${scan.id}, ${scan.id}
+               severity, cvss_score, cvss_vector, title, vendor_status,
+               ecosystem, package_class, coalesce(manifest, ''), source_package, fix_source, ${scan.id}, ${scan.id}
         from known where finding_id is null
         returning f.id, f.vendor_status
       ),
@@ -160,6 +174,11 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
           cvss_vector = coalesce(k.cvss_vector, f.cvss_vector),
           title = coalesce(k.title, f.title),
           vendor_status = coalesce(k.vendor_status, f.vendor_status),
+          fix_source = case when k.fixed_version is null then f.fix_source else k.fix_source end,
+          ecosystem = coalesce(k.ecosystem, f.ecosystem),
+          package_class = coalesce(k.package_class, f.package_class),
+          manifest = coalesce(k.manifest, f.manifest),
+          source_package = coalesce(k.source_package, f.source_package),
           status = 'open',
           reopen_count = f.reopen_count + case when f.status = 'closed' then 1 else 0 end,
           closed_at = null, closed_reason = null, closed_by_scan_id = null

@@ -369,6 +369,8 @@ describe('CycloneDX XML', () => {
         severity: 'critical',
         cvssScore: 9.8,
         vendorStatus: 'not_affected',
+        ecosystem: 'maven',
+        packageClass: 'app',
       },
     ]);
     const err = await rejection(parse('cyclonedx-xml', file));

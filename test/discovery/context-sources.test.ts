@@ -550,6 +550,7 @@ describe('cnapp connector', () => {
         version: '3.0.2-0ubuntu1.7',
         location: '',
         fixedVersion: '3.0.2-0ubuntu1.8',
+        fixSource: 'scanner',
         severity: 'high',
         cvssScore: 7.4,
         title: 'OpenSSL X.400 address type confusion',

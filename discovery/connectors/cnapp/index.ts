@@ -67,6 +67,7 @@ function findingOf(file: string, value: unknown, path: JsonPath): NormalizedFind
     version: str(f.version)?.trim() ?? '',
     location: str(f.path)?.trim() ?? '',
     fixedVersion: str(f.fixedVersion)?.trim(),
+    fixSource: str(f.fixedVersion)?.trim() ? 'scanner' : undefined,
     severity,
     cvssScore: cvss !== undefined && cvss >= 0 && cvss <= 10 ? cvss : undefined,
     cvssVector: cvss3Vector(f.cvssVector),

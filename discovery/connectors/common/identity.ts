@@ -98,11 +98,11 @@ export function nameFromParts(parts: { name: string; group?: string; purl?: stri
 }
 
 /** Name and version of a purl that names a component not listed in the document. */
-export function componentFromPurl(purl: string): { name: string; version: string } | undefined {
+export function componentFromPurl(purl: string): { name: string; version: string; ecosystem: Ecosystem } | undefined {
   const parsed = parsePurl(purl);
   if (!parsed) return undefined;
   const { name } = nameFromParts({ name: parsed.name, purl });
-  return { name, version: parsed.version ?? '' };
+  return { name, version: parsed.version ?? '', ecosystem: parsed.type };
 }
 
 /** Image and filesystem paths without the leading slash, as Trivy writes PkgPath. */

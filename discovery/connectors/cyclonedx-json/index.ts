@@ -21,8 +21,8 @@ const FORMAT = 'cyclonedx-json';
 const fail: ReportFail = reportFail(FORMAT);
 
 function infoOf(component: Json): Subject {
-  const { name } = nameFromParts({ name: str(component.name) ?? '', group: str(component.group), purl: str(component.purl) });
-  return { name, version: str(component.version) ?? '', type: str(component.type) ?? '' };
+  const { name, ecosystem } = nameFromParts({ name: str(component.name) ?? '', group: str(component.group), purl: str(component.purl) });
+  return { name, version: str(component.version) ?? '', type: str(component.type) ?? '', ecosystem };
 }
 
 function* findingsOf(
@@ -45,6 +45,7 @@ function* findingsOf(
       ...objects(vuln.advisories).map((a) => str(a.url)),
     ],
     cwes: arr(vuln.cwes),
+    recommendation: str(vuln.recommendation),
   });
   const seen = new Set<string>();
   for (const target of objects(vuln.affects)) {
@@ -65,7 +66,7 @@ function* findingsOf(
     for (const entry of entries) {
       const version = str(entry.version) ?? str(entry.range) ?? '';
       const status = entry.status === 'unaffected' ? 'not_affected' : v.vendorStatus ?? (entry.status === 'unknown' ? 'unknown' : 'affected');
-      yield vulnerabilityFinding(v, asset(), { name, version }, status);
+      yield vulnerabilityFinding(v, asset(), { name, version, ecosystem: resolved?.ecosystem }, status);
     }
   }
 }

@@ -42,6 +42,7 @@ function* vulnerabilityFindings(
       ...childrenNamed(at(vuln, 'advisories'), 'advisory').map((a) => childText(a, 'url')),
     ],
     cwes: childrenNamed(at(vuln, 'cwes'), 'cwe').map((c) => c.text),
+    recommendation: childText(vuln, 'recommendation') || undefined,
   });
   const seen = new Set<string>();
   for (const target of childrenNamed(at(vuln, 'affects'), 'target')) {
@@ -114,10 +115,8 @@ export const cyclonedxXml: Connector = {
       } else if (event.type === 'close' && event.name === 'component') {
         const frame = frames.pop();
         if (!frame) continue;
-        const info = {
-          name: nameFromParts({ name: frame.name, ...(frame.group ? { group: frame.group } : {}), ...(frame.purl ? { purl: frame.purl } : {}) }).name,
-          version: frame.version,
-        };
+        const parts = nameFromParts({ name: frame.name, ...(frame.group ? { group: frame.group } : {}), ...(frame.purl ? { purl: frame.purl } : {}) });
+        const info = { name: parts.name, version: frame.version, ecosystem: parts.ecosystem };
         // The BOM's subject keeps its name as written: it names the asset, not a package.
         if (frame.isRoot) root = { name: frame.name, version: frame.version, type: frame.type };
         if (frame.ref && refs.has(frame.ref)) components.set(frame.ref, info);

@@ -4,6 +4,8 @@ import { normalizeSeverity, type AssetRef, type NormalizedFinding } from '../../
 import { readValue, type JsonPath } from '../../streams/json.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, unique, type Json } from '../common/json.js';
+import { fixOf, packageFacts } from '../common/package-facts.js';
+import { fixedVersionFromText } from '../shared/fix-text.js';
 import { cvss3BaseScore, cvss3Vector } from '../common/cvss.js';
 import { cweId, nameFromParts, preferCve } from '../common/identity.js';
 
@@ -65,11 +67,12 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: () => As
   // FPF references are Markdown text; keep the URLs.
   const references = unique(typeof vuln.references === 'string' ? vuln.references.match(/https?:\/\/[^\s)\]]+/g) ?? [] : []);
   const cwes = unique([cweId(vuln.cweId), ...objects(vuln.cwes).map((c) => cweId(c.cweId))].filter((c): c is string => c !== undefined));
+  const parts = nameFromParts({ name: pkg, group: str(component.group), purl: str(component.purl) });
   return defined<NormalizedFinding>({
     asset: asset(),
     kind: 'vulnerability',
     issueId,
-    component: nameFromParts({ name: pkg, group: str(component.group), purl: str(component.purl) }).name,
+    component: parts.name,
     version: str(component.version) ?? '',
     location: '',
     severity,
@@ -80,6 +83,8 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: () => As
     description: str(vuln.description),
     references: references.length ? references : undefined,
     cwes: cwes.length ? cwes : undefined,
+    ...fixOf(str(vuln.patchedVersions), () => fixedVersionFromText(str(vuln.recommendation))),
+    ...packageFacts({ ecosystem: parts.ecosystem }),
   });
 }
 

@@ -8,6 +8,7 @@ import {
   OS_ECOSYSTEMS, componentName, grypeEcosystem, isManifestPath, nameFromParts, preferCve, relPath,
 } from '../common/identity.js';
 import { cvss3Vector } from '../common/cvss.js';
+import { packageFacts } from '../common/package-facts.js';
 
 // Grype JSON (`grype <source> -o json`). Grype writes `matches` first and `source` (the scanned
 // image or directory) after them, so the asset comes from a first, light pass that reads only
@@ -86,6 +87,22 @@ function cvssOf(vuln: Json, related: Json[]): { score?: number; vector?: string 
   };
 }
 
+/** Packages built into a file (a Go or Rust binary, a Java archive): the file is what gets rebuilt. */
+const BUILT_TYPES = new Set(['go-module', 'rust-crate', 'java-archive', 'jenkins-plugin', 'dotnet']);
+
+const purlType = (purl: string | undefined): string | undefined => /^pkg:([a-zA-Z][a-zA-Z0-9.+-]*)\//.exec(purl ?? '')?.[1]?.toLowerCase();
+
+/** Syft's `upstream=` purl qualifier (`glibc`, `util-linux@2.38.1-5+deb12u1`): the source package. */
+function purlUpstream(purl: string | undefined): string | undefined {
+  const m = /[?&]upstream=([^&#]+)/.exec(purl ?? '');
+  if (!m) return undefined;
+  try {
+    return decodeURIComponent(m[1]!).replace(/@.*$/, '') || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function findingOf(file: string, value: unknown, path: JsonPath, asset: AssetRef): NormalizedFinding {
   if (!isObject(value)) fail(file, path, 'expected an object');
   const vuln = isObject(value.vulnerability) ? value.vulnerability : fail(file, [...path, 'vulnerability'], 'missing');
@@ -105,6 +122,11 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: AssetRef
   const component = ecosystem === 'maven' && purl ? nameFromParts({ name: pkg, purl }).name : componentName(ecosystem, pkg);
   const firstPath = str(objects(artifact.locations)[0]?.path);
   const location = !firstPath || (ecosystem && OS_ECOSYSTEMS.has(ecosystem)) || isManifestPath(firstPath) ? '' : relPath(firstPath);
+  const facts = packageFacts({
+    ecosystem: ecosystem ?? purlType(purl),
+    manifest: firstPath && (isManifestPath(firstPath) || BUILT_TYPES.has(type ?? '')) ? relPath(firstPath) : undefined,
+    sourcePackage: str(objects(artifact.upstreams)[0]?.name) ?? purlUpstream(purl),
+  });
 
   const fix = isObject(vuln.fix) ? vuln.fix : {};
   const state = str(fix.state);
@@ -126,6 +148,8 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: AssetRef
     vendorStatus: state ? FIX_STATES[state] : undefined,
     description,
     references: references.length ? references : undefined,
+    ...(fixedVersion ? { fixSource: 'scanner' as const } : {}),
+    ...facts,
   });
 }
 

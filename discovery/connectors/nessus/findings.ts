@@ -1,4 +1,5 @@
 import type { AssetRef, NormalizedFinding, Severity } from '../../model.js';
+import { fixedVersionFromText } from '../shared/fix-text.js';
 
 // Identity rules shared by the Nessus XML and Nessus/Tenable CSV connectors, so one scan exported
 // both ways gives the same fingerprints: one finding per host x plugin x port/protocol x CVE
@@ -20,6 +21,12 @@ export interface NessusItem {
   /** See-also text: URLs separated by whitespace. */
   seeAlso?: string | undefined;
   cwes?: readonly string[] | undefined;
+  /** The plugin family (`Debian Local Security Checks`, `CGI abuses`). */
+  family?: string | undefined;
+  /** The plugin's CPE(s) (`cpe:/a:php:php`), one or more separated by whitespace. */
+  cpe?: string | undefined;
+  /** The solution text ("Upgrade to PHP version 5.3.29 or later."). */
+  solution?: string | undefined;
 }
 
 const NUMERIC_SEVERITY: readonly Severity[] = ['info', 'low', 'medium', 'high', 'critical'];
@@ -62,6 +69,8 @@ export interface AffectedPackage {
   component: string;
   version: string;
   fixedVersion?: string;
+  /** A package of the system's package manager ("Remote package installed"), not the check's product. */
+  installed?: boolean;
 }
 
 /** Splits an installed package string: Debian `name_version`, RPM-style `name-version-release`. */
@@ -91,7 +100,7 @@ function affectedPackages(output: string, pluginName: string): AffectedPackage[]
     const value = m[2]!;
     if (label === 'remote package installed') {
       const { name, version } = splitPackage(value);
-      found.push({ component: name, version });
+      found.push({ component: name, version, installed: true });
     } else if (label === 'should be') {
       const last = found[found.length - 1];
       if (last && last.fixedVersion === undefined) {
@@ -143,6 +152,41 @@ export interface HostCheck {
   description?: string | undefined;
   references?: readonly string[];
   cwes?: readonly string[];
+  /** The check's solution text: a fixed version it names applies where the output gives none. */
+  solution?: string | undefined;
+  /** What the check says about the software: its packages' ecosystem, OS or application, product. */
+  facts?: HostCheckFacts;
+}
+
+export interface HostCheckFacts {
+  /** The ecosystem of the packages a local check lists (`deb`, `rpm`). */
+  ecosystem?: string | undefined;
+  packageClass?: 'os' | 'app' | undefined;
+  /** The product the check is about (`php` from `cpe:/a:php:php`): what one upgrade fixes. */
+  product?: string | undefined;
+}
+
+/** Nessus local-check families of Linux distributions, by their package manager. */
+const FAMILY_ECOSYSTEMS: readonly (readonly [RegExp, string])[] = [
+  [/^(Debian|Ubuntu) Local Security Checks$/i, 'deb'],
+  [/^(Red Hat|CentOS|Fedora|Oracle Linux|Amazon Linux|SuSE|Scientific Linux|Alma Linux|Rocky Linux|Virtuozzo|PhotonOS|Mandriva|Huawei|Azure Linux|Mariner) Local Security Checks$/i, 'rpm'],
+  [/^Alpine Linux Local Security Checks$/i, 'apk'],
+  [/^Gentoo Local Security Checks$/i, 'portage'],
+];
+
+/**
+ * What a Nessus plugin says about the software it checks: a distribution's local security checks
+ * are OS package updates; otherwise the first CPE tells an application (`cpe:/a:`, whose product
+ * names it) from an operating system (`cpe:/o:`).
+ */
+export function nessusFacts(family: string | undefined, cpe: string | undefined): HostCheckFacts {
+  const ecosystem = FAMILY_ECOSYSTEMS.find(([pattern]) => pattern.test(family?.trim() ?? ''))?.[1];
+  if (ecosystem) return { ecosystem, packageClass: 'os' };
+  const m = /\bcpe:(?:\/|2\.3:)([aoh]):[^:\s]*:([^:\s]+)/i.exec(cpe ?? '');
+  if (!m) return {};
+  const part = m[1]!.toLowerCase();
+  if (part === 'a') return { packageClass: 'app', product: m[2]!.toLowerCase() };
+  return part === 'o' ? { packageClass: 'os' } : {};
 }
 
 export function* hostCheckFindings(asset: AssetRef, check: HostCheck): Generator<NormalizedFinding> {
@@ -151,8 +195,22 @@ export function* hostCheckFindings(asset: AssetRef, check: HostCheck): Generator
   const where = location(check.port, check.protocol);
   const references = [...new Set(check.references ?? [])];
   const cwes = [...new Set(check.cwes ?? [])];
+  const facts = check.facts ?? {};
+  let solutionFix: string | undefined | null = null;
+  const fromSolution = () => (solutionFix === null ? (solutionFix = fixedVersionFromText(check.solution)) : solutionFix);
+  const perTarget = targets.map((pkg) => ({
+    pkg,
+    // The output's "Should be" / "Fixed version" lines, else the solution's (which is about the
+    // check's product, so not for the distribution packages a local check lists).
+    fixedVersion: pkg.fixedVersion ?? (pkg.installed ? undefined : fromSolution()),
+    packageFacts: {
+      ...(facts.ecosystem && pkg.installed ? { ecosystem: facts.ecosystem } : {}),
+      ...(facts.packageClass ? { packageClass: facts.packageClass } : {}),
+      ...(facts.product && !pkg.installed ? { sourcePackage: facts.product } : {}),
+    },
+  }));
   for (const issueId of issueIds) {
-    for (const pkg of targets) {
+    for (const { pkg, fixedVersion, packageFacts } of perTarget) {
       yield {
         asset,
         kind: 'vulnerability',
@@ -160,7 +218,7 @@ export function* hostCheckFindings(asset: AssetRef, check: HostCheck): Generator
         component: pkg.component,
         version: pkg.version,
         location: where,
-        ...(pkg.fixedVersion ? { fixedVersion: pkg.fixedVersion } : {}),
+        ...(fixedVersion ? { fixedVersion } : {}),
         severity: check.severity,
         ...(check.cvssScore !== undefined ? { cvssScore: check.cvssScore } : {}),
         ...(check.cvssVector !== undefined ? { cvssVector: check.cvssVector } : {}),
@@ -169,6 +227,9 @@ export function* hostCheckFindings(asset: AssetRef, check: HostCheck): Generator
         ...(check.description ? { description: check.description } : {}),
         ...(references.length ? { references } : {}),
         ...(cwes.length ? { cwes } : {}),
+        // Both the output lines and the solution are text the scanner wrote for people.
+        ...(fixedVersion ? { fixSource: 'text' as const } : {}),
+        ...packageFacts,
       };
     }
   }
@@ -189,5 +250,7 @@ export function* nessusFindings(asset: AssetRef, item: NessusItem): Generator<No
     description: item.description,
     references: (item.seeAlso ?? '').split(/\s+/).filter((u) => /^https?:\/\//.test(u)),
     cwes: item.cwes,
+    solution: item.solution,
+    facts: nessusFacts(item.family, item.cpe),
   });
 }

@@ -41,6 +41,9 @@ function itemFindings(file: string, asset: AssetRef, item: XmlNode): Iterable<No
     description: childText(item, 'description') || childText(item, 'synopsis'),
     seeAlso: childText(item, 'see_also'),
     cwes: childrenNamed(item, 'cwe').map((c) => cweId(c.text.trim())).filter((c): c is string => c !== undefined),
+    family: a.pluginFamily,
+    cpe: childrenNamed(item, 'cpe').map((c) => c.text).join(' '),
+    solution: childText(item, 'solution'),
   });
 }
 

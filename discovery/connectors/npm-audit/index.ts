@@ -4,6 +4,8 @@ import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity
 import type { JsonPath } from '../../streams/json.js';
 import { jsonStart, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { arr, defined, isObject, num, str, strings, unique, type Json } from '../common/json.js';
+import { fixOf, packageFacts } from '../common/package-facts.js';
+import { fixedVersionFromText } from '../shared/fix-text.js';
 import { cweId } from '../common/identity.js';
 import { cvss3Vector } from '../common/cvss.js';
 
@@ -37,6 +39,9 @@ const cwesOf = (raw: unknown): string[] | undefined => {
   return list.length ? list : undefined;
 };
 
+/** npm audit reads the project's lockfile and names no other. */
+const NPM_FACTS = packageFacts({ ecosystem: 'npm', manifest: 'package-lock.json' });
+
 /** v1: one finding per advisory, installed version and CVE (npm lists each version's paths). */
 function* advisoryFindings(file: string, value: unknown, path: JsonPath, asset: () => AssetRef): Generator<NormalizedFinding> {
   if (!isObject(value)) fail(file, path, 'expected an object');
@@ -58,7 +63,6 @@ function* advisoryFindings(file: string, value: unknown, path: JsonPath, asset: 
         component: module,
         version,
         location: '',
-        fixedVersion: fixedFromRange(advisory.patched_versions),
         severity: severityOf(advisory.severity),
         cvssScore: cvss !== undefined && cvss > 0 && cvss <= 10 ? cvss : undefined,
         cvssVector: isObject(advisory.cvss) ? cvss3Vector(advisory.cvss.vectorString) : undefined,
@@ -66,6 +70,8 @@ function* advisoryFindings(file: string, value: unknown, path: JsonPath, asset: 
         description: str(advisory.overview),
         references: references.length ? references : undefined,
         cwes: cwesOf(advisory.cwe),
+        ...fixOf(fixedFromRange(advisory.patched_versions), () => fixedVersionFromText(str(advisory.recommendation))),
+        ...NPM_FACTS,
       });
     }
   }
@@ -96,7 +102,6 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: (
       component,
       version: '',
       location: '',
-      fixedVersion: str(fix.name) === component ? str(fix.version) : undefined,
       severity: severityOf(via.severity ?? entry.severity),
       cvssScore: cvss !== undefined && cvss > 0 && cvss <= 10 ? cvss : undefined,
       cvssVector: isObject(via.cvss) ? cvss3Vector(via.cvss.vectorString) : undefined,
@@ -104,6 +109,8 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: (
       description: range ? `Vulnerable versions: ${range}` : undefined,
       references: str(via.url) ? [via.url as string] : undefined,
       cwes: cwesOf(via.cwe),
+      ...fixOf(str(fix.name) === component ? str(fix.version) : undefined),
+      ...NPM_FACTS,
     });
   }
 }

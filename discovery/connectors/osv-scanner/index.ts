@@ -4,6 +4,7 @@ import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity
 import type { JsonPath } from '../../streams/json.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { arr, defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
+import { packageFacts } from '../common/package-facts.js';
 import { cvss3BaseScore, cvss3Vector } from '../common/cvss.js';
 import { compareVersions, componentName, cweId, maxSeverity, osvEcosystem, preferCve, severityFromScore } from '../common/identity.js';
 
@@ -21,6 +22,16 @@ const fail: ReportFail = reportFail(FORMAT);
 interface Source {
   path?: string;
   type?: string;
+}
+
+/**
+ * The lockfile or SBOM the packages were read from, relative to the asset when the asset is its
+ * folder (`yarn.lock` of `fs:/tmp/components`), else as reported; a git source has none.
+ */
+function manifestOf(source: Source | undefined, options: ParseOptions): string | undefined {
+  const path = source?.path;
+  if (!path || source?.type === 'git') return undefined;
+  return options.target === undefined ? basename(path) : path;
 }
 
 /** The target, else the scanned directory: the lockfile's folder, or the repository path itself. */
@@ -84,7 +95,7 @@ function cwesOf(records: Json[]): string[] | undefined {
   return list.length ? list : undefined;
 }
 
-function* packageFindings(file: string, value: unknown, path: JsonPath, asset: AssetRef): Generator<NormalizedFinding> {
+function* packageFindings(file: string, value: unknown, path: JsonPath, asset: AssetRef, manifest: string | undefined): Generator<NormalizedFinding> {
   if (!isObject(value)) fail(file, path, 'expected an object');
   const pkg = isObject(value.package) ? value.package : fail(file, [...path, 'package'], 'missing');
   const records = objects(value.vulnerabilities);
@@ -96,6 +107,7 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: A
   const rawName = str(pkg.name) ?? repo ?? (commit ? 'git' : fail(file, [...path, 'package', 'name'], 'missing'));
   const component = componentName(ecosystem, rawName);
   const version = str(pkg.version) ?? commit ?? '';
+  const facts = packageFacts({ ecosystem, manifest });
 
   const groups = objects(value.groups);
   const sets: { ids: string[]; aliases: string[]; maxSeverity?: number }[] = groups.length
@@ -124,6 +136,7 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: A
     if (severity === 'unknown' && [first, ...aliases].some((id) => id.startsWith('MAL-'))) severity = 'critical';
     const lead = members[0];
     const references = unique(members.flatMap((m) => objects(m.references).map((r) => str(r.url)).filter((u): u is string => !!u)));
+    const fixedVersion = fixedVersionOf(members, rawName, str(pkg.version) ?? '');
     yield defined<NormalizedFinding>({
       asset,
       kind: 'vulnerability',
@@ -131,7 +144,9 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: A
       component,
       version,
       location: '',
-      fixedVersion: fixedVersionOf(members, rawName, str(pkg.version) ?? ''),
+      fixedVersion,
+      // Worked out from the OSV records' affected ranges, not stated by the scanner.
+      fixSource: fixedVersion ? 'advisory' : undefined,
       severity,
       cvssScore,
       cvssVector,
@@ -139,6 +154,7 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: A
       description: str(lead?.details),
       references: references.length ? references : undefined,
       cwes: cwesOf(members),
+      ...facts,
     });
   }
 }
@@ -178,7 +194,7 @@ export const osvScanner: Connector = {
       const key = options.target ?? `${source?.type ?? ''}\u0000${source?.path ?? ''}`;
       let asset = assets.get(key);
       if (!asset) assets.set(key, (asset = assetOf(name, source, options)));
-      yield* packageFindings(name, event.value, path, asset);
+      yield* packageFindings(name, event.value, path, asset, manifestOf(source, options));
     }
     if (!sawResults) fail(name, ['results'], 'missing: not an OSV-Scanner report');
   },

@@ -1,5 +1,5 @@
 import type { AssetRef, NormalizedFinding, Severity } from '../../model.js';
-import { hostCheckFindings } from '../nessus/findings.js';
+import { hostCheckFindings, type HostCheckFacts } from '../nessus/findings.js';
 
 // Identity rules shared by the Qualys XML and CSV connectors: one finding per host x QID x
 // port/protocol x CVE, the component being the QID's title (the network-scanner rule of
@@ -21,7 +21,35 @@ export interface QualysDetection {
   status: string;
   /** Qualys's threat text for the QID. */
   description?: string | undefined;
+  /** The QID's solution text (HTML): a fixed version it names becomes the finding's. */
+  solution?: string | undefined;
+  /** The QID's knowledge-base category (`Ubuntu`, `Windows`, `Web server`...). */
+  category?: string | undefined;
 }
+
+/**
+ * Categories that say what is to be updated: a distribution's packages or Windows (an OS patch
+ * run), or an application product. The others (TCP/IP, Information gathering, General remote
+ * services...) say nothing about it.
+ */
+const CATEGORIES: Record<string, HostCheckFacts> = {
+  debian: { ecosystem: 'deb', packageClass: 'os' },
+  ubuntu: { ecosystem: 'deb', packageClass: 'os' },
+  redhat: { ecosystem: 'rpm', packageClass: 'os' },
+  centos: { ecosystem: 'rpm', packageClass: 'os' },
+  fedora: { ecosystem: 'rpm', packageClass: 'os' },
+  suse: { ecosystem: 'rpm', packageClass: 'os' },
+  'oracle linux': { ecosystem: 'rpm', packageClass: 'os' },
+  'amazon linux': { ecosystem: 'rpm', packageClass: 'os' },
+  windows: { packageClass: 'os' },
+  'web server': { packageClass: 'app' },
+  cgi: { packageClass: 'app' },
+  database: { packageClass: 'app' },
+  'office application': { packageClass: 'app' },
+  'web application': { packageClass: 'app' },
+};
+
+export const qualysFacts = (category: string | undefined): HostCheckFacts => CATEGORIES[category?.trim().toLowerCase() ?? ''] ?? {};
 
 export function qualysFindings(asset: AssetRef, d: QualysDetection): Generator<NormalizedFinding> {
   return hostCheckFindings(asset, {
@@ -35,5 +63,7 @@ export function qualysFindings(asset: AssetRef, d: QualysDetection): Generator<N
     // Qualys keeps remediated detections in reports with status Fixed.
     vendorStatus: d.status.trim().toLowerCase() === 'fixed' ? 'fixed' : undefined,
     description: d.description,
+    solution: d.solution,
+    facts: qualysFacts(d.category),
   });
 }

@@ -24,6 +24,8 @@ const COLUMNS = {
   cvss3: { names: ['CVSS3.1 Base', 'CVSS3 Base', 'CVSS3.0 Base'] },
   status: { names: ['Vuln Status', 'Status'] },
   threat: { names: ['Threat'] },
+  solution: { names: ['Solution'] },
+  category: { names: ['Category'] },
 } satisfies CsvColumns<string>;
 
 export const qualysCsv = csvConnector({
@@ -46,6 +48,8 @@ export const qualysCsv = csvConnector({
       cvssScore: cvssScore(v.cvss3),
       status: v.status,
       description: v.threat,
+      solution: v.solution,
+      category: v.category,
     });
   },
 });

@@ -20,6 +20,8 @@ interface QidDetails {
   cves: string[];
   cvssScore?: number | undefined;
   description: string;
+  solution: string;
+  category: string;
 }
 
 export const qualysXml: Connector = {
@@ -44,6 +46,8 @@ export const qualysXml: Connector = {
         cves,
         cvssScore: cvssScore(at(details, 'CVSS3_SCORE', 'CVSS3_BASE')?.text),
         description: childText(details, 'THREAT'),
+        solution: childText(details, 'SOLUTION'),
+        category: childText(details, 'CATEGORY'),
       });
     }
 
@@ -78,6 +82,8 @@ export const qualysXml: Connector = {
           cvssScore: details.cvssScore,
           status: childText(node, 'VULN_STATUS'),
           description: details.description,
+          solution: details.solution,
+          category: details.category,
         });
       }
     }

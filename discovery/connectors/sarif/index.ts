@@ -4,7 +4,9 @@ import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity
 import { streamJson, type JsonPath } from '../../streams/json.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
-import { cweId, severityFromScore } from '../common/identity.js';
+import { cweId, isManifestPath, severityFromScore } from '../common/identity.js';
+import { fixOf } from '../common/package-facts.js';
+import { fixedVersionFromText } from '../shared/fix-text.js';
 
 // SARIF 2.1.0 from any tool (CodeQL, Semgrep, Trivy, Grype, Dependency-Check...). SARIF knows
 // rules and file locations, not packages: issueId = ruleId, component = the artifact's URI,
@@ -27,8 +29,13 @@ interface Rule {
   securitySeverity?: number;
   tags: string[];
   title?: string;
+  /** The rule's `name`: Trivy names the kind of package (`OsPackageVulnerability`). */
+  name?: string;
   helpUri?: string;
 }
+
+/** Trivy's rule names say whether the package is the OS's or an application's. */
+const PACKAGE_CLASSES: Record<string, 'os' | 'app'> = { OsPackageVulnerability: 'os', LanguageSpecificPackageVulnerability: 'app' };
 
 interface Run {
   tool?: string;
@@ -103,7 +110,10 @@ async function readHeaders(file: string, name: string): Promise<{ version: unkno
       else if (field === 'properties.security-severity') rule.securitySeverity = num(value);
       else if (field === 'properties.tags') rule.tags = strings(value);
       else if (field === 'shortDescription.text') rule.title = str(value);
-      else if (field === 'name') rule.title ??= str(value);
+      else if (field === 'name') {
+        rule.name = str(value);
+        rule.title ??= rule.name;
+      }
       else if (field === 'helpUri') rule.helpUri = str(value);
     } else if (section === 'artifacts' && typeof path[3] === 'number') {
       run.artifacts[path[3]] = str(value) ?? '';
@@ -172,6 +182,7 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
   });
   const message = isObject(result.message) ? str(result.message.text) : undefined;
   const firstLine = message?.split('\n')[0]?.trim();
+  const packageClass = rule?.name ? PACKAGE_CLASSES[rule.name] : undefined;
   const cwes = unique(tags.map((t) => /(?:^|\/)cwe-(\d+)$/.exec(t)?.[1]).map(cweId).filter((c): c is string => c !== undefined));
 
   return defined<NormalizedFinding>({
@@ -187,6 +198,11 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
     description: message,
     references: rule?.helpUri ? [rule.helpUri] : undefined,
     cwes: cwes.length ? cwes : undefined,
+    // SARIF has no package fields; Trivy writes the fixed version into the message text.
+    ...(kind === 'vulnerability' ? fixOf(undefined, () => fixedVersionFromText(message)) : {}),
+    packageClass,
+    // A Trivy fs/repo scan points its results at the lockfile the package was read from.
+    manifest: packageClass === 'app' && isManifestPath(uri) ? uri : undefined,
   });
 }
 

@@ -3,6 +3,8 @@ import type { AssetRef, NormalizedFinding, Severity } from '../../model.js';
 import { defined, unique } from '../common/json.js';
 import { cweId, severityFromScore } from '../common/identity.js';
 import { cvss3Vector } from '../common/cvss.js';
+import { fixOf, packageFacts } from '../common/package-facts.js';
+import { fixedVersionFromText } from './fix-text.js';
 
 // CycloneDX rules that the JSON and XML connectors share, so that one BOM gives the same findings
 // in either encoding: each connector reads its encoding into these shapes, and the mapping from
@@ -23,6 +25,8 @@ export const ANALYSIS_STATES: Record<string, VendorStatus> = {
 export interface ComponentInfo {
   name: string;
   version: string;
+  /** The purl type (`maven`, `pypi`, `deb`...), when the component has a purl. */
+  ecosystem?: string | undefined;
 }
 
 /** The BOM's own subject (`metadata.component`): it names the asset. */
@@ -67,6 +71,8 @@ export interface VulnerabilityFields {
   urls: (string | undefined)[];
   /** Raw CWE values (numbers, or strings with or without `CWE-`). */
   cwes: unknown[];
+  /** The `recommendation` text ("Upgrade x to version 2.9.5 or higher."). */
+  recommendation?: string | undefined;
 }
 
 /** What every finding of one vulnerability shares. */
@@ -80,6 +86,8 @@ export interface Vulnerability {
   description: string | undefined;
   references: string[];
   cwes: string[];
+  /** The fixed version the recommendation names; CycloneDX has no field for it. */
+  fixedVersion: string | undefined;
 }
 
 const METHOD_RANK = ['CVSSv31', 'CVSSv3', 'CVSSv4', 'CVSSv2'];
@@ -113,6 +121,7 @@ export function vulnerabilityOf(fields: VulnerabilityFields): Vulnerability {
     description: fields.description || undefined,
     references: unique(fields.urls.filter((u): u is string => u !== undefined && u !== '')),
     cwes: unique(fields.cwes.map(cweId).filter((c): c is string => c !== undefined)),
+    fixedVersion: fixedVersionFromText(fields.recommendation),
   };
 }
 
@@ -133,5 +142,7 @@ export function vulnerabilityFinding(v: Vulnerability, asset: AssetRef, componen
     description: v.description,
     references: v.references.length ? v.references : undefined,
     cwes: v.cwes.length ? v.cwes : undefined,
+    ...fixOf(undefined, () => v.fixedVersion),
+    ...packageFacts({ ecosystem: component.ecosystem }),
   });
 }

@@ -31,6 +31,9 @@ const COLUMNS = {
   description: { names: ['Description'] },
   synopsis: { names: ['Synopsis'] },
   seeAlso: { names: ['See Also'] },
+  family: { names: ['Family', 'Plugin Family'] },
+  cpe: { names: ['CPE'] },
+  solution: { names: ['Solution'] },
 } satisfies CsvColumns<string>;
 
 export const tenableCsv = csvConnector({
@@ -54,6 +57,9 @@ export const tenableCsv = csvConnector({
       cvssVector: cvss3Vector(v.cvss3Vector),
       description: v.description || v.synopsis,
       seeAlso: v.seeAlso,
+      family: v.family,
+      cpe: v.cpe,
+      solution: v.solution,
       ...(v.state.toLowerCase() === 'fixed' ? { vendorStatus: 'fixed' as const } : {}),
     });
   },

@@ -3,7 +3,8 @@ import type { Connector, ParseOptions } from '../index.js';
 import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../../model.js';
 import { streamJsonBatches, formatPath, type JsonPath } from '../../streams/json.js';
 import { isObject, str, strings, defined, type Json } from '../common/json.js';
-import { componentName, cweId, trivyEcosystem } from '../common/identity.js';
+import { componentName, cweId, isManifestPath, relPath, trivyEcosystem } from '../common/identity.js';
+import { packageFacts, type PackageFacts } from '../common/package-facts.js';
 import { cvss3Vector } from '../common/cvss.js';
 
 // Trivy JSON (`trivy image|fs|repo|k8s --format json`): SchemaVersion 2 reports, Kubernetes cluster
@@ -45,7 +46,7 @@ const SELECT = [
 // The members each kind of finding is built from: the rest of a vulnerability (package ids,
 // layers, data sources, vendor severities, dates) is most of its bytes and is only validated.
 const KEEP: Record<string, readonly string[]> = {
-  Vulnerabilities: ['VulnerabilityID', 'PkgName', 'PkgPath', 'InstalledVersion', 'FixedVersion', 'Status', 'Severity', 'Title', 'Description', 'PrimaryURL', 'References', 'CweIDs', 'CVSS'],
+  Vulnerabilities: ['VulnerabilityID', 'PkgName', 'PkgPath', 'SrcName', 'InstalledVersion', 'FixedVersion', 'Status', 'Severity', 'Title', 'Description', 'PrimaryURL', 'References', 'CweIDs', 'CVSS'],
   Misconfigurations: ['ID', 'AVDID', 'Status', 'Severity', 'Title', 'Message', 'Description', 'PrimaryURL', 'References'],
   Secrets: ['RuleID', 'StartLine', 'Severity', 'Title'],
 };
@@ -66,7 +67,28 @@ interface Header {
 interface Scope {
   target?: string;
   type?: string;
+  /** `os-pkgs`, `lang-pkgs`, `config`, `secret`... (absent in legacy reports). */
+  class?: string;
   asset: () => AssetRef;
+  /** The Result's package facts, worked out at its first vulnerability. */
+  facts?: PackageFacts;
+}
+
+/** Binaries whose packages are built in: the file itself, named by Target, is what gets rebuilt. */
+const BUILT_TYPES = new Set(['gobinary', 'rustbinary']);
+
+/**
+ * A Result's package facts. Its `Target` is the manifest of language packages when it names a file
+ * (`app/package-lock.json`, `usr/local/bin/app`, `app/libs/x.jar`), not when it names a language
+ * (`Python`, `Node.js`, `Java`: packages installed one by one, whose own path is the location).
+ */
+function resultFacts(scope: Scope): PackageFacts {
+  const ecosystem = trivyEcosystem(scope.type);
+  const packageClass = scope.class === 'os-pkgs' ? 'os' : scope.class === 'lang-pkgs' ? 'app' : undefined;
+  const target = scope.target;
+  const isFile = target !== undefined
+    && (isManifestPath(target) || target.includes('/') || /\.(jar|war|ear|hpi|jpi)$/i.test(target) || BUILT_TYPES.has(scope.type ?? ''));
+  return packageFacts({ ecosystem, packageClass, manifest: isFile && scope.class !== 'os-pkgs' ? relPath(target) : undefined });
 }
 
 /** `image (debian 12.7)` -> `image`: Trivy's OS result target is the artifact plus its OS. */
@@ -200,7 +222,10 @@ class Reader {
       location: typeof vuln.PkgPath === 'string' ? vuln.PkgPath : '',
     };
     const fixedVersion = str(vuln.FixedVersion);
-    if (fixedVersion !== undefined) finding.fixedVersion = fixedVersion;
+    if (fixedVersion !== undefined) {
+      finding.fixedVersion = fixedVersion;
+      finding.fixSource = 'scanner';
+    }
     finding.severity = severity;
     const cvssScore = cvssOf(vuln);
     if (cvssScore !== undefined) finding.cvssScore = cvssScore;
@@ -214,6 +239,15 @@ class Reader {
     const refs = references(vuln);
     if (refs !== undefined) finding.references = refs;
     if (cwes !== undefined) finding.cwes = cwes;
+    const facts = (scope.facts ??= resultFacts(scope));
+    if (facts.ecosystem !== undefined) finding.ecosystem = facts.ecosystem;
+    if (facts.packageClass !== undefined) finding.packageClass = facts.packageClass;
+    if (facts.manifest !== undefined) finding.manifest = facts.manifest;
+    // Jars found in an image share one Result (`Java`): each one's own archive is what gets rebuilt, as Grype says.
+    else if (scope.type === 'jar' && typeof vuln.PkgPath === 'string' && vuln.PkgPath !== '') finding.manifest = relPath(vuln.PkgPath);
+    // Trivy's SrcName: the distribution's source package (libc6 -> glibc); one rebuild fixes them all.
+    const sourcePackage = str(vuln.SrcName);
+    if (sourcePackage !== undefined) finding.sourcePackage = sourcePackage;
     return finding as unknown as NormalizedFinding;
   }
 
@@ -430,7 +464,9 @@ export const trivy: Connector = {
           if (firstTarget === undefined && mode !== 'cluster') firstTarget = result.target;
         } else if (field === 'Type') {
           result.type = str(event.value);
-        } else if (field !== 'Class' && event.value !== null) {
+        } else if (field === 'Class') {
+          result.class = str(event.value);
+        } else if (event.value !== null) {
           // Vulnerabilities / Misconfigurations / Secrets that is neither a list nor null.
           read.fail(path, 'expected an array');
         }
