@@ -128,11 +128,22 @@ export function placementOf(f: ActionableFinding): Placement {
       // One patch run per owner: the same change, in one maintenance window, on all their hosts.
       return { action: 'os-patch', subject: 'OS packages', scope: f.owner ? { kind: 'owner', owner: f.owner } : onAsset };
     }
-    return { action: 'product', subject: productOf(f.component), scope: onAsset };
+    // Connectors name the product when the report does (Nessus' CPE: `php`); else the check's title does.
+    return { action: 'product', subject: f.sourcePackage ?? productOf(f.component), scope: onAsset };
   }
   if (cls === 'os') return { action: f.assetKind === 'container_image' ? 'os-layer' : 'os-patch', subject: 'OS packages', scope: onAsset };
-  const manifest = f.manifest || manifestOfLocation(f.location);
+  const manifest = libraryDirectory(f.manifest) ?? (f.manifest || manifestOfLocation(f.location));
   return { action: 'manifest', subject: manifest || (f.ecosystem ? `${f.ecosystem} dependencies` : 'dependencies'), scope: onAsset };
+}
+
+/**
+ * Java archives are reported one by one, but the jars of one library directory (`app/lib`) are the
+ * dependencies of one application, bumped in one build: they share a ticket.
+ */
+function libraryDirectory(manifest: string): string | undefined {
+  if (!/\.(jar|war|ear|hpi|jpi)$/i.test(manifest)) return undefined;
+  const slash = manifest.lastIndexOf('/');
+  return slash > 0 ? manifest.slice(0, slash) : '.';
 }
 
 /** A lockfile or manifest path names where the bump is made; a jar's own path does not (it is declared elsewhere). */
@@ -147,7 +158,11 @@ export function actionLines(action: Action, findings: Pick<ActionableFinding, 'c
   const lines = new Map<string, ActionLine & { fixes: string[] }>();
   for (const f of findings) {
     const pkg =
-      action === 'product' ? productOf(f.component) : action === 'os-layer' || action === 'os-patch' ? (f.sourcePackage ?? f.component) : f.component;
+      action === 'product'
+        ? (f.sourcePackage ?? productOf(f.component))
+        : action === 'os-layer' || action === 'os-patch'
+          ? (f.sourcePackage ?? f.component)
+          : f.component;
     // Each installed version is its own line: python 3.9.2 and 3.11.4 in one image need different targets.
     const id = `${pkg}\x1f${f.version}`;
     const line = lines.get(id) ?? { package: pkg, packages: [], installed: f.version, issueIds: [], fixes: [] };

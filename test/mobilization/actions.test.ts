@@ -106,6 +106,19 @@ describe('an image', () => {
     expect(os!.lines.map((l) => l.installed)).toEqual(['3.9.2-1', '3.9.2-1+deb11u0']);
   });
 
+  it('puts the jars of one library directory on one ticket', () => {
+    const jar = { packageClass: 'app' as const, ecosystem: 'jar' };
+    const actions = groupIntoActions([
+      finding({ ...jar, component: 'org.apache.logging.log4j:log4j-core', version: '2.14.1', fixedVersion: '2.15.0', manifest: 'app/lib/log4j-core-2.14.1.jar' }),
+      finding({ ...jar, component: 'org.springframework:spring-beans', version: '5.3.17', fixedVersion: '5.3.18', manifest: 'app/lib/spring-beans-5.3.17.jar' }),
+      finding({ ...jar, component: 'commons-io:commons-io', version: '2.6', fixedVersion: '2.7', manifest: 'tools/cli.jar' }),
+    ]);
+    expect(actions.map((a) => [a.subject, a.lines.length]).sort()).toEqual([
+      ['app/lib', 2],
+      ['tools', 1],
+    ]);
+  });
+
   it('takes packages of older reports without a class as OS packages only when they carry no path', () => {
     expect(packageClassOf({ packageClass: null, ecosystem: null, assetKind: 'container_image', manifest: '', location: '' })).toBe('os');
     expect(packageClassOf({ packageClass: null, ecosystem: null, assetKind: 'container_image', manifest: '', location: 'app/lib/log4j-core-2.14.1.jar' })).toBe('app');

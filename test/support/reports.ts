@@ -41,4 +41,6 @@ export interface TicketRow {
   findingCount: number;
   asset: { key: string; name: string };
   fix: { component: string; fixedVersion: string };
+  action: string;
+  orphanReason: string | null;
 }
