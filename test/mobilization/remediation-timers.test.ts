@@ -20,6 +20,7 @@ const RECONCILE = 6 * HOUR;
 type Detail = TicketRow & {
   escalations: Array<{ phase: string; level: number; notifiedUser: string }>;
   riskAcceptances: Array<{ requester: string; approver: string; reason: string; acceptedAt: string; expiresAt: string; endedAt: string | null }>;
+  lines: Array<{ package: string; packages: string[] }>;
   workflow: RemediationState;
 };
 
@@ -65,7 +66,8 @@ async function skipTo(at: number): Promise<void> {
 }
 
 /** Scans an image through the API and waits for its golden ticket for `component` to be open and waiting. */
-async function openedTicket(target: string, component: string): Promise<Detail> {
+/** The opened ticket whose lines name the package. */
+async function openedTicket(target: string, pkg: string): Promise<Detail> {
   const res = await platform.api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}&filename=trivy.json`, {
     method: 'POST',
     body: imageReport(target),
@@ -74,12 +76,13 @@ async function openedTicket(target: string, component: string): Promise<Detail> 
   return eventually(
     async () => {
       const items = (await json<{ items: TicketRow[] }>(platform.api('/api/v1/tickets?limit=1000'))).items;
-      const t = items.find((x) => x.asset.name === target && x.fix.component === component);
-      if (!t?.externalSysId) return undefined;
-      const d = await detail(t.key);
-      return d.workflow?.phase === 'awaiting-acknowledgement' ? d : undefined;
+      for (const t of items.filter((x) => x.asset.name === target && x.externalSysId)) {
+        const d = await detail(t.key);
+        if (d.lines.some((l) => l.packages.includes(pkg))) return d.workflow?.phase === 'awaiting-acknowledgement' ? d : undefined;
+      }
+      return undefined;
     },
-    { what: `opened ${component} ticket on ${target}`, timeoutMs: 60_000 },
+    { what: `opened ticket for ${pkg} on ${target}`, timeoutMs: 60_000 },
   );
 }
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import postgres from 'postgres';
 import { describe, expect, inject, it } from 'vitest';
-import { fixKey } from '../../mobilization/golden-tickets.js';
+import { actionKey } from '../../mobilization/actions.js';
 import { ConfigError, loadConfig } from '../../config/index.js';
 import { formatDuration, parseDuration } from '../../config/duration.js';
 import { embeddedSharedBuffersMb } from '../../platform/postgres.js';
@@ -64,13 +64,16 @@ describe('embedded PostgreSQL', () => {
 });
 
 describe('golden ticket keys', () => {
-  const action = { assetKey: 'image:registry.example.com/shop/api:1', assetName: 'registry.example.com/shop/api:1', component: 'libssl1.1', fixedVersion: '1.1.1l-r0' };
-  it('are readable, stable, and distinct per asset and fix', () => {
-    expect(fixKey(action)).toMatch(/^libssl1\.1@1\.1\.1l-r0~registry\.example\.com-shop-api-1~[0-9a-f]{8}$/);
-    expect(fixKey(action)).toBe(fixKey({ ...action }));
-    expect(fixKey({ ...action, fixedVersion: '1.1.1n-r0' })).not.toBe(fixKey(action));
+  const image = { kind: 'asset' as const, assetKey: 'image:registry.example.com/shop/api:1', assetName: 'registry.example.com/shop/api:1' };
+  it('are readable, stable, and distinct per action, subject and asset', () => {
+    expect(actionKey('os-layer', 'OS packages', image)).toMatch(/^os-layer~OS-packages~registry\.example\.com-shop-api-1~[0-9a-f]{8}$/);
+    expect(actionKey('os-layer', 'OS packages', image)).toBe(actionKey('os-layer', 'OS packages', { ...image }));
+    expect(actionKey('manifest', 'app/package-lock.json', image)).not.toBe(actionKey('manifest', 'web/package-lock.json', image));
+    expect(actionKey('os-patch', 'OS packages', { kind: 'owner', owner: 'alex.romero' })).toMatch(/^os-patch~OS-packages~hosts-of-alex\.romero~[0-9a-f]{8}$/);
     // Names that slug alike still get different keys.
-    expect(fixKey({ ...action, assetKey: 'image:registry.example.com/shop/api-1', assetName: 'registry.example.com/shop/api-1' })).not.toBe(fixKey(action));
+    expect(actionKey('os-layer', 'OS packages', { ...image, assetKey: 'image:registry.example.com/shop/api-1', assetName: 'registry.example.com/shop/api-1' })).not.toBe(
+      actionKey('os-layer', 'OS packages', image),
+    );
   });
 });
 
