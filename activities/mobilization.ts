@@ -6,13 +6,13 @@ import { adoptAssignee, escalateOnIncident, openIncident, readIncidentBack, sync
 import { mobilize } from '../mobilization/mobilize.js';
 import type { Notifier } from '../mobilization/notifier.js';
 import { setTicketState } from '../mobilization/store.js';
-import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
-import type { TicketState } from '../mobilization/itsm/index.js';
+import type { Itsm, TicketState } from '../mobilization/itsm/index.js';
 import type { RecordedTicketState, RemediationState, TicketChange, TicketEvent } from '../workflows/remediation/messages.js';
 
 export interface MobilizationDeps {
   database: Database;
-  serviceNow: ServiceNowClient;
+  /** The ITSM holding golden tickets (ServiceNow or Jira). */
+  itsm: Itsm;
   temporal: { client: Client; taskQueue: string };
   sla: SlaConfig;
   /** Told about every escalation (a Slack DM to the manager); optional. */
@@ -24,8 +24,8 @@ const NOTIFIER_ATTEMPTS = 5;
 
 // The remediation workflow's activities, over mobilization/: names and signatures are part of
 // running workflows' histories and do not change.
-export function createMobilizationActivities({ database, serviceNow, temporal, sla, notifier }: MobilizationDeps) {
-  const incidents = { database, serviceNow };
+export function createMobilizationActivities({ database, itsm, temporal, sla, notifier }: MobilizationDeps) {
+  const incidents = { database, itsm };
   return {
     /** Golden tickets for the assets a scan covered. */
     async mobilizeScan({ scanId }: { scanId: string }): Promise<Record<string, number>> {

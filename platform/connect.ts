@@ -1,6 +1,8 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import { serviceNowItsm } from '../mobilization/itsm/servicenow/adapter.js';
+import type { Itsm } from '../mobilization/itsm/index.js';
 import type { Config } from '../config/index.js';
 import { installWorkerRuntime } from './worker.js';
 
@@ -22,6 +24,15 @@ export async function connectTemporal(config: Config, address: string) {
 export function connectWorkerTemporal(config: Config, address: string): Promise<NativeConnection> {
   installWorkerRuntime();
   return NativeConnection.connect(temporalOptions(config, address));
+}
+
+export interface ItsmConnections {
+  serviceNow: { url: string; user: string; password: string };
+}
+
+/** The ITSM golden tickets go to. */
+export function createItsm(config: Config, connections: ItsmConnections): Itsm {
+  return serviceNowItsm(serviceNowClient(config, connections.serviceNow));
 }
 
 export function serviceNowClient(config: Config, sn: { url: string; user: string; password: string }): ServiceNowClient {

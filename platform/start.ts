@@ -8,11 +8,11 @@ import type { Worker } from '@temporalio/worker';
 import { importStartupFeeds } from '../prioritization/feeds/import.js';
 import { createApp } from '../api/app.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
-import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import type { Itsm } from '../mobilization/itsm/index.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../mobilization/itsm/servicenow/simulator.js';
 import type { SlackBot } from '../slack/bot.js';
 import type { Config } from '../config/index.js';
-import { connectTemporal, connectWorkerTemporal, serviceNowClient } from './connect.js';
+import { connectTemporal, connectWorkerTemporal, createItsm } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { ensureIntelFeedSchedule, ensureOrphanReportSchedule } from './schedules.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
@@ -122,7 +122,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     }
 
     // The ITSM client is known once the simulator runs, after the API (it needs the API's URL).
-    let itsm: ServiceNowClient | undefined;
+    let itsm: Itsm | undefined;
     let slackBot: SlackBot | undefined;
     if (!config.slack) {
       log('Slack bot: not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET or SLACK_APP_TOKEN, SLACK_CHANNEL); running without it');
@@ -134,7 +134,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         config: config.slack,
         database,
         temporal: { client: temporal.client, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, ...(uiUrl ? { uiUrl } : {}) },
-        serviceNow: () => itsm,
+        itsm: () => itsm,
         log,
       });
       await bot.start();
@@ -181,7 +181,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       simulator = { ...credentials, instance };
     }
 
-    itsm = serviceNowClient(config, serviceNow);
+    itsm = createItsm(config, { serviceNow });
 
     if (config.intel.epssFile || config.intel.kevFile) {
       await importStartupFeeds(database, { client: temporal.client, taskQueue: config.temporal.taskQueue }, config.intel, log);
@@ -197,7 +197,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         connection,
         client: temporal.client,
         database,
-        serviceNow: serviceNowClient(config, serviceNow),
+        itsm: createItsm(config, { serviceNow }),
         serviceNowConnection: { baseUrl: serviceNow.url, user: serviceNow.user, password: serviceNow.password },
         ...(slackNotifier ? { notifier: slackNotifier, campaignPublisher: slackNotifier } : {}),
       });

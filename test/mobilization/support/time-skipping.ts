@@ -15,7 +15,7 @@ import { loadConfig } from '../../../config/index.js';
 import type { Database } from '../../../db/client.js';
 import type { EscalationNotice, Notifier } from '../../../mobilization/notifier.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../../../mobilization/itsm/servicenow/simulator.js';
-import { serviceNowClient } from '../../../platform/connect.js';
+import { createItsm } from '../../../platform/connect.js';
 import { createWorker, installWorkerRuntime } from '../../../platform/worker.js';
 import { importStartupFeeds } from '../../../prioritization/feeds/import.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../../workflows/search-attributes.js';
@@ -138,7 +138,7 @@ export async function startTimeSkippingPlatform(database: Database, overrides: R
       connection: env.nativeConnection,
       client: env.client,
       database,
-      serviceNow: serviceNowClient(config, { url: serviceNowUrl, ...credentials }),
+      itsm: createItsm(config, { serviceNow: { url: serviceNowUrl, ...credentials } }),
       serviceNowConnection: { baseUrl: serviceNowUrl, ...credentials },
       notifier,
     });
