@@ -2,7 +2,11 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
 import { serviceNowItsm } from '../mobilization/itsm/servicenow/adapter.js';
+import { defaultDemoOrganisation } from '../mobilization/itsm/servicenow/simulator.js';
 import type { Itsm } from '../mobilization/itsm/index.js';
+import { JiraClient } from '../mobilization/itsm/jira/client.js';
+import { jiraItsm } from '../mobilization/itsm/jira/adapter.js';
+import { PeopleDirectory, type DirectoryPerson } from '../mobilization/itsm/people.js';
 import type { Config } from '../config/index.js';
 import { installWorkerRuntime } from './worker.js';
 
@@ -26,13 +30,34 @@ export function connectWorkerTemporal(config: Config, address: string): Promise<
   return NativeConnection.connect(temporalOptions(config, address));
 }
 
+/** The people the embedded simulators know (the ServiceNow simulator's demo organisation). */
+export const demoPeople: DirectoryPerson[] = defaultDemoOrganisation.map((u) => ({
+  user: u.user_name,
+  email: u.email,
+  name: u.name,
+  ...(u.manager ? { manager: u.manager } : {}),
+  active: true,
+}));
+
 export interface ItsmConnections {
   serviceNow: { url: string; user: string; password: string };
+  /** Set when CTEM_ITSM=jira; `embedded`: the simulator, whose people are the demo organisation. */
+  jira?: { url: string; email: string; apiToken: string; embedded: boolean };
 }
 
-/** The ITSM golden tickets go to. */
+/** The ITSM golden tickets go to (CTEM_ITSM). */
 export function createItsm(config: Config, connections: ItsmConnections): Itsm {
-  return serviceNowItsm(serviceNowClient(config, connections.serviceNow));
+  if (config.itsm === 'servicenow') return serviceNowItsm(serviceNowClient(config, connections.serviceNow));
+  const j = connections.jira;
+  if (!j) throw new Error('CTEM_ITSM=jira but no Jira connection was made');
+  return jiraItsm({
+    client: new JiraClient({ baseUrl: j.url, email: j.email, apiToken: j.apiToken }),
+    directory: new PeopleDirectory(config.people ?? (j.embedded ? demoPeople : [])),
+    routing: config.jira.routing,
+    issueType: config.jira.issueType,
+    statusMap: config.jira.statusMap,
+    priorities: config.jira.priorities,
+  });
 }
 
 export function serviceNowClient(config: Config, sn: { url: string; user: string; password: string }): ServiceNowClient {
