@@ -310,7 +310,7 @@ describe('the Jira adapter', () => {
     expect(issues.length).toBeLessThanOrEqual(2);
     expect(again).toMatchObject({ state: 'new', assignedTo: alex.id, url: `${sim.url}/browse/${again.number}` });
     const stored = sim.issues().find((i) => i.id === again.id)!;
-    expect(stored).toMatchObject({ priority: 'High', issueType: 'Task', properties: { 'ctem.ticket': { ticketKey: ticket.ticketKey } } });
+    expect(stored).toMatchObject({ priority: 'High', issueType: 'Task', properties: { 'ctem.ticket': { ticketKey: ticket.ticketKey, urgency: '1' } } });
     expect(adfText(stored.description)).toBe('Findings:\n- CVE-2021-44228');
   });
 
@@ -324,7 +324,8 @@ describe('the Jira adapter', () => {
     await itsm.updateTicket(t.id, { workNote: 'Escalated', escalationLevel: 1, watchersAdd: [jonas.id] });
     await itsm.updateTicket(t.id, { workNote: 'Escalated again', escalationLevel: 1, watchersAdd: [jonas.id] });
     let stored = sim.issues().find((i) => i.id === t.id)!;
-    expect(stored.priority).toBe('High');
+    // Opened Low (urgency 3): the first manager's escalation raises it one step.
+    expect(stored.priority).toBe('Medium');
     expect(stored.watchers.filter((w) => w === jonas.id)).toHaveLength(1);
     await itsm.updateTicket(t.id, { escalationLevel: 3 });
     expect(sim.issues().find((i) => i.id === t.id)!.priority).toBe('Highest');

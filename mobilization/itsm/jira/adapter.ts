@@ -46,8 +46,6 @@ export function routeProject(routing: JiraRouting, owner: DirectoryPerson | unde
 
 /** Index into `priorities` (highest first) of a ticket's urgency: 1 -> High, 2 -> Medium, 3 -> Low with Jira's five defaults. */
 const urgencyIndex = (urgency: TicketUrgency, count: number) => Math.min(count - 1, Number(urgency));
-/** Escalation level 1 raises to the second-highest priority, level 2 and above to the highest: absolute, so a retry raises nothing twice. */
-const escalationIndex = (level: number) => Math.max(0, 2 - level);
 
 const ISSUE_FIELDS = ['summary', 'status', 'assignee', 'priority', 'labels', 'created', 'updated', 'project', 'issuetype'];
 
@@ -135,7 +133,7 @@ export function jiraItsm({ client, directory, routing, issueType, statusMap, pri
           ...(priority ? { priority: { name: priority } } : {}),
           ...(t.assigneeId ? { assignee: { accountId: t.assigneeId } } : {}),
         },
-        properties: [{ key: TICKET_PROPERTY, value: { ticketKey: t.ticketKey } }],
+        properties: [{ key: TICKET_PROPERTY, value: { ticketKey: t.ticketKey, urgency: t.urgency } }],
       });
       return toTicket(await getIssue(created.id));
     },
@@ -166,8 +164,12 @@ export function jiraItsm({ client, directory, routing, issueType, statusMap, pri
         for (const accountId of u.watchersAdd) if (!watching.has(accountId)) await client.addWatcher(id, accountId);
       }
       if (u.escalationLevel && priorities.length) {
+        // Each level is one step above the priority the ticket was opened with: absolute, so a
+        // retried escalation raises nothing twice; never lowered (someone may have raised it by hand).
         const current = priorities.findIndex((p) => p.toLowerCase() === (issue.fields.priority?.name ?? '').toLowerCase());
-        const wanted = escalationIndex(u.escalationLevel);
+        const opened = (await client.getProperty(id, TICKET_PROPERTY)) as { urgency?: TicketUrgency } | null;
+        const base = opened?.urgency ? urgencyIndex(opened.urgency, priorities.length) : current === -1 ? priorities.length - 1 : current + 1;
+        const wanted = Math.max(0, base - u.escalationLevel);
         if (current === -1 || wanted < current) await client.editIssue(id, { fields: { priority: { name: priorities[wanted] } } });
       }
       return toTicket(await getIssue(id));

@@ -171,6 +171,12 @@ export class JiraClient {
     await this.request('PUT', `/rest/api/3/issue/${this.ref(idOrKey)}`, { body });
   }
 
+  /** An issue entity property's value; null when the issue has none by that key. */
+  async getProperty(idOrKey: string, propertyKey: string): Promise<unknown> {
+    const res = await this.orNull(this.request('GET', `/rest/api/3/issue/${this.ref(idOrKey)}/properties/${encodeURIComponent(propertyKey)}`) as Promise<{ value?: unknown }>);
+    return res?.value ?? null;
+  }
+
   async transitions(idOrKey: string): Promise<JiraTransition[]> {
     const res = (await this.request('GET', `/rest/api/3/issue/${this.ref(idOrKey)}/transitions`)) as { transitions?: JiraTransition[] };
     return res.transitions ?? [];
