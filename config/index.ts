@@ -246,6 +246,9 @@ function jiraConfig(e: z.infer<typeof EnvSchema>): { jira: Config['jira']; peopl
   const problems: string[] = [];
   const connection = [e.JIRA_BASE_URL, e.JIRA_EMAIL, e.JIRA_API_TOKEN].filter(Boolean).length;
   if (connection !== 0 && connection !== 3) problems.push('  JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN go together (none: the embedded Jira simulator runs)');
+  if (e.CTEM_ITSM === 'jira' && e.JIRA_BASE_URL && !e.JIRA_WEBHOOK_SECRET) {
+    problems.push('  JIRA_WEBHOOK_SECRET: required with JIRA_BASE_URL (the secret of the Jira admin webhook; without it no change made in Jira reaches the platform)');
+  }
   if (e.JIRA_BASE_URL && !/^https?:\/\/[^\s]+$/.test(e.JIRA_BASE_URL)) problems.push('  JIRA_BASE_URL: expected an http(s) URL, e.g. https://your-site.atlassian.net');
   if (!PROJECT_KEY_RE.test(e.JIRA_PROJECT)) problems.push(`  JIRA_PROJECT: "${e.JIRA_PROJECT}" is not a Jira project key (upper-case letters, digits, _)`);
   const byOwner = projectMap('JIRA_PROJECT_BY_OWNER', e.JIRA_PROJECT_BY_OWNER, problems);

@@ -371,6 +371,9 @@ describe('Jira configuration', () => {
     expect(loadConfig({ CTEM_ITSM: 'jira' })).toMatchObject({ itsm: 'jira', jira: { routing: { defaultProject: 'CTEM' }, issueType: 'Task' } });
     expect(() => loadConfig({ CTEM_ITSM: 'remedy' })).toThrow(/CTEM_ITSM/);
     expect(() => loadConfig({ JIRA_BASE_URL: 'https://x.atlassian.net' })).toThrow('JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN go together');
+    const site = { JIRA_BASE_URL: 'https://x.atlassian.net', JIRA_EMAIL: 'ctem@example.com', JIRA_API_TOKEN: 't' };
+    expect(() => loadConfig({ CTEM_ITSM: 'jira', ...site })).toThrow('JIRA_WEBHOOK_SECRET: required with JIRA_BASE_URL');
+    expect(loadConfig({ CTEM_ITSM: 'jira', ...site, JIRA_WEBHOOK_SECRET: 's' }).jira).toMatchObject({ url: site.JIRA_BASE_URL, webhookSecret: 's' });
     expect(() => loadConfig({ JIRA_PROJECT: 'lower' })).toThrow('JIRA_PROJECT: "lower" is not a Jira project key');
     expect(() => loadConfig({ JIRA_PROJECT_BY_SERVICE: 'Payments' })).toThrow('JIRA_PROJECT_BY_SERVICE: "Payments" is not name=PROJECTKEY');
     expect(() => loadConfig({ JIRA_STATUS_MAP: 'done=Done' })).toThrow('JIRA_STATUS_MAP: done is not a ticket state');
