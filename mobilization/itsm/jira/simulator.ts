@@ -41,6 +41,8 @@ export interface JiraSimulatorOptions {
   users?: JiraSimPersonSeed[];
   projects?: JiraSimProjectSeed[];
   webhook?: JiraWebhookTarget;
+  /** Id of the first issue (default 10001): simulated sites sharing one database must not hand out the same ids. */
+  firstIssueId?: number;
 }
 
 export interface JiraSimulatedFault {
@@ -148,7 +150,7 @@ function loadState(file: string | undefined, options: JiraSimulatorOptions): Sim
     users: people.map((p) => ({ accountId: accountIdFor(p.emailAddress), accountType: 'atlassian', displayName: p.displayName, emailAddress: p.emailAddress, active: p.active ?? true })),
     projects: (options.projects ?? defaultJiraProjects).map((p, i) => ({ id: String(10000 + i), key: p.key, name: p.name, issueTypes: p.issueTypes ?? ['Task', 'Bug'], counter: 0 })),
     issues: [],
-    nextIssueId: 10001,
+    nextIssueId: options.firstIssueId ?? 10001,
     nextCommentId: 10001,
     nextChangelogId: 10001,
     lastUpdatedMs: 0,
