@@ -97,8 +97,7 @@ describe('Jira as the ITSM', () => {
     expect(opened.fields).toMatchObject({ status: { name: 'To Do' }, project: { key: 'PAY' }, priority: { name: 'Medium' } });
     expect(opened.fields.assignee?.accountId).toBe(accountOf(platform, 'alex.romero@example.com'));
     expect(opened.fields.labels).toContain(ticketLabel(ticket.key));
-    const [row] = await platform.database.sql<Array<{ itsm: string; external_url: string }>>`select itsm, external_url from tickets where key = ${ticket.key}`;
-    expect(row).toEqual({ itsm: 'jira', external_url: `${platform.jiraUrl}/browse/${ticket.externalNumber}` });
+    expect(await detail(platform, ticket.key)).toMatchObject({ itsm: 'jira', externalUrl: `${platform.jiraUrl}/browse/${ticket.externalNumber}` });
     // One issue per golden ticket, however many activities ran.
     expect(platform.jiraSimulator!.instance.issues().filter((i) => i.labels.includes(ticketLabel(ticket.key)))).toHaveLength(1);
   });
