@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { recordTicketEvent, ticketEventSeen, ticketKeyOfExternal } from '../../mobilization/ticket-events.js';
-import { jiraTimeMs } from '../../mobilization/itsm/jira/client.js';
+import { jiraTimeMs, type StatusCategoryKey } from '../../mobilization/itsm/jira/client.js';
 import { fromJiraStatus } from '../../mobilization/itsm/jira/states.js';
 import { verifyJiraWebhookSignature } from '../../mobilization/itsm/jira/webhook-signature.js';
 import { remediationWorkflowId } from '../../mobilization/golden-tickets.js';
@@ -86,7 +86,8 @@ const JiraIssueEvent = z.object({
       id: z.string().min(1),
       key: z.string().min(1),
       fields: z.object({
-        status: z.object({ name: z.string(), statusCategory: z.object({ key: z.enum(['new', 'indeterminate', 'done']) }).partial().passthrough() }),
+        // Category keys are new, indeterminate and done; a status without a category says "undefined".
+        status: z.object({ name: z.string(), statusCategory: z.object({ key: z.string().optional() }).passthrough().optional() }),
         assignee: z.object({ accountId: z.string() }).passthrough().nullable().optional(),
         updated: z.string().optional(),
       }).passthrough(),
@@ -142,7 +143,8 @@ webhookRoutes.post(
     const ticketKey = await ticketKeyOfExternal(deps.database.db, 'jira', issue.id);
     if (!ticketKey) return c.json({ status: 'ignored', reason: 'not a CTEM ticket' }, 200);
     if (await ticketEventSeen(deps.database.db, eventId)) return c.json({ status: 'duplicate' }, 200);
-    const state = fromJiraStatus({ name: issue.fields.status.name, statusCategory: { key: issue.fields.status.statusCategory.key ?? 'indeterminate', name: '' } }, deps.jira.statusMap);
+    const status = issue.fields.status;
+    const state = fromJiraStatus({ name: status.name, statusCategory: { key: (status.statusCategory?.key ?? '') as StatusCategoryKey, name: '' } }, deps.jira.statusMap);
     const sequence = issue.fields.updated ? jiraTimeMs(issue.fields.updated) : 0;
     const assignedTo = issue.fields.assignee?.accountId;
     try {

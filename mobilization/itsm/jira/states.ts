@@ -21,7 +21,8 @@ export function fromJiraStatus(status: Pick<JiraStatus, 'name' | 'statusCategory
     if (statusName.toLowerCase() === name) return state;
   }
   // A done status not in the map is a resolution claim: the workflow still verifies it by scan.
-  return ({ new: 'new', indeterminate: 'in_progress', done: 'resolved' } as const)[status.statusCategory?.key] ?? undefined;
+  const byCategory: Partial<Record<string, TicketState>> = { new: 'new', indeterminate: 'in_progress', done: 'resolved' };
+  return byCategory[status.statusCategory?.key ?? ''];
 }
 
 /** Reads `new=To Do,in_progress=In Progress,...`; states left out keep their default. */
