@@ -216,7 +216,8 @@ export class JiraClient {
         query: { jql, fields: fields.join(','), maxResults: String(Math.min(100, max - out.length)), nextPageToken },
       })) as { issues?: JiraIssue[]; nextPageToken?: string; isLast?: boolean };
       out.push(...(res.issues ?? []));
-      nextPageToken = res.isLast === false ? res.nextPageToken : undefined;
+      // The last page has no token (Jira Cloud omits it rather than sending null); isLast is not always sent.
+      nextPageToken = res.isLast === true ? undefined : res.nextPageToken;
     } while (nextPageToken && out.length < max);
     return out;
   }
