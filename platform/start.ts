@@ -193,7 +193,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     if (config.itsm === 'jira') {
       if (config.jira.url) {
         connections.jira = { url: config.jira.url, email: config.jira.email!, apiToken: config.jira.apiToken!, embedded: false };
-        if (!config.people) log('Jira: CTEM_PEOPLE_FILE is not set, so escalations have no managers to climb to');
+        if (!config.people && !config.serviceNow.url) log('Jira: neither CTEM_PEOPLE_FILE nor SERVICENOW_URL is set, so escalations have no managers to climb to');
       } else {
         const credentials = { email: 'ctem-automation@example.com', apiToken: secrets.simulatorPassword };
         const publicUrl = config.port === 0 && apiUrl ? apiUrl : config.publicUrl;

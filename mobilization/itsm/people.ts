@@ -13,13 +13,21 @@ export interface DirectoryPerson {
   active: boolean;
 }
 
+/** Who is who and who manages whom: the people file, or ServiceNow's sys_user when ServiceNow is there too. */
+export interface People {
+  /** By user or e-mail, case-insensitively. */
+  find(userOrEmail: string): Promise<DirectoryPerson | undefined>;
+  /** The person first, then the manager, the manager's manager... */
+  chain(userOrEmail: string): Promise<DirectoryPerson[]>;
+}
+
 export class PeopleDirectoryError extends Error {
   override name = 'PeopleDirectoryError';
 }
 
 const MAX_CHAIN = 20;
 
-export class PeopleDirectory {
+export class PeopleDirectory implements People {
   private readonly byUser = new Map<string, DirectoryPerson>();
   private readonly byEmail = new Map<string, DirectoryPerson>();
 
@@ -30,21 +38,24 @@ export class PeopleDirectory {
     }
   }
 
-  /** By user or e-mail, case-insensitively. */
-  find(userOrEmail: string): DirectoryPerson | undefined {
+  async find(userOrEmail: string): Promise<DirectoryPerson | undefined> {
+    return this.lookup(userOrEmail);
+  }
+
+  private lookup(userOrEmail: string): DirectoryPerson | undefined {
     const k = userOrEmail.trim().toLowerCase();
     return this.byUser.get(k) ?? this.byEmail.get(k);
   }
 
-  /** The person first, then the manager, the manager's manager...; stops at a cycle or after 20 levels. */
-  chain(userOrEmail: string): DirectoryPerson[] {
+  /** Stops at a cycle or after 20 levels. */
+  async chain(userOrEmail: string): Promise<DirectoryPerson[]> {
     const out: DirectoryPerson[] = [];
     const seen = new Set<string>();
-    let p = this.find(userOrEmail);
+    let p = this.lookup(userOrEmail);
     while (p && !seen.has(p.user) && out.length < MAX_CHAIN) {
       out.push(p);
       seen.add(p.user);
-      p = p.manager ? this.find(p.manager) : undefined;
+      p = p.manager ? this.lookup(p.manager) : undefined;
     }
     return out;
   }

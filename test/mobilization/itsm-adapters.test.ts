@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../../mobilization/itsm/servicenow/simulator.js';
 import { ServiceNowClient } from '../../mobilization/itsm/servicenow/client.js';
-import { serviceNowItsm } from '../../mobilization/itsm/servicenow/adapter.js';
-import { fromJiraStatus } from '../../mobilization/itsm/jira/states.js';
+import { serviceNowItsm, serviceNowPeople } from '../../mobilization/itsm/servicenow/adapter.js';
+import { createJiraSimulator } from '../../mobilization/itsm/jira/simulator.js';
+import { JiraClient } from '../../mobilization/itsm/jira/client.js';
+import { jiraItsm } from '../../mobilization/itsm/jira/adapter.js';
+import { DEFAULT_JIRA_STATUS_MAP, fromJiraStatus } from '../../mobilization/itsm/jira/states.js';
 import type { Itsm } from '../../mobilization/itsm/index.js';
 
 // The ServiceNow side of the neutral Itsm interface, over the simulator: people with whether they
@@ -60,6 +63,36 @@ describe('the ServiceNow adapter', () => {
     expect(await client.getIncident(opened.id)).toMatchObject({ state: '6', close_code: 'Solved (Permanently)', close_notes: 'fixed' });
     expect(await itsm.getTicket(opened.id)).toEqual(resolved);
     expect(itsm.ticketUrl({ id: opened.id, number: opened.number })).toBe(opened.url);
+  });
+});
+
+describe('ServiceNow as the people directory of Jira', () => {
+  it('climbs the sys_user manager chain and finds each manager in Jira by e-mail', async () => {
+    const jiraCreds = { email: 'ctem-automation@example.com', apiToken: 'people-test-token' };
+    const jira = createJiraSimulator({ credentials: jiraCreds });
+    await jira.listen(0);
+    try {
+      const people = serviceNowPeople(client);
+      expect(await people.find('alex.romero@example.com')).toEqual({ user: 'alex.romero', name: 'Alex Romero', email: 'alex.romero@example.com', manager: 'jonas.weber', active: true });
+      const itsmJira = jiraItsm({
+        client: new JiraClient({ baseUrl: jira.url, ...jiraCreds }),
+        directory: people,
+        routing: { defaultProject: 'CTEM', byOwner: {}, byBusinessService: {} },
+        issueType: 'Task',
+        statusMap: DEFAULT_JIRA_STATUS_MAP,
+        priorities: [],
+      });
+      const chain = await itsmJira.managementChain('alex.romero');
+      expect(chain.map((p) => [p.userName, p.id !== ''])).toEqual([
+        ['alex.romero', true],
+        ['jonas.weber', true],
+        ['priya.natarajan', true],
+        ['morgan.blake', true],
+      ]);
+      expect(chain[1]!.id).toBe(jira.users().find((u) => u.emailAddress === 'jonas.weber@example.com')!.accountId);
+    } finally {
+      await jira.close();
+    }
   });
 });
 

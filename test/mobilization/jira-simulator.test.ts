@@ -355,13 +355,13 @@ describe('the Jira adapter', () => {
 });
 
 describe('Jira configuration', () => {
-  it('reads the people directory from JSON or CSV and names what is wrong', () => {
+  it('reads the people directory from JSON or CSV and names what is wrong', async () => {
     const csv = parsePeople('user,email,name,manager,active\nboss,boss@example.com,The Boss,,true\nada,ada@example.com,"Lovelace, Ada",boss,false\n', 'people.csv');
     expect(csv).toEqual([
       { user: 'boss', email: 'boss@example.com', name: 'The Boss', active: true },
       { user: 'ada', email: 'ada@example.com', name: 'Lovelace, Ada', manager: 'boss', active: false },
     ]);
-    expect(new PeopleDirectory(csv).chain('ada@example.com').map((p) => p.user)).toEqual(['ada', 'boss']);
+    expect((await new PeopleDirectory(csv).chain('ada@example.com')).map((p) => p.user)).toEqual(['ada', 'boss']);
     expect(() => parsePeople('[{"user":"a","manager":"ghost"}]', 'p.json')).toThrow("p.json: a's manager ghost is not in the file");
     expect(() => parsePeople('user,email\nb,not-an-email\n', 'p.csv')).toThrow('p.csv line 2: email "not-an-email" is not an e-mail address');
     expect(() => parsePeople('[{"user":"a","active":"maybe"}]', 'p.json')).toThrow('p.json[0]: active must be true or false');

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Itsm, ItsmTicket, ItsmUser, TicketUrgency } from '../index.js';
-import type { DirectoryPerson, PeopleDirectory } from '../people.js';
+import type { DirectoryPerson, People } from '../people.js';
 import { adf, jiraTimeMs, JiraError, type JiraClient, type JiraIssue, type JiraUser } from './client.js';
 import { fromJiraStatus, type JiraStatusMap } from './states.js';
 
@@ -18,7 +18,8 @@ export interface JiraRouting {
 
 export interface JiraItsmOptions {
   client: JiraClient;
-  directory: PeopleDirectory;
+  /** Who manages whom, and the e-mail that finds each person's Jira account. */
+  directory: People;
   routing: JiraRouting;
   issueType: string;
   statusMap: JiraStatusMap;
@@ -79,7 +80,7 @@ export function jiraItsm({ client, directory, routing, issueType, statusMap, pri
   };
 
   async function findUser(userNameOrEmail: string): Promise<ItsmUser | null> {
-    const p = directory.find(userNameOrEmail);
+    const p = await directory.find(userNameOrEmail);
     const email = p?.email ?? (userNameOrEmail.includes('@') ? userNameOrEmail : undefined);
     const account = await jiraAccount(userNameOrEmail, email);
     return account ? toUser(account, p) : null;
@@ -98,11 +99,11 @@ export function jiraItsm({ client, directory, routing, issueType, statusMap, pri
     async userById(accountId) {
       const u = await client.getUser(accountId);
       if (!u) return null;
-      return toUser(u, u.emailAddress ? directory.find(u.emailAddress) : undefined);
+      return toUser(u, u.emailAddress ? await directory.find(u.emailAddress) : undefined);
     },
 
     async managementChain(userName) {
-      const people = directory.chain(userName);
+      const people = await directory.chain(userName);
       if (people.length === 0) {
         const only = await findUser(userName);
         return only ? [only] : [];
@@ -121,7 +122,7 @@ export function jiraItsm({ client, directory, routing, issueType, statusMap, pri
       // Keyed by the label: a retry after a create whose answer was lost finds that issue.
       const [existing] = await client.searchJql(`labels = "${label}" ORDER BY created ASC`, ISSUE_FIELDS, 1);
       if (existing) return toTicket(existing);
-      const project = routeProject(routing, directory.find(t.owner), t.owner, t.businessService);
+      const project = routeProject(routing, await directory.find(t.owner), t.owner, t.businessService);
       const priority = priorities.length ? priorities[urgencyIndex(t.urgency, priorities.length)] : undefined;
       const created = await client.createIssue({
         fields: {

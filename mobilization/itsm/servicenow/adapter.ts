@@ -1,4 +1,5 @@
 import type { Itsm, ItsmTicket, ItsmUser } from '../index.js';
+import type { DirectoryPerson, People } from '../people.js';
 import type { Incident, IncidentFields, ServiceNowClient, User } from './client.js';
 import { fromServiceNowState, toServiceNowState } from './states.js';
 
@@ -73,5 +74,26 @@ export function serviceNowItsm(client: ServiceNowClient): Itsm {
       return toTicket(await client.updateIncident(id, fields));
     },
     ticketUrl: ({ id }) => client.incidentUrl(id),
+  };
+}
+
+/** ServiceNow's sys_user as the people directory of another ITSM (Jira), when an organisation has both. */
+export function serviceNowPeople(client: ServiceNowClient): People {
+  const toPerson = (u: User, manager: User | undefined): DirectoryPerson => ({
+    user: u.user_name,
+    name: u.name,
+    ...(u.email ? { email: u.email } : {}),
+    ...(manager ? { manager: manager.user_name } : {}),
+    active: u.active !== 'false',
+  });
+  return {
+    async find(userOrEmail) {
+      const [u, manager] = await client.managementChain(userOrEmail);
+      return u ? toPerson(u, manager) : undefined;
+    },
+    async chain(userOrEmail) {
+      const chain = await client.managementChain(userOrEmail);
+      return chain.map((u, i) => toPerson(u, chain[i + 1]));
+    },
   };
 }
