@@ -6,13 +6,13 @@ import { adoptAssignee, escalateOnIncident, openIncident, readIncidentBack, sync
 import { mobilize } from '../mobilization/mobilize.js';
 import type { Notifier } from '../mobilization/notifier.js';
 import { setTicketState } from '../mobilization/store.js';
-import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
-import type { TicketState } from '../mobilization/itsm/index.js';
+import { ITSM_LABEL, type Itsm, type TicketState } from '../mobilization/itsm/index.js';
 import type { RecordedTicketState, RemediationState, TicketChange, TicketEvent } from '../workflows/remediation/messages.js';
 
 export interface MobilizationDeps {
   database: Database;
-  serviceNow: ServiceNowClient;
+  /** The ITSM holding golden tickets (ServiceNow or Jira). */
+  itsm: Itsm;
   temporal: { client: Client; taskQueue: string };
   sla: SlaConfig;
   /** Told about every escalation (a Slack DM to the manager); optional. */
@@ -24,15 +24,10 @@ const NOTIFIER_ATTEMPTS = 5;
 
 // The remediation workflow's activities, over mobilization/: names and signatures are part of
 // running workflows' histories and do not change.
-export function createMobilizationActivities({ database, serviceNow, temporal, sla, notifier }: MobilizationDeps) {
-  const incidents = { database, serviceNow };
-  const directory = {
-    name: 'ServiceNow',
-    findUser: async (userName: string) => {
-      const user = await serviceNow.getUser(userName);
-      return user ? { active: user.active !== 'false' } : null;
-    },
-  };
+export function createMobilizationActivities({ database, itsm, temporal, sla, notifier }: MobilizationDeps) {
+  const incidents = { database, itsm };
+  // Owners are checked in the ITSM's directory before a ticket is planned for them.
+  const directory = { name: ITSM_LABEL[itsm.name], findUser: (userName: string) => itsm.findUser(userName) };
   const planning = { database, temporal, sla, directory, warn: (message: string, fields: Record<string, unknown>) => log.warn(message, fields) };
   return {
     /** Golden tickets for the assets a scan covered. */

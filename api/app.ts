@@ -35,7 +35,7 @@ export function createApp(deps: ApiDeps) {
     const slack = c.get('deps').slack;
     return slack ? slack.handle(c.req.raw) : problem(c, 404, 'not_found', 'no Slack bot in HTTP mode here (not configured, or in Socket Mode)');
   });
-  app.use('/api/*', async (c, next) => (c.req.path === '/api/v1/webhooks/servicenow' ? next() : requireToken(c, next)));
+  app.use('/api/*', async (c, next) => (c.req.path === '/api/v1/webhooks/servicenow' || c.req.path === '/api/v1/webhooks/jira' ? next() : requireToken(c, next)));
   app.route('/', scanRoutes);
   app.route('/', assetRoutes);
   app.route('/', contextRoutes);

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
+import type { JiraStatusMap } from '../mobilization/itsm/jira/states.js';
 
 /** What the HTTP front needs; handlers validate, authorise, then call into these. */
 export interface ApiDeps {
@@ -8,6 +9,8 @@ export interface ApiDeps {
   apiToken: string;
   /** Shared secret of the ServiceNow outbound webhook (HMAC-SHA256 of the body). */
   serviceNowWebhookSecret?: string;
+  /** Jira as the ITSM: the admin webhook's secret (X-Hub-Signature, HMAC-SHA256 of the body) and the status mapping. */
+  jira?: { webhookSecret: string; statusMap: JiraStatusMap };
   reportsDir: string;
   maxUploadBytes: number;
   scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;

@@ -5,7 +5,8 @@ import type { Roles } from '../platform/start.js';
 const USAGE = `usage: ctem <command>
 
   start               run the whole platform (embedded PostgreSQL, Temporal dev server and ServiceNow
-                      simulator unless DATABASE_URL, TEMPORAL_ADDRESS and SERVICENOW_URL point elsewhere)
+                      simulator unless DATABASE_URL, TEMPORAL_ADDRESS and SERVICENOW_URL point elsewhere;
+                      with CTEM_ITSM=jira also the Jira simulator unless JIRA_BASE_URL does)
   api                 run only the HTTP API
   worker              run only the Temporal worker
   parse FILE          print a report's normalized findings as JSON lines (no database)
@@ -42,6 +43,12 @@ async function serve(roles: Roles): Promise<number> {
     platform.simulator
       ? `  ServiceNow (simulator) ${platform.serviceNowUrl}  user ${platform.simulator.user} / ${platform.simulator.password}`
       : `  ServiceNow       ${platform.serviceNowUrl}`,
+    ...(platform.jiraSimulator
+      ? [`  Jira (simulator) ${platform.jiraUrl}  user ${platform.jiraSimulator.email} / API token ${platform.jiraSimulator.apiToken}`]
+      : platform.jiraUrl
+        ? [`  Jira             ${platform.jiraUrl}`]
+        : []),
+    `  Golden tickets   ${platform.itsm === 'jira' ? 'Jira' : 'ServiceNow'} (CTEM_ITSM)`,
     `  PostgreSQL       ${platform.databaseUrl.replace(/:[^:@/]+@/, ':***@')}`,
     `  Data             ${config.dataDir}`,
     '',

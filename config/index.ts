@@ -3,6 +3,10 @@ import { z } from 'zod';
 import { FEED_MAX_AGE_DEFAULTS, FEED_URL_DEFAULTS } from '../prioritization/feeds/parse.js';
 import { parseSlaPolicy, type SlaPolicy } from '../mobilization/sla.js';
 import { parseDuration } from './duration.js';
+import { ITSM_NAMES, type ItsmName } from '../mobilization/itsm/index.js';
+import { loadPeopleFile, type DirectoryPerson } from '../mobilization/itsm/people.js';
+import { parseJiraStatusMap, type JiraStatusMap } from '../mobilization/itsm/jira/states.js';
+import type { JiraRouting } from '../mobilization/itsm/jira/adapter.js';
 
 // Configuration is read from the environment once, at start, into one typed object.
 // Every variable is listed in the README; docker-compose.yml passes the same names.
@@ -55,6 +59,19 @@ const EnvSchema = z.object({
   SERVICENOW_WEBHOOK_SECRET: optional,
   SERVICENOW_INCIDENT_TABLE: z.string().default('incident'),
   SERVICENOW_SIM_PORT: port(8090),
+  CTEM_ITSM: z.enum(ITSM_NAMES).default('servicenow'),
+  CTEM_PEOPLE_FILE: optional,
+  JIRA_BASE_URL: optional,
+  JIRA_EMAIL: optional,
+  JIRA_API_TOKEN: optional,
+  JIRA_WEBHOOK_SECRET: optional,
+  JIRA_PROJECT: z.string().default('CTEM'),
+  JIRA_PROJECT_BY_OWNER: optional,
+  JIRA_PROJECT_BY_SERVICE: optional,
+  JIRA_ISSUE_TYPE: z.string().default('Task'),
+  JIRA_STATUS_MAP: optional,
+  JIRA_PRIORITIES: z.string().default('Highest,High,Medium,Low,Lowest'),
+  JIRA_SIM_PORT: port(8091),
   CTEM_EPSS_FILE: optional,
   CTEM_KEV_FILE: optional,
   CTEM_EPSS_URL: feedUrl(FEED_URL_DEFAULTS.epss),
@@ -140,6 +157,22 @@ export interface Config {
     incidentTable: string;
     simulatorPort: number;
   };
+  /** Which ITSM holds golden tickets. */
+  itsm: ItsmName;
+  jira: {
+    url?: string;
+    email?: string;
+    apiToken?: string;
+    webhookSecret?: string;
+    routing: JiraRouting;
+    issueType: string;
+    statusMap: JiraStatusMap;
+    /** Priority names, highest first; empty: priorities are left to Jira. */
+    priorities: string[];
+    simulatorPort: number;
+  };
+  /** The people directory (CTEM_PEOPLE_FILE): who manages whom, for Jira's escalations. */
+  people?: DirectoryPerson[];
   intel: {
     /** Files imported at start. */
     epssFile?: string;
@@ -200,6 +233,65 @@ function slackConfig(e: z.infer<typeof EnvSchema>): SlackConfig | undefined {
 
 export class ConfigError extends Error {}
 
+const PROJECT_KEY_RE = /^[A-Z][A-Z0-9_]{0,254}$/;
+
+/** `name=PROJECT,other=KEY` into a map, naming the variable and the pair at fault. */
+function projectMap(variable: string, text: string | undefined, problems: string[]): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const at = part.lastIndexOf('=');
+    const name = part.slice(0, at).trim();
+    const key = part.slice(at + 1).trim();
+    if (at <= 0 || !name) problems.push(`  ${variable}: "${part}" is not name=PROJECTKEY`);
+    else if (!PROJECT_KEY_RE.test(key)) problems.push(`  ${variable}: "${key}" (for ${name}) is not a Jira project key (upper-case letters, digits, _)`);
+    else map[name] = key;
+  }
+  return map;
+}
+
+function jiraConfig(e: z.infer<typeof EnvSchema>): { jira: Config['jira']; people?: DirectoryPerson[] } {
+  const problems: string[] = [];
+  const connection = [e.JIRA_BASE_URL, e.JIRA_EMAIL, e.JIRA_API_TOKEN].filter(Boolean).length;
+  if (connection !== 0 && connection !== 3) problems.push('  JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN go together (none: the embedded Jira simulator runs)');
+  if (e.CTEM_ITSM === 'jira' && e.JIRA_BASE_URL && !e.JIRA_WEBHOOK_SECRET) {
+    problems.push('  JIRA_WEBHOOK_SECRET: required with JIRA_BASE_URL (the secret of the Jira admin webhook; without it no change made in Jira reaches the platform)');
+  }
+  if (e.JIRA_BASE_URL && !/^https?:\/\/[^\s]+$/.test(e.JIRA_BASE_URL)) problems.push('  JIRA_BASE_URL: expected an http(s) URL, e.g. https://your-site.atlassian.net');
+  if (!PROJECT_KEY_RE.test(e.JIRA_PROJECT)) problems.push(`  JIRA_PROJECT: "${e.JIRA_PROJECT}" is not a Jira project key (upper-case letters, digits, _)`);
+  const byOwner = projectMap('JIRA_PROJECT_BY_OWNER', e.JIRA_PROJECT_BY_OWNER, problems);
+  const byBusinessService = projectMap('JIRA_PROJECT_BY_SERVICE', e.JIRA_PROJECT_BY_SERVICE, problems);
+  let statusMap: JiraStatusMap | undefined;
+  try {
+    statusMap = parseJiraStatusMap(e.JIRA_STATUS_MAP);
+  } catch (err) {
+    problems.push(`  JIRA_STATUS_MAP: ${(err as Error).message}`);
+  }
+  if (!e.JIRA_ISSUE_TYPE.trim()) problems.push('  JIRA_ISSUE_TYPE: must name an issue type, e.g. Task');
+  let people: DirectoryPerson[] | undefined;
+  if (e.CTEM_PEOPLE_FILE) {
+    try {
+      people = loadPeopleFile(e.CTEM_PEOPLE_FILE);
+    } catch (err) {
+      problems.push(`  CTEM_PEOPLE_FILE: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  return {
+    jira: {
+      url: e.JIRA_BASE_URL,
+      email: e.JIRA_EMAIL,
+      apiToken: e.JIRA_API_TOKEN,
+      webhookSecret: e.JIRA_WEBHOOK_SECRET,
+      routing: { defaultProject: e.JIRA_PROJECT, byOwner, byBusinessService },
+      issueType: e.JIRA_ISSUE_TYPE.trim(),
+      statusMap: statusMap!,
+      priorities: e.JIRA_PRIORITIES.split(',').map((p) => p.trim()).filter(Boolean),
+      simulatorPort: e.JIRA_SIM_PORT,
+    },
+    ...(people ? { people } : {}),
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
@@ -212,6 +304,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('invalid configuration:\n  SERVICENOW_URL, SERVICENOW_USER and SERVICENOW_PASSWORD go together');
   }
   const slack = slackConfig(e);
+  const { jira, people } = jiraConfig(e);
   const temporalUiUrl = e.TEMPORAL_UI_URL ?? (e.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${e.TEMPORAL_UI_PORT}`);
   return {
     port: e.PORT,
@@ -240,6 +333,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       incidentTable: e.SERVICENOW_INCIDENT_TABLE,
       simulatorPort: e.SERVICENOW_SIM_PORT,
     },
+    itsm: e.CTEM_ITSM,
+    jira,
+    ...(people ? { people } : {}),
     intel: {
       epssFile: e.CTEM_EPSS_FILE,
       kevFile: e.CTEM_KEV_FILE,

@@ -4,21 +4,27 @@ import type { EscalationNotice } from './notifier.js';
 import { ticketDetail } from './plan.js';
 import { endRiskAcceptance, markEscalationNoted, recordEscalation, recordRiskAcceptance, setTicketOpened, setTicketOwner } from './store.js';
 import { escalationNotice, escalationReason, escalationWorkNote, incidentText, urgencyOf, type EscalationStep } from './ticket-text.js';
-import { serviceNowStates, type TicketState } from './itsm/index.js';
-import type { IncidentFields, ServiceNowClient } from './itsm/servicenow/client.js';
+import type { Itsm, ItsmUser, TicketState, TicketUpdate, TicketUrgency } from './itsm/index.js';
 import { ticketStateOf, type RemediationState, type TicketChange, type TicketEvent } from '../workflows/remediation/messages.js';
 
-// A golden ticket's life in the ITSM: open its incident, note escalations on it, write the
-// workflow's changes to it and read it back. Every step is idempotent (incidents are found by
-// correlation id, escalations recorded once per ticket, phase, level and cycle), so a retried
-// activity repeats nothing. Failures a retry cannot cure are non-retryable ApplicationFailures.
+// A golden ticket's life in the ITSM (ServiceNow incident or Jira issue, through the neutral Itsm
+// interface): open it, note escalations on it, write the workflow's changes to it and read it back.
+// Every step is idempotent (tickets are found by our ticket key, escalations recorded once per
+// ticket, phase, level and cycle), so a retried activity repeats nothing. Failures a retry cannot
+// cure are non-retryable ApplicationFailures.
 
 export interface IncidentDeps {
   database: Database;
-  serviceNow: ServiceNowClient;
+  itsm: Itsm;
 }
 
-const person = (u: { user_name: string; name: string; email: string }) => ({ userName: u.user_name, name: u.name, ...(u.email ? { email: u.email } : {}) });
+const person = (u: ItsmUser) => ({ userName: u.userName, name: u.name, ...(u.email ? { email: u.email } : {}) });
+
+async function businessServiceOf(database: Database, ticketKey: string): Promise<string | null> {
+  const [row] = await database.sql<Array<{ business_service: string | null }>>`
+    select a.business_service from tickets t join assets a on a.id = t.asset_id where t.key = ${ticketKey}`;
+  return row?.business_service ?? null;
+}
 
 async function openTicketDetail(database: Database, ticketKey: string) {
   const t = await ticketDetail(database.sql, ticketKey);
@@ -26,23 +32,24 @@ async function openTicketDetail(database: Database, ticketKey: string) {
   return { ...t, externalSysId: t.externalSysId };
 }
 
-/** Opens the incident; keyed by correlation_id, so a retry finds the incident instead of opening a second. */
-export async function openIncident({ database, serviceNow }: IncidentDeps, ticketKey: string): Promise<{ sysId: string; number: string; assignedTo?: string }> {
+/** Opens the ITSM ticket; keyed by the ticket key, so a retry finds the ticket instead of opening a second. */
+export async function openIncident({ database, itsm }: IncidentDeps, ticketKey: string): Promise<{ sysId: string; number: string; assignedTo?: string }> {
   const t = await ticketDetail(database.sql, ticketKey);
   if (!t) throw ApplicationFailure.nonRetryable(`golden ticket ${ticketKey} does not exist`, 'NotFound');
   if (!t.owner) throw ApplicationFailure.nonRetryable(`golden ticket ${ticketKey} has no owner`, 'NoOwner');
-  const owner = await serviceNow.getUser(t.owner);
-  const incident = await serviceNow.createIncident({
-    correlation_id: ticketKey,
-    correlation_display: 'CTEM golden ticket',
-    ...incidentText(t),
-    ...(owner ? { assigned_to: owner.sys_id } : {}),
-    urgency: urgencyOf(t.tier),
-    impact: urgencyOf(t.tier),
-    category: 'security',
+  const owner = await itsm.findUser(t.owner);
+  const text = incidentText(t);
+  const ticket = await itsm.createTicket({
+    ticketKey,
+    summary: text.short_description,
+    description: text.description,
+    ...(owner?.id ? { assigneeId: owner.id } : {}),
+    urgency: urgencyOf(t.tier) as TicketUrgency,
+    owner: t.owner,
+    businessService: await businessServiceOf(database, ticketKey),
   });
-  await setTicketOpened(database.db, ticketKey, incident.sys_id, incident.number);
-  return { sysId: incident.sys_id, number: incident.number, ...(incident.assigned_to ? { assignedTo: incident.assigned_to } : {}) };
+  await setTicketOpened(database.db, ticketKey, ticket.id, ticket.number, { itsm: itsm.name, url: ticket.url });
+  return { sysId: ticket.id, number: ticket.number, ...(ticket.assignedTo ? { assignedTo: ticket.assignedTo } : {}) };
 }
 
 /**
@@ -51,12 +58,12 @@ export async function openIncident({ database, serviceNow }: IncidentDeps, ticke
  * caller to deliver, or that the chain has no one left to notify.
  */
 export async function escalateOnIncident(
-  { database, serviceNow }: IncidentDeps,
+  { database, itsm }: IncidentDeps,
   step: EscalationStep,
 ): Promise<{ notified: { userName: string; name: string } | null; topOfChainReached: boolean; notice?: EscalationNotice }> {
   const t = await openTicketDetail(database, step.ticketKey);
   if (!t.owner) throw ApplicationFailure.nonRetryable(`golden ticket ${step.ticketKey} is not open`, 'NotOpen');
-  const chain = await serviceNow.managementChain(t.owner);
+  const chain = await itsm.managementChain(t.owner);
   const target = chain[step.level];
   if (!target) return { notified: null, topOfChainReached: true };
   const manager = person(target);
@@ -65,24 +72,22 @@ export async function escalateOnIncident(
     phase: step.phase,
     level: step.level,
     cycle: step.cycle ?? 0,
-    notifiedUser: target.user_name,
+    notifiedUser: target.userName,
     notifiedName: target.name,
     reason: escalationReason(step),
   });
   if (!escalation.ticketNotedAt) {
-    const incident = await serviceNow.getIncident(t.externalSysId);
-    const watchers = (incident?.watch_list ?? '').split(',').filter(Boolean);
-    await serviceNow.updateIncident(t.externalSysId, {
-      work_notes: escalationWorkNote(step, manager, t.owner),
-      escalation: String(Math.min(step.level, 3)),
-      watch_list: [...new Set([...watchers, target.sys_id])].join(','),
+    await itsm.updateTicket(t.externalSysId, {
+      workNote: escalationWorkNote(step, manager, t.owner),
+      escalationLevel: step.level,
+      ...(target.id ? { watchersAdd: [target.id] } : {}),
     });
     await markEscalationNoted(database.db, escalation.id);
   }
   return {
-    notified: { userName: target.user_name, name: target.name },
+    notified: { userName: target.userName, name: target.name },
     topOfChainReached: step.level >= chain.length - 1,
-    notice: escalationNotice(step, t, { owner: person(chain[0]!), manager }, serviceNow.incidentUrl(t.externalSysId)),
+    notice: escalationNotice(step, t, { owner: person(chain[0]!), manager }, itsm.ticketUrl({ id: t.externalSysId, number: t.externalNumber ?? '' })),
   };
 }
 
@@ -92,7 +97,7 @@ export async function escalateOnIncident(
  * the record's version, so the workflow can ignore the webhook of its own write.
  */
 export async function syncIncident(
-  { database, serviceNow }: IncidentDeps,
+  { database, itsm }: IncidentDeps,
   input: { ticketKey: string; change: TicketChange; riskAcceptance?: RemediationState['riskAcceptance'] },
 ): Promise<{ sequence: number; state?: TicketState; assignedTo: string }> {
   const t = await openTicketDetail(database, input.ticketKey);
@@ -114,37 +119,31 @@ export async function syncIncident(
   }
   // Changes queued by older runs carry a ServiceNow code instead of a neutral state.
   const target = ticketStateOf(input.change.state);
-  const fields: IncidentFields = { work_notes: input.change.workNote, ...(target ? { state: serviceNowStates.toItsm(target) } : {}) };
-  if (input.change.kind === 'resolved' || input.change.kind === 'verified') {
-    fields.close_code = 'Solved (Permanently)';
-    fields.close_notes = input.change.workNote;
-  }
-  const incident = await serviceNow.updateIncident(t.externalSysId, fields);
-  const state = serviceNowStates.fromItsm(incident.state);
-  return { sequence: Number(incident.sys_mod_count) || 0, ...(state ? { state } : {}), assignedTo: incident.assigned_to };
+  const update: TicketUpdate = { workNote: input.change.workNote, ...(target ? { state: target } : {}) };
+  if (input.change.kind === 'resolved' || input.change.kind === 'verified') update.closeNotes = input.change.workNote;
+  const ticket = await itsm.updateTicket(t.externalSysId, update);
+  return { sequence: ticket.sequence, ...(ticket.state ? { state: ticket.state } : {}), assignedTo: ticket.assignedTo };
 }
 
 /** The incident was reassigned in the ITSM: its assignee becomes the ticket's owner (and escalation chain). */
-export async function adoptAssignee({ database, serviceNow }: IncidentDeps, ticketKey: string, assignedTo: string): Promise<{ owner: string | null }> {
-  const user = await serviceNow.getUser(assignedTo);
-  if (!user?.user_name) return { owner: null };
-  await setTicketOwner(database.db, ticketKey, user.user_name);
-  return { owner: user.user_name };
+export async function adoptAssignee({ database, itsm }: IncidentDeps, ticketKey: string, assignedTo: string): Promise<{ owner: string | null }> {
+  const user = await itsm.userById(assignedTo);
+  if (!user?.userName) return { owner: null };
+  await setTicketOwner(database.db, ticketKey, user.userName);
+  return { owner: user.userName };
 }
 
 /** Reads the incident back: catches a state change whose webhook never arrived. */
-export async function readIncidentBack({ database, serviceNow }: IncidentDeps, ticketKey: string): Promise<TicketEvent | null> {
+export async function readIncidentBack({ database, itsm }: IncidentDeps, ticketKey: string): Promise<TicketEvent | null> {
   const t = await ticketDetail(database.sql, ticketKey);
   if (!t?.externalSysId) return null;
-  const incident = await serviceNow.getIncident(t.externalSysId);
-  if (!incident) return null;
-  const sequence = Number(incident.sys_mod_count) || 0;
-  const state = serviceNowStates.fromItsm(incident.state);
+  const ticket = await itsm.getTicket(t.externalSysId);
+  if (!ticket) return null;
   return {
-    eventId: `reconcile:${incident.sys_id}:${sequence}`,
-    ...(state ? { state } : {}),
+    eventId: `reconcile:${ticket.id}:${ticket.sequence}`,
+    ...(ticket.state ? { state: ticket.state } : {}),
     at: new Date().toISOString(),
-    sequence,
-    ...(incident.assigned_to ? { assignedTo: incident.assigned_to } : {}),
+    sequence: ticket.sequence,
+    ...(ticket.assignedTo ? { assignedTo: ticket.assignedTo } : {}),
   };
 }

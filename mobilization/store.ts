@@ -4,10 +4,10 @@ import { escalations, riskAcceptances, tickets } from '../db/schema.js';
 
 type TicketState = (typeof tickets.$inferSelect)['state'];
 
-export async function setTicketOpened(db: Db, key: string, sysId: string, number: string): Promise<void> {
+export async function setTicketOpened(db: Db, key: string, sysId: string, number: string, where?: { itsm: string; url: string }): Promise<void> {
   await db
     .update(tickets)
-    .set({ externalSysId: sysId, externalNumber: number, state: 'new', updatedAt: new Date() })
+    .set({ externalSysId: sysId, externalNumber: number, ...(where ? { itsm: where.itsm, externalUrl: where.url } : {}), state: 'new', updatedAt: new Date() })
     .where(and(eq(tickets.key, key)));
 }
 

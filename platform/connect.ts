@@ -1,6 +1,12 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import { serviceNowItsm, serviceNowPeople } from '../mobilization/itsm/servicenow/adapter.js';
+import { defaultDemoOrganisation } from '../mobilization/itsm/servicenow/simulator.js';
+import type { Itsm } from '../mobilization/itsm/index.js';
+import { JiraClient } from '../mobilization/itsm/jira/client.js';
+import { jiraItsm } from '../mobilization/itsm/jira/adapter.js';
+import { PeopleDirectory, type DirectoryPerson, type People } from '../mobilization/itsm/people.js';
 import type { Config } from '../config/index.js';
 import { installWorkerRuntime } from './worker.js';
 
@@ -22,6 +28,46 @@ export async function connectTemporal(config: Config, address: string) {
 export function connectWorkerTemporal(config: Config, address: string): Promise<NativeConnection> {
   installWorkerRuntime();
   return NativeConnection.connect(temporalOptions(config, address));
+}
+
+/** The people the embedded simulators know (the ServiceNow simulator's demo organisation). */
+export const demoPeople: DirectoryPerson[] = defaultDemoOrganisation.map((u) => ({
+  user: u.user_name,
+  email: u.email,
+  name: u.name,
+  ...(u.manager ? { manager: u.manager } : {}),
+  active: true,
+}));
+
+export interface ItsmConnections {
+  serviceNow: { url: string; user: string; password: string };
+  /** Set when CTEM_ITSM=jira; `embedded`: the simulator, whose people are the demo organisation. */
+  jira?: { url: string; email: string; apiToken: string; embedded: boolean };
+}
+
+/**
+ * Who manages whom for Jira: the people file when given, else a real ServiceNow's sys_user, else
+ * the demo organisation when the Jira simulator runs, else nobody (a chain of the owner alone).
+ */
+function peopleFor(config: Config, connections: ItsmConnections): People {
+  if (config.people) return new PeopleDirectory(config.people);
+  if (config.serviceNow.url) return serviceNowPeople(serviceNowClient(config, connections.serviceNow));
+  return new PeopleDirectory(connections.jira?.embedded ? demoPeople : []);
+}
+
+/** The ITSM golden tickets go to (CTEM_ITSM). */
+export function createItsm(config: Config, connections: ItsmConnections): Itsm {
+  if (config.itsm === 'servicenow') return serviceNowItsm(serviceNowClient(config, connections.serviceNow));
+  const j = connections.jira;
+  if (!j) throw new Error('CTEM_ITSM=jira but no Jira connection was made');
+  return jiraItsm({
+    client: new JiraClient({ baseUrl: j.url, email: j.email, apiToken: j.apiToken }),
+    directory: peopleFor(config, connections),
+    routing: config.jira.routing,
+    issueType: config.jira.issueType,
+    statusMap: config.jira.statusMap,
+    priorities: config.jira.priorities,
+  });
 }
 
 export function serviceNowClient(config: Config, sn: { url: string; user: string; password: string }): ServiceNowClient {

@@ -8,11 +8,12 @@ import type { Worker } from '@temporalio/worker';
 import { importStartupFeeds } from '../prioritization/feeds/import.js';
 import { createApp } from '../api/app.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
-import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import type { Itsm, ItsmName } from '../mobilization/itsm/index.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../mobilization/itsm/servicenow/simulator.js';
+import { createJiraSimulator, type JiraSimulator } from '../mobilization/itsm/jira/simulator.js';
 import type { SlackBot } from '../slack/bot.js';
 import type { Config } from '../config/index.js';
-import { connectTemporal, connectWorkerTemporal, serviceNowClient } from './connect.js';
+import { connectTemporal, connectWorkerTemporal, createItsm, type ItsmConnections } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { ensureIntelFeedSchedule, ensureOrphanReportSchedule } from './schedules.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
@@ -32,6 +33,11 @@ export interface Platform {
   serviceNowUrl: string;
   /** Credentials of the ServiceNow simulator, when it runs. */
   simulator?: { user: string; password: string; instance: ServiceNowSimulator };
+  /** Which ITSM holds golden tickets. */
+  itsm: ItsmName;
+  /** Jira's base URL and, when the embedded simulator runs, its credentials (CTEM_ITSM=jira). */
+  jiraUrl?: string;
+  jiraSimulator?: { email: string; apiToken: string; instance: JiraSimulator };
   database: Database;
   temporalClient: Client;
   stop(): Promise<void>;
@@ -122,7 +128,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     }
 
     // The ITSM client is known once the simulator runs, after the API (it needs the API's URL).
-    let itsm: ServiceNowClient | undefined;
+    let itsm: Itsm | undefined;
     let slackBot: SlackBot | undefined;
     if (!config.slack) {
       log('Slack bot: not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET or SLACK_APP_TOKEN, SLACK_CHANNEL); running without it');
@@ -134,7 +140,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         config: config.slack,
         database,
         temporal: { client: temporal.client, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, ...(uiUrl ? { uiUrl } : {}) },
-        serviceNow: () => itsm,
+        itsm: () => itsm,
         log,
       });
       await bot.start();
@@ -150,6 +156,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         temporal: { client: temporal.client, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, ...(temporalUiUrl ? { uiUrl: temporalUiUrl } : {}) },
         apiToken,
         serviceNowWebhookSecret: config.serviceNow.webhookSecret ?? secrets.webhookSecret,
+        ...(config.itsm === 'jira' ? { jira: { webhookSecret: config.jira.webhookSecret ?? secrets.webhookSecret, statusMap: config.jira.statusMap } } : {}),
         reportsDir: join(config.dataDir, 'reports'),
         maxUploadBytes: config.maxUploadBytes,
         scanSlaMs: config.scanSlaMs,
@@ -181,7 +188,28 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       simulator = { ...credentials, instance };
     }
 
-    itsm = serviceNowClient(config, serviceNow);
+    const connections: ItsmConnections = { serviceNow };
+    let jiraSimulator: Platform['jiraSimulator'];
+    if (config.itsm === 'jira') {
+      if (config.jira.url) {
+        connections.jira = { url: config.jira.url, email: config.jira.email!, apiToken: config.jira.apiToken!, embedded: false };
+        if (!config.people && !config.serviceNow.url) log('Jira: neither CTEM_PEOPLE_FILE nor SERVICENOW_URL is set, so escalations have no managers to climb to');
+      } else {
+        const credentials = { email: 'ctem-automation@example.com', apiToken: secrets.simulatorPassword };
+        const publicUrl = config.port === 0 && apiUrl ? apiUrl : config.publicUrl;
+        const instance = createJiraSimulator({
+          stateFile: join(config.dataDir, 'jira-simulator.json'),
+          credentials,
+          webhook: { url: `${publicUrl}/api/v1/webhooks/jira`, secret: config.jira.webhookSecret ?? secrets.webhookSecret },
+        });
+        const { url } = await instance.listen(config.jira.simulatorPort);
+        stack.push(() => instance.close());
+        connections.jira = { url, ...credentials, embedded: true };
+        jiraSimulator = { ...credentials, instance };
+        log(`Jira simulator: ${url}`);
+      }
+    }
+    itsm = createItsm(config, connections);
 
     if (config.intel.epssFile || config.intel.kevFile) {
       await importStartupFeeds(database, { client: temporal.client, taskQueue: config.temporal.taskQueue }, config.intel, log);
@@ -197,7 +225,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         connection,
         client: temporal.client,
         database,
-        serviceNow: serviceNowClient(config, serviceNow),
+        itsm: createItsm(config, connections),
         serviceNowConnection: { baseUrl: serviceNow.url, user: serviceNow.user, password: serviceNow.password },
         ...(slackNotifier ? { notifier: slackNotifier, campaignPublisher: slackNotifier } : {}),
       });
@@ -217,6 +245,9 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       ...(temporalUiUrl ? { temporalUiUrl } : {}),
       serviceNowUrl: serviceNow.url,
       ...(simulator ? { simulator } : {}),
+      itsm: config.itsm,
+      ...(connections.jira ? { jiraUrl: connections.jira.url } : {}),
+      ...(jiraSimulator ? { jiraSimulator } : {}),
       database,
       temporalClient: temporal.client,
       stop,

@@ -12,7 +12,7 @@ import { createSourceActivities } from '../activities/sources.js';
 import type { ServiceNowConnection } from '../discovery/context/index.js';
 import type { Database } from '../db/client.js';
 import type { Notifier } from '../mobilization/notifier.js';
-import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import type { Itsm } from '../mobilization/itsm/index.js';
 import type { Config } from '../config/index.js';
 
 const require = createRequire(import.meta.url);
@@ -22,7 +22,8 @@ export interface WorkerDeps {
   connection: NativeConnection;
   client: Client;
   database: Database;
-  serviceNow: ServiceNowClient;
+  /** The ITSM holding golden tickets. */
+  itsm: Itsm;
   serviceNowConnection: ServiceNowConnection;
   /** Told about escalations and orphan reports (the Slack bot's DMs and posts); optional. */
   notifier?: Notifier;
@@ -30,7 +31,7 @@ export interface WorkerDeps {
   campaignPublisher?: CampaignPublisher;
 }
 
-export function createActivities({ config, client, database, serviceNow, serviceNowConnection, notifier, campaignPublisher }: Omit<WorkerDeps, 'connection'>) {
+export function createActivities({ config, client, database, itsm, serviceNowConnection, notifier, campaignPublisher }: Omit<WorkerDeps, 'connection'>) {
   return {
     ...createDiscoveryActivities({ database, serviceNow: serviceNowConnection }),
     ...createSourceActivities({ database, reportsDir: join(config.dataDir, 'reports'), maxReportBytes: config.maxUploadBytes, ...(notifier ? { notifier } : {}) }),
@@ -38,7 +39,7 @@ export function createActivities({ config, client, database, serviceNow, service
     ...createIntelActivities({ database, temporal: { client, taskQueue: config.temporal.taskQueue }, reportsDir: join(config.dataDir, 'reports'), intel: config.intel }),
     ...createRescoreActivities({ database }),
     ...createPrioritizationActivities({ database }),
-    ...createMobilizationActivities({ database, serviceNow, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla, ...(notifier ? { notifier } : {}) }),
+    ...createMobilizationActivities({ database, itsm, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla, ...(notifier ? { notifier } : {}) }),
   };
 }
 

@@ -11,7 +11,7 @@ import { buildOrphanReport, latestReport } from '../discovery/store/sources.js';
 import { riskAcceptanceRefusal, type RiskAcceptanceField } from '../mobilization/risk-acceptance.js';
 import { acceptTicketRisk, acknowledgeTicket } from '../mobilization/ticket-actions.js';
 import type { SlackConfig } from '../config/index.js';
-import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import type { Itsm } from '../mobilization/itsm/index.js';
 import { startCampaign as startCampaignWorkflow, summarizeExposure, workflowUrl } from '../scoping/campaigns.js';
 import { campaignStatusQuery } from '../workflows/campaign.js';
 import { statusQuery, type RemediationState } from '../workflows/remediation/messages.js';
@@ -47,7 +47,7 @@ export interface SlackBotDeps {
   database: Database;
   temporal: { client: Client; taskQueue: string; namespace: string; uiUrl?: string };
   /** The ITSM client, to match Slack users to ticket owners by e-mail (available once the platform is up). */
-  serviceNow: () => ServiceNowClient | undefined;
+  itsm: () => Itsm | undefined;
   log: (line: string) => void;
 }
 
@@ -103,7 +103,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
   const directory = new SlackDirectory(app.client, {
     authorizedUsers: config.authorizedUsers,
     ...(config.authorizedUserGroup ? { authorizedUserGroup: config.authorizedUserGroup } : {}),
-    serviceNow: deps.serviceNow,
+    itsm: deps.itsm,
   });
   const urlOf = (workflowId: string) => workflowUrl(temporal, workflowId);
 

@@ -1,4 +1,4 @@
-import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
+import type { Itsm } from '../mobilization/itsm/index.js';
 import { slackErrorCode, type WebClient } from './client.js';
 
 // People across Slack and the ITSM, matched by e-mail: a Slack user's profile e-mail is the
@@ -36,8 +36,8 @@ export interface ItsmPerson {
 export interface DirectoryOptions {
   authorizedUsers: string[];
   authorizedUserGroup?: string;
-  /** The ITSM client (the simulator starts after the API, hence a getter). */
-  serviceNow?: () => ServiceNowClient | undefined;
+  /** The ITSM (the simulator starts after the API, hence a getter). */
+  itsm?: () => Itsm | undefined;
 }
 
 export class SlackDirectory {
@@ -89,10 +89,10 @@ export class SlackDirectory {
     const cached = this.itsm.get(userId);
     if (cached !== undefined) return cached ?? undefined;
     const email = await this.emailOf(userId);
-    const serviceNow = this.options.serviceNow?.();
-    if (!email || !serviceNow) return undefined;
-    const user = await serviceNow.getUser(email);
-    const person = user && user.email.toLowerCase() === email.toLowerCase() ? { userName: user.user_name, name: user.name, email: user.email } : null;
+    const itsm = this.options.itsm?.();
+    if (!email || !itsm) return undefined;
+    const user = await itsm.findUser(email);
+    const person = user?.email && user.email.toLowerCase() === email.toLowerCase() ? { userName: user.userName, name: user.name, email: user.email } : null;
     this.itsm.set(userId, person, person ? HIT_MS : MISS_MS);
     return person ?? undefined;
   }

@@ -5,6 +5,7 @@ import { ACTIONS } from '../../mobilization/actions.js';
 import { ticketDetail } from '../../mobilization/plan.js';
 import { acceptTicketRisk, acknowledgeTicket, resolveTicket } from '../../mobilization/ticket-actions.js';
 import { statusQuery, type RemediationState } from '../../workflows/remediation/messages.js';
+import { ITSM_NAMES } from '../../mobilization/itsm/index.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema, PageQuery } from './schemas.js';
@@ -17,6 +18,8 @@ const TicketSchema = z
     workflowId: z.string(),
     externalNumber: z.string().nullable(),
     externalSysId: z.string().nullable(),
+    itsm: z.enum(ITSM_NAMES).openapi({ description: 'the ITSM holding the ticket' }),
+    externalUrl: z.string().nullable().openapi({ description: 'where a person opens the ticket in its ITSM (set when it opens)' }),
     state: z.string().openapi({ description: 'one of the `state` filter values' }),
     owner: z.string().nullable(),
     tier: z.string(),

@@ -1,7 +1,11 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
-import { recordTicketEvent, ticketEventSeen } from '../../mobilization/ticket-events.js';
+import { recordTicketEvent, ticketEventSeen, ticketKeyOfExternal } from '../../mobilization/ticket-events.js';
+import { jiraTimeMs, type StatusCategoryKey } from '../../mobilization/itsm/jira/client.js';
+import { fromJiraStatus } from '../../mobilization/itsm/jira/states.js';
+import { verifyJiraWebhookSignature } from '../../mobilization/itsm/jira/webhook-signature.js';
 import { remediationWorkflowId } from '../../mobilization/golden-tickets.js';
 import { serviceNowStates } from '../../mobilization/itsm/index.js';
 import { verifyWebhookSignature } from '../../mobilization/itsm/servicenow/webhook-signature.js';
@@ -28,7 +32,9 @@ const ServiceNowEvent = z.object({
  * Inbound ServiceNow business-rule webhook: authenticated by an HMAC-SHA256 signature of the body
  * (X-ServiceNow-Signature) or the API bearer token, deduplicated by event id, turned into a signal.
  */
-export const webhookRoutes = new Hono<AppEnv>().post('/api/v1/webhooks/servicenow', async (c) => {
+export const webhookRoutes = new Hono<AppEnv>();
+
+webhookRoutes.post('/api/v1/webhooks/servicenow', async (c) => {
   const deps = c.get('deps');
   const body = await c.req.text();
   const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
@@ -68,3 +74,98 @@ export const webhookRoutes = new Hono<AppEnv>().post('/api/v1/webhooks/serviceno
   await recordTicketEvent(deps.database.db, { eventId: event.event_id, ticketKey: event.correlation_id, state: event.state, payload: event });
   return c.json({ status: 'accepted' }, 202);
 });
+
+/** Jira sends whole issues; a webhook body beyond this is not one of ours. */
+const JIRA_WEBHOOK_MAX_BYTES = 1024 * 1024;
+
+const JiraIssueEvent = z.object({
+  webhookEvent: z.string().min(1),
+  timestamp: z.number().optional(),
+  issue: z
+    .object({
+      id: z.string().min(1),
+      key: z.string().min(1),
+      fields: z.object({
+        // Category keys are new, indeterminate and done; a status without a category says "undefined".
+        status: z.object({ name: z.string(), statusCategory: z.object({ key: z.string().optional() }).passthrough().optional() }),
+        assignee: z.object({ accountId: z.string() }).passthrough().nullable().optional(),
+        updated: z.string().optional(),
+      }).passthrough(),
+    })
+    .passthrough()
+    .optional(),
+  changelog: z.object({ id: z.string().optional(), items: z.array(z.object({ field: z.string() }).passthrough()) }).optional(),
+});
+
+/** The issue changes the remediation workflow hears about; comments, links and the rest are not ticket events. */
+const TICKET_FIELDS = new Set(['status', 'assignee']);
+
+/**
+ * Inbound Jira Cloud admin webhook: the raw body is checked against X-Hub-Signature (HMAC-SHA256
+ * keyed on the webhook's secret) before it is parsed, deduplicated by X-Atlassian-Webhook-Identifier,
+ * and a status or assignee change becomes the same ticket event signal ServiceNow's webhook sends.
+ */
+webhookRoutes.post(
+  '/api/v1/webhooks/jira',
+  bodyLimit({
+    maxSize: JIRA_WEBHOOK_MAX_BYTES,
+    onError: (c) => {
+      // Refused before the body is read: the rest of it must not be taken for the next request.
+      c.header('Connection', 'close');
+      return problem(c, 413, 'too_large', `webhook bodies are limited to ${JIRA_WEBHOOK_MAX_BYTES} bytes`);
+    },
+  }),
+  async (c) => {
+    const deps = c.get('deps');
+    if (!deps.jira) return problem(c, 404, 'not_found', 'Jira is not the ITSM here (CTEM_ITSM=jira)');
+    const body = await c.req.text();
+    if (!verifyJiraWebhookSignature(body, c.req.header('x-hub-signature'), deps.jira.webhookSecret)) {
+      return problem(c, 401, 'unauthorized', 'missing or invalid X-Hub-Signature');
+    }
+    let parsed;
+    try {
+      parsed = JiraIssueEvent.safeParse(JSON.parse(body));
+    } catch {
+      return problem(c, 400, 'invalid_json', 'the body is not JSON');
+    }
+    if (!parsed.success) return problem(c, 400, 'invalid_event', 'not a Jira webhook event', parsed.error.issues);
+    const event = parsed.data;
+    const issue = event.issue;
+    if (!issue || (event.webhookEvent !== 'jira:issue_updated' && event.webhookEvent !== 'jira:issue_created')) {
+      return c.json({ status: 'ignored', reason: `${event.webhookEvent} is not a ticket change` }, 200);
+    }
+    if (event.webhookEvent === 'jira:issue_updated' && !event.changelog?.items.some((i) => TICKET_FIELDS.has(i.field))) {
+      return c.json({ status: 'ignored', reason: 'no status or assignee change' }, 200);
+    }
+    // Jira redelivers with the same identifier; without one, the changelog entry names the change.
+    const identifier = c.req.header('x-atlassian-webhook-identifier');
+    const eventId = `jira:${identifier ?? `${issue.id}:${event.changelog?.id ?? event.timestamp ?? issue.fields.updated ?? ''}`}`;
+    const ticketKey = await ticketKeyOfExternal(deps.database.db, 'jira', issue.id);
+    if (!ticketKey) return c.json({ status: 'ignored', reason: 'not a CTEM ticket' }, 200);
+    if (await ticketEventSeen(deps.database.db, eventId)) return c.json({ status: 'duplicate' }, 200);
+    const status = issue.fields.status;
+    const state = fromJiraStatus({ name: status.name, statusCategory: { key: (status.statusCategory?.key ?? '') as StatusCategoryKey, name: '' } }, deps.jira.statusMap);
+    const sequence = issue.fields.updated ? jiraTimeMs(issue.fields.updated) : 0;
+    const assignedTo = issue.fields.assignee?.accountId;
+    try {
+      // Signal first, record after, as for ServiceNow: a failed signal leaves Jira's retry to be heard.
+      await deps.temporal.client.workflow.getHandle(remediationWorkflowId(ticketKey)).signal(ticketEventSignal, {
+        eventId,
+        ...(state ? { state } : {}),
+        at: new Date().toISOString(),
+        ...(sequence ? { sequence } : {}),
+        ...(assignedTo ? { assignedTo } : {}),
+      });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return c.json({ status: 'ignored', reason: 'no open remediation for this ticket' }, 200);
+      throw err;
+    }
+    await recordTicketEvent(deps.database.db, {
+      eventId,
+      ticketKey,
+      state: issue.fields.status.name,
+      payload: { webhookEvent: event.webhookEvent, issue: { id: issue.id, key: issue.key }, status: issue.fields.status.name, assignee: assignedTo ?? null, updated: issue.fields.updated ?? null, changelog: event.changelog ?? null },
+    });
+    return c.json({ status: 'accepted' }, 202);
+  },
+);

@@ -1,5 +1,6 @@
 import type { Sql } from '../client.js';
 import type { Action } from '../../mobilization/actions.js';
+import type { ItsmName } from '../../mobilization/itsm/index.js';
 
 // List views read PostgreSQL (the live state of one workflow is read with a query instead).
 
@@ -30,6 +31,8 @@ function ticketRow(r: Record<string, unknown>) {
     workflowId: r.workflow_id as string,
     externalNumber: r.external_number as string | null,
     externalSysId: r.external_sys_id as string | null,
+    itsm: r.itsm as ItsmName,
+    externalUrl: r.external_url as string | null,
     state: r.state as string,
     owner: r.owner as string | null,
     tier: r.tier as string,

@@ -51,6 +51,8 @@ export interface TestPlatform extends Platform {
   api(path: string, init?: RequestInit): Promise<Response>;
   /** Calls the ServiceNow simulator's Table API as its admin user. */
   serviceNow(path: string, init?: RequestInit): Promise<Response>;
+  /** Calls the Jira simulator's REST API as its API user (CTEM_ITSM=jira). */
+  jira(path: string, init?: RequestInit): Promise<Response>;
 }
 
 function testNamespace(): string {
@@ -66,6 +68,7 @@ export async function startTestPlatform(env: Record<string, string> = {}, roles:
   const fullEnv: Record<string, string> = {
     PORT: '0',
     SERVICENOW_SIM_PORT: '0',
+    JIRA_SIM_PORT: '0',
     CTEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'ctem-data-')),
     DATABASE_URL: await createTestDatabase(),
     TEMPORAL_ADDRESS: inject('temporalAddress'),
@@ -77,6 +80,7 @@ export async function startTestPlatform(env: Record<string, string> = {}, roles:
     ...env,
   };
   const platform = await startPlatform(loadConfig(fullEnv), roles);
+  const jiraBasic = platform.jiraSimulator ? `Basic ${Buffer.from(`${platform.jiraSimulator.email}:${platform.jiraSimulator.apiToken}`).toString('base64')}` : '';
   const basic = platform.simulator ? `Basic ${Buffer.from(`${platform.simulator.user}:${platform.simulator.password}`).toString('base64')}` : '';
   return {
     ...platform,
@@ -87,6 +91,11 @@ export async function startTestPlatform(env: Record<string, string> = {}, roles:
       fetch(`${platform.serviceNowUrl}${path}`, {
         ...init,
         headers: { authorization: basic, 'content-type': 'application/json', accept: 'application/json', ...(init.headers ?? {}) },
+      }),
+    jira: (path, init = {}) =>
+      fetch(`${platform.jiraUrl}${path}`, {
+        ...init,
+        headers: { authorization: jiraBasic, 'content-type': 'application/json', accept: 'application/json', ...(init.headers ?? {}) },
       }),
   };
 }

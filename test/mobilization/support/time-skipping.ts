@@ -15,7 +15,8 @@ import { loadConfig } from '../../../config/index.js';
 import type { Database } from '../../../db/client.js';
 import type { EscalationNotice, Notifier } from '../../../mobilization/notifier.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../../../mobilization/itsm/servicenow/simulator.js';
-import { serviceNowClient } from '../../../platform/connect.js';
+import { createJiraSimulator, type JiraSimulator } from '../../../mobilization/itsm/jira/simulator.js';
+import { createItsm, type ItsmConnections } from '../../../platform/connect.js';
 import { createWorker, installWorkerRuntime } from '../../../platform/worker.js';
 import { importStartupFeeds } from '../../../prioritization/feeds/import.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../../workflows/search-attributes.js';
@@ -64,6 +65,8 @@ export interface TimeSkippingPlatform {
   env: TestWorkflowEnvironment;
   database: Database;
   simulator: ServiceNowSimulator;
+  /** The Jira simulator, with CTEM_ITSM=jira in the overrides, and its Basic authorization header. */
+  jira?: { simulator: JiraSimulator; authorization: string };
   notifier: RecordingNotifier;
   /** The simulator's Basic authorization header, for calls to its Table API. */
   simulatorAuthorization: string;
@@ -119,6 +122,7 @@ export async function startTimeSkippingPlatform(database: Database, overrides: R
       maxUploadBytes: config.maxUploadBytes,
       scanSlaMs: config.scanSlaMs,
       intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs },
+      ...(config.itsm === 'jira' ? { jira: { webhookSecret, statusMap: config.jira.statusMap } } : {}),
     });
     const server = await new Promise<ServerType>((resolve) => {
       const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
@@ -132,13 +136,29 @@ export async function startTimeSkippingPlatform(database: Database, overrides: R
     const { url: serviceNowUrl } = await simulator.listen(0);
     stack.push(() => simulator.close());
 
+    const connections: ItsmConnections = { serviceNow: { url: serviceNowUrl, ...credentials } };
+    let jira: TimeSkippingPlatform['jira'];
+    if (config.itsm === 'jira') {
+      const jiraCredentials = { email: 'ctem-automation@example.com', apiToken: randomUUID() };
+      const jiraSimulator = createJiraSimulator({
+        credentials: jiraCredentials,
+        webhook: { url: `${apiUrl}/api/v1/webhooks/jira`, secret: webhookSecret },
+        // Platforms of one test file share the database, whose issue ids are unique: one id range each.
+        firstIssueId: 10_001 + Math.floor(Math.random() * 1e6) * 1000,
+      });
+      const { url } = await jiraSimulator.listen(0);
+      stack.push(() => jiraSimulator.close());
+      connections.jira = { url, ...jiraCredentials, embedded: true };
+      jira = { simulator: jiraSimulator, authorization: `Basic ${Buffer.from(`${jiraCredentials.email}:${jiraCredentials.apiToken}`).toString('base64')}` };
+    }
+
     const notifier = new RecordingNotifier();
     const worker: Worker = await createWorker({
       config: { ...config, temporal: { ...config.temporal, namespace: temporal.namespace } },
       connection: env.nativeConnection,
       client: env.client,
       database,
-      serviceNow: serviceNowClient(config, { url: serviceNowUrl, ...credentials }),
+      itsm: createItsm(config, connections),
       serviceNowConnection: { baseUrl: serviceNowUrl, ...credentials },
       notifier,
     });
@@ -152,6 +172,7 @@ export async function startTimeSkippingPlatform(database: Database, overrides: R
       env,
       database,
       simulator,
+      ...(jira ? { jira } : {}),
       notifier,
       simulatorAuthorization: `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`,
       restoreWebhook: () => simulator.setWebhook(webhook),
