@@ -22,7 +22,10 @@ const TicketSchema = z
     fix: z.object({ component: z.string(), fixedVersion: z.string() }),
     dueAt: z.string(),
     ackDueAt: z.string(),
-    escalationLevel: z.number().int(),
+    escalationLevel: z.number().int().openapi({ description: 'the current climb: 0 once acknowledged or resolved' }),
+    escalationPeak: z.number().int().openapi({ description: 'the highest level ever escalated to; kept after acknowledgement' }),
+    escalationCount: z.number().int().openapi({ description: 'escalations in all, every phase and re-opening' }),
+    lastEscalatedAt: z.string().nullable(),
     findingCount: z.number().int(),
     acknowledgedAt: z.string().nullable(),
     resolvedAt: z.string().nullable(),
@@ -47,6 +50,8 @@ const RemediationStateSchema = z
     escalationLevel: z.number().int(),
     lastEscalationAt: z.string().optional(),
     topOfChainReached: z.boolean(),
+    escalationPeak: z.number().int(),
+    escalationCount: z.number().int(),
     acknowledgedAt: z.string().optional(),
     acknowledgedBy: z.string().optional(),
     resolvedAt: z.string().optional(),
@@ -86,11 +91,13 @@ const TicketDetailSchema = TicketSchema.extend({
 export const listTicketsRoute = createRoute({
   method: 'get',
   path: '/api/v1/tickets',
-  summary: 'Golden tickets: key, ITSM number, state, owner, due date, escalation level, number of findings',
+  summary: 'Golden tickets: key, ITSM number, state, owner, due date, escalation level and history, number of findings',
   request: {
     query: PageQuery.extend({
       state: TicketStateEnum.optional(),
       owner: z.string().optional(),
+      escalated: z.enum(['true', 'false']).optional().openapi({ description: 'true: every ticket ever escalated, acknowledged or not; false: never escalated' }),
+      minPeak: z.coerce.number().int().min(1).optional().openapi({ description: 'tickets once escalated to this level or higher' }),
     }),
   },
   responses: {
@@ -152,7 +159,10 @@ export const riskAcceptanceRoute = actionRoute(
 );
 
 export const ticketRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(listTicketsRoute, async (c) => c.json(await listTickets(c.get('deps').database.sql, c.req.valid('query')), 200))
+  .openapi(listTicketsRoute, async (c) => {
+    const { escalated, ...query } = c.req.valid('query');
+    return c.json(await listTickets(c.get('deps').database.sql, { ...query, ...(escalated ? { escalated: escalated === 'true' } : {}) }), 200);
+  })
   .openapi(getTicketRoute, async (c) => {
     const deps = c.get('deps');
     const ticket = await getTicket(deps.database.sql, c.req.valid('param').key);

@@ -15,6 +15,10 @@ export const findingLastSeen = (sql: Sql) => sql`
 export interface TicketFilter {
   state?: string;
   owner?: string;
+  /** true: tickets ever escalated (whatever their current level); false: never escalated. */
+  escalated?: boolean;
+  /** Tickets whose highest escalation level reached at least this. */
+  minPeak?: number;
   limit: number;
   offset: number;
 }
@@ -34,6 +38,9 @@ function ticketRow(r: Record<string, unknown>) {
     dueAt: iso(r.due_at)!,
     ackDueAt: iso(r.ack_due_at)!,
     escalationLevel: r.escalation_level as number,
+    escalationPeak: r.escalation_peak as number,
+    escalationCount: r.escalation_count as number,
+    lastEscalatedAt: iso(r.last_escalated_at),
     findingCount: r.finding_count as number,
     acknowledgedAt: iso(r.acknowledged_at),
     resolvedAt: iso(r.resolved_at),
@@ -49,6 +56,8 @@ export async function listTickets(sql: Sql, f: TicketFilter) {
     where true
       ${f.state ? sql`and t.state = ${f.state}` : sql``}
       ${f.owner ? sql`and t.owner = ${f.owner}` : sql``}
+      ${f.escalated === undefined ? sql`` : f.escalated ? sql`and t.escalation_count > 0` : sql`and t.escalation_count = 0`}
+      ${f.minPeak === undefined ? sql`` : sql`and t.escalation_peak >= ${f.minPeak}`}
     order by t.due_at, t.key
     limit ${f.limit} offset ${f.offset}`;
   return { total: Number(rows[0]?.total ?? 0), items: rows.map(ticketRow) };
