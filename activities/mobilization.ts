@@ -1,10 +1,9 @@
-import { Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
 import type { SlaConfig } from '../config/index.js';
 import { adoptAssignee, escalateOnIncident, openIncident, readIncidentBack, syncIncident } from '../mobilization/incidents.js';
 import { mobilize } from '../mobilization/mobilize.js';
-import type { Notifier } from '../mobilization/notifier.js';
+import { queueForDigest } from '../mobilization/escalation-digests.js';
 import { setTicketState } from '../mobilization/store.js';
 import type { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
 import type { TicketState } from '../mobilization/itsm/index.js';
@@ -15,16 +14,11 @@ export interface MobilizationDeps {
   serviceNow: ServiceNowClient;
   temporal: { client: Client; taskQueue: string };
   sla: SlaConfig;
-  /** Told about every escalation (a Slack DM to the manager); optional. */
-  notifier?: Notifier;
 }
-
-/** A notifier that keeps failing does not hold the escalation ladder: after this many attempts it is skipped. */
-const NOTIFIER_ATTEMPTS = 5;
 
 // The remediation workflow's activities, over mobilization/: names and signatures are part of
 // running workflows' histories and do not change.
-export function createMobilizationActivities({ database, serviceNow, temporal, sla, notifier }: MobilizationDeps) {
+export function createMobilizationActivities({ database, serviceNow, temporal, sla }: MobilizationDeps) {
   const incidents = { database, serviceNow };
   return {
     /** Golden tickets for the assets a scan covered. */
@@ -41,17 +35,10 @@ export function createMobilizationActivities({ database, serviceNow, temporal, s
       return openIncident(incidents, ticketKey);
     },
 
-    /** Escalates on the incident, then tells the Notifier (a Slack DM), which may fail a few times without holding the ladder. */
+    /** Escalates on the incident, then queues the escalation for the manager's digest (one message per round, not one per ticket). */
     async escalate(input: { ticketKey: string; phase: 'acknowledgement' | 'resolution'; level: number; cycle?: number; slaDeadline: string }) {
       const { notice, ...result } = await escalateOnIncident(incidents, input);
-      if (notifier && notice) {
-        try {
-          await notifier.escalation(notice);
-        } catch (err) {
-          if (Context.current().info.attempt < NOTIFIER_ATTEMPTS) throw err;
-          log.warn('escalation notice not delivered; the ITSM work note stands', { id: notice.id, error: (err as Error).message });
-        }
-      }
+      if (notice) await queueForDigest(temporal, notice, sla.digestWindowMs);
       return result;
     },
 
