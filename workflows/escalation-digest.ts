@@ -43,7 +43,7 @@ export async function escalationDigestWorkflow(input: EscalationDigestInput): Pr
   const digests: string[] = [];
   for (;;) {
     const roundAt = Date.now();
-    await sleep(input.windowMs, { summary: `escalation round of ${input.manager.userName}: digest at ${iso(roundAt + input.windowMs)}` });
+    await sleep(Math.max(1, input.windowMs), { summary: `escalation round of ${input.manager.userName}: digest at ${iso(roundAt + input.windowMs)}` });
     const seen = queued;
     // The round's key comes from workflow time, so a retried activity composes the same digest.
     const { key } = await sendEscalationDigest({ manager: input.manager, roundAt: iso(roundAt), at: iso(Date.now()), tickets });
