@@ -1,10 +1,10 @@
-import { Context, log } from '@temporalio/activity';
+import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
 import type { SlaConfig } from '../config/index.js';
 import { adoptAssignee, escalateOnIncident, openIncident, readIncidentBack, syncIncident } from '../mobilization/incidents.js';
 import { mobilize } from '../mobilization/mobilize.js';
-import type { Notifier } from '../mobilization/notifier.js';
+import { queueForDigest } from '../mobilization/escalation-digests.js';
 import { setTicketState } from '../mobilization/store.js';
 import { ITSM_LABEL, type Itsm, type TicketState } from '../mobilization/itsm/index.js';
 import type { RecordedTicketState, RemediationState, TicketChange, TicketEvent } from '../workflows/remediation/messages.js';
@@ -15,16 +15,11 @@ export interface MobilizationDeps {
   itsm: Itsm;
   temporal: { client: Client; taskQueue: string };
   sla: SlaConfig;
-  /** Told about every escalation (a Slack DM to the manager); optional. */
-  notifier?: Notifier;
 }
-
-/** A notifier that keeps failing does not hold the escalation ladder: after this many attempts it is skipped. */
-const NOTIFIER_ATTEMPTS = 5;
 
 // The remediation workflow's activities, over mobilization/: names and signatures are part of
 // running workflows' histories and do not change.
-export function createMobilizationActivities({ database, itsm, temporal, sla, notifier }: MobilizationDeps) {
+export function createMobilizationActivities({ database, itsm, temporal, sla }: MobilizationDeps) {
   const incidents = { database, itsm };
   // Owners are checked in the ITSM's directory before a ticket is planned for them.
   const directory = { name: ITSM_LABEL[itsm.name], findUser: (userName: string) => itsm.findUser(userName) };
@@ -44,17 +39,10 @@ export function createMobilizationActivities({ database, itsm, temporal, sla, no
       return openIncident(incidents, ticketKey);
     },
 
-    /** Escalates on the incident, then tells the Notifier (a Slack DM), which may fail a few times without holding the ladder. */
+    /** Escalates on the incident, then queues the escalation for the manager's digest (one message per round, not one per ticket). */
     async escalate(input: { ticketKey: string; phase: 'acknowledgement' | 'resolution'; level: number; cycle?: number; slaDeadline: string }) {
       const { notice, ...result } = await escalateOnIncident(incidents, input);
-      if (notifier && notice) {
-        try {
-          await notifier.escalation(notice);
-        } catch (err) {
-          if (Context.current().info.attempt < NOTIFIER_ATTEMPTS) throw err;
-          log.warn('escalation notice not delivered; the ITSM work note stands', { id: notice.id, error: (err as Error).message });
-        }
-      }
+      if (notice) await queueForDigest(temporal, notice, sla.digestWindowMs);
       return result;
     },
 

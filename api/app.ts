@@ -6,6 +6,7 @@ import { problem } from './problem.js';
 import { assetRoutes } from './routes/assets.js';
 import { campaignRoutes } from './routes/campaigns.js';
 import { contextRoutes } from './routes/context.js';
+import { escalationDigestRoutes } from './routes/escalation-digests.js';
 import { eventRoutes } from './routes/events.js';
 import { exposureRoutes } from './routes/exposures.js';
 import { reportRoutes } from './routes/reports.js';
@@ -46,6 +47,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', campaignRoutes);
   app.route('/', policyRoutes);
   app.route('/', ticketRoutes);
+  app.route('/', escalationDigestRoutes);
   app.route('/', intelRoutes);
   app.doc31('/api/v1/openapi.json', { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } });
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));

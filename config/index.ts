@@ -81,6 +81,7 @@ const EnvSchema = z.object({
   CTEM_FEED_MAX_AGE_KEV: duration(FEED_MAX_AGE_DEFAULTS.kev),
   CTEM_SLA_ACK: duration('2d'),
   CTEM_ESCALATION_INTERVAL: duration('5d'),
+  CTEM_ESCALATION_DIGEST_WINDOW: duration('5m'),
   CTEM_TICKET_RECONCILE_INTERVAL: duration('1h'),
   CTEM_FALLBACK_OWNER: optional,
   CTEM_SLA_POLICY: z
@@ -116,6 +117,8 @@ export interface SlaConfig {
   ackMs: number;
   /** While a breach continues, escalate one level up the management chain after each interval. */
   escalationIntervalMs: number;
+  /** How long a manager's escalation round collects escalations before its one digest goes out. */
+  digestWindowMs: number;
   /** How often each open ticket is read back from the ITSM to catch missed webhooks (0: never). */
   reconcileIntervalMs: number;
   /** Acknowledgement time and escalation interval per tier and per asset criticality (CTEM_SLA_POLICY). */
@@ -346,6 +349,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sla: {
       ackMs: e.CTEM_SLA_ACK,
       escalationIntervalMs: e.CTEM_ESCALATION_INTERVAL,
+      digestWindowMs: e.CTEM_ESCALATION_DIGEST_WINDOW,
       reconcileIntervalMs: e.CTEM_TICKET_RECONCILE_INTERVAL,
       policy: e.CTEM_SLA_POLICY,
       // The embedded ServiceNow simulator's security operations analyst.

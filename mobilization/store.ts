@@ -1,4 +1,4 @@
-import { and, eq, isNull, ne } from 'drizzle-orm';
+import { and, eq, isNull, ne, sql as drizzleSql } from 'drizzle-orm';
 import type { Db, Sql } from '../db/client.js';
 import { escalations, riskAcceptances, tickets } from '../db/schema.js';
 
@@ -44,14 +44,27 @@ export async function setTicketState(
 
 export type Escalation = typeof escalations.$inferSelect;
 
-/** Records an escalation once; a retry gets the existing row back. */
+/**
+ * Records an escalation once; a retry gets the existing row back. The ticket keeps its history
+ * (peak level, count, latest) beside the current level, which acknowledgement resets.
+ */
 export async function recordEscalation(
   db: Db,
   e: Pick<Escalation, 'ticketKey' | 'phase' | 'level' | 'cycle' | 'notifiedUser' | 'notifiedName' | 'reason'>,
 ): Promise<Escalation> {
   return db.transaction(async (tx) => {
-    await tx.insert(escalations).values(e).onConflictDoNothing();
-    await tx.update(tickets).set({ escalationLevel: e.level, updatedAt: new Date() }).where(eq(tickets.key, e.ticketKey));
+    const [inserted] = await tx.insert(escalations).values(e).onConflictDoNothing().returning({ createdAt: escalations.createdAt });
+    await tx
+      .update(tickets)
+      .set({
+        escalationLevel: e.level,
+        // Only a new row counts: a retried activity must not count the same escalation twice.
+        ...(inserted
+          ? { escalationPeak: drizzleSql`greatest(${tickets.escalationPeak}, ${e.level})`, escalationCount: drizzleSql`${tickets.escalationCount} + 1`, lastEscalatedAt: inserted.createdAt }
+          : {}),
+        updatedAt: new Date(),
+      })
+      .where(eq(tickets.key, e.ticketKey));
     const [row] = await tx
       .select()
       .from(escalations)

@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createCampaignActivities, type CampaignPublisher } from '../activities/campaign.js';
 import { createDiscoveryActivities } from '../activities/discovery.js';
+import { createEscalationDigestActivities } from '../activities/escalation-digest.js';
 import { createIntelActivities } from '../activities/intel.js';
 import { createMobilizationActivities } from '../activities/mobilization.js';
 import { createPrioritizationActivities } from '../activities/prioritization.js';
@@ -25,7 +26,7 @@ export interface WorkerDeps {
   /** The ITSM holding golden tickets. */
   itsm: Itsm;
   serviceNowConnection: ServiceNowConnection;
-  /** Told about escalations and orphan reports (the Slack bot's DMs and posts); optional. */
+  /** Told about escalation digests and orphan reports (the Slack bot's DMs and posts); optional. */
   notifier?: Notifier;
   /** Told about campaign results (the Slack bot posts them); optional. */
   campaignPublisher?: CampaignPublisher;
@@ -39,7 +40,8 @@ export function createActivities({ config, client, database, itsm, serviceNowCon
     ...createIntelActivities({ database, temporal: { client, taskQueue: config.temporal.taskQueue }, reportsDir: join(config.dataDir, 'reports'), intel: config.intel }),
     ...createRescoreActivities({ database }),
     ...createPrioritizationActivities({ database }),
-    ...createMobilizationActivities({ database, itsm, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla, ...(notifier ? { notifier } : {}) }),
+    ...createMobilizationActivities({ database, itsm, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla }),
+    ...createEscalationDigestActivities({ database, ...(notifier ? { notifier } : {}) }),
   };
 }
 

@@ -94,6 +94,7 @@ async function main() {
         CTEM_FEED_MAX_AGE_KEV: '3650d',
         CTEM_SLA_ACK: '3s',
         CTEM_ESCALATION_INTERVAL: '1s',
+        CTEM_ESCALATION_DIGEST_WINDOW: '2s',
         CTEM_TICKET_RECONCILE_INTERVAL: '2s',
       }),
     );
@@ -235,6 +236,11 @@ async function main() {
     const waitingTicket = await ticket(waiting, 'org.apache.logging.log4j:log4j-core');
     await until('escalation to level 1', async () => ((await detail(waitingTicket.key)).workflow.escalationLevel >= 1 ? true : undefined));
     await record('remediation-running-escalated', waitingTicket.workflowId);
+
+    // The round of the manager it was escalated to: one digest, then the run completes.
+    const digest = client.workflow.getHandle('escalation-digest:jonas.weber');
+    await until('an escalation round of jonas.weber', async () => ((await digest.describe()).status.name === 'COMPLETED' ? true : undefined));
+    await record('escalation-digest', 'escalation-digest:jonas.weber');
 
     console.log(`recorded into ${out}:\n  ${recorded.join('\n  ')}`);
   } finally {

@@ -1,6 +1,6 @@
 import type { types } from '@slack/bolt';
 import type { CampaignFailure, CampaignResults } from '../scoping/campaigns.js';
-import type { EscalationNotice, OrphanReportNotice } from '../mobilization/notifier.js';
+import type { EscalationDigestNotice, OrphanReportNotice } from '../mobilization/notifier.js';
 import { MAX_RISK_ACCEPTANCE_DAYS, MIN_REASON_LENGTH } from '../mobilization/risk-acceptance.js';
 import type { CampaignState } from '../workflows/campaign.js';
 import { HELP } from './commands.js';
@@ -180,21 +180,37 @@ export function orphanReportMessage(n: OrphanReportNotice): Message {
   });
 }
 
-export function escalationMessage(n: EscalationNotice): Message {
-  const ticket = link(n.ticketUrl, n.ticketNumber);
+/** Lines per section: a section holds 3000 characters, and a line about 200. */
+const DIGEST_LINES_PER_SECTION = 12;
+/** Slack takes 50 blocks a message: beyond this many tickets the digest says how many more. */
+const DIGEST_MAX_LINES = 240;
+
+const days = (n: number) => `${n} day${n === 1 ? '' : 's'}`;
+const levelWords = (level: number) => (level === 1 ? "you are the owner's manager" : `you are ${level} levels above the owner`);
+
+/** One message per manager per escalation round: every overdue ticket of their reports, the most overdue first. */
+export function escalationDigestMessage(n: EscalationDigestNotice): Message {
+  const count = n.escalations.length;
+  const owners = new Set(n.escalations.map((e) => e.owner.userName)).size;
+  const title = `${count} overdue ticket${count === 1 ? '' : 's'} of ${owners === 1 ? esc(n.escalations[0]!.owner.name) : `${owners} of your reports`}`;
+  const lines = n.escalations.slice(0, DIGEST_MAX_LINES).map(
+    (e) =>
+      `• ${link(e.ticketUrl, e.ticketNumber)}  ${esc(e.fix)}
+   owner *${esc(e.owner.name)}* (${esc(e.owner.userName)}) · ${esc(e.tier)} · ${e.phase} ${days(e.daysOverdue)} overdue (since ${day(e.slaDeadline)}) · level ${e.level}: ${levelWords(e.level)}`,
+  );
+  const sections: Block[] = [];
+  for (let i = 0; i < lines.length; i += DIGEST_LINES_PER_SECTION) sections.push(section(lines.slice(i, i + DIGEST_LINES_PER_SECTION).join('\n')));
+  const acknowledging = n.escalations.some((e) => e.phase === 'acknowledgement');
+  const resolving = n.escalations.some((e) => e.phase === 'resolution');
+  const ask = [acknowledging ? 'acknowledged' : '', resolving ? 'resolved' : ''].filter(Boolean).join(' or ');
   return {
-    text: `Escalation level ${n.level}: ${n.ticketNumber} is ${n.daysOverdue} days overdue`,
+    text: `Escalation: ${count} overdue ticket${count === 1 ? '' : 's'} of your reports (${n.escalations.map((e) => e.ticketNumber).slice(0, 20).join(', ')}${count > 20 ? ', ...' : ''})`,
     blocks: [
-      header(`Escalation: ${n.ticketNumber} is ${n.daysOverdue} day${n.daysOverdue === 1 ? '' : 's'} overdue`),
-      section(
-        [
-          `${ticket}  ${esc(n.summary)}`,
-          `Owner: *${esc(n.owner.name)}* (${esc(n.owner.userName)}) · tier ${esc(n.tier)}`,
-          `The ${n.phase} SLA ended ${day(n.slaDeadline)}; you are escalation level ${n.level} (${n.level === 1 ? "the owner's manager" : `${n.level} levels above the owner`}).`,
-        ].join('\n'),
-      ),
-      section(`*What is asked of you:* ${esc(n.ask)}`),
-      context(`Golden ticket \`${esc(n.ticketKey)}\``),
+      header(`Escalation: ${title}`),
+      section(`*What is asked of you:* make sure these tickets are ${ask}: their SLA has passed.`),
+      ...sections,
+      ...(count > DIGEST_MAX_LINES ? [context(`and ${count - DIGEST_MAX_LINES} more; the tickets API lists them all.`)] : []),
+      context(`Escalation round of ${day(n.roundAt)} · digest \`${esc(n.id)}\``),
     ],
   };
 }

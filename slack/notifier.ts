@@ -1,16 +1,16 @@
 import type { CampaignFailure, CampaignPublisher, CampaignResults } from '../scoping/campaigns.js';
 import type { Database } from '../db/client.js';
 import { claimNotice, recordNoticeSent, releaseNotice } from './store.js';
-import type { EscalationNotice, Notifier, OrphanReportNotice } from '../mobilization/notifier.js';
+import type { EscalationDigestNotice, Notifier, OrphanReportNotice } from '../mobilization/notifier.js';
 import type { SlackConfig } from '../config/index.js';
 import { createWebClient, slackErrorCode, type WebClient } from './client.js';
 import { SlackDirectory } from './directory.js';
-import { campaignFailedMessage, campaignResultsMessage, escalationMessage, orphanReportMessage, type Message } from './messages.js';
+import { campaignFailedMessage, campaignResultsMessage, escalationDigestMessage, orphanReportMessage, type Message } from './messages.js';
 
-// What mobilization and campaigns tell people in Slack: escalation DMs to managers (found by
-// e-mail), the weekly orphan report and campaign results to security operations. Called from
-// activities, which retry: each notice is claimed in PostgreSQL before it is posted, so a retry or
-// a restart never posts it twice (a crash between posting and recording loses it instead).
+// What mobilization and campaigns tell people in Slack: escalation digests to managers (one DM per
+// round, found by e-mail), the weekly orphan report and campaign results to security operations.
+// Called from activities, which retry: each notice is claimed in PostgreSQL before it is posted, so
+// a retry or a restart never posts it twice (a crash between posting and recording loses it instead).
 
 /** Where a message cannot go when the bot is not in the channel; the security channel is the fallback. */
 const CHANNEL_GONE = new Set(['not_in_channel', 'channel_not_found', 'is_archived']);
@@ -20,10 +20,11 @@ export class SlackNotifier implements Notifier, CampaignPublisher {
     private readonly deps: { client: WebClient; database: Database; channel: string; directory: SlackDirectory; log?: (line: string) => void },
   ) {}
 
-  async escalation(notice: EscalationNotice): Promise<void> {
-    await this.once(notice.id, 'escalation', async () => {
+  /** One DM per digest (per manager per escalation round), whatever the number of tickets in it. */
+  async escalationDigest(notice: EscalationDigestNotice): Promise<void> {
+    await this.once(`escalation-digest:${notice.id}`, 'escalation-digest', async () => {
       const manager = notice.manager.email ? await this.deps.directory.slackUserByEmail(notice.manager.email) : undefined;
-      const message = escalationMessage(notice);
+      const message = escalationDigestMessage(notice);
       if (!manager) {
         // Nobody to DM: security operations hear about it instead of no one.
         return this.post(this.deps.channel, {

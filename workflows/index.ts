@@ -2,6 +2,7 @@
 // workflow code, never database or SDK clients.
 export { campaignWorkflow } from './campaign.js';
 export { discoveryWorkflow } from './discovery.js';
+export { escalationDigestWorkflow } from './escalation-digest.js';
 export { intelFeedWorkflow } from './intel-feed.js';
 export { orphanReportWorkflow } from './orphan-report.js';
 export { remediationWorkflow } from './remediation/workflow.js';

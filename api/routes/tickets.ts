@@ -29,7 +29,10 @@ const TicketSchema = z
     orphanReason: z.string().nullable().openapi({ description: 'why the ticket is in the orphan queue (no owner, owner unknown or inactive in the ITSM); null when owned' }),
     dueAt: z.string(),
     ackDueAt: z.string(),
-    escalationLevel: z.number().int(),
+    escalationLevel: z.number().int().openapi({ description: 'the current climb: 0 once acknowledged or resolved' }),
+    escalationPeak: z.number().int().openapi({ description: 'the highest level ever escalated to; kept after acknowledgement' }),
+    escalationCount: z.number().int().openapi({ description: 'escalations in all, every phase and re-opening' }),
+    lastEscalatedAt: z.string().nullable(),
     findingCount: z.number().int(),
     acknowledgedAt: z.string().nullable(),
     resolvedAt: z.string().nullable(),
@@ -54,6 +57,8 @@ const RemediationStateSchema = z
     escalationLevel: z.number().int(),
     lastEscalationAt: z.string().optional(),
     topOfChainReached: z.boolean(),
+    escalationPeak: z.number().int(),
+    escalationCount: z.number().int(),
     acknowledgedAt: z.string().optional(),
     acknowledgedBy: z.string().optional(),
     resolvedAt: z.string().optional(),
@@ -96,13 +101,15 @@ const TicketDetailSchema = TicketSchema.extend({
 export const listTicketsRoute = createRoute({
   method: 'get',
   path: '/api/v1/tickets',
-  summary: 'Golden tickets: key, ITSM number, state, owner, due date, escalation level, number of findings',
+  summary: 'Golden tickets: key, ITSM number, state, owner, due date, escalation level and history, number of findings',
   request: {
     query: PageQuery.extend({
       state: TicketStateEnum.optional(),
       owner: z.string().optional(),
       action: z.enum(ACTIONS).optional(),
       orphaned: z.enum(['true', 'false']).optional().openapi({ description: 'true: the orphan queue only' }),
+      escalated: z.enum(['true', 'false']).optional().openapi({ description: 'true: every ticket ever escalated, acknowledged or not; false: never escalated' }),
+      minPeak: z.coerce.number().int().min(1).optional().openapi({ description: 'tickets once escalated to this level or higher' }),
     }),
   },
   responses: {
@@ -165,8 +172,9 @@ export const riskAcceptanceRoute = actionRoute(
 
 export const ticketRoutes = new OpenAPIHono<AppEnv>()
   .openapi(listTicketsRoute, async (c) => {
-    const { orphaned, ...query } = c.req.valid('query');
-    return c.json(await listTickets(c.get('deps').database.sql, { ...query, ...(orphaned ? { orphaned: orphaned === 'true' } : {}) }), 200);
+    const { orphaned, escalated, ...query } = c.req.valid('query');
+    const flags = { ...(orphaned ? { orphaned: orphaned === 'true' } : {}), ...(escalated ? { escalated: escalated === 'true' } : {}) };
+    return c.json(await listTickets(c.get('deps').database.sql, { ...query, ...flags }), 200);
   })
   .openapi(getTicketRoute, async (c) => {
     const deps = c.get('deps');

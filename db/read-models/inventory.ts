@@ -20,6 +20,10 @@ export interface TicketFilter {
   action?: string;
   /** true: only tickets in the orphan queue; false: only owned ones. */
   orphaned?: boolean;
+  /** true: tickets ever escalated (whatever their current level); false: never escalated. */
+  escalated?: boolean;
+  /** Tickets whose highest escalation level reached at least this. */
+  minPeak?: number;
   limit: number;
   offset: number;
 }
@@ -43,6 +47,9 @@ function ticketRow(r: Record<string, unknown>) {
     dueAt: iso(r.due_at)!,
     ackDueAt: iso(r.ack_due_at)!,
     escalationLevel: r.escalation_level as number,
+    escalationPeak: r.escalation_peak as number,
+    escalationCount: r.escalation_count as number,
+    lastEscalatedAt: iso(r.last_escalated_at),
     findingCount: r.finding_count as number,
     acknowledgedAt: iso(r.acknowledged_at),
     resolvedAt: iso(r.resolved_at),
@@ -60,6 +67,8 @@ export async function listTickets(sql: Sql, f: TicketFilter) {
       ${f.owner ? sql`and t.owner = ${f.owner}` : sql``}
       ${f.action ? sql`and t.action = ${f.action}` : sql``}
       ${f.orphaned === undefined ? sql`` : f.orphaned ? sql`and t.orphan_reason is not null` : sql`and t.orphan_reason is null`}
+      ${f.escalated === undefined ? sql`` : f.escalated ? sql`and t.escalation_count > 0` : sql`and t.escalation_count = 0`}
+      ${f.minPeak === undefined ? sql`` : sql`and t.escalation_peak >= ${f.minPeak}`}
     order by t.due_at, t.key
     limit ${f.limit} offset ${f.offset}`;
   return { total: Number(rows[0]?.total ?? 0), items: rows.map(ticketRow) };

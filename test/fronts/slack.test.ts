@@ -109,6 +109,7 @@ beforeAll(async () => {
     TEMPORAL_UI_URL: UI,
     CTEM_SLA_ACK: `${ACK_SLA_S}s`,
     CTEM_ESCALATION_INTERVAL: '3s',
+    CTEM_ESCALATION_DIGEST_WINDOW: '2s',
     ...SAMPLE_FEEDS_ENV,
   });
 });
@@ -350,26 +351,32 @@ describe('campaigns, exposures and tickets', () => {
     expect(await platform.database.sql`select * from escalations where ticket_key in ${platform.database.sql([acknowledged.key, accepted.key])}`).toHaveLength(0);
   });
 
-  it('sends an escalation DM to the manager, found by e-mail, once per escalation', async () => {
+  it('sends each manager one escalation digest per round, found by e-mail, naming every overdue ticket', async () => {
     const ticket = escalationTickets.find((t) => t.key.startsWith('org.apache.logging.log4j'))!;
+    const names = (c: { args: Record<string, any> }, t: Ticket) => JSON.stringify(c.args.blocks).includes(`|${t.externalNumber}>`);
     const dm = await eventually(async () => {
-      const posts = slack.callsTo('chat.postMessage').filter((c) => c.args.channel === `D${JONAS}` && JSON.stringify(c.args).includes(ticket.externalNumber!));
+      const posts = slack.callsTo('chat.postMessage').filter((c) => c.args.channel === `D${JONAS}` && names(c, ticket));
       return posts.length ? posts : undefined;
-    }, { what: 'the escalation DM', timeoutMs: 60_000 });
+    }, { what: 'the escalation digest', timeoutMs: 60_000 });
     expect(slack.callsTo('users.lookupByEmail').some((c) => c.args.email === 'jonas.weber@example.com')).toBe(true);
     expect(slack.callsTo('conversations.open').some((c) => c.args.users === JONAS)).toBe(true);
     const message = dm[0]!.args;
-    expect(message.text).toMatch(new RegExp(`^Escalation level 1: ${ticket.externalNumber} is [\\d.]+ days overdue`));
+    expect(message.text).toMatch(/^Escalation: \d+ overdue tickets? of your reports/);
+    // The image's tickets breached together: one message names them all.
+    for (const t of escalationTickets) expect(names(dm[0]!, t)).toBe(true);
     const body = JSON.stringify(message.blocks);
     expect(body).toContain('Alex Romero');
     expect(body).toContain('What is asked of you');
-    expect(body).toContain('escalation level 1');
+    expect(body).toContain('level 1');
     // Level 2 goes to priya.natarajan, who is not on Slack: security operations hear of it instead.
     await eventually(async () => ((await live(ticket.workflowId)).escalationLevel >= 2 ? true : undefined), { what: 'level 2', timeoutMs: 60_000 });
-    const level1 = slack.callsTo('chat.postMessage').filter((c) => c.args.channel === `D${JONAS}` && c.args.text.startsWith(`Escalation level 1: ${ticket.externalNumber} `));
+    const level1 = slack.callsTo('chat.postMessage').filter((c) => c.args.channel === `D${JONAS}` && names(c, ticket));
     expect(level1).toHaveLength(1);
-    const fallback = await eventually(async () => slack.callsTo('chat.postMessage').find((c) => c.args.channel === CHANNEL && String(c.args.text).includes(`Escalation level 2: ${ticket.externalNumber} `)), { what: 'level 2 in the channel' });
-    expect(fallback.args.text).toMatch(/Priya Natarajan \(priya.natarajan\) is not on Slack/);
+    const fallback = await eventually(
+      async () => slack.callsTo('chat.postMessage').find((c) => c.args.channel === CHANNEL && String(c.args.text).startsWith('Priya Natarajan (priya.natarajan) is not on Slack') && names(c, ticket)),
+      { what: 'level 2 in the channel' },
+    );
+    expect(fallback.args.text).toMatch(/overdue tickets? of your reports/);
   });
 
   it('starts a real campaign workflow from a slash command and posts its results', async () => {

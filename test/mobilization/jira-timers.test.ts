@@ -97,9 +97,10 @@ describe('the escalation ladder in Jira', () => {
     for (const manager of ['jonas.weber', 'priya.natarajan', 'morgan.blake']) expect(issue.watchers).toContain(accountOf(`${manager}@example.com`));
     expect(issue.priority).toBe('Highest');
     expect(issue.comments.map((c) => adfText(c.body)).filter((c) => c.startsWith('Escalation level'))).toHaveLength(3);
-    const notice = platform.notifier.notices.find((n) => n.ticketKey === ticket.key && n.level === 1)!;
-    expect(notice).toMatchObject({ ticketNumber: issue.key, manager: { userName: 'jonas.weber', name: 'Jonas Weber' } });
-    expect(notice.ticketUrl).toBe(`${jiraSim().url}/browse/${issue.key}`);
+    // The first manager's digest names the Jira issue and links to it.
+    const told = await eventually(async () => platform.notifier.linesFor(ticket.key).find((l) => l.line.level === 1), { what: 'the digest to jonas.weber' });
+    expect(told.digest.manager).toMatchObject({ userName: 'jonas.weber', name: 'Jonas Weber' });
+    expect(told.line).toMatchObject({ ticketNumber: issue.key, ticketUrl: `${jiraSim().url}/browse/${issue.key}` });
   });
 
   it('stops climbing once the owner acknowledges in Jira, and resolving there waits for verification', async () => {

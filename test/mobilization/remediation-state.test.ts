@@ -65,6 +65,14 @@ describe('opening', () => {
     delete old.reopened;
     expect(withDefaults(old as RemediationState)).toMatchObject({ outbox: [], cycle: 0, lastSequence: -1, reopened: 0 });
   });
+
+  it('starts the escalation history of an older run from its current climb', () => {
+    const old = { ...open(), escalationLevel: 2, lastEscalationAt: iso(T0 + 12 * HOUR) } as Partial<RemediationState>;
+    delete old.escalationPeak;
+    delete old.escalationCount;
+    expect(withDefaults(old as RemediationState)).toMatchObject({ escalationLevel: 2, escalationPeak: 2, escalationCount: 2 });
+    expect(withDefaults(open())).toMatchObject({ escalationPeak: 0, escalationCount: 0 });
+  });
 });
 
 describe('acknowledgement', () => {
@@ -260,9 +268,35 @@ describe('escalation', () => {
     expect(nobody).toMatchObject({ topOfChainReached: true, escalationLevel: 0 });
   });
 
-  it('does not count an escalation for a phase the ticket left while it ran', () => {
+  it('does not climb for a phase the ticket left while it ran, but keeps the escalation in its history', () => {
     const state = acknowledgedState();
-    expect(escalated(state, { phase: 'acknowledgement', level: 1 }, notified, T0 + 5 * HOUR)).toBe(state);
+    const after = escalated(state, { phase: 'acknowledgement', level: 1 }, notified, T0 + 5 * HOUR);
+    expect(after).toEqual({ ...state, escalationPeak: 1, escalationCount: 1 });
+    expect(after.lastEscalationAt).toBeUndefined();
+  });
+
+  it('keeps the peak and the count through acknowledgement, resolution, re-opening and risk acceptance', () => {
+    const climbed = [1, 2, 3].reduce(
+      (s, level) => escalated(s, { phase: 'acknowledgement', level }, notified, T0 + (4 + 8 * (level - 1)) * HOUR),
+      open(),
+    );
+    expect(climbed).toMatchObject({ escalationLevel: 3, escalationPeak: 3, escalationCount: 3 });
+    const acked = acknowledge(climbed, { by: 'alex.romero', via: 'api' }, T0 + DAY).state;
+    expect(acked).toMatchObject({ escalationLevel: 0, escalationPeak: 3, escalationCount: 3 });
+    // The due date is missed: the climb restarts at level 1, the peak stays, the count goes on.
+    const again = escalated(acked, { phase: 'resolution', level: 1 }, notified, T0 + 8 * DAY);
+    expect(again).toMatchObject({ escalationLevel: 1, escalationPeak: 3, escalationCount: 4 });
+    const resolved = resolve(again, { by: 'alex.romero', via: 'api' }, T0 + 9 * DAY).state;
+    expect(resolved).toMatchObject({ escalationLevel: 0, escalationPeak: 3, escalationCount: 4 });
+    const reopened = verificationScan(resolved, { scanId: 's2', scannedAt: iso(T0 + 10 * DAY), openFindings: 1 }, T0 + 10 * DAY).state;
+    expect(reopened).toMatchObject({ cycle: 1, escalationLevel: 0, escalationPeak: 3, escalationCount: 4 });
+    const accepted = acceptRisk(reopened, { ...acceptance, expiresAt: iso(T0 + 40 * DAY) }, T0 + 11 * DAY).state;
+    expect(riskExpired(accepted, T0 + 40 * DAY, 2 * DAY).state).toMatchObject({ escalationLevel: 0, escalationPeak: 3, escalationCount: 4 });
+  });
+
+  it('counts nothing when nobody was left to notify', () => {
+    const nobody = escalated(open(), { phase: 'acknowledgement', level: 1 }, { notified: null, topOfChainReached: true }, T0 + 4 * HOUR);
+    expect(nobody).toMatchObject({ escalationPeak: 0, escalationCount: 0 });
   });
 
   it('escalates an unacknowledged ticket at the due date when that comes first', () => {

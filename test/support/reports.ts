@@ -38,6 +38,9 @@ export interface TicketRow {
   ackDueAt: string;
   createdAt?: string;
   escalationLevel: number;
+  escalationPeak: number;
+  escalationCount: number;
+  lastEscalatedAt: string | null;
   findingCount: number;
   asset: { key: string; name: string };
   fix: { component: string; fixedVersion: string };

@@ -116,6 +116,9 @@ export interface RemediationState {
   escalationLevel: number;
   lastEscalationAt?: string;
   topOfChainReached: boolean;
+  /** The highest level ever escalated to and how many escalations there were: kept after acknowledgement and re-opening. */
+  escalationPeak: number;
+  escalationCount: number;
   acknowledgedAt?: string;
   acknowledgedBy?: string;
   resolvedAt?: string;

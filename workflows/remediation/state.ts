@@ -58,6 +58,8 @@ export function initialState(input: RemediationInput): RemediationState {
     dueAt: input.dueAt,
     escalationLevel: 0,
     topOfChainReached: false,
+    escalationPeak: 0,
+    escalationCount: 0,
     reopened: 0,
     cycle: 0,
     lastSequence: -1,
@@ -68,7 +70,16 @@ export function initialState(input: RemediationInput): RemediationState {
 
 /** State carried over from older runs lacks later fields. */
 export function withDefaults(state: RemediationState): RemediationState {
-  return { ...state, outbox: state.outbox ?? [], reopened: state.reopened ?? 0, cycle: state.cycle ?? 0, lastSequence: state.lastSequence ?? -1 };
+  return {
+    ...state,
+    outbox: state.outbox ?? [],
+    reopened: state.reopened ?? 0,
+    cycle: state.cycle ?? 0,
+    lastSequence: state.lastSequence ?? -1,
+    // Runs from before the history was kept know only the current climb: levels 1..n were each escalated once.
+    escalationPeak: state.escalationPeak ?? state.escalationLevel ?? 0,
+    escalationCount: state.escalationCount ?? state.escalationLevel ?? 0,
+  };
 }
 
 /** The ITSM's outbox with one more change: a newer change of a kind replaces the older one. */
@@ -323,7 +334,9 @@ export interface EscalationResult {
 
 export function escalated(state: RemediationState, due: { phase: EscalationPhase; level: number }, result: EscalationResult, now: number): RemediationState {
   if (!result.notified) return { ...state, topOfChainReached: true };
-  // The phase may have moved while the activity ran (an acknowledgement): that escalation still happened, but counts for nothing now.
-  if (state.phase !== PHASE_OF[due.phase]) return state;
-  return { ...state, escalationLevel: due.level, lastEscalationAt: iso(now), topOfChainReached: result.topOfChainReached };
+  // The ticket's history keeps every escalation that happened, whatever the phase is now.
+  const history = { escalationPeak: Math.max(state.escalationPeak, due.level), escalationCount: state.escalationCount + 1 };
+  // The phase may have moved while the activity ran (an acknowledgement): that escalation still happened, but the climb is over.
+  if (state.phase !== PHASE_OF[due.phase]) return { ...state, ...history };
+  return { ...state, ...history, escalationLevel: due.level, lastEscalationAt: iso(now), topOfChainReached: result.topOfChainReached };
 }

@@ -3,13 +3,14 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { MobilizationActivities } from '../../activities/mobilization.js';
-import { CTEM_ESCALATION_LEVEL, CTEM_OWNER, CTEM_PHASE, CTEM_SLA_DEADLINE, CTEM_TIER } from '../search-attributes.js';
+import { CTEM_ESCALATION_LEVEL, CTEM_ESCALATION_PEAK, CTEM_OWNER, CTEM_PHASE, CTEM_SLA_DEADLINE, CTEM_TIER } from '../search-attributes.js';
 import {
   acceptRiskUpdate,
   acknowledgeUpdate,
@@ -112,6 +113,8 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     { key: CTEM_OWNER, value: input.owner },
     { key: CTEM_ESCALATION_LEVEL, value: state.escalationLevel },
   ]);
+  // A run continued from one that escalated keeps showing the ticket's peak.
+  if (state.escalationPeak > 0 && patched('escalation-peak')) upsertSearchAttributes([{ key: CTEM_ESCALATION_PEAK, value: state.escalationPeak }]);
 
   if (!state.ticket) {
     state = ticketOpened(state, await openTicket({ ticketKey: input.ticketKey }));
@@ -230,7 +233,10 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       cycle: state.cycle,
       slaDeadline: iso(deadline.slaDeadline),
     });
+    const peak = state.escalationPeak;
     state = escalated(state, deadline, result, now());
+    // A new command: histories recorded before the peak was kept replay without it.
+    if (state.escalationPeak > peak && patched('escalation-peak')) upsertSearchAttributes([{ key: CTEM_ESCALATION_PEAK, value: state.escalationPeak }]);
   }
 
   upsertSearchAttributes([{ key: CTEM_PHASE, value: 'resolved' }]);

@@ -13,7 +13,7 @@ import { ensureTemporalTestServer } from '../../../scripts/ensure-temporal.mjs';
 import { createApp } from '../../../api/app.js';
 import { loadConfig } from '../../../config/index.js';
 import type { Database } from '../../../db/client.js';
-import type { EscalationNotice, Notifier } from '../../../mobilization/notifier.js';
+import type { DigestedEscalation, EscalationDigestNotice, Notifier } from '../../../mobilization/notifier.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../../../mobilization/itsm/servicenow/simulator.js';
 import { createJiraSimulator, type JiraSimulator } from '../../../mobilization/itsm/jira/simulator.js';
 import { createItsm, type ItsmConnections } from '../../../platform/connect.js';
@@ -47,16 +47,23 @@ export async function startTimeSkippingEnvironment(): Promise<TestWorkflowEnviro
   return env;
 }
 
-/** Keeps every escalation notice, as the Slack notifier would post it once; can fail a few times first, as Slack may. */
+/** Keeps every escalation digest, as the Slack notifier would post it once; can fail a few times first, as Slack may. */
 export class RecordingNotifier implements Notifier {
-  notices: EscalationNotice[] = [];
+  digests: EscalationDigestNotice[] = [];
+  /** Deliveries that reached it, repeats included: the activity asks once per digest unless a delivery failed. */
+  deliveries = 0;
   failuresLeft = 0;
-  async escalation(notice: EscalationNotice): Promise<void> {
+  async escalationDigest(notice: EscalationDigestNotice): Promise<void> {
     if (this.failuresLeft > 0) {
       this.failuresLeft--;
       throw new Error('Slack is down');
     }
-    if (!this.notices.some((n) => n.id === notice.id)) this.notices.push(notice);
+    this.deliveries++;
+    if (!this.digests.some((d) => d.id === notice.id)) this.digests.push(notice);
+  }
+  /** The digests that named a ticket, each with that ticket's line. */
+  linesFor(ticketKey: string): Array<{ digest: EscalationDigestNotice; line: DigestedEscalation }> {
+    return this.digests.flatMap((digest) => digest.escalations.filter((e) => e.ticketKey === ticketKey).map((line) => ({ digest, line })));
   }
   async orphanReport(): Promise<void> {}
 }
