@@ -14,7 +14,11 @@ import { preparedTestDatabase, startTimeSkippingPlatform, type TimeSkippingPlatf
 const HOUR = 3_600_000;
 const INTERVAL = 8 * HOUR;
 
-type Detail = TicketRow & { escalations: Array<{ phase: string; level: number; notifiedUser: string }>; workflow: RemediationState };
+type Detail = TicketRow & {
+  escalations: Array<{ phase: string; level: number; notifiedUser: string }>;
+  lines: Array<{ package: string; packages: string[] }>;
+  workflow: RemediationState;
+};
 
 let database: Database;
 let platform: TimeSkippingPlatform;
@@ -47,18 +51,20 @@ async function skipTo(at: number): Promise<void> {
   if (at > now) await platform.env.sleep(at - now);
 }
 
-async function openedTicket(target: string, component: string): Promise<Detail> {
+/** The opened ticket whose lines name the package. */
+async function openedTicket(target: string, pkg: string): Promise<Detail> {
   const res = await platform.api(`/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}&filename=trivy.json`, { method: 'POST', body: imageReport(target) });
   expect(res.status).toBe(202);
   return eventually(
     async () => {
       const items = (await json<{ items: TicketRow[] }>(platform.api('/api/v1/tickets?limit=1000'))).items;
-      const t = items.find((x) => x.asset.name === target && x.fix.component === component);
-      if (!t?.externalSysId) return undefined;
-      const d = await detail(t.key);
-      return d.workflow?.phase === 'awaiting-acknowledgement' ? d : undefined;
+      for (const t of items.filter((x) => x.asset.name === target && x.externalSysId)) {
+        const d = await detail(t.key);
+        if (d.lines.some((l) => l.packages.includes(pkg))) return d.workflow?.phase === 'awaiting-acknowledgement' ? d : undefined;
+      }
+      return undefined;
     },
-    { what: `opened ${component} ticket on ${target}`, timeoutMs: 60_000 },
+    { what: `opened ticket for ${pkg} on ${target}`, timeoutMs: 60_000 },
   );
 }
 

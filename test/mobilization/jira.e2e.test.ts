@@ -13,7 +13,11 @@ import { imageReport, type TicketRow } from '../support/reports.js';
 // in Jira by calling its REST API (transitions, assignee) and watches the platform react. Image
 // names are unique to this file.
 
-type Detail = TicketRow & { escalations: Array<{ phase: string; level: number; notifiedUser: string }>; workflow: RemediationState };
+type Detail = TicketRow & {
+  escalations: Array<{ phase: string; level: number; notifiedUser: string }>;
+  lines: Array<{ package: string; packages: string[] }>;
+  workflow: RemediationState;
+};
 
 interface Issue {
   id: string;
@@ -36,16 +40,18 @@ async function scan(platform: TestPlatform, target: string, body = imageReport(t
 
 const detail = (platform: TestPlatform, key: string) => json<Detail>(platform.api(`/api/v1/tickets/${encodeURIComponent(key)}`));
 
-async function openedTicket(platform: TestPlatform, target: string, component: string): Promise<TicketRow> {
+/** The opened ticket whose lines name the package. */
+async function openedTicket(platform: TestPlatform, target: string, pkg: string): Promise<TicketRow> {
   return eventually(
     async () => {
       const items = (await json<{ items: TicketRow[] }>(platform.api('/api/v1/tickets?limit=1000'))).items;
-      const t = items.find((x) => x.asset.name === target && x.fix.component === component);
-      if (!t?.externalSysId) return undefined;
-      const d = await detail(platform, t.key);
-      return d.workflow?.phase && d.workflow.phase !== 'opening' ? t : undefined;
+      for (const t of items.filter((x) => x.asset.name === target && x.externalSysId)) {
+        const d = await detail(platform, t.key);
+        if (d.lines.some((l) => l.packages.includes(pkg))) return d.workflow?.phase && d.workflow.phase !== 'opening' ? t : undefined;
+      }
+      return undefined;
     },
-    { what: `opened ${component} ticket on ${target}`, timeoutMs: 60_000 },
+    { what: `opened ticket for ${pkg} on ${target}`, timeoutMs: 60_000 },
   );
 }
 
