@@ -183,8 +183,17 @@ export function actionLines(action: Action, findings: Pick<ActionableFinding, 'c
 /** Groups actionable (act/attend) findings into the remediation actions that fix them. */
 export function groupIntoActions(findings: ActionableFinding[]): RemediationAction[] {
   const groups = new Map<string, { placement: Placement; findings: ActionableFinding[] }>();
+  // A host check of an installed product with no fixed version of its own (`PHP Unsupported Version
+  // Detection`) is fixed by the upgrade the product gets anyway: it joins that ticket rather than
+  // asking for a mitigation. A check with no installed version (`phpinfo.php Detection`) does not.
+  const upgraded = new Set(
+    findings.map((f) => ({ f, p: placementOf(f) })).filter(({ p }) => p.action === 'product').map(({ f, p }) => `${f.assetKey}\x1f${p.subject.toLowerCase()}`),
+  );
   for (const f of findings) {
-    const placement = placementOf(f);
+    let placement = placementOf(f);
+    if (placement.action === 'mitigation' && f.assetKind === 'host' && f.sourcePackage && f.version && upgraded.has(`${f.assetKey}\x1f${f.sourcePackage.toLowerCase()}`)) {
+      placement = { action: 'product', subject: f.sourcePackage, scope: placement.scope };
+    }
     const key = actionKey(placement.action, placement.subject, placement.scope);
     const group = groups.get(key) ?? { placement, findings: [] };
     group.findings.push(f);

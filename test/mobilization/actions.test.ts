@@ -143,6 +143,24 @@ describe('a host', () => {
     ]);
   });
 
+  it('folds a check of the product with no version of its own into the product upgrade', () => {
+    const php = { ...host, sourcePackage: 'php', version: '5.1.6' };
+    const actions = groupIntoActions([
+      finding({ ...php, component: 'PHP < 5.2.4 Multiple Vulnerabilities', fixedVersion: '5.2.4', issueId: 'CVE-2007-1413' }),
+      finding({ ...php, component: 'PHP Unsupported Version Detection', fixedVersion: null, issueId: 'NESSUS-58987' }),
+      // A check with no installed version is about something else (a phpinfo page): a mitigation.
+      finding({ ...php, version: '', component: 'Web Server info.php / phpinfo.php Detection', fixedVersion: null, issueId: 'NESSUS-11229' }),
+      // On another host with no upgrade ticket, it stays a mitigation.
+      finding({ ...php, assetKey: 'host:other', assetName: 'other', component: 'PHP Unsupported Version Detection', fixedVersion: null, issueId: 'NESSUS-58987' }),
+    ]);
+    expect(actions.map((a) => [a.action, a.scope.kind === 'asset' ? a.scope.assetName : '', a.findingIds.length])).toEqual([
+      ['product', 'testphp.vulnweb.com', 2],
+      ['mitigation', 'testphp.vulnweb.com', 1],
+      ['mitigation', 'other', 1],
+    ]);
+    expect(actions[0]!.target).toBe('5.2.4');
+  });
+
   it("runs one OS patch across an owner's hosts", () => {
     const actions = groupIntoActions([
       finding({ ...host, assetId: 7, assetKey: 'host:web-01', assetName: 'web-01', packageClass: 'os', component: 'openssl', fixedVersion: '3.0.13-1' }),

@@ -1,0 +1,173 @@
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MobilizationAudit } from '../../mobilization/audit.js';
+import { corpusDir, corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
+import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
+
+// The promise of mobilization on the whole real corpus: every scanner report of ../shared/corpus
+// through the running platform (real Temporal, PostgreSQL, the ServiceNow simulator), with the real
+// FIRST EPSS and CISA KEV files, network scans taken from the internet's side, and owners as a real
+// estate has them: most named, some assets with none, one team's owner misspelled. Every act/attend
+// finding must reach a person, one ticket per remediation action.
+
+const run = promisify(execFile);
+const REPO = join(import.meta.dirname, '..', '..');
+
+function reports(dir: string): string[] {
+  return readdirSync(dir)
+    .flatMap((name) => {
+      const path = join(dir, name);
+      return statSync(path).isDirectory() ? reports(path) : [path];
+    })
+    .filter((p) => !/(README\.md|MANIFEST\.tsv|SHA256SUMS)$/.test(p))
+    .sort();
+}
+
+/** Who a report's assets belong to, as the uploading team says. */
+function uploadOf(file: string): { owner?: string; vantage?: string } {
+  const rel = relative(corpusDir, file);
+  // Network scanners look from outside: their hosts are internet-exposed on the ports they saw.
+  if (/\/(nessus|tenable|qualys)\//.test(rel)) return { owner: 'jonas.weber', vantage: 'internet' };
+  // A team that typed its owner wrong.
+  if (rel.includes('/anchore_grype/')) return { owner: 'alex.romer0' };
+  // SBOMs handed over by suppliers: nobody in the estate owns them yet.
+  if (/\/(cyclonedx|cyclonedx-vex|dependency_track)\//.test(rel)) return {};
+  return { owner: 'alex.romero' };
+}
+
+let platform: TestPlatform;
+let audit: MobilizationAudit;
+const outcomes: Array<{ file: string; status: string; error?: string }> = [];
+
+async function upload(file: string): Promise<void> {
+  const { owner, vantage } = uploadOf(file);
+  const params = (target?: string) =>
+    new URLSearchParams({ filename: basename(file), ...(owner ? { owner } : {}), ...(vantage ? { vantage } : {}), ...(target ? { target } : {}) });
+  const send = (target?: string) => platform.api(`/api/v1/scans?${params(target)}`, { method: 'POST', body: readFileSync(file) });
+  let res = await send();
+  // SBOMs and npm audit reports do not name their subject: the uploader does, as a user would.
+  if (res.status === 202) {
+    const { scanId } = (await res.json()) as { scanId: string };
+    let scan = await finished(scanId);
+    if (scan.status === 'failed' && /pass a target/.test(scan.error ?? '')) {
+      res = await send(relative(corpusDir, file).replace(/[/.]/g, '-'));
+      scan = await finished(((await res.json()) as { scanId: string }).scanId);
+    }
+    outcomes.push({ file, status: scan.status, ...(scan.error ? { error: scan.error } : {}) });
+  } else {
+    outcomes.push({ file, status: `rejected ${res.status}`, error: await res.text() });
+  }
+}
+
+async function finished(scanId: string) {
+  return eventually(
+    async () => {
+      const s = await json<{ status: string; error?: string }>(platform.api(`/api/v1/scans/${scanId}`));
+      return s.status === 'running' ? undefined : s;
+    },
+    { what: `scan ${scanId}`, timeoutMs: 120_000 },
+  );
+}
+
+describe.skipIf(!hasCorpus)(`mobilization on the whole corpus${hasCorpus ? '' : ` (${corpusSkipReason})`}`, () => {
+  beforeAll(async () => {
+    platform = await startTestPlatform({ CTEM_TICKET_RECONCILE_INTERVAL: '0s' });
+    for (const [kind, file] of [
+      ['epss', corpusFile('intel', 'epss', 'epss_scores-2026-01-30.csv.gz')],
+      ['kev', corpusFile('intel', 'kev', 'realrisk_2026.01.29', 'known_exploited_vulnerabilities.json')],
+    ] as const) {
+      const res = await platform.api(`/api/v1/intel/${kind}?asOf=2026-01-31`, { method: 'POST', body: readFileSync(file) });
+      expect(res.status, `${kind} import`).toBe(200);
+    }
+    const files = reports(corpusFile('scanners'));
+    // Three uploads at a time, as several scanners' pipelines would.
+    const queue = [...files];
+    await Promise.all([1, 2, 3].map(async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) await upload(f);
+    }));
+    audit = await json<MobilizationAudit>(platform.api('/api/v1/metrics/mobilization'));
+  }, 600_000);
+
+  afterAll(async () => {
+    await platform?.stop();
+  });
+
+  it('imports every report but the deliberately broken ones', () => {
+    const failed = outcomes.filter((o) => o.status !== 'completed').map((o) => basename(o.file));
+    // The corpus's edge cases: an empty OSV file, SARIF with no runs, an npm audit error object, a
+    // VEX document without its BOM's subject.
+    expect(failed.sort()).toEqual(['empty_with_error.json', 'no_findings.json', 'no_runs.sarif'].sort());
+    expect(outcomes.length).toBeGreaterThan(70);
+  });
+
+  it('leaves no urgent finding without a person', () => {
+    expect(audit.urgentFindings).toBeGreaterThan(100);
+    expect(audit.unreachedSample).toEqual([]);
+    expect(audit.unreached).toBe(0);
+    expect(audit.onFixTicket + audit.onMitigationTicket + audit.inOrphanQueue).toBe(audit.urgentFindings);
+    // Each path is really taken on real data.
+    expect(audit.onFixTicket).toBeGreaterThan(0);
+    expect(audit.onMitigationTicket).toBeGreaterThan(0);
+    expect(audit.inOrphanQueue).toBeGreaterThan(0);
+  });
+
+  it('opens one ticket per image layer, per host product and per patch run', () => {
+    expect(audit.tickets).toMatchObject({ maxPerImageLayer: 1, maxPerHostProduct: 1, legacyPerPackage: 0 });
+    expect(audit.tickets.maxPerOwnerPatchRun).toBeLessThanOrEqual(1);
+  });
+
+  it('puts every open CISA KEV finding in act or attend on a ticket someone holds', async () => {
+    const sql = platform.database.sql;
+    const kev = await sql<{ issue_id: string; asset: string; owner: string | null; action: string | null }[]>`
+      select f.issue_id, a.name as asset, t.owner, t.action
+      from findings f join assets a on a.id = f.asset_id left join tickets t on t.key = f.ticket_key
+      where f.status = 'open' and f.tier in ('act', 'attend')
+        and f.issue_id in (select cve from kev_entries where feed_version = (select version from intel_feeds where kind = 'kev' and status = 'active'))`;
+    expect(kev.length).toBeGreaterThan(10);
+    expect(kev.filter((k) => !k.owner)).toEqual([]);
+    // Log4Shell, Heartbleed, EternalBlue and BlueKeep among them.
+    for (const cve of ['CVE-2021-44228', 'CVE-2014-0160', 'CVE-2017-0144', 'CVE-2019-0708']) {
+      expect(kev.some((k) => k.issue_id === cve), cve).toBe(true);
+    }
+  });
+
+  it('makes every PHP check on a host one upgrade, to the highest version any of them asks', async () => {
+    const sql = platform.database.sql;
+    const [php] = await sql<{ key: string; fixed_version: string; finding_count: number }[]>`
+      select t.key, t.fixed_version, t.finding_count from tickets t join assets a on a.id = t.asset_id
+      where a.name = 'testphp.vulnweb.com' and t.action = 'product' and lower(t.component) = 'php'`;
+    const [{ n } = { n: 0 }] = await sql<{ n: number }[]>`
+      select count(*)::int as n from findings f join assets a on a.id = f.asset_id
+      where a.name = 'testphp.vulnweb.com' and f.status = 'open' and f.tier in ('act', 'attend') and f.source_package = 'php' and f.version <> ''`;
+    expect(php!.finding_count).toBe(n);
+    expect(n).toBeGreaterThan(10);
+    const others = await sql`select 1 from tickets t join assets a on a.id = t.asset_id where a.name = 'testphp.vulnweb.com' and t.action = 'product' and t.key <> ${php!.key}`;
+    expect(others).toHaveLength(0);
+    const detail = await json<{ lines: Array<{ package: string; installed: string; target?: string }> }>(platform.api(`/api/v1/tickets/${encodeURIComponent(php!.key)}`));
+    // The host runs two PHP builds: 5.1.6, which every versioned check asks to take to the highest
+    // fixed version (7.3.28), and an unsupported 5.6 build with no version named, on its own line.
+    expect(detail.lines.every((l) => l.package === 'php')).toBe(true);
+    expect(detail.lines.find((l) => l.installed === '5.1.6')).toMatchObject({ target: php!.fixed_version });
+    expect(php!.fixed_version).toBe('7.3.28');
+  });
+
+  it('sends the tickets of an owner the ITSM does not know to the orphan queue, with the reason', async () => {
+    const queued = await json<{ items: Array<{ owner: string; orphanReason: string; asset: { key: string } }> }>(platform.api('/api/v1/tickets?orphaned=true&limit=500'));
+    const reasons = new Set(queued.items.map((t) => t.orphanReason));
+    expect(reasons).toContain('owner alex.romer0 not found in ServiceNow');
+    expect(reasons).toContain('the asset has no owner');
+    expect(queued.items.every((t) => t.owner === 'sam.okafor')).toBe(true);
+  });
+
+  it('prints the same audit with `ctem tickets audit`, exit 0 when nothing is unreached', async () => {
+    const { stdout } = await run(process.execPath, [join(REPO, 'bin', 'ctem.js'), 'tickets', 'audit'], {
+      env: { ...process.env, CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! },
+    });
+    expect(stdout).toContain(`urgent (act/attend) findings   ${audit.urgentFindings}`);
+    expect(stdout).toMatch(/reaching no one\s+0\n/);
+    expect(stdout).toMatch(/most per image and layer\s+1\n/);
+  });
+});
