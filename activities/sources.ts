@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Database } from '../db/client.js';
 import { ReportError } from '../discovery/connectors/index.js';
+import { orphanQueue } from '../mobilization/store.js';
 import { orphanReportNotice, prepareSourceScan, UnknownSourceError } from '../discovery/sources.js';
 import { buildOrphanReport } from '../discovery/store/sources.js';
 import { HttpStatusError, TooLargeError } from '../discovery/streams/to-file.js';
@@ -40,7 +41,7 @@ export function createSourceActivities({ database, reportsDir, maxReportBytes, n
 
     /** Stores this week's orphan-asset report and returns its size. */
     async buildOrphanReport(): Promise<{ reportId: number; orphanAssets: number; actionFindings: number }> {
-      const report = await buildOrphanReport(database.sql);
+      const report = await buildOrphanReport(database.sql, await orphanQueue(database.sql));
       return { reportId: report.id, orphanAssets: report.orphanAssets, actionFindings: report.actionFindings };
     },
 

@@ -94,13 +94,22 @@ async function withSourceName<T>(source: string, run: () => Promise<T>): Promise
 export async function orphanReportNotice(database: Database, reportId: number): Promise<OrphanReportNotice | undefined> {
   const report = await getReport(database.db, reportId, 'orphan-assets');
   if (!report) return undefined;
-  const body = report.body as { generatedAt: string; orphanAssets: number; assets: Array<{ key: string; name: string; openFindings: number }> };
+  const body = report.body as {
+    generatedAt: string;
+    orphanAssets: number;
+    assets: Array<{ key: string; name: string; openFindings: number }>;
+    // Reports stored before the orphan queue was listed have none.
+    orphanTickets?: Array<{ key: string; externalNumber: string | null; assetName: string; reason: string; owner: string | null }>;
+  };
+  const tickets = body.orphanTickets ?? [];
   return {
     id: `orphan-report:${reportId}`,
     generatedAt: body.generatedAt,
     orphanedAssets: body.orphanAssets,
     openFindings: body.assets.reduce((n, a) => n + a.openFindings, 0),
     sample: body.assets.slice(0, 10).map((a) => ({ assetKey: a.key, name: a.name, openFindings: a.openFindings })),
+    orphanTickets: tickets.length,
+    ticketSample: tickets.slice(0, 10).map((t) => ({ ticket: t.externalNumber ?? t.key, assetName: t.assetName, reason: t.reason, owner: t.owner })),
   };
 }
 

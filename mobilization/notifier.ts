@@ -68,6 +68,9 @@ export interface OrphanReportNotice {
   openFindings: number;
   /** The first few, for the message body. */
   sample: Array<{ assetKey: string; name: string; openFindings: number }>;
+  /** Tickets in the orphan queue: how many, and the first few with why they are there. */
+  orphanTickets: number;
+  ticketSample: Array<{ ticket: string; assetName: string; reason: string; owner: string | null }>;
 }
 
 export interface Notifier {

@@ -129,3 +129,34 @@ export async function scanCoverage(sql: Sql, scanId: string): Promise<{ received
   const assets = await sql<{ asset_id: number }[]>`select asset_id from scan_assets where scan_id = ${scanId}`;
   return { receivedAt: scan?.created_at ?? null, assetIds: assets.map((a) => Number(a.asset_id)) };
 }
+
+export interface OrphanQueueEntry {
+  key: string;
+  externalNumber: string | null;
+  /** The fallback owner holding it, or null when none is configured. */
+  owner: string | null;
+  reason: string;
+  tier: string;
+  findingCount: number;
+  assetKey: string;
+  assetName: string;
+}
+
+/** Tickets in the orphan queue (no owner, or one the ITSM does not know), the most urgent first. */
+export async function orphanQueue(sql: Sql): Promise<OrphanQueueEntry[]> {
+  const rows = await sql<{ key: string; external_number: string | null; owner: string | null; orphan_reason: string; tier: string; finding_count: number; asset_key: string; name: string }[]>`
+    select t.key, t.external_number, t.owner, t.orphan_reason, t.tier, t.finding_count, a.asset_key, a.name
+    from tickets t join assets a on a.id = t.asset_id
+    where t.orphan_reason is not null and t.state not in ('verified', 'closed')
+    order by case t.tier when 'act' then 0 else 1 end, t.due_at, t.key`;
+  return rows.map((r) => ({
+    key: r.key,
+    externalNumber: r.external_number,
+    owner: r.owner,
+    reason: r.orphan_reason,
+    tier: r.tier,
+    findingCount: r.finding_count,
+    assetKey: r.asset_key,
+    assetName: r.name,
+  }));
+}

@@ -172,12 +172,20 @@ export function orphansMessage(report: { generatedAt: string; orphanAssets: numb
 }
 
 export function orphanReportMessage(n: OrphanReportNotice): Message {
-  return orphansMessage({
+  const message = orphansMessage({
     generatedAt: n.generatedAt,
     orphanAssets: n.orphanedAssets,
     actionFindings: n.openFindings,
     assets: n.sample.map((s) => ({ name: s.name, openFindings: s.openFindings, actionFindings: s.openFindings })),
   });
+  if (!n.orphanTickets) return message;
+  // The orphan queue: tickets held by the fallback owner until someone finds the real one.
+  const lines = n.ticketSample.map((t) => `• ${esc(t.ticket)} on ${esc(t.assetName)}: ${esc(t.reason)}${t.owner ? ` (held by ${esc(t.owner)})` : ' (nobody holds it)'}`);
+  const more = n.orphanTickets > n.ticketSample.length ? `\n…and ${n.orphanTickets - n.ticketSample.length} more.` : '';
+  return {
+    text: `${message.text}; ${n.orphanTickets} tickets in the orphan queue`,
+    blocks: [...message.blocks, section(`*${n.orphanTickets} tickets in the orphan queue*\n${lines.join('\n')}${more}`)],
+  };
 }
 
 /** Lines per section: a section holds 3000 characters, and a line about 200. */

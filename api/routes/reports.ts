@@ -12,6 +12,21 @@ const OrphanReportSchema = z
     generatedAt: z.string(),
     orphanAssets: z.number().int(),
     actionFindings: z.number().int().openapi({ description: 'act/attend findings on them, waiting in the orphan queue' }),
+    orphanTickets: z
+      .array(
+        z.object({
+          key: z.string(),
+          externalNumber: z.string().nullable(),
+          owner: z.string().nullable().openapi({ description: 'the fallback owner holding it; null when none is configured' }),
+          reason: z.string(),
+          tier: z.string(),
+          findingCount: z.number().int(),
+          assetKey: z.string(),
+          assetName: z.string(),
+        }),
+      )
+      .optional()
+      .openapi({ description: 'tickets in the orphan queue (no owner, or one the ITSM does not know); absent in reports stored before it was listed' }),
     assets: z.array(
       z.object({
         id: z.number().int(),

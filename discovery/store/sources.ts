@@ -30,8 +30,23 @@ export async function deleteSource(db: Db, name: string): Promise<boolean> {
   return rows.length > 0;
 }
 
-/** Assets nobody owns, with what is open on them: the weekly orphan report. */
-export async function buildOrphanReport(sql: Sql) {
+/** A ticket of the orphan queue, as the weekly report lists it (mobilization/store.ts orphanQueue). */
+export type OrphanTicket = {
+  key: string;
+  externalNumber: string | null;
+  owner: string | null;
+  reason: string;
+  tier: string;
+  findingCount: number;
+  assetKey: string;
+  assetName: string;
+};
+
+/**
+ * Assets nobody owns, with what is open on them, and the tickets waiting in the orphan queue (no
+ * owner, or an owner the ITSM does not know): the weekly orphan report.
+ */
+export async function buildOrphanReport(sql: Sql, orphanTickets: OrphanTicket[] = []) {
   const rows = await sql`
     select a.id, a.name, a.asset_key, a.kind, a.business_service, a.criticality, a.internet_facing, a.last_seen_at,
            count(f.id) filter (where f.status = 'open')::int as open_findings,
@@ -43,6 +58,7 @@ export async function buildOrphanReport(sql: Sql) {
     generatedAt: new Date().toISOString(),
     orphanAssets: rows.length,
     actionFindings: rows.reduce((n, r) => n + (r.action_findings as number), 0),
+    orphanTickets,
     assets: rows.map((r) => ({
       id: Number(r.id),
       name: r.name as string,

@@ -218,11 +218,11 @@ describe('campaigns, exposures and tickets', () => {
 
   beforeAll(async () => {
     for (const image of [ackImage, exceptionImage, escalationImage]) await scan(image);
-    [ackTickets, exceptionTickets, escalationTickets] = await Promise.all([ticketsOn(ackImage, 3), ticketsOn(exceptionImage, 3), ticketsOn(escalationImage, 3)]);
+    [ackTickets, exceptionTickets, escalationTickets] = await Promise.all([ticketsOn(ackImage, 2), ticketsOn(exceptionImage, 2), ticketsOn(escalationImage, 2)]);
   });
 
   it('requests an exception in a modal; security approves it in the channel and the risk is accepted', async () => {
-    const ticket = exceptionTickets.find((t) => t.key.startsWith('org.springframework'))!;
+    const ticket = exceptionTickets.find((t) => t.key.startsWith('manifest~'))!;
     const status = await ctem(`status ${ticket.externalNumber}`, ALEX);
     expect(status.all).toContain('ticket_request_exception');
 
@@ -282,7 +282,7 @@ describe('campaigns, exposures and tickets', () => {
   });
 
   it('rejects an exception in the channel: the requester is told and the SLA runs on', async () => {
-    const ticket = exceptionTickets.find((t) => t.key.startsWith('libssl'))!;
+    const ticket = exceptionTickets.find((t) => t.key.startsWith('os-layer~'))!;
     const expiry = new Date(Date.now() + 10 * 86_400_000).toISOString().slice(0, 10);
     const submitted = await post(
       viewSubmission('exception_request', JSON.stringify({ ticketKey: ticket.key }), { reason: { value: { type: 'plain_text_input', value: 'We would rather not patch this week.' } }, expiry: { value: { type: 'datepicker', selected_date: expiry } } }, ALEX),
@@ -302,7 +302,7 @@ describe('campaigns, exposures and tickets', () => {
   it('acknowledges a ticket from the Acknowledge button: the Update stops its escalation', async () => {
     const mine = await ctem('mine', ALEX);
     expect(mine.text).toMatch(/Your open golden tickets, Alex Romero/);
-    const ticket = ackTickets.find((t) => t.key.startsWith('org.apache.logging.log4j'))!;
+    const ticket = ackTickets.find((t) => t.key.startsWith('manifest~'))!;
     expect(mine.all).toContain(ticket.externalNumber!);
     expect(mine.all).toContain('ticket_acknowledge');
     expect(mine.all).toContain('ticket_request_exception');
@@ -326,15 +326,15 @@ describe('campaigns, exposures and tickets', () => {
     expect((await live(ticket.workflowId)).acknowledgedAt).toBe(state.acknowledgedAt);
 
     // A refusal shows the workflow's reason: this ticket's risk was accepted in the previous test.
-    const accepted = exceptionTickets.find((t) => t.key.startsWith('org.springframework'))!;
+    const accepted = exceptionTickets.find((t) => t.key.startsWith('manifest~'))!;
     const refused = await replyOn(await click('ticket_acknowledge', accepted.key, ALEX));
     expect(refused.text).toMatch(new RegExp(`^Could not acknowledge ${accepted.externalNumber}: ${accepted.externalNumber} is risk-accepted until \\d{4}-`));
 
   });
 
   it('after the acknowledgement deadline: the acknowledged and the risk-accepted tickets were not escalated, their siblings were', async () => {
-    const acknowledged = ackTickets.find((t) => t.key.startsWith('org.apache.logging.log4j'))!;
-    const accepted = exceptionTickets.find((t) => t.key.startsWith('org.springframework'))!;
+    const acknowledged = ackTickets.find((t) => t.key.startsWith('manifest~'))!;
+    const accepted = exceptionTickets.find((t) => t.key.startsWith('manifest~'))!;
     const deadline = Date.parse((await live(acknowledged.workflowId)).ackDueAt);
     const wait = deadline + 4_000 - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -352,7 +352,7 @@ describe('campaigns, exposures and tickets', () => {
   });
 
   it('sends each manager one escalation digest per round, found by e-mail, naming every overdue ticket', async () => {
-    const ticket = escalationTickets.find((t) => t.key.startsWith('org.apache.logging.log4j'))!;
+    const ticket = escalationTickets.find((t) => t.key.startsWith('manifest~'))!;
     const names = (c: { args: Record<string, any> }, t: Ticket) => JSON.stringify(c.args.blocks).includes(`|${t.externalNumber}>`);
     const dm = await eventually(async () => {
       const posts = slack.callsTo('chat.postMessage').filter((c) => c.args.channel === `D${JONAS}` && names(c, ticket));
@@ -474,7 +474,7 @@ describe('orphan assets', () => {
 
     const run = await platform.temporalClient.workflow.execute(orphanReportWorkflow, { workflowId: `orphan-report:slack-test:${Date.now()}`, taskQueue: platform.env.CTEM_TASK_QUEUE! });
     expect(run.notified).toBe(true);
-    const posted = slack.callsTo('chat.postMessage').filter((c) => c.args.channel === CHANNEL && String(c.args.text).endsWith('assets without an owner'));
+    const posted = slack.callsTo('chat.postMessage').filter((c) => c.args.channel === CHANNEL && String(c.args.text).includes('assets without an owner'));
     expect(posted.length).toBeGreaterThanOrEqual(1);
     expect(JSON.stringify(posted.at(-1)!.args.blocks)).toContain('slack-bot/orphan:1.0');
   });
@@ -484,11 +484,21 @@ describe('orphan assets', () => {
       { botToken: BOT_TOKEN, apiUrl: slack.apiUrl, channel: CHANNEL, authorizedUsers: [] },
       platform.database,
     );
-    const notice = { id: `orphan-report:test-${Date.now()}`, generatedAt: new Date().toISOString(), orphanedAssets: 1, openFindings: 2, sample: [{ assetKey: 'k', name: 'retried-notice-asset', openFindings: 2 }] };
+    const notice = {
+      id: `orphan-report:test-${Date.now()}`,
+      generatedAt: new Date().toISOString(),
+      orphanedAssets: 1,
+      openFindings: 2,
+      sample: [{ assetKey: 'k', name: 'retried-notice-asset', openFindings: 2 }],
+      orphanTickets: 1,
+      ticketSample: [{ ticket: 'INC0010042', assetName: 'shop/typo:1', reason: 'owner alex.romer0 not found in ServiceNow', owner: 'sam.okafor' }],
+    };
     await Promise.all([notifier.orphanReport(notice), notifier.orphanReport(notice)]);
     await notifier.orphanReport(notice);
     const posts = slack.callsTo('chat.postMessage').filter((c) => JSON.stringify(c.args).includes('retried-notice-asset'));
     expect(posts).toHaveLength(1);
+    // The orphan queue is in the same report: which ticket, why, and who holds it meanwhile.
+    expect(JSON.stringify(posts[0]!.args.blocks)).toContain('INC0010042 on shop/typo:1: owner alex.romer0 not found in ServiceNow (held by sam.okafor)');
 
     // A post Slack refused is not remembered as sent: the retry posts it.
     slack.notMemberOf.add('CGONE');

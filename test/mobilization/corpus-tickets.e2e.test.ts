@@ -155,11 +155,16 @@ describe.skipIf(!hasCorpus)(`mobilization on the whole corpus${hasCorpus ? '' : 
   });
 
   it('sends the tickets of an owner the ITSM does not know to the orphan queue, with the reason', async () => {
-    const queued = await json<{ items: Array<{ owner: string; orphanReason: string; asset: { key: string } }> }>(platform.api('/api/v1/tickets?orphaned=true&limit=500'));
+    const queued = await json<{ items: Array<{ key: string; owner: string; orphanReason: string; asset: { key: string } }> }>(platform.api('/api/v1/tickets?orphaned=true&limit=500'));
     const reasons = new Set(queued.items.map((t) => t.orphanReason));
     expect(reasons).toContain('owner alex.romer0 not found in ServiceNow');
     expect(reasons).toContain('the asset has no owner');
     expect(queued.items.every((t) => t.owner === 'sam.okafor')).toBe(true);
+    // The weekly orphan report lists the queue beside the assets nobody owns.
+    const report = await json<{ orphanTickets: Array<{ key: string; reason: string; owner: string }> }>(
+      platform.api('/api/v1/reports/orphan-assets', { method: 'POST' }),
+    );
+    expect(report.orphanTickets.map((t) => t.key).sort()).toEqual(queued.items.map((t) => t.key).sort());
   });
 
   it('prints the same audit with `ctem tickets audit`, exit 0 when nothing is unreached', async () => {
