@@ -7,6 +7,7 @@ import { fixedVersionCandidates, highestVersion, targetVersion } from './version
 // actions; pure, so every grouping rule is tested on its own (test/mobilization/actions.test.ts).
 //
 // - an image: one OS-layer rebuild for all its OS packages, one ticket per application manifest;
+//   an image built on a known base image leaves its OS packages to one ticket on the base's owner;
 // - a host: one ticket per product upgrade (every plugin of PHP -> PHP to the highest version asked),
 //   one OS patch run across the owner's hosts;
 // - misconfigurations and secrets: one configuration change, one secret rotation per asset;
@@ -37,6 +38,8 @@ export interface ActionableFinding {
   sourcePackage: string | null;
   tier: string;
   dueAt: Date;
+  /** The image this one is built from (asset relation `built_from`), when discovery knows it. */
+  baseImage?: { assetId: number; assetKey: string; assetName: string; owner: string | null } | null;
 }
 
 /** One line of a ticket: a package (or product) at one installed version and where to take it. */
@@ -113,6 +116,8 @@ interface Placement {
   action: Action;
   subject: string;
   scope: RemediationAction['scope'];
+  /** The asset the ticket is filed against and its owner, when not the finding's own (a base image). */
+  on?: { assetId: number; owner: string | null };
 }
 
 /** Which action fixes this finding. */
@@ -130,6 +135,17 @@ export function placementOf(f: ActionableFinding): Placement {
     }
     // Connectors name the product when the report does (Nessus' CPE: `php`); else the check's title does.
     return { action: 'product', subject: f.sourcePackage ?? productOf(f.component), scope: onAsset };
+  }
+  if (cls === 'os' && f.assetKind === 'container_image' && f.baseImage) {
+    // The OS layer comes from the base image: its owner rebuilds it once, every image built on it
+    // picks the fix up on its next build.
+    const base = f.baseImage;
+    return {
+      action: 'base-image',
+      subject: 'OS packages',
+      scope: { kind: 'asset', assetKey: base.assetKey, assetName: base.assetName },
+      on: { assetId: base.assetId, owner: base.owner },
+    };
   }
   if (cls === 'os') return { action: f.assetKind === 'container_image' ? 'os-layer' : 'os-patch', subject: 'OS packages', scope: onAsset };
   const manifest = libraryDirectory(f.manifest) ?? (f.manifest || manifestOfLocation(f.location));
@@ -194,8 +210,10 @@ export function groupIntoActions(findings: ActionableFinding[]): RemediationActi
     if (placement.action === 'mitigation' && f.assetKind === 'host' && f.sourcePackage && f.version && upgraded.has(`${f.assetKey}\x1f${f.sourcePackage.toLowerCase()}`)) {
       placement = { action: 'product', subject: f.sourcePackage, scope: placement.scope };
     }
-    const key = actionKey(placement.action, placement.subject, placement.scope);
+    // A base image's own OS findings and those its images inherit are one rebuild: one key.
+    const key = actionKey(placement.action === 'base-image' ? 'os-layer' : placement.action, placement.subject, placement.scope);
     const group = groups.get(key) ?? { placement, findings: [] };
+    if (placement.action === 'base-image') group.placement = placement;
     group.findings.push(f);
     groups.set(key, group);
   }
@@ -209,8 +227,8 @@ export function groupIntoActions(findings: ActionableFinding[]): RemediationActi
       action: placement.action,
       subject: placement.subject,
       scope: placement.scope,
-      assetId: first.assetId,
-      owner: placement.scope.kind === 'owner' ? placement.scope.owner : first.owner,
+      assetId: placement.on?.assetId ?? first.assetId,
+      owner: placement.on ? placement.on.owner : placement.scope.kind === 'owner' ? placement.scope.owner : first.owner,
       criticality: fs.map((f) => f.criticality).reduce((a, b) => (rank(b) < rank(a) ? b : a), null as string | null),
       tier: fs.some((f) => f.tier === 'act') ? 'act' : 'attend',
       dueAt: new Date(Math.min(...fs.map((f) => f.dueAt.getTime()))),

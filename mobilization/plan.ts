@@ -47,13 +47,17 @@ export async function actionsInScope(sql: Sql, scope: TicketScope): Promise<Reme
       id: number; asset_id: number; asset_key: string; asset_name: string; asset_kind: string; owner: string | null; criticality: string | null;
       kind: string; issue_id: string; component: string; version: string; location: string; fixed_version: string | null;
       ecosystem: string | null; package_class: 'os' | 'app' | null; manifest: string; source_package: string | null; tier: string; due_at: Date;
+      base_id: number | null; base_key: string | null; base_name: string | null; base_owner: string | null;
     }[]
   >`
     with scoped as (${scoped}),
     owners as (select distinct a.owner from assets a join scoped s on s.id = a.id where a.kind = 'host' and a.owner is not null)
     select f.id, f.asset_id, a.asset_key, a.name as asset_name, a.kind as asset_kind, a.owner, a.criticality, f.kind, f.issue_id, f.component,
-           f.version, f.location, f.fixed_version, f.ecosystem, f.package_class, f.manifest, f.source_package, f.tier, coalesce(f.due_at, now()) as due_at
+           f.version, f.location, f.fixed_version, f.ecosystem, f.package_class, f.manifest, f.source_package, f.tier, coalesce(f.due_at, now()) as due_at,
+           b.id as base_id, b.asset_key as base_key, b.name as base_name, b.owner as base_owner
     from findings f join assets a on a.id = f.asset_id
+    left join asset_relations r on r.asset_id = a.id and r.relation = 'built_from'
+    left join assets b on b.id = r.target_id
     where f.status = 'open' and f.tier = any(${ACTION_TIERS as string[]})
       and (f.asset_id in (select id from scoped) or (a.kind = 'host' and a.owner in (select owner from owners)))
       and not exists (select 1 from tickets t where t.key = f.ticket_key and t.action = 'package' and t.state <> 'verified')
@@ -78,6 +82,7 @@ export async function actionsInScope(sql: Sql, scope: TicketScope): Promise<Reme
     sourcePackage: r.source_package,
     tier: r.tier,
     dueAt: r.due_at,
+    baseImage: r.base_id === null ? null : { assetId: Number(r.base_id), assetKey: r.base_key!, assetName: r.base_name!, owner: r.base_owner },
   }));
   return groupIntoActions(findings);
 }

@@ -20,7 +20,7 @@ function headline(t: TicketDetail): string {
     case 'os-layer':
       return `Rebuild ${where} with patched OS packages (${packages})`;
     case 'base-image':
-      return `Rebuild base image ${where} with patched OS packages (${packages})`;
+      return `Rebuild base image ${t.assetName} with patched OS packages (${packages}, ${plural(t.assets.length, 'image')} built on it)`;
     case 'manifest':
       return `Bump ${packages} in ${t.component} on ${where}`;
     case 'product':
@@ -79,7 +79,11 @@ export function incidentText(t: TicketDetail): { short_description: string; desc
         ? [`Orphan queue: ${t.orphanReason}. Find the owner and reassign this ticket (the platform follows the reassignment), or fix it.`, '']
         : []),
       ...whatToDo(t),
-      t.assets.length > 1 ? `Assets: ${t.assets.join(', ')}.` : `Asset: ${t.assetName} (${t.assetKey}).`,
+      t.action === 'base-image'
+        ? `Base image: ${t.assetName} (${t.assetKey}). Images built on it, fixed by their next build: ${t.assets.join(', ')}.`
+        : t.assets.length > 1
+          ? `Assets: ${t.assets.join(', ')}.`
+          : `Asset: ${t.assetName} (${t.assetKey}).`,
       `Due: ${t.dueAt.toISOString()}.`,
       '',
       'Why it matters (prioritized with CVSS, FIRST EPSS and CISA KEV):',

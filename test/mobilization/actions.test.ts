@@ -106,6 +106,23 @@ describe('an image', () => {
     expect(os!.lines.map((l) => l.installed)).toEqual(['3.9.2-1', '3.9.2-1+deb11u0']);
   });
 
+  it("leaves the OS layer of images built on a known base image to one ticket on the base's owner", () => {
+    const base = { assetId: 50, assetKey: 'image:registry.example.com/base/debian:12', assetName: 'registry.example.com/base/debian:12', owner: 'sam.okafor' };
+    const actions = groupIntoActions([
+      finding({ assetId: 1, assetKey: 'image:shop/api:1.4', assetName: 'shop/api:1.4', baseImage: base, component: 'openssl' }),
+      finding({ assetId: 2, assetKey: 'image:shop/web:2.0', assetName: 'shop/web:2.0', baseImage: base, component: 'openssl' }),
+      // The base image's own scan: the same rebuild.
+      finding({ assetId: 50, assetKey: base.assetKey, assetName: base.assetName, owner: 'sam.okafor', component: 'zlib1g', fixedVersion: '1:1.2.13.dfsg-1+deb12u1' }),
+      // Application packages stay with each image's owner.
+      finding({ assetId: 2, assetKey: 'image:shop/web:2.0', assetName: 'shop/web:2.0', baseImage: base, packageClass: 'app', ecosystem: 'npm', manifest: 'package-lock.json', component: 'express', version: '4.17.1', fixedVersion: '4.19.2' }),
+    ]);
+    expect(actions.map((a) => [a.action, a.assetId, a.owner, a.assetIds]).sort()).toEqual([
+      ['base-image', 50, 'sam.okafor', [1, 2, 50]],
+      ['manifest', 2, 'alex.romero', [2]],
+    ]);
+    expect(actions.find((a) => a.action === 'base-image')!.key).toBe(actionKey('os-layer', 'OS packages', { kind: 'asset', assetKey: base.assetKey, assetName: base.assetName }));
+  });
+
   it('puts the jars of one library directory on one ticket', () => {
     const jar = { packageClass: 'app' as const, ecosystem: 'jar' };
     const actions = groupIntoActions([
