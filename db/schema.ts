@@ -68,14 +68,17 @@ export const assetIdentifiers = pgTable(
   (t) => [primaryKey({ columns: [t.kind, t.value] }), index('asset_identifiers_asset_idx').on(t.assetId)],
 );
 
-/** image -runs_on-> host, host -part_of-> business service, container -instance_of-> image. */
+/**
+ * image -runs_on-> host, host -part_of-> business service, container -instance_of-> image,
+ * image -built_from-> base image (one per image: a newer claim replaces it).
+ */
 export const assetRelations = pgTable(
   'asset_relations',
   {
     assetId: bigint('asset_id', { mode: 'number' })
       .notNull()
       .references(() => assets.id),
-    relation: text('relation', { enum: ['runs_on', 'instance_of', 'part_of'] }).notNull(),
+    relation: text('relation', { enum: ['runs_on', 'instance_of', 'part_of', 'built_from'] }).notNull(),
     targetId: bigint('target_id', { mode: 'number' })
       .notNull()
       .references(() => assets.id),
