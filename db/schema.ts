@@ -68,7 +68,10 @@ export const assetIdentifiers = pgTable(
   (t) => [primaryKey({ columns: [t.kind, t.value] }), index('asset_identifiers_asset_idx').on(t.assetId)],
 );
 
-/** image -runs_on-> host, host -part_of-> business service, container -instance_of-> image, image -built_from-> base image. */
+/**
+ * image -runs_on-> host, host -part_of-> business service, container -instance_of-> image,
+ * image -built_from-> base image (one per image: a newer claim replaces it).
+ */
 export const assetRelations = pgTable(
   'asset_relations',
   {

@@ -9,6 +9,8 @@ export interface AssetRef {
   kind: 'container_image' | 'filesystem' | 'repository' | 'host' | 'other';
   name: string;
   digest?: string;
+  /** The base image a container image is built from, when its labels name one. */
+  builtFrom?: { image: string; digest?: string };
 }
 
 export interface NormalizedFinding {

@@ -33,8 +33,11 @@ export interface ContextAsset {
   publicIps?: string[];
   securityGroups?: string[];
   tags?: Record<string, string>;
-  /** Edges to other assets: an image runs as a container on a host, a host is part of a service. */
-  relations?: Array<{ relation: 'runs_on' | 'instance_of' | 'part_of'; target: AssetIdentifiers; targetKind: ContextAsset['kind']; targetName: string }>;
+  /**
+   * Edges to other assets: an image runs as a container on a host, a host is part of a service, an
+   * image is built from a base image (one base per image).
+   */
+  relations?: Array<{ relation: 'runs_on' | 'instance_of' | 'part_of' | 'built_from'; target: AssetIdentifiers; targetKind: ContextAsset['kind']; targetName: string }>;
 }
 
 /** One inbound rule of a security group or firewall: who may reach which ports. */

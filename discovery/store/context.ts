@@ -3,6 +3,7 @@ import type { Sql } from '../../db/client.js';
 import type { ContextAsset, ContextRecord, ExposureRule, RuntimeEvidence } from '../context/model.js';
 import { ATTRIBUTE_SOURCE_RANK, resolveAssets, stageContextIdentifiers, type StagedAsset } from './identity.js';
 import { refreshInternetExposure } from './exposure.js';
+import { recordBaseImages } from './base-images.js';
 import { shadowScoreIn, type ShadowDiff, type ShadowOptions } from '../../prioritization/scoring/rescore.js';
 import type { Policy } from '../../prioritization/policy.js';
 
@@ -24,7 +25,7 @@ function attributeSourceOf(source: string): string {
 /**
  * Merges one context document into the inventory, in one transaction: assets are identity-resolved
  * (created when unknown), their owner / business service / criticality / revenue / environment set where this
- * source ranks at least as high as the one that set them, relations linked, security-group rules
+ * source ranks at least as high as the one that set them, relations linked (an image's base replaced), security-group rules
  * replaced for this source, internet exposure recomputed, runtime evidence upserted.
  */
 export async function ingestContext(
@@ -117,15 +118,18 @@ async function mergeContext(
       from ranked r where a.id = r.id`;
   }
 
-  if (relationKeys.length > 0) {
+  // An image has one base: a built_from link replaces the image's earlier one; other relations add up.
+  const links = relationKeys.filter((r) => r[1] !== 'built_from');
+  if (links.length > 0) {
     await tx`
       insert into asset_relations (asset_id, relation, target_id, source)
       select a, r, t, ${scan.source}
-      from unnest(${tx.array(relationKeys.map((r) => idOf(r[0])))}::bigint[], ${tx.array(relationKeys.map((r) => r[1]))}::text[],
-                  ${tx.array(relationKeys.map((r) => idOf(r[2])))}::bigint[]) as x(a, r, t)
+      from unnest(${tx.array(links.map((r) => idOf(r[0])))}::bigint[], ${tx.array(links.map((r) => r[1]))}::text[],
+                  ${tx.array(links.map((r) => idOf(r[2])))}::bigint[]) as x(a, r, t)
       where a <> t
       on conflict do nothing`;
   }
+  await recordBaseImages(tx, relationKeys.filter((r) => r[1] === 'built_from').map((r) => [idOf(r[0]), idOf(r[2])] as const), scan.source);
 
   if (rules.length > 0) {
     const flat = rules.flatMap((r) => r.sources.map((cidr) => [r.securityGroup, r.protocol, r.fromPort, r.toPort, cidr] as const));

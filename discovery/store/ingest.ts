@@ -3,6 +3,8 @@ import type { Sql } from '../../db/client.js';
 import type { NormalizedFinding } from '../connectors/index.js';
 import { resolveAssets, stageAssetRef, type StagedAsset } from './identity.js';
 import { stageRows, type StageColumn } from './copy.js';
+import { recordScannedBaseImages } from './base-images.js';
+import type { BaseImage } from '../connectors/common/base-image.js';
 
 export interface IngestCounts {
   /** Findings in the report after in-report duplicates are merged. */
@@ -67,8 +69,12 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       ) on commit delete rows`.simple();
     // Assets are few even when findings are millions: collect them on the way, resolve them once.
     const seen = new Map<string, StagedAsset>();
+    const bases = new Map<string, BaseImage>();
     const rows = await stageRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => {
-      if (!seen.has(f.asset.assetKey)) seen.set(f.asset.assetKey, stageAssetRef(f.asset));
+      if (!seen.has(f.asset.assetKey)) {
+        seen.set(f.asset.assetKey, stageAssetRef(f.asset));
+        if (f.asset.builtFrom) bases.set(f.asset.assetKey, f.asset.builtFrom);
+      }
       return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.cvssVector, f.title, f.vendorStatus,
         f.ecosystem, f.packageClass, f.manifest, f.sourcePackage, f.fixedVersion !== undefined ? f.fixSource : undefined];
     });
@@ -91,6 +97,8 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         attribute_sources = case when ${scan.owner ?? null}::text is not null and attribute_sources->>'owner' is null
                                  then attribute_sources || '{"owner":"scan"}' else attribute_sources end
       where id = any(${tx.array(scannedIds)}::bigint[])`;
+    // After the update above: the images' rows are locked, so a concurrent import naming another base waits.
+    await recordScannedBaseImages(tx, resolved, bases, scan.source);
     const complete = scan.complete ?? rows > 0;
     // distinct on: a report may list the same package twice (e.g. two layers); one finding it is.
     // The package facts (ecosystem, class, manifest, source package) and where the fixed version came

@@ -8,6 +8,7 @@ import {
   OS_ECOSYSTEMS, componentName, grypeEcosystem, isManifestPath, nameFromParts, preferCve, relPath,
 } from '../common/identity.js';
 import { cvss3Vector } from '../common/cvss.js';
+import { baseImageOf } from '../common/base-image.js';
 import { packageFacts } from '../common/package-facts.js';
 
 // Grype JSON (`grype <source> -o json`). Grype writes `matches` first and `source` (the scanned
@@ -30,6 +31,17 @@ const FIX_STATES: Record<string, VendorStatus> = {
   unknown: 'unknown',
 };
 
+/** Syft keeps the image config and manifest as base64 JSON; undefined when absent or unreadable. */
+function encodedJson(value: unknown): Json | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(value, 'base64').toString('utf8'));
+    return isObject(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function assetOf(file: string, source: Json | undefined, options: ParseOptions): AssetRef {
   const type = str(source?.type);
   const target = source?.target;
@@ -40,7 +52,10 @@ function assetOf(file: string, source: Json | undefined, options: ParseOptions):
   if (type === 'image') {
     // The same digest Trivy records: the registry digest, else the image ID.
     const digest = strings(image?.repoDigests)[0] ?? str(image?.imageID);
-    return { assetKey: `image:${name}`, kind: 'container_image', name, ...(digest ? { digest } : {}) };
+    // Syft's image labels, else the labels of the image config, else the manifest's annotations.
+    const config = encodedJson(image?.config)?.config;
+    const builtFrom = baseImageOf(image?.labels, isObject(config) ? config.Labels : undefined, encodedJson(image?.manifest)?.annotations);
+    return { assetKey: `image:${name}`, kind: 'container_image', name, ...(digest ? { digest } : {}), ...(builtFrom ? { builtFrom } : {}) };
   }
   if (type === 'directory' || type === 'file') return { assetKey: `fs:${name}`, kind: 'filesystem', name };
   return { assetKey: `asset:${name}`, kind: 'other', name };

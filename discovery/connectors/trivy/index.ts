@@ -6,6 +6,7 @@ import { isObject, str, strings, defined, type Json } from '../common/json.js';
 import { componentName, cweId, isManifestPath, relPath, trivyEcosystem } from '../common/identity.js';
 import { packageFacts, type PackageFacts } from '../common/package-facts.js';
 import { cvss3Vector } from '../common/cvss.js';
+import { baseImageOf } from '../common/base-image.js';
 
 // Trivy JSON (`trivy image|fs|repo|k8s --format json`): SchemaVersion 2 reports, Kubernetes cluster
 // reports (ClusterName), and the legacy pre-2021 form that is a bare array of results. Streamed:
@@ -111,7 +112,9 @@ function imageAsset(header: Header, firstTarget: string | undefined, options: Pa
     : type === 'vm' ? 'host'
     : 'other';
   const prefix = { container_image: 'image', filesystem: 'fs', repository: 'repo', host: 'host', other: 'asset' }[kind];
-  return { assetKey: `${prefix}:${name}`, kind, name, ...(digest ? { digest } : {}) };
+  const config = isObject(metadata.ImageConfig) ? metadata.ImageConfig.config : undefined;
+  const builtFrom = kind === 'container_image' ? baseImageOf(isObject(config) ? config.Labels : undefined) : undefined;
+  return { assetKey: `${prefix}:${name}`, kind, name, ...(digest ? { digest } : {}), ...(builtFrom ? { builtFrom } : {}) };
 }
 
 const TRIVY_SEVERITIES: Record<string, Severity> = { CRITICAL: 'critical', HIGH: 'high', MEDIUM: 'medium', LOW: 'low', UNKNOWN: 'unknown' };

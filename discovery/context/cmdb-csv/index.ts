@@ -6,6 +6,7 @@ import {
   normalizeIp, normalizeName, parseCriticality, parseRevenue, splitList, uniq,
 } from '../common.js';
 import { contextRecords } from '../parse-frame.js';
+import { imageDigestOf, isImageReference } from '../../connectors/common/base-image.js';
 
 // A CMDB export as CSV, in our own documented column set (context/README.md). Columns are found by
 // name, case-insensitively, in any order; only `name` is required. Streamed row by row.
@@ -29,6 +30,7 @@ const COLUMNS = {
   environment: { names: ['environment', 'used_for'] },
   partOf: { names: ['part_of'] },
   runsOn: { names: ['runs_on'] },
+  builtFrom: { names: ['built_from', 'base_image'] },
   tags: { names: ['tags'] },
 } satisfies CsvColumns<string>;
 
@@ -102,6 +104,15 @@ async function* rows(file: string, display: string): AsyncGenerator<ContextRecor
     }
     for (const host of splitList(v.runsOn)) {
       relations.push({ relation: 'runs_on', target: hostIdentifiers(host), targetKind: 'host', targetName: host });
+    }
+    if (v.builtFrom !== '') {
+      // The base is identified as a scanned image of that reference would be, so the two meet.
+      const base = v.builtFrom;
+      if (kind !== 'container_image') fail('built_from', `only a container image has a base image; this row is a ${kind}`);
+      if (!isImageReference(base)) fail('built_from', `${JSON.stringify(base)} is not one image reference (registry/repo:tag); an image has one base`);
+      if (base === v.image) fail('built_from', `${JSON.stringify(base)} is the image itself`);
+      const digest = imageDigestOf(base);
+      relations.push({ relation: 'built_from', target: digest ? { image: base, imageDigest: digest } : { image: base }, targetKind: 'container_image', targetName: base });
     }
 
     const identifiers: AssetIdentifiers = {
