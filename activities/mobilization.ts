@@ -2,7 +2,7 @@ import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
 import type { SlaConfig } from '../config/index.js';
-import { adoptAssignee, escalateOnIncident, openIncident, readIncidentBack, syncIncident } from '../mobilization/incidents.js';
+import { adoptAssignee, escalateOnIncident, handOverIncident, openIncident, readIncidentBack, syncIncident } from '../mobilization/incidents.js';
 import { mobilize } from '../mobilization/mobilize.js';
 import { queueForDigest } from '../mobilization/escalation-digests.js';
 import { setTicketState } from '../mobilization/store.js';
@@ -23,7 +23,8 @@ export function createMobilizationActivities({ database, itsm, temporal, sla }: 
   const incidents = { database, itsm };
   // Owners are checked in the ITSM's directory before a ticket is planned for them.
   const directory = { name: ITSM_LABEL[itsm.name], findUser: (userName: string) => itsm.findUser(userName) };
-  const planning = { database, temporal, sla, directory, warn: (message: string, fields: Record<string, unknown>) => log.warn(message, fields) };
+  const handOver = (ticketKey: string, owner: string) => handOverIncident(incidents, ticketKey, owner);
+  const planning = { database, temporal, sla, directory, handOver, warn: (message: string, fields: Record<string, unknown>) => log.warn(message, fields) };
   return {
     /** Golden tickets for the assets a scan covered. */
     async mobilizeScan({ scanId }: { scanId: string }): Promise<Record<string, number>> {

@@ -133,6 +133,25 @@ export async function adoptAssignee({ database, itsm }: IncidentDeps, ticketKey:
   return { owner: user.userName };
 }
 
+/**
+ * The owner of an orphaned ticket is known now (a CMDB named them, the directory was fixed): the
+ * ticket is reassigned to them in the ITSM, which tells the workflow as any reassignment does, and
+ * leaves the orphan queue. Not yet opened, it opens in their name.
+ */
+export async function handOverIncident({ database, itsm }: IncidentDeps, ticketKey: string, owner: string): Promise<void> {
+  const t = await ticketDetail(database.sql, ticketKey);
+  if (!t?.orphanReason) return; // already handed over (a retried activity)
+  if (t.externalSysId) {
+    const user = await itsm.findUser(owner);
+    if (!user) return;
+    await itsm.updateTicket(t.externalSysId, {
+      assigneeId: user.id,
+      workNote: `Owner found: ${owner}. This ticket leaves the orphan queue (${t.orphanReason}) and is reassigned to them.`,
+    });
+  }
+  await setTicketOwner(database.db, ticketKey, owner);
+}
+
 /** Reads the incident back: catches a state change whose webhook never arrived. */
 export async function readIncidentBack({ database, itsm }: IncidentDeps, ticketKey: string): Promise<TicketEvent | null> {
   const t = await ticketDetail(database.sql, ticketKey);

@@ -26,6 +26,8 @@ export interface MobilizeDeps {
   sla: SlaConfig;
   /** Without one, owners are taken as the assets name them. */
   directory?: Directory;
+  /** Reassigns an orphaned ticket to the owner found since (mobilization/incidents.ts handOverIncident). */
+  handOver?: (ticketKey: string, owner: string) => Promise<void>;
   /** Where an owner the directory does not know is reported (the activity's log). */
   warn?: (message: string, fields: Record<string, unknown>) => void;
 }
@@ -60,11 +62,20 @@ async function assignments(
   return { assign, notFound: [...status].filter(([, s]) => s !== 'ok').map(([owner]) => owner) };
 }
 
-export async function mobilize({ database, temporal, sla, directory, warn }: MobilizeDeps, scope: TicketScope): Promise<Record<string, number>> {
+export async function mobilize({ database, temporal, sla, directory, handOver, warn }: MobilizeDeps, scope: TicketScope): Promise<Record<string, number>> {
   const actions = await actionsInScope(database.sql, scope);
   const { assign, notFound } = await assignments(actions, sla, directory);
   if (notFound.length) warn?.('owners not found in the ITSM directory: their tickets go to the orphan queue', { owners: notFound, fallbackOwner: sla.fallbackOwner ?? null });
+  // Orphaned tickets whose owner is known now: handed over once saved.
+  const orphaned = await database.sql<{ key: string }[]>`
+    select key from tickets where key = any(${database.sql.array(actions.map((a) => a.key))}::text[]) and orphan_reason is not null and state not in ('verified', 'closed')`;
+  const handovers = orphaned.flatMap(({ key }) => {
+    const a = actions.find((x) => x.key === key)!;
+    const to = assign(a);
+    return to.owner && !to.orphanReason ? [{ key, owner: to.owner }] : [];
+  });
   const planned = await saveTickets(database.sql, actions, (t) => slaFor(sla.policy, sla, t), assign);
+  for (const h of handovers) await handOver?.(h.key, h.owner);
   let started = 0;
   for (const t of planned) {
     if (!t.changed || !t.owner) continue;
@@ -102,6 +113,7 @@ export async function mobilize({ database, temporal, sla, directory, warn }: Mob
     ticketsSignalled: started,
     orphanedTickets: planned.filter((t) => t.orphanReason).length,
     ...(notFound.length ? { ownersNotFound: notFound.length } : {}),
+    ...(handovers.length ? { orphansHandedOver: handovers.length } : {}),
     ...(verified ? { ticketsVerified: verified } : {}),
   };
 }

@@ -78,6 +78,8 @@ export interface TicketUpdate {
   watchersAdd?: string[];
   /** Escalation level reached (1: first manager...): raises the ticket's escalation or priority, never lowers it. */
   escalationLevel?: number;
+  /** Reassigns the ticket to this ITSM user id (an orphan handed over to the owner found since). */
+  assigneeId?: string;
 }
 
 /** One ITSM, as the golden tickets use it. Every method may be retried: creation is keyed, updates converge. */

@@ -158,6 +158,7 @@ export function jiraItsm({ client, directory, routing, issueType, statusMap, pri
         }
         await client.transitionIssue(id, move.id);
       }
+      if (u.assigneeId && issue.fields.assignee?.accountId !== u.assigneeId) await client.editIssue(id, { fields: { assignee: { accountId: u.assigneeId } } });
       if (u.workNote) await client.addComment(id, u.workNote);
       if (u.closeNotes && u.closeNotes !== u.workNote) await client.addComment(id, `Resolution: ${u.closeNotes}`);
       if (u.watchersAdd?.length) {

@@ -60,6 +60,7 @@ export function serviceNowItsm(client: ServiceNowClient): Itsm {
       const fields: IncidentFields = {
         ...(u.workNote !== undefined ? { work_notes: u.workNote } : {}),
         ...(u.state ? { state: toServiceNowState(u.state) } : {}),
+        ...(u.assigneeId ? { assigned_to: u.assigneeId } : {}),
       };
       if (u.closeNotes !== undefined) {
         fields.close_code = 'Solved (Permanently)';
