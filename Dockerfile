@@ -35,7 +35,6 @@ COPY config ./config
 COPY scoping ./scoping
 COPY discovery ./discovery
 COPY prioritization ./prioritization
-COPY validation ./validation
 COPY mobilization ./mobilization
 COPY slack ./slack
 COPY scripts ./scripts
