@@ -15,16 +15,18 @@ export interface MobilizationDeps {
   itsm: Itsm;
   temporal: { client: Client; taskQueue: string };
   sla: SlaConfig;
+  /** Who holds the orphan queue (CTEM_FALLBACK_OWNER). */
+  fallbackOwner?: string;
 }
 
 // The remediation workflow's activities, over mobilization/: names and signatures are part of
 // running workflows' histories and do not change.
-export function createMobilizationActivities({ database, itsm, temporal, sla }: MobilizationDeps) {
+export function createMobilizationActivities({ database, itsm, temporal, sla, fallbackOwner }: MobilizationDeps) {
   const incidents = { database, itsm };
   // Owners are checked in the ITSM's directory before a ticket is planned for them.
   const directory = { name: ITSM_LABEL[itsm.name], findUser: (userName: string) => itsm.findUser(userName) };
   const handOver = (ticketKey: string, owner: string) => handOverIncident(incidents, ticketKey, owner);
-  const planning = { database, temporal, sla, directory, handOver, warn: (message: string, fields: Record<string, unknown>) => log.warn(message, fields) };
+  const planning = { database, temporal, sla, directory, handOver, ...(fallbackOwner ? { fallbackOwner } : {}), warn: (message: string, fields: Record<string, unknown>) => log.warn(message, fields) };
   return {
     /** Golden tickets for the assets a scan covered. */
     async mobilizeScan({ scanId }: { scanId: string }): Promise<Record<string, number>> {

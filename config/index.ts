@@ -123,15 +123,15 @@ export interface SlaConfig {
   reconcileIntervalMs: number;
   /** Acknowledgement time and escalation interval per tier and per asset criticality (CTEM_SLA_POLICY). */
   policy: SlaPolicy;
+}
+
+export interface Config {
   /**
    * The owner of last resort (CTEM_FALLBACK_OWNER, e.g. security operations): tickets whose asset has
    * no owner, or whose owner the ITSM does not know, go to the orphan queue assigned to this person
    * and escalate like any ticket. Unset with a real ITSM: orphaned tickets wait unassigned.
    */
   fallbackOwner?: string;
-}
-
-export interface Config {
   port: number;
   host: string;
   publicUrl: string;
@@ -337,6 +337,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       simulatorPort: e.SERVICENOW_SIM_PORT,
     },
     itsm: e.CTEM_ITSM,
+    // With an embedded ITSM simulator, its security operations analyst (both simulators seed them).
+    ...(e.CTEM_FALLBACK_OWNER || !(e.CTEM_ITSM === 'jira' ? e.JIRA_BASE_URL : e.SERVICENOW_URL) ? { fallbackOwner: e.CTEM_FALLBACK_OWNER ?? 'sam.okafor' } : {}),
     jira,
     ...(people ? { people } : {}),
     intel: {
@@ -352,8 +354,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       digestWindowMs: e.CTEM_ESCALATION_DIGEST_WINDOW,
       reconcileIntervalMs: e.CTEM_TICKET_RECONCILE_INTERVAL,
       policy: e.CTEM_SLA_POLICY,
-      // The embedded ServiceNow simulator's security operations analyst.
-      ...(e.CTEM_FALLBACK_OWNER || !e.SERVICENOW_URL ? { fallbackOwner: e.CTEM_FALLBACK_OWNER ?? 'sam.okafor' } : {}),
     },
     scanSlaMs: { critical: e.CTEM_SCAN_SLA_CRITICAL, high: e.CTEM_SCAN_SLA_HIGH, medium: e.CTEM_SCAN_SLA_MEDIUM, low: e.CTEM_SCAN_SLA_LOW },
     orphanReportCron: e.CTEM_ORPHAN_REPORT_SCHEDULE,

@@ -26,6 +26,8 @@ export interface MobilizeDeps {
   sla: SlaConfig;
   /** Without one, owners are taken as the assets name them. */
   directory?: Directory;
+  /** Who holds the orphan queue's tickets (CTEM_FALLBACK_OWNER); without one they wait unassigned. */
+  fallbackOwner?: string;
   /** Reassigns an orphaned ticket to the owner found since (mobilization/incidents.ts handOverIncident). */
   handOver?: (ticketKey: string, owner: string) => Promise<void>;
   /** Where an owner the directory does not know is reported (the activity's log). */
@@ -39,7 +41,7 @@ export interface MobilizeDeps {
  */
 async function assignments(
   actions: RemediationAction[],
-  sla: SlaConfig,
+  fallbackOwner: string | undefined,
   directory?: Directory,
 ): Promise<{ assign: (a: RemediationAction) => Assignment; notFound: string[] }> {
   const status = new Map<string, 'ok' | 'unknown' | 'inactive'>();
@@ -51,7 +53,7 @@ async function assignments(
     const user = await directory.findUser(owner);
     status.set(owner, !user ? 'unknown' : user.active ? 'ok' : 'inactive');
   }
-  const orphan = (reason: string): Assignment => ({ owner: sla.fallbackOwner ?? null, orphanReason: reason });
+  const orphan = (reason: string): Assignment => ({ owner: fallbackOwner ?? null, orphanReason: reason });
   const assign = (a: RemediationAction): Assignment => {
     if (!a.owner) return orphan('the asset has no owner');
     const s = status.get(a.owner);
@@ -62,10 +64,10 @@ async function assignments(
   return { assign, notFound: [...status].filter(([, s]) => s !== 'ok').map(([owner]) => owner) };
 }
 
-export async function mobilize({ database, temporal, sla, directory, handOver, warn }: MobilizeDeps, scope: TicketScope): Promise<Record<string, number>> {
+export async function mobilize({ database, temporal, sla, directory, fallbackOwner, handOver, warn }: MobilizeDeps, scope: TicketScope): Promise<Record<string, number>> {
   const actions = await actionsInScope(database.sql, scope);
-  const { assign, notFound } = await assignments(actions, sla, directory);
-  if (notFound.length) warn?.('owners not found in the ITSM directory: their tickets go to the orphan queue', { owners: notFound, fallbackOwner: sla.fallbackOwner ?? null });
+  const { assign, notFound } = await assignments(actions, fallbackOwner, directory);
+  if (notFound.length) warn?.('owners not found in the ITSM directory: their tickets go to the orphan queue', { owners: notFound, fallbackOwner: fallbackOwner ?? null });
   // Orphaned tickets whose owner is known now: handed over once saved.
   const orphaned = await database.sql<{ key: string }[]>`
     select key from tickets where key = any(${database.sql.array(actions.map((a) => a.key))}::text[]) and orphan_reason is not null and state not in ('verified', 'closed')`;

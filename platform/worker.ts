@@ -19,7 +19,7 @@ import type { Config } from '../config/index.js';
 const require = createRequire(import.meta.url);
 
 export interface WorkerDeps {
-  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel' | 'maxUploadBytes'>;
+  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel' | 'maxUploadBytes' | 'fallbackOwner'>;
   connection: NativeConnection;
   client: Client;
   database: Database;
@@ -40,7 +40,7 @@ export function createActivities({ config, client, database, itsm, serviceNowCon
     ...createIntelActivities({ database, temporal: { client, taskQueue: config.temporal.taskQueue }, reportsDir: join(config.dataDir, 'reports'), intel: config.intel }),
     ...createRescoreActivities({ database }),
     ...createPrioritizationActivities({ database }),
-    ...createMobilizationActivities({ database, itsm, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla }),
+    ...createMobilizationActivities({ database, itsm, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla, ...(config.fallbackOwner ? { fallbackOwner: config.fallbackOwner } : {}) }),
     ...createEscalationDigestActivities({ database, ...(notifier ? { notifier } : {}) }),
   };
 }

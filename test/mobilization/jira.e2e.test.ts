@@ -131,13 +131,16 @@ describe('Jira as the ITSM', () => {
     const after = await detail(platform, ticket.key);
     expect(after.workflow.phase).toBe('awaiting-acknowledgement');
     expect(after.state).toBe('new');
-    expect(await webhookEventsOf(platform, ticket.key)).toEqual([]);
+    expect(await webhookEventsOf(platform, ticket.key)).toEqual(before);
   });
 
   it('hears a redelivered webhook once, and ignores events that are not ticket changes', async () => {
     const target = 'jira/redelivered:1';
     await scan(platform, target);
     const ticket = await openedTicket(platform, target, 'libssl1.1');
+    // What Jira said of the issue's opening (delivered late on a busy machine) is not this test's.
+    await platform.jiraSimulator!.instance.webhooksIdle();
+    const before = (await webhookEventsOf(platform, ticket.key)).map((e) => e.event_id);
     const secret = (JSON.parse(readFileSync(join(platform.env.CTEM_DATA_DIR!, 'secrets.json'), 'utf8')) as { webhookSecret: string }).webhookSecret;
     const send = (payload: unknown, identifier: string) => {
       const body = JSON.stringify(payload);
@@ -157,7 +160,7 @@ describe('Jira as the ITSM', () => {
     expect(await (await send({ webhookEvent: 'comment_created', comment: { id: '1' }, issue: update.issue }, 'comment-1')).json()).toMatchObject({ status: 'ignored' });
     expect(await (await send({ ...update, issue: { ...update.issue, id: '1' } }, 'other-issue')).json()).toEqual({ status: 'ignored', reason: 'not a CTEM ticket' });
     await eventually(async () => ((await detail(platform, ticket.key)).workflow.phase === 'awaiting-resolution' ? true : undefined), { what: 'acknowledged once' });
-    expect((await webhookEventsOf(platform, ticket.key)).map((e) => e.event_id)).toEqual(['jira:redelivery-1']);
+    expect((await webhookEventsOf(platform, ticket.key)).map((e) => e.event_id)).toEqual([...before, 'jira:redelivery-1']);
   });
 
   it('follows the issue through Jira: In Progress acknowledges, Resolved verifies, a clean scan closes it', async () => {
@@ -268,6 +271,8 @@ describe('Jira reconciliation', () => {
     const ticket = await openedTicket(platform, target, 'libssl1.1');
     expect(ticket.externalNumber).toMatch(/^CTEM-\d+$/);
     const sim = platform.jiraSimulator!.instance;
+    await sim.webhooksIdle();
+    const before = await webhookEventsOf(platform, ticket.key);
     // Jira's delivery fails for good (the platform was unreachable): only the read-back can tell.
     sim.setWebhook(undefined);
     await transition(platform, ticket.externalSysId!, 'In Progress');
@@ -279,6 +284,6 @@ describe('Jira reconciliation', () => {
       { what: 'acknowledged by reconciliation', timeoutMs: 30_000 },
     );
     expect(d.workflow.seenEvents.some((e) => e.startsWith(`reconcile:${ticket.externalSysId}:`))).toBe(true);
-    expect(await webhookEventsOf(platform, ticket.key)).toEqual([]);
+    expect(await webhookEventsOf(platform, ticket.key)).toEqual(before);
   });
 });
