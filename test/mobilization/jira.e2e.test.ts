@@ -112,6 +112,8 @@ describe('Jira as the ITSM', () => {
     const target = 'jira/forged:1';
     await scan(platform, target);
     const ticket = await openedTicket(platform, target, 'libssl1.1');
+    await platform.jiraSimulator!.instance.webhooksIdle();
+    const before = await webhookEventsOf(platform, ticket.key);
     const body = JSON.stringify({
       timestamp: Date.now(),
       webhookEvent: 'jira:issue_updated',
