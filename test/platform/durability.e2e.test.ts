@@ -117,10 +117,14 @@ describe.concurrent('durability', () => {
 
       const incidents = platform.simulator!.instance.records('incident').filter((r) => opened.some((t) => t.key === r.correlation_id));
       expect(incidents).toHaveLength(2);
-      const notes = platform.simulator!.instance
-        .records('sys_journal_field')
-        .filter((r) => r.element === 'work_notes' && r.value?.startsWith('Escalation level 1') && opened.some((t) => t.externalSysId === r.element_id));
-      expect(notes).toHaveLength(1);
+      const notes = () =>
+        platform
+          .simulator!.instance.records('sys_journal_field')
+          .filter((r) => r.element === 'work_notes' && r.value?.startsWith('Escalation level 1') && opened.some((t) => t.externalSysId === r.element_id));
+      // The escalation is recorded before its work note is written: wait for the note, then for any duplicate.
+      await eventually(async () => (notes().length > 0 ? true : undefined), { what: 'the escalation work note' });
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(notes()).toHaveLength(1);
     });
   });
 
