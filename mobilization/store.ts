@@ -130,7 +130,8 @@ export async function scanCoverage(sql: Sql, scanId: string): Promise<{ received
   return { receivedAt: scan?.created_at ?? null, assetIds: assets.map((a) => Number(a.asset_id)) };
 }
 
-export interface OrphanQueueEntry {
+/** A ticket of the orphan queue, as the API and the weekly report list it. */
+export type OrphanQueueEntry = {
   key: string;
   externalNumber: string | null;
   /** The fallback owner holding it, or null when none is configured. */
@@ -140,7 +141,7 @@ export interface OrphanQueueEntry {
   findingCount: number;
   assetKey: string;
   assetName: string;
-}
+};
 
 /** Tickets in the orphan queue (no owner, or one the ITSM does not know), the most urgent first. */
 export async function orphanQueue(sql: Sql): Promise<OrphanQueueEntry[]> {

@@ -1,4 +1,5 @@
 import { and, desc, eq } from 'drizzle-orm';
+import type { OrphanQueueEntry } from '../../mobilization/store.js';
 import type { Db, Sql } from '../../db/client.js';
 import { discoverySources, reports } from '../../db/schema.js';
 
@@ -30,23 +31,12 @@ export async function deleteSource(db: Db, name: string): Promise<boolean> {
   return rows.length > 0;
 }
 
-/** A ticket of the orphan queue, as the weekly report lists it (mobilization/store.ts orphanQueue). */
-export type OrphanTicket = {
-  key: string;
-  externalNumber: string | null;
-  owner: string | null;
-  reason: string;
-  tier: string;
-  findingCount: number;
-  assetKey: string;
-  assetName: string;
-};
 
 /**
  * Assets nobody owns, with what is open on them, and the tickets waiting in the orphan queue (no
  * owner, or an owner the ITSM does not know): the weekly orphan report.
  */
-export async function buildOrphanReport(sql: Sql, orphanTickets: OrphanTicket[] = []) {
+export async function buildOrphanReport(sql: Sql, orphanTickets: OrphanQueueEntry[] = []) {
   const rows = await sql`
     select a.id, a.name, a.asset_key, a.kind, a.business_service, a.criticality, a.internet_facing, a.last_seen_at,
            count(f.id) filter (where f.status = 'open')::int as open_findings,
