@@ -13,29 +13,15 @@ const DAY_MS = 86_400_000;
 export const escalationDigestWorkflowId = (manager: string) => `escalation-digest:${manager}`;
 
 /** Tells the manager's round about an escalation just recorded: starts the round when none is open. */
-// Signals to one manager's digest leave this process one at a time: a burst of escalations (an
-// image's tickets breaching together) becomes a queue of signals rather than a storm of concurrent
-// signal-with-starts on one workflow id, which Temporal's time-skipping test server mishandles.
-const signalling = new Map<string, Promise<unknown>>();
-
 export async function queueForDigest(temporal: { client: Client; taskQueue: string }, notice: EscalationNotice, windowMs: number): Promise<void> {
   const line: EscalationQueued = { ticketKey: notice.ticketKey, owner: notice.owner, ...(notice.ticketUrl ? { ticketUrl: notice.ticketUrl } : {}) };
-  const workflowId = escalationDigestWorkflowId(notice.manager.userName);
-  const send = () =>
-    temporal.client.workflow.signalWithStart(escalationDigestWorkflow, {
-      workflowId,
-      taskQueue: temporal.taskQueue,
-      args: [{ manager: notice.manager, windowMs }],
-      signal: escalationQueuedSignal,
-      signalArgs: [line],
-    });
-  const mine = (signalling.get(workflowId) ?? Promise.resolve()).catch(() => undefined).then(send);
-  signalling.set(workflowId, mine);
-  try {
-    await mine;
-  } finally {
-    if (signalling.get(workflowId) === mine) signalling.delete(workflowId);
-  }
+  await temporal.client.workflow.signalWithStart(escalationDigestWorkflow, {
+    workflowId: escalationDigestWorkflowId(notice.manager.userName),
+    taskQueue: temporal.taskQueue,
+    args: [{ manager: notice.manager, windowMs }],
+    signal: escalationQueuedSignal,
+    signalArgs: [line],
+  });
 }
 
 export interface ComposedDigest {

@@ -26,7 +26,7 @@ interface Source {
 
 /**
  * The lockfile or SBOM the packages were read from, relative to the asset when the asset is its
- * folder (`yarn.lock` of `fs:/tmp/components`), else as reported; a git source has none.
+ * folder (`yarn.lock` of `fs:/src/app`), else as reported; a git source has none.
  */
 function manifestOf(source: Source | undefined, options: ParseOptions): string | undefined {
   const path = source?.path;
