@@ -303,6 +303,10 @@ export const findingSources = pgTable(
     source: text('source').notNull(),
     present: boolean('present').notNull().default(true),
     vendorStatus: text('vendor_status'),
+    /** This source's own rating of the finding (scanners rate one CVE from different sources): kept so it can be shown, and so the finding's rating never depends on which scanner reported last. */
+    severity: text('severity'),
+    cvssScore: real('cvss_score'),
+    cvssVector: text('cvss_vector'),
     firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
     lastScanId: uuid('last_scan_id').notNull(),
@@ -370,13 +374,53 @@ export const kevEntries = pgTable(
 );
 
 /**
+ * What CVE records say about each CVE (CVE JSON 5: the CVE Program's list and CISA Vulnrichment share
+ * it), per feed version like EPSS and KEV: the CNA's and the ADPs' CVSS, CWE, affected versions and
+ * CISA's SSVC decision points. `sha256` is the record file's hash: an import parses only the records
+ * whose hash changed since the previous version and copies the others.
+ */
+export const cveRecords = pgTable(
+  'cve_records',
+  {
+    feedVersion: text('feed_version').notNull(),
+    cve: text('cve').notNull(),
+    /** PUBLISHED or REJECTED. */
+    state: text('state').notNull(),
+    datePublished: timestamp('date_published', { withTimezone: true }),
+    dateUpdated: timestamp('date_updated', { withTimezone: true }),
+    /** The CNA's CVSS v3.x base vector and score (3.1 over 3.0). */
+    cnaVector: text('cna_vector'),
+    cnaScore: real('cna_score'),
+    /** The CNA's CVSS v4.0 vector and score, where the record has one. */
+    cnaV4Vector: text('cna_v4_vector'),
+    cnaV4Score: real('cna_v4_score'),
+    /** An ADP's CVSS v3.x vector and score (CISA's Vulnrichment adds one where the CNA gave none). */
+    adpVector: text('adp_vector'),
+    adpScore: real('adp_score'),
+    /** Who wrote the ADP vector (`CISA-ADP`). */
+    adpProvider: text('adp_provider'),
+    cwes: text('cwes').array(),
+    /** CISA's SSVC decision points, normalised to lower case: none / poc / active, yes / no, partial / total. */
+    ssvcExploitation: text('ssvc_exploitation', { enum: ['none', 'poc', 'active'] }),
+    ssvcAutomatable: text('ssvc_automatable', { enum: ['yes', 'no'] }),
+    ssvcTechnicalImpact: text('ssvc_technical_impact', { enum: ['partial', 'total'] }),
+    /** When CISA made the SSVC assessment (a backtest ignores assessments made after its t0). */
+    ssvcAssessedAt: timestamp('ssvc_assessed_at', { withTimezone: true }),
+    /** Affected products and version ranges, as the record states them (vendor, product, versions). */
+    affected: jsonb('affected').$type<Array<{ vendor?: string; product?: string; packageName?: string; collectionURL?: string; defaultStatus?: string; versions?: Array<{ version: string; status: string; lessThan?: string; lessThanOrEqual?: string; versionType?: string }> }>>(),
+    sha256: text('sha256').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.feedVersion, t.cve] })],
+);
+
+/**
  * Every feed version seen, with its validation: a version takes effect (`active`) only after it
  * passed; `staged` versions can be evaluated in shadow mode; `rejected` ones say why.
  */
 export const intelFeeds = pgTable(
   'intel_feeds',
   {
-    kind: text('kind', { enum: ['epss', 'kev'] }).notNull(),
+    kind: text('kind', { enum: ['epss', 'kev', 'cve'] }).notNull(),
     version: text('version').notNull(),
     status: text('status', { enum: ['active', 'staged', 'rejected', 'retired'] }).notNull().default('active'),
     rows: integer('rows').notNull(),
@@ -391,6 +435,16 @@ export const intelFeeds = pgTable(
   },
   (t) => [primaryKey({ columns: [t.kind, t.version] })],
 );
+
+/**
+ * What the estate was last scored with (policy and feed versions, context generation), so a
+ * rescoring can tell what changed since and score only the findings it affects, or nothing.
+ */
+export const scoringInputs = pgTable('scoring_inputs', {
+  name: text('name').primaryKey(),
+  inputs: jsonb('inputs').$type<Record<string, string | number | null>>().notNull(),
+  scoredAt: timestamp('scored_at', { withTimezone: true }).notNull().defaultNow(),
+});
 
 /** Prioritization policies: declarative documents, versioned; one active, others shadow or retired. */
 export const policies = pgTable('policies', {
