@@ -8,6 +8,7 @@ import type { Worker } from '@temporalio/worker';
 import { importStartupFeeds } from '../prioritization/feeds/import.js';
 import { createApp } from '../api/app.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
+import { activePolicy, seedShippedPolicies } from '../prioritization/policy-store.js';
 import type { Itsm, ItsmName } from '../mobilization/itsm/index.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../mobilization/itsm/servicenow/simulator.js';
 import { createJiraSimulator, type JiraSimulator } from '../mobilization/itsm/jira/simulator.js';
@@ -103,6 +104,9 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     await migrateDatabase(databaseUrl);
     const database = connectDatabase(databaseUrl);
     stack.push(() => database.close());
+    await activePolicy(database.sql);
+    const shipped = await seedShippedPolicies(database.sql);
+    if (shipped.length) log(`policies available (shadow): ${shipped.join(', ')}; the active one is ${(await activePolicy(database.sql)).version}`);
 
     let temporalAddress = config.temporal.address;
     let temporalUiUrl: string | undefined;

@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import type { Sql } from '../db/client.js';
-import { defaultPolicy, parsePolicy, PolicyError, type Policy } from './policy.js';
+import { defaultPolicy, parsePolicy, PolicyError, shippedPolicy, SHIPPED_POLICIES, type Policy } from './policy.js';
 
 // Policies in the database: documents are validated before they are stored, a version is immutable
 // once saved, exactly one is active (the one scoring uses), others are shadow (evaluated only) or
@@ -38,7 +38,25 @@ export async function activePolicy(sql: Sql): Promise<Policy> {
     await insertOrCheck(tx, seed);
     await tx`update policies set status = 'active', activated_at = now() where version = ${seed.version}`;
   });
+  await seedShippedPolicies(sql);
   return activePolicy(sql);
+}
+
+/**
+ * Saves every shipped policy the database does not have yet, as shadow: the others (CISA BOD 26-04)
+ * stay available to evaluate and activate. Which one is active is never changed here: an estate
+ * that runs an older default keeps it until someone activates another.
+ */
+export async function seedShippedPolicies(sql: Sql): Promise<string[]> {
+  const added: string[] = [];
+  for (const file of SHIPPED_POLICIES) {
+    const policy = shippedPolicy(file);
+    const [row] = await sql`
+      insert into policies (version, document, status) values (${policy.version}, ${sql.json(policy.document as postgres.JSONValue)}, 'shadow')
+      on conflict (version) do nothing returning version`;
+    if (row) added.push(policy.version);
+  }
+  return added;
 }
 
 /** Stores the document unless this version exists; a different document under a saved version is an error. */

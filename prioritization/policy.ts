@@ -42,8 +42,20 @@ export const PolicyDocument = z.strictObject({
       throughRelations: z.array(z.enum(['runs_on', 'instance_of', 'part_of'])),
       note,
     }),
-    automatable: z.strictObject({ fromCvssVector: z.boolean(), epssAtLeast: probability, note }),
-    technicalImpact: z.strictObject({ fromCvssVector: z.boolean(), totalAtCvss: cvss, note }),
+    /**
+     * Where "exploited" comes from besides KEV: with `ssvcActive`, CISA's SSVC assessment
+     * "Exploitation: active" in a CVE record counts as in KEV for the table (its first column then
+     * reads "exploitation active"). Absent: KEV alone.
+     */
+    exploitation: z.strictObject({ ssvcActive: z.boolean(), note }).optional(),
+    /**
+     * Which CVSS vector and score the decision reads. With `cveRecordFirst`, the CVE record's (the
+     * CNA's, else an ADP's such as CISA's) over the scanner's: one rating per CVE, whatever scanner
+     * reported it. Absent: the scanner's.
+     */
+    cvss: z.strictObject({ cveRecordFirst: z.boolean(), note }).optional(),
+    automatable: z.strictObject({ fromSsvc: z.boolean().optional(), fromCvssVector: z.boolean(), epssAtLeast: probability, note }),
+    technicalImpact: z.strictObject({ fromSsvc: z.boolean().optional(), fromCvssVector: z.boolean(), totalAtCvss: cvss, note }),
   }),
   timelines: z.record(
     z.string().regex(/^[A-Za-z0-9*+-]{1,16}$/, 'a short key like 3D or FSU'),
@@ -67,6 +79,8 @@ export const PolicyDocument = z.strictObject({
   }),
   modifiers: z.strictObject({
     likelyExploited: z.strictObject({ epssAtLeast: probability, raise: z.array(tier).min(1), to: tier, note }).optional(),
+    /** CISA's SSVC assessment "Exploitation: poc" (a public proof of concept) raises the listed tiers to `to`. */
+    publicExploit: z.strictObject({ raise: z.array(tier).min(1), to: tier, note }).optional(),
     notLoadedAtRuntime: z.strictObject({ lowerBy: z.number().int().min(1).max(3), scoreFactor: factor, note }).optional(),
     nonProduction: z
       .strictObject({
@@ -191,21 +205,40 @@ export function parsePolicy(input: unknown, where: string): Policy {
   if (Math.abs(sum - 100) > 1e-9) fail('score.weights', `must add up to 100 so the score is 0-100 (they add up to ${sum})`);
   const without = doc.decisionPoints.inKev.withoutCatalog;
   if (without.trackStarAtCvss > without.attendAtCvss) fail('decisionPoints.inKev.withoutCatalog.trackStarAtCvss', 'must not be above attendAtCvss');
-  const raise = doc.modifiers.likelyExploited;
-  if (raise && raise.raise.some((t) => TIER_RANK[t] >= TIER_RANK[raise.to])) {
-    fail('modifiers.likelyExploited.raise', `lists a tier at or above "to" (${raise.to}): it can only raise`);
+  for (const name of ['likelyExploited', 'publicExploit'] as const) {
+    const raise = doc.modifiers[name];
+    if (raise && raise.raise.some((t) => TIER_RANK[t] >= TIER_RANK[raise.to])) {
+      fail(`modifiers.${name}.raise`, `lists a tier at or above "to" (${raise.to}): it can only raise`);
+    }
   }
   return { version: doc.version, document: doc, decisions: decisions as DecisionRow[] };
 }
 
-const DEFAULT_POLICY_FILE = new URL('./policies/bod-26-04-epss.json', import.meta.url);
+/** The policies the platform ships, by file name; the first is the default. */
+export const SHIPPED_POLICIES = ['exploitability.json', 'bod-26-04-epss.json'] as const;
+export type ShippedPolicy = (typeof SHIPPED_POLICIES)[number];
 
-/** The shipped default document (CISA BOD 26-04 with FIRST EPSS), as JSON. */
+/** A shipped document, as JSON. */
+export function shippedPolicyDocument(file: ShippedPolicy = SHIPPED_POLICIES[0]): unknown {
+  return JSON.parse(readFileSync(new URL(`./policies/${file}`, import.meta.url), 'utf8'));
+}
+
+/** A shipped policy, parsed. */
+export function shippedPolicy(file: ShippedPolicy): Policy {
+  return parsePolicy(shippedPolicyDocument(file), `prioritization/policies/${file}`);
+}
+
+/** The shipped default document ("most likely to be exploited here"), as JSON. */
 export function defaultPolicyDocument(): unknown {
-  return JSON.parse(readFileSync(DEFAULT_POLICY_FILE, 'utf8'));
+  return shippedPolicyDocument(SHIPPED_POLICIES[0]);
 }
 
 /** The shipped default policy, parsed. The active one lives in the database (prioritization/policy-store.ts). */
 export function defaultPolicy(): Policy {
-  return parsePolicy(defaultPolicyDocument(), 'prioritization/policies/bod-26-04-epss.json');
+  return shippedPolicy(SHIPPED_POLICIES[0]);
+}
+
+/** CISA BOD 26-04 with FIRST EPSS, shipped beside the default for those who follow the directive. */
+export function bodPolicy(): Policy {
+  return shippedPolicy('bod-26-04-epss.json');
 }

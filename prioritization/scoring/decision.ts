@@ -16,6 +16,8 @@ export interface Cell {
   publiclyExposed: boolean;
   /** EPSS at or above modifiers.likelyExploited.epssAtLeast. */
   likelyExploited: boolean;
+  /** CISA's SSVC says a public proof of concept exists (exploitation poc), and the vulnerability is not exploited. */
+  publicExploit: boolean;
   /** EDR covers every host the asset runs on. */
   edrCovered: boolean;
   /** No host's EDR saw the component loaded. */
@@ -29,15 +31,17 @@ export interface Cell {
   criticalAsset: boolean;
 }
 
-/** Bases 0-19, 256 modifier combinations each (the exposure bit only feeds the score). */
-export const CELL_COUNT = 20 * 256;
+/** Modifier combinations per base (the exposure bit only feeds the score): a cell's base is its key / MODIFIER_SPAN. */
+export const MODIFIER_SPAN = 512;
+/** Bases 0-19, MODIFIER_SPAN modifier combinations each. */
+export const CELL_COUNT = 20 * MODIFIER_SPAN;
 /** Base of the severity outcomes (no KEV catalog): 16 track, 17 track*, 18 attend. */
 export const SEVERITY_BASE = 16;
 
-/** A cell as one integer: base * 256 + exposed 128 + likely 64 + EDR 32 + unseen 16 + non-production 8 + control 4 + vendor 2 + critical 1. */
+/** A cell as one integer: base * 512 + public exploit 256 + exposed 128 + likely 64 + EDR 32 + unseen 16 + non-production 8 + control 4 + vendor 2 + critical 1. */
 export function cellKey(c: Cell): number {
   return (
-    c.base * 256 + +c.publiclyExposed * 128 + +c.likelyExploited * 64 + +c.edrCovered * 32 + +c.notSeenLoaded * 16 +
+    c.base * MODIFIER_SPAN + +c.publicExploit * 256 + +c.publiclyExposed * 128 + +c.likelyExploited * 64 + +c.edrCovered * 32 + +c.notSeenLoaded * 16 +
     +c.nonProduction * 8 + +c.notExploitableControl * 4 + +c.vendorStatus * 2 + +c.criticalAsset
   );
 }
@@ -45,7 +49,7 @@ export function cellKey(c: Cell): number {
 export function cellOf(key: number): Cell {
   const bit = (i: number) => ((key >> i) & 1) === 1;
   return {
-    base: key >> 8, publiclyExposed: bit(7), likelyExploited: bit(6), edrCovered: bit(5), notSeenLoaded: bit(4),
+    base: Math.floor(key / MODIFIER_SPAN), publicExploit: bit(8), publiclyExposed: bit(7), likelyExploited: bit(6), edrCovered: bit(5), notSeenLoaded: bit(4),
     nonProduction: bit(3), notExploitableControl: bit(2), vendorStatus: bit(1), criticalAsset: bit(0),
   };
 }
@@ -53,6 +57,7 @@ export function cellOf(key: number): Cell {
 /** Which modifiers applied (those that are off in the policy never do). */
 export interface Applied {
   likelyExploited: boolean;
+  publicExploit: boolean;
   /** EDR covers the asset: the runtime factor is explained (loaded or not). */
   runtime: boolean;
   notLoadedAtRuntime: boolean;
@@ -84,7 +89,7 @@ export function severityTier(policy: Policy, cvss: number | null): Tier {
 export const tableRow = (policy: Policy, base: number) => (base < SEVERITY_BASE ? policy.decisions[base] : undefined);
 
 /**
- * The table, then the modifiers in the policy's order: likely exploited raises (to at most its
+ * The table, then the modifiers in the policy's order: likely exploited and a public exploit raise (to at most its
  * `to`), not loaded at runtime and non-production lower (never below track), a not-exploitable
  * control and a vendor status cap. The due date is the timeline's when the final tier is the
  * table's, the final tier's otherwise, shortened on a critical asset.
@@ -95,6 +100,7 @@ export function decide(policy: Policy, cell: Cell): Outcome {
   const tableTier: Tier = row ? row.tier : TIER_BY_RANK[cell.base - SEVERITY_BASE]!;
   const t0 = TIER_RANK[tableTier];
   const likely = m.likelyExploited !== undefined && cell.likelyExploited && m.likelyExploited.raise.some((t) => TIER_RANK[t] === t0);
+  const poc = m.publicExploit !== undefined && cell.publicExploit && m.publicExploit.raise.some((t) => TIER_RANK[t] === t0);
   const runtime = m.notLoadedAtRuntime !== undefined && cell.edrCovered;
   const notLoaded = runtime && cell.notSeenLoaded;
   const nonProduction = m.nonProduction !== undefined && cell.nonProduction;
@@ -102,7 +108,7 @@ export function decide(policy: Policy, cell: Cell): Outcome {
   const vendor = m.vendorStatus !== undefined && cell.vendorStatus;
   const critical = m.criticalAsset !== undefined && cell.criticalAsset;
 
-  let rank = likely ? Math.max(t0, TIER_RANK[m.likelyExploited!.to]) : t0;
+  let rank = Math.max(t0, likely ? TIER_RANK[m.likelyExploited!.to] : 0, poc ? TIER_RANK[m.publicExploit!.to] : 0);
   rank -= (notLoaded ? m.notLoadedAtRuntime!.lowerBy : 0) + (nonProduction ? m.nonProduction!.lowerBy : 0);
   rank = Math.max(rank, 0);
   if (control) rank = Math.min(rank, TIER_RANK[m.notExploitableControl!.to]);
@@ -118,7 +124,7 @@ export function decide(policy: Policy, cell: Cell): Outcome {
     tier,
     dueDays,
     scoreFactor,
-    applied: { likelyExploited: likely, runtime, notLoadedAtRuntime: notLoaded, nonProduction, notExploitableControl: control, vendorStatus: vendor, criticalAsset: critical },
+    applied: { likelyExploited: likely, publicExploit: poc, runtime, notLoadedAtRuntime: notLoaded, nonProduction, notExploitableControl: control, vendorStatus: vendor, criticalAsset: critical },
   };
 }
 
@@ -131,8 +137,85 @@ export function dueDaysOf(policy: Policy, base: number, tier: Tier, critical: bo
   return critical ? days * factor : days;
 }
 
+/** What a CVE record says, as scoring reads it (prioritization/feeds: table cve_records). */
+export interface RecordFacts {
+  cnaVector: string | null;
+  cnaScore: number | null;
+  adpVector: string | null;
+  adpScore: number | null;
+  ssvcExploitation: 'none' | 'poc' | 'active' | null;
+  ssvcAutomatable: 'yes' | 'no' | null;
+  ssvcTechnicalImpact: 'partial' | 'total' | null;
+}
+
+/** What the feeds, the CVE record and the scanner say about one vulnerability. */
+export interface VulnerabilityInputs {
+  inKev: boolean;
+  epss: number | null;
+  /** The scanner's rating of the finding. */
+  cvss: number | null;
+  vector: string | null;
+  record: RecordFacts | null;
+}
+
+export type RatingSource = 'cna' | 'adp' | 'scanner';
+export type PointSource = 'ssvc' | 'vector' | 'fallback';
+
+/** The decision points that depend on the vulnerability alone, each with the source that decided it. */
+export interface VulnerabilityDecision {
+  /** In KEV, or (when the policy says so) CISA's SSVC says exploitation is active. */
+  exploited: boolean;
+  /** SSVC says a public proof of concept exists (and the policy reads it), and it is not exploited. */
+  publicExploit: boolean;
+  automatable: boolean;
+  automatableFrom: PointSource;
+  totalImpact: boolean;
+  totalImpactFrom: PointSource;
+  /** The rating the decision read: the CVE record's (CNA, else ADP) when the policy puts it first, else the scanner's. */
+  vector: string | null;
+  vectorFrom: RatingSource | null;
+  cvss: number | null;
+}
+
+const isV3 = (v: string | null): v is string => v !== null && /^CVSS:3\..\//.test(v);
+const hasMetric = (v: string, m: string) => v.includes(`/${m}/`) || v.endsWith(`/${m}`);
+
+/** AV:N/AC:L/PR:N/UI:N: an attacker can script reconnaissance to exploitation. */
+export const vectorAutomatable = (v: string) => ['AV:N', 'AC:L', 'PR:N', 'UI:N'].every((m) => hasMetric(v, m));
+/** C:H and I:H, or S:C with C:H. */
+export const vectorTotal = (v: string) => hasMetric(v, 'C:H') && (hasMetric(v, 'I:H') || hasMetric(v, 'S:C'));
+
+/**
+ * One rule of precedence per decision point, as the policy states it (vulnerabilities.ts computes
+ * the same in SQL): exploitation from KEV or SSVC active; automatable and technical impact from
+ * SSVC when CISA assessed the CVE, else from the best CVSS v3 vector (the CVE record's CNA or ADP
+ * vector over the scanner's), else EPSS and the CVSS score.
+ */
+export function decideVulnerability(policy: Policy, v: VulnerabilityInputs): VulnerabilityDecision {
+  const dp = policy.document.decisionPoints;
+  const r = v.record;
+  const recordFirst = dp.cvss?.cveRecordFirst === true && r !== null;
+  const [vector, vectorFrom, cvss]: [string | null, RatingSource | null, number | null] =
+    recordFirst && r.cnaVector ? [r.cnaVector, 'cna', r.cnaScore]
+      : recordFirst && r.adpVector ? [r.adpVector, 'adp', r.adpScore]
+        : [v.vector, v.vector ? 'scanner' : null, recordFirst ? (r.cnaScore ?? r.adpScore ?? v.cvss) : v.cvss];
+  const exploited = v.inKev || (dp.exploitation?.ssvcActive === true && r?.ssvcExploitation === 'active');
+  const publicExploit = policy.document.modifiers.publicExploit !== undefined && !exploited && r?.ssvcExploitation === 'poc';
+  const v3 = isV3(vector);
+  const [automatable, automatableFrom]: [boolean, PointSource] =
+    dp.automatable.fromSsvc && r?.ssvcAutomatable ? [r.ssvcAutomatable === 'yes', 'ssvc']
+      : dp.automatable.fromCvssVector && v3 ? [vectorAutomatable(vector), 'vector']
+        : [v.epss !== null && v.epss >= dp.automatable.epssAtLeast, 'fallback'];
+  const [totalImpact, totalImpactFrom]: [boolean, PointSource] =
+    dp.technicalImpact.fromSsvc && r?.ssvcTechnicalImpact ? [r.ssvcTechnicalImpact === 'total', 'ssvc']
+      : dp.technicalImpact.fromCvssVector && v3 ? [vectorTotal(vector), 'vector']
+        : [(cvss ?? -1) >= dp.technicalImpact.totalAtCvss, 'fallback'];
+  return { exploited, publicExploit, automatable, automatableFrom, totalImpact, totalImpactFrom, vector, vectorFrom, cvss };
+}
+
 /** What the score adds up: the decision points that hold, EPSS and CVSS. */
 export interface ScoreInputs {
+  /** Exploited: in KEV, or SSVC active where the policy reads it (the score's inKev weight). */
   inKev: boolean;
   publiclyExposed: boolean;
   automatable: boolean;
@@ -178,6 +261,6 @@ export function cellTable(policy: Policy) {
   return table;
 }
 
-/** The modifiers an explanation shows, as bits: likely 1, runtime 2, non-production 4, control 8, vendor 16. */
+/** The modifiers an explanation shows, as bits: likely 1, runtime 2, non-production 4, control 8, vendor 16, public exploit 32. */
 export const shapeOf = (a: Applied): number =>
-  +a.likelyExploited + +a.runtime * 2 + +a.nonProduction * 4 + +a.notExploitableControl * 8 + +a.vendorStatus * 16;
+  +a.likelyExploited + +a.runtime * 2 + +a.nonProduction * 4 + +a.notExploitableControl * 8 + +a.vendorStatus * 16 + +a.publicExploit * 32;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ExplanationFactor } from '../../db/schema.js';
 import type { DecisionRow, Policy } from '../policy.js';
-import { cellOf, SEVERITY_BASE, tableRow, type Outcome } from './decision.js';
+import { cellOf, decideVulnerability, SEVERITY_BASE, tableRow, type Outcome, type VulnerabilityInputs } from './decision.js';
 
 // Every word an explanation says, in one place. Templates use PostgreSQL's format() syntax (%s, %L,
 // %%) because the scoring statement words a million findings in SQL: it receives these templates as
@@ -26,7 +26,14 @@ export const WORDS = {
   epss: '%s%% chance of exploitation activity in 30 days (percentile %s)',
   likely: 'EPSS %s ≥ %s: likely exploited within 30 days, raised to %s',
 
-  vectorSource: 'CVSS v3 vector',
+  ssvcSource: 'CISA SSVC in CVE records %s (assessed %s)',
+  exploitation: 'CISA assessed Exploitation: %s',
+  exploitationWords: '{"active": "active: exploited in the wild", "poc": "poc: a public proof of concept exists", "none": "none: no evidence of exploitation when assessed"}',
+  publicExploit: 'public proof of concept (CISA SSVC): raised to %s',
+  automatableSsvc: 'CISA assessed Automatable: %s',
+  impactSsvc: 'CISA assessed Technical Impact: %s',
+  vectorSource: 'CVSS v3 vector (%s)',
+  ratingFrom: '{"cna": "CVE record, CNA", "adp": "CVE record, ADP", "scanner": "scanner"}',
   automatableVector: 'CVSS v3 AV:%s/AC:%s/PR:%s/UI:%s%s',
   automatableVectorYes: ': over the network, no privileges, no user interaction',
   automatableVectorNo: ', not AV:N/AC:L/PR:N/UI:N',
@@ -76,12 +83,19 @@ export const WORDS = {
   vendorOther: 'declared %s',
   vendor: '%s: %s (score × %s)',
 
-  decision: 'BOD 26-04 row %s: %s → %s → %s',
+  decision: 'row %s: %s → %s → %s',
   tier: 'due in %s (%s%s)',
   tierMoved: '%s; the table gave %s',
   tierSeverity: 'by severity, no KEV catalog',
   tierCritical: ', × %s for a critical asset',
-  score: 'KEV %s + exposed %s + automatable %s + total %s + EPSS × %s + CVSS × %s, × the factors above',
+  scoreExploited: 'exploited %s',
+  scoreAutomatable: 'automatable %s',
+  scoreTotal: 'total impact %s',
+  scoreEpss: 'EPSS %s × %s',
+  scoreCvss: 'CVSS %s/10 × %s',
+  scoreExposed: 'exposed %s',
+  scoreNothing: 'nothing adds up',
+  scoreFactor: ', × %s (the factors above)',
 } as const;
 
 /** What a vendor or VEX status means, in words. */
@@ -134,21 +148,28 @@ const yesNo = (b: boolean, yes: string, no: string) => (b ? yes : no);
 export interface FeedVersions {
   epss: string | null;
   kev: string | null;
+  /** CVE records (table cve_records); absent or null: none loaded. */
+  cve?: string | null;
 }
+
+/** Words of a JSON-encoded WORDS entry, by key. */
+export const wordsOf = (entry: string): Record<string, string> => JSON.parse(entry) as Record<string, string>;
 
 export const kevSource = (feeds: FeedVersions) => (feeds.kev ? format(WORDS.kevSource, feeds.kev) : WORDS.kevSourceNone);
 export const epssSource = (feeds: FeedVersions) => (feeds.epss ? format(WORDS.epssSource, feeds.epss) : WORDS.epssSourceNone);
 
 // ---- The decision's part: from the policy and the cell, built once per cell (never per finding).
 
-export const describeRow = (d: DecisionRow) =>
-  [yesNo(d.inKev, 'in KEV', 'not in KEV'), yesNo(d.publiclyExposed, 'publicly exposed', 'not exposed'), yesNo(d.automatable, 'automatable', 'not automatable'), yesNo(d.totalImpact, 'total impact', 'partial impact')].join(', ');
+export const describeRow = (policy: Policy, d: DecisionRow) => {
+  const exploited = policy.document.decisionPoints.exploitation?.ssvcActive ? ['exploited', 'not exploited'] : ['in KEV', 'not in KEV'];
+  return [yesNo(d.inKev, exploited[0]!, exploited[1]!), yesNo(d.publiclyExposed, 'publicly exposed', 'not exposed'), yesNo(d.automatable, 'automatable', 'not automatable'), yesNo(d.totalImpact, 'total impact', 'partial impact')].join(', ');
+};
 
 export const policySource = (policy: Policy) => `policy ${policy.version}`;
 
 /** The table's row and outcome (the severity fallback is worded in the vulnerability's part). */
 export function decisionFactor(policy: Policy, d: DecisionRow): ExplanationFactor {
-  return { factor: 'decision', value: d.timeline, source: policySource(policy), effect: format(WORDS.decision, d.row, describeRow(d), d.timelineName, d.tier) };
+  return { factor: 'decision', value: d.timeline, source: policySource(policy), effect: format(WORDS.decision, d.row, describeRow(policy, d), d.timelineName, d.tier) };
 }
 
 /** The final tier with its due date and why those days. */
@@ -161,9 +182,22 @@ export function tierFactor(policy: Policy, base: number, outcome: Pick<Outcome, 
   return { factor: 'tier', value: outcome.tier, source: policySource(policy), effect: format(WORDS.tier, daysText(outcome.dueDays), from, crit) };
 }
 
-export function scoreText(policy: Policy): string {
+/** The score's exposure term, when the finding is publicly exposed (the vulnerability's terms are in its part). */
+export const scoreExposedText = (policy: Policy) => format(WORDS.scoreExposed, policy.document.score.weights.publiclyExposed);
+
+/** The tail of the score line: the product of the factors of the modifiers that lowered the finding. */
+export const scoreFactorText = (factor: number) => (factor === 1 ? '' : format(WORDS.scoreFactor, Number(factor.toFixed(6))));
+
+/** The vulnerability's terms of the score that hold, in the order the score sums them. */
+export function scoreTerms(policy: Policy, t: { exploited: boolean; automatable: boolean; totalImpact: boolean; epss: number | null; cvss: number | null }): string {
   const w = policy.document.score.weights;
-  return format(WORDS.score, w.inKev, w.publiclyExposed, w.automatable, w.technicalImpact, w.epss, w.cvss / 10);
+  const terms: string[] = [];
+  if (t.exploited && w.inKev) terms.push(format(WORDS.scoreExploited, w.inKev));
+  if (t.automatable && w.automatable) terms.push(format(WORDS.scoreAutomatable, w.automatable));
+  if (t.totalImpact && w.technicalImpact) terms.push(format(WORDS.scoreTotal, w.technicalImpact));
+  if (t.epss !== null && t.epss > 0 && w.epss) terms.push(format(WORDS.scoreEpss, t.epss, w.epss));
+  if (t.cvss !== null && t.cvss > 0 && w.cvss) terms.push(format(WORDS.scoreCvss, t.cvss, w.cvss));
+  return terms.join(' + ');
 }
 
 export function vendorFactor(policy: Policy, status: string): ExplanationFactor | undefined {
@@ -182,25 +216,28 @@ export function policyWording(policy: Policy) {
   const vendors: Record<string, ExplanationFactor> = {};
   for (const status of policy.document.modifiers.vendorStatus?.statuses ?? []) vendors[status] = vendorFactor(policy, status)!;
   const decisions = policy.decisions.map((d) => decisionFactor(policy, d));
-  const text = scoreText(policy);
+  const text = scoreExposedText(policy);
   // Everything the decision's part says that comes from the policy: a reworded policy (or a
   // changed template) never reuses an old part.
   const digest = createHash('sha256')
-    .update(JSON.stringify([policySource(policy), decisions, text, vendors, runtimeEffect(policy), policy.document.modifiers, WORDS, 'critical-names-business']))
+    .update(JSON.stringify([policySource(policy), decisions, text, vendors, runtimeEffect(policy), policy.document.modifiers, policy.document.decisionPoints, WORDS, 'score-terms-public-exploit']))
     .digest('hex');
-  return { source: policySource(policy), decisions, scoreText: text, vendors, runtimeEffect: runtimeEffect(policy), digest };
+  return { source: policySource(policy), decisions, scoreExposed: text, vendors, runtimeEffect: runtimeEffect(policy), digest };
 }
 
 /** The decision's part of an explanation (stored in explanation_parts, read by explanation_assemble). */
 export interface DecisionPart {
   tier: ExplanationFactor;
   likely: boolean;
+  poc: boolean;
   runtime: boolean;
   nonprod: boolean;
   critical: boolean;
   runtimeEffect: string;
   scoreSource: string;
-  scoreText: string;
+  /** The exposure term of the score ('' when not exposed) and the factors' tail ('' when none lowered it). */
+  scoreExposed: string;
+  scoreFactor: string;
   decision?: ExplanationFactor;
   unexposedBy?: ExplanationFactor;
   control?: ExplanationFactor;
@@ -218,8 +255,10 @@ export function decisionPart(
   const a = outcome.applied;
   const part: DecisionPart = {
     tier: tierFactor(policy, cell.base, outcome, cell.criticalAsset),
-    likely: a.likelyExploited, runtime: a.runtime, nonprod: a.nonProduction, critical: cell.criticalAsset,
-    runtimeEffect: runtimeEffect(policy), scoreSource: policySource(policy), scoreText: scoreText(policy),
+    likely: a.likelyExploited, poc: a.publicExploit, runtime: a.runtime, nonprod: a.nonProduction, critical: cell.criticalAsset,
+    runtimeEffect: runtimeEffect(policy), scoreSource: policySource(policy),
+    scoreExposed: cell.publiclyExposed && policy.document.score.weights.publiclyExposed ? scoreExposedText(policy) : '',
+    scoreFactor: scoreFactorText(outcome.scoreFactor),
   };
   if (cell.base < SEVERITY_BASE) part.decision = decisionFactor(policy, policy.decisions[cell.base]!);
   if (extra.unexposedBy) part.unexposedBy = extra.unexposedBy;
@@ -231,40 +270,49 @@ export function decisionPart(
 // ---- The vulnerability's and the asset's factors, from their facts (the scoring statement words
 // the same in SQL with the templates above; these state it for people and tests).
 
-export interface VulnerabilityFacts {
-  inKev: boolean;
+export interface VulnerabilityFacts extends VulnerabilityInputs {
   kevDateAdded?: string | null;
   knownRansomware?: boolean;
-  epss: number | null;
   percentile?: number | null;
-  cvss: number | null;
-  /** A CVSS v3 vector, when the finding has one. */
-  vector: string | null;
+  /** When CISA made the SSVC assessment in the record (YYYY-MM-DD). */
+  ssvcAssessedOn?: string | null;
 }
 
 const vectorPart = (vector: string, metric: string) => vector.match(new RegExp(`/${metric}:([A-Z])`))?.[1] ?? '?';
 
-export function vulnerabilityFactors(policy: Policy, feeds: FeedVersions, v: VulnerabilityFacts, decided: { automatable: boolean; totalImpact: boolean }) {
+/** The vulnerability's factors and score terms, from its facts and decideVulnerability (vulnerabilities.ts words the same in SQL). */
+export function vulnerabilityFactors(policy: Policy, feeds: FeedVersions, v: VulnerabilityFacts): VulnerabilityPart {
   const dp = policy.document.decisionPoints;
-  const v3 = v.vector !== null && /^CVSS:3\..\//.test(v.vector);
+  const d = decideVulnerability(policy, v);
+  const ssvcSource = format(WORDS.ssvcSource, feeds.cve ?? null, v.ssvcAssessedOn ?? null);
+  const ratingFrom = wordsOf(WORDS.ratingFrom);
   const kev: ExplanationFactor = {
     factor: 'in_kev', value: feeds.kev !== null ? v.inKev : null, source: kevSource(feeds),
     effect: feeds.kev === null ? WORDS.kevNoCatalog
       : v.inKev ? format(WORDS.kevIn, feeds.kev, v.kevDateAdded ?? WORDS.kevAddedUnknown, v.knownRansomware ? WORDS.kevRansomware : '')
         : format(WORDS.kevNotIn, feeds.kev),
   };
-  const auto: ExplanationFactor = dp.automatable.fromCvssVector && v3
-    ? { factor: 'automatable', source: WORDS.vectorSource, value: yesNo(decided.automatable, 'yes', 'no'),
-        effect: format(WORDS.automatableVector, vectorPart(v.vector!, 'AV'), vectorPart(v.vector!, 'AC'), vectorPart(v.vector!, 'PR'), vectorPart(v.vector!, 'UI'),
-          decided.automatable ? WORDS.automatableVectorYes : WORDS.automatableVectorNo) }
-    : { factor: 'automatable', value: yesNo(decided.automatable, 'yes', 'no'), source: epssSource(feeds),
-        effect: decided.automatable ? format(WORDS.automatableEpssYes, v.epss, dp.automatable.epssAtLeast)
-          : v.epss !== null ? format(WORDS.automatableEpssNo, v.epss, dp.automatable.epssAtLeast) : WORDS.automatableNone };
-  const ti: ExplanationFactor = dp.technicalImpact.fromCvssVector && v3
-    ? { factor: 'technical_impact', source: WORDS.vectorSource, value: yesNo(decided.totalImpact, 'total', 'partial'),
-        effect: format(WORDS.impactVector, vectorPart(v.vector!, 'C'), vectorPart(v.vector!, 'I'), vectorPart(v.vector!, 'S')) }
-    : { factor: 'technical_impact', value: yesNo(decided.totalImpact, 'total', 'partial'), source: WORDS.impactScoreSource,
-        effect: v.cvss === null ? WORDS.impactNoCvss : format(decided.totalImpact ? WORDS.impactScoreTotal : WORDS.impactScorePartial, v.cvss, dp.technicalImpact.totalAtCvss) };
+  const readsExploitation = dp.exploitation !== undefined || policy.document.modifiers.publicExploit !== undefined;
+  const expl: ExplanationFactor | undefined = readsExploitation && v.record?.ssvcExploitation
+    ? { factor: 'exploitation', value: v.record.ssvcExploitation, source: ssvcSource, effect: format(WORDS.exploitation, wordsOf(WORDS.exploitationWords)[v.record.ssvcExploitation]!) }
+    : undefined;
+  const vecSource = format(WORDS.vectorSource, d.vectorFrom ? ratingFrom[d.vectorFrom]! : null);
+  const auto: ExplanationFactor = d.automatableFrom === 'ssvc'
+    ? { factor: 'automatable', value: yesNo(d.automatable, 'yes', 'no'), source: ssvcSource, effect: format(WORDS.automatableSsvc, yesNo(d.automatable, 'yes', 'no')) }
+    : d.automatableFrom === 'vector'
+      ? { factor: 'automatable', source: vecSource, value: yesNo(d.automatable, 'yes', 'no'),
+          effect: format(WORDS.automatableVector, vectorPart(d.vector!, 'AV'), vectorPart(d.vector!, 'AC'), vectorPart(d.vector!, 'PR'), vectorPart(d.vector!, 'UI'),
+            d.automatable ? WORDS.automatableVectorYes : WORDS.automatableVectorNo) }
+      : { factor: 'automatable', value: yesNo(d.automatable, 'yes', 'no'), source: epssSource(feeds),
+          effect: d.automatable ? format(WORDS.automatableEpssYes, v.epss, dp.automatable.epssAtLeast)
+            : v.epss !== null ? format(WORDS.automatableEpssNo, v.epss, dp.automatable.epssAtLeast) : WORDS.automatableNone };
+  const ti: ExplanationFactor = d.totalImpactFrom === 'ssvc'
+    ? { factor: 'technical_impact', value: yesNo(d.totalImpact, 'total', 'partial'), source: ssvcSource, effect: format(WORDS.impactSsvc, yesNo(d.totalImpact, 'total', 'partial')) }
+    : d.totalImpactFrom === 'vector'
+      ? { factor: 'technical_impact', source: vecSource, value: yesNo(d.totalImpact, 'total', 'partial'),
+          effect: format(WORDS.impactVector, vectorPart(d.vector!, 'C'), vectorPart(d.vector!, 'I'), vectorPart(d.vector!, 'S')) }
+      : { factor: 'technical_impact', value: yesNo(d.totalImpact, 'total', 'partial'), source: WORDS.impactScoreSource,
+          effect: d.cvss === null ? WORDS.impactNoCvss : format(d.totalImpact ? WORDS.impactScoreTotal : WORDS.impactScorePartial, d.cvss, dp.technicalImpact.totalAtCvss) };
   const epss: ExplanationFactor = {
     factor: 'epss', value: v.epss, source: epssSource(feeds),
     effect: feeds.epss === null ? WORDS.epssNoFeed : v.epss === null ? WORDS.epssNoScore
@@ -274,7 +322,12 @@ export function vulnerabilityFactors(policy: Policy, feeds: FeedVersions, v: Vul
   const likely: ExplanationFactor | undefined = m && v.epss !== null && v.epss >= m.epssAtLeast
     ? { factor: 'likely_exploited', value: v.epss, source: epssSource(feeds), effect: format(WORDS.likely, v.epss, m.epssAtLeast, m.to) }
     : undefined;
-  return { kev, auto, ti, epss, ...(likely ? { likely } : {}) };
+  const pm = policy.document.modifiers.publicExploit;
+  const poc: ExplanationFactor | undefined = pm && d.publicExploit
+    ? { factor: 'public_exploit', value: 'poc', source: ssvcSource, effect: format(WORDS.publicExploit, pm.to) }
+    : undefined;
+  const terms = scoreTerms(policy, { exploited: d.exploited, automatable: d.automatable, totalImpact: d.totalImpact, epss: v.epss, cvss: d.cvss });
+  return { kev, ...(expl ? { expl } : {}), auto, ti, epss, ...(likely ? { likely } : {}), ...(poc ? { poc } : {}), scoreTerms: terms };
 }
 
 /** The severity fallback's decision factor (no KEV catalog). */
@@ -324,7 +377,12 @@ export const runtimeSeenText = (host: string, pkg: string, version: string | nul
 
 // ---- Assembly: the order people read, the same as db/functions/explanation_assemble.sql.
 
-export interface VulnerabilityPart { kev: ExplanationFactor; auto: ExplanationFactor; ti: ExplanationFactor; epss: ExplanationFactor; likely?: ExplanationFactor; sev?: ExplanationFactor }
+export interface VulnerabilityPart {
+  kev: ExplanationFactor; expl?: ExplanationFactor; auto: ExplanationFactor; ti: ExplanationFactor; epss: ExplanationFactor;
+  likely?: ExplanationFactor; poc?: ExplanationFactor; sev?: ExplanationFactor;
+  /** The score's terms that depend on the vulnerability alone. */
+  scoreTerms: string;
+}
 export interface AssetPart { exposure: ExplanationFactor; environment: ExplanationFactor; runtimeHosts: string | null; runtimeSeen: Record<string, string> | null; business?: ExplanationFactor }
 
 export const ASSEMBLY_WORDS = {
@@ -333,18 +391,21 @@ export const ASSEMBLY_WORDS = {
   runtimeNotLoaded: 'runtime: EDR covers %s and never saw %s loaded: %s',
   unexposedSource: '%s and %s',
   unexposedEffect: '%s; but %s',
+  scoreNothing: 'nothing adds up',
 } as const;
 
 /** The factor list from the three parts: kev, exposure, automatable, impact, EPSS, decision, the modifiers that applied, business impact, tier, score. */
 export function assembleExplanation(v: VulnerabilityPart, a: AssetPart, c: DecisionPart, component: string, score: number): ExplanationFactor[] {
   const out: ExplanationFactor[] = [
     v.kev,
+    ...(v.expl ? [v.expl] : []),
     c.unexposedBy
       ? { factor: 'publicly_exposed', value: 'no', source: format(ASSEMBLY_WORDS.unexposedSource, a.exposure.source, c.unexposedBy.source), effect: format(ASSEMBLY_WORDS.unexposedEffect, a.exposure.effect, c.unexposedBy.effect) }
       : a.exposure,
     v.auto, v.ti, v.epss, (c.decision ?? v.sev)!,
   ];
   if (c.likely) out.push(v.likely!);
+  if (c.poc) out.push(v.poc!);
   if (c.runtime) {
     const seen = a.runtimeSeen?.[component.toLowerCase()] ?? (component.includes(':') ? a.runtimeSeen?.[component.split(':')[1]!.toLowerCase()] : undefined);
     out.push(seen !== undefined
@@ -355,7 +416,8 @@ export function assembleExplanation(v: VulnerabilityPart, a: AssetPart, c: Decis
   if (c.control) out.push(c.control);
   if (c.vendor) out.push(c.vendor);
   if (c.critical && a.business) out.push(a.business);
-  out.push(c.tier, { factor: 'score', value: score, source: c.scoreSource, effect: c.scoreText });
+  const terms = [v.scoreTerms, c.scoreExposed].filter((t) => t !== '').join(' + ');
+  out.push(c.tier, { factor: 'score', value: score, source: c.scoreSource, effect: (terms || ASSEMBLY_WORDS.scoreNothing) + c.scoreFactor });
   return out;
 }
 

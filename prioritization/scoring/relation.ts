@@ -4,6 +4,7 @@ import { decisionParams, decisionPartId, decisionPartSql } from './decision-part
 import type { FeedVersions } from './explanation.js';
 import { modifierParams, type Fragment, type InternalScope, type Tx } from './sql.js';
 import { vulnerabilityCtes } from './vulnerabilities.js';
+import { MODIFIER_SPAN } from './decision.js';
 
 /**
  * The scoring relation for a scope, the first step of rescoring and all of shadow scoring: CTEs
@@ -52,7 +53,7 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
 
   // The cell's base, final tier rank and shape: read only for a part that is not the cell's own.
   const key = tx`y0.k`;
-  const base = tx`y0.k / 256`;
+  const base = tx`y0.k / ${MODIFIER_SPAN}::int`;
   const tierRank = tx`(${cells.tierRank}::int[])[y0.k + 1]`;
   const shape = tx`(${cells.shape}::int[])[y0.k + 1]`;
   const partId = decisionPartId(tx, params, key, tx`y.unexposed_by`, tx`y.control`, tx`y.vendor`);
@@ -70,7 +71,7 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
       case when f.tier is not distinct from y.tier and f.due_at is not null then f.due_at
            else now() + y.due_days * interval '1 day' end as due_at
       ${bodies ? tx`, f.issue_id, a.name as asset_name, f.explanation as old_explanation,
-                    explanation_assemble(v.v_body, a.a_body, ${decisionPartSql(tx, params, base, tierRank, tx`a.critical`, shape, tx`y.unexposed_by`, tx`y.control`, tx`y.vendor`)},
+                    explanation_assemble(v.v_body, a.a_body, ${decisionPartSql(tx, params, key, base, tierRank, tx`a.critical`, shape, tx`y.unexposed_by`, tx`y.control`, tx`y.vendor`)},
                                          f.component, y.score) as explanation` : tx``}
     from findings f
     -- "+ 0" and "|| ''": hash joins on the few assets and vulnerabilities over findings scanned in
@@ -95,14 +96,14 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
       -- column is used (measured without them: a first scoring of a million took 17.0-26.6 s, against 8.1-9.2 s).
       offset 0
     ) x
-    -- The finding's cell, decision.ts cellKey: base * 256 + exposed 128 + likely 64 + EDR 32 +
+    -- The finding's cell, decision.ts cellKey: base * 512 + public exploit 256 + exposed 128 + likely 64 + EDR 32 +
     -- unseen 16 + non-production 8 + control 4 + vendor 2 + critical 1.
     cross join lateral (
       select
         case when ${feeds.kev !== null}::boolean
-             then v.in_kev::int * 8 + e.pe::int * 4 + v.auto::int * 2 + v.total::int
-             else 16 + v.sev_tier end * 256
-        + e.pe::int * 128 + v.likely::int * 64 + a.edr_covered::int * 32 + (x.seen is null)::int * 16 + a.nonprod::int * 8
+             then v.exploited::int * 8 + e.pe::int * 4 + v.auto::int * 2 + v.total::int
+             else 16 + v.sev_tier end * ${MODIFIER_SPAN}::int
+        + v.poc::int * 256 + e.pe::int * 128 + v.likely::int * 64 + a.edr_covered::int * 32 + (x.seen is null)::int * 16 + a.nonprod::int * 8
         + (x.ctls[2] is not null)::int * 4 + coalesce(f.vendor_status = any(${c.vendorStatuses}::text[]), false)::int * 2
         + a.critical::int as k,
         e.pe

@@ -49,10 +49,10 @@ export function modifierParams(policy: Policy) {
 
 /** Resolves the feed versions a run reads: the active ones unless given. */
 export async function feedVersions(sql: Sql | Tx, given: Partial<FeedVersions> = {}): Promise<FeedVersions> {
-  const rows = await sql<{ kind: 'epss' | 'kev'; version: string }[]>`
+  const rows = await sql<{ kind: 'epss' | 'kev' | 'cve'; version: string }[]>`
     select distinct on (kind) kind, version from intel_feeds where status = 'active' order by kind, activated_at desc nulls last, imported_at desc`;
   const active = Object.fromEntries(rows.map((r) => [r.kind, r.version]));
-  return { epss: given.epss ?? active.epss ?? null, kev: given.kev ?? active.kev ?? null };
+  return { epss: given.epss ?? active.epss ?? null, kev: given.kev ?? active.kev ?? null, cve: given.cve ?? active.cve ?? null };
 }
 
 export async function tuned(tx: Tx, shares = 1): Promise<void> {

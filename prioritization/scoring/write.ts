@@ -1,5 +1,6 @@
 import type { Sql } from '../../db/client.js';
 import type { Policy } from '../policy.js';
+import { MODIFIER_SPAN } from './decision.js';
 import { decisionPartSql } from './decision-part.js';
 import type { FeedVersions } from './explanation.js';
 import { archiveSuperseded } from './history.js';
@@ -67,7 +68,7 @@ export async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, 
       ),
       context_parts as (
         insert into explanation_parts (id, body)
-        select k.c_id, ${decisionPartSql(tx, params, tx`k.b`, tx`k.ft`, tx`k.critical`, tx`k.shape`, tx`k.unexposed_by`, tx`k.control`, tx`k.vendor`)}
+        select k.c_id, ${decisionPartSql(tx, params, tx`k.k`, tx`k.b`, tx`k.ft`, tx`k.critical`, tx`k.shape`, tx`k.unexposed_by`, tx`k.control`, tx`k.vendor`)}
         from (
           select distinct k, null::uuid as c_special, null::jsonb as unexposed_by, null::jsonb as control, null::text as vendor
           from upd where c_special is null
@@ -77,7 +78,7 @@ export async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, 
         ) p
         -- What the cell gives, as the scoring relation decodes it.
         cross join lateral (
-          select coalesce(p.c_special, (${cellPartIds}::uuid[])[p.k + 1]) as c_id, p.k / 256 as b, (${cells.tierRank}::int[])[p.k + 1] as ft,
+          select coalesce(p.c_special, (${cellPartIds}::uuid[])[p.k + 1]) as c_id, p.k, p.k / ${MODIFIER_SPAN}::int as b, (${cells.tierRank}::int[])[p.k + 1] as ft,
                  p.k & 1 = 1 as critical, (${cells.shape}::int[])[p.k + 1] as shape, p.unexposed_by, p.control, p.vendor
         ) k
         -- In id order, as the other parts: concurrent shares then never wait on each other in a cycle.

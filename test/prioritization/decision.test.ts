@@ -10,7 +10,7 @@ const policy = defaultPolicy();
 const doc = policy.document;
 const m = doc.modifiers;
 const plain: Cell = {
-  base: 0, publiclyExposed: false, likelyExploited: false, edrCovered: false, notSeenLoaded: false,
+  base: 0, publicExploit: false, publiclyExposed: false, likelyExploited: false, edrCovered: false, notSeenLoaded: false,
   nonProduction: false, notExploitableControl: false, vendorStatus: false, criticalAsset: false,
 };
 const rows = doc.table.map((r) => ({ r, key: decisionKey(r.inKev === 'yes', r.publiclyExposed === 'yes', r.automatable === 'yes', r.technicalImpact === 'total') }));

@@ -9,7 +9,7 @@ import { ingestFindings } from '../../discovery/store/ingest.js';
 import { activatePolicy, activePolicy, listPolicies, savePolicy } from '../../prioritization/policy-store.js';
 import { pruneExplanationParts, rescoreFindings, shadowScore, shareBlocks } from '../../prioritization/scoring/rescore.js';
 import type { ExplanationFactor } from '../../db/schema.js';
-import { decisionKey, defaultPolicy, defaultPolicyDocument, parsePolicy, PolicyError, type PolicyDocument } from '../../prioritization/policy.js';
+import { bodPolicy, decisionKey, defaultPolicy, parsePolicy, PolicyError, type PolicyDocument } from '../../prioritization/policy.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js';
 
@@ -19,11 +19,11 @@ import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js
 // exposure events, and shadow scoring that changes nothing.
 
 const DAY = 86_400_000;
-const policy = defaultPolicy();
+const policy = bodPolicy();
 
 afterAll(closeTestDatabases);
 
-const doc = (): PolicyDocument => structuredClone(defaultPolicyDocument()) as PolicyDocument;
+const doc = (): PolicyDocument => structuredClone(bodPolicy().document);
 
 function policyError(mutate: (d: Record<string, any>) => void): PolicyError {
   const d = doc() as unknown as Record<string, any>;
@@ -108,7 +108,7 @@ async function syntheticFeeds(db: Database) {
 }
 
 describe('policy documents', () => {
-  it('the default document parses and its table is the 16-row CISA BOD 26-04 table', () => {
+  it('the CISA BOD 26-04 document parses and its table is the 16-row BOD 26-04 table', () => {
     expect(policy.version).toBe('bod-26-04+epss-2');
     expect(policy.decisions).toHaveLength(16);
     expect(policy.decisions[decisionKey(true, true, true, true)]).toMatchObject({ row: 15, timeline: '3DF', tier: 'act', dueDays: 3 });
@@ -173,13 +173,13 @@ describe('the BOD 26-04 table on constructed findings', () => {
       expect(s.due_days, `row ${d.row}`).toBeCloseTo(d.dueDays, 3);
       const decision = factor(s, 'decision')!;
       expect(decision.value).toBe(d.timeline);
-      expect(decision.effect).toMatch(new RegExp(`^BOD 26-04 row ${d.row}: ${d.inKev ? 'in KEV' : 'not in KEV'}, ${d.publiclyExposed ? 'publicly exposed' : 'not exposed'}, `));
+      expect(decision.effect).toMatch(new RegExp(`^row ${d.row}: ${d.inKev ? 'in KEV' : 'not in KEV'}, ${d.publiclyExposed ? 'publicly exposed' : 'not exposed'}, `));
       expect(decision.effect.endsWith(`→ ${d.timelineName} → ${d.tier}`)).toBe(true);
-      expect(factor(s, 'automatable')).toMatchObject({ value: d.automatable ? 'yes' : 'no', source: 'CVSS v3 vector' });
-      expect(factor(s, 'technical_impact')).toMatchObject({ value: d.totalImpact ? 'total' : 'partial', source: 'CVSS v3 vector' });
+      expect(factor(s, 'automatable')).toMatchObject({ value: d.automatable ? 'yes' : 'no', source: 'CVSS v3 vector (scanner)' });
+      expect(factor(s, 'technical_impact')).toMatchObject({ value: d.totalImpact ? 'total' : 'partial', source: 'CVSS v3 vector (scanner)' });
     }
     const row13 = await scored(db, ids[decisionKey(true, false, true, true)]!);
-    expect(factor(row13, 'decision')!.effect).toBe('BOD 26-04 row 13: in KEV, not exposed, automatable, total impact → 3 days & forensic investigation → act');
+    expect(factor(row13, 'decision')!.effect).toBe('row 13: in KEV, not exposed, automatable, total impact → 3 days & forensic investigation → act');
     expect(factor(row13, 'in_kev')).toEqual({ factor: 'in_kev', value: true, source: 'CISA KEV test-kev-1', effect: 'in CISA KEV test-kev-1 (added 2099-01-02)' });
     const row14 = await scored(db, ids[decisionKey(false, true, true, true)]!);
     expect(factor(row14, 'publicly_exposed')!.effect).toBe('internet-facing: web-01 has public IP 203.0.113.10 and security group sg-web open to 0.0.0.0/0 on 443/tcp');
@@ -228,7 +228,7 @@ describe('the BOD 26-04 table on constructed findings', () => {
     const byPolicy = await shadowScore(db.sql, parsePolicy(variant, 'variant'), { all: true });
     expect(byPolicy).toMatchObject({ policyVersion: 'bod-26-04+epss-test', scored: 16, unchanged: 15, movedUp: 0, movedDown: 1, transitions: { 'act→attend': 1 } });
     expect(byPolicy.samples).toEqual([
-      expect.objectContaining({ findingId: ids[decisionKey(true, false, true, true)], asset: 'db-01', from: 'act', to: 'attend', reason: expect.stringContaining('BOD 26-04 row 13') }),
+      expect.objectContaining({ findingId: ids[decisionKey(true, false, true, true)], asset: 'db-01', from: 'act', to: 'attend', reason: expect.stringContaining('row 13') }),
     ]);
 
     // A KEV version that adds CVE-2099-0002: its 8 findings become "in KEV".
@@ -470,8 +470,8 @@ describe('policies and controls in the database', () => {
   });
 
   it('seeds the default policy as active, keeps versions immutable and retires the previous active one', async () => {
-    expect((await activePolicy(db.sql)).version).toBe('bod-26-04+epss-2');
-    expect((await activePolicy(db.sql)).version).toBe('bod-26-04+epss-2');
+    expect((await activePolicy(db.sql)).version).toBe(defaultPolicy().version);
+    expect((await activePolicy(db.sql)).version).toBe('exploitability-1');
     const variant = doc();
     variant.version = 'bod-26-04+epss-3';
     variant.modifiers.likelyExploited!.epssAtLeast = 0.2;
@@ -491,7 +491,8 @@ describe('policies and controls in the database', () => {
     expect((await activePolicy(db.sql)).document.modifiers.likelyExploited!.epssAtLeast).toBe(0.2);
     expect((await listPolicies(db.sql)).map((p) => [p.version, p.status])).toEqual([
       ['bod-26-04+epss-3', 'active'],
-      ['bod-26-04+epss-2', 'retired'],
+      ['bod-26-04+epss-2', 'shadow'],
+      ['exploitability-1', 'retired'],
     ]);
     await expect(activatePolicy(db.sql, 'nope')).rejects.toMatchObject({ code: 'not_found' });
   });
@@ -549,10 +550,10 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
       'internet-facing: runs on web-01; web-01 has public IP 203.0.113.10 and security group sg-0a1b2c3d4e5f00001 open to 0.0.0.0/0 on 443/tcp',
     );
     expect(factor(l, 'epss')).toMatchObject({ value: 0.94358, source: 'FIRST EPSS 2026-01-30' });
-    expect(factor(l, 'decision')!.effect).toBe('BOD 26-04 row 15: in KEV, publicly exposed, automatable, total impact → 3 days & forensic investigation → act');
+    expect(factor(l, 'decision')!.effect).toBe('row 15: in KEV, publicly exposed, automatable, total impact → 3 days & forensic investigation → act');
     const h = await scored(db, http2);
     expect(h.tier).toBe('act');
-    expect(factor(h, 'decision')!.effect).toBe('BOD 26-04 row 11: in KEV, publicly exposed, automatable, partial impact → 3 days → act');
+    expect(factor(h, 'decision')!.effect).toBe('row 11: in KEV, publicly exposed, automatable, partial impact → 3 days → act');
     expect(h.due_days).toBeCloseTo(3, 3);
   });
 
@@ -574,11 +575,11 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
     expect(w.due_days).toBeCloseTo(14, 3);
     expect(factor(w, 'publicly_exposed')!.value).toBe('no');
     expect(factor(w, 'publicly_exposed')!.effect).toContain("but control 'WAF virtual patch' blocks the path from the internet");
-    expect(factor(w, 'decision')!.effect).toMatch(/^BOD 26-04 row 6: /);
+    expect(factor(w, 'decision')!.effect).toMatch(/^row 6: /);
     // Exploitation blocked outright: the table still says act (row 11), the control lowers it to track.
     const o = await scored(db, off);
     expect(o.tier).toBe('track');
-    expect(factor(o, 'decision')!.effect).toMatch(/^BOD 26-04 row 11: /);
+    expect(factor(o, 'decision')!.effect).toMatch(/^row 11: /);
     expect(factor(o, 'control')!.effect).toBe("control 'HTTP/2 disabled' blocks exploitation: track (score × 0.2)");
     // An expired control counts for nothing.
     expect((await scored(db, expired)).tier).toBe('act');
@@ -589,7 +590,7 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
     // Log4Shell stays act even there: in KEV, automatable and total impact is row 13 (3 days & forensics) without exposure.
     const il = await scored(db, internalLog4j);
     expect(il.tier).toBe('act');
-    expect(factor(il, 'decision')!.effect).toMatch(/^BOD 26-04 row 13: /);
+    expect(factor(il, 'decision')!.effect).toMatch(/^row 13: /);
   });
 
   it('runtime evidence lowers a component EDR never saw loaded, and says what it saw', async () => {
@@ -692,16 +693,16 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
     for (const r of actionable) {
       // The deciding factor is named: the table row that gave the tier (nothing is raised by EPSS here).
       expect(explained(r, 'decision').effect, r.issue_id).toMatch(
-        /^BOD 26-04 row (7: not in KEV, publicly exposed, automatable, partial impact → 14 days → attend|9: not in KEV, publicly exposed, not automatable, total impact → 14 days → attend|14: not in KEV, publicly exposed, automatable, total impact → 3 days → act)$/,
+        /^row (7: not in KEV, publicly exposed, automatable, partial impact → 14 days → attend|9: not in KEV, publicly exposed, not automatable, total impact → 14 days → attend|14: not in KEV, publicly exposed, automatable, total impact → 3 days → act)$/,
       );
       expect(explained(r, 'publicly_exposed').effect).toMatch(/^internet-facing: runs on edge-01; /);
       expect(r.explanation.find((f) => f.factor === 'likely_exploited')).toBeUndefined();
     }
     // Every actionable finding but one was decided by its CVSS v3 vector; CVE-2005-2541 (tar) has no
     // v3 rating in either report, so its CVSS 10 (v2) decides total impact.
-    const byVector = actionable.filter((r) => explained(r, 'automatable').source === 'CVSS v3 vector');
+    const byVector = actionable.filter((r) => explained(r, 'automatable').source === 'CVSS v3 vector (scanner)');
     expect(byVector.length).toBe(69);
-    expect(byVector.every((r) => explained(r, 'technical_impact').source === 'CVSS v3 vector')).toBe(true);
+    expect(byVector.every((r) => explained(r, 'technical_impact').source === 'CVSS v3 vector (scanner)')).toBe(true);
     const tar = actionable.find((r) => r.issue_id === 'CVE-2005-2541')!;
     expect(tar.tier).toBe('attend');
     expect(explained(tar, 'technical_impact')).toMatchObject({ value: 'total', source: 'CVSS score', effect: 'no CVSS v3 vector; CVSS 10 ≥ 9' });
@@ -710,17 +711,17 @@ describe.skipIf(!hasCorpus)(`real FIRST EPSS and CISA KEV${hasCorpus ? '' : ` ($
     const sqlite = actionable.find((r) => r.issue_id === 'CVE-2025-6965')!;
     expect(sqlite.tier).toBe('act');
     expect(explained(sqlite, 'automatable')).toEqual({
-      factor: 'automatable', value: 'yes', source: 'CVSS v3 vector',
+      factor: 'automatable', value: 'yes', source: 'CVSS v3 vector (scanner)',
       effect: 'CVSS v3 AV:N/AC:L/PR:N/UI:N: over the network, no privileges, no user interaction',
     });
-    expect(explained(sqlite, 'technical_impact')).toEqual({ factor: 'technical_impact', value: 'total', source: 'CVSS v3 vector', effect: 'CVSS v3 C:H/I:H/S:U' });
+    expect(explained(sqlite, 'technical_impact')).toEqual({ factor: 'technical_impact', value: 'total', source: 'CVSS v3 vector (scanner)', effect: 'CVSS v3 C:H/I:H/S:U' });
     // CVE-2025-0395 (glibc): Trivy carries Red Hat's AV:L/AC:H/PR:L/UI:R vector, Grype NVD's (CISA
     // ADP) AV:N/AC:L/PR:N/UI:N. Grype reported last, so its vector is stored: automatable, row 7.
     const glibc = actionable.filter((r) => r.issue_id === 'CVE-2025-0395');
     expect(glibc).toHaveLength(2); // libc-bin and libc6
     for (const r of glibc) {
-      expect(explained(r, 'automatable')).toMatchObject({ value: 'yes', source: 'CVSS v3 vector' });
-      expect(explained(r, 'decision').effect).toMatch(/^BOD 26-04 row 7: /);
+      expect(explained(r, 'automatable')).toMatchObject({ value: 'yes', source: 'CVSS v3 vector (scanner)' });
+      expect(explained(r, 'decision').effect).toMatch(/^row 7: /);
     }
   });
 });

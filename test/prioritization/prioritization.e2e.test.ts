@@ -20,7 +20,7 @@ const report = (() => {
   r.Metadata.RepoDigests = [`registry.example.com/shop/prioritization@sha256:${'cd'.repeat(32)}`];
   return JSON.stringify(r);
 })();
-const defaultPolicy = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'prioritization', 'policies', 'bod-26-04-epss.json'), 'utf8'));
+const defaultPolicy = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'prioritization', 'policies', 'exploitability.json'), 'utf8'));
 
 let platform: TestPlatform;
 
@@ -50,11 +50,12 @@ beforeAll(async () => {
 afterAll(async () => platform?.stop());
 
 describe('policies', () => {
-  it('ships the BOD 26-04 + EPSS policy as the active one', async () => {
+  it('ships the exploitability policy as the active one, BOD 26-04 beside it', async () => {
     const policies = await json<{ items: Array<{ version: string; status: string }> }>(platform.api('/api/v1/policies'));
     expect(policies.items).toContainEqual(expect.objectContaining({ version: defaultPolicy.version, status: 'active' }));
     const active = await json<{ version: string }>(platform.api('/api/v1/policies/active'));
     expect(active.version).toBe(defaultPolicy.version);
+    expect(policies.items).toContainEqual(expect.objectContaining({ version: 'bod-26-04+epss-2', status: 'shadow' }));
   });
 
   it('rejects an invalid policy, naming the path', async () => {
@@ -69,13 +70,13 @@ describe('policies', () => {
   it('evaluates a new version in shadow mode without touching live tiers, then promotes it', async () => {
     const before = await exposures();
     const stricter = structuredClone(defaultPolicy);
-    stricter.version = 'bod-26-04+epss-strict';
+    stricter.version = 'exploitability-strict';
     // What the table leaves to the next system upgrade is tracked closely instead.
     stricter.timelines.FSU.tier = 'track*';
     expect((await send('POST', '/api/v1/policies', stricter)).status).toBe(201);
 
     const diff = await json<{ movedUp: number; movedDown: number; transitions: Record<string, number>; samples: Array<{ reason: string }> }>(
-      platform.api('/api/v1/policies/bod-26-04+epss-strict/shadow'),
+      platform.api('/api/v1/policies/exploitability-strict/shadow'),
     );
     const wouldMove = before.filter((e) => e.tier === 'track' && e.explanation.some((f) => /fix on system upgrade → track$/.test(f.effect))).length;
     expect(wouldMove).toBeGreaterThan(0); // e.g. CVE-2021-3712: not in KEV, not exposed, not automatable, partial: row 0
@@ -83,8 +84,8 @@ describe('policies', () => {
     expect(diff.movedDown).toBe(0);
     expect(await exposures()).toEqual(before); // shadow mode wrote nothing
 
-    const activated = await json<{ workflowId: string }>(send('POST', '/api/v1/policies/bod-26-04+epss-strict/activate', {}));
-    expect(activated.workflowId).toBe('rescore:policy:bod-26-04+epss-strict');
+    const activated = await json<{ workflowId: string }>(send('POST', '/api/v1/policies/exploitability-strict/activate', {}));
+    expect(activated.workflowId).toBe('rescore:policy:exploitability-strict');
     const result = (await rescored(activated.workflowId)) as { changed: number; events: number };
     expect(result.events).toBe(wouldMove);
     // Mobilization reads the assets whose exposures moved a page at a time (ids never pile up in the workflow).
@@ -105,7 +106,7 @@ describe('policies', () => {
     const detail = await json<{ history: Array<{ tier: string; policyVersion: string }> }>(platform.api(`/api/v1/exposures/${moved.id}`));
     expect(detail.history.map((h) => [h.tier, h.policyVersion])).toEqual([
       ['track', defaultPolicy.version],
-      ['track*', 'bod-26-04+epss-strict'],
+      ['track*', 'exploitability-strict'],
     ]);
   });
 });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../db/client.js';
 import type { ExplanationFactor } from '../../db/schema.js';
 import { decisionKey, defaultPolicy } from '../../prioritization/policy.js';
-import { cellKey, decide, score, SEVERITY_BASE, severityTier, type Cell } from '../../prioritization/scoring/decision.js';
+import { cellKey, decide, decideVulnerability, MODIFIER_SPAN, score, SEVERITY_BASE, severityTier, type Cell, type RecordFacts } from '../../prioritization/scoring/decision.js';
 import {
   assembleExplanation, businessFactor, controlFactor, decisionPart, environmentFactor, exposureFactor, runtimeSeenText,
   severityFactor, vulnerabilityFactors, type AssetPart, type FeedVersions, type VulnerabilityPart,
@@ -24,10 +24,11 @@ import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js
 afterAll(closeTestDatabases);
 
 const policy = defaultPolicy();
-const FEEDS = { kev: 'eq-kev-1', epss: 'eq-epss-1' };
+const FEEDS = { kev: 'eq-kev-1', epss: 'eq-epss-1', cve: 'eq-cve-1' };
 const vector = (auto: boolean, total: boolean) => `CVSS:3.1/AV:${auto ? 'N' : 'L'}/AC:L/PR:N/UI:N/S:U/C:${total ? 'H' : 'L'}/I:${total ? 'H' : 'N'}/A:N`;
 
-interface Vuln { id: string; inKev: boolean; auto: boolean; total: boolean; likely: boolean; epss: number; percentile: number; cvss: number; added: string; ransomware: boolean }
+interface CveRecord extends RecordFacts { state: 'PUBLISHED' | 'REJECTED'; assessed: string | null }
+interface Vuln { id: string; inKev: boolean; auto: boolean; total: boolean; likely: boolean; epss: number; percentile: number; cvss: number; added: string; ransomware: boolean; record?: CveRecord }
 interface Asset { id: number; name: string; key: string; exposed: boolean; edr: 'none' | 'unseen' | 'loaded'; environment: string; critical: boolean; control: 'none' | 'nx' | 'ne' }
 
 const vulns: Vuln[] = [];
@@ -44,6 +45,32 @@ for (const inKev of [false, true]) for (const auto of [false, true]) for (const 
   });
 }
 
+// CVE records: each rule of precedence (SSVC over the vector, the record's vector over the
+// scanner's, the CNA's over the ADP's, SSVC active as exploited, poc as a public exploit; a rejected
+// record is ignored). The scanner's vector disagrees with the record on purpose.
+const rec = (r: Partial<CveRecord>): CveRecord => ({
+  state: 'PUBLISHED', assessed: '2024-07-23', cnaVector: null, cnaScore: null, adpVector: null, adpScore: null,
+  ssvcExploitation: null, ssvcAutomatable: null, ssvcTechnicalImpact: null, ...r,
+});
+const recordCases: Array<Pick<Vuln, 'inKev' | 'auto' | 'total' | 'likely'> & { record: CveRecord }> = [
+  { inKev: false, auto: false, total: false, likely: false, record: rec({ ssvcExploitation: 'active', ssvcAutomatable: 'yes', ssvcTechnicalImpact: 'total' }) },
+  { inKev: false, auto: true, total: true, likely: false, record: rec({ ssvcExploitation: 'poc', ssvcAutomatable: 'yes', ssvcTechnicalImpact: 'partial' }) },
+  { inKev: false, auto: true, total: false, likely: false, record: rec({ ssvcExploitation: 'poc', ssvcAutomatable: 'no', ssvcTechnicalImpact: 'total' }) },
+  { inKev: false, auto: true, total: false, likely: true, record: rec({ ssvcExploitation: 'none', ssvcAutomatable: 'no', ssvcTechnicalImpact: 'total', assessed: null }) },
+  { inKev: false, auto: false, total: false, likely: false, record: rec({ cnaVector: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H', cnaScore: 9.8 }) },
+  { inKev: false, auto: false, total: true, likely: false, record: rec({ adpVector: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N', adpScore: 5.3, cnaScore: 4.1 }) },
+  { inKev: true, auto: false, total: false, likely: false, record: rec({ ssvcExploitation: 'poc', cnaScore: 9.5 }) },
+  { inKev: false, auto: true, total: true, likely: false, record: rec({ state: 'REJECTED', ssvcExploitation: 'active', cnaVector: 'CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:L' }) },
+];
+for (const r of recordCases) {
+  const n = vulns.length;
+  vulns.push({
+    id: `CVE-2098-${String(1000 + n)}`, ...r,
+    epss: r.likely ? 0.35 : [0.02, 0.00042, 0.071][n % 3]!, percentile: [0.91234, 0.5, 0.99987][n % 3]!,
+    cvss: [9.8, 7.5, 5.3][n % 3]!, added: `2098-01-${String(10 + n)}`, ransomware: false,
+  });
+}
+
 const NX = { name: 'Feature flag off', kind: 'feature_disabled', effect: 'not_exploitable' } as const;
 const NE = { name: "Edge 'WAF'", kind: 'waf', effect: 'not_exposed' } as const;
 
@@ -55,10 +82,17 @@ beforeAll(async () => {
   db = await migratedTestDatabase();
   await db.sql`
     insert into intel_feeds (kind, version, rows, sha256, status, activated_at)
-    values ('kev', ${FEEDS.kev}, 1, 'k', 'active', now()), ('epss', ${FEEDS.epss}, 1, 'e', 'active', now())`;
+    values ('kev', ${FEEDS.kev}, 1, 'k', 'active', now()), ('epss', ${FEEDS.epss}, 1, 'e', 'active', now()), ('cve', ${FEEDS.cve}, 1, 'c', 'active', now())`;
   for (const v of vulns) {
     await db.sql`insert into epss_scores (feed_version, cve, epss, percentile) values (${FEEDS.epss}, ${v.id}, ${v.epss}, ${v.percentile})`;
     if (v.inKev) await db.sql`insert into kev_entries (feed_version, cve, date_added, known_ransomware) values (${FEEDS.kev}, ${v.id}, ${v.added}, ${v.ransomware})`;
+    const r = v.record;
+    if (r) {
+      await db.sql`
+        insert into cve_records (feed_version, cve, state, cna_vector, cna_score, adp_vector, adp_score, ssvc_exploitation, ssvc_automatable, ssvc_technical_impact, ssvc_assessed_at, sha256)
+        values (${FEEDS.cve}, ${v.id}, ${r.state}, ${r.cnaVector}, ${r.cnaScore}, ${r.adpVector}, ${r.adpScore}, ${r.ssvcExploitation}, ${r.ssvcAutomatable}, ${r.ssvcTechnicalImpact},
+                ${r.assessed === null ? null : `${r.assessed}T20:34:21Z`}, 'x')`;
+    }
   }
   for (const exposed of [false, true]) for (const edr of ['none', 'unseen', 'loaded'] as const) for (const environment of ['production', 'staging'])
     for (const critical of [false, true]) for (const control of ['none', 'nx', 'ne'] as const) {
@@ -96,8 +130,13 @@ beforeAll(async () => {
 function expected(facts: { vuln: Vuln; asset: Asset; vendor: string | null }, feeds: FeedVersions) {
   const { vuln, asset, vendor } = facts;
   const publiclyExposed = asset.exposed && asset.control !== 'ne';
+  const record = feeds.cve && vuln.record?.state === 'PUBLISHED' ? vuln.record : null;
+  const inKev = feeds.kev !== null && vuln.inKev;
+  const inputs = { inKev, epss: vuln.epss, cvss: vuln.cvss, vector: vector(vuln.auto, vuln.total), record };
+  const d = decideVulnerability(policy, inputs);
   const cell: Cell = {
-    base: feeds.kev === null ? SEVERITY_BASE + TIER_RANK[severityTier(policy, vuln.cvss)] : decisionKey(vuln.inKev, publiclyExposed, vuln.auto, vuln.total),
+    base: feeds.kev === null ? SEVERITY_BASE + TIER_RANK[severityTier(policy, d.cvss)] : decisionKey(d.exploited, publiclyExposed, d.automatable, d.totalImpact),
+    publicExploit: d.publicExploit,
     publiclyExposed,
     likelyExploited: vuln.epss >= policy.document.modifiers.likelyExploited!.epssAtLeast,
     edrCovered: asset.edr !== 'none',
@@ -108,14 +147,11 @@ function expected(facts: { vuln: Vuln; asset: Asset; vendor: string | null }, fe
     criticalAsset: asset.critical,
   };
   const outcome = decide(policy, cell);
-  const inKev = feeds.kev !== null && vuln.inKev;
-  const value = score(policy, { inKev, publiclyExposed, automatable: vuln.auto, totalImpact: vuln.total, epss: vuln.epss, cvss: vuln.cvss }, outcome.scoreFactor);
-  const v: VulnerabilityPart = vulnerabilityFactors(
-    policy, feeds,
-    { inKev, kevDateAdded: vuln.added, knownRansomware: vuln.ransomware, epss: vuln.epss, percentile: vuln.percentile, cvss: vuln.cvss, vector: vector(vuln.auto, vuln.total) },
-    { automatable: vuln.auto, totalImpact: vuln.total },
-  );
-  if (feeds.kev === null) v.sev = severityFactor(policy, vuln.cvss, outcome.tableTier);
+  const value = score(policy, { inKev: d.exploited, publiclyExposed, automatable: d.automatable, totalImpact: d.totalImpact, epss: vuln.epss, cvss: d.cvss }, outcome.scoreFactor);
+  const v: VulnerabilityPart = vulnerabilityFactors(policy, feeds, {
+    ...inputs, kevDateAdded: vuln.added, knownRansomware: vuln.ransomware, percentile: vuln.percentile, ssvcAssessedOn: record?.assessed ?? null,
+  });
+  if (feeds.kev === null) v.sev = severityFactor(policy, d.cvss, outcome.tableTier);
   const a: AssetPart = {
     exposure: exposureFactor(policy, { name: asset.name, internetFacing: asset.exposed }),
     environment: environmentFactor(policy, { name: asset.name, environment: asset.environment }),
@@ -142,6 +178,11 @@ function firstDifference(id: number, got: Record<string, unknown>, wanted: Recor
   return { id, factor: i < 0 ? g.length : i, sql: g[i] ?? g.map((f) => f.factor), ts: w[i] ?? w.map((f) => f.factor) };
 }
 
+/** The cells decision.ts gives the listed findings (under the active feeds). */
+async function cellsOf(ids: Set<number>) {
+  return [...ids].map((id) => expected(findingFacts.get(id)!, FEEDS).cell);
+}
+
 /** Due days count from the finding's latest change of tier (a due date stays while the tier does). */
 async function compareAll(feeds: FeedVersions) {
   const rows = await db.sql<{ id: number; tier: string; score: number; due_days: number; explanation: ExplanationFactor[] }[]>`
@@ -166,15 +207,19 @@ describe('SQL scoring and the TypeScript policy agree', () => {
     const cells = await compareAll(FEEDS);
     // 16 rows x likely x EDR (none, unseen, loaded: 3 cells) x environment x critical x control (none,
     // not-exploitable; not-exposed moves the row) x vendor status.
-    const bases = new Set([...cells].map((k) => k >> 8));
+    const bases = new Set([...cells].map((k) => Math.floor(k / MODIFIER_SPAN)));
     expect(bases.size).toBe(16);
-    expect(cells.size).toBe(16 * 2 * 3 * 2 * 2 * 2 * 2);
+    const scannerOnly = new Set([...findingFacts].filter(([, f]) => !f.vuln.record).map(([id]) => id));
+    const plainCells = new Set((await cellsOf(scannerOnly)));
+    expect(plainCells.size).toBe(16 * 2 * 3 * 2 * 2 * 2 * 2);
+    // A public exploit raised some findings, and SSVC active made one unlisted CVE exploited.
+    expect([...cells].some((k) => (k & 256) === 256)).toBe(true);
   });
 
   it('without a KEV catalog, on every severity outcome crossed with every modifier', async () => {
     await db.sql`update intel_feeds set status = 'retired' where kind = 'kev'`;
     await rescoreFindings(db.sql, policy, { all: true }, { reason: 'no catalog' });
-    const cells = await compareAll({ kev: null, epss: FEEDS.epss });
-    expect(new Set([...cells].map((k) => k >> 8))).toEqual(new Set([SEVERITY_BASE, SEVERITY_BASE + 1, SEVERITY_BASE + 2]));
+    const cells = await compareAll({ kev: null, epss: FEEDS.epss, cve: FEEDS.cve });
+    expect(new Set([...cells].map((k) => Math.floor(k / MODIFIER_SPAN)))).toEqual(new Set([SEVERITY_BASE, SEVERITY_BASE + 1, SEVERITY_BASE + 2]));
   });
 });
