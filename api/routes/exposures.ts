@@ -28,8 +28,9 @@ const ExposureSchema = z
       businessService: z.string().nullable(),
       criticality: z.string().nullable(),
       environment: z.string().nullable(),
-      internetFacing: z.boolean().nullable(),
+      internetFacing: z.boolean().nullable().openapi({ description: "the asset's own context: a firewall rule or an internet-side scan (null: nobody said)" }),
     }),
+    publiclyExposed: z.boolean().nullable().openapi({ description: 'exposure as the policy decided it for this finding: the asset or a host it runs on is internet-facing, and no control blocks the path (null: not scored)' }),
     component: z.string(),
     version: z.string(),
     location: z.string().openapi({ description: "where the component lives when one asset can hold it twice (a jar's path); '' otherwise" }),
@@ -76,18 +77,24 @@ const ExposureDetailSchema = ExposureSchema.extend({
 
 const NoiseCountsSchema = z.object({
   openFindings: z.number().int(),
-  criticalHighByCvss: z.number().int(),
+  criticalHighByCvss: z.number().int().openapi({ description: 'open findings rated critical or high: CVSS >= 7, or the scanner severity when there is no score' }),
+  criticalHighActAttend: z.number().int().openapi({ description: 'of those, in act or attend' }),
   actAttend: z.number().int(),
   act: z.number().int(),
-  reduction: z.number().nullable().openapi({ description: '1 - actAttend / criticalHighByCvss' }),
-  exploitableBacklogPct: z.number().nullable().openapi({ description: 'open findings in KEV or with EPSS >= 0.1, as % of open findings' }),
+  reduction: z.number().nullable().openapi({ description: '1 - criticalHighActAttend / criticalHighByCvss: the share of critical/high findings kept out of act/attend' }),
+  criticalHighWithoutEvidence: z.number().int().openapi({ description: 'critical/high findings with no evidence of exploitation: not in KEV, no CISA SSVC active or poc, EPSS < 0.1' }),
+  reductionWithoutEvidence: z.number().nullable().openapi({ description: 'the share of those kept out of act/attend' }),
+  exploitedExposed: z.number().int().openapi({ description: 'findings in KEV or SSVC active on publicly exposed assets, not declared not_affected or fixed' }),
+  exploitedExposedMissed: z.number().int().openapi({ description: 'of those, how many are not in act/attend (0 is the goal)' }),
+  exploitableBacklogPct: z.number().nullable().openapi({ description: 'open findings in KEV or with EPSS >= 0.1, not declared not_affected or fixed (VEX), as % of open findings' }),
 });
 
 const NoiseReportSchema = z
   .object({
     scope: z.string().openapi({ description: '`*` for the whole estate' }),
     now: NoiseCountsSchema,
-    history: z.array(NoiseCountsSchema.extend({ at: z.string() })),
+    // Snapshots recorded before a count existed lack it.
+    history: z.array(NoiseCountsSchema.partial().extend({ at: z.string() })),
     credit: z.string(),
   })
   .openapi('NoiseReport');

@@ -26,7 +26,7 @@ export interface ExposureFilter {
 type Tier = 'act' | 'attend' | 'track*' | 'track';
 
 /** The active version of a feed, as a SQL fragment. */
-const activeVersion = (sql: Sql, kind: 'epss' | 'kev') => sql`(select version from intel_feeds where kind = ${kind} and status = 'active')`;
+const activeVersion = (sql: Sql, kind: 'epss' | 'kev' | 'cve') => sql`(select version from intel_feeds where kind = ${kind} and status = 'active')`;
 
 function exposureRow(r: Record<string, unknown>) {
   const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : null);
@@ -44,6 +44,9 @@ function exposureRow(r: Record<string, unknown>) {
       environment: r.environment as string | null,
       internetFacing: r.internet_facing as boolean | null,
     },
+    // What the policy decided (a host's exposure reaches the images that run on it; a control can take it away).
+    publiclyExposed: ((r.explanation as ExplanationFactor[] | null) ?? []).find((x) => x.factor === 'publicly_exposed')?.value === 'yes'
+      ? true : r.explanation ? false : null,
     component: r.component as string,
     version: r.version as string,
     location: r.location as string,
@@ -134,37 +137,76 @@ export async function getExposure(sql: Sql, id: number) {
 
 export interface NoiseCounts {
   openFindings: number;
+  /** Open findings rated critical or high: CVSS 7 or more, or the scanner's severity without a score. */
   criticalHighByCvss: number;
+  /** Of those, how many the policy puts in act or attend. */
+  criticalHighActAttend: number;
   actAttend: number;
   act: number;
-  /** 1 - actAttend / criticalHighByCvss: how much of the severity-driven backlog the policy set aside. */
+  /** 1 - criticalHighActAttend / criticalHighByCvss: the share of the severity-driven backlog the policy set aside. */
   reduction: number | null;
-  /** Open findings known exploited (KEV) or likely exploited (EPSS >= 0.1), as % of open findings. */
+  /** Critical/high findings with no evidence of exploitation: not in KEV, no CISA SSVC active or poc, EPSS below 0.1. */
+  criticalHighWithoutEvidence: number;
+  /** The share of those kept out of act/attend. */
+  reductionWithoutEvidence: number | null;
+  /** Exploited findings (KEV or SSVC active) on publicly exposed assets, not declared not affected or fixed (VEX). */
+  exploitedExposed: number;
+  /** Of those, how many are not in act/attend: the exploitable few the policy missed (0 is the goal). */
+  exploitedExposedMissed: number;
+  /** Open findings known exploited (KEV) or likely exploited (EPSS >= 0.1), not declared not affected or fixed, as % of open findings. */
   exploitableBacklogPct: number | null;
 }
+
+/** EPSS at or above this is evidence that exploitation is likely (FIRST's efficient threshold). */
+const LIKELY_EPSS = 0.1;
 
 /** The noise report of one scope now: what severity alone would flag against what the policy asks. */
 export async function noiseCounts(sql: Sql, scope?: ScopeSelector): Promise<NoiseCounts> {
   const [r] = await sql`
+    with f as (
+      select f.tier, f.cvss_score >= 7 or (f.cvss_score is null and f.severity in ('critical', 'high')) as critical_high,
+             coalesce(f.vendor_status in ('not_affected', 'fixed'), false) as declared_safe,
+             k.cve is not null as in_kev, coalesce(e.epss, 0) as epss, r.ssvc_exploitation,
+             -- Exposure as the policy decided it: the asset's part, unless a control took the path away.
+             coalesce(ap.body -> 'exposure' ->> 'value' = 'yes' and not coalesce(cp.body ? 'unexposedBy', false), false) as exposed
+      from findings f
+      join assets a on a.id = f.asset_id
+      left join kev_entries k on k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')}
+      left join epss_scores e on e.cve = f.issue_id and e.feed_version = ${activeVersion(sql, 'epss')}
+      left join cve_records r on r.cve = f.issue_id and r.feed_version = ${activeVersion(sql, 'cve')} and r.state = 'PUBLISHED'
+      left join explanation_parts ap on ap.id = f.explanation_asset
+      left join explanation_parts cp on cp.id = f.explanation_context
+      where f.status = 'open' ${scope ? scopeCondition(sql, scope) : sql``}
+    )
     select count(*)::int as open,
-           count(*) filter (where f.cvss_score >= 7 or (f.cvss_score is null and f.severity in ('critical', 'high')))::int as critical_high,
-           count(*) filter (where f.tier in ('act', 'attend'))::int as act_attend,
-           count(*) filter (where f.tier = 'act')::int as act,
-           count(*) filter (where k.cve is not null or e.epss >= 0.1)::int as exploitable
-    from findings f
-    join assets a on a.id = f.asset_id
-    left join kev_entries k on k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')}
-    left join epss_scores e on e.cve = f.issue_id and e.feed_version = ${activeVersion(sql, 'epss')}
-    where f.status = 'open' ${scope ? scopeCondition(sql, scope) : sql``}`;
+           count(*) filter (where critical_high)::int as critical_high,
+           count(*) filter (where critical_high and tier in ('act', 'attend'))::int as critical_high_act_attend,
+           count(*) filter (where tier in ('act', 'attend'))::int as act_attend,
+           count(*) filter (where tier = 'act')::int as act,
+           count(*) filter (where critical_high and not in_kev and ssvc_exploitation is distinct from 'active'
+                              and ssvc_exploitation is distinct from 'poc' and epss < ${LIKELY_EPSS})::int as without_evidence,
+           count(*) filter (where critical_high and not in_kev and ssvc_exploitation is distinct from 'active'
+                              and ssvc_exploitation is distinct from 'poc' and epss < ${LIKELY_EPSS} and tier in ('act', 'attend'))::int as without_evidence_urgent,
+           count(*) filter (where (in_kev or ssvc_exploitation = 'active') and exposed and not declared_safe)::int as exploited_exposed,
+           count(*) filter (where (in_kev or ssvc_exploitation = 'active') and exposed and not declared_safe
+                              and tier is distinct from 'act' and tier is distinct from 'attend')::int as exploited_exposed_missed,
+           count(*) filter (where (in_kev or epss >= ${LIKELY_EPSS}) and not declared_safe)::int as exploitable
+    from f`;
   const open = r?.open ?? 0;
   const criticalHigh = r?.critical_high ?? 0;
-  const actAttend = r?.act_attend ?? 0;
+  const withoutEvidence = r?.without_evidence ?? 0;
+  const ratio = (part: number, whole: number) => (whole === 0 ? null : Math.round((1 - part / whole) * 1000) / 1000);
   return {
     openFindings: open,
     criticalHighByCvss: criticalHigh,
-    actAttend,
+    criticalHighActAttend: r?.critical_high_act_attend ?? 0,
+    actAttend: r?.act_attend ?? 0,
     act: r?.act ?? 0,
-    reduction: criticalHigh === 0 ? null : Math.round((1 - actAttend / criticalHigh) * 1000) / 1000,
+    reduction: ratio(r?.critical_high_act_attend ?? 0, criticalHigh),
+    criticalHighWithoutEvidence: withoutEvidence,
+    reductionWithoutEvidence: ratio(r?.without_evidence_urgent ?? 0, withoutEvidence),
+    exploitedExposed: r?.exploited_exposed ?? 0,
+    exploitedExposedMissed: r?.exploited_exposed_missed ?? 0,
     exploitableBacklogPct: open === 0 ? null : Math.round(((r?.exploitable ?? 0) / open) * 10000) / 100,
   };
 }

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MobilizationAudit } from '../../mobilization/audit.js';
-import { corpusDir, corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
-import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { corpusSkipReason, hasCorpus } from '../support/corpus.js';
+import { loadCorpusEstate, type UploadOutcome } from '../support/corpus-estate.js';
+import { json, startTestPlatform, type TestPlatform } from '../support/platform.js';
 
 // The promise of mobilization on the whole real corpus: every scanner report of ../shared/corpus
 // through the running platform (real Temporal, PostgreSQL, the ServiceNow simulator), with the real
@@ -16,78 +16,14 @@ import { eventually, json, startTestPlatform, type TestPlatform } from '../suppo
 const run = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');
 
-function reports(dir: string): string[] {
-  return readdirSync(dir)
-    .flatMap((name) => {
-      const path = join(dir, name);
-      return statSync(path).isDirectory() ? reports(path) : [path];
-    })
-    .filter((p) => !/(README\.md|MANIFEST\.tsv|SHA256SUMS)$/.test(p))
-    .sort();
-}
-
-/** Who a report's assets belong to, as the uploading team says. */
-function uploadOf(file: string): { owner?: string; vantage?: string } {
-  const rel = relative(corpusDir, file);
-  // Network scanners look from outside: their hosts are internet-exposed on the ports they saw.
-  if (/\/(nessus|tenable|qualys)\//.test(rel)) return { owner: 'jonas.weber', vantage: 'internet' };
-  // A team that typed its owner wrong.
-  if (rel.includes('/anchore_grype/')) return { owner: 'alex.romer0' };
-  // SBOMs handed over by suppliers: nobody in the estate owns them yet.
-  if (/\/(cyclonedx|cyclonedx-vex|dependency_track)\//.test(rel)) return {};
-  return { owner: 'alex.romero' };
-}
-
 let platform: TestPlatform;
 let audit: MobilizationAudit;
-const outcomes: Array<{ file: string; status: string; error?: string }> = [];
-
-async function upload(file: string): Promise<void> {
-  const { owner, vantage } = uploadOf(file);
-  const params = (target?: string) =>
-    new URLSearchParams({ filename: basename(file), ...(owner ? { owner } : {}), ...(vantage ? { vantage } : {}), ...(target ? { target } : {}) });
-  const send = (target?: string) => platform.api(`/api/v1/scans?${params(target)}`, { method: 'POST', body: readFileSync(file) });
-  let res = await send();
-  // SBOMs and npm audit reports do not name their subject: the uploader does, as a user would.
-  if (res.status === 202) {
-    const { scanId } = (await res.json()) as { scanId: string };
-    let scan = await finished(scanId);
-    if (scan.status === 'failed' && /pass a target/.test(scan.error ?? '')) {
-      res = await send(relative(corpusDir, file).replace(/[/.]/g, '-'));
-      scan = await finished(((await res.json()) as { scanId: string }).scanId);
-    }
-    outcomes.push({ file, status: scan.status, ...(scan.error ? { error: scan.error } : {}) });
-  } else {
-    outcomes.push({ file, status: `rejected ${res.status}`, error: await res.text() });
-  }
-}
-
-async function finished(scanId: string) {
-  return eventually(
-    async () => {
-      const s = await json<{ status: string; error?: string }>(platform.api(`/api/v1/scans/${scanId}`));
-      return s.status === 'running' ? undefined : s;
-    },
-    { what: `scan ${scanId}`, timeoutMs: 120_000 },
-  );
-}
+let outcomes: UploadOutcome[] = [];
 
 describe.skipIf(!hasCorpus)(`mobilization on the whole corpus${hasCorpus ? '' : ` (${corpusSkipReason})`}`, () => {
   beforeAll(async () => {
     platform = await startTestPlatform({ CTEM_TICKET_RECONCILE_INTERVAL: '0s' });
-    for (const [kind, file] of [
-      ['epss', corpusFile('intel', 'epss', 'epss_scores-2026-01-30.csv.gz')],
-      ['kev', corpusFile('intel', 'kev', 'realrisk_2026.01.29', 'known_exploited_vulnerabilities.json')],
-    ] as const) {
-      const res = await platform.api(`/api/v1/intel/${kind}?asOf=2026-01-31`, { method: 'POST', body: readFileSync(file) });
-      expect(res.status, `${kind} import`).toBe(200);
-    }
-    const files = reports(corpusFile('scanners'));
-    // Three uploads at a time, as several scanners' pipelines would.
-    const queue = [...files];
-    await Promise.all([1, 2, 3].map(async () => {
-      for (let f = queue.shift(); f; f = queue.shift()) await upload(f);
-    }));
+    outcomes = await loadCorpusEstate(platform);
     audit = await json<MobilizationAudit>(platform.api('/api/v1/metrics/mobilization'));
   }, 600_000);
 

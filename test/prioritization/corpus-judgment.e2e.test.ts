@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NoiseCounts } from '../../db/read-models/exposures.js';
+import type { ExplanationFactor } from '../../db/schema.js';
+import { corpusSkipReason, hasCorpus } from '../support/corpus.js';
+import { loadCorpusEstate } from '../support/corpus-estate.js';
+import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
+
+// The promise of prioritization on real data: the whole corpus (every scanner report, the January
+// 2026 FIRST EPSS and CISA KEV files, CISA's Vulnrichment CVE records) through the running platform,
+// with the context the project ships for it (examples/context/corpus-estate*.json: an edge host
+// serving three of the images to the internet) and network scans seen from the internet's side.
+// The default policy must keep at least 90% of the critical/high findings that carry no evidence of
+// exploitation out of act/attend, and miss no exploited finding on a publicly exposed asset.
+// CISA BOD 26-04 on the same estate is printed beside it for comparison.
+
+const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples', 'context');
+
+let platform: TestPlatform;
+let exploitability: NoiseCounts;
+let bod: NoiseCounts;
+
+async function noise(): Promise<NoiseCounts> {
+  return (await json<{ now: NoiseCounts }>(platform.api('/api/v1/reports/noise'))).now;
+}
+
+async function context(file: string, source: string): Promise<void> {
+  const { scanId } = await json<{ scanId: string }>(
+    platform.api(`/api/v1/context?source=${source}&name=${file.replace(/\.json$/, '')}&filename=${file}`, { method: 'POST', body: readFileSync(join(EXAMPLES, file)) }),
+  );
+  const scan = await eventually(
+    async () => {
+      const s = await json<{ status: string; error?: string }>(platform.api(`/api/v1/scans/${scanId}`));
+      return s.status === 'running' ? undefined : s;
+    },
+    { what: `context ${file}`, timeoutMs: 120_000 },
+  );
+  expect(scan, file).toMatchObject({ status: 'completed' });
+}
+
+async function activate(version: string): Promise<void> {
+  const { workflowId } = await json<{ workflowId: string }>(platform.api(`/api/v1/policies/${version}/activate`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } }));
+  await platform.temporalClient.workflow.getHandle(workflowId).result();
+}
+
+type Row = { issue_id: string; tier: string; asset: string; explanation: ExplanationFactor[] };
+const factor = (r: Row, name: string) => r.explanation.find((f) => f.factor === name);
+
+describe.skipIf(!hasCorpus)(`prioritization on the whole corpus${hasCorpus ? '' : ` (${corpusSkipReason})`}`, () => {
+  beforeAll(async () => {
+    platform = await startTestPlatform({ CTEM_TICKET_RECONCILE_INTERVAL: '0s' });
+    await loadCorpusEstate(platform);
+    await context('corpus-estate.json', 'cloud-inventory');
+    await context('corpus-estate-security-groups.json', 'security-groups');
+    exploitability = await noise();
+  }, 900_000);
+
+  afterAll(async () => {
+    await platform?.stop();
+  });
+
+  it('keeps at least 90% of the critical/high findings without evidence of exploitation out of act/attend', () => {
+    expect(exploitability.criticalHighWithoutEvidence).toBeGreaterThan(200);
+    expect(exploitability.reductionWithoutEvidence).toBeGreaterThanOrEqual(0.9);
+    // The overall cut is bounded by the evidence: this corpus is rich in famous exploited CVEs, and
+    // the critical/high findings the policy keeps are those with evidence (nothing else).
+    const withEvidence = exploitability.criticalHighByCvss - exploitability.criticalHighWithoutEvidence;
+    expect(exploitability.criticalHighActAttend).toBeLessThanOrEqual(withEvidence);
+  });
+
+  it('misses no exploited finding on a publicly exposed asset', () => {
+    expect(exploitability.exploitedExposed).toBeGreaterThan(10);
+    expect(exploitability.exploitedExposedMissed).toBe(0);
+  });
+
+  it('exposes the images the edge host serves, through the shipped context', async () => {
+    const rows = await platform.database.sql<Row[]>`
+      select f.issue_id, f.tier, a.name as asset, f.explanation from findings f join assets a on a.id = f.asset_id
+      where f.status = 'open' and a.name in ('teamdojo:latest', 'my-app:latest', 'defectdojo/defectdojo-django:1.13.1')`;
+    expect(rows.length).toBeGreaterThan(100);
+    expect(rows.every((r) => factor(r, 'publicly_exposed')?.value === 'yes')).toBe(true);
+    expect(factor(rows[0]!, 'publicly_exposed')!.effect).toMatch(/^internet-facing: runs on edge-01; edge-01 has public IP 198\.51\.100\.21 and security group sg-0e57a7e0000000001 open to/);
+  });
+
+  it('decides without a CVSS vector from EPSS and the score, and says so', async () => {
+    const [row] = await platform.database.sql<Row[]>`
+      select f.issue_id, f.tier, a.name as asset, f.explanation from findings f join assets a on a.id = f.asset_id
+      where f.status = 'open' and f.cvss_vector is null and f.cvss_score is null order by f.id limit 1`;
+    expect(factor(row!, 'technical_impact')).toMatchObject({ value: 'partial', effect: 'no CVSS data: assumed partial' });
+    const score = factor(row!, 'score')!;
+    expect(score.effect).not.toMatch(/exploited|KEV/);
+  });
+
+  it('puts CISA BOD 26-04 beside it on the same estate', async () => {
+    await activate('bod-26-04+epss-2');
+    bod = await noise();
+    const table = [
+      ['', 'exploitability-1 (default)', 'bod-26-04+epss-2'],
+      ['critical/high findings', exploitability.criticalHighByCvss, bod.criticalHighByCvss],
+      ['  of them in act/attend', exploitability.criticalHighActAttend, bod.criticalHighActAttend],
+      ['  cut of critical/high', exploitability.reduction, bod.reduction],
+      ['critical/high without evidence', exploitability.criticalHighWithoutEvidence, bod.criticalHighWithoutEvidence],
+      ['  cut of those', exploitability.reductionWithoutEvidence, bod.reductionWithoutEvidence],
+      ['exploited on exposed assets', exploitability.exploitedExposed, bod.exploitedExposed],
+      ['  missed (not act/attend)', exploitability.exploitedExposedMissed, bod.exploitedExposedMissed],
+      ['act / act+attend (all findings)', `${exploitability.act} / ${exploitability.actAttend}`, `${bod.act} / ${bod.actAttend}`],
+    ];
+    // The figures docs/benchmarks.md quotes, printed for whoever runs this file.
+    console.log(`Noise report on the whole corpus:\n${table.map((r) => r.map((c, i) => String(c).padEnd(i === 0 ? 34 : 28)).join('')).join('\n')}`);
+    // BOD 26-04 lets exposure and a CVSS vector alone make unexploited findings urgent.
+    expect(bod.reductionWithoutEvidence!).toBeLessThan(exploitability.reductionWithoutEvidence!);
+    expect(bod.reduction!).toBeLessThan(exploitability.reduction!);
+    // And it catches no exploited finding on an exposed asset that the default misses.
+    expect(exploitability.exploitedExposedMissed).toBeLessThanOrEqual(bod.exploitedExposedMissed);
+  });
+});
