@@ -13,6 +13,7 @@ import { reportRoutes } from './routes/reports.js';
 import { sourceRoutes } from './routes/sources.js';
 import { healthRoutes } from './routes/health.js';
 import { policyRoutes } from './routes/policies.js';
+import { backtestRoutes } from './routes/backtests.js';
 import { intelRoutes } from './routes/intel.js';
 import { scanRoutes } from './routes/scans.js';
 import { ticketRoutes } from './routes/tickets.js';
@@ -46,6 +47,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', exposureRoutes);
   app.route('/', campaignRoutes);
   app.route('/', policyRoutes);
+  app.route('/', backtestRoutes);
   app.route('/', ticketRoutes);
   app.route('/', escalationDigestRoutes);
   app.route('/', intelRoutes);

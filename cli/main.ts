@@ -20,6 +20,9 @@ const USAGE = `usage: ctem <command>
   intel promote KIND VERSION   activate a staged version [--force check,...]
   intel fetch KIND    fetch a feed from its configured URL now
   tickets audit       does every urgent finding reach a person, one ticket per fix? (exit 1 if not) [--json]
+  backtest --later-kev FILE   would the policy have flagged at t0 what a later CISA KEV lists? effort,
+                      coverage and efficiency beside EPSS and CVSS baselines [--universe estate|cves]
+                      [--policy VERSION ...] [--epss V] [--kev V] [--cve V] [--json]
   help                this text`;
 
 const ROLES: Record<string, Roles> = {
@@ -73,6 +76,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'intel') {
     const { intelCommand } = await import('./commands/intel.js');
     return intelCommand(loadConfig(), rest);
+  }
+  if (command === 'backtest') {
+    const { backtestCommand } = await import('./commands/backtest.js');
+    return backtestCommand(loadConfig(), rest);
   }
   if (command === 'tickets') {
     const { ticketsCommand } = await import('./commands/tickets.js');

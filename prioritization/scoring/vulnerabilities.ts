@@ -11,9 +11,10 @@ import { modifierParams, type Fragment, type Tx } from './sql.js';
  * the score), the severity tier without a catalog, likely exploited and a public exploit, the score's
  * vulnerability part and terms (decision.ts vulnerabilityScore, same order of terms) and the
  * vulnerability's explanation part (v_body, keyed by content as v_id). CTEs: vkeys, vrec, vectors,
- * vparsed, vdecided, vulns0, vulns.
+ * vparsed, vdecided, vdecided2, vulns0, vulns. `keys` replaces the findings as the source of
+ * (issue_id, vec, cv, n) rows: a backtest decides every CVE of an EPSS file this way.
  */
-export function vulnerabilityCtes(tx: Tx, policy: Policy, feeds: FeedVersions, findingFilter: Fragment) {
+export function vulnerabilityCtes(tx: Tx, policy: Policy, feeds: FeedVersions, findingFilter: Fragment, keys?: Fragment) {
   const c = modifierParams(policy);
   const dp = policy.document.decisionPoints;
   const w = policy.document.score.weights;
@@ -29,9 +30,10 @@ export function vulnerabilityCtes(tx: Tx, policy: Policy, feeds: FeedVersions, f
   const ssvcSource = tx`format(${W.ssvcSource}::text, ${feeds.cve ?? null}::text, to_char(v.ssvc_assessed_at at time zone 'UTC', 'YYYY-MM-DD'))`;
   return tx`
     vkeys as (
+      ${keys ?? tx`
       select f.issue_id, coalesce(f.cvss_vector, '') as vec, coalesce(f.cvss_score, -1) as cv, count(*)::int as n
       from findings f where f.status = 'open' and ${findingFilter}
-      group by 1, 2, 3
+      group by 1, 2, 3`}
     ),
     -- The CVE record's facts, and the rating the decision reads: the record's CNA vector, else its
     -- ADP's, over the scanner's (when the policy says so).

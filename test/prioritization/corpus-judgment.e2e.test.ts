@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NoiseCounts } from '../../db/read-models/exposures.js';
 import type { ExplanationFactor } from '../../db/schema.js';
-import { corpusSkipReason, hasCorpus } from '../support/corpus.js';
+import { formatBacktest } from '../../cli/commands/backtest.js';
+import { laterKevCves, type BacktestResult } from '../../prioritization/backtest.js';
+import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { loadCorpusEstate } from '../support/corpus-estate.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
 
@@ -90,6 +92,19 @@ describe.skipIf(!hasCorpus)(`prioritization on the whole corpus${hasCorpus ? '' 
     expect(factor(row!, 'technical_impact')).toMatchObject({ value: 'partial', effect: 'no CVSS data: assumed partial' });
     const score = factor(row!, 'score')!;
     expect(score.effect).not.toMatch(/exploited|KEV/);
+  });
+
+  it('backtests the estate against the later KEV: the default catches what EPSS alone catches at its effort', async () => {
+    const later = laterKevCves(readFileSync(corpusFile('intel', 'joined', 'epss_kev_nvd_2026-08-22.csv'), 'utf8'), 'epss_kev_nvd_2026-08-22.csv');
+    const result = await json<BacktestResult>(platform.api('/api/v1/backtests', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ universe: 'estate', policies: ['active', 'bod-26-04+epss-2'], laterKev: { cves: later } }),
+    }));
+    console.log(`Backtest of the corpus estate:\n${formatBacktest(result)}`);
+    expect(result.population).toBeGreaterThan(1000);
+    const policy = result.rows.find((r) => r.name === 'policy exploitability-1')!;
+    const epssAlone = result.rows.find((r) => r.name === 'EPSS alone at the effort of exploitability-1')!;
+    expect(policy.coverage).toBeGreaterThanOrEqual(epssAlone.coverage);
   });
 
   it('puts CISA BOD 26-04 beside it on the same estate', async () => {
