@@ -4,7 +4,7 @@ import { activePolicy, getPolicy } from '../../prioritization/policy-store.js';
 import type { Policy } from '../../prioritization/policy.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
-import { ErrorSchema } from './schemas.js';
+import { BacktestSchema, ErrorSchema } from './schemas.js';
 
 // Backtests: would a policy have flagged, at t0, what attackers went on to exploit? Read-only, so
 // any version (active, shadow, retired) can be tested beside the baselines.
@@ -24,27 +24,6 @@ const BacktestRequest = z
       .openapi({ description: 'the later KEV catalog: its CVE ids, or a KEV feed version imported later (staged is enough)' }),
   })
   .openapi('BacktestRequest');
-
-const BacktestRowSchema = z.object({
-  name: z.string(),
-  flagged: z.number().int(),
-  effort: z.number().openapi({ description: 'flagged / population' }),
-  caught: z.number().int().openapi({ description: 'later-KEV items flagged' }),
-  coverage: z.number().openapi({ description: 'caught / positives' }),
-  efficiency: z.number().openapi({ description: 'caught / flagged' }),
-});
-
-const BacktestSchema = z
-  .object({
-    universe: z.enum(['cves', 'estate']),
-    feeds: z.object({ epss: z.string(), kev: z.string(), cve: z.string().nullable() }),
-    population: z.number().int().openapi({ description: 'CVEs (or open findings) not in KEV at t0' }),
-    positives: z.number().int().openapi({ description: 'of those, listed in the later KEV catalog' }),
-    withCvss: z.number().int().openapi({ description: 'of those, carrying a CVSS score (the CVSS baselines judge only these)' }),
-    rows: z.array(BacktestRowSchema),
-    credit: z.string(),
-  })
-  .openapi('Backtest');
 
 const backtestRoute = createRoute({
   method: 'post',

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { ControlError, deleteControl, listControls, saveControl } from '../../prioritization/controls.js';
 import { activatePolicy, activePolicy, getPolicy, listPolicies, savePolicy } from '../../prioritization/policy-store.js';
+import { backtest } from '../../prioritization/backtest.js';
 import { shadowScore } from '../../prioritization/scoring/rescore.js';
 import { PolicyDocument, PolicyError } from '../../prioritization/policy.js';
 import { rescoreWorkflow } from '../../workflows/rescore.js';
@@ -90,10 +91,14 @@ const shadowPolicyRoute = createRoute({
   method: 'get',
   path: '/api/v1/policies/{version}/shadow',
   summary: 'What this policy would change against the live tiers: moved up, moved down, and why (nothing is written)',
-  request: { params: z.object({ version: Version }) },
+  request: {
+    params: z.object({ version: Version }),
+    query: z.object({ laterKev: Version.optional().openapi({ description: 'a later CISA KEV version: also backtest the active and this policy on the estate against it' }) }),
+  },
   responses: {
     200: { description: 'The diff', content: { 'application/json': { schema: ShadowDiffSchema } } },
     404: { description: 'Unknown version', content: { 'application/json': { schema: ErrorSchema } } },
+    422: { description: 'Unknown later KEV version', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
 const activatePolicyRoute = createRoute({
@@ -159,7 +164,15 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
     const sql = c.get('deps').database.sql;
     const policy = await getPolicy(sql, c.req.valid('param').version);
     if (!policy) return problem(c, 404, 'not_found', 'no such policy version');
-    return c.json(await shadowScore(sql, policy, { all: true }, {}), 200);
+    const diff = await shadowScore(sql, policy, { all: true }, {});
+    const laterKevVersion = c.req.valid('query').laterKev;
+    if (!laterKevVersion) return c.json(diff, 200);
+    const laterKev = (await sql<{ cve: string }[]>`select cve from kev_entries where feed_version = ${laterKevVersion}`).map((r) => r.cve);
+    if (laterKev.length === 0) return problem(c, 422, 'invalid_backtest', `laterKev: no CISA KEV version ${laterKevVersion} with entries`);
+    const active = await activePolicy(sql);
+    const policies = active.version === policy.version ? [policy] : [active, policy];
+    const result = await backtest(sql, { policies, laterKev, universe: 'estate' });
+    return c.json({ ...diff, backtest: { ...result, credit: 'FIRST EPSS, CISA KEV, CISA Vulnrichment' } }, 200);
   })
   .openapi(activatePolicyRoute, async (c) => {
     const deps = c.get('deps');

@@ -12,10 +12,32 @@ export const PageQuery = z.object({
 const Tier = z.enum(['act', 'attend', 'track*', 'track']);
 
 /** What a policy, feed version or context document would change against the live tiers (nothing is written). */
+// A backtest's answer (prioritization/backtest.ts), for POST /api/v1/backtests and the policy shadow.
+const BacktestRowSchema = z.object({
+  name: z.string(),
+  flagged: z.number().int(),
+  effort: z.number().openapi({ description: 'flagged / population' }),
+  caught: z.number().int().openapi({ description: 'later-KEV items flagged' }),
+  coverage: z.number().openapi({ description: 'caught / positives' }),
+  efficiency: z.number().openapi({ description: 'caught / flagged' }),
+});
+
+export const BacktestSchema = z
+  .object({
+    universe: z.enum(['cves', 'estate']),
+    feeds: z.object({ epss: z.string(), kev: z.string(), cve: z.string().nullable() }),
+    population: z.number().int().openapi({ description: 'CVEs (or open findings) not in KEV at t0' }),
+    positives: z.number().int().openapi({ description: 'of those, listed in the later KEV catalog' }),
+    withCvss: z.number().int().openapi({ description: 'of those, carrying a CVSS score (the CVSS baselines judge only these)' }),
+    rows: z.array(BacktestRowSchema),
+    credit: z.string(),
+  })
+  .openapi('Backtest');
+
 export const ShadowDiffSchema = z
   .object({
     policyVersion: z.string(),
-    feeds: z.object({ epss: z.string().nullable(), kev: z.string().nullable() }),
+    feeds: z.object({ epss: z.string().nullable(), kev: z.string().nullable(), cve: z.string().nullable().optional() }),
     scored: z.number().int(),
     unchanged: z.number().int(),
     movedUp: z.number().int(),
@@ -33,5 +55,6 @@ export const ShadowDiffSchema = z
         reason: z.string().openapi({ description: 'the factors whose values differ, in words' }),
       }),
     ),
+    backtest: BacktestSchema.optional().openapi({ description: 'with ?laterKev=: the active and this policy backtested on the estate against that later KEV version' }),
   })
   .openapi('ShadowDiff');

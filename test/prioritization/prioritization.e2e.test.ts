@@ -58,6 +58,20 @@ describe('policies', () => {
     expect(policies.items).toContainEqual(expect.objectContaining({ version: 'bod-26-04+epss-2', status: 'shadow' }));
   });
 
+  it('shows a candidate policy backtested beside its diff, against a later KEV version', async () => {
+    // A later catalog adds CVE-2021-3711 (OpenSSL, EPSS low here): staged, as a newer KEV would arrive.
+    await platform.database.sql`insert into intel_feeds (kind, version, rows, sha256, status) values ('kev', '2099.01.01', 3, 'later', 'staged')`;
+    await platform.database.sql`
+      insert into kev_entries (feed_version, cve) values ('2099.01.01', 'CVE-2021-44228'), ('2099.01.01', 'CVE-2022-22965'), ('2099.01.01', 'CVE-2021-3711')`;
+    const res = await platform.api('/api/v1/policies/bod-26-04+epss-2/shadow?laterKev=2099.01.01');
+    expect(res.status).toBe(200);
+    const diff = (await res.json()) as { backtest: { population: number; positives: number; rows: Array<{ name: string; flagged: number; caught: number }> } };
+    // Log4Shell and Spring4Shell were in KEV at t0: the population is the other findings, one of them later exploited.
+    expect(diff.backtest.positives).toBe(1);
+    expect(diff.backtest.rows.map((r) => r.name)).toEqual(expect.arrayContaining([`policy ${defaultPolicy.version}`, 'policy bod-26-04+epss-2', 'EPSS >= 0.1', 'CVSS >= 7']));
+    expect((await platform.api('/api/v1/policies/bod-26-04+epss-2/shadow?laterKev=1999.01.01')).status).toBe(422);
+  });
+
   it('rejects an invalid policy, naming the path', async () => {
     const broken = structuredClone(defaultPolicy);
     broken.version = 'broken-1';
