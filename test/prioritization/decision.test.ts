@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decisionKey, defaultPolicy, defaultPolicyDocument, parsePolicy, TIER_BY_RANK, TIER_RANK, type PolicyDocument } from '../../prioritization/policy.js';
-import { CELL_COUNT, cellKey, cellOf, cellTable, decide, roundHalfEven, score, SEVERITY_BASE, severityTier, type Cell } from '../../prioritization/scoring/decision.js';
+import { bodPolicy, decisionKey, defaultPolicy, defaultPolicyDocument, parsePolicy, TIER_BY_RANK, TIER_RANK, type PolicyDocument } from '../../prioritization/policy.js';
+import { CELL_COUNT, cellKey, cellOf, cellTable, decide, decideVulnerability, roundHalfEven, score, SEVERITY_BASE, severityTier, type Cell } from '../../prioritization/scoring/decision.js';
 import { format, numericRound2, pgNumber } from '../../prioritization/scoring/explanation.js';
 
 // decision.ts on its own: the policy document's table, modifiers, tiers and score, read back from
@@ -125,5 +125,42 @@ describe('explanation.ts formatting, as PostgreSQL prints', () => {
   it('format() applies %s, %L and %% as format() does', () => {
     expect(format("control %L: %s%% at %s%s", "Edge 'WAF'", 12.5, null, 'x')).toBe("control 'Edge ''WAF''': 12.5% at x");
     expect([pgNumber(0.00042), pgNumber(0.00001234), pgNumber(3)]).toEqual(['0.00042', '1.234e-05', '3']);
+  });
+});
+
+describe('decideVulnerability: one source per decision point', () => {
+  const exploitability = defaultPolicy();
+  const none = { cnaVector: null, cnaScore: null, adpVector: null, adpScore: null, ssvcExploitation: null, ssvcAutomatable: null, ssvcTechnicalImpact: null } as const;
+  const scanner = 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H';
+
+  it('takes SSVC over any vector, the record vector over the scanner, the CNA over the ADP', () => {
+    const ssvc = decideVulnerability(exploitability, { inKev: false, epss: 0.001, cvss: 9.8, vector: scanner, record: { ...none, ssvcAutomatable: 'no', ssvcTechnicalImpact: 'partial' } });
+    expect(ssvc).toMatchObject({ automatable: false, automatableFrom: 'ssvc', totalImpact: false, totalImpactFrom: 'ssvc', vectorFrom: 'scanner' });
+    const cna = decideVulnerability(exploitability, {
+      inKev: false, epss: null, cvss: 9.8, vector: scanner,
+      record: { ...none, cnaVector: 'CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:N/A:N', cnaScore: 5.5, adpVector: scanner, adpScore: 9.8 },
+    });
+    expect(cna).toMatchObject({ vectorFrom: 'cna', cvss: 5.5, automatable: false, automatableFrom: 'vector', totalImpact: false });
+    const adp = decideVulnerability(exploitability, { inKev: false, epss: null, cvss: 5.0, vector: null, record: { ...none, adpVector: scanner, adpScore: 9.8 } });
+    expect(adp).toMatchObject({ vectorFrom: 'adp', cvss: 9.8, automatable: true, totalImpact: true });
+  });
+
+  it('counts SSVC active as exploited and poc as a public exploit, only where the policy reads them', () => {
+    const active = { inKev: false, epss: 0.01, cvss: null, vector: null, record: { ...none, ssvcExploitation: 'active' as const } };
+    expect(decideVulnerability(exploitability, active)).toMatchObject({ exploited: true, publicExploit: false });
+    expect(decideVulnerability(bodPolicy(), active)).toMatchObject({ exploited: false, publicExploit: false });
+    const poc = { ...active, record: { ...none, ssvcExploitation: 'poc' as const } };
+    expect(decideVulnerability(exploitability, poc)).toMatchObject({ exploited: false, publicExploit: true });
+    expect(decideVulnerability(exploitability, { ...poc, inKev: true })).toMatchObject({ exploited: true, publicExploit: false });
+    // BOD 26-04 reads the scanner's vector, whatever the record says.
+    expect(decideVulnerability(bodPolicy(), { inKev: false, epss: null, cvss: 9.8, vector: scanner, record: { ...none, cnaVector: 'CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N' } })).toMatchObject({ vectorFrom: 'scanner', automatable: true });
+  });
+
+  it('never lets exposure and a vector alone put an unexploited, low-EPSS finding above track*', () => {
+    for (let k = 0; k < CELL_COUNT; k++) {
+      const cell = cellOf(k);
+      if (cell.base >= SEVERITY_BASE || (cell.base & 8) !== 0 || cell.likelyExploited || cell.publicExploit) continue;
+      expect(TIER_RANK[decide(exploitability, cell).tier], `cell ${k}`).toBeLessThanOrEqual(TIER_RANK['track*']);
+    }
   });
 });
