@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MobilizationAudit } from '../../mobilization/audit.js';
+import { highestVersion, targetVersion } from '../../mobilization/versions.js';
 import { corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { loadCorpusEstate, type UploadOutcome } from '../support/corpus-estate.js';
 import { json, startTestPlatform, type TestPlatform } from '../support/platform.js';
@@ -83,11 +84,18 @@ describe.skipIf(!hasCorpus)(`mobilization on the whole corpus${hasCorpus ? '' : 
     const others = await sql`select 1 from tickets t join assets a on a.id = t.asset_id where a.name = 'testphp.vulnweb.com' and t.action = 'product' and t.key <> ${php!.key}`;
     expect(others).toHaveLength(0);
     const detail = await json<{ lines: Array<{ package: string; installed: string; target?: string }> }>(platform.api(`/api/v1/tickets/${encodeURIComponent(php!.key)}`));
-    // The host runs two PHP builds: 5.1.6, which every versioned check asks to take to the highest
-    // fixed version (7.3.28), and an unsupported 5.6 build with no version named, on its own line.
+    // The host runs two PHP builds: 5.1.6, which the urgent versioned checks ask to take to the
+    // highest fixed version any of them names, and an unsupported 5.6 build with no version named,
+    // on its own line.
     expect(detail.lines.every((l) => l.package === 'php')).toBe(true);
-    expect(detail.lines.find((l) => l.installed === '5.1.6')).toMatchObject({ target: php!.fixed_version });
-    expect(php!.fixed_version).toBe('7.3.28');
+    const fixes = await sql<{ fixed_version: string }[]>`
+      select f.fixed_version from findings f join assets a on a.id = f.asset_id
+      where a.name = 'testphp.vulnweb.com' and f.status = 'open' and f.tier in ('act', 'attend') and f.source_package = 'php'
+        and f.version = '5.1.6' and f.fixed_version is not null`;
+    const highest = highestVersion(fixes.map((f) => targetVersion('5.1.6', f.fixed_version)).filter((t): t is string => !!t));
+    expect(highest).toMatch(/^5\.3\./); // only the checks with evidence of exploitation are urgent
+    expect(detail.lines.find((l) => l.installed === '5.1.6')).toMatchObject({ target: highest });
+    expect(php!.fixed_version).toBe(highest);
   });
 
   it('sends the tickets of an owner the ITSM does not know to the orphan queue, with the reason', async () => {
