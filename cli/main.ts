@@ -21,7 +21,7 @@ const USAGE = `usage: ctem <command>
   intel fetch KIND    fetch a feed from its configured URL now
   tickets audit       does every urgent finding reach a person, one ticket per fix? (exit 1 if not) [--json]
   backtest --later-kev FILE   would the policy have flagged at t0 what a later CISA KEV lists? effort,
-                      coverage and efficiency beside EPSS and CVSS baselines [--universe estate|cves]
+                      coverage and efficiency beside EPSS and CVSS baselines [--universe estate|cves|records]
                       [--policy VERSION ...] [--epss V] [--kev V] [--cve V] [--json]
   help                this text`;
 

@@ -13,7 +13,7 @@ import { vulnerabilityCtes } from './scoring/vulnerabilities.js';
 // rules a team could use instead. What was already in KEV at t0 is known, not forecast: it is left
 // out of the population.
 
-export type BacktestUniverse = 'cves' | 'estate';
+export type BacktestUniverse = 'cves' | 'records' | 'estate';
 
 export interface BacktestInput {
   /** The policies to test (the active one, a candidate...). */
@@ -24,7 +24,7 @@ export interface BacktestInput {
   cve?: string | null;
   /** The CVEs in the later KEV catalog (additions since t0 are what counts). */
   laterKev: string[];
-  /** Every CVE of the EPSS file (no local context: exposure as the policy assumes it), or the estate's open findings (with their context). */
+  /** Every CVE of the EPSS file (no local context: exposure as the policy assumes it), only those with a CVE record, or the estate's open findings (with their context). */
   universe: BacktestUniverse;
 }
 
@@ -105,14 +105,15 @@ export async function backtest(sql: Sql, input: BacktestInput): Promise<Backtest
     await tx`create temporary table bt_later (cve text primary key) on commit drop`;
     await tx`insert into bt_later select distinct unnest(${input.laterKev}::text[])`;
     await tx`create temporary table bt_items (item bigint primary key, cve text not null, cvss real, epss float8, positive boolean not null) on commit drop`;
-    if (input.universe === 'cves') {
+    if (input.universe !== 'estate') {
       await tx`
         insert into bt_items
         select row_number() over (order by e.cve), e.cve, coalesce(r.cna_score, r.adp_score), e.epss, l.cve is not null
         from epss_scores e
         left join cve_records r on r.feed_version = ${f.cve}::text and r.cve = e.cve and r.state = 'PUBLISHED'
         left join bt_later l on l.cve = e.cve
-        where e.feed_version = ${f.epss} and not exists (select 1 from kev_entries k where k.feed_version = ${f.kev} and k.cve = e.cve)`;
+        where e.feed_version = ${f.epss} and not exists (select 1 from kev_entries k where k.feed_version = ${f.kev} and k.cve = e.cve)
+          and (${input.universe === 'cves'}::boolean or r.cve is not null)`;
     } else {
       await tx`
         insert into bt_items

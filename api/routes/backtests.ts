@@ -13,7 +13,7 @@ const Version = z.string().min(1).max(100);
 
 const BacktestRequest = z
   .object({
-    universe: z.enum(['cves', 'estate']).default('estate').openapi({ description: 'cves: every CVE of the EPSS file (no local context); estate: the open findings, with their context' }),
+    universe: z.enum(['cves', 'records', 'estate']).default('estate').openapi({ description: 'cves: every CVE of the EPSS file (no local context); records: those with a CVE record; estate: the open findings, with their context' }),
     policies: z.array(Version).min(1).max(5).default(['active']).openapi({ description: 'policy versions to test; `active` for the active one' }),
     epss: Version.optional().openapi({ description: 'FIRST EPSS version at t0 (default: the active one)' }),
     kev: Version.optional().openapi({ description: 'CISA KEV version at t0 (default: the active one)' }),

@@ -24,7 +24,7 @@ const BacktestRowSchema = z.object({
 
 export const BacktestSchema = z
   .object({
-    universe: z.enum(['cves', 'estate']),
+    universe: z.enum(['cves', 'records', 'estate']),
     feeds: z.object({ epss: z.string(), kev: z.string(), cve: z.string().nullable() }),
     population: z.number().int().openapi({ description: 'CVEs (or open findings) not in KEV at t0' }),
     positives: z.number().int().openapi({ description: 'of those, listed in the later KEV catalog' }),

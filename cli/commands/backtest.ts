@@ -1,20 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../../config/index.js';
-import { BacktestError, laterKevCves, type BacktestResult } from '../../prioritization/backtest.js';
+import { BacktestError, laterKevCves, type BacktestResult, type BacktestUniverse } from '../../prioritization/backtest.js';
 import { platformApi } from './platform-api.js';
 
 // `ctem backtest --later-kev FILE`: would the policy have flagged, at t0 (the feeds in the platform),
 // what attackers went on to exploit? Through the running platform's API, read-only.
 
-const USAGE = `usage: ctem backtest --later-kev FILE [--universe estate|cves] [--policy VERSION ...]
+const USAGE = `usage: ctem backtest --later-kev FILE [--universe estate|cves|records] [--policy VERSION ...]
                      [--epss VERSION] [--kev VERSION] [--cve VERSION] [--json]
   FILE: a later CISA KEV catalog (JSON or CSV) or any CSV with a CVE column`;
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(7);
 
 export function formatBacktest(r: BacktestResult): string {
-  const unit = r.universe === 'cves' ? 'CVEs' : 'findings';
+  const unit = r.universe === 'estate' ? 'findings' : 'CVEs';
   const head = [
     `t0: FIRST EPSS ${r.feeds.epss}, CISA KEV ${r.feeds.kev}, CVE records ${r.feeds.cve ?? 'none'}`,
     `population: ${r.population} ${unit} not in KEV at t0; ${r.positives} of them in the later KEV; ${r.withCvss} with a CVSS score`,
@@ -45,7 +45,7 @@ export async function backtestCommand(config: Config, argv: string[]): Promise<n
     return 2;
   }
   const file = values['later-kev'];
-  if (!file || (values.universe !== 'estate' && values.universe !== 'cves')) {
+  if (!file || !['estate', 'cves', 'records'].includes(values.universe!)) {
     console.error(USAGE);
     return 2;
   }
@@ -58,7 +58,7 @@ export async function backtestCommand(config: Config, argv: string[]): Promise<n
   }
   const { url, token } = platformApi(config);
   const body = {
-    universe: values.universe,
+    universe: values.universe as BacktestUniverse,
     laterKev: { cves },
     ...(values.policy ? { policies: values.policy } : {}),
     ...(values.epss ? { epss: values.epss } : {}),

@@ -53,6 +53,14 @@ describe('a constructed window', () => {
     expect(formatBacktest(result)).toMatch(/policy exploitability-1\s+4\s+80\.0%\s+3\s+100\.0%\s+75\.0%/);
   });
 
+  it('narrows the population to the CVEs that have a record', async () => {
+    const result = await backtest(db.sql, { policies: [defaultPolicy()], laterKev: ['CVE-2097-0002', 'CVE-2097-0004', 'CVE-2097-0005'], universe: 'records' });
+    // D, E and F have records; D and E were later exploited and flagged through SSVC, F is not.
+    expect(result).toMatchObject({ population: 3, positives: 2 });
+    expect(row(result.rows, 'policy exploitability-1')).toMatchObject({ flagged: 2, caught: 2 });
+    expect(row(result.rows, 'EPSS >= 0.1')).toMatchObject({ flagged: 0, caught: 0 });
+  });
+
   it('refuses an unknown feed version and an empty catalog, naming the field', async () => {
     await expect(backtest(db.sql, { policies: [defaultPolicy()], laterKev: ['CVE-2097-0002'], universe: 'cves', epss: 'nope' })).rejects.toThrow('epss: no EPSS feed version nope');
     await expect(backtest(db.sql, { policies: [defaultPolicy()], laterKev: [], universe: 'cves' })).rejects.toBeInstanceOf(BacktestError);
