@@ -2,7 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
 import { HttpStatusError, TooLargeError } from '../discovery/streams/to-file.js';
-import { FeedError, type FeedKind } from '../prioritization/feeds/parse.js';
+import { FeedError, type FeedKind, type FeedMaxAge } from '../prioritization/feeds/parse.js';
 import { fetchFeed, startRescoreAfterFeedChange, type IntelFetchResult, type RescoreStart } from '../prioritization/feeds/import.js';
 
 // The intelFeedWorkflow's activities: the feed service (prioritization/feeds/import.ts) with its
@@ -14,7 +14,7 @@ export type { IntelFetchResult, RescoreStart } from '../prioritization/feeds/imp
 export interface IntelSettings {
   /** Where to fetch each feed; unset: that feed is not fetched. */
   urls: Partial<Record<FeedKind, string>>;
-  maxAgeMs: Record<FeedKind, number>;
+  maxAgeMs: FeedMaxAge;
 }
 
 /** A feed that is gone, refused or malformed stays so on a retry; a 5xx or a network error may not. */

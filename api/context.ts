@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
+import type { FeedMaxAge } from '../prioritization/feeds/parse.js';
 import type { JiraStatusMap } from '../mobilization/itsm/jira/states.js';
 
 /** What the HTTP front needs; handlers validate, authorise, then call into these. */
@@ -15,7 +16,7 @@ export interface ApiDeps {
   maxUploadBytes: number;
   scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
   /** Threat-intel feeds: which are fetched, and the freshness bound of imports (defaults when absent). */
-  intel?: { urls: { epss?: string | undefined; kev?: string | undefined }; maxAgeMs: { epss: number; kev: number } };
+  intel?: { urls: { epss?: string | undefined; kev?: string | undefined }; maxAgeMs: FeedMaxAge; cveMinRecords?: number };
   /** The Slack bot in HTTP mode: answers requests to /slack/events (verifies Slack's signature itself). */
   slack?: { handle(request: Request): Promise<Response> };
 }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { FEED_MAX_AGE_DEFAULTS, FEED_URL_DEFAULTS } from '../prioritization/feeds/parse.js';
+import { CVE_MIN_RECORDS_DEFAULT, FEED_MAX_AGE_DEFAULTS, FEED_URL_DEFAULTS } from '../prioritization/feeds/parse.js';
 import { parseSlaPolicy, type SlaPolicy } from '../mobilization/sla.js';
 import { parseDuration } from './duration.js';
 import { ITSM_NAMES, type ItsmName } from '../mobilization/itsm/index.js';
@@ -74,11 +74,14 @@ const EnvSchema = z.object({
   JIRA_SIM_PORT: port(8091),
   CTEM_EPSS_FILE: optional,
   CTEM_KEV_FILE: optional,
+  CTEM_CVE_RECORDS: optional,
+  CTEM_CVE_MIN_RECORDS: z.coerce.number().int().min(1).default(CVE_MIN_RECORDS_DEFAULT),
   CTEM_EPSS_URL: feedUrl(FEED_URL_DEFAULTS.epss),
   CTEM_KEV_URL: feedUrl(FEED_URL_DEFAULTS.kev),
   CTEM_INTEL_SCHEDULE: z.string().default('1d'),
   CTEM_FEED_MAX_AGE_EPSS: duration(FEED_MAX_AGE_DEFAULTS.epss),
   CTEM_FEED_MAX_AGE_KEV: duration(FEED_MAX_AGE_DEFAULTS.kev),
+  CTEM_FEED_MAX_AGE_CVE: duration(FEED_MAX_AGE_DEFAULTS.cve),
   CTEM_SLA_ACK: duration('2d'),
   CTEM_ESCALATION_INTERVAL: duration('5d'),
   CTEM_ESCALATION_DIGEST_WINDOW: duration('5m'),
@@ -180,12 +183,16 @@ export interface Config {
     /** Files imported at start. */
     epssFile?: string;
     kevFile?: string;
+    /** A directory or archive (.zip, .tar.gz) of CVE records in the CVE JSON 5 format. */
+    cveRecords?: string;
+    /** Fewer CVE records than this fail the `count` check. */
+    cveMinRecords: number;
     /** Where the scheduled fetch downloads each feed; unset: not fetched. */
     urls: { epss?: string; kev?: string };
     /** Interval (1d) or cron expression of the fetch schedules. */
     schedule: string;
     /** A feed older than this (by its own date) fails the freshness check. */
-    maxAgeMs: { epss: number; kev: number };
+    maxAgeMs: { epss: number; kev: number; cve: number };
   };
   sla: SlaConfig;
   /** How fresh a scan must be per asset criticality, for the scan-coverage KPI. */
@@ -344,9 +351,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     intel: {
       epssFile: e.CTEM_EPSS_FILE,
       kevFile: e.CTEM_KEV_FILE,
+      cveRecords: e.CTEM_CVE_RECORDS,
+      cveMinRecords: e.CTEM_CVE_MIN_RECORDS,
       urls: { epss: e.CTEM_EPSS_URL, kev: e.CTEM_KEV_URL },
       schedule: e.CTEM_INTEL_SCHEDULE,
-      maxAgeMs: { epss: e.CTEM_FEED_MAX_AGE_EPSS, kev: e.CTEM_FEED_MAX_AGE_KEV },
+      maxAgeMs: { epss: e.CTEM_FEED_MAX_AGE_EPSS, kev: e.CTEM_FEED_MAX_AGE_KEV, cve: e.CTEM_FEED_MAX_AGE_CVE },
     },
     sla: {
       ackMs: e.CTEM_SLA_ACK,

@@ -164,7 +164,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         reportsDir: join(config.dataDir, 'reports'),
         maxUploadBytes: config.maxUploadBytes,
         scanSlaMs: config.scanSlaMs,
-        intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs },
+        intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs, cveMinRecords: config.intel.cveMinRecords },
         ...(slackBot?.handle ? { slack: { handle: slackBot.handle } } : {}),
       });
       const server = await new Promise<ServerType>((resolve) => {
@@ -215,7 +215,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     }
     itsm = createItsm(config, connections);
 
-    if (config.intel.epssFile || config.intel.kevFile) {
+    if (config.intel.epssFile || config.intel.kevFile || config.intel.cveRecords) {
       await importStartupFeeds(database, { client: temporal.client, taskQueue: config.temporal.taskQueue }, config.intel, log);
     }
 

@@ -13,7 +13,7 @@ import {
   type FeedImport,
 } from '../../prioritization/feeds/store.js';
 import { parseDuration } from '../../config/duration.js';
-import { FEED_LABEL, FEED_MAX_AGE_DEFAULTS, FeedError, type FeedKind } from '../../prioritization/feeds/parse.js';
+import { FEED_LABEL, FEED_MAX_AGE_DEFAULTS, FeedError, feedMaxAge, type FeedMaxAge } from '../../prioritization/feeds/parse.js';
 import { intelFeedWorkflow } from '../../workflows/intel-feed.js';
 import { CTEM_PHASE } from '../../workflows/search-attributes.js';
 import type { ApiDeps, AppEnv } from '../context.js';
@@ -21,10 +21,13 @@ import { problem } from '../problem.js';
 import { withUploadedFile } from '../uploads.js';
 import { ErrorSchema, ShadowDiffSchema } from './schemas.js';
 
-// Threat-intel feeds (FIRST EPSS, CISA KEV): import a file, list versions, promote a staged one,
-// compare one with the active version in shadow mode, fetch now.
+// Threat-intel feeds (FIRST EPSS, CISA KEV, CVE records): import a file, list versions, promote a
+// staged one, compare one with the active version in shadow mode, fetch now.
 
-const Kind = z.enum(['epss', 'kev']).openapi({ description: 'epss: FIRST EPSS daily CSV (gzipped or not); kev: CISA KEV JSON catalog' });
+const Kind = z.enum(['epss', 'kev', 'cve']).openapi({
+  description:
+    'epss: FIRST EPSS daily CSV (gzipped or not); kev: CISA KEV JSON catalog; cve: CVE records in the CVE JSON 5 format (the CVE Program\'s cvelistV5 or CISA Vulnrichment), a .zip or .tar.gz of the list',
+});
 const Version = z.string().regex(/^[\w.-]{1,64}$/);
 
 const CheckSchema = z
@@ -43,6 +46,16 @@ const FeedImportSchema = z
     imported: z.boolean().openapi({ description: 'false when this version was already known (nothing changed)' }),
     activated: z.boolean().openapi({ description: 'true when this request made it the active version' }),
     rescore: z.object({ started: z.boolean(), workflowId: z.string().optional(), reason: z.string().optional() }).optional(),
+    changes: z
+      .object({
+        new: z.number().int(),
+        changed: z.number().int(),
+        unchanged: z.number().int().openapi({ description: 'records whose file is identical to the active version\'s: copied, not parsed again' }),
+        removed: z.number().int().openapi({ description: 'records of the active version absent from this list' }),
+        against: z.string().nullable().openapi({ description: 'the active version compared with; null when there was none' }),
+      })
+      .optional()
+      .openapi({ description: 'CVE records imported now: how the list differs from the active version, by record file hash' }),
   })
   .openapi('FeedImport');
 
@@ -73,8 +86,13 @@ const ValidationQuery = {
 const importRoute = createRoute({
   method: 'post',
   path: '/api/v1/intel/{kind}',
-  summary: 'Import a FIRST EPSS or CISA KEV file: staged, checked, then activated or rejected',
-  description: 'The request body is the feed file (EPSS CSV gzipped or not, KEV JSON). 200 when activated, staged or already known; 422 when a check failed (the active version stays).',
+  summary: 'Import a FIRST EPSS or CISA KEV file, or a list of CVE records: staged, checked, then activated or rejected',
+  description:
+    'The request body is the feed file: EPSS CSV gzipped or not, KEV JSON, or for `cve` a .zip or .tar.gz of CVE JSON 5 record files ' +
+    '(`CVE-YYYY-NNNN.json` at any depth; other files are ignored). A CVE records version is named for its newest `dateUpdated` and a ' +
+    'hash of its records; records unchanged since the active version are copied, not parsed again (`changes`). ' +
+    '200 when activated, staged or already known; 400 when malformed (a CVE record names its file and JSON path; nothing stored); ' +
+    '422 when a check failed (the active version stays).',
   request: {
     params: z.object({ kind: Kind }),
     query: z.object({
@@ -148,8 +166,8 @@ const runRoute = createRoute({
   },
 });
 
-function maxAgeOf(deps: ApiDeps): Record<FeedKind, number> {
-  return deps.intel?.maxAgeMs ?? { epss: parseDuration(FEED_MAX_AGE_DEFAULTS.epss), kev: parseDuration(FEED_MAX_AGE_DEFAULTS.kev) };
+function maxAgeOf(deps: ApiDeps): FeedMaxAge {
+  return deps.intel?.maxAgeMs ?? { epss: parseDuration(FEED_MAX_AGE_DEFAULTS.epss), kev: parseDuration(FEED_MAX_AGE_DEFAULTS.kev), cve: parseDuration(FEED_MAX_AGE_DEFAULTS.cve) };
 }
 
 type Checked = { ok: true; force: string[]; asOf?: Date } | { ok: false; message: string };
@@ -188,7 +206,10 @@ export const intelRoutes = new OpenAPIHono<AppEnv>()
   .openapi(listRoute, async (c) => {
     const query = c.req.valid('query');
     const items = await listFeedVersions(c.get('deps').database.sql, { ...(query.kind ? { kind: query.kind } : {}), ...(query.status ? { status: query.status } : {}) });
-    return c.json({ items, attribution: 'FIRST EPSS (https://www.first.org/epss), CISA KEV (https://www.cisa.gov/known-exploited-vulnerabilities-catalog)' }, 200);
+    const attribution =
+      'FIRST EPSS (https://www.first.org/epss), CISA KEV (https://www.cisa.gov/known-exploited-vulnerabilities-catalog), ' +
+      'CVE records (CVE Program, https://www.cve.org; CISA Vulnrichment, https://github.com/cisagov/vulnrichment)';
+    return c.json({ items, attribution }, 200);
   })
   .openapi(importRoute, async (c) => {
     const deps = c.get('deps');
@@ -203,6 +224,7 @@ export const intelRoutes = new OpenAPIHono<AppEnv>()
           name,
           origin: `file:${query.filename ?? 'upload'}`,
           maxAgeMs: maxAgeOf(deps),
+          ...(deps.intel?.cveMinRecords !== undefined ? { minRecords: deps.intel.cveMinRecords } : {}),
           activate: query.stage === 'true' ? 'never' : 'if-valid',
           force: params.force,
           ...(params.asOf ? { asOf: params.asOf } : {}),
@@ -223,7 +245,7 @@ export const intelRoutes = new OpenAPIHono<AppEnv>()
     if (!params.ok) return problem(c, 400, 'invalid_request', params.message);
     try {
       const result = await promoteFeed(deps.database.sql, kind, version, {
-        maxAgeMs: maxAgeOf(deps)[kind],
+        maxAgeMs: feedMaxAge(kind, maxAgeOf(deps)),
         force: params.force,
         ...(params.asOf ? { asOf: params.asOf } : {}),
       });
@@ -245,6 +267,8 @@ export const intelRoutes = new OpenAPIHono<AppEnv>()
   .openapi(runRoute, async (c) => {
     const deps = c.get('deps');
     const { kind } = c.req.valid('param');
+    // CVE records are imported from a checkout or an archive; they have no download of their own yet.
+    if (kind === 'cve') return problem(c, 409, 'feed_disabled', `${FEED_LABEL[kind]} are not fetched: import a checkout or an archive (POST /api/v1/intel/cve, CTEM_CVE_RECORDS)`);
     if (deps.intel && !deps.intel.urls[kind]) return problem(c, 409, 'feed_disabled', `no URL is configured for ${FEED_LABEL[kind]} (CTEM_${kind.toUpperCase()}_URL)`);
     const workflowId = `intel-feed:${kind}:manual:${Date.now()}`;
     try {

@@ -8,50 +8,60 @@ import { activePolicy } from '../policy-store.js';
 import { shadowScore, type ShadowDiff } from '../scoring/rescore.js';
 import { rescoreWorkflow } from '../../workflows/rescore.js';
 import { CTEM_PHASE } from '../../workflows/search-attributes.js';
-import { FEED_LABEL, openEpssFeed, readKevFeed, sha256File, type FeedKind } from './parse.js';
-import { getFeedVersion, importEpssFeed, importKevFeed, type FeedImport, type ImportOptions } from './store.js';
+import { FEED_LABEL, feedMaxAge, openEpssFeed, readKevFeed, sha256File, type FeedKind, type FeedMaxAge } from './parse.js';
+import { openCveRecords } from './cve-json5.js';
+import { getFeedVersion, importCveRecords, importEpssFeed, importKevFeed, type FeedImport, type ImportOptions } from './store.js';
+import type { ShadowOptions } from '../scoring/shadow.js';
 
 // Threat-intel feeds in: files (start-time configuration, the API, the CLI) and downloads (the
 // intelFeedWorkflow's activity, through the same import). Every path stages, checks, then activates
 // or rejects (store.ts); a newly active version re-scores the open findings.
 
 export interface FeedFileOptions extends Omit<ImportOptions, 'maxAgeMs'> {
-  maxAgeMs: Record<FeedKind, number>;
+  maxAgeMs: FeedMaxAge;
 }
 
-/** Imports one feed file of a known kind. A malformed file throws FeedError and stores nothing. */
+/**
+ * Imports one feed of a known kind: an EPSS or KEV file, or a list of CVE records (a directory or
+ * a .zip / .tar.gz of one). A malformed feed throws FeedError and stores nothing.
+ */
 export async function importFeedFile(database: Database, kind: FeedKind, file: string, options: FeedFileOptions): Promise<FeedImport> {
   const name = options.name ?? basename(file);
-  const common: ImportOptions = { ...options, name, maxAgeMs: options.maxAgeMs[kind], origin: options.origin ?? `file:${name}` };
+  const common: ImportOptions = { ...options, name, maxAgeMs: feedMaxAge(kind, options.maxAgeMs), origin: options.origin ?? `file:${name}` };
   if (kind === 'epss') return importEpssFeed(database.sql, await openEpssFeed(file, { name }), await sha256File(file), common);
+  if (kind === 'cve') return importCveRecords(database.sql, await openCveRecords(file, { name }), common);
   return importKevFeed(database.sql, await readKevFeed(file, { name }), common);
 }
 
-/** Imports the EPSS and KEV files configured at start (a version already known is skipped). */
-export async function importIntelFiles(
-  database: Database,
-  files: { epssFile?: string | undefined; kevFile?: string | undefined },
-  options: FeedFileOptions,
-): Promise<FeedImport[]> {
+export interface IntelFiles {
+  epssFile?: string | undefined;
+  kevFile?: string | undefined;
+  /** A directory or archive of CVE records (CTEM_CVE_RECORDS). */
+  cveRecords?: string | undefined;
+}
+
+/** Imports the EPSS, KEV and CVE records configured at start (a version already known is skipped). */
+export async function importIntelFiles(database: Database, files: IntelFiles, options: FeedFileOptions): Promise<FeedImport[]> {
   const results: FeedImport[] = [];
   // EPSS first: the KEV x EPSS check then compares with the EPSS just imported.
   if (files.epssFile) results.push(await importFeedFile(database, 'epss', files.epssFile, options));
   if (files.kevFile) results.push(await importFeedFile(database, 'kev', files.kevFile, options));
+  if (files.cveRecords) results.push(await importFeedFile(database, 'cve', files.cveRecords, options));
   return results;
 }
 
 /**
- * The feed files configured at start (CTEM_EPSS_FILE, CTEM_KEV_FILE), checked like any import; a
- * rejected file is logged and the platform runs on the active version. A newly active version
- * re-scores the open findings, if there are any.
+ * The feeds configured at start (CTEM_EPSS_FILE, CTEM_KEV_FILE, CTEM_CVE_RECORDS), checked like any
+ * import; a rejected one is logged and the platform runs on the active version. A newly active
+ * version re-scores the open findings, if there are any.
  */
 export async function importStartupFeeds(
   database: Database,
   temporal: { client: Client; taskQueue: string },
-  intel: { epssFile?: string | undefined; kevFile?: string | undefined; maxAgeMs: Record<FeedKind, number> },
+  intel: IntelFiles & { maxAgeMs: FeedMaxAge; cveMinRecords?: number | undefined },
   log: (line: string) => void,
 ): Promise<FeedImport[]> {
-  const results = await importIntelFiles(database, intel, { maxAgeMs: intel.maxAgeMs });
+  const results = await importIntelFiles(database, intel, { maxAgeMs: intel.maxAgeMs, ...(intel.cveMinRecords !== undefined ? { minRecords: intel.cveMinRecords } : {}) });
   for (const feed of results) log(describeFeedImport(feed));
   const activated = results.filter((f) => f.activated);
   const [open] = activated.length ? await database.sql`select exists (select 1 from findings where status = 'open') as any` : [];
@@ -65,7 +75,9 @@ export function describeFeedImport(feed: FeedImport): string {
   const failed = feed.validation.filter((c) => !c.ok);
   const why = failed.map((c) => `${c.check}${c.overridden ? ' (overridden)' : ''}: ${c.detail}`).join('; ');
   if (!feed.imported) return `${head}: already known (${feed.status})`;
-  return `${head}: ${feed.rows} rows, ${feed.status}${why ? ` (${why})` : ''}`;
+  const c = feed.changes;
+  const delta = c?.against ? ` (${c.new} new, ${c.changed} changed, ${c.unchanged} unchanged, ${c.removed} removed)` : '';
+  return `${head}: ${feed.rows} rows${delta}, ${feed.status}${why ? ` (${why})` : ''}`;
 }
 
 // --- re-scoring after a feed change ------------------------------------------------------------
@@ -98,9 +110,14 @@ export async function startRescoreAfterFeedChange(client: Client, taskQueue: str
 
 // --- shadow evaluation -------------------------------------------------------------------------
 
-/** Scoring of every open finding with this feed version instead of the active one, under the active policy. Read-only. */
+/**
+ * Scoring of every open finding with this feed version instead of the active one, under the active
+ * policy. Read-only. The scoring names the versions it reads; one it does not read yet (CVE records,
+ * until the policy uses them) changes nothing.
+ */
 export async function shadowFeedVersion(database: Database, kind: FeedKind, version: string, samples = 20): Promise<ShadowDiff> {
-  return shadowScore(database.sql, await activePolicy(database.sql), { all: true }, { feeds: { [kind]: version }, samples });
+  const feeds = { [kind]: version } as ShadowOptions['feeds'];
+  return shadowScore(database.sql, await activePolicy(database.sql), { all: true }, { feeds, samples });
 }
 
 // --- downloads -----------------------------------------------------------------------------------
@@ -128,7 +145,7 @@ export async function fetchFeed(
   database: Database,
   kind: FeedKind,
   url: string,
-  { dir, maxAgeMs, activatedSince }: { dir: string; maxAgeMs: Record<FeedKind, number>; activatedSince: number },
+  { dir, maxAgeMs, activatedSince }: { dir: string; maxAgeMs: FeedMaxAge; activatedSince: number },
 ): Promise<IntelFetchResult> {
   const file = await fileIn(dir, `intel-${kind}-${randomUUID()}.download`);
   try {

@@ -4,24 +4,35 @@ import { open, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
+import { parseDuration } from '../../config/duration.js';
+import { sniffContainer } from './archive.js';
 
-// Parsers for the threat-intel feeds the policy reads: FIRST EPSS and CISA KEV.
+// Parsers for the threat-intel feeds the policy reads: FIRST EPSS and CISA KEV (CVE records, the
+// third kind, are read by cve-json5.ts).
 // They validate the file's own shape as they go: a feed that is malformed never reaches the
 // database. Checks against other versions (row counts, freshness, KEV x EPSS) are in
 // prioritization/feeds/store.ts, because they need what is already stored.
 
-export type FeedKind = 'epss' | 'kev';
+export type FeedKind = 'epss' | 'kev' | 'cve';
 
-/** Default maximum age of a feed's own date when it is imported (CTEM_FEED_MAX_AGE_EPSS / _KEV). */
-export const FEED_MAX_AGE_DEFAULTS: Record<FeedKind, string> = { epss: '3d', kev: '14d' };
+/** Default maximum age of a feed's own date when it is imported (CTEM_FEED_MAX_AGE_EPSS / _KEV / _CVE). */
+export const FEED_MAX_AGE_DEFAULTS: Record<FeedKind, string> = { epss: '3d', kev: '14d', cve: '14d' };
+
+/** Each feed's maximum age in ms; CVE records fall back to their default (14d) when a caller predates them. */
+export type FeedMaxAge = Record<'epss' | 'kev', number> & { cve?: number };
+
+export const feedMaxAge = (kind: FeedKind, maxAge: FeedMaxAge): number => maxAge[kind] ?? parseDuration(FEED_MAX_AGE_DEFAULTS[kind]);
+
+/** Fewer CVE records than this is not a list (CTEM_CVE_MIN_RECORDS; the CVE Program's has ~300,000). */
+export const CVE_MIN_RECORDS_DEFAULT = 1000;
 
 /** Where the platform fetches the feeds by default (CTEM_EPSS_URL / CTEM_KEV_URL). */
-export const FEED_URL_DEFAULTS: Record<FeedKind, string> = {
+export const FEED_URL_DEFAULTS: Record<'epss' | 'kev', string> = {
   epss: 'https://epss.empiricalsecurity.com/epss_scores-current.csv.gz',
   kev: 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json',
 };
 
-export const FEED_LABEL: Record<FeedKind, string> = { epss: 'FIRST EPSS', kev: 'CISA KEV' };
+export const FEED_LABEL: Record<FeedKind, string> = { epss: 'FIRST EPSS', kev: 'CISA KEV', cve: 'CVE records' };
 
 export class FeedError extends Error {
   constructor(file: string, feed: string, where: string, reason: string) {
@@ -50,8 +61,12 @@ async function head(file: string, bytes: number): Promise<Buffer> {
 
 const isGzip = (bytes: Buffer) => bytes[0] === 0x1f && bytes[1] === 0x8b;
 
-/** Which feed a file is, from its first bytes: EPSS CSV (gzipped or not) or the KEV JSON catalog. */
+/**
+ * Which feed a path is, from its first bytes: a directory or an archive (.zip, .tar.gz) of CVE
+ * records, EPSS CSV (gzipped or not), or the KEV JSON catalog.
+ */
 export async function detectFeedKind(file: string): Promise<FeedKind | undefined> {
+  if ((await sniffContainer(file)) !== undefined) return 'cve';
   const bytes = await head(file, 64);
   if (isGzip(bytes)) return 'epss';
   const text = bytes.toString('utf8').replace(/^\uFEFF/, '').trimStart();

@@ -1,9 +1,10 @@
 import type postgres from 'postgres';
 import type { Sql } from '../../db/client.js';
-import { FEED_LABEL, FeedError, type EpssFeed, type FeedKind, type KevFeed } from './parse.js';
+import { CVE_MIN_RECORDS_DEFAULT, FEED_LABEL, FeedError, type EpssFeed, type FeedKind, type KevFeed } from './parse.js';
+import type { CveRecordRow, CveRecordsFeed } from './cve-json5.js';
 import { copyRows } from '../../discovery/store/copy.js';
 
-// Feed versions live side by side in epss_scores / kev_entries; intel_feeds says which one scoring
+// Feed versions live side by side in epss_scores / kev_entries / cve_records; intel_feeds says which one scoring
 // reads (`active`). An import stores the file as `staged`, runs the checks below, then activates it
 // or marks it `rejected` (one transaction), so a bad upstream file never changes a score.
 
@@ -28,7 +29,8 @@ export interface FeedCheck {
 const FEED_BOUNDS = {
   // EPSS scores every published CVE daily and only grows; a large drop is a partial file.
   // CISA withdraws a KEV entry only rarely (a handful in the catalog's history).
-  maxRowDrop: { epss: 0.1, kev: 0.02 } as Record<FeedKind, number>,
+  // The CVE list never deletes a record (a withdrawn CVE stays, REJECTED): a drop is a partial list.
+  maxRowDrop: { epss: 0.1, kev: 0.02, cve: 0.02 } as Record<FeedKind, number>,
   // Measured on the real pair (EPSS 2026-01-30 x KEV 2026.01.29): 0 of 1,501 KEV CVEs lack an EPSS
   // row (KEV 2025.08.25: 0 of 1,404). CISA can list a CVE before its first EPSS score, so a little slack.
   maxKevWithoutEpss: 0.02,
@@ -52,6 +54,18 @@ export interface ImportOptions extends ValidationOptions {
   origin?: string | null;
   /** The file's name in error messages. */
   name?: string;
+  /** CVE records: fewer records than this fail the `count` check (CTEM_CVE_MIN_RECORDS). */
+  minRecords?: number;
+}
+
+/** How a CVE records version differs from the active one, by record file hash. */
+export interface CveRecordChanges {
+  new: number;
+  changed: number;
+  unchanged: number;
+  removed: number;
+  /** The active version compared with; null when there was none (every record is new). */
+  against: string | null;
 }
 
 export interface FeedVersion {
@@ -81,6 +95,8 @@ export interface FeedImport {
   imported: boolean;
   /** True when this call made it the active version. */
   activated: boolean;
+  /** CVE records imported now: records new, changed, unchanged and removed against the active version. */
+  changes?: CveRecordChanges;
 }
 
 export class UnknownCheckError extends Error {
@@ -112,7 +128,8 @@ export function parseForce(force: readonly string[] | string | undefined): FeedC
 const feedPassed = (checks: readonly FeedCheck[]) => checks.every((c) => c.ok || c.overridden);
 
 const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : null);
-const table = (kind: FeedKind) => (kind === 'epss' ? 'epss_scores' : 'kev_entries');
+const TABLES: Record<FeedKind, string> = { epss: 'epss_scores', kev: 'kev_entries', cve: 'cve_records' };
+const table = (kind: FeedKind) => TABLES[kind];
 
 type Row = Record<string, unknown>;
 
@@ -135,6 +152,7 @@ function toVersion(r: Row): FeedVersion {
 const SELECT_VERSION = (sql: Sql | postgres.TransactionSql) => sql`
   select f.*, case f.kind
       when 'epss' then exists (select 1 from epss_scores e where e.feed_version = f.version)
+      when 'cve' then exists (select 1 from cve_records c where c.feed_version = f.version)
       else exists (select 1 from kev_entries k where k.feed_version = f.version) end as stored
   from intel_feeds f`;
 
@@ -208,6 +226,7 @@ async function relativeChecks(tx: postgres.TransactionSql, kind: FeedKind, versi
     });
   }
 
+  if (kind === 'cve') return checks;
   // Every KEV CVE should have an EPSS score: compare with the active version of the other feed,
   // or its newest staged one when none is active yet.
   const other: FeedKind = kind === 'epss' ? 'kev' : 'epss';
@@ -396,6 +415,95 @@ export async function importKevFeed(sql: Sql, feed: KevFeed, options: ImportOpti
     },
     options,
   );
+}
+
+const CVE_COLUMNS = [
+  'state', 'date_published', 'date_updated', 'cna_vector', 'cna_score', 'cna_v4_vector', 'cna_v4_score', 'adp_vector', 'adp_score',
+  'adp_provider', 'cwes', 'ssvc_exploitation', 'ssvc_automatable', 'ssvc_technical_impact', 'ssvc_assessed_at', 'affected', 'sha256',
+] as const;
+
+const copyDate = (d: Date | null) => (d ? d.toISOString() : null);
+
+function cveRecordFields(r: CveRecordRow): unknown[] {
+  return [
+    r.state, copyDate(r.datePublished), copyDate(r.dateUpdated), r.cnaVector, r.cnaScore, r.cnaV4Vector, r.cnaV4Score, r.adpVector, r.adpScore,
+    r.adpProvider, `{${r.cwes.map((c) => `"${c}"`).join(',')}}`, r.ssvcExploitation, r.ssvcAutomatable, r.ssvcTechnicalImpact,
+    copyDate(r.ssvcAssessedAt), r.affected ? JSON.stringify(r.affected) : null, r.sha256,
+  ];
+}
+
+/**
+ * Imports a CVE records version, incrementally: every record file was hashed when the list was
+ * opened (openCveRecords); only those whose hash differs from the active version's are parsed and
+ * copied in, the unchanged ones are copied from the active version in one INSERT ... SELECT, and a
+ * record absent from the list is not carried over. A malformed record refuses the list whole
+ * (FeedError naming the file and the JSON path; nothing stored), like a bad row in EPSS or KEV.
+ */
+export async function importCveRecords(sql: Sql, feed: CveRecordsFeed, options: ImportOptions): Promise<FeedImport> {
+  const minRecords = options.minRecords ?? CVE_MIN_RECORDS_DEFAULT;
+  let changes: CveRecordChanges | undefined;
+  let rejected = 0;
+  const result = await importVersion(
+    sql,
+    {
+      kind: 'cve',
+      version: feed.version,
+      sha256: feed.sha256,
+      publishedAt: feed.publishedAt,
+      async copy(tx) {
+        const [active] = await tx`select version from intel_feeds where kind = 'cve' and status = 'active' and version <> ${feed.version}`;
+        const against = (active?.version as string | undefined) ?? null;
+        await tx`create temporary table cve_import (cve text primary key, sha256 text not null, name text not null) on commit drop`;
+        await copyRows(tx, 'cve_import', ['cve', 'sha256', 'name'], feed.files, (f) => [f.cve, f.sha256, f.name]);
+        let unchanged = 0;
+        let removed = 0;
+        let toRead: Array<{ name: string; known: boolean }> = feed.files.map((f) => ({ name: f.name, known: false }));
+        if (against) {
+          // The same file as in the active version is the same row: copied server-side, not parsed again.
+          const copied = await tx.unsafe(
+            `insert into cve_records (feed_version, cve, ${CVE_COLUMNS.join(', ')})
+             select $1, a.cve, ${CVE_COLUMNS.map((c) => `a.${c}`).join(', ')}
+             from cve_records a join cve_import t on t.cve = a.cve and t.sha256 = a.sha256
+             where a.feed_version = $2`,
+            [feed.version, against],
+          );
+          unchanged = copied.count;
+          toRead = (await tx`
+            select t.name, a.cve is not null as known from cve_import t
+            left join cve_records a on a.feed_version = ${against} and a.cve = t.cve
+            where a.sha256 is distinct from t.sha256`) as unknown as Array<{ name: string; known: boolean }>;
+          const [gone] = await tx`
+            select count(*)::int as n from cve_records a
+            where a.feed_version = ${against} and not exists (select 1 from cve_import t where t.cve = a.cve)`;
+          removed = gone!.n as number;
+        }
+        const parsed = toRead.length
+          ? await copyRows(tx, 'cve_records', ['feed_version', 'cve', ...CVE_COLUMNS], feed.read(new Set(toRead.map((r) => r.name))), (r) => [feed.version, r.cve, ...cveRecordFields(r)])
+          : 0;
+        const changed = toRead.filter((r) => r.known).length;
+        changes = { new: parsed - changed, changed, unchanged, removed, against };
+        const [counts] = await tx`select count(*) filter (where state = 'REJECTED')::int as rejected from cve_records where feed_version = ${feed.version}`;
+        rejected = counts!.rejected as number;
+        return unchanged + parsed;
+      },
+      fileChecks: (rows) => [
+        {
+          check: 'schema',
+          ok: true,
+          detail:
+            `${rows} records (${rejected} rejected CVEs)` +
+            (changes?.against
+              ? `; against active ${changes.against}: ${changes.new} new, ${changes.changed} changed, ${changes.unchanged} unchanged, ${changes.removed} removed`
+              : '; all new (no active version)'),
+        },
+        rows >= minRecords
+          ? { check: 'count', ok: true, detail: `${rows} records; at least ${minRecords} expected` }
+          : { check: 'count', ok: false, detail: `${rows} records in ${feed.label}; at least ${minRecords} expected (a partial list?)` },
+      ],
+    },
+    options,
+  );
+  return result.imported && changes ? { ...result, changes } : result;
 }
 
 /**
