@@ -5,12 +5,14 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../../config/index.js';
 import { platformApi } from './platform-api.js';
 import { detectFeedKind, FEED_LABEL, type FeedKind } from '../../prioritization/feeds/parse.js';
+import { packDirectory } from '../../prioritization/feeds/archive.js';
+import { isCveRecordFile } from '../../prioritization/feeds/cve-json5.js';
 
 // `ctem intel ...`: threat-intel feeds through the running platform's API, so the same checks,
 // locks and re-scoring apply as for any other import.
 
-const USAGE = `usage: ctem intel import FILE [--kind epss|kev] [--stage-only] [--force check,...] [--as-of DATE]
-       ctem intel list [--kind epss|kev]
+const USAGE = `usage: ctem intel import FILE|DIRECTORY [--kind epss|kev|cve] [--stage-only] [--force check,...] [--as-of DATE]
+       ctem intel list [--kind epss|kev|cve]
        ctem intel promote KIND VERSION [--force check,...] [--as-of DATE]
        ctem intel fetch KIND`;
 
@@ -32,8 +34,12 @@ interface FeedResult {
   activated?: boolean;
   origin?: string | null;
   rescore?: { started: boolean; workflowId?: string; reason?: string };
+  changes?: { new: number; changed: number; unchanged: number; removed: number; against: string | null };
   error?: { code: string; message: string };
 }
+
+const KINDS: readonly string[] = ['epss', 'kev', 'cve'];
+const isKind = (kind: string | undefined): kind is FeedKind => kind !== undefined && KINDS.includes(kind);
 
 
 function mark(c: Check): string {
@@ -45,6 +51,8 @@ function printResult(r: FeedResult): void {
   const outcome = r.imported === false && !r.activated ? `${r.status} (already known)` : r.status;
   console.log(`${FEED_LABEL[r.kind]} ${r.version}: ${outcome}`);
   console.log(`  rows       ${r.rows}`);
+  const c = r.changes;
+  if (c) console.log(`  changes    ${c.against ? `${c.new} new, ${c.changed} changed, ${c.unchanged} unchanged, ${c.removed} removed against ${c.against}` : 'all new (no active version)'}`);
   if (r.publishedAt) console.log(`  published  ${r.publishedAt}`);
   for (const c of r.validation) console.log(`  ${mark(c)} ${c.check.padEnd(10)} ${c.detail}`);
   if (r.rescore) console.log(`  rescore    ${r.rescore.started ? `started (${r.rescore.workflowId})` : (r.rescore.reason ?? 'not started')}`);
@@ -100,8 +108,8 @@ export async function intelCommand(config: Config, argv: string[]): Promise<numb
       'as-of': { type: 'string' },
     },
   });
-  if (values.kind !== undefined && values.kind !== 'epss' && values.kind !== 'kev') {
-    console.error(`--kind: expected epss or kev, got ${values.kind}`);
+  if (values.kind !== undefined && !isKind(values.kind)) {
+    console.error(`--kind: expected epss, kev or cve, got ${values.kind}`);
     return 2;
   }
 
@@ -111,22 +119,29 @@ export async function intelCommand(config: Config, argv: string[]): Promise<numb
       console.error(USAGE);
       return 2;
     }
-    if (!existsSync(file) || !statSync(file).isFile()) {
+    const directory = existsSync(file) && statSync(file).isDirectory();
+    if (!existsSync(file) || (!directory && !statSync(file).isFile())) {
       console.error(`${basename(file)}: file not found`);
       return 1;
     }
     const kind = (values.kind as FeedKind | undefined) ?? (await detectFeedKind(file));
     if (!kind) {
-      console.error(`${basename(file)}: neither a FIRST EPSS CSV nor a CISA KEV JSON catalog; say which with --kind`);
+      console.error(`${basename(file)}: neither a FIRST EPSS CSV, a CISA KEV JSON catalog, nor a directory or archive of CVE records; say which with --kind`);
+      return 1;
+    }
+    if (directory && kind !== 'cve') {
+      console.error(`${basename(file)}: a directory can only hold CVE records (--kind cve)`);
       return 1;
     }
     const query = new URLSearchParams({ filename: basename(file) });
     if (values['stage-only']) query.set('stage', 'true');
     validationQuery(values, query);
+    // A checkout of CVE records travels as a gzipped tar of its record files, streamed as it is read.
+    const content = directory ? packDirectory(file, isCveRecordFile) : createReadStream(file);
     const { status, body } = await call(config, `/api/v1/intel/${kind}?${query}`, {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream' },
-      body: Readable.toWeb(createReadStream(file)) as ReadableStream,
+      body: Readable.toWeb(content) as ReadableStream,
       duplex: 'half',
     } as RequestInit);
     return report(status, body);
@@ -134,7 +149,7 @@ export async function intelCommand(config: Config, argv: string[]): Promise<numb
 
   if (sub === 'promote') {
     const [kind, version] = positionals;
-    if ((kind !== 'epss' && kind !== 'kev') || !version) {
+    if (!isKind(kind) || !version) {
       console.error(USAGE);
       return 2;
     }
@@ -174,7 +189,7 @@ export async function intelCommand(config: Config, argv: string[]): Promise<numb
 
   if (sub === 'fetch') {
     const kind = positionals[0];
-    if (kind !== 'epss' && kind !== 'kev') {
+    if (!isKind(kind)) {
       console.error(USAGE);
       return 2;
     }
