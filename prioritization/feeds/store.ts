@@ -480,6 +480,8 @@ export async function importCveRecords(sql: Sql, feed: CveRecordsFeed, options: 
         const parsed = toRead.length
           ? await copyRows(tx, 'cve_records', ['feed_version', 'cve', ...CVE_COLUMNS], feed.read(new Set(toRead.map((r) => r.name))), (r) => [feed.version, r.cve, ...cveRecordFields(r)])
           : 0;
+        // A file hashed in the first pass and gone in the second (a checkout pulled meanwhile) must not vanish.
+        if (parsed !== toRead.length) throw new FeedError(feed.label, 'CVE records', '', `${toRead.length - parsed} record files disappeared while being imported`);
         const changed = toRead.filter((r) => r.known).length;
         changes = { new: parsed - changed, changed, unchanged, removed, against };
         const [counts] = await tx`select count(*) filter (where state = 'REJECTED')::int as rejected from cve_records where feed_version = ${feed.version}`;
