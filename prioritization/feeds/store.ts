@@ -493,7 +493,7 @@ export async function importCveRecords(sql: Sql, feed: CveRecordsFeed, options: 
           check: 'schema',
           ok: true,
           detail:
-            `${rows} records (${rejected} rejected CVEs)` +
+            `${rows} records (${rejected} REJECTED)` +
             (changes?.against
               ? `; against active ${changes.against}: ${changes.new} new, ${changes.changed} changed, ${changes.unchanged} unchanged, ${changes.removed} removed`
               : '; all new (no active version)'),
