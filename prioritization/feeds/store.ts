@@ -424,6 +424,9 @@ const CVE_COLUMNS = [
 
 const copyDate = (d: Date | null) => (d ? d.toISOString() : null);
 
+/** Malformed records named one by one in the schema check's detail (force=schema); the rest are counted. */
+const MAX_SKIPPED_LISTED = 100;
+
 function cveRecordFields(r: CveRecordRow): unknown[] {
   return [
     r.state, copyDate(r.datePublished), copyDate(r.dateUpdated), r.cnaVector, r.cnaScore, r.cnaV4Vector, r.cnaV4Score, r.adpVector, r.adpScore,
@@ -441,6 +444,9 @@ function cveRecordFields(r: CveRecordRow): unknown[] {
  */
 export async function importCveRecords(sql: Sql, feed: CveRecordsFeed, options: ImportOptions): Promise<FeedImport> {
   const minRecords = options.minRecords ?? CVE_MIN_RECORDS_DEFAULT;
+  // force=schema: malformed records are left out, each named in the schema check, instead of refusing the list.
+  const skipMalformed = parseForce(options.force).includes('schema');
+  const skipped: Array<{ name: string; error: string }> = [];
   let changes: CveRecordChanges | undefined;
   let rejected = 0;
   const result = await importVersion(
@@ -477,12 +483,13 @@ export async function importCveRecords(sql: Sql, feed: CveRecordsFeed, options: 
             where a.feed_version = ${against} and not exists (select 1 from cve_import t where t.cve = a.cve)`;
           removed = gone!.n as number;
         }
-        const parsed = toRead.length
-          ? await copyRows(tx, 'cve_records', ['feed_version', 'cve', ...CVE_COLUMNS], feed.read(new Set(toRead.map((r) => r.name))), (r) => [feed.version, r.cve, ...cveRecordFields(r)])
-          : 0;
+        const skip = skipMalformed ? (name: string, error: FeedError) => skipped.push({ name, error: error.message }) : undefined;
+        const rows = feed.read(new Set(toRead.map((r) => r.name)), skip);
+        const parsed = toRead.length ? await copyRows(tx, 'cve_records', ['feed_version', 'cve', ...CVE_COLUMNS], rows, (r) => [feed.version, r.cve, ...cveRecordFields(r)]) : 0;
         // A file hashed in the first pass and gone in the second (a checkout pulled meanwhile) must not vanish.
-        if (parsed !== toRead.length) throw new FeedError(feed.label, 'CVE records', '', `${toRead.length - parsed} record files disappeared while being imported`);
-        const changed = toRead.filter((r) => r.known).length;
+        if (parsed + skipped.length !== toRead.length) throw new FeedError(feed.label, 'CVE records', '', `${toRead.length - parsed - skipped.length} record files disappeared while being imported`);
+        const left = new Set(skipped.map((s) => s.name));
+        const changed = toRead.filter((r) => r.known && !left.has(r.name)).length;
         changes = { new: parsed - changed, changed, unchanged, removed, against };
         const [counts] = await tx`select count(*) filter (where state = 'REJECTED')::int as rejected from cve_records where feed_version = ${feed.version}`;
         rejected = counts!.rejected as number;
@@ -491,12 +498,16 @@ export async function importCveRecords(sql: Sql, feed: CveRecordsFeed, options: 
       fileChecks: (rows) => [
         {
           check: 'schema',
-          ok: true,
+          ok: skipped.length === 0,
           detail:
             `${rows} records (${rejected} REJECTED)` +
             (changes?.against
               ? `; against active ${changes.against}: ${changes.new} new, ${changes.changed} changed, ${changes.unchanged} unchanged, ${changes.removed} removed`
-              : '; all new (no active version)'),
+              : '; all new (no active version)') +
+            (skipped.length
+              ? `; ${skipped.length} malformed record${skipped.length > 1 ? 's' : ''} left out: ${skipped.slice(0, MAX_SKIPPED_LISTED).map((s) => s.error).join('; ')}` +
+                (skipped.length > MAX_SKIPPED_LISTED ? `; and ${skipped.length - MAX_SKIPPED_LISTED} more` : '')
+              : ''),
         },
         rows >= minRecords
           ? { check: 'count', ok: true, detail: `${rows} records; at least ${minRecords} expected` }
