@@ -110,12 +110,9 @@ export async function startRescoreAfterFeedChange(client: Client, taskQueue: str
 
 // --- shadow evaluation -------------------------------------------------------------------------
 
-/**
- * Scoring of every open finding with this feed version instead of the active one, under the active
- * policy. Read-only. The scoring names the versions it reads; one it does not read yet (CVE records,
- * until the policy uses them) changes nothing.
- */
+/** Scoring of every open finding with this feed version instead of the active one, under the active policy. Read-only. */
 export async function shadowFeedVersion(database: Database, kind: FeedKind, version: string, samples = 20): Promise<ShadowDiff> {
+  // ShadowOptions names epss and kev; the scoring resolves cve from the same object (feedVersions).
   const feeds = { [kind]: version } as ShadowOptions['feeds'];
   return shadowScore(database.sql, await activePolicy(database.sql), { all: true }, { feeds, samples });
 }
