@@ -85,6 +85,28 @@ describe.skipIf(!hasCorpus)(`prioritization on the whole corpus${hasCorpus ? '' 
     expect(factor(rows[0]!, 'publicly_exposed')!.effect).toMatch(/^internet-facing: runs on edge-01; edge-01 has public IP 198\.51\.100\.21 and security group sg-0e57a7e0000000001 open to/);
   });
 
+  it('decides one CVE alike whichever scanner reported it: SSVC and the record first', async () => {
+    const rows = await platform.database.sql<Row[]>`
+      select f.issue_id, f.tier, a.name as asset, f.explanation from findings f join assets a on a.id = f.asset_id
+      where f.status = 'open' and f.issue_id in (select cve from cve_records where feed_version = (select version from intel_feeds where kind = 'cve' and status = 'active'))`;
+    expect(rows.length).toBeGreaterThan(40);
+    const byCve = new Map<string, Set<string>>();
+    for (const r of rows) {
+      const key = `${factor(r, 'automatable')!.value}/${factor(r, 'technical_impact')!.value}/${factor(r, 'automatable')!.source}`;
+      byCve.set(r.issue_id, (byCve.get(r.issue_id) ?? new Set()).add(key));
+    }
+    const split = [...byCve].filter(([, keys]) => keys.size > 1).map(([cve, keys]) => `${cve}: ${[...keys].join(' | ')}`);
+    expect(split).toEqual([]);
+    // Log4Shell: CISA assessed it, on every asset and from every scanner.
+    const log4shell = rows.filter((r) => r.issue_id === 'CVE-2021-44228');
+    expect(log4shell.length).toBeGreaterThan(1);
+    for (const r of log4shell) {
+      expect(factor(r, 'automatable')).toMatchObject({ value: 'yes', effect: 'CISA assessed Automatable: yes' });
+      expect(factor(r, 'technical_impact')).toMatchObject({ value: 'total' });
+      expect(factor(r, 'exploitation')).toMatchObject({ value: 'active' });
+    }
+  });
+
   it('decides without a CVSS vector from EPSS and the score, and says so', async () => {
     const [row] = await platform.database.sql<Row[]>`
       select f.issue_id, f.tier, a.name as asset, f.explanation from findings f join assets a on a.id = f.asset_id

@@ -1,10 +1,13 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { packDirectory } from '../../prioritization/feeds/archive.js';
 import { corpusDir, corpusFile } from './corpus.js';
 import { eventually, json, type TestPlatform } from './platform.js';
 
 // The whole real corpus as an estate, loaded through the running platform the way teams would:
-// the real FIRST EPSS and CISA KEV files of January 2026, every scanner report of ../shared/corpus
+// the real FIRST EPSS and CISA KEV files of January 2026, CISA's Vulnrichment CVE records, every scanner report of ../shared/corpus
 // uploaded three at a time, network scans taken from the internet's side, and owners as a real
 // estate has them (most named, some assets with none, one team's owner misspelled).
 
@@ -67,7 +70,7 @@ export async function importFeed(platform: TestPlatform, kind: string, file: str
   return platform.api(`/api/v1/intel/${kind}?asOf=2026-01-31`, { method: 'POST', body: readFileSync(file) });
 }
 
-/** EPSS and KEV of January 2026, then every report; returns each upload's outcome. */
+/** EPSS and KEV of January 2026 and CISA's Vulnrichment CVE records, then every report; returns each upload's outcome. */
 export async function loadCorpusEstate(platform: TestPlatform): Promise<UploadOutcome[]> {
   for (const [kind, file] of [
     ['epss', corpusFile('intel', 'epss', 'epss_scores-2026-01-30.csv.gz')],
@@ -76,6 +79,11 @@ export async function loadCorpusEstate(platform: TestPlatform): Promise<UploadOu
     const res = await importFeed(platform, kind, file);
     if (res.status !== 200) throw new Error(`${kind} import: ${res.status} ${await res.text()}`);
   }
+  // The records are a snapshot of October 2024: their freshness is judged as of then.
+  const records = join(mkdtempSync(join(tmpdir(), 'ctem-cve-')), 'vulnrichment-sample.tar.gz');
+  await pipeline(packDirectory(corpusFile('intel', 'cve-records', 'vulnrichment-sample'), () => true), createWriteStream(records));
+  const cve = await platform.api('/api/v1/intel/cve?asOf=2024-10-25&filename=vulnrichment-sample.tar.gz', { method: 'POST', body: readFileSync(records) });
+  if (cve.status !== 200) throw new Error(`cve import: ${cve.status} ${await cve.text()}`);
   const outcomes: UploadOutcome[] = [];
   const queue = corpusReports();
   await Promise.all([1, 2, 3].map(async () => {
