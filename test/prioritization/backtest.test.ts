@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../db/client.js';
 import { backtest, BacktestError, laterKevCves, type BacktestRow } from '../../prioritization/backtest.js';
-import { importIntelFiles } from '../../prioritization/feeds/import.js';
+import { importFeedFile, importIntelFiles } from '../../prioritization/feeds/import.js';
 import { bodPolicy, defaultPolicy } from '../../prioritization/policy.js';
 import { formatBacktest } from '../../cli/commands/backtest.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
@@ -94,5 +94,15 @@ describe.skipIf(!hasCorpus)(`the forward test on real feeds${hasCorpus ? '' : ` 
     expect(policy.coverage).toBeGreaterThanOrEqual(epssAlone.coverage);
     expect(policy.coverage).toBeGreaterThanOrEqual(row(result.rows, 'EPSS >= 0.1').coverage);
     expect(policy.effort).toBeLessThan(0.1);
+
+    // With CISA's Vulnrichment records (the October 2024 sample), on the CVEs they cover.
+    const records = await importFeedFile(db, 'cve', corpusFile('intel', 'cve-records', 'vulnrichment-sample'), {
+      maxAgeMs: { epss: 3 * 86_400_000, kev: 14 * 86_400_000, cve: 14 * 86_400_000 }, asOf: new Date('2024-10-25'),
+    });
+    expect(records.status).toBe('active');
+    const covered = await backtest(db.sql, { policies: [defaultPolicy(), bodPolicy()], laterKev: later, universe: 'records' });
+    console.log(`Forward test, the CVEs of the Vulnrichment sample:\n${formatBacktest(covered)}`);
+    expect(covered.population).toBeGreaterThan(1000);
+    expect(row(covered.rows, 'policy exploitability-1').coverage).toBeGreaterThanOrEqual(row(covered.rows, 'EPSS alone at the effort of exploitability-1').coverage);
   }, 300_000);
 });
