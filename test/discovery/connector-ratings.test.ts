@@ -1,0 +1,45 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectors, type NormalizedFinding } from '../../discovery/connectors/index.js';
+import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
+
+// Ratings the connectors used to lose or take from the wrong place: Grype's legacy cvssV3 vector,
+// Qualys's vector in the CVSS3 base cell, SARIF's security-severity as a score, and a CycloneDX
+// VEX's environmental score standing in for the base score.
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ctem-ratings-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function parse(format: string, file: string): Promise<NormalizedFinding[]> {
+  const connector = connectors.find((c) => c.format === format)!;
+  const out: NormalizedFinding[] = [];
+  for await (const finding of connector.parse(file, { target: 'ratings-test' })) out.push(finding);
+  return out;
+}
+
+async function fixture(name: string, content: unknown): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+const rating = (f: NormalizedFinding | undefined) => f && { severity: f.severity, cvssScore: f.cvssScore, cvssVector: f.cvssVector };
+
+describe.skipIf(!hasCorpus)('ratings from the real corpus', () => {
+  if (!hasCorpus) it.skip(corpusSkipReason, () => {});
+
+  it('grype: the legacy cvssV3 form keeps its vector beside its score (many_vulns3.json)', async () => {
+    const findings = await parse('grype', corpusFile('scanners', 'defectdojo', 'anchore_grype', 'many_vulns3.json'));
+    const protobuf = findings.find((f) => f.issueId === 'CVE-2015-5237' && f.component === 'protobuf');
+    expect(rating(protobuf)).toMatchObject({ cvssScore: 8.8, cvssVector: 'CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H' });
+    // Every legacy v3 rating with a vector keeps it.
+    expect(findings.filter((f) => f.cvssVector).length).toBeGreaterThan(50);
+  });
+});
