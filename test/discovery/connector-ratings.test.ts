@@ -42,4 +42,17 @@ describe.skipIf(!hasCorpus)('ratings from the real corpus', () => {
     // Every legacy v3 rating with a vector keeps it.
     expect(findings.filter((f) => f.cvssVector).length).toBeGreaterThan(50);
   });
+
+  it('qualys xml and csv: "9.0 (AV:N/...)" keeps the vector, prefixed CVSS:3.0', async () => {
+    for (const ext of ['xml', 'csv']) {
+      const findings = await parse(`qualys-${ext}`, corpusFile('scanners', 'defectdojo', 'qualys', `Qualys_Sample_Report.${ext}`));
+      const withVector = findings.filter((f) => f.cvssVector);
+      expect(withVector.length, ext).toBeGreaterThan(0);
+      for (const f of withVector) expect(f.cvssVector, ext).toMatch(/^CVSS:3\.0\/AV:[NALP]\/AC:[LH]\/PR:[NLH]\/UI:[NR]\/S:[UC]\/C:[HLN]\/I:[HLN]\/A:[HLN]$/);
+      // The temporal cell (E:U/RL:U/RC:C) is never taken for the base vector.
+      expect(findings.some((f) => f.cvssVector?.includes('E:')), ext).toBe(false);
+    }
+    const xml = await parse('qualys-xml', corpusFile('scanners', 'defectdojo', 'qualys', 'Qualys_Sample_Report.xml'));
+    expect(xml.some((f) => f.cvssScore === 9 && f.cvssVector === 'CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:C/C:H/I:H/A:H')).toBe(true);
+  });
 });
