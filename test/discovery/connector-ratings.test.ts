@@ -55,4 +55,29 @@ describe.skipIf(!hasCorpus)('ratings from the real corpus', () => {
     const xml = await parse('qualys-xml', corpusFile('scanners', 'defectdojo', 'qualys', 'Qualys_Sample_Report.xml'));
     expect(xml.some((f) => f.cvssScore === 9 && f.cvssVector === 'CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:C/C:H/I:H/A:H')).toBe(true);
   });
+
+  it('sarif: security-severity is the finding’s CVSS score (Trivy 0.49.1 container log)', async () => {
+    const findings = await parse('sarif', corpusFile('scanners', 'more', 'sarif', 'trivy-0.49.1-container.sarif'));
+    const first = findings.find((f) => f.issueId === 'CVE-2024-26597');
+    expect(rating(first)).toMatchObject({ severity: 'high', cvssScore: 8 });
+    expect(findings.every((f) => f.cvssScore !== undefined)).toBe(true);
+  });
+});
+
+describe('ratings from small fixtures', () => {
+  it('sarif: a result’s level gives the severity when no security-severity is stated, and no score', async () => {
+    const file = await fixture('levels.sarif', {
+      version: '2.1.0',
+      runs: [{
+        tool: { driver: { name: 'lint', rules: [{ id: 'R1' }, { id: 'R2', properties: { 'security-severity': '9.8' } }] } },
+        results: [
+          { ruleId: 'R1', level: 'error', message: { text: 'one' }, locations: [{ physicalLocation: { artifactLocation: { uri: 'a.js' } } }] },
+          { ruleId: 'R2', message: { text: 'two' }, locations: [{ physicalLocation: { artifactLocation: { uri: 'b.js' } } }] },
+        ],
+      }],
+    });
+    const [r1, r2] = await parse('sarif', file);
+    expect(rating(r1)).toEqual({ severity: 'high', cvssScore: undefined, cvssVector: undefined });
+    expect(rating(r2)).toEqual({ severity: 'critical', cvssScore: 9.8, cvssVector: undefined });
+  });
 });
