@@ -62,6 +62,17 @@ describe.skipIf(!hasCorpus)('ratings from the real corpus', () => {
     expect(rating(first)).toMatchObject({ severity: 'high', cvssScore: 8 });
     expect(findings.every((f) => f.cvssScore !== undefined)).toBe(true);
   });
+
+  it('cyclonedx vex: an environmental 0.0 beside a 10.0 vector gives the base score (CISA Case-6)', async () => {
+    const findings = await parse('cyclonedx-json', corpusFile('scanners', 'more', 'cyclonedx-vex', 'CISA-Use-Cases', 'Case-6', 'vex.json'));
+    const log4shell = findings.filter((f) => f.issueId === 'CVE-2021-44228');
+    expect(log4shell.length).toBeGreaterThan(1);
+    for (const f of log4shell) {
+      expect(rating(f)).toEqual({ severity: 'critical', cvssScore: 10, cvssVector: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H' });
+    }
+    // The VEX statement itself is kept: the not-affected product stays not affected.
+    expect(new Set(log4shell.map((f) => f.vendorStatus))).toEqual(new Set(['affected', 'not_affected']));
+  });
 });
 
 describe('ratings from small fixtures', () => {
@@ -79,5 +90,31 @@ describe('ratings from small fixtures', () => {
     const [r1, r2] = await parse('sarif', file);
     expect(rating(r1)).toEqual({ severity: 'high', cvssScore: undefined, cvssVector: undefined });
     expect(rating(r2)).toEqual({ severity: 'critical', cvssScore: 9.8, cvssVector: undefined });
+  });
+
+  it('cyclonedx: an "other" or environmental rating never replaces the v3 base rating', async () => {
+    const file = await fixture('vex.json', {
+      bomFormat: 'CycloneDX', specVersion: '1.5', version: 1,
+      metadata: { component: { type: 'application', name: 'app', 'bom-ref': 'app' } },
+      vulnerabilities: [
+        {
+          id: 'CVE-2021-44228',
+          ratings: [
+            { score: 0.0, severity: 'none', method: 'other' },
+            { score: 0.0, severity: 'none', method: 'CVSSv31', vector: 'AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H/MC:N/MI:N/MA:N' },
+          ],
+          affects: [{ ref: 'app' }],
+        },
+        {
+          // No score on the rating: computed from its vector.
+          id: 'CVE-2021-45046', ratings: [{ method: 'CVSSv31', vector: 'CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:C/C:H/I:H/A:H' }], affects: [{ ref: 'app' }],
+        },
+      ],
+    });
+    const findings = await parse('cyclonedx-json', file);
+    expect(findings.map(rating)).toEqual([
+      { severity: 'critical', cvssScore: 10, cvssVector: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H' },
+      { severity: 'critical', cvssScore: 9, cvssVector: 'CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:C/C:H/I:H/A:H' },
+    ]);
   });
 });
