@@ -71,7 +71,17 @@ async function mergeContext(
     return s.assetKey;
   };
   const assetKeys = assets.map((a) => stage(a.kind, a.name, a.identifiers));
-  const relationKeys = assets.flatMap((a, i) => (a.relations ?? []).map((r) => [assetKeys[i]!, r.relation, stage(r.targetKind, r.targetName, r.target)] as const));
+  // A relation's target is often an asset of the same document named by fewer identifiers (a
+  // container runs on `{instanceId}`, the instance itself is keyed by its FQDN): it is that asset,
+  // not a placeholder beside it. Resolution by identifier cannot see it, since both are new.
+  const stagedBy = new Map<string, string>();
+  for (const s of staged.values()) for (const [kind, value] of s.identifiers) if (kind !== 'key') stagedBy.set(`${kind}\x1f${value}`, s.assetKey);
+  const stageTarget = (kind: string, name: string, ids: ContextAsset['identifiers']) => {
+    const s = stageContextIdentifiers(kind, name, ids);
+    const known = s.identifiers.find(([k, v]) => k !== 'key' && stagedBy.has(`${k}\x1f${v}`));
+    return known ? stagedBy.get(`${known[0]}\x1f${known[1]}`)! : stage(kind, name, ids);
+  };
+  const relationKeys = assets.flatMap((a, i) => (a.relations ?? []).map((r) => [assetKeys[i]!, r.relation, stageTarget(r.targetKind, r.targetName, r.target)] as const));
   const runtimeKeys = runtime.map((e) => stage('host', e.hostName, e.host));
   const ids = await resolveAssets(tx, [...staged.values()], scan.source);
   const idOf = (key: string) => ids.get(key)!;
