@@ -9,7 +9,7 @@ import { ingestContext } from '../../discovery/store/context.js';
 import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js';
 
 // Context documents merged on real PostgreSQL: a container's runs_on reaches the instance the same
-// document describes.
+// document describes, and security-group rules are keyed by their group, not by the import's name.
 
 const examples = join(import.meta.dirname, '..', '..', 'examples', 'context');
 const tmp = mkdtempSync(join(tmpdir(), 'context-store-'));
@@ -20,9 +20,9 @@ beforeAll(async () => {
 });
 afterAll(closeTestDatabases);
 
-async function importContext(file: string) {
+async function importContext(file: string, options: { source?: string; complete?: boolean | null } = {}) {
   const context = await contextSourceFor(file, file);
-  const scan = { id: randomUUID(), source: context.source, format: context.source };
+  const scan = { id: randomUUID(), source: options.source ?? context.source, format: context.source, complete: options.complete ?? null };
   return ingestContext(database.sql, scan, context.parse(file));
 }
 
@@ -62,5 +62,46 @@ describe('cloud inventory: containers on their instances', () => {
       where i.name = 'docker.io/library/postgres:16'`;
     expect(edge).toMatchObject({ name: 'db-01', asset_key: 'host:db-01.prod.example.com' });
     expect(await database.sql`select 1 from assets where asset_key like 'cloud:%'`).toHaveLength(0);
+  });
+});
+
+describe('security groups: rules keyed by group', () => {
+  const group = (id: string, port?: number) => ({
+    GroupId: id,
+    IpPermissions: port === undefined ? [] : [{ IpProtocol: 'tcp', FromPort: port, ToPort: port, IpRanges: [{ CidrIp: '0.0.0.0/0' }] }],
+  });
+  const rules = async () =>
+    (await database.sql<{ security_group: string; from_port: number }[]>`
+      select security_group, from_port from exposure_rules where security_group like 'sg-test-%' order by security_group, from_port`)
+      .map((r) => `${r.security_group}:${r.from_port}`);
+
+  it('two imports of different groups under one feed name both stand, and re-importing changes nothing', async () => {
+    const a = write('sg-a.json', { SecurityGroups: [group('sg-test-a', 443)] });
+    const b = write('sg-b.json', { SecurityGroups: [group('sg-test-b', 22)] });
+    await importContext(a);
+    await importContext(b);
+    expect(await rules()).toEqual(['sg-test-a:443', 'sg-test-b:22']);
+    await importContext(a);
+    await importContext(b);
+    await importContext(a);
+    expect(await rules()).toEqual(['sg-test-a:443', 'sg-test-b:22']);
+  });
+
+  it('a group described again replaces its own rules, even with none left', async () => {
+    await importContext(write('sg-a2.json', { SecurityGroups: [group('sg-test-a', 8443)] }));
+    expect(await rules()).toEqual(['sg-test-a:8443', 'sg-test-b:22']);
+    await importContext(write('sg-a3.json', { SecurityGroups: [group('sg-test-a')] }));
+    expect(await rules()).toEqual(['sg-test-b:22']);
+  });
+
+  it('only a complete import removes the groups its feed no longer lists', async () => {
+    await importContext(write('sg-a4.json', { SecurityGroups: [group('sg-test-a', 443)] }));
+    const onlyB = write('sg-only-b.json', { SecurityGroups: [group('sg-test-b', 22)] });
+    await importContext(onlyB); // partial: says nothing about sg-test-a
+    expect(await rules()).toEqual(['sg-test-a:443', 'sg-test-b:22']);
+    // Another feed's groups are not this feed's to remove.
+    await importContext(write('sg-other.json', { SecurityGroups: [group('sg-test-c', 80)] }), { source: 'other-account' });
+    await importContext(onlyB, { complete: true });
+    expect(await rules()).toEqual(['sg-test-b:22', 'sg-test-c:80']);
   });
 });
