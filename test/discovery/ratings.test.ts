@@ -9,6 +9,8 @@ import { ingestFindings } from '../../discovery/store/ingest.js';
 import { findingRating, type SourceRating } from '../../discovery/store/ratings.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js';
+import { getExposure } from '../../db/read-models/exposures.js';
+import { exposureRoutes } from '../../api/routes/exposures.js';
 
 // A finding's rating does not depend on which scanner scanned last: each source's rating is kept on
 // its finding_sources row and the finding's is findingRating() of the present sources'. Trivy and
@@ -90,6 +92,20 @@ describe.skipIf(!hasCorpus)('ratings independent of upload order (Trivy and Gryp
     expect(disagreeing).toBeGreaterThan(0);
   });
 
+  it('shows each source’s rating in the exposure detail', async () => {
+    for (const finding of (await findings(trivyFirst)).values()) {
+      const sources = await sourceRatings(trivyFirst, finding.id);
+      if (sources.length < 2 || sources[0]!.cvssVector === sources[1]!.cvssVector) continue;
+      const detail = await getExposure(trivyFirst.sql, finding.id);
+      expect(detail!.sources.map(({ source, present, severity, cvssScore, cvssVector }) => ({ source, present, severity, cvssScore, cvssVector })))
+        .toEqual(sources);
+      const { severity, cvssScore } = findingRating(sources)!;
+      expect({ severity: detail!.severity, cvssScore: detail!.cvssScore }).toEqual({ severity, cvssScore });
+      return;
+    }
+    expect.fail('no finding the two scanners rate with different vectors');
+  });
+
   it('re-rates a finding from the sources still reporting it when one no longer does', async () => {
     const before = await findings(trivyFirst);
     // A CVE both report and rate differently: Grype stops reporting it in a complete rescan.
@@ -166,5 +182,14 @@ describe('findingRating()', () => {
       .toEqual(r('low', 8, 'CVSS:3.1/C'));
     expect(findingRating([r('unknown', null, null), r('info', null, null)])).toEqual(r('info', null, null));
     expect(findingRating([r('medium', 7.5, 'CVSS:3.1/B'), r('critical', 7.5, 'CVSS:3.1/A')])).toEqual(r('critical', 7.5, 'CVSS:3.1/A'));
+  });
+});
+
+describe('the exposure API document', () => {
+  it('describes each source’s rating in the exposure detail', () => {
+    const doc = exposureRoutes.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'test', version: '1' } });
+    const source = doc.components?.schemas?.ExposureSource as { properties: Record<string, unknown>; required: string[] };
+    expect(Object.keys(source.properties)).toEqual(expect.arrayContaining(['source', 'present', 'severity', 'cvssScore', 'cvssVector']));
+    expect(source.required).toEqual(expect.arrayContaining(['severity', 'cvssScore', 'cvssVector']));
   });
 });
