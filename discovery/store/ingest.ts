@@ -122,33 +122,15 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
     // reached by key lists and per-row probes, not joins: right after a bulk load there are no
     // statistics yet, and a join plan would read all of finding_sources for every report.
     const src = scan.source;
-    // SQL pieces of the merge below, over its `i` (incoming), `f` (the stored finding) and `fs` (this
-    // source's row). CASE and COALESCE evaluate lazily, so the subqueries only run for the rows that
-    // reach them: findings whose rating from this source changed and that another source reports.
-    const others = tx`exists (select from finding_sources o where o.finding_id = f.id and o.source <> ${src} and o.present)`;
-    // This source's score and vector: a report that omits one keeps what the source stated before
-    // (or, on a row from before ratings were kept per source, what the finding had if only it reports it).
-    const sourceScore = tx`coalesce(i.cvss_score, fs.cvss_score, case when fs.severity is null and fs.present is not null and not ${others} then f.cvss_score end)`;
-    const sourceVector = tx`coalesce(i.cvss_vector, fs.cvss_vector, case when fs.severity is null and fs.present is not null and not ${others} then f.cvss_vector end)`;
-    const ownRatingSame = tx`(fs.severity is not distinct from i.severity and fs.cvss_score is not distinct from ${sourceScore}
-                               and fs.cvss_vector is not distinct from ${sourceVector})`;
-    // findingRating() of the present sources with this one's new rating: unchanged when this
-    // source's rating is (the stored one already is that function), this source's own when no other
-    // reports the finding (every new finding, most others), else pooled.
+    // Pieces of the merge below. ownSame: this source's rating of a known finding is the one its row
+    // holds. pooled: findingRating()'s score or vector over the other present sources' ratings and
+    // this source's new one (`b`: one row per incoming finding).
+    const ownSame = tx`coalesce(fs.present and fs.severity is not distinct from i.severity and fs.cvss_score is not distinct from s.source_score
+                                and fs.cvss_vector is not distinct from s.source_vector, false)`;
     const pooled = (column: 'cvss_score' | 'cvss_vector') => tx`(
-      select p.${tx(column)} from (select o.cvss_score, o.cvss_vector from finding_sources o where o.finding_id = f.id and o.present and o.source <> ${src}
-                                   union all select ${sourceScore}, ${sourceVector}) p(cvss_score, cvss_vector)
+      select p.${tx(column)} from (select o.cvss_score, o.cvss_vector from finding_sources o where o.finding_id = b.finding_id and o.present and o.source <> ${src}
+                                   union all select b.source_score, b.source_vector) p(cvss_score, cvss_vector)
       order by p.cvss_vector is null, p.cvss_score desc nulls last, p.cvss_vector collate "C" limit 1)`;
-    const rated = {
-      severity: tx`case when f.id is null then i.severity when fs.present and ${ownRatingSame} then f.severity when not ${others} then i.severity else (
-        select (array['unknown', 'info', 'low', 'medium', 'high', 'critical'])[1 + max(
-                 case p.severity when 'critical' then 5 when 'high' then 4 when 'medium' then 3 when 'low' then 2
-                                 when 'info' then 1 when 'negligible' then 1 else 0 end)]
-        from (select o.severity from finding_sources o where o.finding_id = f.id and o.present and o.source <> ${src} union all select i.severity) p
-      ) end`,
-      score: tx`case when f.id is null then i.cvss_score when fs.present and ${ownRatingSame} then f.cvss_score when not ${others} then ${sourceScore} else ${pooled('cvss_score')} end`,
-      vector: tx`case when f.id is null then i.cvss_vector when fs.present and ${ownRatingSame} then f.cvss_vector when not ${others} then ${sourceVector} else ${pooled('cvss_vector')} end`,
-    };
     const [merged] = await tx`
       with incoming as materialized (
         select distinct on (fingerprint) *
@@ -172,28 +154,60 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         from findings f where f.asset_id = any(${tx.array(scannedIds)}::bigint[])
       ),
       known as materialized (
-        select i.*, f.id as finding_id, f.status as prior_status,
-               ${sourceScore} as source_score, ${sourceVector} as source_vector,
-               ${rated.severity} as rated_severity, ${rated.score} as rated_score, ${rated.vector} as rated_vector,
-               f.status = 'open' and f.severity = ${rated.severity}
-                 and f.cvss_score is not distinct from ${rated.score}
-                 and f.cvss_vector is not distinct from ${rated.vector}
-                 and f.fixed_version is not distinct from coalesce(i.fixed_version, f.fixed_version)
-                 and f.title is not distinct from coalesce(i.title, f.title)
-                 and f.vendor_status is not distinct from coalesce(i.vendor_status, f.vendor_status)
-                 and f.fix_source is not distinct from case when i.fixed_version is null then f.fix_source else i.fix_source end
-                 and f.ecosystem is not distinct from coalesce(i.ecosystem, f.ecosystem)
-                 and f.package_class is not distinct from coalesce(i.package_class, f.package_class)
-                 and f.manifest = coalesce(i.manifest, f.manifest)
-                 and f.source_package is not distinct from coalesce(i.source_package, f.source_package) as unchanged,
-               coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status and ${ownRatingSame}, false) as source_unchanged
-        from incoming i
-        left join existing f on f.fingerprint = i.fingerprint
-        left join lateral (
-          -- A new finding (no id) skips the probe altogether: a one-time filter on the outer row.
-          select present, vendor_status, severity, cvss_score, cvss_vector from finding_sources
-          where f.id is not null and finding_id = f.id and source = ${scan.source} limit 1
-        ) fs on true
+        -- The finding's rating (findingRating()): unchanged when this source's is (the stored one
+        -- already is that function of the sources), this source's when no other present source
+        -- reports the finding, else pooled. CASE is lazy: the subqueries run for shared findings only.
+        select b.fingerprint, b.asset_id, b.kind, b.issue_id, b.component, b.version, b.location, b.fixed_version, b.severity,
+               b.cvss_score, b.cvss_vector, b.title, b.vendor_status, b.ecosystem, b.package_class, b.manifest, b.source_package,
+               b.fix_source, b.finding_id, b.prior_status, b.source_score, b.source_vector, b.unchanged, b.source_unchanged,
+               case when b.finding_id is null then b.severity when b.own_same then b.prior_severity when not b.shared then b.severity else (
+                 select (array['unknown', 'info', 'low', 'medium', 'high', 'critical'])[1 + max(
+                          case p.severity when 'critical' then 5 when 'high' then 4 when 'medium' then 3 when 'low' then 2
+                                          when 'info' then 1 when 'negligible' then 1 else 0 end)]
+                 from (select o.severity from finding_sources o where o.finding_id = b.finding_id and o.present and o.source <> ${src}
+                       union all select b.severity) p
+               ) end as rated_severity,
+               case when b.finding_id is null then b.cvss_score when b.own_same then b.prior_cvss_score
+                    when not b.shared then b.source_score else ${pooled('cvss_score')} end as rated_score,
+               case when b.finding_id is null then b.cvss_vector when b.own_same then b.prior_cvss_vector
+                    when not b.shared then b.source_vector else ${pooled('cvss_vector')} end as rated_vector
+        from (
+          select i.*, f.id as finding_id, f.status as prior_status, f.severity as prior_severity,
+                 f.cvss_score as prior_cvss_score, f.cvss_vector as prior_cvss_vector, s.source_score, s.source_vector,
+                 ${ownSame} as own_same,
+                 -- Whether another present source reports it: asked only of known findings whose
+                 -- rating from this source changed.
+                 case when f.id is null or ${ownSame} then false
+                      else exists (select from finding_sources o where o.finding_id = f.id and o.source <> ${src} and o.present) end as shared,
+                 -- A finding whose rating from this source changed is rewritten, even in the rare case
+                 -- where another source's rating keeps the finding's as it was.
+                 f.status = 'open' and ${ownSame}
+                   and f.fixed_version is not distinct from coalesce(i.fixed_version, f.fixed_version)
+                   and f.title is not distinct from coalesce(i.title, f.title)
+                   and f.vendor_status is not distinct from coalesce(i.vendor_status, f.vendor_status)
+                   and f.fix_source is not distinct from case when i.fixed_version is null then f.fix_source else i.fix_source end
+                   and f.ecosystem is not distinct from coalesce(i.ecosystem, f.ecosystem)
+                   and f.package_class is not distinct from coalesce(i.package_class, f.package_class)
+                   and f.manifest = coalesce(i.manifest, f.manifest)
+                   and f.source_package is not distinct from coalesce(i.source_package, f.source_package) as unchanged,
+                 coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status, false) and ${ownSame} as source_unchanged
+          from incoming i
+          left join existing f on f.fingerprint = i.fingerprint
+          left join lateral (
+            -- A new finding (no id) skips the probe altogether: a one-time filter on the outer row.
+            select present, vendor_status, severity, cvss_score, cvss_vector from finding_sources
+            where f.id is not null and finding_id = f.id and source = ${scan.source} limit 1
+          ) fs on true
+          cross join lateral (
+            -- This source's score and vector: a report that omits one keeps what the source stated
+            -- before (on a row from before ratings were kept per source, what the finding had).
+            select coalesce(i.cvss_score, fs.cvss_score, case when fs.present is not null and fs.severity is null then f.cvss_score end) as source_score,
+                   coalesce(i.cvss_vector, fs.cvss_vector, case when fs.present is not null and fs.severity is null then f.cvss_vector end) as source_vector
+          ) s
+          -- Computed once per row: inlined, the subquery of shared would be repeated in each
+          -- rating above, and planning that per report would cost more than merging a small report.
+          offset 0
+        ) b
       ),
       created as (
         insert into findings as f (fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
