@@ -34,8 +34,12 @@ export const uploadContextRoute = createRoute({
         .string()
         .optional()
         .openapi({ description: `Context source; detected when omitted. One of: ${contextSources.map((s) => s.source).join(', ')}` }),
-      name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional().openapi({ description: 'Name of this feed (defaults to the source id); security-group rules are replaced per name' }),
+      name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional().openapi({ description: 'Name of this feed (defaults to the source id)' }),
       filename: z.string().max(256).optional(),
+      complete: z
+        .enum(['true', 'false'])
+        .optional()
+        .openapi({ description: 'Security groups: whether the document lists every group this feed (name) describes; then the rules of groups it reported before and no longer lists are removed. Default: partial (each group described replaces only its own rules).' }),
     }),
   },
   responses: {
@@ -93,7 +97,7 @@ export const contextRoutes = new OpenAPIHono<AppEnv>()
     const result = await acceptUpload(
       c.get('deps'),
       c.req.raw.body,
-      { source: query.name, filename: query.filename },
+      { source: query.name, filename: query.filename, complete: query.complete === undefined ? null : query.complete === 'true' },
       async (file, name) => (await contextSourceFor(file, name, query.source)).source,
       (err): err is ContextError => err instanceof ContextError,
     );

@@ -60,7 +60,16 @@ const ExposureListItemSchema = ExposureSchema.extend({
 
 const ExposureDetailSchema = ExposureSchema.extend({
   sources: z.array(
-    z.object({ source: z.string(), present: z.boolean(), vendorStatus: z.string().nullable(), firstSeenAt: z.string(), lastSeenAt: z.string() }),
+    z.object({
+      source: z.string(),
+      present: z.boolean(),
+      vendorStatus: z.string().nullable(),
+      severity: z.string().nullable().openapi({ description: "this source's own severity (null: not reported since ratings are kept per source)" }),
+      cvssScore: z.number().nullable().openapi({ description: "this source's own CVSS base score" }),
+      cvssVector: z.string().nullable().openapi({ description: "this source's own CVSS v3.x base vector" }),
+      firstSeenAt: z.string(),
+      lastSeenAt: z.string(),
+    }).openapi('ExposureSource', { description: "One source's view of the exposure: the exposure's own severity and CVSS derive from those of the sources still reporting it" }),
   ),
   history: z.array(
     z.object({

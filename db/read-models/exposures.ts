@@ -109,7 +109,7 @@ export async function getExposure(sql: Sql, id: number) {
     select h.tier, h.score, h.due_at, h.policy_version, h.explanation, h.reason, h.at from score_history h where h.finding_id = ${id} order by h.at, h.id`;
   // A source that still reports the finding saw it in its last complete scan of the asset too.
   const sources = await sql`
-    select fs.source, fs.present, fs.vendor_status, fs.first_seen_at,
+    select fs.source, fs.present, fs.vendor_status, fs.severity, fs.cvss_score, fs.cvss_vector, fs.first_seen_at,
            case when fs.present then greatest(fs.last_seen_at, sc.last_complete_at) else fs.last_seen_at end as last_seen_at
     from finding_sources fs
     left join source_coverage sc on sc.asset_id = ${row.asset_id} and sc.source = fs.source
@@ -120,6 +120,10 @@ export async function getExposure(sql: Sql, id: number) {
       source: s.source as string,
       present: s.present as boolean,
       vendorStatus: s.vendor_status as string | null,
+      // This source's own rating; the finding's is derived from those of the present sources.
+      severity: s.severity as string | null,
+      cvssScore: s.cvss_score as number | null,
+      cvssVector: s.cvss_vector as string | null,
       firstSeenAt: (s.first_seen_at as Date).toISOString(),
       lastSeenAt: (s.last_seen_at as Date).toISOString(),
     })),

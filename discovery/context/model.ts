@@ -64,6 +64,8 @@ export interface RuntimeEvidence {
 export type ContextRecord =
   | { type: 'asset'; asset: ContextAsset }
   | { type: 'exposure_rule'; rule: ExposureRule }
+  /** A security group the document describes, with or without inbound rules (its rules follow). */
+  | { type: 'security_group'; securityGroup: string }
   | { type: 'runtime'; evidence: RuntimeEvidence };
 
 export class ContextError extends Error {

@@ -22,15 +22,25 @@ function attributeSourceOf(source: string): string {
   return source;
 }
 
+/** The import being merged; `complete` is the upload's declaration (null: not declared, partial). */
+export interface ContextImport {
+  id: string;
+  source: string;
+  format: string;
+  complete?: boolean | null;
+}
+
 /**
  * Merges one context document into the inventory, in one transaction: assets are identity-resolved
  * (created when unknown), their owner / business service / criticality / revenue / environment set where this
- * source ranks at least as high as the one that set them, relations linked (an image's base replaced), security-group rules
- * replaced for this source, internet exposure recomputed, runtime evidence upserted.
+ * source ranks at least as high as the one that set them, relations linked (an image's base replaced), the rules
+ * of each security group the document describes replaced (and, for a complete import, the rules of
+ * the groups this source reported before and no longer does removed), internet exposure recomputed,
+ * runtime evidence upserted.
  */
 export async function ingestContext(
   sql: Sql,
-  scan: { id: string; source: string; format: string },
+  scan: ContextImport,
   records: AsyncIterable<ContextRecord>,
 ): Promise<ContextCounts> {
   const document = await readContext(records);
@@ -41,14 +51,17 @@ export async function ingestContext(
 export interface ContextDocument {
   assets: ContextAsset[];
   rules: ExposureRule[];
+  /** The security groups the document describes, whether or not they have inbound rules. */
+  securityGroups: string[];
   runtime: RuntimeEvidence[];
 }
 
 export async function readContext(records: AsyncIterable<ContextRecord>): Promise<ContextDocument> {
-  const document: ContextDocument = { assets: [], rules: [], runtime: [] };
+  const document: ContextDocument = { assets: [], rules: [], securityGroups: [], runtime: [] };
   for await (const record of records) {
     if (record.type === 'asset') document.assets.push(record.asset);
     else if (record.type === 'exposure_rule') document.rules.push(record.rule);
+    else if (record.type === 'security_group') document.securityGroups.push(record.securityGroup);
     else document.runtime.push(record.evidence);
   }
   return document;
@@ -57,8 +70,8 @@ export async function readContext(records: AsyncIterable<ContextRecord>): Promis
 /** The merge of ingestContext, inside the caller's transaction (shadow evaluation rolls it back). */
 async function mergeContext(
   tx: postgres.TransactionSql,
-  scan: { id: string; source: string; format: string },
-  { assets, rules, runtime }: ContextDocument,
+  scan: ContextImport,
+  { assets, rules, securityGroups, runtime }: ContextDocument,
 ): Promise<ContextCounts> {
   const attributeSource = attributeSourceOf(scan.format);
   const rank = ATTRIBUTE_SOURCE_RANK[attributeSource] ?? 0;
@@ -71,7 +84,17 @@ async function mergeContext(
     return s.assetKey;
   };
   const assetKeys = assets.map((a) => stage(a.kind, a.name, a.identifiers));
-  const relationKeys = assets.flatMap((a, i) => (a.relations ?? []).map((r) => [assetKeys[i]!, r.relation, stage(r.targetKind, r.targetName, r.target)] as const));
+  // A relation's target is often an asset of the same document named by fewer identifiers (a
+  // container runs on `{instanceId}`, the instance itself is keyed by its FQDN): it is that asset,
+  // not a placeholder beside it. Resolution by identifier cannot see it, since both are new.
+  const stagedBy = new Map<string, string>();
+  for (const s of staged.values()) for (const [kind, value] of s.identifiers) if (kind !== 'key') stagedBy.set(`${kind}\x1f${value}`, s.assetKey);
+  const stageTarget = (kind: string, name: string, ids: ContextAsset['identifiers']) => {
+    const s = stageContextIdentifiers(kind, name, ids);
+    const known = s.identifiers.find(([k, v]) => k !== 'key' && stagedBy.has(`${k}\x1f${v}`));
+    return known ? stagedBy.get(`${known[0]}\x1f${known[1]}`)! : stage(kind, name, ids);
+  };
+  const relationKeys = assets.flatMap((a, i) => (a.relations ?? []).map((r) => [assetKeys[i]!, r.relation, stageTarget(r.targetKind, r.targetName, r.target)] as const));
   const runtimeKeys = runtime.map((e) => stage('host', e.hostName, e.host));
   const ids = await resolveAssets(tx, [...staged.values()], scan.source);
   const idOf = (key: string) => ids.get(key)!;
@@ -131,14 +154,25 @@ async function mergeContext(
   }
   await recordBaseImages(tx, relationKeys.filter((r) => r[1] === 'built_from').map((r) => [idOf(r[0]), idOf(r[2])] as const), scan.source);
 
-  if (rules.length > 0) {
+  // Rules are keyed by their security group: a document's description of a group replaces that
+  // group's rules (whichever import stored them), so imports of different groups add up and the same
+  // groups imported again change nothing. Only a complete import removes the groups its source
+  // reported before and no longer lists; a partial one (the default) says nothing about them.
+  const groups = [...new Set([...securityGroups, ...rules.map((r) => r.securityGroup)])];
+  if (groups.length > 0 || (scan.complete === true && scan.format === 'security-groups')) {
     const flat = rules.flatMap((r) => r.sources.map((cidr) => [r.securityGroup, r.protocol, r.fromPort, r.toPort, cidr] as const));
-    await tx`delete from exposure_rules where source = ${scan.source}`;
     await tx`
-      insert into exposure_rules (source, security_group, protocol, from_port, to_port, cidr)
-      select ${scan.source}, g, p, f, t, c from unnest(${tx.array(flat.map((x) => x[0]))}::text[], ${tx.array(flat.map((x) => x[1]))}::text[],
-                                                ${tx.array(flat.map((x) => x[2]))}::int[], ${tx.array(flat.map((x) => x[3]))}::int[],
-                                                ${tx.array(flat.map((x) => x[4]))}::text[]) as x(g, p, f, t, c)`;
+      delete from exposure_rules
+      where security_group = any(${tx.array(groups)}::text[])
+         or (${scan.complete === true}::boolean and source = ${scan.source})`;
+    if (flat.length > 0) {
+      await tx`
+        insert into exposure_rules (source, security_group, protocol, from_port, to_port, cidr)
+        select distinct ${scan.source}, g, p, f, t, c
+        from unnest(${tx.array(flat.map((x) => x[0]))}::text[], ${tx.array(flat.map((x) => x[1]))}::text[],
+                    ${tx.array(flat.map((x) => x[2]))}::int[], ${tx.array(flat.map((x) => x[3]))}::int[],
+                    ${tx.array(flat.map((x) => x[4]))}::text[]) as x(g, p, f, t, c)`;
+    }
   }
   // Internet exposure: a public IP and a security group that admits the internet (or ports an
   // internet scan saw open).
@@ -177,7 +211,7 @@ const ROLLBACK = Symbol('rollback');
 export async function shadowContext(
   sql: Sql,
   policy: Policy,
-  scan: { id: string; source: string; format: string },
+  scan: ContextImport,
   document: ContextDocument,
   options: ShadowOptions = {},
 ): Promise<{ counts: ContextCounts; diff: ShadowDiff }> {

@@ -104,10 +104,13 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
     // The package facts (ecosystem, class, manifest, source package) and where the fixed version came
     // from follow the latest report like the fixed version: one that states them wins, one that omits
     // them keeps the stored ones; fix_source always goes with the fixed version it describes.
-    // CVSS score and vector follow the latest report that states them (one that omits them keeps the
-    // stored ones), like severity and title: of two scanners reporting one finding (Trivy and Grype),
-    // the one that scanned last wins. They may rate a CVE from different sources (NVD, a
-    // distribution), so the vector, and with it the tier, can change between their scans.
+    // Ratings: each source's own (severity, CVSS score and vector) is kept on its finding_sources
+    // row, a report that omits the score or vector keeping the one the source stated before. The
+    // finding's rating is a function of its present sources' ratings, never of which scanned last
+    // (Trivy and Grype rate one CVE from different sources, NVD or a distribution): see
+    // findingRating() in ratings.ts. A finding only this source reports (the common case, and every new one)
+    // takes this source's rating as it is; only findings another present source also reports pool
+    // the ratings, in subqueries the others never run.
     // `known` looks each incoming finding and its source row up once (as they were before this
     // statement): new ones are inserted, changed or re-opened ones rewritten. A plain insert, not an
     // upsert (a third cheaper per row): a concurrent scan of the same asset cannot insert the same
@@ -118,6 +121,16 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
     // them last_seen_at / last_scan_id, an in-page (HOT) update thanks to fillfactor 50. Rows are
     // reached by key lists and per-row probes, not joins: right after a bulk load there are no
     // statistics yet, and a join plan would read all of finding_sources for every report.
+    const src = scan.source;
+    // Pieces of the merge below. ownSame: this source's rating of a known finding is the one its row
+    // holds. pooled: findingRating()'s score or vector over the other present sources' ratings and
+    // this source's new one (`b`: one row per incoming finding).
+    const ownSame = tx`coalesce(fs.present and fs.severity is not distinct from i.severity and fs.cvss_score is not distinct from s.source_score
+                                and fs.cvss_vector is not distinct from s.source_vector, false)`;
+    const pooled = (column: 'cvss_score' | 'cvss_vector') => tx`(
+      select p.${tx(column)} from (select o.cvss_score, o.cvss_vector from finding_sources o where o.finding_id = b.finding_id and o.present and o.source <> ${src}
+                                   union all select b.source_score, b.source_vector) p(cvss_score, cvss_vector)
+      order by p.cvss_vector is null, p.cvss_score desc nulls last, p.cvss_vector collate "C" limit 1)`;
     const [merged] = await tx`
       with incoming as materialized (
         select distinct on (fingerprint) *
@@ -141,26 +154,60 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         from findings f where f.asset_id = any(${tx.array(scannedIds)}::bigint[])
       ),
       known as materialized (
-        select i.*, f.id as finding_id, f.status as prior_status,
-               f.status = 'open' and f.severity = i.severity
-                 and f.fixed_version is not distinct from coalesce(i.fixed_version, f.fixed_version)
-                 and f.cvss_score is not distinct from coalesce(i.cvss_score, f.cvss_score)
-                 and f.cvss_vector is not distinct from coalesce(i.cvss_vector, f.cvss_vector)
-                 and f.title is not distinct from coalesce(i.title, f.title)
-                 and f.vendor_status is not distinct from coalesce(i.vendor_status, f.vendor_status)
-                 and f.fix_source is not distinct from case when i.fixed_version is null then f.fix_source else i.fix_source end
-                 and f.ecosystem is not distinct from coalesce(i.ecosystem, f.ecosystem)
-                 and f.package_class is not distinct from coalesce(i.package_class, f.package_class)
-                 and f.manifest = coalesce(i.manifest, f.manifest)
-                 and f.source_package is not distinct from coalesce(i.source_package, f.source_package) as unchanged,
-               coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status, false) as source_unchanged
-        from incoming i
-        left join existing f on f.fingerprint = i.fingerprint
-        left join lateral (
-          -- A new finding (no id) skips the probe altogether: a one-time filter on the outer row.
-          select present, vendor_status from finding_sources
-          where f.id is not null and finding_id = f.id and source = ${scan.source} limit 1
-        ) fs on true
+        -- The finding's rating (findingRating()): unchanged when this source's is (the stored one
+        -- already is that function of the sources), this source's when no other present source
+        -- reports the finding, else pooled. CASE is lazy: the subqueries run for shared findings only.
+        select b.fingerprint, b.asset_id, b.kind, b.issue_id, b.component, b.version, b.location, b.fixed_version, b.severity,
+               b.cvss_score, b.cvss_vector, b.title, b.vendor_status, b.ecosystem, b.package_class, b.manifest, b.source_package,
+               b.fix_source, b.finding_id, b.prior_status, b.source_score, b.source_vector, b.unchanged, b.source_unchanged,
+               case when b.finding_id is null then b.severity when b.own_same then b.prior_severity when not b.shared then b.severity else (
+                 select (array['unknown', 'info', 'low', 'medium', 'high', 'critical'])[1 + max(
+                          case p.severity when 'critical' then 5 when 'high' then 4 when 'medium' then 3 when 'low' then 2
+                                          when 'info' then 1 when 'negligible' then 1 else 0 end)]
+                 from (select o.severity from finding_sources o where o.finding_id = b.finding_id and o.present and o.source <> ${src}
+                       union all select b.severity) p
+               ) end as rated_severity,
+               case when b.finding_id is null then b.cvss_score when b.own_same then b.prior_cvss_score
+                    when not b.shared then b.source_score else ${pooled('cvss_score')} end as rated_score,
+               case when b.finding_id is null then b.cvss_vector when b.own_same then b.prior_cvss_vector
+                    when not b.shared then b.source_vector else ${pooled('cvss_vector')} end as rated_vector
+        from (
+          select i.*, f.id as finding_id, f.status as prior_status, f.severity as prior_severity,
+                 f.cvss_score as prior_cvss_score, f.cvss_vector as prior_cvss_vector, s.source_score, s.source_vector,
+                 ${ownSame} as own_same,
+                 -- Whether another present source reports it: asked only of known findings whose
+                 -- rating from this source changed.
+                 case when f.id is null or ${ownSame} then false
+                      else exists (select from finding_sources o where o.finding_id = f.id and o.source <> ${src} and o.present) end as shared,
+                 -- A finding whose rating from this source changed is rewritten, even in the rare case
+                 -- where another source's rating keeps the finding's as it was.
+                 f.status = 'open' and ${ownSame}
+                   and f.fixed_version is not distinct from coalesce(i.fixed_version, f.fixed_version)
+                   and f.title is not distinct from coalesce(i.title, f.title)
+                   and f.vendor_status is not distinct from coalesce(i.vendor_status, f.vendor_status)
+                   and f.fix_source is not distinct from case when i.fixed_version is null then f.fix_source else i.fix_source end
+                   and f.ecosystem is not distinct from coalesce(i.ecosystem, f.ecosystem)
+                   and f.package_class is not distinct from coalesce(i.package_class, f.package_class)
+                   and f.manifest = coalesce(i.manifest, f.manifest)
+                   and f.source_package is not distinct from coalesce(i.source_package, f.source_package) as unchanged,
+                 coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status, false) and ${ownSame} as source_unchanged
+          from incoming i
+          left join existing f on f.fingerprint = i.fingerprint
+          left join lateral (
+            -- A new finding (no id) skips the probe altogether: a one-time filter on the outer row.
+            select present, vendor_status, severity, cvss_score, cvss_vector from finding_sources
+            where f.id is not null and finding_id = f.id and source = ${scan.source} limit 1
+          ) fs on true
+          cross join lateral (
+            -- This source's score and vector: a report that omits one keeps what the source stated
+            -- before (on a row from before ratings were kept per source, what the finding had).
+            select coalesce(i.cvss_score, fs.cvss_score, case when fs.present is not null and fs.severity is null then f.cvss_score end) as source_score,
+                   coalesce(i.cvss_vector, fs.cvss_vector, case when fs.present is not null and fs.severity is null then f.cvss_vector end) as source_vector
+          ) s
+          -- Computed once per row: inlined, the subquery of shared would be repeated in each
+          -- rating above, and planning that per report would cost more than merging a small report.
+          offset 0
+        ) b
       ),
       created as (
         insert into findings as f (fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
@@ -170,16 +217,16 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
                severity, cvss_score, cvss_vector, title, vendor_status,
                ecosystem, package_class, coalesce(manifest, ''), source_package, fix_source, ${scan.id}, ${scan.id}
         from known where finding_id is null
-        returning f.id, f.vendor_status
+        returning f.id, f.vendor_status, f.severity, f.cvss_score, f.cvss_vector
       ),
       changed as (
         update findings f set
           last_seen_at = now(),
           last_scan_id = ${scan.id},
           fixed_version = coalesce(k.fixed_version, f.fixed_version),
-          severity = k.severity,
-          cvss_score = coalesce(k.cvss_score, f.cvss_score),
-          cvss_vector = coalesce(k.cvss_vector, f.cvss_vector),
+          severity = k.rated_severity,
+          cvss_score = k.rated_score,
+          cvss_vector = k.rated_vector,
           title = coalesce(k.title, f.title),
           vendor_status = coalesce(k.vendor_status, f.vendor_status),
           fix_source = case when k.fixed_version is null then f.fix_source else k.fix_source end,
@@ -199,16 +246,17 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       ),
       -- A finding inserted by this statement has no source row anywhere yet: a plain insert.
       new_sources as (
-        insert into finding_sources (finding_id, source, present, vendor_status, last_scan_id)
-        select c.id, ${scan.source}, true, c.vendor_status, ${scan.id}
+        insert into finding_sources (finding_id, source, present, vendor_status, severity, cvss_score, cvss_vector, last_scan_id)
+        select c.id, ${scan.source}, true, c.vendor_status, c.severity, c.cvss_score, c.cvss_vector, ${scan.id}
         from created c
       ),
       sources as (
-        insert into finding_sources as fs (finding_id, source, present, vendor_status, last_scan_id)
-        select finding_id, ${scan.source}::text, true, vendor_status, ${scan.id}::uuid
+        insert into finding_sources as fs (finding_id, source, present, vendor_status, severity, cvss_score, cvss_vector, last_scan_id)
+        select finding_id, ${scan.source}::text, true, vendor_status, severity, source_score, source_vector, ${scan.id}::uuid
         from known where finding_id is not null and not source_unchanged
         on conflict (finding_id, source) do update set
-          present = true, vendor_status = excluded.vendor_status, last_seen_at = now(), last_scan_id = excluded.last_scan_id
+          present = true, vendor_status = excluded.vendor_status, severity = excluded.severity, cvss_score = excluded.cvss_score,
+          cvss_vector = excluded.cvss_vector, last_seen_at = now(), last_scan_id = excluded.last_scan_id
       ),
       sources_touched as (
         update finding_sources fs set last_seen_at = now(), last_scan_id = ${scan.id}
@@ -245,14 +293,35 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
                                              where o.finding_id = f.id and o.present and o.source <> ${scan.source} limit 1) is null as closes
             from absent a join findings f on f.id = a.finding_id
           ),
+          -- A finding that stays open loses this source's rating: findingRating() over the other sources
+          -- still reporting it (those that stated one: rows from before ratings were kept have none).
+          -- The statement sees finding_sources as it was before the update above, hence the source filter.
+          rerated as (
+            select d.finding_id,
+                   (select (array['unknown', 'info', 'low', 'medium', 'high', 'critical'])[1 + max(
+                             case o.severity when 'critical' then 5 when 'high' then 4 when 'medium' then 3 when 'low' then 2
+                                             when 'info' then 1 when 'negligible' then 1 else 0 end)]
+                    from finding_sources o where o.finding_id = d.finding_id and o.present and o.source <> ${scan.source} and o.severity is not null) as severity,
+                   best.cvss_score, best.cvss_vector
+            from decided d
+            left join lateral (
+              select o.cvss_score, o.cvss_vector from finding_sources o
+              where o.finding_id = d.finding_id and o.present and o.source <> ${scan.source} and o.severity is not null
+              order by o.cvss_vector is null, o.cvss_score desc nulls last, o.cvss_vector collate "C" limit 1
+            ) best on true
+            where not d.closes
+          ),
           updated as (
             update findings f set
+              severity = coalesce(r.severity, f.severity),
+              cvss_score = case when r.severity is null then f.cvss_score else r.cvss_score end,
+              cvss_vector = case when r.severity is null then f.cvss_vector else r.cvss_vector end,
               last_seen_at = greatest(f.last_seen_at, d.last_seen_at),
               status = case when d.closes then 'closed' else f.status end,
               closed_at = case when d.closes then now() else f.closed_at end,
               closed_by_scan_id = case when d.closes then ${scan.id}::uuid else f.closed_by_scan_id end,
               closed_reason = case when d.closes then ${`no longer reported by a complete scan of ${scan.source}`} else f.closed_reason end
-            from decided d
+            from decided d left join rerated r on r.finding_id = d.finding_id
             where f.id = d.finding_id
             returning d.closes
           )

@@ -154,8 +154,10 @@ describe('example files', () => {
 
   it('security-groups.json: inbound rules only, internet on 443 for web-01', async () => {
     const records = await parse('security-groups', example('security-groups.json'));
-    expect(records.every((r) => r.type === 'exposure_rule')).toBe(true);
-    expect(records.map((r) => (r.type === 'exposure_rule' ? r.rule : undefined))).toEqual([
+    // Each group is named before its rules, so a group without inbound rules is known too.
+    expect(records.filter((r) => r.type === 'security_group')).toEqual([WEB.sg, APP.sg, DB.sg].map((securityGroup) => ({ type: 'security_group', securityGroup })));
+    expect(records.every((r) => r.type === 'exposure_rule' || r.type === 'security_group')).toBe(true);
+    expect(records.flatMap((r) => (r.type === 'exposure_rule' ? [r.rule] : []))).toEqual([
       { securityGroup: WEB.sg, protocol: 'tcp', fromPort: 443, toPort: 443, sources: ['0.0.0.0/0', '::/0'] },
       { securityGroup: WEB.sg, protocol: 'tcp', fromPort: 22, toPort: 22, sources: ['10.0.0.0/16'] },
       { securityGroup: APP.sg, protocol: 'tcp', fromPort: 8080, toPort: 8080, sources: [WEB.sg] },
@@ -364,7 +366,7 @@ describe('bad and empty input', () => {
         ],
       }],
     }));
-    expect(rules).toEqual([{ type: 'exposure_rule', rule: { securityGroup: 'sg-1', protocol: 'tcp', fromPort: 0, toPort: 65535, sources: ['0.0.0.0/0'] } }]);
+    expect(rules).toEqual([{ type: 'security_group', securityGroup: 'sg-1' }, { type: 'exposure_rule', rule: { securityGroup: 'sg-1', protocol: 'tcp', fromPort: 0, toPort: 65535, sources: ['0.0.0.0/0'] } }]);
   });
 
   it('edr-runtime: each bad line names its line number', async () => {

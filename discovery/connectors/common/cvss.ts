@@ -55,3 +55,15 @@ export function cvss3Vector(raw: unknown, version: '3.0' | '3.1' = '3.0'): strin
   cache.set(raw, valid);
   return valid;
 }
+
+const BASE_METRICS = ['AV', 'AC', 'PR', 'UI', 'S', 'C', 'I', 'A'];
+
+/**
+ * The base part of a valid v3.x vector: a VEX's environmental rating writes its temporal and
+ * environmental metrics (`CR:X/.../MC:N`) after the base ones, which say nothing about the CVE.
+ */
+export function cvss3BaseVector(vector: string): string {
+  const [prefix, ...parts] = vector.split('/');
+  const metrics = new Map(parts.map((p) => p.split(':') as [string, string]));
+  return [prefix, ...BASE_METRICS.map((m) => `${m}:${metrics.get(m)}`)].join('/');
+}

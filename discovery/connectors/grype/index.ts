@@ -79,7 +79,8 @@ function cvssEntries(vuln: Json, nvd: boolean): Cvss[] {
   for (const [key, version] of [['cvssV3', '3'], ['cvssV2', '2']] as const) {
     const old = vuln[key];
     const score = num(isObject(old) ? old.baseScore : undefined);
-    const vector = isObject(old) ? cvss3Vector(old.vectorString) : undefined;
+    // Grype wrote the legacy vector as `vector`; NVD's own JSON calls it `vectorString`.
+    const vector = isObject(old) ? cvss3Vector(old.vector) ?? cvss3Vector(old.vectorString) : undefined;
     if (score !== undefined) out.push({ nvd, version, score, ...(vector ? { vector } : {}) });
   }
   return out;

@@ -1,5 +1,6 @@
 import type { AssetRef, NormalizedFinding, Severity } from '../../model.js';
-import { hostCheckFindings, type HostCheckFacts } from '../nessus/findings.js';
+import { cvssScore, hostCheckFindings, type HostCheckFacts } from '../nessus/findings.js';
+import { cvss3Vector } from '../common/cvss.js';
 
 // Identity rules shared by the Qualys XML and CSV connectors: one finding per host x QID x
 // port/protocol x CVE, the component being the QID's title (the network-scanner rule of
@@ -18,6 +19,7 @@ export interface QualysDetection {
   protocol: string;
   severity: Severity;
   cvssScore?: number | undefined;
+  cvssVector?: string | undefined;
   status: string;
   /** Qualys's threat text for the QID. */
   description?: string | undefined;
@@ -51,6 +53,17 @@ const CATEGORIES: Record<string, HostCheckFacts> = {
 
 export const qualysFacts = (category: string | undefined): HostCheckFacts => CATEGORIES[category?.trim().toLowerCase() ?? ''] ?? {};
 
+/**
+ * A CVSS v3 base cell as Qualys writes it: `9.0 (AV:N/AC:H/PR:N/UI:N/S:C/C:H/I:H/A:H)`, the score
+ * and then the vector without its `CVSS:3.x/` prefix (restored as 3.0: Qualys names no minor
+ * version), or the score alone.
+ */
+export function qualysCvss3(raw: string | undefined): { cvssScore?: number; cvssVector?: string } {
+  const score = cvssScore(raw);
+  const vector = cvss3Vector(/\(([^)]*)\)/.exec(raw ?? '')?.[1]);
+  return { ...(score !== undefined ? { cvssScore: score } : {}), ...(vector ? { cvssVector: vector } : {}) };
+}
+
 export function qualysFindings(asset: AssetRef, d: QualysDetection): Generator<NormalizedFinding> {
   return hostCheckFindings(asset, {
     fallbackId: `qualys:${d.qid}`,
@@ -60,6 +73,7 @@ export function qualysFindings(asset: AssetRef, d: QualysDetection): Generator<N
     protocol: d.protocol,
     severity: d.severity,
     cvssScore: d.cvssScore,
+    cvssVector: d.cvssVector,
     // Qualys keeps remediated detections in reports with status Fixed.
     vendorStatus: d.status.trim().toLowerCase() === 'fixed' ? 'fixed' : undefined,
     description: d.description,

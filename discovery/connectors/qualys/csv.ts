@@ -1,9 +1,9 @@
 import { ReportError } from '../../model.js';
 import type { CsvColumns } from '../../streams/csv.js';
 import { csvConnector } from '../shared/csv-connector.js';
-import { cveList, cvssScore } from '../nessus/findings.js';
+import { cveList } from '../nessus/findings.js';
 import { reportedHost } from '../nessus/host.js';
-import { qualysFindings, qualysSeverity } from './common.js';
+import { qualysCvss3, qualysFindings, qualysSeverity } from './common.js';
 
 // Qualys VM CSV (scan results and vulnerability reports). Report exports open with preamble lines
 // (company, report title, dates) before the header row; those are skipped.
@@ -45,7 +45,7 @@ export const qualysCsv = csvConnector({
       port: v.port,
       protocol: v.protocol,
       severity: qualysSeverity(v.severity),
-      cvssScore: cvssScore(v.cvss3),
+      ...qualysCvss3(v.cvss3),
       status: v.status,
       description: v.threat,
       solution: v.solution,

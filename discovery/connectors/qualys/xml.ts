@@ -2,9 +2,9 @@ import { basename } from 'node:path';
 import type { Connector } from '../index.js';
 import { ReportError, type Severity } from '../../model.js';
 import { at, child, childText, rootElementOf } from '../../streams/xml.js';
-import { cveList, cvssScore } from '../nessus/findings.js';
+import { cveList } from '../nessus/findings.js';
 import { reportedHost } from '../nessus/host.js';
-import { qualysFindings, qualysSeverity } from './common.js';
+import { qualysCvss3, qualysFindings, qualysSeverity } from './common.js';
 import { rootedXmlEvents } from '../shared/xml-document.js';
 
 // Qualys VM asset data report XML (ASSET_DATA_REPORT). Per-QID details (title, severity, CVEs,
@@ -19,6 +19,7 @@ interface QidDetails {
   severity: Severity;
   cves: string[];
   cvssScore?: number | undefined;
+  cvssVector?: string | undefined;
   description: string;
   solution: string;
   category: string;
@@ -44,7 +45,7 @@ export const qualysXml: Connector = {
         title: childText(details, 'TITLE') || `QID ${qid}`,
         severity: qualysSeverity(childText(details, 'SEVERITY')),
         cves,
-        cvssScore: cvssScore(at(details, 'CVSS3_SCORE', 'CVSS3_BASE')?.text),
+        ...qualysCvss3(at(details, 'CVSS3_SCORE', 'CVSS3_BASE')?.text),
         description: childText(details, 'THREAT'),
         solution: childText(details, 'SOLUTION'),
         category: childText(details, 'CATEGORY'),
@@ -80,6 +81,7 @@ export const qualysXml: Connector = {
           protocol: childText(node, 'PROTOCOL'),
           severity: details.severity,
           cvssScore: details.cvssScore,
+          cvssVector: details.cvssVector,
           status: childText(node, 'VULN_STATUS'),
           description: details.description,
           solution: details.solution,

@@ -145,10 +145,18 @@ function assetOf(run: Run, options: ParseOptions): AssetRef {
   return { assetKey: `repo:${name}`, kind: 'repository', name };
 }
 
-function severityOf(result: Json, rule: Rule | undefined): Severity {
+/**
+ * `security-severity` (GitHub's convention, a CVSS-scale number written as a string such as "9.8"),
+ * the result's own before its rule's: SARIF has no other score, so it is the finding's CVSS score.
+ */
+function securitySeverityOf(result: Json, rule: Rule | undefined): number | undefined {
   const props = isObject(result.properties) ? result.properties : {};
   const score = num(props['security-severity']) ?? rule?.securitySeverity;
-  if (score !== undefined && score >= 0 && score <= 10) return severityFromScore(score);
+  return score !== undefined && score >= 0 && score <= 10 ? score : undefined;
+}
+
+function severityOf(result: Json, rule: Rule | undefined, score: number | undefined): Severity {
+  if (score !== undefined) return severityFromScore(score);
   const level = str(result.level) ?? rule?.level ?? (str(result.kind) && result.kind !== 'fail' ? 'none' : 'warning');
   return LEVELS[level] ?? normalizeSeverity(level) ?? 'unknown';
 }
@@ -183,6 +191,7 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
   const message = isObject(result.message) ? str(result.message.text) : undefined;
   const firstLine = message?.split('\n')[0]?.trim();
   const packageClass = rule?.name ? PACKAGE_CLASSES[rule.name] : undefined;
+  const score = securitySeverityOf(result, rule);
   const cwes = unique(tags.map((t) => /(?:^|\/)cwe-(\d+)$/.exec(t)?.[1]).map(cweId).filter((c): c is string => c !== undefined));
 
   return defined<NormalizedFinding>({
@@ -192,7 +201,8 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
     component: uri,
     version: '',
     location: uri && line !== undefined ? `${uri}:${line}` : uri,
-    severity: severityOf(result, rule),
+    severity: severityOf(result, rule, score),
+    cvssScore: score,
     title: rule?.title ?? (firstLine && firstLine.length > 200 ? `${firstLine.slice(0, 197)}...` : firstLine),
     vendorStatus: suppressed ? 'suppressed' : undefined,
     description: message,

@@ -2,7 +2,7 @@ import type { ParseOptions } from '../index.js';
 import type { AssetRef, NormalizedFinding, Severity } from '../../model.js';
 import { defined, unique } from '../common/json.js';
 import { cweId, severityFromScore } from '../common/identity.js';
-import { cvss3Vector } from '../common/cvss.js';
+import { cvss3BaseScore, cvss3BaseVector, cvss3Vector } from '../common/cvss.js';
 import { fixOf, packageFacts } from '../common/package-facts.js';
 import { fixedVersionFromText } from './fix-text.js';
 
@@ -92,7 +92,13 @@ export interface Vulnerability {
 
 const METHOD_RANK = ['CVSSv31', 'CVSSv3', 'CVSSv4', 'CVSSv2'];
 
-/** Severity and CVSS v3 score: CVSS v3.x ratings first, then others; a score alone still ranks. */
+/**
+ * Severity and CVSS v3 score: CVSS v3.x ratings first, then others; a score alone still ranks.
+ * The score is the v3 rating's base score. A VEX may state an environmental score under the same
+ * method (`0.0` for a product that is not affected, beside a vector whose base is 10.0): when the
+ * vector's base score contradicts the rating's score, the vector's wins, and a rating whose score
+ * agrees with its vector is preferred; its severity then follows the base score too.
+ */
 function rate(raw: Rating[]): { severity: Severity; cvssScore: number | undefined; cvssVector: string | undefined } {
   const rank = (m: string) => {
     const i = METHOD_RANK.indexOf(m);
@@ -101,11 +107,23 @@ function rate(raw: Rating[]): { severity: Severity; cvssScore: number | undefine
   const ratings = raw
     .map((r) => ({ ...r, score: r.score !== undefined && r.score >= 0 && r.score <= 10 ? r.score : undefined }))
     .sort((a, b) => rank(a.method) - rank(b.method));
-  const v3 = ratings.find((r) => (r.method === 'CVSSv31' || r.method === 'CVSSv3') && r.score !== undefined);
+  const v3 = ratings
+    .filter((r) => r.method === 'CVSSv31' || r.method === 'CVSSv3')
+    .map((r) => {
+      const vector = v3Vector(r);
+      const base = vector ? cvss3BaseScore(vector) : undefined;
+      return { rating: r, vector: vector ? cvss3BaseVector(vector) : undefined, score: base ?? r.score, agrees: base === undefined || base === r.score };
+    })
+    .filter((r) => r.score !== undefined);
+  const base = v3.find((r) => r.agrees && r.vector) ?? v3.find((r) => r.vector) ?? v3[0];
+  if (base) {
+    const stated = base.agrees && base.rating.severity !== undefined && base.rating.severity !== 'unknown' ? base.rating.severity : undefined;
+    return { severity: stated ?? severityFromScore(base.score!), cvssScore: base.score, cvssVector: base.vector };
+  }
   const named = ratings.find((r) => r.severity !== undefined && r.severity !== 'unknown');
   const scored = ratings.find((r) => r.score !== undefined);
   const severity = named?.severity ?? (scored?.score !== undefined ? severityFromScore(scored.score) : 'unknown');
-  return { severity, cvssScore: v3?.score, cvssVector: v3 ? v3Vector(v3) : undefined };
+  return { severity, cvssScore: undefined, cvssVector: undefined };
 }
 
 /** CycloneDX allows the vector without its `CVSS:3.x/` prefix; the rating's method names the version. */

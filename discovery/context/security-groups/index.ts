@@ -91,7 +91,10 @@ async function* records(events: AsyncIterable<JsonEvent>, fail: Fail): AsyncGene
       continue;
     }
     if (event.kind !== 'value') continue;
-    for (const rule of rulesOf(event.value, path, fail)) yield { type: 'exposure_rule', rule };
+    const rules = rulesOf(event.value, path, fail);
+    // Named even without inbound rules: a group whose rules were all revoked must lose its old ones.
+    yield { type: 'security_group', securityGroup: (event.value as { GroupId: string }).GroupId };
+    for (const rule of rules) yield { type: 'exposure_rule', rule };
   }
   if (!sawGroups) fail(['SecurityGroups'], 'missing: not `aws ec2 describe-security-groups` output');
 }
