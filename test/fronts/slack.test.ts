@@ -444,7 +444,7 @@ describe('campaigns, exposures and tickets', () => {
     expect(top.all).toContain('in CISA KEV');
     // The feeds and the exposure, then the decision they led to.
     expect(top.all).toMatch(/9\d\.\d+% chance of exploitation activity in 30 days/);
-    expect(top.all).toContain('BOD 26-04 row 13: in KEV, not exposed, automatable, total impact');
+    expect(top.all).toContain('row 13: exploited, not exposed, automatable, total impact');
     const unknown = await ctem('top no-such-scope', BOB);
     expect(unknown.text).toMatch(/There is no scope called \*no-such-scope\*/);
   });

@@ -143,7 +143,7 @@ describe('discovery and prioritization', () => {
     expect(byId['CVE-2022-28391']!.ticketKey).toBeNull(); // no fix yet: no ticket
 
     const explanation = (cve: string) => byId[cve]!.explanation as Array<{ factor: string; value: unknown; source: string; effect: string }>;
-    expect(explanation('CVE-2022-28391').find((f) => f.factor === 'decision')!.effect).toMatch(/^BOD 26-04 row 4: /);
+    expect(explanation('CVE-2022-28391').find((f) => f.factor === 'decision')!.effect).toMatch(/^row 4: not exploited, not exposed, /);
     const kev = explanation('CVE-2021-44228').find((f) => f.factor === 'in_kev')!;
     expect(kev.source).toBe('CISA KEV 2026.11.01');
     expect(kev.effect).toBe('in CISA KEV 2026.11.01 (added 2021-12-10, used in ransomware)');

@@ -97,13 +97,12 @@ describe.skipIf(!hasCorpus)(`prioritization on the whole corpus${hasCorpus ? '' 
     }
     const split = [...byCve].filter(([, keys]) => keys.size > 1).map(([cve, keys]) => `${cve}: ${[...keys].join(' | ')}`);
     expect(split).toEqual([]);
-    // Log4Shell: CISA assessed it, on every asset and from every scanner.
-    const log4shell = rows.filter((r) => r.issue_id === 'CVE-2021-44228');
-    expect(log4shell.length).toBeGreaterThan(1);
-    for (const r of log4shell) {
-      expect(factor(r, 'automatable')).toMatchObject({ value: 'yes', effect: 'CISA assessed Automatable: yes' });
-      expect(factor(r, 'technical_impact')).toMatchObject({ value: 'total' });
-      expect(factor(r, 'exploitation')).toMatchObject({ value: 'active' });
+    // Where CISA assessed the CVE, its SSVC decides, on every asset and from every scanner.
+    const assessed = rows.filter((r) => factor(r, 'exploitation'));
+    expect(assessed.length).toBeGreaterThan(10);
+    for (const r of assessed) {
+      expect(factor(r, 'automatable')!.effect, r.issue_id).toMatch(/^CISA assessed Automatable: (yes|no)$/);
+      expect(factor(r, 'technical_impact')!.effect, r.issue_id).toMatch(/^CISA assessed Technical Impact: (partial|total)$/);
     }
   });
 
