@@ -28,6 +28,8 @@ export interface IncrementalResult extends RescoreResult {
   assetIds: number;
   /** partial: the assets whose findings changed tier or due date (mobilization re-plans them). */
   eventAssetIds?: number[];
+  /** partial: when the scoring started; those findings' changed_at is at or after it. */
+  eventsSince?: Date;
 }
 
 /** Beyond this many changed CVEs (a daily EPSS file changes all of them) the full rescoring is cheaper. */
@@ -95,7 +97,7 @@ async function rescoreChangedLocked(sql: Sql, policy: Policy, reason: string, pa
               and (issue_id = any(${plan.issueIds}::text[]) or asset_id = any(${plan.assetIds}::bigint[]))
             order by asset_id`
         ).map((r) => Number(r.asset_id));
-  return { mode: 'partial', changes: plan.changes, ...result, issueIds: plan.issueIds.length, assetIds: plan.assetIds.length, eventAssetIds };
+  return { mode: 'partial', changes: plan.changes, ...result, issueIds: plan.issueIds.length, assetIds: plan.assetIds.length, eventAssetIds, eventsSince: startedAt };
 }
 
 /** What to rescore, from the recorded and the current inputs. Reads feeds and context, never findings but to count a scope. */
@@ -175,8 +177,10 @@ export async function changedVulnerabilities(sql: Sql, kind: string, from: strin
        from (select * from ${table} where feed_version = $1) n
        full join (select * from ${table} where feed_version = $2) o on o.cve = n.cve
        where n.cve is null or o.cve is null or ${differs}
+       -- A daily EPSS file changes every CVE: stop at the first one over the limit.
+       limit $3 + 1
      )
-     select count(*)::int as n, case when count(*) <= $3 then array_agg(cve order by cve) end as ids from diff`,
+     select count(*)::int as n, array_agg(cve order by cve) as ids from diff`,
     [to, from, MAX_SCOPED_ISSUES],
   );
   if (!row || row.n > MAX_SCOPED_ISSUES) return null;

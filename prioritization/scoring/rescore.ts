@@ -2,7 +2,7 @@ import type { Sql } from '../../db/client.js';
 import type { Policy } from '../policy.js';
 import { DEFAULT_PARALLEL, shareBlocks } from './shares.js';
 import type { FeedVersions } from './explanation.js';
-import { assetContextHashes, currentInputs, recordInputs } from './inputs.js';
+import { assetContextHashes, currentInputs, recordedInputs, recordInputs } from './inputs.js';
 import { feedVersions, type ScoringScope } from './sql.js';
 import { rescoreIn, type RescoreResult } from './write.js';
 
@@ -39,7 +39,11 @@ export async function rescoreFindings(
   // Everything is scored with these inputs: recorded once it is done, so the next incremental
   // rescoring (incremental.ts) starts from a known state. Read before scoring: a change made while it
   // runs then shows as a change next time.
-  const [inputs, assets] = await Promise.all([currentInputs(sql, policy), assetContextHashes(sql, policy)]);
+  const [inputs, recorded] = await Promise.all([currentInputs(sql, policy), recordedInputs(sql)]);
+  // The per-asset hashes follow from the policy and the context alone: still right when neither
+  // changed (a new EPSS day), so not computed again.
+  const same = recorded.estate?.policy === inputs.policy && recorded.estate.context === inputs.context && recorded.assets !== null;
+  const assets = same ? undefined : await assetContextHashes(sql, policy);
   const result = await rescoreAllIn(sql, policy, feeds, reason, parallel);
   await recordInputs(sql, { ...inputs, feeds: { ...inputs.feeds, ...feeds } }, assets);
   return result;
