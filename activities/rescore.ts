@@ -45,13 +45,21 @@ export function createRescoreActivities({ database }: { database: Database }) {
       fromEventId: number;
       toEventId: number;
       assetIds?: number[];
+      /** With assetIds: when the scoring started (mobilization re-plans only the tickets of findings that moved since). */
+      changedSince?: string;
     }> {
       const info = Context.current().info;
       const result = await rescoreChanged(database.sql, await activePolicy(database.sql), { reason });
       const counts = { mode: result.mode, scored: result.scored, changed: result.changed, events: result.events };
       if (result.mode === 'full') await pruneExplanationParts(database.sql);
       if (info.attempt === 1 && result.mode !== 'full' && (result.eventAssetIds?.length ?? 0) <= MAX_EVENT_ASSET_IDS) {
-        return { ...counts, fromEventId: 1, toEventId: 0, assetIds: result.eventAssetIds ?? [] };
+        return {
+          ...counts,
+          fromEventId: 1,
+          toEventId: 0,
+          assetIds: result.eventAssetIds ?? [],
+          ...(result.eventsSince ? { changedSince: result.eventsSince.toISOString() } : {}),
+        };
       }
       const range = await historyRangeSince(database.sql, new Date(info.scheduledTimestampMs - 60_000));
       return { ...counts, fromEventId: range.fromId, toEventId: range.toId };

@@ -18,7 +18,7 @@ const { mobilizeAssets } = proxyActivities<MobilizationActivities>({ startToClos
 
 const BATCH = 500;
 
-type Scored = Awaited<ReturnType<RescoreActivities['rescoreAll']>> & Partial<Pick<Awaited<ReturnType<RescoreActivities['rescoreChanged']>>, 'mode' | 'assetIds'>>;
+type Scored = Awaited<ReturnType<RescoreActivities['rescoreAll']>> & Partial<Pick<Awaited<ReturnType<RescoreActivities['rescoreChanged']>>, 'mode' | 'assetIds' | 'changedSince'>>;
 
 export async function rescoreWorkflow({ reason }: RescoreInput): Promise<Record<string, number>> {
   upsertSearchAttributes([{ key: CTEM_PHASE, value: 'prioritization' }]);
@@ -34,7 +34,8 @@ export async function rescoreWorkflow({ reason }: RescoreInput): Promise<Record<
     // Few assets (a handful of CVEs or assets changed): their ids came back with the scoring.
     if (scored.assetIds.length > 0) upsertSearchAttributes([{ key: CTEM_PHASE, value: 'mobilization' }]);
     for (let i = 0; i < scored.assetIds.length; i += BATCH) {
-      ticketsSignalled += (await mobilizeAssets({ assetIds: scored.assetIds.slice(i, i + BATCH) })).ticketsSignalled ?? 0;
+      const assetIds = scored.assetIds.slice(i, i + BATCH);
+      ticketsSignalled += (await mobilizeAssets(scored.changedSince ? { assetIds, changedSince: scored.changedSince } : { assetIds })).ticketsSignalled ?? 0;
     }
   } else if (scored.toEventId >= scored.fromEventId) {
     upsertSearchAttributes([{ key: CTEM_PHASE, value: 'mobilization' }]);
