@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Client } from '@temporalio/client';
+import { loadConfig } from '../../config/index.js';
 import type { Database } from '../../db/client.js';
+import { mobilize } from '../../mobilization/mobilize.js';
 import { saveControl } from '../../prioritization/controls.js';
 import { defaultPolicy, defaultPolicyDocument, parsePolicy } from '../../prioritization/policy.js';
 import { changedVulnerabilities, rescoreChanged } from '../../prioritization/scoring/incremental.js';
@@ -86,8 +89,9 @@ beforeAll(async () => {
       n++;
       const scan = randomUUID();
       await db.sql`
-        insert into findings (fingerprint, asset_id, kind, issue_id, component, version, severity, cvss_score, cvss_vector, first_scan_id, last_scan_id)
-        values (${randomUUID()}, ${assetId}, 'vulnerability', ${cve}, ${`component-${n % 4}`}, '1.0', 'high', ${5 + (n % 5)}, ${VECTORS[n % 3]!}, ${scan}, ${scan})`;
+        insert into findings (fingerprint, asset_id, kind, issue_id, component, version, fixed_version, package_class, severity, cvss_score, cvss_vector, first_scan_id, last_scan_id)
+        values (${randomUUID()}, ${assetId}, 'vulnerability', ${cve}, ${`component-${n % 4}`}, '1.0', ${n % 2 === 0 ? '2.0' : null}, ${n % 2 === 0 ? 'os' : null},
+                'high', ${5 + (n % 5)}, ${VECTORS[n % 3]!}, ${scan}, ${scan})`;
     }
   }
 });
@@ -158,6 +162,39 @@ describe('incremental rescoring', () => {
     const result = await rescoreChanged(db.sql, policy, { reason: 'control' });
     expect(result).toMatchObject({ mode: 'partial', assetIds: 1, scored: 8 });
     await expectSameAsFull();
+  });
+
+  it('has mobilization re-plan only the tickets of the findings that moved', async () => {
+    let signals = 0;
+    const temporal = { client: { workflow: { signalWithStart: async () => void signals++ } } as unknown as Client, taskQueue: 'test' };
+    const planning = { database: db, temporal, sla: loadConfig({}).sla, fallbackOwner: 'secops' };
+    await db.sql`update assets set owner = 'alex.romero'`;
+    const all = Object.values(assets);
+    const before = await mobilize(planning, { assetIds: all });
+    expect(before.goldenTickets).toBeGreaterThan(0);
+    await addFeed('kev', 'kev-3', 4);
+    await db.sql`insert into kev_entries (feed_version, cve, date_added, known_ransomware) select 'kev-3', cve, date_added, known_ransomware from kev_entries where feed_version = 'kev-2'`;
+    await db.sql`insert into kev_entries (feed_version, cve, date_added, known_ransomware) values ('kev-3', ${OTHER[3]!}, '2026-02-02', false)`;
+    await activate('kev', 'kev-3');
+    const result = await rescoreChanged(db.sql, policy, { reason: 'kev-3 activated' });
+    expect(result).toMatchObject({ mode: 'partial', issueIds: 1 });
+    expect(result.eventAssetIds!.length).toBeGreaterThan(0);
+    // Among the findings that moved, OS packages on hosts: their owner's patch run must follow.
+    const [hostOs] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from findings f join assets a on a.id = f.asset_id
+      where f.change_reason = 'kev-3 activated' and a.kind = 'host' and f.package_class = 'os' and f.tier in ('act', 'attend')`;
+    expect(hostOs!.n).toBeGreaterThan(0);
+    signals = 0;
+    const after = await mobilize(planning, { assetIds: result.eventAssetIds! }, { changedSince: result.eventsSince! });
+    expect(after.goldenTickets).toBeLessThan(before.goldenTickets!);
+    // The hosts' OS findings make one patch run for their owner, across hosts the change did not touch.
+    const [patchRun] = await db.sql<{ finding_count: number }[]>`select finding_count from tickets where action = 'os-patch'`;
+    expect(patchRun!.finding_count).toBeGreaterThan(0);
+    expect(signals).toBeGreaterThan(0);
+    // Nothing was left behind: planning every asset again changes no ticket.
+    signals = 0;
+    expect(await mobilize(planning, { assetIds: all })).toMatchObject({ ticketsSignalled: 0 });
+    expect(signals).toBe(0);
   });
 
   it('rescores everything with another policy', async () => {
