@@ -48,7 +48,8 @@ type Plan =
 
 /**
  * Rescores what changed since the estate was last scored (see above) and records the new inputs.
- * Runs one at a time (an advisory lock): two runs at once would each record what they read.
+ * Runs one at a time (an advisory lock): two runs at once would each record what they read. The
+ * lock holds one connection of the pool for the run, so the pool needs at least two.
  */
 export async function rescoreChanged(
   sql: Sql,
