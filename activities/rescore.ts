@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import type { Database } from '../db/client.js';
 import { snapshotNoise } from '../db/read-models/exposures.js';
 import { activePolicy } from '../prioritization/policy-store.js';
@@ -50,6 +50,8 @@ export function createRescoreActivities({ database }: { database: Database }) {
     }> {
       const info = Context.current().info;
       const result = await rescoreChanged(database.sql, await activePolicy(database.sql), { reason });
+      // What changed decides what was read: the run's reason for an admin reading the worker log.
+      log.info('incremental rescoring', { mode: result.mode, changes: result.changes, scored: result.scored, events: result.events });
       const counts = { mode: result.mode, scored: result.scored, changed: result.changed, events: result.events };
       if (result.mode === 'full') await pruneExplanationParts(database.sql);
       if (info.attempt === 1 && result.mode !== 'full' && (result.eventAssetIds?.length ?? 0) <= MAX_EVENT_ASSET_IDS) {
