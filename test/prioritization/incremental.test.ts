@@ -50,7 +50,7 @@ async function snapshot(): Promise<Map<number, unknown>> {
   return new Map(
     rows.map((r) => [
       Number(r.id),
-      { tier: r.tier, score: r.score, due: r.due_at.toISOString(), explanation: JSON.stringify(r.explanation).replace(/kev-\d/g, 'kev-N').replace(/epss-\d/g, 'epss-N') },
+      { tier: r.tier, score: r.score, due: r.due_at.toISOString(), explanation: JSON.stringify(r.explanation).replace(/kev-\d/g, 'kev-N').replace(/epss-\d/g, 'epss-N').replace(/cve-\d/g, 'cve-N') },
     ]),
   );
 }
@@ -197,6 +197,25 @@ describe('incremental rescoring', () => {
     signals = 0;
     expect(await mobilize(planning, { assetIds: all })).toMatchObject({ ticketsSignalled: 0 });
     expect(signals).toBe(0);
+  });
+
+  it('rescores only the CVEs whose CVE record changed', async (context) => {
+    // CVE records are a feed of their own where the schema has them (cve_records).
+    const [table] = await db.sql<{ t: string | null }[]>`select to_regclass('cve_records')::text as t`;
+    if (!table?.t) return context.skip();
+    const cves = [...KEV, ...OTHER];
+    await db.sql`insert into intel_feeds (kind, version, rows, sha256, status, activated_at) values ('cve', 'cve-1', ${cves.length}, 'test', 'active', now())`;
+    await db.sql`insert into cve_records (feed_version, cve, state, sha256) select 'cve-1', cve, 'PUBLISHED', md5(cve) from unnest(${cves}::text[]) cve`;
+    expect(await rescoreChanged(db.sql, policy, { reason: 'cve-1' })).toMatchObject({ mode: 'full', changes: ['cve none → cve-1'] });
+    await db.sql`insert into intel_feeds (kind, version, rows, sha256, status) values ('cve', 'cve-2', ${cves.length}, 'test', 'staged')`;
+    await db.sql`insert into cve_records (feed_version, cve, state, sha256) select 'cve-2', cve, state, sha256 from cve_records where feed_version = 'cve-1'`;
+    // The CNA rates OTHER[4] critical, over the network: a new record, a new hash.
+    await db.sql`update cve_records set cna_vector = ${VECTORS[0]!}, cna_score = 9.8, sha256 = 'changed' where feed_version = 'cve-2' and cve = ${OTHER[4]!}`;
+    expect(await changedVulnerabilities(db.sql, 'cve', 'cve-1', 'cve-2')).toEqual([OTHER[4]]);
+    await db.sql`update intel_feeds set status = 'retired' where kind = 'cve' and version = 'cve-1'`;
+    await db.sql`update intel_feeds set status = 'active', activated_at = now() where kind = 'cve' and version = 'cve-2'`;
+    expect(await rescoreChanged(db.sql, policy, { reason: 'cve-2' })).toMatchObject({ mode: 'partial', issueIds: 1, scored: 6 });
+    await expectSameAsFull();
   });
 
   it('rescores everything with another policy', async () => {
