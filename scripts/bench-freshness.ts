@@ -11,6 +11,8 @@
 //              PostgreSQL, not the Temporal round trips (one signal-with-start per ticket changed).
 //              Before each round the tickets of the assets concerned are planned untimed, as earlier
 //              scans would have left them;
+//   context    one host becomes internet-facing (a different one each round): timed like kev, to the
+//              findings of the host and of the images on it re-tiered and their tickets re-planned;
 //   epss       a new EPSS version in which every CVE's score changes, activated; timed to the end
 //              of rescoreChanged (a full rescoring, in parallel shares), then the pruning of the
 //              explanation parts no finding names any more (rescoreWorkflow's activity does both).
@@ -159,6 +161,34 @@ async function main(): Promise<number> {
       kev.push(row);
     }
 
+    // A context change: one host's firewall opens to the internet (a different host each round).
+    const hosts = (await sql<{ id: string }[]>`select id from assets where kind = 'host' and internet_facing is false order by id limit ${options.rounds}`).map((h) => Number(h.id));
+    const context: { seconds: number; scoringSeconds: number; mobilizationSeconds: number; mode: string; assetsRescored: number; findings: number; events: number; ticketsSignalled: number }[] = [];
+    for (const [r, host] of hosts.entries()) {
+      await sql`update assets set internet_facing = true, public_ips = array['203.0.113.' || ${r + 1}::int], exposed_ports = array['443/tcp'] where id = ${host}`;
+      await settle();
+      signals = 0;
+      const started = process.hrtime.bigint();
+      const scored = await timed(() => rescoreChanged(sql, policy, { reason: `benchmark, host ${host} exposed`, parallel }));
+      const assetIds = scored.value.eventAssetIds ?? [];
+      const since = scored.value.eventsSince ? { changedSince: scored.value.eventsSince } : {};
+      const mobilized = await timed(async () => {
+        for (let i = 0; i < assetIds.length; i += 500) await mobilize(planning, { assetIds: assetIds.slice(i, i + 500) }, since);
+      });
+      const row = {
+        seconds: round(Number(process.hrtime.bigint() - started) / 1e9),
+        scoringSeconds: round(scored.seconds),
+        mobilizationSeconds: round(mobilized.seconds),
+        mode: scored.value.mode,
+        assetsRescored: scored.value.assetIds,
+        findings: scored.value.scored,
+        events: scored.value.events,
+        ticketsSignalled: signals,
+      };
+      say(`context, round ${r + 1}: ${JSON.stringify(row)}`);
+      context.push(row);
+    }
+
     const epss: { seconds: number; pruneSeconds: number; mode: string; changed: number; events: number }[] = [];
     for (let r = 1; r <= options.rounds; r++) {
       const [active] = await sql<{ version: string }[]>`select version from intel_feeds where kind = 'epss' and status = 'active'`;
@@ -189,9 +219,11 @@ async function main(): Promise<number> {
       unchangedSeconds: median(unchanged.map((u) => u.seconds)),
       kevSeconds: median(kev.map((k) => k.seconds)),
       epssSeconds: median(epss.map((e) => e.seconds)),
-      rounds: { unchanged, kev, epss },
+      contextSeconds: context.length ? median(context.map((c) => c.seconds)) : null,
+      rounds: { unchanged, kev, context, epss },
       includes: {
         kev: 'from the commit of the new KEV version to the end of rescoreChanged (re-tiering the findings of the CVEs that changed) and of mobilize() for the assets with tier moves (the tickets of the findings that moved planned and saved in PostgreSQL); signals counted by a stub Temporal client',
+        context: 'from the commit of one host becoming internet-facing to the end of rescoreChanged (the per-asset hashes computed, the findings of the assets whose hash changed re-tiered) and of mobilize() as for kev; no target',
         epss: 'from the commit of the new EPSS version to the end of rescoreChanged (a full rescoring in parallel shares); pruning of unnamed explanation parts reported apart (pruneSeconds)',
       },
       targets: { unchangedSeconds: 0.5, kevSeconds: 5, epssSeconds: 15 },

@@ -25,6 +25,12 @@ describe('npm run bench:freshness', () => {
       expect(k.assets).toBeLessThanOrEqual(k.events);
       expect(k.seconds).toBeGreaterThanOrEqual(k.scoringSeconds);
     }
+    // One host exposed: its findings and those of the images on it, not the estate.
+    for (const c of result.rounds.context) {
+      expect(c).toMatchObject({ mode: 'partial' });
+      expect(c.assetsRescored).toBeGreaterThan(0);
+      expect(c.findings).toBeLessThan(10_000);
+    }
     // Every EPSS score moved: the whole estate is rescored.
     for (const e of epss) expect(e).toMatchObject({ mode: 'full', changed: 10_000 });
     expect(result.targetMet).toBe(result.unchangedSeconds <= 0.5 && result.kevSeconds <= 5 && result.epssSeconds <= 15);
