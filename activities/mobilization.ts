@@ -33,9 +33,13 @@ export function createMobilizationActivities({ database, itsm, temporal, sla, fa
       return mobilize(planning, { scanId });
     },
 
-    /** The same for assets whose exposures changed tier or due date (after a re-score). */
-    async mobilizeAssets({ assetIds }: { assetIds: number[] }): Promise<Record<string, number>> {
-      return assetIds.length ? mobilize(planning, { assetIds }) : { goldenTickets: 0, ticketsSignalled: 0, orphanedTickets: 0 };
+    /**
+     * The same for assets whose exposures changed tier or due date (after a re-score); with
+     * `changedSince` (an incremental re-score), only the tickets of the findings that moved since.
+     */
+    async mobilizeAssets({ assetIds, changedSince }: { assetIds: number[]; changedSince?: string }): Promise<Record<string, number>> {
+      if (!assetIds.length) return { goldenTickets: 0, ticketsSignalled: 0, orphanedTickets: 0 };
+      return mobilize(planning, { assetIds }, changedSince ? { changedSince: new Date(changedSince) } : {});
     },
 
     async openTicket({ ticketKey }: { ticketKey: string }): Promise<{ sysId: string; number: string; assignedTo?: string }> {

@@ -4,7 +4,7 @@ import type { SlaConfig } from '../config/index.js';
 import { findingsChangedSignal, verificationScanSignal } from '../workflows/remediation/messages.js';
 import { remediationWorkflow } from '../workflows/remediation/workflow.js';
 import { CTEM_ESCALATION_LEVEL, CTEM_OWNER, CTEM_PHASE, CTEM_SLA_DEADLINE, CTEM_TIER } from '../workflows/search-attributes.js';
-import { actionsInScope, saveTickets, type Assignment, type TicketScope } from './plan.js';
+import { actionsInScope, actionsWithMovedFindings, saveTickets, type Assignment, type TicketScope } from './plan.js';
 import type { RemediationAction } from './actions.js';
 import { slaFor } from './sla.js';
 import { scanCoverage, ticketsAwaitingVerification } from './store.js';
@@ -64,8 +64,19 @@ async function assignments(
   return { assign, notFound: [...status].filter(([, s]) => s !== 'ok').map(([owner]) => owner) };
 }
 
-export async function mobilize({ database, temporal, sla, directory, fallbackOwner, handOver, warn }: MobilizeDeps, scope: TicketScope): Promise<Record<string, number>> {
-  const actions = await actionsInScope(database.sql, scope);
+/**
+ * `changedSince`: only the actions that hold a finding of the scope whose tier or due date changed
+ * since then, or whose ticket such a finding was on (plan.ts actionsWithMovedFindings). An
+ * incremental rescoring that moved a few findings thus reads, saves and signals their tickets, not
+ * the tens of thousands the scope's assets and their owners' patch runs carry; the other actions'
+ * findings did not move, so their tickets are as they were.
+ */
+export async function mobilize(
+  { database, temporal, sla, directory, fallbackOwner, handOver, warn }: MobilizeDeps,
+  scope: TicketScope,
+  { changedSince }: { changedSince?: Date } = {},
+): Promise<Record<string, number>> {
+  const actions = changedSince && 'assetIds' in scope ? await actionsWithMovedFindings(database.sql, scope.assetIds, changedSince) : await actionsInScope(database.sql, scope);
   const { assign, notFound } = await assignments(actions, fallbackOwner, directory);
   if (notFound.length) warn?.('owners not found in the ITSM directory: their tickets go to the orphan queue', { owners: notFound, fallbackOwner: fallbackOwner ?? null });
   // Orphaned tickets whose owner is known now: handed over once saved.

@@ -37,7 +37,7 @@ export interface Assignment {
  * read too: a scan of one host never shrinks the patch run. Findings still on a ticket planned per
  * package (before actions existed) stay there until it closes.
  */
-export async function actionsInScope(sql: Sql, scope: TicketScope): Promise<RemediationAction[]> {
+export async function actionsInScope(sql: Sql, scope: TicketScope, { patchRunOwners }: { patchRunOwners?: string[] } = {}): Promise<RemediationAction[]> {
   const scoped =
     'scanId' in scope
       ? sql`select asset_id as id from scan_assets where scan_id = ${scope.scanId}`
@@ -51,7 +51,11 @@ export async function actionsInScope(sql: Sql, scope: TicketScope): Promise<Reme
     }[]
   >`
     with scoped as (${scoped}),
-    owners as (select distinct a.owner from assets a join scoped s on s.id = a.id where a.kind = 'host' and a.owner is not null)
+    owners as (${
+      patchRunOwners
+        ? sql`select unnest(${sql.array(patchRunOwners)}::text[]) as owner`
+        : sql`select distinct a.owner from assets a join scoped s on s.id = a.id where a.kind = 'host' and a.owner is not null`
+    })
     select f.id, f.asset_id, a.asset_key, a.name as asset_name, a.kind as asset_kind, a.owner, a.criticality, f.kind, f.issue_id, f.component,
            f.version, f.location, f.fixed_version, f.ecosystem, f.package_class, f.manifest, f.source_package, f.tier, coalesce(f.due_at, now()) as due_at,
            b.id as base_id, b.asset_key as base_key, b.name as base_name, b.owner as base_owner
@@ -85,6 +89,30 @@ export async function actionsInScope(sql: Sql, scope: TicketScope): Promise<Reme
     baseImage: r.base_id === null ? null : { assetId: Number(r.base_id), assetKey: r.base_key!, assetName: r.base_name!, owner: r.base_owner },
   }));
   return groupIntoActions(findings);
+}
+
+/**
+ * The actions of a scope's assets that hold a finding whose tier or due date changed since `since`,
+ * or whose ticket such a finding was on (it left the action tiers): after an incremental rescoring,
+ * the only tickets that can have changed. The other hosts of an owner are read only for the owners
+ * whose OS patch run holds such a finding (all the scope's owners when a finding left a ticket these
+ * actions do not name), where actionsInScope reads them for every owner in scope.
+ */
+export async function actionsWithMovedFindings(sql: Sql, assetIds: number[], since: Date): Promise<RemediationAction[]> {
+  const moved = await sql<{ id: string; ticket_key: string | null }[]>`
+    select id, ticket_key from findings
+    where asset_id = any(${sql.array(assetIds)}::bigint[]) and status = 'open' and changed_at >= ${since}`;
+  if (moved.length === 0) return [];
+  const ids = new Set(moved.map((m) => Number(m.id)));
+  const keys = new Set(moved.map((m) => m.ticket_key).filter((k): k is string => k !== null));
+  const holds = (a: RemediationAction) => keys.has(a.key) || a.findingIds.some((id) => ids.has(id));
+  const own = await actionsInScope(sql, { assetIds }, { patchRunOwners: [] });
+  const named = new Set(own.map((a) => a.key));
+  const owners = [...keys].some((k) => !named.has(k))
+    ? undefined
+    : [...new Set(own.filter((a) => holds(a) && a.scope.kind === 'owner').map((a) => (a.scope as { owner: string }).owner))];
+  const actions = owners && owners.length === 0 ? own : await actionsInScope(sql, { assetIds }, owners ? { patchRunOwners: owners } : {});
+  return actions.filter(holds);
 }
 
 /**

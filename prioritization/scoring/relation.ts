@@ -32,9 +32,13 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
         ? tx`select unnest(${scope.assetIds}::bigint[]) as asset_id`
         : 'findingIds' in scope
           ? tx`select distinct asset_id from findings where id = any(${scope.findingIds}::bigint[])`
-          : null;
+          : 'issueIds' in scope
+            ? tx`select distinct asset_id from findings where issue_id = any(${scope.issueIds}::text[]) and status = 'open'`
+            : null;
   const findingFilter: Fragment =
-    'findingIds' in scope
+    'issueIds' in scope
+      ? tx`f.issue_id = any(${scope.issueIds}::text[])`
+      : 'findingIds' in scope
       ? tx`f.id = any(${scope.findingIds}::bigint[])`
       : 'assetIds' in scope
         ? tx`f.asset_id = any(${scope.assetIds}::bigint[])`

@@ -1,6 +1,8 @@
 import type { Sql } from '../../db/client.js';
 import type { Policy } from '../policy.js';
 import { DEFAULT_PARALLEL, shareBlocks } from './shares.js';
+import type { FeedVersions } from './explanation.js';
+import { assetContextHashes, currentInputs, recordedInputs, recordInputs } from './inputs.js';
 import { feedVersions, type ScoringScope } from './sql.js';
 import { rescoreIn, type RescoreResult } from './write.js';
 
@@ -33,7 +35,22 @@ export async function rescoreFindings(
   { reason, parallel = DEFAULT_PARALLEL }: { reason: string; parallel?: number },
 ): Promise<RescoreResult> {
   const feeds = await feedVersions(sql);
-  if (!('all' in scope) || parallel <= 1) return rescoreIn(sql, policy, scope, feeds, reason);
+  if (!('all' in scope)) return rescoreIn(sql, policy, scope, feeds, reason);
+  // Everything is scored with these inputs: recorded once it is done, so the next incremental
+  // rescoring (incremental.ts) starts from a known state. Read before scoring: a change made while it
+  // runs then shows as a change next time.
+  const [inputs, recorded] = await Promise.all([currentInputs(sql, policy), recordedInputs(sql)]);
+  // The per-asset hashes follow from the policy and the context alone: still right when neither
+  // changed (a new EPSS day), so not computed again.
+  const same = recorded.estate?.policy === inputs.policy && recorded.estate.context === inputs.context && recorded.assets !== null;
+  const assets = same ? undefined : await assetContextHashes(sql, policy);
+  const result = await rescoreAllIn(sql, policy, feeds, reason, parallel);
+  await recordInputs(sql, { ...inputs, feeds: { ...inputs.feeds, ...feeds } }, assets);
+  return result;
+}
+
+async function rescoreAllIn(sql: Sql, policy: Policy, feeds: FeedVersions, reason: string, parallel: number): Promise<RescoreResult> {
+  if (parallel <= 1) return rescoreIn(sql, policy, { all: true }, feeds, reason);
   // Everything: one share of the findings table's blocks per connection, so the statement's work (a
   // single PostgreSQL backend each) runs on every core. Each share is its own transaction, complete
   // for its blocks; the run resolves the feed versions once so all shares score against the same

@@ -17,7 +17,12 @@ export type ScoringScope = { scanId: string } | { assetIds: number[] } | { all: 
  * skips rows scored since `runStartedAt`: a sibling share that committed first may have moved its
  * rewritten rows into this share's blocks.
  */
-export type InternalScope = ScoringScope | { findingIds: number[] } | { blocks: { from: number; to: number | null }; runStartedAt: Date };
+export type InternalScope =
+  | ScoringScope
+  | { findingIds: number[] }
+  /** The open findings of these vulnerabilities (a feed change that moved only them; findings_issue_idx). */
+  | { issueIds: string[] }
+  | { blocks: { from: number; to: number | null }; runStartedAt: Date };
 
 // The server types these parameters from their ::jsonb[] cast, and postgres.js then serializes each
 // element as JSON: one parse per statement, and array subscripts per finding instead of jsonb lookups.

@@ -163,7 +163,13 @@ describe('scheduled fetching', () => {
     serveEpss(epss(-2, sampleRows.map((r) => r.replace(/^CVE-2021-3711,[^,]+/, 'CVE-2021-3711,0.61'))));
     const e = await fetchFeed('epss');
     expect(e).toMatchObject({ outcome: 'activated', version: epssVersion(-2) });
-    await rescoreDone(e);
+    // Only CVE-2021-3711's score differs from the active version: only its findings are re-scored.
+    const rescored = await rescoreDone(e);
+    const [changed] = await platform.database.sql<{ n: number }[]>`select count(*)::int as n from findings where issue_id = 'CVE-2021-3711' and status = 'open'`;
+    const [open] = await platform.database.sql<{ n: number }[]>`select count(*)::int as n from findings where status = 'open'`;
+    expect(changed!.n).toBeGreaterThan(0);
+    expect(open!.n).toBeGreaterThan(changed!.n);
+    expect(rescored).toMatchObject({ scored: changed!.n });
     expect(await active('epss')).toBe(epssVersion(-2));
     expect(await feedSources('CVE-2021-3711')).toContain(`FIRST EPSS ${epssVersion(-2)}`);
     const history = (await feeds()).filter((f) => f.kind === 'epss').map((f) => [f.version, f.status]);
