@@ -79,8 +79,12 @@ export const PolicyDocument = z.strictObject({
   }),
   modifiers: z.strictObject({
     likelyExploited: z.strictObject({ epssAtLeast: probability, raise: z.array(tier).min(1), to: tier, note }).optional(),
-    /** CISA's SSVC assessment "Exploitation: poc" (a public proof of concept) raises the listed tiers to `to`. */
-    publicExploit: z.strictObject({ raise: z.array(tier).min(1), to: tier, note }).optional(),
+    /**
+     * CISA's SSVC assessment "Exploitation: poc" (a public proof of concept) raises the listed tiers
+     * to `to`; with `whenExposed`, only where the finding is publicly exposed (exploit code an
+     * attacker cannot reach is not urgent).
+     */
+    publicExploit: z.strictObject({ raise: z.array(tier).min(1), to: tier, whenExposed: z.boolean().optional(), note }).optional(),
     notLoadedAtRuntime: z.strictObject({ lowerBy: z.number().int().min(1).max(3), scoreFactor: factor, note }).optional(),
     nonProduction: z
       .strictObject({

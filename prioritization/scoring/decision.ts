@@ -100,7 +100,8 @@ export function decide(policy: Policy, cell: Cell): Outcome {
   const tableTier: Tier = row ? row.tier : TIER_BY_RANK[cell.base - SEVERITY_BASE]!;
   const t0 = TIER_RANK[tableTier];
   const likely = m.likelyExploited !== undefined && cell.likelyExploited && m.likelyExploited.raise.some((t) => TIER_RANK[t] === t0);
-  const poc = m.publicExploit !== undefined && cell.publicExploit && m.publicExploit.raise.some((t) => TIER_RANK[t] === t0);
+  const poc = m.publicExploit !== undefined && cell.publicExploit && m.publicExploit.raise.some((t) => TIER_RANK[t] === t0)
+    && (!m.publicExploit.whenExposed || cell.publiclyExposed);
   const runtime = m.notLoadedAtRuntime !== undefined && cell.edrCovered;
   const notLoaded = runtime && cell.notSeenLoaded;
   const nonProduction = m.nonProduction !== undefined && cell.nonProduction;

@@ -41,23 +41,24 @@ describe('a constructed window', () => {
     const later = ['CVE-2097-0001', 'CVE-2097-0002', 'CVE-2097-0004', 'CVE-2097-0005'];
     const result = await backtest(db.sql, { policies: [defaultPolicy(), bodPolicy()], laterKev: later, universe: 'cves' });
     expect(result).toMatchObject({ feeds: { epss: 'bt-epss', kev: 'bt-kev', cve: 'bt-cve' }, population: 5, positives: 3, withCvss: 1 });
-    // The default: B and C (EPSS >= 0.1), D (SSVC active: attend, not exposed), E (poc on an
-    // automatable CVE: track* raised to attend); not F (no evidence, however critical).
-    expect(row(result.rows, 'policy exploitability-1')).toEqual({ name: 'policy exploitability-1', flagged: 4, effort: 0.8, caught: 3, coverage: 1, efficiency: 0.75 });
-    // EPSS alone at that effort takes the four highest scores: B, C, F, E.
-    expect(row(result.rows, 'EPSS alone at the effort of exploitability-1')).toMatchObject({ flagged: 4, caught: 2 });
+    // The default: B and C (EPSS >= 0.1), D (SSVC active: attend, not exposed); not E (a public
+    // exploit, but nothing says an attacker can reach it: exposure is assumed no without context)
+    // and not F (no evidence, however critical).
+    expect(row(result.rows, 'policy exploitability-1')).toEqual({ name: 'policy exploitability-1', flagged: 3, effort: 0.6, caught: 2, coverage: 2 / 3, efficiency: 2 / 3 });
+    // EPSS alone at that effort takes the three highest scores: B, C, F.
+    expect(row(result.rows, 'EPSS alone at the effort of exploitability-1')).toMatchObject({ flagged: 3, caught: 1 });
     // BOD 26-04 reads neither SSVC: B and C by EPSS only.
     expect(row(result.rows, 'policy bod-26-04+epss-2')).toMatchObject({ flagged: 2, caught: 1 });
     expect(row(result.rows, 'EPSS >= 0.1')).toMatchObject({ flagged: 2, caught: 1, efficiency: 0.5 });
     expect(row(result.rows, 'CVSS >= 9')).toMatchObject({ flagged: 1, caught: 0 });
-    expect(formatBacktest(result)).toMatch(/policy exploitability-1\s+4\s+80\.0%\s+3\s+100\.0%\s+75\.0%/);
+    expect(formatBacktest(result)).toMatch(/policy exploitability-1\s+3\s+60\.0%\s+2\s+66\.7%\s+66\.7%/);
   });
 
   it('narrows the population to the CVEs that have a record', async () => {
     const result = await backtest(db.sql, { policies: [defaultPolicy()], laterKev: ['CVE-2097-0002', 'CVE-2097-0004', 'CVE-2097-0005'], universe: 'records' });
-    // D, E and F have records; D and E were later exploited and flagged through SSVC, F is not.
+    // D, E and F have records; D and E were later exploited; D is flagged through SSVC active.
     expect(result).toMatchObject({ population: 3, positives: 2 });
-    expect(row(result.rows, 'policy exploitability-1')).toMatchObject({ flagged: 2, caught: 2 });
+    expect(row(result.rows, 'policy exploitability-1')).toMatchObject({ flagged: 1, caught: 1 });
     expect(row(result.rows, 'EPSS >= 0.1')).toMatchObject({ flagged: 0, caught: 0 });
   });
 
