@@ -44,14 +44,19 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-/** The Trivy fixture as the report of another image, optionally without some packages. */
-function imageReport(image: string, withoutPackages: string[] = []): string {
+/**
+ * The Trivy fixture as the report of another image, with only the given packages when named. Golden
+ * tickets are one per remediation action (mobilization/actions.ts): the image's OS layer, one per
+ * application manifest (log4j-core and spring-beans share `app/lib`), one mitigation per package
+ * with no fix; a scenario that needs a ticket of its own gets an image of its own.
+ */
+function imageReport(image: string, packages?: string[]): string {
   const r = JSON.parse(trivy);
   const digest = Buffer.from(image).toString('hex').padEnd(64, '0').slice(0, 64);
   r.Metadata.ImageID = `sha256:${digest}`;
   r.Metadata.RepoDigests = [`${image.split(':')[0]}@sha256:${digest}`];
   for (const result of r.Results) {
-    result.Vulnerabilities = (result.Vulnerabilities ?? []).filter((v: { PkgName: string }) => !withoutPackages.includes(v.PkgName));
+    result.Vulnerabilities = (result.Vulnerabilities ?? []).filter((v: { PkgName: string }) => !packages || packages.includes(v.PkgName));
   }
   return JSON.stringify(r);
 }
@@ -123,21 +128,32 @@ async function main() {
       writeFileSync(join(out, 'ids.json'), JSON.stringify(ids, null, 2) + '\n');
       recorded.push(`${name} (${history.events?.length ?? 0} events)`);
     }
-    async function scan(target: string, body = imageReport(target)) {
+    // An empty report is not taken as a complete scan unless it says so (`complete=true`).
+    async function scan(target: string, body = imageReport(target), complete = false) {
       const { scanId, workflowId } = await apiJson<{ scanId: string; workflowId: string }>(
-        `/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}&filename=trivy.json`,
+        `/api/v1/scans?owner=alex.romero&target=${encodeURIComponent(target)}&filename=trivy.json${complete ? '&complete=true' : ''}`,
         { method: 'POST', body },
       );
       await until(`scan of ${target}`, async () => ((await apiJson<{ status: string }>(`/api/v1/scans/${scanId}`)).status === 'running' ? undefined : true));
       return workflowId;
     }
-    type Ticket = { key: string; workflowId: string; externalSysId: string | null; fix: { component: string }; asset: { name: string }; state: string; escalationLevel: number };
-    const ticket = (target: string, component: string) =>
-      until(`${component} ticket on ${target}`, async () => {
-        const t = (await apiJson<{ items: Ticket[] }>('/api/v1/tickets?limit=1000')).items.find((x) => x.asset.name === target && x.fix.component === component);
+    type Ticket = { key: string; workflowId: string; externalSysId: string | null; action: string; fix: { component: string }; asset: { name: string }; state: string; escalationLevel: number };
+    // A golden ticket is one remediation action on an asset: found by the image and the action
+    // (each scenario's image holds only the packages of the one ticket it needs).
+    const ticket = (target: string, action: 'manifest' | 'os-layer') =>
+      until(`${action} ticket on ${target}`, async () => {
+        const t = (await apiJson<{ items: Ticket[] }>(`/api/v1/tickets?limit=1000&action=${action}`)).items.find((x) => x.asset.name === target && x.action === action);
         return t?.externalSysId ? t : undefined;
       });
     const detail = (key: string) => apiJson<Ticket & { workflow: { phase: string; escalationLevel: number } }>(`/api/v1/tickets/${encodeURIComponent(key)}`);
+    const LOG4J = 'org.apache.logging.log4j:log4j-core';
+    const SPRING = 'org.springframework:spring-beans';
+    /** The activities a recorded workflow scheduled, in order. */
+    const activitiesOf = async (workflowId: string) =>
+      ((await client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).flatMap((e) => {
+        const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+        return name ? [name] : [];
+      });
 
     // Threat intel fetched on demand: activated, then a re-score.
     for (const kind of ['epss', 'kev'] as const) {
@@ -149,24 +165,27 @@ async function main() {
     // A scan: ingest, score, mobilize; the ladder climbs, the owner acknowledges from the API, then
     // resolves; a rescan that still finds the package re-opens, one without it verifies and closes.
     const ladder = 'history/ladder:1';
-    await record('discovery-report', await scan(ladder));
-    const log4j = await ticket(ladder, 'org.apache.logging.log4j:log4j-core');
+    await record('discovery-report', await scan(ladder, imageReport(ladder, [LOG4J])));
+    const log4j = await ticket(ladder, 'manifest');
     await until('escalation to level 2', async () => ((await detail(log4j.key)).workflow.escalationLevel >= 2 ? true : undefined));
     await apiJson(`/api/v1/tickets/${encodeURIComponent(log4j.key)}/acknowledge`, { method: 'POST', body: JSON.stringify({ by: 'alex.romero', note: 'on it' }) });
     // Past the due date nothing else happens until resolution (due dates are days away).
     await sleep(2500);
     await apiJson(`/api/v1/tickets/${encodeURIComponent(log4j.key)}/resolve`, { method: 'POST', body: JSON.stringify({ by: 'alex.romero' }) });
     await until('resolved in the read model', async () => ((await detail(log4j.key)).state === 'resolved' ? true : undefined));
-    await scan(ladder);
+    await scan(ladder, imageReport(ladder, [LOG4J]));
     await until('re-opened', async () => ((await detail(log4j.key)).workflow.phase === 'awaiting-resolution' ? true : undefined));
     await apiJson(`/api/v1/tickets/${encodeURIComponent(log4j.key)}/resolve`, { method: 'POST', body: JSON.stringify({ by: 'alex.romero' }) });
-    await until('resolved again', async () => ((await detail(log4j.key)).state === 'resolved' ? true : undefined));
-    await scan(ladder, imageReport(ladder, ['org.apache.logging.log4j:log4j-core']));
+    // The workflow's own phase: the read model may still say `resolved` from the first time.
+    await until('resolved again', async () => ((await detail(log4j.key)).workflow.phase === 'verifying' ? true : undefined));
+    await scan(ladder, imageReport(ladder, []), true);
     await client.workflow.getHandle(log4j.workflowId).result();
     await record('remediation-escalated-acknowledged-reopened-verified', log4j.workflowId);
 
     // ServiceNow's own changes, as webhooks: acknowledged (In Progress), reassigned, resolved.
-    const spring = await ticket(ladder, 'org.springframework:spring-beans');
+    const webhooks = 'history/servicenow:1';
+    await scan(webhooks, imageReport(webhooks, [SPRING]));
+    const spring = await ticket(webhooks, 'manifest');
     const users = (await (await serviceNow('/api/now/table/sys_user?sysparm_query=user_name=jonas.weber')).json()) as { result: Array<{ sys_id: string }> };
     await serviceNow(`/api/now/table/incident/${spring.externalSysId}`, { method: 'PATCH', body: JSON.stringify({ state: '2' }) });
     await until('acknowledged by webhook', async () => ((await detail(spring.key)).workflow.phase === 'awaiting-resolution' ? true : undefined));
@@ -178,7 +197,9 @@ async function main() {
     await record('remediation-servicenow-acknowledged-reassigned-resolved', spring.workflowId);
 
     // A risk acceptance that expires: the ticket re-opens (New) and escalation starts afresh.
-    const libssl = await ticket(ladder, 'libssl1.1');
+    const risk = 'history/risk:1';
+    await scan(risk, imageReport(risk, ['libssl1.1']));
+    const libssl = await ticket(risk, 'os-layer');
     const expiresAt = new Date(Date.now() + 4000).toISOString();
     await apiJson(`/api/v1/tickets/${encodeURIComponent(libssl.key)}/risk-acceptance`, {
       method: 'POST',
@@ -190,26 +211,48 @@ async function main() {
     });
     await record('remediation-risk-accepted-expired-escalated', libssl.workflowId);
 
-    // A later scan adds a finding to an open ticket's fix: the same workflow hears of it.
+    // A later scan adds a finding to an open ticket's fix (another jar of the same library
+    // directory, so the same manifest): the same workflow hears of it.
     const members = 'history/members:1';
-    await scan(members);
-    const membersTicket = await ticket(members, 'org.apache.logging.log4j:log4j-core');
-    const grown = JSON.parse(imageReport(members));
-    const java = grown.Results.find((x: { Target: string }) => x.Target === 'Java');
-    java.Vulnerabilities.push({ ...java.Vulnerabilities[0], PkgPath: 'app/plugins/log4j-core-2.14.1.jar' });
-    await scan(members, JSON.stringify(grown));
+    await scan(members, imageReport(members, [LOG4J]));
+    const membersTicket = await ticket(members, 'manifest');
+    await scan(members, imageReport(members, [LOG4J, SPRING]));
     await until('membership change applied', async () => {
       const s = await client.workflow.getHandle(membersTicket.workflowId).query<{ findingCount: number }>('status');
       return s.findingCount === 2 ? true : undefined;
     });
     await record('remediation-membership-changed', membersTicket.workflowId);
 
-    // A context document: ingest, then a re-score of everything as a child.
+    // An image whose context will change below: its ticket exists before the context does.
+    const incremental = 'history/incremental:1';
+    await scan(incremental, imageReport(incremental, [LOG4J]));
+    const incrementalTicket = await ticket(incremental, 'manifest');
+
+    // A context document: ingest, then a re-score of what it changed (a new host, no findings) as a child.
     const cmdb = 'name,fqdn,owner,business_service,criticality,environment\nhistory-host,history-host.example.com,alex.romero,payments,critical,production\n';
     const contextUpload = await apiJson<{ scanId: string; workflowId: string }>('/api/v1/context?source=cmdb-csv&filename=cmdb.csv', { method: 'POST', body: cmdb });
     await client.workflow.getHandle(contextUpload.workflowId).result();
     await record('discovery-context', contextUpload.workflowId);
     await record('rescore-context', `rescore:context:${contextUpload.scanId}`);
+
+    // Incremental rescoring (patch `incremental-rescore`): a context change that moves one image to
+    // staging re-scores that image's findings only and re-plans its ticket; the same document again
+    // changes nothing, and the rescore stops before mobilization.
+    const staging = `name,kind,image,environment\n${incremental},container_image,${incremental},staging\n`;
+    const rescoreOf = async (filename: string) => {
+      const upload = await apiJson<{ scanId: string; workflowId: string }>(`/api/v1/context?source=cmdb-csv&filename=${filename}`, { method: 'POST', body: staging });
+      await client.workflow.getHandle(upload.workflowId).result();
+      const workflowId = `rescore:context:${upload.scanId}`;
+      return { workflowId, result: await client.workflow.getHandle(workflowId).result(), activities: await activitiesOf(workflowId) };
+    };
+    const moved = await rescoreOf('staging.csv');
+    if (!moved.activities.includes('rescoreChanged') || !moved.activities.includes('mobilizeAssets') || !(moved.result.changed! > 0)) {
+      throw new Error(`rescore-incremental did not re-plan ${incrementalTicket.key}: ${JSON.stringify(moved)}`);
+    }
+    await record('rescore-incremental', moved.workflowId);
+    const same = await rescoreOf('staging-again.csv');
+    if (same.activities.join() !== 'rescoreChanged') throw new Error(`rescore-nothing-changed did more than score: ${JSON.stringify(same)}`);
+    await record('rescore-nothing-changed', same.workflowId);
 
     // A pulled source run on demand, and a campaign over a scope that runs it per image.
     await apiJson('/api/v1/sources/registry', { method: 'PUT', body: JSON.stringify({ kind: 'report-url', config: { url: `${filesUrl}/reports/{target}.json`, owner: 'alex.romero' }, schedule: null }) });
@@ -232,8 +275,8 @@ async function main() {
 
     // Still running: the ticket waiting on its acknowledgement, mid-ladder, as a deploy finds it.
     const waiting = 'history/waiting:1';
-    await scan(waiting);
-    const waitingTicket = await ticket(waiting, 'org.apache.logging.log4j:log4j-core');
+    await scan(waiting, imageReport(waiting, [LOG4J]));
+    const waitingTicket = await ticket(waiting, 'manifest');
     await until('escalation to level 1', async () => ((await detail(waitingTicket.key)).workflow.escalationLevel >= 1 ? true : undefined));
     await record('remediation-running-escalated', waitingTicket.workflowId);
 
