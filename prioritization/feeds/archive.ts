@@ -30,7 +30,8 @@ export class ArchiveError extends Error {
   }
 }
 
-async function head(file: string, bytes: number): Promise<Buffer> {
+/** The first `bytes` of a file (less when it is shorter): what sniffing a format needs. */
+export async function fileHead(file: string, bytes: number): Promise<Buffer> {
   const handle = await open(file, 'r');
   try {
     const buffer = Buffer.alloc(bytes);
@@ -50,7 +51,7 @@ export async function sniffContainer(path: string): Promise<EntrySource['kind'] 
   const info = await stat(path);
   if (info.isDirectory()) return 'directory';
   if (!info.isFile()) return undefined;
-  const bytes = await head(path, 64 * 1024);
+  const bytes = await fileHead(path, 64 * 1024);
   if (isZip(bytes)) return 'zip';
   if (isTar(bytes)) return 'tar';
   if (isGzip(bytes)) {

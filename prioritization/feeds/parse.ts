@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
 import { parseDuration } from '../../config/duration.js';
-import { sniffContainer } from './archive.js';
+import { fileHead, sniffContainer } from './archive.js';
 
 // Parsers for the threat-intel feeds the policy reads: FIRST EPSS and CISA KEV (CVE records, the
 // third kind, are read by cve-json5.ts).
@@ -48,17 +48,6 @@ export interface FeedFileOptions {
   name?: string;
 }
 
-async function head(file: string, bytes: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(bytes);
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
-
 const isGzip = (bytes: Buffer) => bytes[0] === 0x1f && bytes[1] === 0x8b;
 
 /**
@@ -67,7 +56,7 @@ const isGzip = (bytes: Buffer) => bytes[0] === 0x1f && bytes[1] === 0x8b;
  */
 export async function detectFeedKind(file: string): Promise<FeedKind | undefined> {
   if ((await sniffContainer(file)) !== undefined) return 'cve';
-  const bytes = await head(file, 64);
+  const bytes = await fileHead(file, 64);
   if (isGzip(bytes)) return 'epss';
   const text = bytes.toString('utf8').replace(/^\uFEFF/, '').trimStart();
   if (text.startsWith('#model_version') || text.startsWith('cve,epss')) return 'epss';
@@ -96,7 +85,7 @@ export interface EpssFeed {
 export async function openEpssFeed(file: string, options: FeedFileOptions = {}): Promise<EpssFeed> {
   const name = options.name ?? basename(file);
   // By content, not by name: downloads and uploads are stored under names of their own.
-  const gz = isGzip(await head(file, 2));
+  const gz = isGzip(await fileHead(file, 2));
   const input = createReadStream(file);
   const lines = createInterface({ input: gz ? input.pipe(createGunzip()) : input, crlfDelay: Infinity });
   const iterator = lines[Symbol.asyncIterator]();
