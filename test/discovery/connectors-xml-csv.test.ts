@@ -468,6 +468,11 @@ describe('CycloneDX XML: vulnerability extension 1.0 (CycloneDX 1.0-1.3)', () =>
     expect((await rejection(parse('cyclonedx-xml', elsewhere, 'x'))).message).toBe(
       "spec1-elsewhere.xml: cyclonedx-xml: bom/report/vulnerabilities/vulnerability: a <vulnerability> outside <bom><vulnerabilities> or a component's vulnerability extension 1.0 is not understood",
     );
+    // A top-level vulnerability without ref in a 1.2 BOM (no <affects> before 1.4) names no component.
+    const noRef = fixture('spec1-no-ref.xml', spec.replace(' ref="pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.9">', '>'));
+    expect((await rejection(parse('cyclonedx-xml', noRef, 'x'))).message).toBe(
+      'spec1-no-ref.xml: cyclonedx-xml: bom/vulnerabilities/vulnerability: a <vulnerability> without ref in a CycloneDX 1.2 BOM is not understood (the extension 1.0 names its component in ref; <affects> exists from 1.4)',
+    );
   });
 });
 

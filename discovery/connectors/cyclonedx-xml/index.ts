@@ -24,6 +24,7 @@ const FORMAT = 'cyclonedx-xml';
 const NS = /xmlns(:\w+)?\s*=\s*["']http:\/\/cyclonedx\.org\/schema\/bom\//;
 const EXT_NS = 'http://cyclonedx.org/schema/ext/vulnerability/';
 const EXT_NS_1_0 = `${EXT_NS}1.0`;
+const BOM_VERSION = /^http:\/\/cyclonedx\.org\/schema\/bom\/(\d+)\.(\d+)$/;
 
 /** Where a `vulnerability` element sits: `path` runs from the root to its parent. */
 const isTopLevel = (path: readonly string[]) => path.length === 2 && path[1] === 'vulnerabilities';
@@ -119,6 +120,7 @@ export const cyclonedxXml: Connector = {
     let anyVulnerability = false;
     let extensionVulnerabilities = false;
     const extensionVersions = new Set<string>();
+    let bomVersion: [number, number] | undefined;
     const isTarget = (el: string, path: readonly string[]) => el === 'target' && path[path.length - 1] === 'affects';
     for await (const event of events(isTarget)) {
       if (event.type === 'node') {
@@ -129,6 +131,10 @@ export const cyclonedxXml: Connector = {
       if (event.type !== 'open') continue;
       // Namespace declarations (prefixes dropped, values kept): which vulnerability extension is declared.
       for (const value of Object.values(event.attrs)) if (value.startsWith(EXT_NS)) extensionVersions.add(value.trim());
+      if (event.path.length === 1) {
+        const declared = Object.values(event.attrs).map((v) => BOM_VERSION.exec(v.trim())).find(Boolean);
+        if (declared) bomVersion = [Number(declared[1]), Number(declared[2])];
+      }
       if (event.path.length === 2) {
         if (event.name === 'vulnerabilities') vulnerabilitiesOpened = true;
         if (event.name === 'components' && vulnerabilitiesOpened) componentsAfterVulnerabilities = true;
@@ -144,6 +150,9 @@ export const cyclonedxXml: Connector = {
         if (isTopLevel(parent)) refs.add(ref);
       } else if (!isTopLevel(parent)) {
         throw new ReportError(name, FORMAT, where, 'a <vulnerability> outside <bom><vulnerabilities> or a component\'s vulnerability extension 1.0 is not understood');
+      } else if (bomVersion && (bomVersion[0] < 1 || (bomVersion[0] === 1 && bomVersion[1] < 4))) {
+        // CycloneDX before 1.4 has no vulnerabilities of its own: without `ref` it names no component.
+        throw new ReportError(name, FORMAT, where, `a <vulnerability> without ref in a CycloneDX ${bomVersion.join('.')} BOM is not understood (the extension 1.0 names its component in ref; <affects> exists from 1.4)`);
       }
     }
     if (!anyVulnerability) return;
