@@ -451,6 +451,19 @@ describe('CycloneDX XML: vulnerability extension 1.0 (CycloneDX 1.0-1.3)', () =>
     expect(await parse('cyclonedx-xml', fixture('spec1-reordered.xml', reordered), 'x')).toEqual(await parse('cyclonedx-xml', REAL_CDX('spec1.xml'), 'x'));
   });
 
+  it('reads a component\'s extension vulnerabilities wherever they sit inside it', async () => {
+    const grype = readFileSync(REAL_CDX('grype_dd_1_14_1.xml'), 'utf8');
+    // Django 2.2.18's vulnerabilities moved before its name and version.
+    const start = grype.indexOf('<name>Django</name>\n      <version>2.2.18</version>');
+    const vulnsStart = grype.indexOf('      <v:vulnerabilities>', start);
+    const vulnsEnd = grype.indexOf('</v:vulnerabilities>', vulnsStart) + '</v:vulnerabilities>\n'.length;
+    expect(start).toBeGreaterThan(0);
+    const moved = grype.slice(0, start) + grype.slice(vulnsStart, vulnsEnd).trimStart() + '      ' + grype.slice(start, vulnsStart) + grype.slice(vulnsEnd);
+    expect(moved.length).toBe(grype.length);
+    expect(moved.indexOf('GHSA-xgxc-v2qg-chmh')).toBeLessThan(moved.indexOf('<name>Django</name>\n      <version>2.2.18</version>'));
+    expect(await parse('cyclonedx-xml', fixture('grype-moved.xml', moved))).toEqual(await parse('cyclonedx-xml', REAL_CDX('grype_dd_1_14_1.xml')));
+  });
+
   it('refuses, never imports as empty, vulnerabilities it does not understand', async () => {
     const spec = readFileSync(REAL_CDX('spec1.xml'), 'utf8');
     // An extension version it does not know.
