@@ -3,6 +3,7 @@ import { createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs'
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   connectorFor, connectors, readHead, ReportError, type NormalizedFinding, type ParseOptions,
@@ -418,6 +419,56 @@ describe.skipIf(!hasCorpus)('SARIF (corpus)', () => {
   it('an empty results list is a clean run; no runs is refused', async () => {
     expect(await parse('sarif', dd('sarif/appendix_k1.sarif'))).toEqual([]);
     expect((await parseError('sarif', dd('sarif/no_runs.sarif'))).message).toMatch(/^no_runs\.sarif: sarif: runs: no runs.*refusing to import as an empty scan/);
+  });
+});
+
+// Real Gitleaks 7.5 SARIF (see test/fixtures/sarif/README.md): results carry no ruleId and no rule.
+const REAL_SARIF = (name: string) => fileURLToPath(new URL(`../fixtures/sarif/${name}`, import.meta.url));
+
+describe('SARIF: results that reference no rule', () => {
+  it('Gitleaks 7.5: the rule is the driver rule the message names', async () => {
+    const file = REAL_SARIF('gitleaks_7.5.0.sarif');
+    expect((await connectorFor(file, 'gitleaks_7.5.0.sarif')).format).toBe('sarif');
+    const findings = await parse('sarif', file);
+    // DefectDojo's SARIF parser reads 8 findings from this file, Medium (no level: warning).
+    expect(findings.map((f) => [f.issueId, f.location, f.severity])).toEqual([
+      ['AWS Access Key', 'dojo/unittests/scans/gitlab_secret_detection_report/gitlab_secret_detection_report_1_vuln.json:13', 'medium'],
+      ['AWS Access Key', 'dojo/unittests/scans/gitlab_secret_detection_report/gitlab_secret_detection_report_1_vuln.json:13', 'medium'],
+      ['Asymmetric Private Key', 'dojo/unittests/scans/gitlab_secret_detection_report/gitlab_secret_detection_report_3_vuln.json:13', 'medium'],
+      ['AWS Access Key', 'dojo/unittests/scans/gitlab_secret_detection_report/gitlab_secret_detection_report_3_vuln.json:44', 'medium'],
+      ['AWS Access Key', 'dojo/unittests/tools/test_gitlab_secret_detection_report_parser.py:37', 'medium'],
+      ['Asymmetric Private Key', 'dojo/unittests/scans/gitlab_secret_detection_report/gitlab_secret_detection_report_3_vuln.json:13', 'medium'],
+      ['AWS Access Key', 'dojo/unittests/scans/gitlab_secret_detection_report/gitlab_secret_detection_report_3_vuln.json:44', 'medium'],
+      ['AWS Access Key', 'dojo/unittests/tools/test_gitlab_secret_detection_report_parser.py:37', 'medium'],
+    ]);
+    expect(findings[0]).toMatchObject({
+      asset: { assetKey: 'repo:Gitleaks', kind: 'repository', name: 'Gitleaks' },
+      component: 'dojo/unittests/scans/gitlab_secret_detection_report/gitlab_secret_detection_report_1_vuln.json',
+      version: '',
+      title: 'AWS Access Key',
+      description: 'AWS Access Key secret detected',
+    });
+  });
+
+  it('takes rule.index, then the longest rule named in the message; refuses a result nothing identifies', async () => {
+    const rules = [{ id: 'Slack', name: 'Slack' }, { id: 'Slack Webhook', name: 'Slack Webhook' }, { id: 'gl-aws', name: 'AWS', defaultConfiguration: { level: 'error' } }];
+    const at = (uri: string) => [{ physicalLocation: { artifactLocation: { uri }, region: { startLine: 1 } } }];
+    const log = (results: unknown[]) => ({ version: '2.1.0', runs: [{ tool: { driver: { name: 'Gitleaks', rules } }, results }] });
+    const ok = await fixture('by-message.sarif', log([
+      { rule: { index: 2 }, message: { text: 'whatever' }, locations: at('a') },
+      { message: { text: 'Slack Webhook secret detected' }, locations: at('b') },
+      { message: { text: 'Slack secret detected' }, locations: at('c') },
+      // By the rule's name when its id differs: the rule's level applies.
+      { message: { text: 'AWS secret detected' }, locations: at('d') },
+    ]));
+    expect((await parse('sarif', ok)).map((f) => [f.issueId, f.location, f.severity])).toEqual([
+      ['gl-aws', 'a:1', 'high'], ['Slack Webhook', 'b:1', 'medium'], ['Slack', 'c:1', 'medium'], ['gl-aws', 'd:1', 'high'],
+    ]);
+    // "Slackware" is not the rule "Slack": a rule is named only as a whole word.
+    const none = await fixture('no-rule.sarif', log([{ message: { text: 'AWS secret detected' }, locations: at('a') }, { message: { text: 'Slackware key' }, locations: at('b') }]));
+    expect((await parseError('sarif', none)).message).toBe(
+      "no-rule.sarif: sarif: runs[0].results[1]: no rule identifies this result: no ruleId, rule.id or ruleIndex/rule.index naming a rule, and the message names none of the driver's rules",
+    );
   });
 });
 

@@ -3,6 +3,7 @@ import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync, stat
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectorFor, connectors, readHead } from '../../discovery/connectors/index.js';
 import { ReportError, type NormalizedFinding } from '../../discovery/model.js';
@@ -380,6 +381,111 @@ describe('CycloneDX XML', () => {
   it('yields nothing for an SBOM without vulnerabilities', async () => {
     const sbom = CDX_BOM.replace(cdxVulnerabilities, '');
     expect(await parse('cyclonedx-xml', fixture('sbom.xml', sbom))).toEqual([]);
+  });
+
+});
+
+// Real CycloneDX 1.2 BOMs with the vulnerability extension 1.0 (see test/fixtures/cyclonedx/README.md).
+const REAL_CDX = (name: string) => fileURLToPath(new URL(`../fixtures/cyclonedx/${name}`, import.meta.url));
+
+describe('CycloneDX XML: vulnerability extension 1.0 (CycloneDX 1.0-1.3)', () => {
+  it('reads every vulnerability of a Grype 0.7 BOM, on the component that holds it', async () => {
+    const file = REAL_CDX('grype_dd_1_14_1.xml');
+    expect(connectors.filter((c) => c.detect(readFileSync(file, 'utf8').slice(0, 4096))).map((c) => c.format)).toEqual(['cyclonedx-xml']);
+    const findings = await parse('cyclonedx-xml', file);
+    // DefectDojo's parser reads 312 findings from this file, and agrees on [0] and [200].
+    expect(findings).toHaveLength(312);
+    const count = (s: string) => findings.filter((f) => f.severity === s).length;
+    expect([count('critical'), count('high'), count('medium'), count('low')]).toEqual([5, 31, 139, 137]);
+    expect(findings[0]).toEqual({
+      asset: { assetKey: 'image:defectdojo/defectdojo-django:1.14.1', kind: 'container_image', name: 'defectdojo/defectdojo-django:1.14.1' },
+      kind: 'vulnerability',
+      issueId: 'GHSA-xgxc-v2qg-chmh',
+      component: 'Django',
+      version: '2.2.18',
+      location: '',
+      severity: 'low',
+      title: 'Directory Traversal in Django',
+      description: 'Directory Traversal in Django',
+      references: ['https://github.com/advisories/GHSA-xgxc-v2qg-chmh'],
+    });
+    expect(findings[200]).toMatchObject({ issueId: 'CVE-2019-6988', component: 'libopenjp2-7', version: '2.3.0-2+deb10u2', severity: 'low' });
+    // A CVSSv3 rating gives the score and the vector; the others (CVSSv2 only) give the severity alone.
+    expect(findings.find((f) => f.issueId === 'CVE-2019-15005')).toMatchObject({
+      component: 'jira', version: '2.0.0', severity: 'medium', cvssScore: 4.3, cvssVector: 'CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:L/I:N/A:N',
+    });
+    // 114 CVSSv3 ratings, 9 of them with a score and no vector.
+    expect(findings.filter((f) => f.cvssScore !== undefined)).toHaveLength(114);
+    expect(findings.filter((f) => f.cvssVector !== undefined)).toHaveLength(105);
+  });
+
+  it('reads the spec example: a top-level extension vulnerability whose ref names the component', async () => {
+    const findings = await parse('cyclonedx-xml', REAL_CDX('spec1.xml'), 'payments-api');
+    expect(findings).toHaveLength(1);
+    expect(findings[0]).toMatchObject({
+      asset: { assetKey: 'asset:payments-api', kind: 'other', name: 'payments-api' },
+      issueId: 'CVE-2018-7489',
+      component: 'com.fasterxml.jackson.core:jackson-databind',
+      version: '2.9.9',
+      // The CVSSv3 rating wins over the OWASP Risk one ("Low"); the vector's version is the method's.
+      severity: 'critical',
+      cvssScore: 9.8,
+      cvssVector: 'CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H',
+      cwes: ['CWE-184', 'CWE-502'],
+      ecosystem: 'maven',
+    });
+    expect(findings[0]!.references).toEqual([
+      'https://nvd.nist.gov/vuln/detail/CVE-2018-7489',
+      'https://github.com/FasterXML/jackson-databind/issues/1931',
+      'http://www.securityfocus.com/bid/103203',
+      'http://www.securitytracker.com/id/1040693',
+      'http://www.securitytracker.com/id/1041890',
+    ]);
+  });
+
+  it('gives the same finding when the extension vulnerabilities precede the components', async () => {
+    const spec = readFileSync(REAL_CDX('spec1.xml'), 'utf8');
+    const components = spec.slice(spec.indexOf('  <components>'), spec.indexOf('  <v:vulnerabilities>'));
+    const reordered = spec.replace(components, '').replace('</bom>', `${components}</bom>`);
+    expect(reordered.indexOf('<v:vulnerabilities>')).toBeLessThan(reordered.indexOf('<components>'));
+    expect(await parse('cyclonedx-xml', fixture('spec1-reordered.xml', reordered), 'x')).toEqual(await parse('cyclonedx-xml', REAL_CDX('spec1.xml'), 'x'));
+  });
+
+  it('reads a component\'s extension vulnerabilities wherever they sit inside it', async () => {
+    const grype = readFileSync(REAL_CDX('grype_dd_1_14_1.xml'), 'utf8');
+    // Django 2.2.18's vulnerabilities moved before its name and version.
+    const start = grype.indexOf('<name>Django</name>\n      <version>2.2.18</version>');
+    const vulnsStart = grype.indexOf('      <v:vulnerabilities>', start);
+    const vulnsEnd = grype.indexOf('</v:vulnerabilities>', vulnsStart) + '</v:vulnerabilities>\n'.length;
+    expect(start).toBeGreaterThan(0);
+    const moved = grype.slice(0, start) + grype.slice(vulnsStart, vulnsEnd).trimStart() + '      ' + grype.slice(start, vulnsStart) + grype.slice(vulnsEnd);
+    expect(moved.length).toBe(grype.length);
+    expect(moved.indexOf('GHSA-xgxc-v2qg-chmh')).toBeLessThan(moved.indexOf('<name>Django</name>\n      <version>2.2.18</version>'));
+    expect(await parse('cyclonedx-xml', fixture('grype-moved.xml', moved))).toEqual(await parse('cyclonedx-xml', REAL_CDX('grype_dd_1_14_1.xml')));
+  });
+
+  it('refuses, never imports as empty, vulnerabilities it does not understand', async () => {
+    const spec = readFileSync(REAL_CDX('spec1.xml'), 'utf8');
+    // An extension version it does not know.
+    const v2 = fixture('spec1-ext2.xml', spec.replace('ext/vulnerability/1.0', 'ext/vulnerability/2.0'));
+    expect((await rejection(parse('cyclonedx-xml', v2, 'x'))).message).toBe(
+      'spec1-ext2.xml: cyclonedx-xml: vulnerabilities: vulnerability extension http://cyclonedx.org/schema/ext/vulnerability/2.0 is not understood (only http://cyclonedx.org/schema/ext/vulnerability/1.0)',
+    );
+    // A ref that names no component, not even by package URL.
+    const dangling = fixture('spec1-dangling.xml', spec.replace('<v:vulnerability ref="pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.9">', '<v:vulnerability ref="no-such-component">'));
+    expect((await rejection(parse('cyclonedx-xml', dangling, 'x'))).message).toBe(
+      'spec1-dangling.xml: cyclonedx-xml: vulnerabilities/vulnerability/@ref: "no-such-component" names no component of this document',
+    );
+    // Vulnerabilities somewhere neither form puts them.
+    const elsewhere = fixture('spec1-elsewhere.xml', spec.replace('<v:vulnerabilities>', '<v:report><v:vulnerabilities>').replace('</v:vulnerabilities>', '</v:vulnerabilities></v:report>'));
+    expect((await rejection(parse('cyclonedx-xml', elsewhere, 'x'))).message).toBe(
+      "spec1-elsewhere.xml: cyclonedx-xml: bom/report/vulnerabilities/vulnerability: a <vulnerability> outside <bom><vulnerabilities> or a component's vulnerability extension 1.0 is not understood",
+    );
+    // A top-level vulnerability without ref in a 1.2 BOM (no <affects> before 1.4) names no component.
+    const noRef = fixture('spec1-no-ref.xml', spec.replace(' ref="pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.9">', '>'));
+    expect((await rejection(parse('cyclonedx-xml', noRef, 'x'))).message).toBe(
+      'spec1-no-ref.xml: cyclonedx-xml: bom/vulnerabilities/vulnerability: a <vulnerability> without ref in a CycloneDX 1.2 BOM is not understood (the extension 1.0 names its component in ref; <affects> exists from 1.4)',
+    );
   });
 });
 

@@ -46,6 +46,8 @@ interface Run {
   imageName?: string;
   sawResults: boolean;
   asset?: AssetRef;
+  /** Rule ids and names, longest first, for results that name their rule only in the message. */
+  rulesByLabel?: { label: string; rule: Rule }[];
 }
 
 const newRun = (): Run => ({ driverRules: [], rulesById: new Map(), artifacts: [], sawResults: false });
@@ -161,6 +163,19 @@ function severityOf(result: Json, rule: Rule | undefined, score: number | undefi
   return LEVELS[level] ?? normalizeSeverity(level) ?? 'unknown';
 }
 
+/**
+ * The rule of the run's tool whose id or name the message starts with, as a whole word; the
+ * longest wins ("Slack Webhook" over "Slack"). Only for results that reference no rule.
+ */
+function ruleNamedIn(message: string | undefined, run: Run): Rule | undefined {
+  const text = message?.trim();
+  if (!text) return undefined;
+  run.rulesByLabel ??= [...run.rulesById.values()]
+    .flatMap((rule) => unique([rule.id, rule.name].filter((l): l is string => !!l?.trim())).map((label) => ({ label: label.trim(), rule })))
+    .sort((a, b) => b.label.length - a.label.length);
+  return run.rulesByLabel.find(({ label }) => text.startsWith(label) && (text.length === label.length || /[\s.,:;!?()-]/.test(text[label.length]!)))?.rule;
+}
+
 function findingOf(file: string, value: unknown, path: JsonPath, run: Run, options: ParseOptions): NormalizedFinding | undefined {
   if (!isObject(value)) fail(file, path, 'expected an object');
   const result = value;
@@ -170,8 +185,12 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
   const ruleRef = isObject(result.rule) ? result.rule : {};
   const ruleIndex = num(result.ruleIndex) ?? num(ruleRef.index);
   const byIndex = ruleIndex !== undefined ? run.driverRules[ruleIndex] : undefined;
-  const ruleId = str(result.ruleId) ?? str(ruleRef.id) ?? byIndex?.id ?? fail(file, [...path, 'ruleId'], 'missing');
-  const rule = run.rulesById.get(ruleId) ?? byIndex;
+  const message = isObject(result.message) ? str(result.message.text) : undefined;
+  // Gitleaks 7 names the rule only in its message ("AWS Access Key secret detected") and its driver's rules.
+  const byMessage = !str(result.ruleId) && !str(ruleRef.id) && !byIndex?.id ? ruleNamedIn(message, run) : undefined;
+  const ruleId = str(result.ruleId) ?? str(ruleRef.id) ?? byIndex?.id ?? byMessage?.id
+    ?? fail(file, path, 'no rule identifies this result: no ruleId, rule.id or ruleIndex/rule.index naming a rule, and the message names none of the driver\'s rules');
+  const rule = run.rulesById.get(ruleId) ?? byIndex ?? byMessage;
 
   const physical = objects(result.locations).map((l) => (isObject(l.physicalLocation) ? l.physicalLocation : undefined)).find(Boolean);
   const artifact = isObject(physical?.artifactLocation) ? physical.artifactLocation : {};
@@ -188,7 +207,6 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
     const status = s.status ?? s.state;
     return status === undefined || status === 'accepted';
   });
-  const message = isObject(result.message) ? str(result.message.text) : undefined;
   const firstLine = message?.split('\n')[0]?.trim();
   const packageClass = rule?.name ? PACKAGE_CLASSES[rule.name] : undefined;
   const score = securitySeverityOf(result, rule);
