@@ -9,7 +9,8 @@ import { npmAudit } from './npm-audit/index.js';
 import { osvScanner } from './osv-scanner/index.js';
 import { nessus } from './nessus/index.js';
 import { tenableCsv } from './tenable-csv/index.js';
-import { qualysXml, qualysCsv } from './qualys/index.js';
+import { tenableVmCsv } from './tenable-vm-csv/index.js';
+import { qualysXml, qualysCsv, qualysPciCsv } from './qualys/index.js';
 import { cyclonedxXml } from './cyclonedx-xml/index.js';
 import { cnapp } from './cnapp/index.js';
 
@@ -27,7 +28,7 @@ export interface Connector {
 }
 
 /** Every supported format. A new format is one folder and one line here. */
-export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, nessus, tenableCsv, qualysXml, qualysCsv, cyclonedxXml, cnapp];
+export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, nessus, tenableCsv, tenableVmCsv, qualysXml, qualysCsv, qualysPciCsv, cyclonedxXml, cnapp];
 
 export { readHead };
 

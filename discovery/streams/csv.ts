@@ -27,6 +27,8 @@ export interface CsvStreamOptions<K extends string> {
   columns: CsvColumns<K>;
   /** How many records before the header row are tolerated as a preamble (default 200). */
   maxPreamble?: number;
+  /** The field separator (default `,`); some exports use `;`. */
+  delimiter?: string;
 }
 
 const DEFAULT_MAX_PREAMBLE = 200;
@@ -63,7 +65,7 @@ export async function* csvRows<K extends string>(file: string, options: CsvStrea
   const maxPreamble = options.maxPreamble ?? DEFAULT_MAX_PREAMBLE;
   const fail = (reason: string, field?: string) => new ReportError(display, format, field, reason);
 
-  const parser = parse({ bom: true, relax_column_count: true, relax_quotes: true, info: true, max_record_size: MAX_RECORD_CHARS });
+  const parser = parse({ bom: true, delimiter: options.delimiter ?? ',', relax_column_count: true, relax_quotes: true, info: true, max_record_size: MAX_RECORD_CHARS });
   const input = createReadStream(file);
   input.on('error', (err) => parser.destroy(err));
   input.pipe(parser);
@@ -117,7 +119,7 @@ export async function* csvRows<K extends string>(file: string, options: CsvStrea
 }
 
 /** Splits one CSV line naively (quotes honoured, no multi-line cells): enough to sniff a header. */
-function sniffCells(line: string): string[] {
+function sniffCells(line: string, delimiter = ','): string[] {
   const cells: string[] = [];
   let cell = '';
   let quoted = false;
@@ -130,7 +132,7 @@ function sniffCells(line: string): string[] {
       } else if (c === '"') quoted = false;
       else cell += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') {
+    else if (c === delimiter) {
       cells.push(cell);
       cell = '';
     } else cell += c;
@@ -140,7 +142,9 @@ function sniffCells(line: string): string[] {
 }
 
 /** Whether one of the first lines of `head` is a header row holding every required column. */
-export function sniffCsvHeader<K extends string>(head: string, columns: CsvColumns<K>, maxLines = 20): boolean {
+export function sniffCsvHeader<K extends string>(head: string, columns: CsvColumns<K>, maxLines = 20, delimiter = ','): boolean {
   const lines = head.replace(/^\uFEFF/, '').split(/\r?\n/, maxLines);
-  return lines.some((line) => line.includes(',') && missingRequired(mapHeader(sniffCells(line), columns), columns).length === 0);
+  return lines.some(
+    (line) => line.includes(delimiter) && missingRequired(mapHeader(sniffCells(line, delimiter), columns), columns).length === 0,
+  );
 }

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectorFor, connectors, readHead } from '../../discovery/connectors/index.js';
 import { ReportError, type NormalizedFinding } from '../../discovery/model.js';
@@ -13,7 +14,7 @@ import { corpusDir, corpusFile, corpusSkipReason, hasCorpus } from '../support/c
 // Streaming XML and CSV connectors: Nessus XML, Nessus/Tenable CSV, Qualys XML and CSV, CycloneDX
 // XML. Real DefectDojo sample reports where the corpus is present, own fixtures for the rest.
 
-const MY_FORMATS = ['nessus', 'tenable-csv', 'qualys-xml', 'qualys-csv', 'cyclonedx-xml'] as const;
+const MY_FORMATS = ['nessus', 'tenable-csv', 'tenable-vm-csv', 'qualys-xml', 'qualys-csv', 'qualys-pci-csv', 'cyclonedx-xml'] as const;
 const tmp = mkdtempSync(join(tmpdir(), 'connectors-xml-csv-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -486,6 +487,134 @@ describe('CycloneDX XML: vulnerability extension 1.0 (CycloneDX 1.0-1.3)', () =>
     expect((await rejection(parse('cyclonedx-xml', noRef, 'x'))).message).toBe(
       'spec1-no-ref.xml: cyclonedx-xml: bom/vulnerabilities/vulnerability: a <vulnerability> without ref in a CycloneDX 1.2 BOM is not understood (the extension 1.0 names its component in ref; <affects> exists from 1.4)',
     );
+  });
+});
+
+// Real Tenable VM and Qualys PCI CSV exports (see the READMEs in test/fixtures/tenable-vm-csv and
+// test/fixtures/qualys-pci-csv).
+const REAL = (format: string, name: string) => fileURLToPath(new URL(`../fixtures/${format}/${name}`, import.meta.url));
+const TVM_REAL = REAL('tenable-vm-csv', 'nessus_new.csv');
+const PCI_MONTHLY = REAL('qualys-pci-csv', 'monthly_pci_issue6932.csv');
+const PCI_HG = REAL('qualys-pci-csv', 'many_finding.csv');
+const detectedBy = (content: string) => connectors.filter((c) => c.detect(content)).map((c) => c.format);
+
+/** The same records written again with another separator, every cell quoted. */
+function redelimit(content: string, delimiter: string): string {
+  const records = parseCsv(content, { delimiter: ';', relax_column_count: true }) as string[][];
+  return records.map((r) => r.map((cell) => `"${cell.replace(/"/g, '""')}"`).join(delimiter)).join('\n') + '\n';
+}
+
+describe('Tenable VM CSV (dotted columns)', () => {
+  it('reads a real `;`-separated export: host names, plugins, CVEs, packages, CVSS 3', async () => {
+    expect(detectedBy(readFileSync(TVM_REAL, 'utf8'))).toEqual(['tenable-vm-csv']);
+    expect((await connectorFor(TVM_REAL, 'nessus_new.csv')).format).toBe('tenable-vm-csv');
+    const findings = await parse('tenable-vm-csv', TVM_REAL);
+    // 99 rows, one host each; 150 host x plugin x CVE, split further per affected package.
+    expect(findings).toHaveLength(236);
+    expect(distinct(findings, (f) => f.asset.assetKey)).toBe(99);
+    expect(distinct(findings, (f) => `${f.asset.assetKey}|${f.issueId}`)).toBe(150);
+    // asset.host_name names the host (lower-cased, as for every network scanner).
+    expect(findings[0]!.asset).toEqual({ assetKey: 'host:blah1', kind: 'host', name: 'blah1' });
+    // A plugin without CVE is keyed by its plugin ID, on its port; CVSS 3 score and vector from definition.cvss3.
+    expect(find(findings, { assetKey: 'host:blah5', issueId: 'nessus:153953' })).toMatchObject([
+      { component: 'SSH Weak Key Exchange Algorithms Enabled', location: '22/tcp', severity: 'low', cvssScore: 3.7, cvssVector: 'CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:U/C:L/I:N/A:N' },
+    ]);
+    // One finding per CVE of definition.cve ("CVE-..., CVE-..."), on each package the output names.
+    expect(find(findings, { assetKey: 'host:blah54', issueId: 'CVE-2019-19126' }).map((f) => [f.component, f.version, f.fixedVersion, f.packageClass])).toEqual([
+      ['glibc', '2.17-292.el7', '2.17-317.el7', 'os'],
+      ['glibc-common', '2.17-292.el7', '2.17-317.el7', 'os'],
+      ['glibc-devel', '2.17-292.el7', '2.17-317.el7', 'os'],
+      ['glibc-headers', '2.17-292.el7', '2.17-317.el7', 'os'],
+    ]);
+    // `severity` (the finding's, Low in every row) wins over definition.severity (Medium, Critical in three).
+    expect(new Set(findings.map((f) => f.severity))).toEqual(new Set(['low']));
+    // States are ACTIVE, NEW and RESURFACED: none is closed.
+    expect(findings.filter((f) => f.vendorStatus)).toEqual([]);
+  });
+
+  it('reads the same export `,`-separated, with the same findings', async () => {
+    const real = readFileSync(TVM_REAL, 'utf8');
+    const commas = fixture('tvm-commas.csv', redelimit(real, ','));
+    expect(detectedBy(readFileSync(commas, 'utf8'))).toEqual(['tenable-vm-csv']);
+    expect((await connectorFor(commas, 'tvm-commas.csv')).format).toBe('tenable-vm-csv');
+    const [semicolons, withCommas] = [await parse('tenable-vm-csv', TVM_REAL), await parse('tenable-vm-csv', commas)];
+    expect(withCommas).toEqual(semicolons);
+    expect(fingerprints(withCommas)).toEqual(fingerprints(semicolons));
+  });
+
+  it('names a host by its IP when it has no name, and closes FIXED rows', async () => {
+    const file = fixture('tvm-fixed.csv', [
+      'asset.host_name,asset.ipv4_addresses,definition.id,definition.name,definition.cve,definition.severity,definition.cvss3.base_score,definition.cvss3.base_vector,severity,port,protocol,state',
+      'web-1.example.com,10.1.1.5,176700,Amazon Linux 2 : kernel,CVE-2023-32233,High,7.8,CVSS:3.0/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H,Critical,0,TCP,FIXED',
+      ',"10.1.1.6, 10.1.1.7",176700,Amazon Linux 2 : kernel,CVE-2023-32233,High,7.8,,,0,TCP,ACTIVE',
+    ].join('\n'));
+    expect(detectedBy(readFileSync(file, 'utf8'))).toEqual(['tenable-vm-csv']);
+    expect((await parse('tenable-vm-csv', file)).map((f) => [f.asset.assetKey, f.issueId, f.severity, f.cvssScore, f.vendorStatus])).toEqual([
+      ['host:web-1.example.com', 'CVE-2023-32233', 'critical', 7.8, 'fixed'],
+      ['host:10.1.1.6', 'CVE-2023-32233', 'high', 7.8, undefined],
+    ]);
+  });
+
+  it('rejects a row with no plugin ID, naming the line', async () => {
+    const file = fixture('tvm-no-id.csv', 'asset.host_name;definition.id;definition.name\nweb-1;;Some plugin\n');
+    expect((await rejection(parse('tenable-vm-csv', file))).message).toBe('tvm-no-id.csv: tenable-vm-csv: definition.id: empty on line 2');
+  });
+});
+
+describe('Qualys PCI scan CSV', () => {
+  it('reads real PCI exports: host names, QIDs per port, Qualys levels, CVSS base', async () => {
+    for (const file of [PCI_MONTHLY, PCI_HG]) {
+      expect(detectedBy(readFileSync(file, 'utf8'))).toEqual(['qualys-pci-csv']);
+      expect((await connectorFor(file, 'pci.csv')).format).toBe('qualys-pci-csv');
+    }
+    const monthly = await parse('qualys-pci-csv', PCI_MONTHLY);
+    expect(monthly).toMatchObject([
+      {
+        asset: { assetKey: 'host:abv.xyw.com.fj', kind: 'host' },
+        issueId: 'qualys:86476',
+        component: 'Web Server Stopped Responding',
+        location: '80/tcp',
+        severity: 'medium',
+        cvssScore: 6.4,
+        packageClass: 'app',
+      },
+    ]);
+    expect(monthly[0]!.description).toMatch(/^The Web server stopped responding/);
+    // Q_SEVERITY (Qualys's 1-5 level) is the severity, as in the Qualys VM exports; SEVERITY "M" is the PCI rating.
+    const hg = await parse('qualys-pci-csv', PCI_HG);
+    expect(hg.map((f) => [f.asset.assetKey, f.issueId, f.location, f.severity, f.cvssScore])).toEqual([
+      ['host:help.example.co', 'qualys:150059', '80/tcp', 'info', 5.3],
+      ['host:help.example.co', 'qualys:150059', '443/tcp', 'info', 5.3],
+      ['host:jt.example.co', 'qualys:11827', '443/tcp', 'low', 5.3],
+      ['host:data.example.co', 'qualys:150004', '80/tcp', 'low', 5.3],
+    ]);
+  });
+
+  it('splits a QID per CVE and falls back to SEVERITY LEVEL, then the PCI rating', async () => {
+    const file = fixture('pci-cves.csv', [
+      '"IP","HOSTNAME","QID","VULN TITLE","SEVERITY LEVEL","SEVERITY","PORT","PROTOCOL","CVSS","CVEID"',
+      '"10.2.2.2","","38173","SSL Certificate - Signature Verification Failed","5","High","443","tcp","9.8","CVE-2016-2183, CVE-2016-6329"',
+      '"10.2.2.2","","38174","SSL Certificate - Expired","","High","443","tcp","",""',
+      '"10.2.2.2","","38175","SSL Certificate - Self-Signed","","L","443","tcp","",""',
+    ].join('\n'));
+    expect(detectedBy(readFileSync(file, 'utf8'))).toEqual(['qualys-pci-csv']);
+    expect((await parse('qualys-pci-csv', file)).map((f) => [f.asset.assetKey, f.issueId, f.severity, f.cvssScore])).toEqual([
+      ['host:10.2.2.2', 'CVE-2016-2183', 'critical', 9.8],
+      ['host:10.2.2.2', 'CVE-2016-6329', 'critical', 9.8],
+      ['host:10.2.2.2', 'qualys:38174', 'high', undefined],
+      ['host:10.2.2.2', 'qualys:38175', 'low', undefined],
+    ]);
+  });
+
+  it('is neither Qualys VM CSV nor Tenable CSV, nor they it', async () => {
+    expect(detectedBy(QUALYS_CSV)).toEqual(['qualys-csv']);
+    expect(detectedBy(NESSUS_CSV)).toEqual(['tenable-csv']);
+    const asVm = await rejection(parse('qualys-csv', PCI_HG));
+    expect(asVm.message).toMatch(/^many_finding\.csv: qualys-csv: Title: required column "Title" is missing/);
+    const vmAsPci = await rejection(parse('qualys-pci-csv', fixture('vm.csv', QUALYS_CSV)));
+    expect(vmAsPci.message).toMatch(/^vm\.csv: qualys-pci-csv: VULN TITLE: required column "VULN TITLE" is missing/);
+    const tvmAsTenable = await rejection(parse('tenable-csv', TVM_REAL));
+    expect(tvmAsTenable.message).toMatch(/^nessus_new\.csv: tenable-csv: /);
   });
 });
 
