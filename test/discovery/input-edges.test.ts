@@ -63,3 +63,24 @@ describe.skipIf(!hasCorpus)(`NUL bytes in report fields${hasCorpus ? '' : ` (${c
     expect(rows.map((r) => r.version)).toEqual([version]);
   });
 });
+
+describe('CSV rows against the header', () => {
+  const header = 'Plugin ID,CVE,Risk,Host,Protocol,Port,Name';
+
+  it('a row with fewer or more columns than the header is an error naming the line and counts', async () => {
+    // The second data row lost the comma between Host and Protocol: before, it became a finding on `host:tcp`.
+    const short = join(dir, 'short-row.csv');
+    await writeFile(short, [header, '42873,CVE-2016-2183,High,web01,tcp,443,SWEET32', '42873,CVE-2016-6329,High,web01tcp,443,SWEET32', ''].join('\n'));
+    expect((await parseError('tenable-csv', short)).message).toBe('short-row.csv: tenable-csv: line 3 has 6 columns, the header row (line 1) has 7');
+    const long = join(dir, 'long-row.csv');
+    await writeFile(long, [header, '42873,CVE-2016-2183,High,web01,tcp,443,SWEET32,extra', ''].join('\n'));
+    expect((await parseError('tenable-csv', long)).message).toBe('long-row.csv: tenable-csv: line 2 has 8 columns, the header row (line 1) has 7');
+  });
+
+  it('rows as wide as the header still parse, quoted multi-line cells included', async () => {
+    const file = join(dir, 'ok.csv');
+    await writeFile(file, [header, '42873,CVE-2016-2183,High,web01,tcp,443,"SWEET32,\nsecond line"', ''].join('\n'));
+    const [finding] = await parse('tenable-csv', file);
+    expect(finding!.asset.assetKey).toBe('host:web01');
+  });
+});
