@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectorFor, connectors, ReportError, type NormalizedFinding } from '../../discovery/connectors/index.js';
+import { connectorFor, connectors, ReportError, type NormalizedFinding, type ParseOptions } from '../../discovery/connectors/index.js';
 import type { Database } from '../../db/client.js';
 import { ingestFindings } from '../../discovery/store/ingest.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
@@ -20,10 +20,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function parse(format: string, file: string): Promise<NormalizedFinding[]> {
+async function parse(format: string, file: string, options: ParseOptions = {}): Promise<NormalizedFinding[]> {
   const connector = connectors.find((c) => c.format === format)!;
   const out: NormalizedFinding[] = [];
-  for await (const finding of connector.parse(file, {})) out.push(finding);
+  for await (const finding of connector.parse(file, options)) out.push(finding);
   return out;
 }
 
@@ -82,5 +82,22 @@ describe('CSV rows against the header', () => {
     await writeFile(file, [header, '42873,CVE-2016-2183,High,web01,tcp,443,"SWEET32,\nsecond line"', ''].join('\n'));
     const [finding] = await parse('tenable-csv', file);
     expect(finding!.asset.assetKey).toBe('host:web01');
+  });
+});
+
+describe.skipIf(!hasCorpus)('npm audit v1 cwe', () => {
+  it('reads a list written JSON-encoded in a string', async () => {
+    // Real npm audit v1 output; advisory 106 (negotiator) with its cwe as some npm versions write it.
+    const report = JSON.parse(await readFile(corpusFile('scanners', 'defectdojo', 'npm_audit', 'many_vuln.json'), 'utf8'));
+    expect(report.advisories['106'].cwe).toBe('CWE-400');
+    report.advisories['106'].cwe = JSON.stringify(['CWE-79', 'CWE-400']);
+    report.advisories['521'].cwe = '[]';
+    const file = join(dir, 'npm-cwe.json');
+    await writeFile(file, JSON.stringify(report));
+    const findings = await parse('npm-audit', file, { target: 'app' });
+    expect(findings.find((f) => f.component === 'negotiator')!.cwes).toEqual(['CWE-79', 'CWE-400']);
+    const other = findings.find((f) => f.issueId === 'NPM-521' || f.component === report.advisories['521'].module_name);
+    expect(other).toBeDefined();
+    expect(other!.cwes).toBeUndefined();
   });
 });
