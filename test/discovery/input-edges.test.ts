@@ -101,3 +101,24 @@ describe.skipIf(!hasCorpus)('npm audit v1 cwe', () => {
     expect(other!.cwes).toBeUndefined();
   });
 });
+
+describe.skipIf(!hasCorpus)('Grype severity', () => {
+  it('comes from the CVSS v3 base score when the match states none', async () => {
+    // Real Grype output with the severities taken away: absent, `Unknown`, and on a v2-only match.
+    const report = JSON.parse(await readFile(corpusFile('scanners', 'defectdojo', 'anchore_grype', 'check_all_fields.json'), 'utf8'));
+    delete report.matches[2].vulnerability.severity; // libc-bin CVE-2021-33574, NVD v3.1 9.8
+    report.matches[1].vulnerability.severity = 'Unknown'; // redis CVE-2021-32626, NVD v3.1 8.8
+    report.matches[4].vulnerability.severity = ''; // Django GHSA-v6rh-hp5x-86rv, v3.1 7.3
+    report.matches[0].vulnerability.severity = 'Unknown'; // krb5 CVE-2004-0971, v2 2.1 only
+    const file = join(dir, 'grype-no-severity.json');
+    await writeFile(file, JSON.stringify(report));
+    const findings = await parse('grype', file);
+    const of = (component: string) => findings.find((f) => f.component === component)!;
+    expect([of('libc-bin').severity, of('libc-bin').cvssScore]).toEqual(['critical', 9.8]);
+    expect([of('redis').severity, of('redis').cvssScore]).toEqual(['high', 8.8]);
+    expect(findings.filter((f) => f.component === 'django').map((f) => [f.severity, f.cvssScore])).toEqual([['high', 7.3], ['high', 7.3]]);
+    expect(of('libgssapi-krb5-2').severity).toBe('unknown');
+    // A stated severity is kept even where the score would say otherwise.
+    expect(of('libc6').severity).toBe('critical');
+  });
+});
