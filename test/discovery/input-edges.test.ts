@@ -122,3 +122,21 @@ describe.skipIf(!hasCorpus)('Grype severity', () => {
     expect(of('libc6').severity).toBe('critical');
   });
 });
+
+describe.skipIf(!hasCorpus)('Nessus WAS host', () => {
+  it('is the host name of the URL Nessus WAS writes as the host FQDN', async () => {
+    // Real Nessus WAS export (ReportHost and host-fqdn `http://google.com/`), given one finding.
+    const xml = await readFile(corpusFile('scanners', 'defectdojo', 'tenable', 'nessus_was', 'nessus_was_no_vuln.xml'), 'utf8');
+    expect(xml).toContain('<tag name="host-fqdn">http://google.com/</tag>');
+    const item = '<ReportItem port="443" svc_name="www" protocol="tcp" severity="2" pluginID="98000" pluginName="Missing Content Security Policy" pluginFamily="Web Applications"><description>d</description></ReportItem>';
+    const file = join(dir, 'was.xml');
+    await writeFile(file, xml.replace('</HostProperties>', `</HostProperties>${item}`));
+    const findings = await parse('nessus', file);
+    expect(findings.map((f) => [f.asset.assetKey, f.asset.name, f.location])).toEqual([['host:google.com', 'google.com', '443/tcp']]);
+    // With a port and path, and when only the ReportHost name is a URL.
+    const other = join(dir, 'was-port.xml');
+    await writeFile(other, xml.replace('<tag name="host-fqdn">http://google.com/</tag>', '')
+      .replaceAll('http://google.com/', 'https://App.Example.com:8443/login').replace('</HostProperties>', `</HostProperties>${item}`));
+    expect((await parse('nessus', other)).map((f) => f.asset.assetKey)).toEqual(['host:app.example.com']);
+  });
+});
