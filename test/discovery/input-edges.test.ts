@@ -140,3 +140,37 @@ describe.skipIf(!hasCorpus)('Nessus WAS host', () => {
     expect((await parse('nessus', other)).map((f) => f.asset.assetKey)).toEqual(['host:app.example.com']);
   });
 });
+
+describe.skipIf(!hasCorpus)('JSON string size', () => {
+  const grype = () => readFile(corpusFile('scanners', 'defectdojo', 'anchore_grype', 'check_all_fields.json'), 'utf8').then((t) => JSON.parse(t));
+
+  it('a string over 16 MiB inside a finding is refused with the file and the limit', async () => {
+    const report = await grype();
+    report.matches[1].vulnerability.description = 'A'.repeat(17 * 1024 * 1024);
+    const file = join(dir, 'grype-huge.json');
+    const text = JSON.stringify(report);
+    await writeFile(file, text);
+    const err = await parseError('grype', file);
+    const at = Buffer.byteLength(text.slice(0, text.indexOf('"AAAA')));
+    expect(err.message).toBe(`grype-huge.json: grype: a string longer than 16 MiB starts at byte ${at} (after matches); refusing to parse`);
+  });
+
+  it('so is one in a walked header, and a skipped one', async () => {
+    const report = await grype();
+    report.source.target.userInput = 'B'.repeat(17 * 1024 * 1024);
+    const file = join(dir, 'grype-huge-header.json');
+    await writeFile(file, JSON.stringify(report));
+    expect((await parseError('grype', file)).message).toMatch(/^grype-huge-header\.json: grype: a string longer than 16 MiB starts at byte \d+ .*; refusing to parse$/);
+    const skipped = join(dir, 'grype-huge-skipped.json');
+    await writeFile(skipped, JSON.stringify({ unrelated: 'C'.repeat(17 * 1024 * 1024), ...(await grype()) }));
+    expect((await parseError('grype', skipped)).message).toMatch(/^grype-huge-skipped\.json: grype: a string longer than 16 MiB starts at byte 13 \(after unrelated\); refusing to parse$/);
+  });
+
+  it('strings under the limit, across many chunks, still parse', async () => {
+    const report = await grype();
+    report.matches[1].vulnerability.description = 'D'.repeat(2 * 1024 * 1024);
+    const file = join(dir, 'grype-long.json');
+    await writeFile(file, JSON.stringify(report));
+    expect(await parse('grype', file)).toHaveLength(6);
+  });
+});
