@@ -108,7 +108,8 @@ export async function* csvRows<K extends string>(file: string, options: CsvStrea
   } catch (err) {
     if (err instanceof ReportError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') throw fail(`cannot read the file (${code})`);
+    if (code === 'EISDIR') throw fail('is a directory');
+    if (code === 'ENOENT' || code === 'EACCES') throw fail(`cannot read the file (${code})`);
     throw fail(`not valid CSV (${(err as Error).message})`);
   } finally {
     input.destroy();

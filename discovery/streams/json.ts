@@ -1094,7 +1094,8 @@ export async function* streamJsonBatches(file: string, options: StreamJsonOption
   } catch (err) {
     if (err instanceof ReportError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') {
+    if (code === 'EISDIR') throw new ReportError(name, format, undefined, 'is a directory');
+    if (code === 'ENOENT' || code === 'EACCES') {
       throw new ReportError(name, format, undefined, `cannot read the report (${code})`);
     }
     throw err;

@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectorFor, connectors, ReportError, type NormalizedFinding, type ParseOptions } from '../../discovery/connectors/index.js';
 import type { Database } from '../../db/client.js';
 import { ingestFindings } from '../../discovery/store/ingest.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js';
+import { parseCommand } from '../../cli/commands/parse.js';
+import { ingestCommand } from '../../cli/commands/ingest.js';
+import type { Config } from '../../config/index.js';
 
 // Input the connectors used to let through or mangle: NUL bytes, short CSV rows, odd field
 // encodings, missing severities, URLs as host names, huge JSON strings, directories as input.
@@ -172,5 +175,35 @@ describe.skipIf(!hasCorpus)('JSON string size', () => {
     const file = join(dir, 'grype-long.json');
     await writeFile(file, JSON.stringify(report));
     expect(await parse('grype', file)).toHaveLength(6);
+  });
+});
+
+describe('a directory given as the report', () => {
+  async function stderrOf(run: () => Promise<number>): Promise<{ code: number; lines: string[] }> {
+    const spy = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const code = await run();
+      return { code, lines: spy.mock.calls.map((c) => c.join(' ')) };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('ctem parse and ctem ingest say `<path>: is a directory`', async () => {
+    const reports = join(dir, 'reports');
+    await mkdir(reports);
+    expect(await stderrOf(() => parseCommand({ file: reports }))).toEqual({ code: 1, lines: [`${reports}: is a directory`] });
+    expect(await stderrOf(() => parseCommand({ file: reports, format: 'grype' }))).toEqual({ code: 1, lines: [`${reports}: is a directory`] });
+    // Checked before the platform is contacted, so no configuration is needed.
+    expect(await stderrOf(() => ingestCommand({} as Config, { file: reports, wait: false }))).toEqual({ code: 1, lines: [`${reports}: is a directory`] });
+  });
+
+  it('detection and every stream reader say so too, naming the file and format', async () => {
+    const reports = join(dir, 'reports-lib');
+    await mkdir(reports);
+    await expect(connectorFor(reports, 'reports-lib')).rejects.toThrow(new ReportError('reports-lib', 'unknown', undefined, 'is a directory'));
+    for (const format of ['grype', 'nessus', 'tenable-csv']) {
+      expect((await parseError(format, reports)).message).toBe(`reports-lib: ${format}: is a directory`);
+    }
   });
 });
