@@ -22,6 +22,10 @@ export async function ingestCommand(config: Config, args: IngestArgs): Promise<n
     console.error('usage: ctem ingest FILE [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false] [--vantage internet|internal] [--no-wait]');
     return 2;
   }
+  if (existsSync(args.file) && statSync(args.file).isDirectory()) {
+    console.error(`${args.file}: is a directory`);
+    return 1;
+  }
   if (!existsSync(args.file) || !statSync(args.file).isFile()) {
     console.error(`${basename(args.file)}: file not found`);
     return 1;

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { connectorFor, ReportError } from '../../discovery/connectors/index.js';
 
@@ -11,6 +11,10 @@ export async function parseCommand(args: { file?: string; format?: string; targe
   const name = basename(args.file);
   if (!existsSync(args.file)) {
     console.error(`${name}: ${args.format ?? 'unknown'}: file not found`);
+    return 1;
+  }
+  if (statSync(args.file).isDirectory()) {
+    console.error(`${args.file}: is a directory`);
     return 1;
   }
   try {

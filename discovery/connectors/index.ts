@@ -41,7 +41,10 @@ export async function connectorFor(file: string, displayName: string, format?: s
     }
     return named;
   }
-  const head = await readHead(file);
+  const head = await readHead(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EISDIR') throw new ReportError(displayName, 'unknown', undefined, 'is a directory');
+    throw err;
+  });
   if (head.trim() === '') throw new ReportError(displayName, 'unknown', undefined, 'the report is empty');
   const detected = connectors.find((c) => c.detect(head));
   if (!detected) {

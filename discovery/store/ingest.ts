@@ -34,6 +34,41 @@ export function fingerprint(assetId: number, f: Pick<NormalizedFinding, 'kind' |
   return createHash('sha256').update([assetId, f.kind, f.issueId, f.component, f.version, f.location].join('\x1f')).digest('hex');
 }
 
+/**
+ * A copy of `value` without U+0000 in any string (the same object when there is none). PostgreSQL
+ * text cannot hold NUL (`invalid byte sequence for encoding "UTF8": 0x00`), and some scanners write
+ * one inside a field (Grype in some artifact versions): one such byte must not fail the whole report.
+ * Removing it, rather than replacing it, keeps the value equal to what another scanner reports.
+ */
+export function withoutNul<T>(value: T): T {
+  if (typeof value === 'string') return (value.includes('\0') ? value.replaceAll('\0', '') : value) as T;
+  if (value === null || typeof value !== 'object') return value;
+  // The hot path of every ingest: no allocation unless a NUL is found.
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === 'number') continue;
+      const clean = withoutNul(item);
+      if (clean !== item) (out ??= [...value])[i] = clean;
+    }
+    return (out ?? value) as T;
+  }
+  const object = value as Record<string, unknown>;
+  let out: Record<string, unknown> | undefined;
+  for (const key in object) {
+    const item = object[key];
+    if (typeof item === 'number' || item === undefined) continue;
+    const clean = withoutNul(item);
+    if (clean !== item) (out ??= { ...object })[key] = clean;
+  }
+  return (out ?? value) as T;
+}
+
+async function* nulFree(findings: AsyncIterable<NormalizedFinding>): AsyncGenerator<NormalizedFinding> {
+  for await (const finding of findings) yield withoutNul(finding);
+}
+
 const STAGING_COLUMNS: readonly StageColumn[] = [
   ['asset_key', 'text'], ['kind', 'text'], ['issue_id', 'text'], ['component', 'text'], ['version', 'text'], ['location', 'text'],
   ['fixed_version', 'text'], ['severity', 'text'], ['cvss_score', 'real'], ['cvss_vector', 'text'], ['title', 'text'], ['vendor_status', 'text'],
@@ -70,7 +105,8 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
     // Assets are few even when findings are millions: collect them on the way, resolve them once.
     const seen = new Map<string, StagedAsset>();
     const bases = new Map<string, BaseImage>();
-    const rows = await stageRows(tx, 'staging_findings', STAGING_COLUMNS, findings, (f) => {
+    // Every text the store receives from a report passes here first: NUL is removed (withoutNul).
+    const rows = await stageRows(tx, 'staging_findings', STAGING_COLUMNS, nulFree(findings), (f) => {
       if (!seen.has(f.asset.assetKey)) {
         seen.set(f.asset.assetKey, stageAssetRef(f.asset));
         if (f.asset.builtFrom) bases.set(f.asset.assetKey, f.asset.builtFrom);

@@ -71,6 +71,10 @@ export async function* csvRows<K extends string>(file: string, options: CsvStrea
   input.pipe(parser);
 
   let mapped: Record<K, number> | undefined;
+  // The header row's width and line: every data row must have as many cells (a missing or extra
+  // comma would otherwise shift every later cell into the wrong column).
+  let width = 0;
+  let headerLine = 0;
   // Without a header, the record that came closest names what is missing.
   let best: { missing: K[] } | undefined;
   let seen = 0;
@@ -83,11 +87,17 @@ export async function* csvRows<K extends string>(file: string, options: CsvStrea
         const missing = missingRequired(candidate, columns);
         if (missing.length === 0) {
           mapped = candidate;
+          width = record.length;
+          headerLine = info.lines;
           continue;
         }
         if (!best || missing.length < best.missing.length) best = { missing };
         if (++seen >= maxPreamble) break;
         continue;
+      }
+      // A single cell is a note line (Qualys writes footer notes so), never a shifted row.
+      if (record.length !== width && record.length !== 1) {
+        throw fail(`line ${info.lines} has ${record.length} columns, the header row (line ${headerLine}) has ${width}`);
       }
       const header = mapped;
       const values = {} as Record<K, string>;
@@ -100,7 +110,8 @@ export async function* csvRows<K extends string>(file: string, options: CsvStrea
   } catch (err) {
     if (err instanceof ReportError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') throw fail(`cannot read the file (${code})`);
+    if (code === 'EISDIR') throw fail('is a directory');
+    if (code === 'ENOENT' || code === 'EACCES') throw fail(`cannot read the file (${code})`);
     throw fail(`not valid CSV (${(err as Error).message})`);
   } finally {
     input.destroy();

@@ -580,6 +580,11 @@ function project(buf: Buffer, i: number, n: number, limit: number, keep: KeySet)
 
 /** One selected value (a finding, a header) is KBs; past this the input is corrupt or hostile. */
 const MAX_VALUE_BYTES = 256 * 1024 * 1024;
+/**
+ * One string, as written between its quotes: like a CSV record (16 Mi characters) and an XML element
+ * (32 Mi), well past any real description or plugin output. Building a 60 MB string took 450 MB of RSS.
+ */
+export const MAX_STRING_BYTES = 16 * 1024 * 1024;
 
 // What the walking level expects next.
 const EXPECT_VALUE = 0;
@@ -633,6 +638,8 @@ class Scanner {
   /** 0: plain; 1: after a backslash; 2-5: inside \uXXXX. */
   private stringState = 0;
   private stringEscaped = false;
+  /** Absolute offset of the opening quote of the string under way (walked, skipped or captured). */
+  private stringStart = 0;
   private word = '';
   private wordEmits = false;
   /** Path of the scalar or captured value under way, when it is emitted. */
@@ -666,6 +673,12 @@ class Scanner {
 
   private unexpected(c: number, at: number): ReportError {
     return this.invalid(`unexpected ${describeByte(c)} at byte ${this.base + at} within bytes ${this.chunkStart}-${this.chunkEnd}`);
+  }
+
+  private stringTooLong(): ReportError {
+    const where = this.currentPath();
+    return new ReportError(this.name, this.format, undefined,
+      `a string longer than ${MAX_STRING_BYTES / 1024 / 1024} MiB starts at byte ${this.stringStart}${where ? ` (after ${where})` : ''}; refusing to parse`);
   }
 
   private tooDeep(): ReportError {
@@ -857,6 +870,7 @@ class Scanner {
     this.stringRole = role;
     this.stringState = 0;
     this.stringEscaped = false;
+    this.stringStart = this.base + i - 1;
     this.pieces = [];
     return this.continueString(buf, i);
   }
@@ -886,9 +900,11 @@ class Scanner {
     }
     if (i === n) {
       this.stringState = state;
+      if (this.base + n - this.stringStart - 1 > MAX_STRING_BYTES) throw this.stringTooLong();
       if (this.stringRole !== STRING_SKIP) this.pieces.push(from === 0 ? buf : buf.subarray(from));
       return -1;
     }
+    if (this.base + i - this.stringStart - 1 > MAX_STRING_BYTES) throw this.stringTooLong();
     this.token = NO_TOKEN;
     if (this.stringRole !== STRING_SKIP) {
       const start = this.pieces.length > 0 ? 0 : from;
@@ -943,6 +959,8 @@ class Scanner {
     const limit = this.maxDepth - this.walk.length - this.skip.length;
     let depth = this.captureDepth;
     let inString = this.captureInString;
+    // Where the string under way opened in this chunk; -1: in an earlier one (this.stringStart).
+    let stringOpen = -1;
     let i = from;
     if (this.captureEscape) {
       this.captureEscape = false;
@@ -954,6 +972,8 @@ class Scanner {
           const c = buf[i++]!;
           if (c === QUOTE) {
             inString = false;
+            // Only a string that began in an earlier chunk (256 KiB) can be near the limit.
+            if (stringOpen < 0 && this.base + i - this.stringStart - 2 > MAX_STRING_BYTES) throw this.stringTooLong();
             continue outer;
           }
           if (c === BACKSLASH) i++;
@@ -963,8 +983,10 @@ class Scanner {
       }
       const kind = CAPTURE_CLASS[buf[i++]!]!;
       if (kind === PLAIN) continue;
-      if (kind === STRING_START) inString = true;
-      else if (kind === OPENS) {
+      if (kind === STRING_START) {
+        inString = true;
+        stringOpen = i - 1;
+      } else if (kind === OPENS) {
         if (++depth > limit) throw this.tooDeep();
       } else if (kind === CLOSES) {
         if (--depth === 0) {
@@ -977,6 +999,10 @@ class Scanner {
     }
     this.captureDepth = depth;
     this.captureInString = inString;
+    if (inString) {
+      if (stringOpen >= 0) this.stringStart = this.base + stringOpen;
+      if (this.base + n - this.stringStart - 1 > MAX_STRING_BYTES) throw this.stringTooLong();
+    }
     this.pieces.push(from === 0 ? buf : buf.subarray(from));
     this.captureBytes += n - from;
     if (this.captureBytes > MAX_VALUE_BYTES) {
@@ -1068,7 +1094,8 @@ export async function* streamJsonBatches(file: string, options: StreamJsonOption
   } catch (err) {
     if (err instanceof ReportError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') {
+    if (code === 'EISDIR') throw new ReportError(name, format, undefined, 'is a directory');
+    if (code === 'ENOENT' || code === 'EACCES') {
       throw new ReportError(name, format, undefined, `cannot read the report (${code})`);
     }
     throw err;

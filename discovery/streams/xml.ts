@@ -119,7 +119,8 @@ export async function* xmlEvents(file: string, options: XmlStreamOptions): Async
   } catch (err) {
     if (err instanceof ReportError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') throw fail(`cannot read the file (${code})`);
+    if (code === 'EISDIR') throw fail('is a directory');
+    if (code === 'ENOENT' || code === 'EACCES') throw fail(`cannot read the file (${code})`);
     throw fail(`not well-formed XML (${(err as Error).message})`);
   } finally {
     stream.destroy();

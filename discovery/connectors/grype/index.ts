@@ -5,7 +5,7 @@ import { readValue, type JsonPath } from '../../streams/json.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
 import {
-  OS_ECOSYSTEMS, componentName, grypeEcosystem, isManifestPath, nameFromParts, preferCve, relPath,
+  OS_ECOSYSTEMS, componentName, grypeEcosystem, isManifestPath, nameFromParts, preferCve, relPath, severityFromScore,
 } from '../common/identity.js';
 import { cvss3Vector } from '../common/cvss.js';
 import { baseImageOf } from '../common/base-image.js';
@@ -87,7 +87,7 @@ function cvssEntries(vuln: Json, nvd: boolean): Cvss[] {
 }
 
 /** NVD's v3 score first (Trivy's yardstick), then any v3, then v2. */
-function cvssOf(vuln: Json, related: Json[]): { score?: number; vector?: string } {
+function cvssOf(vuln: Json, related: Json[]): { score?: number; vector?: string; v3?: boolean } {
   const isNvd = (v: Json) => /^nvd/.test(String(v.namespace ?? ''));
   const all = [vuln, ...related].flatMap((v) => cvssEntries(v, isNvd(v)));
   const pick =
@@ -98,7 +98,7 @@ function cvssOf(vuln: Json, related: Json[]): { score?: number; vector?: string 
   // The picked rating's vector, else the first v3 vector in the same order (NVD first).
   const vector = pick?.vector ?? all.find((c) => c.nvd && c.vector)?.vector ?? all.find((c) => c.vector)?.vector;
   return {
-    ...(pick && pick.score >= 0 && pick.score <= 10 ? { score: pick.score } : {}),
+    ...(pick && pick.score >= 0 && pick.score <= 10 ? { score: pick.score, v3: pick.version.startsWith('3') } : {}),
     ...(vector ? { vector } : {}),
   };
 }
@@ -128,8 +128,11 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: AssetRef
   if (typeof artifact.version !== 'string') fail(file, [...path, 'artifact', 'version'], 'expected a string');
   const related = objects(value.relatedVulnerabilities);
   const cvss = cvssOf(vuln, related);
-  const severity = normalizeSeverity(vuln.severity ?? 'unknown')
+  const stated = normalizeSeverity(vuln.severity === undefined || vuln.severity === null || vuln.severity === '' ? 'unknown' : vuln.severity)
     ?? fail(file, [...path, 'vulnerability', 'severity'], `unknown severity ${JSON.stringify(vuln.severity)}`);
+  // A match Grype rates no severity for (absent or `Unknown`) takes the CVSS v3 qualitative rating
+  // of its base score, as CycloneDX, SARIF and OSV do; a v2-only score has no such ranges.
+  const severity = stated === 'unknown' && cvss.v3 && cvss.score !== undefined ? severityFromScore(cvss.score) : stated;
 
   const type = str(artifact.type);
   const ecosystem = grypeEcosystem(type);

@@ -15,8 +15,21 @@ export interface HostNames {
   target?: string | undefined;
 }
 
+/**
+ * A URL's host name (Nessus WAS writes the scanned URL, `http://google.com/`, as the host's FQDN
+ * and name): the machine is the host, not the URL. Anything else is returned as it is.
+ */
+function urlHost(value: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
+  try {
+    return new URL(value).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return value;
+  }
+}
+
 const clean = (value: string | undefined): string | undefined => {
-  const v = value?.trim().toLowerCase().replace(/\.$/, '');
+  const v = value === undefined ? undefined : urlHost(value.trim()).toLowerCase().replace(/\.$/, '');
   return v ? v : undefined;
 };
 

@@ -34,7 +34,18 @@ function fixedFromRange(range: unknown): string | undefined {
   return m?.[1];
 }
 
-const cwesOf = (raw: unknown): string[] | undefined => {
+/** Some npm versions write the list JSON-encoded in a string: `"[\"CWE-79\"]"`. */
+function decodedList(raw: unknown): unknown {
+  if (typeof raw !== 'string' || !raw.trimStart().startsWith('[')) return raw;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw;
+  }
+}
+
+const cwesOf = (value: unknown): string[] | undefined => {
+  const raw = decodedList(value);
   const list = unique((Array.isArray(raw) ? raw : [raw]).map(cweId).filter((c): c is string => c !== undefined));
   return list.length ? list : undefined;
 };
