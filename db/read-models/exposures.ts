@@ -149,7 +149,7 @@ export interface NoiseCounts {
   act: number;
   /** 1 - criticalHighActAttend / criticalHighByCvss: the share of the severity-driven backlog the policy set aside. */
   reduction: number | null;
-  /** Critical/high findings with no evidence of exploitation: not in KEV, no CISA SSVC active or poc, EPSS below 0.1. */
+  /** Critical/high findings with no evidence of exploitation: not in KEV, no CISA SSVC active or poc, EPSS below the policy's likely-exploited threshold (0.1 by default). */
   criticalHighWithoutEvidence: number;
   /** The share of those kept out of act/attend. */
   reductionWithoutEvidence: number | null;
@@ -161,13 +161,15 @@ export interface NoiseCounts {
   exploitableBacklogPct: number | null;
 }
 
-/** EPSS at or above this is evidence that exploitation is likely (FIRST's efficient threshold). */
-const LIKELY_EPSS = 0.1;
+/** EPSS at or above this is evidence that exploitation is likely: the active policy's threshold, else FIRST's efficient 0.1. */
+const likelyEpss = (sql: Sql) =>
+  sql`coalesce((select (document #>> '{modifiers,likelyExploited,epssAtLeast}')::float8 from policies where status = 'active' order by activated_at desc nulls last limit 1), 0.1)`;
 
 /** The noise report of one scope now: what severity alone would flag against what the policy asks. */
 export async function noiseCounts(sql: Sql, scope?: ScopeSelector): Promise<NoiseCounts> {
   const [r] = await sql`
-    with f as (
+    with threshold as materialized (select ${likelyEpss(sql)} as likely),
+    f as (
       select f.tier, f.cvss_score >= 7 or (f.cvss_score is null and f.severity in ('critical', 'high')) as critical_high,
              coalesce(f.vendor_status in ('not_affected', 'fixed'), false) as declared_safe,
              k.cve is not null as in_kev, coalesce(e.epss, 0) as epss, r.ssvc_exploitation,
@@ -188,13 +190,13 @@ export async function noiseCounts(sql: Sql, scope?: ScopeSelector): Promise<Nois
            count(*) filter (where tier in ('act', 'attend'))::int as act_attend,
            count(*) filter (where tier = 'act')::int as act,
            count(*) filter (where critical_high and not in_kev and ssvc_exploitation is distinct from 'active'
-                              and ssvc_exploitation is distinct from 'poc' and epss < ${LIKELY_EPSS})::int as without_evidence,
+                              and ssvc_exploitation is distinct from 'poc' and epss < (select likely from threshold))::int as without_evidence,
            count(*) filter (where critical_high and not in_kev and ssvc_exploitation is distinct from 'active'
-                              and ssvc_exploitation is distinct from 'poc' and epss < ${LIKELY_EPSS} and tier in ('act', 'attend'))::int as without_evidence_urgent,
+                              and ssvc_exploitation is distinct from 'poc' and epss < (select likely from threshold) and tier in ('act', 'attend'))::int as without_evidence_urgent,
            count(*) filter (where (in_kev or ssvc_exploitation = 'active') and exposed and not declared_safe)::int as exploited_exposed,
            count(*) filter (where (in_kev or ssvc_exploitation = 'active') and exposed and not declared_safe
                               and tier is distinct from 'act' and tier is distinct from 'attend')::int as exploited_exposed_missed,
-           count(*) filter (where (in_kev or epss >= ${LIKELY_EPSS}) and not declared_safe)::int as exploitable
+           count(*) filter (where (in_kev or epss >= (select likely from threshold)) and not declared_safe)::int as exploitable
     from f`;
   const open = r?.open ?? 0;
   const criticalHigh = r?.critical_high ?? 0;
