@@ -91,7 +91,7 @@ const NoiseCountsSchema = z.object({
   actAttend: z.number().int(),
   act: z.number().int(),
   reduction: z.number().nullable().openapi({ description: '1 - criticalHighActAttend / criticalHighByCvss: the share of critical/high findings kept out of act/attend' }),
-  criticalHighWithoutEvidence: z.number().int().openapi({ description: 'critical/high findings with no evidence of exploitation: not in KEV, no CISA SSVC active or poc, EPSS below the active policy’s likely-exploited threshold (0.1 by default)' }),
+  criticalHighWithoutEvidence: z.number().int().openapi({ description: "critical/high findings with no evidence of exploitation: not in KEV, no CISA SSVC active or poc, EPSS below the active policy's likely-exploited threshold (0.1 by default)" }),
   reductionWithoutEvidence: z.number().nullable().openapi({ description: 'the share of those kept out of act/attend' }),
   exploitedExposed: z.number().int().openapi({ description: 'findings in KEV or SSVC active on publicly exposed assets, not declared not_affected or fixed' }),
   exploitedExposedMissed: z.number().int().openapi({ description: 'of those, how many are not in act/attend (0 is the goal)' }),
