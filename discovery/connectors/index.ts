@@ -13,6 +13,8 @@ import { tenableVmCsv } from './tenable-vm-csv/index.js';
 import { qualysXml, qualysCsv, qualysPciCsv } from './qualys/index.js';
 import { cyclonedxXml } from './cyclonedx-xml/index.js';
 import { cnapp } from './cnapp/index.js';
+import { awsInspector2 } from './aws-inspector2/index.js';
+import { openvasXml } from './openvas/index.js';
 
 export interface ParseOptions {
   /** Overrides the asset name the report gives (or supplies one where the report has none). */
@@ -28,7 +30,7 @@ export interface Connector {
 }
 
 /** Every supported format. A new format is one folder and one line here. */
-export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, nessus, tenableCsv, tenableVmCsv, qualysXml, qualysCsv, qualysPciCsv, cyclonedxXml, cnapp];
+export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, nessus, tenableCsv, tenableVmCsv, qualysXml, qualysCsv, qualysPciCsv, cyclonedxXml, cnapp, awsInspector2, openvasXml];
 
 export { readHead };
 
