@@ -8,6 +8,7 @@ import { dependencyTrack } from './dependency-track/index.js';
 import { npmAudit } from './npm-audit/index.js';
 import { osvScanner } from './osv-scanner/index.js';
 import { snyk } from './snyk/index.js';
+import { gitlabDependencyScanning, gitlabContainerScanning } from './gitlab/index.js';
 import { nessus } from './nessus/index.js';
 import { tenableCsv } from './tenable-csv/index.js';
 import { tenableVmCsv } from './tenable-vm-csv/index.js';
@@ -29,7 +30,7 @@ export interface Connector {
 }
 
 /** Every supported format. A new format is one folder and one line here. */
-export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, snyk, nessus, tenableCsv, tenableVmCsv, qualysXml, qualysCsv, qualysPciCsv, cyclonedxXml, cnapp];
+export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, snyk, gitlabDependencyScanning, gitlabContainerScanning, nessus, tenableCsv, tenableVmCsv, qualysXml, qualysCsv, qualysPciCsv, cyclonedxXml, cnapp];
 
 export { readHead };
 
