@@ -7,6 +7,8 @@ import { cyclonedxJson } from './cyclonedx-json/index.js';
 import { dependencyTrack } from './dependency-track/index.js';
 import { npmAudit } from './npm-audit/index.js';
 import { osvScanner } from './osv-scanner/index.js';
+import { snyk } from './snyk/index.js';
+import { gitlabDependencyScanning, gitlabContainerScanning } from './gitlab/index.js';
 import { nessus } from './nessus/index.js';
 import { tenableCsv } from './tenable-csv/index.js';
 import { tenableVmCsv } from './tenable-vm-csv/index.js';
@@ -30,7 +32,7 @@ export interface Connector {
 }
 
 /** Every supported format. A new format is one folder and one line here. */
-export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, nessus, tenableCsv, tenableVmCsv, qualysXml, qualysCsv, qualysPciCsv, cyclonedxXml, cnapp, awsInspector2, openvasXml];
+export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, snyk, gitlabDependencyScanning, gitlabContainerScanning, nessus, tenableCsv, tenableVmCsv, qualysXml, qualysCsv, qualysPciCsv, cyclonedxXml, cnapp, awsInspector2, openvasXml];
 
 export { readHead };
 
