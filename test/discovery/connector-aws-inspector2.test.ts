@@ -1,51 +1,16 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectorFor, connectors, readHead, ReportError, type NormalizedFinding } from '../../discovery/connectors/index.js';
+import { describe, expect, it } from 'vitest';
+import { connectorFor, type NormalizedFinding } from '../../discovery/connectors/index.js';
 import { storedFingerprint } from './fingerprints.js';
-import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
+import { describeExclusiveDetection, detectedFormats, fixtureFile, parseAs, parseErrorAs, scratchFiles } from '../support/connectors.js';
 
 // AWS Inspector v2 findings JSON against DefectDojo's real samples (test/fixtures/aws-inspector2/),
 // against every other corpus format (detection), and against malformed input.
 
 const FORMAT = 'aws-inspector2-json';
-const fixtures = fileURLToPath(new URL('../fixtures/aws-inspector2/', import.meta.url));
-const fixture = (name: string) => join(fixtures, name);
-
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ctem-inspector2-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-const connector = connectors.find((c) => c.format === FORMAT)!;
-
-async function parse(file: string, target?: string): Promise<NormalizedFinding[]> {
-  const out: NormalizedFinding[] = [];
-  for await (const f of connector.parse(file, target ? { target } : {})) out.push(f);
-  return out;
-}
-
-async function parseError(file: string): Promise<ReportError> {
-  try {
-    await parse(file);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ReportError);
-    return err as ReportError;
-  }
-  throw new Error(`accepted ${file}`);
-}
-
-async function write(name: string, content: unknown): Promise<string> {
-  const file = join(dir, name);
-  await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
-  return file;
-}
+const fixture = (name: string) => fixtureFile('aws-inspector2', name);
+const write = scratchFiles('inspector2');
+const parse = (file: string, target?: string): Promise<NormalizedFinding[]> => parseAs(FORMAT, file, target ? { target } : {});
+const parseError = (file: string) => parseErrorAs(FORMAT, file);
 
 /** DefectDojo keeps one finding per Inspector finding: per asset and vulnerability here. */
 const ddCount = (findings: NormalizedFinding[]) => new Set(findings.map((f) => `${f.asset.assetKey}\x1f${f.issueId}`)).size;
@@ -150,7 +115,7 @@ describe('aws-inspector2-json: other finding types and forms', () => {
       ['host:i-0123456789abcdef0', 'misconfiguration', 'aws-inspector2:network-reachability', '8000-8080/tcp', 'suppressed'],
     ]);
     expect(findings[0]!.description).toContain('igw-1 -> sg-1');
-    expect(connectors.filter((c) => c.detect(readHeadSync(file))).map((c) => c.format)).toEqual([FORMAT]);
+    expect(await detectedFormats(file)).toEqual([FORMAT]);
   });
 
   it('Amazon Linux OS packages are rpm; an epoch is kept, a 0: epoch in the fix is dropped', async () => {
@@ -171,7 +136,7 @@ describe('aws-inspector2-json: other finding types and forms', () => {
   it('an empty findings list is zero findings when the format is named; it is not claimed by detection', async () => {
     const file = await write('zero.json', '{\n    "findings": []\n}');
     expect(await parse(file)).toEqual([]);
-    expect(connectors.filter((c) => c.detect(readHeadSync(file))).map((c) => c.format)).not.toContain(FORMAT);
+    expect(await detectedFormats(file)).not.toContain(FORMAT);
   });
 
   it('refuses what is not an Inspector findings list, naming file and path', async () => {
@@ -196,28 +161,6 @@ describe('aws-inspector2-json: other finding types and forms', () => {
   });
 });
 
-function readHeadSync(file: string): string {
-  return readFileSync(file, 'utf8').slice(0, 65536);
-}
-
 // Detection is exclusive: no file of any other format, in the corpus or the fixtures, is claimed
 // by this connector, and its own samples are claimed by it alone.
-const fixtureRoot = fileURLToPath(new URL('../fixtures/', import.meta.url));
-const listFiles = (root: string) => (readdirSync(root, { recursive: true }) as string[])
-  .map((p) => p.split('\\').join('/'))
-  .filter((p) => statSync(join(root, p)).isFile() && !/(MANIFEST\.tsv|README\.md|SHA256SUMS|LICENSE[^/]*)$/.test(p));
-
-if (!hasCorpus) console.warn(`connector-aws-inspector2: corpus detection skipped: ${corpusSkipReason}`);
-
-describe('aws-inspector2-json: detection against every other format', () => {
-  it.each(listFiles(fixtureRoot))('fixtures/%s', async (path) => {
-    const head = await readHead(join(fixtureRoot, path));
-    const mine = path.startsWith('aws-inspector2/');
-    expect(connector.detect(head), path).toBe(mine);
-    if (mine) expect(connectors.filter((c) => c.detect(head)).map((c) => c.format)).toEqual([FORMAT]);
-  });
-
-  it.skipIf(!hasCorpus).each(hasCorpus ? listFiles(corpusFile('scanners')) : ['-'])('corpus %s', async (path) => {
-    expect(connector.detect(await readHead(corpusFile('scanners', path))), path).toBe(false);
-  });
-});
+describeExclusiveDetection({ 'aws-inspector2': FORMAT });

@@ -1,53 +1,17 @@
-import { readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectorFor, connectors, readHead, ReportError, type NormalizedFinding } from '../../discovery/connectors/index.js';
+import { describe, expect, it } from 'vitest';
+import { connectorFor, type NormalizedFinding } from '../../discovery/connectors/index.js';
 import { storedFingerprint } from './fingerprints.js';
-import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
+import { describeExclusiveDetection, detectedFormats, fixtureFile, parseAs, parseErrorAs, scratchFiles } from '../support/connectors.js';
 
 // OpenVAS / Greenbone report XML against DefectDojo's real samples (test/fixtures/openvas-xml/),
 // against every other corpus format (detection), and against malformed input.
 
 const FORMAT = 'openvas-xml';
-const fixtures = fileURLToPath(new URL('../fixtures/openvas-xml/', import.meta.url));
-const fixture = (name: string) => join(fixtures, name);
+const fixture = (name: string) => fixtureFile('openvas-xml', name);
+const write = scratchFiles('openvas');
+const parse = (file: string, target?: string): Promise<NormalizedFinding[]> => parseAs(FORMAT, file, target ? { target } : {});
+const parseError = (file: string) => parseErrorAs(FORMAT, file);
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ctem-openvas-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-const connector = connectors.find((c) => c.format === FORMAT)!;
-
-async function parse(file: string, target?: string): Promise<NormalizedFinding[]> {
-  const out: NormalizedFinding[] = [];
-  for await (const f of connector.parse(file, target ? { target } : {})) out.push(f);
-  return out;
-}
-
-async function parseError(file: string): Promise<ReportError> {
-  try {
-    await parse(file);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ReportError);
-    return err as ReportError;
-  }
-  throw new Error(`accepted ${file}`);
-}
-
-async function write(name: string, content: string): Promise<string> {
-  const file = join(dir, name);
-  await writeFile(file, content);
-  return file;
-}
-
-/** DefectDojo keeps one finding per result: per host, port and NVT here. */
 const ddCount = (findings: NormalizedFinding[]) => new Set(findings.map((f) => `${f.asset.assetKey}\x1f${f.location}\x1f${f.title}`)).size;
 
 const envelope = (results: string, extra = '') =>
@@ -92,17 +56,11 @@ describe('openvas-xml: DefectDojo samples', () => {
 
   it('both samples are detected as openvas-xml only', async () => {
     for (const name of ['many_vuln.xml', 'report_detail_v2.xml']) {
-      expect(connectors.filter((c) => c.detect(readHeadOf(name))).map((c) => c.format)).toEqual([FORMAT]);
+      expect(await detectedFormats(fixture(name))).toEqual([FORMAT]);
       expect((await connectorFor(fixture(name), name)).format).toBe(FORMAT);
     }
   });
 });
-
-let heads = new Map<string, string>();
-beforeAll(async () => {
-  heads = new Map(await Promise.all(['many_vuln.xml', 'report_detail_v2.xml'].map(async (n) => [n, await readHead(fixture(n))] as [string, string])));
-});
-const readHeadOf = (name: string) => heads.get(name)!;
 
 describe('openvas-xml: forms', () => {
   const nvt = (refs = '') => `<nvt oid="1.3.6.1.4.1.25623.1.0.1"><name>Check</name><cvss_base>5.0</cvss_base><tags>summary=S|cvss_base_vector=AV:N/AC:L/Au:N/C:P/I:N/A:N|solution=Upgrade to version 2.0 or later.</tags><refs>${refs}</refs></nvt>`;
@@ -147,22 +105,4 @@ describe('openvas-xml: forms', () => {
 });
 
 // Detection is exclusive: no file of another format, in the corpus or the fixtures, is claimed.
-const fixtureRoot = fileURLToPath(new URL('../fixtures/', import.meta.url));
-const listFiles = (root: string) => (readdirSync(root, { recursive: true }) as string[])
-  .map((p) => p.split('\\').join('/'))
-  .filter((p) => statSync(join(root, p)).isFile() && !/(MANIFEST\.tsv|README\.md|SHA256SUMS|LICENSE[^/]*)$/.test(p));
-
-if (!hasCorpus) console.warn(`connector-openvas-xml: corpus detection skipped: ${corpusSkipReason}`);
-
-describe('openvas-xml: detection against every other format', () => {
-  it.each(listFiles(fixtureRoot))('fixtures/%s', async (path) => {
-    const head = await readHead(join(fixtureRoot, path));
-    const mine = path.startsWith('openvas-xml/');
-    expect(connector.detect(head), path).toBe(mine);
-    if (mine) expect(connectors.filter((c) => c.detect(head)).map((c) => c.format)).toEqual([FORMAT]);
-  });
-
-  it.skipIf(!hasCorpus).each(hasCorpus ? listFiles(corpusFile('scanners')) : ['-'])('corpus %s', async (path) => {
-    expect(connector.detect(await readHead(corpusFile('scanners', path))), path).toBe(false);
-  });
-});
+describeExclusiveDetection({ 'openvas-xml': FORMAT });

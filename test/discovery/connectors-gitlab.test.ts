@@ -1,56 +1,19 @@
-import { readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectors, connectorFor, readHead, ReportError, type NormalizedFinding } from '../../discovery/connectors/index.js';
+import { describe, expect, it } from 'vitest';
+import { connectorFor, type NormalizedFinding } from '../../discovery/connectors/index.js';
 import { gitlabFixedVersion } from '../../discovery/connectors/gitlab/index.js';
-import { corpusFile, hasCorpus } from '../support/corpus.js';
+import { describeExclusiveDetection, detectedFormats, fixtureFile, parseAs, parseErrorAs, scratchFiles } from '../support/connectors.js';
 
 // GitLab dependency and container scanning reports against real DefectDojo samples
 // (test/fixtures/gitlab-*), detection against the whole corpus, and the forms the samples lack.
 
 const DEP = 'gitlab-dependency-scanning';
 const CON = 'gitlab-container-scanning';
-const dep = (name: string) => fileURLToPath(new URL(`../fixtures/gitlab-dependency-scanning/${name}`, import.meta.url));
-const con = (name: string) => fileURLToPath(new URL(`../fixtures/gitlab-container-scanning/${name}`, import.meta.url));
-
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ctem-gitlab-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function parse(format: string, file: string, target?: string): Promise<NormalizedFinding[]> {
-  const c = connectors.find((x) => x.format === format)!;
-  const out: NormalizedFinding[] = [];
-  for await (const f of c.parse(file, target === undefined ? {} : { target })) out.push(f);
-  return out;
-}
-
-async function parseError(format: string, file: string, target?: string): Promise<ReportError> {
-  try {
-    await parse(format, file, target);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ReportError);
-    return err as ReportError;
-  }
-  throw new Error(`accepted ${file}`);
-}
-
-async function fixture(name: string, content: unknown): Promise<string> {
-  const file = join(dir, name);
-  await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
-  return file;
-}
-
-async function detected(file: string): Promise<string[]> {
-  const head = await readHead(file);
-  return connectors.filter((c) => c.detect(head)).map((c) => c.format);
-}
+const dep = (name: string) => fixtureFile('gitlab-dependency-scanning', name);
+const con = (name: string) => fixtureFile('gitlab-container-scanning', name);
+const fixture = scratchFiles('gitlab');
+const parse = (format: string, file: string, target?: string): Promise<NormalizedFinding[]> => parseAs(format, file, target === undefined ? {} : { target });
+const parseError = (format: string, file: string, target?: string) => parseErrorAs(format, file, target === undefined ? {} : { target });
+const detected = detectedFormats;
 
 describe('GitLab dependency scanning: real DefectDojo samples', () => {
   it('many-vuln (DefectDojo: more than 2, 6 entries): 6 findings, the CVE first', async () => {
@@ -123,26 +86,12 @@ describe('GitLab reports: detection', () => {
     expect(await detected(sast)).toEqual([]);
     expect(await detected(secrets)).toEqual([]);
     for (const f of ['all_projects_issue4277.json', 'snykcontainer_issue_9270.json']) {
-      expect(await detected(fileURLToPath(new URL(`../fixtures/snyk-json/${f}`, import.meta.url)))).toEqual(['snyk-json']);
+      expect(await detected(fixtureFile('snyk-json', f))).toEqual(['snyk-json']);
     }
   });
 });
 
-describe.skipIf(!hasCorpus)('GitLab reports: detection over the corpus', () => {
-  const files = hasCorpus
-    ? (readdirSync(corpusFile('scanners'), { recursive: true }) as string[]).map((p) => p.split('\\').join('/'))
-        .filter((p) => statSync(corpusFile('scanners', p)).isFile())
-    : [];
-  it('claims no other format\'s report', async () => {
-    expect(files.length).toBeGreaterThan(70);
-    const claimed: string[] = [];
-    for (const p of files) {
-      const head = await readHead(corpusFile('scanners', p));
-      if (connectors.some((c) => (c.format === DEP || c.format === CON) && c.detect(head))) claimed.push(p);
-    }
-    expect(claimed).toEqual([]);
-  });
-});
+describeExclusiveDetection({ 'gitlab-dependency-scanning': DEP, 'gitlab-container-scanning': CON });
 
 describe('GitLab reports: forms the samples lack', () => {
   const vuln = (over: Record<string, unknown> = {}) => ({

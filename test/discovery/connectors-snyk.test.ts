@@ -1,49 +1,14 @@
-import { readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectors, connectorFor, readHead, ReportError, type NormalizedFinding } from '../../discovery/connectors/index.js';
-import { corpusFile, hasCorpus } from '../support/corpus.js';
+import { describe, expect, it } from 'vitest';
+import { connectorFor, type NormalizedFinding } from '../../discovery/connectors/index.js';
+import { describeExclusiveDetection, detectedFormats, fixtureFile, parseAs, parseErrorAs, scratchFiles } from '../support/connectors.js';
 
 // Snyk CLI JSON against real DefectDojo samples (test/fixtures/snyk-json), detection against the
 // whole corpus, and the forms the samples lack.
 
-const fixtures = fileURLToPath(new URL('../fixtures/snyk-json/', import.meta.url));
-const real = (name: string) => join(fixtures, name);
-
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ctem-snyk-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-const snyk = connectors.find((c) => c.format === 'snyk-json')!;
-
-async function parse(file: string, target?: string): Promise<NormalizedFinding[]> {
-  const out: NormalizedFinding[] = [];
-  for await (const f of snyk.parse(file, target === undefined ? {} : { target })) out.push(f);
-  return out;
-}
-
-async function parseError(file: string): Promise<ReportError> {
-  try {
-    await parse(file);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ReportError);
-    return err as ReportError;
-  }
-  throw new Error(`accepted ${file}`);
-}
-
-async function fixture(name: string, content: unknown): Promise<string> {
-  const file = join(dir, name);
-  await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
-  return file;
-}
+const real = (name: string) => fixtureFile('snyk-json', name);
+const fixture = scratchFiles('snyk');
+const parse = (file: string, target?: string): Promise<NormalizedFinding[]> => parseAs('snyk-json', file, target === undefined ? {} : { target });
+const parseError = (file: string) => parseErrorAs('snyk-json', file);
 
 const vuln = (over: Record<string, unknown> = {}) => ({
   id: 'SNYK-JS-LODASH-1040724', packageName: 'lodash', name: 'lodash', version: '4.17.11', packageManager: 'npm',
@@ -90,25 +55,13 @@ describe('Snyk JSON: real DefectDojo samples', () => {
 
   it('both samples are claimed by snyk-json alone', async () => {
     for (const name of ['all_projects_issue4277.json', 'snykcontainer_issue_9270.json']) {
-      const head = await readHead(real(name));
-      expect(connectors.filter((c) => c.detect(head)).map((c) => c.format), name).toEqual(['snyk-json']);
+      expect(await detectedFormats(real(name)), name).toEqual(['snyk-json']);
       expect((await connectorFor(real(name), name)).format).toBe('snyk-json');
     }
   });
 });
 
-describe.skipIf(!hasCorpus)('Snyk JSON: detection over the corpus', () => {
-  const files = hasCorpus
-    ? (readdirSync(corpusFile('scanners'), { recursive: true }) as string[]).map((p) => p.split('\\').join('/'))
-        .filter((p) => statSync(corpusFile('scanners', p)).isFile())
-    : [];
-  it('claims no other format\'s report', async () => {
-    expect(files.length).toBeGreaterThan(70);
-    const claimed: string[] = [];
-    for (const p of files) if (snyk.detect(await readHead(corpusFile('scanners', p)))) claimed.push(p);
-    expect(claimed).toEqual([]);
-  });
-});
+describeExclusiveDetection({ 'snyk-json': 'snyk-json' });
 
 describe('Snyk JSON: forms the samples lack', () => {
   it('a single project: asset is the scanned folder; fields mapped', async () => {
