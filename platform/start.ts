@@ -104,9 +104,11 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     await migrateDatabase(databaseUrl);
     const database = connectDatabase(databaseUrl);
     stack.push(() => database.close());
-    await activePolicy(database.sql);
+    // Shipped policies the database lacks are added as shadow; which one is active never changes here.
     const shipped = await seedShippedPolicies(database.sql);
-    if (shipped.length) log(`policies available (shadow): ${shipped.join(', ')}; the active one is ${(await activePolicy(database.sql)).version}`);
+    const active = await activePolicy(database.sql);
+    const beside = shipped.filter((v) => v !== active.version);
+    if (beside.length) log(`policy ${active.version} is active; shipped beside it (shadow): ${beside.join(', ')}`);
 
     let temporalAddress = config.temporal.address;
     let temporalUiUrl: string | undefined;

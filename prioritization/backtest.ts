@@ -87,6 +87,13 @@ export function laterKevCves(text: string, where: string): string[] {
   return [...new Set(cves)];
 }
 
+/** The CVE ids of a KEV feed version imported later (staged is enough); BacktestError when it has none. */
+export async function laterKevVersion(sql: Sql, version: string): Promise<string[]> {
+  const cves = (await sql<{ cve: string }[]>`select cve from kev_entries where feed_version = ${version}`).map((r) => r.cve);
+  if (cves.length === 0) throw new BacktestError('laterKev', `no CISA KEV version ${version} with entries`);
+  return cves;
+}
+
 /** Runs the policies and the baselines over the population; read-only, in one transaction. */
 export async function backtest(sql: Sql, input: BacktestInput): Promise<BacktestResult> {
   if (input.laterKev.length === 0) throw new BacktestError('laterKev', 'the later KEV catalog lists no CVE');

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { backtest, BacktestError } from '../../prioritization/backtest.js';
+import { backtest, BacktestError, laterKevVersion } from '../../prioritization/backtest.js';
 import { activePolicy, getPolicy } from '../../prioritization/policy-store.js';
 import type { Policy } from '../../prioritization/policy.js';
 import type { AppEnv } from '../context.js';
@@ -46,12 +46,8 @@ export const backtestRoutes = new OpenAPIHono<AppEnv>().openapi(backtestRoute, a
     if (!policy) return problem(c, 404, 'not_found', `no policy version ${version}`);
     policies.push(policy);
   }
-  let laterKev = body.laterKev.cves ?? [];
-  if (body.laterKev.version) {
-    laterKev = (await sql<{ cve: string }[]>`select cve from kev_entries where feed_version = ${body.laterKev.version}`).map((r) => r.cve);
-    if (laterKev.length === 0) return problem(c, 422, 'invalid_backtest', `laterKev.version: no CISA KEV version ${body.laterKev.version} with entries`);
-  }
   try {
+    const laterKev = body.laterKev.version ? await laterKevVersion(sql, body.laterKev.version) : (body.laterKev.cves ?? []);
     const result = await backtest(sql, { policies, laterKev, universe: body.universe, epss: body.epss, kev: body.kev, cve: body.cve });
     return c.json({ ...result, credit: 'FIRST EPSS, CISA KEV, CISA Vulnrichment' }, 200);
   } catch (err) {

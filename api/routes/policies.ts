@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { ControlError, deleteControl, listControls, saveControl } from '../../prioritization/controls.js';
 import { activatePolicy, activePolicy, getPolicy, listPolicies, savePolicy } from '../../prioritization/policy-store.js';
-import { backtest } from '../../prioritization/backtest.js';
+import { backtest, BacktestError, laterKevVersion } from '../../prioritization/backtest.js';
 import { shadowScore } from '../../prioritization/scoring/rescore.js';
 import { PolicyDocument, PolicyError } from '../../prioritization/policy.js';
 import { rescoreWorkflow } from '../../workflows/rescore.js';
@@ -165,14 +165,17 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
     const policy = await getPolicy(sql, c.req.valid('param').version);
     if (!policy) return problem(c, 404, 'not_found', 'no such policy version');
     const diff = await shadowScore(sql, policy, { all: true }, {});
-    const laterKevVersion = c.req.valid('query').laterKev;
-    if (!laterKevVersion) return c.json(diff, 200);
-    const laterKev = (await sql<{ cve: string }[]>`select cve from kev_entries where feed_version = ${laterKevVersion}`).map((r) => r.cve);
-    if (laterKev.length === 0) return problem(c, 422, 'invalid_backtest', `laterKev: no CISA KEV version ${laterKevVersion} with entries`);
+    const { laterKev } = c.req.valid('query');
+    if (!laterKev) return c.json(diff, 200);
     const active = await activePolicy(sql);
     const policies = active.version === policy.version ? [policy] : [active, policy];
-    const result = await backtest(sql, { policies, laterKev, universe: 'estate' });
-    return c.json({ ...diff, backtest: { ...result, credit: 'FIRST EPSS, CISA KEV, CISA Vulnrichment' } }, 200);
+    try {
+      const result = await backtest(sql, { policies, laterKev: await laterKevVersion(sql, laterKev), universe: 'estate' });
+      return c.json({ ...diff, backtest: { ...result, credit: 'FIRST EPSS, CISA KEV, CISA Vulnrichment' } }, 200);
+    } catch (err) {
+      if (err instanceof BacktestError) return problem(c, 422, 'invalid_backtest', err.message);
+      throw err;
+    }
   })
   .openapi(activatePolicyRoute, async (c) => {
     const deps = c.get('deps');

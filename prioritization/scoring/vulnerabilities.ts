@@ -11,8 +11,9 @@ import { modifierParams, type Fragment, type Tx } from './sql.js';
  * the score), the severity tier without a catalog, likely exploited and a public exploit, the score's
  * vulnerability part and terms (decision.ts vulnerabilityScore, same order of terms) and the
  * vulnerability's explanation part (v_body, keyed by content as v_id). CTEs: vkeys, vrec, vectors,
- * vparsed, vdecided, vdecided2, vulns0, vulns. `keys` replaces the findings as the source of
- * (issue_id, vec, cv, n) rows: a backtest decides every CVE of an EPSS file this way.
+ * vparsed, vsources (which source decides each point), vdecided, vulns0, vulns. `keys` replaces
+ * the findings as the source of (issue_id, vec, cv, n) rows: a backtest decides every CVE of an
+ * EPSS file this way.
  */
 export function vulnerabilityCtes(tx: Tx, policy: Policy, feeds: FeedVersions, findingFilter: Fragment, keys?: Fragment) {
   const c = modifierParams(policy);
@@ -70,7 +71,7 @@ export function vulnerabilityCtes(tx: Tx, policy: Policy, feeds: FeedVersions, f
       left join epss_scores e on e.feed_version = ${feeds.epss}::text and e.cve = d.issue_id
       left join kev_entries k on k.feed_version = ${feeds.kev}::text and k.cve = d.issue_id
     ),
-    vdecided as (
+    vsources as (
       select p.*,
         p.in_kev or (${ssvcActive}::boolean and p.ssvc_exploitation is not distinct from 'active') as exploited,
         case when ${dp.automatable.fromSsvc === true}::boolean and p.ssvc_automatable is not null then 'ssvc'
@@ -80,14 +81,14 @@ export function vulnerabilityCtes(tx: Tx, policy: Policy, feeds: FeedVersions, f
         case when p.bcv >= ${dp.inKev.withoutCatalog.attendAtCvss}::real then 2 when p.bcv >= ${dp.inKev.withoutCatalog.trackStarAtCvss}::real then 1 else 0 end as sev_tier
       from vparsed p
     ),
-    vdecided2 as (
+    vdecided as (
       select p.*,
         case p.auto_from when 'ssvc' then p.ssvc_automatable = 'yes' when 'vector' then p.vauto
              else coalesce(p.epss >= ${dp.automatable.epssAtLeast}::float8, false) end as auto,
         case p.ti_from when 'ssvc' then p.ssvc_technical_impact = 'total' when 'vector' then p.vtotal
              else p.bcv >= ${dp.technicalImpact.totalAtCvss}::real end as total,
         ${pocOn}::boolean and not p.exploited and p.ssvc_exploitation is not distinct from 'poc' as poc
-      from vdecided p
+      from vsources p
     ),
     vulns0 as (
       select v.issue_id, v.vec, v.cv, v.n, v.epss, v.exploited, v.auto, v.total, v.sev_tier, v.poc,
@@ -134,7 +135,7 @@ export function vulnerabilityCtes(tx: Tx, policy: Policy, feeds: FeedVersions, f
           'effect', format(${W.publicExploit}::text, ${policy.document.modifiers.publicExploit?.to ?? 'attend'}::text)) end as poc_obj,
         case when ${feeds.kev === null}::boolean then jsonb_build_object('factor', 'decision', 'value', (array['track', 'track*', 'attend'])[v.sev_tier + 1], 'source', ${policySource(policy)}::text,
           'effect', format(${W.severity}::text, case when v.bcv < 0 then 'unknown' else v.bcv::text end, (array['track', 'track*', 'attend'])[v.sev_tier + 1])) end as sev_obj
-      from vdecided2 v
+      from vdecided v
     ),
     -- The vulnerability's part (feeds, SSVC, CVSS, score terms), by content: ids that share a wording share a part.
     vulns as materialized (
