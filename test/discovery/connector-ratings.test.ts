@@ -32,8 +32,7 @@ async function fixture(name: string, content: unknown): Promise<string> {
 
 const rating = (f: NormalizedFinding | undefined) => f && { severity: f.severity, cvssScore: f.cvssScore, cvssVector: f.cvssVector };
 
-describe.skipIf(!hasCorpus)('ratings from the real corpus', () => {
-  if (!hasCorpus) it.skip(corpusSkipReason, () => {});
+describe.skipIf(!hasCorpus)(`ratings from the real corpus${hasCorpus ? '' : ` (${corpusSkipReason})`}`, () => {
 
   it('grype: the legacy cvssV3 form keeps its vector beside its score (many_vulns3.json)', async () => {
     const findings = await parse('grype', corpusFile('scanners', 'defectdojo', 'anchore_grype', 'many_vulns3.json'));

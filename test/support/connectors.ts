@@ -73,7 +73,6 @@ export function describeExclusiveDetection(own: Record<string, string>): void {
   const formats = new Set(Object.values(own));
   const ownerOf = (path: string) => Object.entries(own).find(([dir]) => path.startsWith(`${dir}/`))?.[1];
   const name = [...formats].join(', ');
-  if (!hasCorpus) console.warn(`${name}: corpus detection skipped: ${corpusSkipReason}`);
   describe(`${name}: detection against every other format`, () => {
     it.each(dataFiles(fixtureRoot))('fixtures/%s', async (path) => {
       const claimed = await detectedFormats(join(fixtureRoot, path));
@@ -82,9 +81,15 @@ export function describeExclusiveDetection(own: Record<string, string>): void {
       else expect(claimed.filter((f) => formats.has(f)), path).toEqual([]);
     });
 
-    it.skipIf(!hasCorpus).each(hasCorpus ? dataFiles(corpusFile('scanners')) : ['-'])('corpus %s', async (path) => {
-      const claimed = await detectedFormats(corpusFile('scanners', path));
-      expect(claimed.filter((f) => formats.has(f)), path).toEqual([]);
+    // One test over the whole corpus (skipped, with the reason, when it is absent).
+    it.skipIf(!hasCorpus)(`claims no corpus report${hasCorpus ? '' : ` (${corpusSkipReason})`}`, async () => {
+      const files = dataFiles(corpusFile('scanners'));
+      expect(files.length).toBeGreaterThan(70);
+      const claimed: string[] = [];
+      for (const path of files) {
+        if ((await detectedFormats(corpusFile('scanners', path))).some((f) => formats.has(f))) claimed.push(path);
+      }
+      expect(claimed).toEqual([]);
     });
   });
 }
