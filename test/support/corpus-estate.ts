@@ -1,4 +1,4 @@
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -80,9 +80,12 @@ export async function loadCorpusEstate(platform: TestPlatform): Promise<UploadOu
     if (res.status !== 200) throw new Error(`${kind} import: ${res.status} ${await res.text()}`);
   }
   // The records are a snapshot of October 2024: their freshness is judged as of then.
-  const records = join(mkdtempSync(join(tmpdir(), 'ctem-cve-')), 'vulnrichment-sample.tar.gz');
+  const scratch = mkdtempSync(join(tmpdir(), 'ctem-cve-'));
+  const records = join(scratch, 'vulnrichment-sample.tar.gz');
   await pipeline(packDirectory(corpusFile('intel', 'cve-records', 'vulnrichment-sample'), () => true), createWriteStream(records));
-  const cve = await platform.api('/api/v1/intel/cve?asOf=2024-10-25&filename=vulnrichment-sample.tar.gz', { method: 'POST', body: readFileSync(records) });
+  const body = readFileSync(records);
+  rmSync(scratch, { recursive: true, force: true });
+  const cve = await platform.api('/api/v1/intel/cve?asOf=2024-10-25&filename=vulnrichment-sample.tar.gz', { method: 'POST', body });
   if (cve.status !== 200) throw new Error(`cve import: ${cve.status} ${await cve.text()}`);
   const outcomes: UploadOutcome[] = [];
   const queue = corpusReports();
