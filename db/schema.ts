@@ -471,6 +471,14 @@ export const compensatingControls = pgTable('compensating_controls', {
   effect: text('effect', { enum: ['not_exposed', 'not_exploitable'] }).notNull(),
   description: text('description'),
   expiresAt: timestamp('expires_at', { withTimezone: true }),
+  /**
+   * Whether a probe confirmed the claim (validation/): `verified` (the port is closed from the
+   * internet vantage, the WAF blocked the probe), `failed` (the probe got through), `unverified`
+   * (nothing a probe can check, or not probed yet).
+   */
+  verification: text('verification', { enum: ['verified', 'failed', 'unverified'] }).notNull().default('unverified'),
+  verifiedAt: timestamp('verified_at', { withTimezone: true }),
+  verificationDetail: jsonb('verification_detail').$type<Record<string, unknown>>(),
   createdAt: createdAt(),
 });
 
@@ -719,3 +727,55 @@ export const exceptionRequests = pgTable(
   },
   (t) => [index('exception_requests_ticket_idx').on(t.ticketKey)],
 );
+
+/**
+ * Validation evidence on (asset, vulnerability): what a DAST, pentest or breach-and-attack tool, or
+ * the platform's own safe probes, proved. `exploited` / `confirmed` raise the finding and confirm its
+ * attack paths; `not_exploitable` (attempted, with a dated test) lowers it until it expires;
+ * `reachable` / `unreachable` say whether the service answered a probe. Nothing is overwritten: a
+ * newer test on the same pair wins while it lasts.
+ */
+export const validationEvidence = pgTable(
+  'validation_evidence',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    /** A hash of tool, asset, vulnerability, port, result and test time: importing the same result twice stores it once. */
+    evidenceKey: text('evidence_key').notNull().unique(),
+    assetId: bigint('asset_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    /** The issue id as findings carry it (`CVE-2021-44228`), or the tool's own id (`nuclei:exposed-panel`). */
+    vulnerability: text('vulnerability').notNull(),
+    result: text('result', { enum: ['exploited', 'confirmed', 'not_exploitable', 'reachable', 'unreachable'] }).notNull(),
+    /** nuclei, zap, a pentest or BAS tool's name, or `probe` for the platform's own checks. */
+    tool: text('tool').notNull(),
+    /** Where it came from: the uploaded file's name, or the validation run's workflow id. */
+    source: text('source').notNull(),
+    /** What was tested: a URL, or host:port. */
+    target: text('target'),
+    /** `443/tcp` when the test names a port. */
+    port: text('port'),
+    testedAt: timestamp('tested_at', { withTimezone: true }).notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    /** The tool's own words: template or alert, matcher, request and response excerpts. */
+    detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: createdAt(),
+  },
+  (t) => [index('validation_evidence_pair_idx').on(t.assetId, t.vulnerability), index('validation_evidence_expiry_idx').on(t.expiresAt)],
+);
+
+/** Validation runs (`validation:<scope>:<id>`): what started them, what they checked and found. */
+export const validationRuns = pgTable('validation_runs', {
+  /** The workflow id. */
+  id: text('id').primaryKey(),
+  scope: text('scope').notNull(),
+  /** schedule, rescore, campaign, slack, api. */
+  trigger: text('trigger').notNull(),
+  requestedBy: text('requested_by'),
+  status: text('status', { enum: ['running', 'completed', 'failed'] }).notNull().default('running'),
+  /** Counts (targets, probed, skipped outside the allow-list, evidence by result, tiers moved) and the paths found. */
+  results: jsonb('results').$type<Record<string, unknown>>(),
+  error: text('error'),
+  startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+  finishedAt: timestamp('finished_at', { withTimezone: true }),
+});
