@@ -45,11 +45,29 @@ export class EvidenceError extends Error {
   }
 }
 
+/**
+ * Why an entry of a report is not evidence: `informational` (ZAP risk 0, a Nuclei `info` template
+ * that names no CVE), `false_positive` (ZAP confidence 0), `low_confidence` (ZAP confidence 1-2:
+ * a suspicion, not proof), `errored` (a Nuclei check that could not run: `matcher-status: false`
+ * with an `error`), `no_asset` (names no host to resolve onto).
+ */
+export type EvidenceSkipReason = 'informational' | 'false_positive' | 'low_confidence' | 'errored' | 'no_asset';
+
+export const EVIDENCE_SKIP_REASONS: readonly EvidenceSkipReason[] = ['informational', 'false_positive', 'low_confidence', 'errored', 'no_asset'];
+
+export interface EvidenceParseOptions {
+  /** The file's name in errors (an upload's original name, never a machine path). */
+  displayName: string;
+  /** The fallback test time when the report carries none (the upload's time), ISO 8601. */
+  testedAt: string;
+  /** Told of every entry passed over, so the import can report what it left out and why. */
+  onSkip?: (reason: EvidenceSkipReason) => void;
+}
+
 /** One evidence format: recognise it from the first bytes, then stream records. */
 export interface EvidenceParser {
   format: string;
   description: string;
   detect(head: string): boolean;
-  /** `testedAt` is the fallback test time when the report carries none (the upload's time). */
-  parse(file: string, options: { displayName: string; testedAt: string }): AsyncIterable<EvidenceRecord>;
+  parse(file: string, options: EvidenceParseOptions): AsyncIterable<EvidenceRecord>;
 }
