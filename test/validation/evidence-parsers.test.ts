@@ -334,6 +334,7 @@ describe('generic pentest / BAS format', () => {
     ['a date in another order', csv('a.example.com,CVE-2024-1,confirmed,03/01/2026,'), 'line 2, column tested_at', /not an ISO 8601/],
     ['a port out of range', csv('a.example.com,CVE-2024-1,confirmed,2026-01-01,70000'), 'line 2, column port', /"70000" is not a port/],
     ['an asset that is no host', csv('not a host!,CVE-2024-1,confirmed,2026-01-01,'), 'line 2, column asset', /is not a host name/],
+    ['an asset with characters no host has', csv('db*01.example.com,CVE-2024-1,confirmed,2026-01-01,'), 'line 2, column asset', /"db\*01.example.com" is not a host name/],
     ['an id with spaces', csv('a.example.com,SQL injection,confirmed,2026-01-01,'), 'line 2, column vulnerability', /not an id/],
     ['no tested_at column', 'asset,vulnerability,result\na.example.com,CVE-2024-1,confirmed', 'tested_at', /required column "tested_at" is missing/],
   ])('CSV: %s', async (_, content, field, reason) => {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { reportedHost } from '../../../discovery/connectors/nessus/host.js';
 import { isObject, type Json } from '../../../discovery/connectors/common/json.js';
 import { readHead } from '../../../discovery/connectors/common/head.js';
@@ -32,6 +33,8 @@ type Field = keyof typeof COLUMNS;
 const FIELD_NAMES: Record<Field, string> = { asset: 'asset', vulnerability: 'vulnerability', result: 'result', testedAt: 'tested_at', port: 'port', tool: 'tool', title: 'title', notes: 'notes' };
 
 const MAX_ID = 200;
+/** DNS labels (underscores occur in internal names); 253 characters at most. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 const MAX_NOTES = 4096;
 
 /** One test's fields as written (trimmed); '' when absent. */
@@ -41,7 +44,9 @@ function recordOf(row: Row, fail: (field: string, reason: string) => never): Evi
   const need = (field: Field): string => row[field] || fail(FIELD_NAMES[field], 'empty; required');
   const assetText = need('asset');
   const endpoint = endpointOf(assetText);
-  if (!endpoint) fail('asset', `${JSON.stringify(assetText)} is not a host name, IP address or URL`);
+  if (!endpoint || (isIP(endpoint.host) === 0 && !HOST_NAME.test(endpoint.host))) {
+    fail('asset', `${JSON.stringify(excerpt(assetText, 80))} is not a host name, IP address or URL`);
+  }
   const asset = reportedHost({ target: endpoint!.host }, undefined)!;
 
   const rawVulnerability = need('vulnerability');
