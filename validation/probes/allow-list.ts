@@ -284,3 +284,34 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     );
   });
 }
+
+/** A target the allow-list refused; nothing was sent to it. */
+export class OutsideAllowListError extends Error {
+  constructor(readonly decision: Extract<AllowDecision, { allowed: false }>) {
+    super(`outside allow-list: ${decision.reason}`);
+    this.name = 'OutsideAllowListError';
+  }
+}
+
+/** Where a probe may connect for one host and port: the address to dial and the name for SNI / Host. */
+export interface Endpoint {
+  host: string;
+  port: number;
+  address: string;
+  servername?: string;
+}
+
+/**
+ * Asked right before every connection a probe opens; resolves to where to connect or rejects with
+ * OutsideAllowListError. Probes never dial a host they did not get from a gate.
+ */
+export type Gate = (host: string, port: number, signal?: AbortSignal) => Promise<Endpoint>;
+
+/** The gate of an allow-list alone (run.ts adds rate limiting and counting around it). */
+export function allowListGate(list: AllowList, options: Omit<AllowOptions, 'signal'> = {}): Gate {
+  return async (host, port, signal) => {
+    const decision = await allowed(list, { host, port }, { ...options, ...(signal && { signal }) });
+    if (!decision.allowed) throw new OutsideAllowListError(decision);
+    return { host, port, address: decision.address, ...(decision.servername && { servername: decision.servername }) };
+  };
+}
