@@ -167,31 +167,35 @@ export async function tlsInfo(host: string, port: number, options: TlsOptions = 
   try {
     await guarded<void>(socket, timeoutMs, options.signal, (resolve) => socket.once('secureConnect', () => resolve()));
   } catch (err) {
+    socket.destroy();
     if (options.signal?.aborted) throw options.signal.reason;
     const latencyMs = round(performance.now() - started);
     const failure = err as NodeJS.ErrnoException;
-    if (failure.code === 'ETIMEDOUT' && !tcpConnected) return { state: 'filtered', latencyMs };
+    // Connected but no handshake in time is a service that does not speak TLS (or not to us).
+    if (failure.code === 'ETIMEDOUT') return tcpConnected ? { state: 'not_tls', latencyMs, error: 'ETIMEDOUT' } : { state: 'filtered', latencyMs };
     const state = connectFailure(failure);
     if (state) return { state, latencyMs, ...(failure.code && { code: failure.code }) };
     // Connected, but the handshake failed: something that is not TLS (or a TLS we cannot speak).
     return { state: 'not_tls', latencyMs, error: failure.code ?? failure.message };
+  }
+  try {
+    const latencyMs = round(performance.now() - started);
+    const cipher = socket.getCipher();
+    const peer = socket.getPeerCertificate(false);
+    const authorizationError = socket.authorizationError as unknown;
+    return {
+      state: 'tls',
+      protocol: socket.getProtocol() ?? 'unknown',
+      cipher: cipher.standardName ?? cipher.name,
+      trusted: socket.authorized,
+      ...(!socket.authorized && authorizationError ? { trustError: String((authorizationError as Error).message ?? authorizationError) } : {}),
+      ...(peer && peer.raw ? { certificate: describeCertificate(peer, servername) } : {}),
+      latencyMs,
+      ...(socket.remoteAddress && { remoteAddress: socket.remoteAddress }),
+    };
   } finally {
     socket.destroy();
   }
-  const latencyMs = round(performance.now() - started);
-  const cipher = socket.getCipher();
-  const peer = socket.getPeerCertificate(false);
-  const authorizationError = socket.authorizationError as unknown;
-  return {
-    state: 'tls',
-    protocol: socket.getProtocol() ?? 'unknown',
-    cipher: cipher.standardName ?? cipher.name,
-    trusted: socket.authorized,
-    ...(!socket.authorized && authorizationError ? { trustError: String((authorizationError as Error).message ?? authorizationError) } : {}),
-    ...(peer && peer.raw ? { certificate: describeCertificate(peer, servername) } : {}),
-    latencyMs,
-    ...(socket.remoteAddress && { remoteAddress: socket.remoteAddress }),
-  };
 }
 
 function describeCertificate(peer: PeerCertificate, servername: string | undefined): CertificateInfo {
