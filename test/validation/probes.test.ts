@@ -283,6 +283,10 @@ describe('allow-list', () => {
     expect(await check('::ffff:10.1.3.9')).toBe(false);
     expect(await check('0.0.0.0')).toBe(false);
     expect((await allowed(parseAllowList(['0.0.0.0/0']), '203.0.113.9')).allowed).toBe(true);
+    const ported = parseAllowList(['10.9.0.0/16:22,443']);
+    expect((await allowed(ported, { host: '10.9.255.1', port: 22 })).allowed).toBe(true);
+    expect((await allowed(ported, { host: '10.9.255.1', port: 80 })).allowed).toBe(false);
+    expect((await allowed(ported, { host: '10.10.0.1', port: 22 })).allowed).toBe(false);
   });
 
   it('matches IPv6 CIDRs at their edges', async () => {
@@ -564,6 +568,30 @@ describe('runProbes', () => {
     expect(otherPort.connections).toBe(0);
     expect(otherHost.connections).toBe(0);
     expect(report.progress).toMatchObject({ total: 7, finished: 7, done: 2, skipped: 5, connections: 2 });
+  });
+
+  it('probes IPv6 and names at the resolved address, with the name as Host', async () => {
+    const v6 = await started(httpServer(nginx, '::1'));
+    const list = parseAllowList([`[::1]:${v6.port}`]);
+    const tasks: ProbeTask[] = [
+      { id: 'literal', kind: 'http', url: `http://[::1]:${v6.port}/`, expect: { component: 'nginx', version: '1.18.0' } },
+      { id: 'named', kind: 'http', url: `http://v6.test:${v6.port}/version`, maxBytes: 8, expect: { component: 'php', version: '5.3.13' } },
+      { id: 'other-port', kind: 'http', url: `http://[::1]:${v6.port + 1}/` },
+    ];
+    const report = await runProbes(tasks, { allowList: list, resolve, connectionsPerSecond: 100, burst: 10 });
+    expect(report.results[0]).toMatchObject({ status: 'done', reachable: true, result: { status: 200, server: 'nginx/1.18.0' }, version: { result: 'same', seenVersion: '1.18.0' } });
+    expect(report.results[1]).toMatchObject({
+      status: 'done',
+      result: { body: '{"versio', bodyTruncated: true, remoteAddress: '::1' },
+      version: { result: 'different', seenVersion: '5.3.12', banner: 'PHP/5.3.12' },
+      endpoints: [{ host: 'v6.test', address: '::1', servername: 'v6.test' }],
+    });
+    expect(report.results[2]).toMatchObject({ status: 'skipped', reason: 'outside allow-list' });
+    expect(v6.requests).toEqual([
+      { url: '/', host: `[::1]:${v6.port}` },
+      { url: '/version', host: `v6.test:${v6.port}` },
+    ]);
+    expect(() => validateTasks([{ id: 'huge', kind: 'http', url: 'http://[::1]/', maxBytes: 1e9 }])).toThrow('probe task 0 (huge): maxBytes: 1000000000 is not a whole number from 0 to 1048576');
   });
 
   it('keeps to the concurrency bound', async () => {

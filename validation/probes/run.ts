@@ -85,6 +85,8 @@ export interface RunReport {
 }
 
 const KINDS = new Set(['tcp', 'tls', 'http', 'banner', 'control']);
+/** A probe reads a version endpoint, not a download: more than this is refused up front. */
+const MAX_BODY_BYTES = 1024 * 1024;
 
 /** Checks every task before anything runs; throws naming the task and field at fault. */
 export function validateTasks(tasks: readonly ProbeTask[]): void {
@@ -108,6 +110,9 @@ export function validateTasks(tasks: readonly ProbeTask[]): void {
       }
       if (url!.protocol !== 'http:' && url!.protocol !== 'https:') fail('url', 'http or https only');
       if (url!.username || url!.password) fail('url', 'must not carry credentials');
+      if (task.maxBytes !== undefined && !(Number.isInteger(task.maxBytes) && task.maxBytes >= 0 && task.maxBytes <= MAX_BODY_BYTES)) {
+        fail('maxBytes', `${task.maxBytes} is not a whole number from 0 to ${MAX_BODY_BYTES}`);
+      }
     } else {
       if (typeof task.host !== 'string' || !task.host.trim()) fail('host', 'a host name or address is required');
       if (task.kind !== 'control' && (!Number.isInteger(task.port) || task.port < 1 || task.port > 65535)) fail('port', `${task.port} is not 1-65535`);
