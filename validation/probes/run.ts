@@ -203,15 +203,16 @@ async function runTask(task: ProbeTask, ctx: TaskContext): Promise<ProbeOutcome>
   const signal = AbortSignal.any([ctx.signal, taskTimeout]);
   const endpoints: Endpoint[] = [];
   const refusals: string[] = [];
-  // The one way a probe gets an address: allow-list first, then a token, then connect.
+  // The one way a probe gets an address: a token, then the allow-list, then connect at once (a
+  // refused target spends a token but is never contacted).
   const gate: Gate = async (host, port) => {
     signal.throwIfAborted();
+    await ctx.bucket.take(signal);
     const decision = await allowed(ctx.allowList, { host, port }, { signal, ...(ctx.dnsTimeoutMs !== undefined && { dnsTimeoutMs: ctx.dnsTimeoutMs }), ...(ctx.resolve && { resolve: ctx.resolve }) });
     if (!decision.allowed) {
       refusals.push(decision.reason);
       throw new OutsideAllowListError(decision);
     }
-    await ctx.bucket.take(signal);
     const endpoint: Endpoint = { host, port, address: decision.address, ...(decision.servername && { servername: decision.servername }) };
     endpoints.push(endpoint);
     ctx.progress.connections++;
