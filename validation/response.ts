@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import type { Sql } from '../db/client.js';
 import { ACTION_TIERS } from '../prioritization/policy.js';
 import { scopeCondition, type ScopeSelector } from '../scoping/scopes.js';
@@ -133,7 +134,7 @@ const DONE = `('verified', 'resolved', 'closed')`;
  * tickets `where` selects. Set-based: the laterals read each ticket's findings, score history, risk
  * acceptances and escalations by their indexes.
  */
-function ticketFacts(sql: Sql, now: Date, where: ReturnType<Sql>) {
+function ticketFacts(sql: Sql, now: Date, where: postgres.PendingQuery<postgres.Row[]>) {
   return sql`
     with base as (
       select t.key, t.tier, t.owner, a.business_service, t.state, t.ack_due_at, t.created_at,
@@ -323,6 +324,6 @@ function ticketResponseOf(r: FactsRow): TicketResponse {
 
 /** One ticket's response block (undefined: no such ticket). */
 export async function ticketResponse(sql: Sql, key: string, now: Date = new Date()): Promise<TicketResponse | undefined> {
-  const [row] = await sql<FactsRow[]>`${ticketFacts(sql, now, sql`and t.key = ${key}`)}`;
+  const [row] = (await ticketFacts(sql, now, sql`and t.key = ${key}`)) as unknown as FactsRow[];
   return row ? ticketResponseOf(row) : undefined;
 }

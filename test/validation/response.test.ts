@@ -236,3 +236,82 @@ describe('response metrics over golden tickets', () => {
     expect(await responseMetrics(empty.sql, { groupBy: 'owner' })).toMatchObject({ total: ZERO, groups: [] });
   });
 });
+
+describe('GET /api/v1/metrics/response and the response blocks, through the running API', () => {
+  let platform: TestPlatform;
+  let db: Database;
+  beforeAll(async () => {
+    platform = await startTestPlatform({}, { api: true, worker: false });
+    db = connectDatabase(platform.databaseUrl, { max: 2 });
+    await seed(db.sql, t0);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await platform?.stop();
+  });
+
+  it('answers the metrics in the named schema the OpenAPI document gives', async () => {
+    const report = await json<{ asOf: string; groupBy: string; total: ResponseMetrics; groups: Array<ResponseMetrics & { key: string | null }> }>(
+      platform.api('/api/v1/metrics/response?groupBy=owner'),
+    );
+    expect(report.groupBy).toBe('owner');
+    // The API counts at its own now, within the hour after t0 + 200 h: no deadline falls in between.
+    expect(Date.parse(report.asOf) - (t0 + 200 * HOUR)).toBeLessThan(2 * HOUR);
+    expect(report.total).toEqual(TOTAL);
+    expect(report.groups.map((g) => [g.key, g.tickets, g.open, g.adequacy.reopened])).toEqual([
+      ['alice', 2, 0, 0],
+      ['bob', 2, 2, 1],
+      ['carol', 2, 1, 0],
+    ]);
+
+    const doc = await json<{ paths: Record<string, any>; components: { schemas: Record<string, any> } }>(platform.api('/api/v1/openapi.json'));
+    const ok = doc.paths['/api/v1/metrics/response'].get.responses['200'].content['application/json'].schema;
+    expect(ok).toEqual({ $ref: '#/components/schemas/ResponseReport' });
+    const schema = doc.components.schemas.ResponseReport;
+    expect(Object.keys(report).sort()).toEqual(Object.keys(schema.properties).sort());
+    expect(schema.properties.total).toEqual({ $ref: '#/components/schemas/ResponseMetrics' });
+    expect(Object.keys(report.total).sort()).toEqual([...doc.components.schemas.ResponseMetrics.required].sort());
+    // The ticket and exposure details extend their base schemas (allOf) with the same block.
+    const extension = (name: string) => doc.components.schemas[name].allOf.find((s: { properties?: object }) => s.properties).properties;
+    expect(extension('TicketDetail').response.allOf[0]).toEqual({ $ref: '#/components/schemas/TicketResponse' });
+    expect(extension('ExposureDetail').response.anyOf).toEqual([{ $ref: '#/components/schemas/TicketResponse' }, { type: 'null' }]);
+  });
+
+  it("shows one ticket's response in the ticket and in its exposures", async () => {
+    const ticket = await json<{ key: string; workflow: unknown; response: Record<string, unknown> }>(platform.api('/api/v1/tickets/B'));
+    expect(ticket.workflow).toBeNull();
+    expect(ticket.response).toMatchObject({
+      detectedAt: iso(24),
+      detectedFrom: 'became-urgent',
+      hoursToAcknowledge: 30,
+      hoursToFix: 60,
+      hoursToVerify: 80,
+      acknowledgedWithinSla: false,
+      fixedWithinSla: true,
+      reopened: false,
+    });
+    const [finding] = await db.sql<{ id: string }[]>`select id from findings where ticket_key = 'B'`;
+    const exposure = await json<{ ticketKey: string; response: unknown }>(platform.api(`/api/v1/exposures/${finding!.id}`));
+    expect(exposure.ticketKey).toBe('B');
+    expect(exposure.response).toEqual(ticket.response);
+    // A finding on no ticket has no response yet.
+    const [loose] = await db.sql<{ id: string }[]>`
+      insert into findings (fingerprint, asset_id, kind, issue_id, component, version, severity, first_scan_id, last_scan_id)
+      select 'loose', asset_id, kind, issue_id, 'zlib', '1.2.11', 'low', first_scan_id, last_scan_id from findings where ticket_key = 'B'
+      returning id`;
+    expect(await json<{ response: unknown }>(platform.api(`/api/v1/exposures/${loose!.id}`))).toMatchObject({ ticketKey: null, response: null });
+  });
+
+  it('refuses a bad window or scope with the field at fault', async () => {
+    const garbage = await platform.api('/api/v1/metrics/response?since=yesterday');
+    expect(garbage.status).toBe(400);
+    expect(JSON.stringify(await garbage.json())).toContain('since');
+    const backwards = await platform.api(`/api/v1/metrics/response?since=${iso(10)}&until=${iso(5)}`);
+    expect(backwards.status).toBe(400);
+    expect(await backwards.json()).toMatchObject({ error: { code: 'invalid_request', details: { field: 'until' } } });
+    const team = await platform.api('/api/v1/metrics/response?groupBy=team');
+    expect(team.status).toBe(400);
+    const scope = await platform.api('/api/v1/metrics/response?scope=nowhere');
+    expect(scope.status).toBe(404);
+  });
+});
