@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type Database, type Sql } from '../../db/client.js';
 import { responseMetrics, ResponseQueryError, ticketResponse, type ResponseMetrics } from '../../validation/response.js';
@@ -300,6 +302,39 @@ describe('GET /api/v1/metrics/response and the response blocks, through the runn
       select 'loose', asset_id, kind, issue_id, 'zlib', '1.2.11', 'low', first_scan_id, last_scan_id from findings where ticket_key = 'B'
       returning id`;
     expect(await json<{ response: unknown }>(platform.api(`/api/v1/exposures/${loose!.id}`))).toMatchObject({ ticketKey: null, response: null });
+  });
+
+  it('prints the table and the JSON through `ctem metrics response`', async () => {
+    const ctem = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
+        const env = { ...process.env, CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! };
+        const child = spawn(process.execPath, ['bin/ctem.js', ...args], { cwd: resolve(import.meta.dirname, '..', '..'), env });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('exit', (code) => res({ code, stdout, stderr }));
+      });
+    const table = await ctem(['metrics', 'response', '--group-by', 'owner']);
+    expect(table.stderr).toBe('');
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trimEnd().split('\n');
+    expect(lines[2]).toMatch(/^owner +tickets +ack h med\/p90 +fix h med\/p90 +verify h med\/p90 +ack in SLA +fix in SLA +open +overdue +unacked overdue +verifying +re-opened$/);
+    const cells = (owner: string) => lines.find((l) => l.startsWith(owner))!.split(/ {2,}/);
+    expect(cells('alice')).toEqual(['alice', '2', '16 / 27.2', '40 / 56', '55 / 75', '50% (1/2)', '100% (2/2)', '0', '0', '0', '0', '0/2 0%']);
+    expect(cells('bob')).toEqual(['bob', '2', '10 / 10', '-', '-', '50% (1/2)', '0% (0/1)', '2', '1', '1', '0', '1/1 100%']);
+    expect(cells('total')).toEqual(['total', '6', '10 / 22', '40 / 56', '55 / 75', '67% (4/6)', '50% (2/4)', '3', '2', '1', '1', '1/4 25%']);
+
+    const asJson = await ctem(['metrics', 'response', '--json', '--since', iso(12)]);
+    expect(asJson.code).toBe(0);
+    expect(JSON.parse(asJson.stdout)).toMatchObject({ groupBy: null, since: iso(12), total: { tickets: 1, toAcknowledge: { medianHours: 30 } } });
+
+    const wrong = await ctem(['metrics', 'response', '--group-by', 'team']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/^--group-by: must be one of tier, owner, business_service \(got team\)/);
+    const badDate = await ctem(['metrics', 'response', '--since', 'yesterday']);
+    expect(badDate.code).toBe(1);
+    expect(badDate.stderr).toMatch(/^metrics failed: HTTP 400 .*since/);
   });
 
   it('refuses a bad window or scope with the field at fault', async () => {
