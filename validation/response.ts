@@ -131,13 +131,50 @@ const DONE = `('verified', 'resolved', 'closed')`;
 
 /**
  * One row per ticket with its instants and decisions (the columns named in TicketResponse), for the
- * tickets `where` selects. Set-based: the laterals read each ticket's findings, score history, risk
- * acceptances and escalations by their indexes.
+ * tickets `where` selects (a condition on tickets `t` and their assets `a`). Set-based: each input
+ * (findings with their score history, risk acceptances, escalations) is aggregated once per ticket
+ * and joined, so the estate costs a few hash joins and one ticket a few index reads (`oneTicket`).
  */
-function ticketFacts(sql: Sql, now: Date, where: postgres.PendingQuery<postgres.Row[]>) {
+function ticketFacts(sql: Sql, now: Date, where: postgres.PendingQuery<postgres.Row[]>, oneTicket = false) {
   return sql`
-    with base as (
-      select t.key, t.tier, t.owner, a.business_service, t.state, t.ack_due_at, t.created_at,
+    with selected as (
+      select t.*, a.business_service from tickets t join assets a on a.id = t.asset_id where true ${where}
+    ),
+    ticket_findings as (
+      select f.id, f.ticket_key, f.first_seen_at from findings f join selected s on s.key = f.ticket_key
+    ),
+    became_urgent as (${
+      // The same minimum two ways: the planner reads the history view's branches by index only per
+      // finding, and hashes them whole for a join. One ticket: per finding; the estate: one hash join.
+      oneTicket
+        ? sql`select f.id as finding_id, (select min(h.at) from score_history h where h.finding_id = f.id and h.tier = any(${ACTION_TIERS as string[]})) as at
+              from ticket_findings f`
+        : sql`select h.finding_id, min(h.at) as at from score_history h join ticket_findings f on f.id = h.finding_id
+              where h.tier = any(${ACTION_TIERS as string[]}) group by h.finding_id`
+    }),
+    detection as (
+      select f.ticket_key, min(coalesce(u.at, f.first_seen_at)) as detected_at,
+             (array_agg(case when u.at is null then 'first-seen' else 'became-urgent' end order by coalesce(u.at, f.first_seen_at)))[1] as source
+      from ticket_findings f left join became_urgent u on u.finding_id = f.id
+      group by f.ticket_key
+    ),
+    acceptances as (
+      -- A renewal keeps the acceptance's start: one pause per start, until its last row ended.
+      select ra.ticket_key, ra.accepted_at, max(coalesce(ra.ended_at, 'infinity')) as ended,
+             bool_or(ra.ended_at >= ra.expires_at) as ran_out
+      from risk_acceptances ra join selected s on s.key = ra.ticket_key
+      where ra.accepted_at <= ${now}::timestamptz
+      group by ra.ticket_key, ra.accepted_at
+    ),
+    pauses as (
+      select ticket_key, sum(least(ended, ${now}::timestamptz) - accepted_at) as paused, count(*) filter (where ran_out) as ran_out
+      from acceptances group by ticket_key
+    ),
+    cycles as (
+      select e.ticket_key, max(e.cycle) as cycle from escalations e join selected s on s.key = e.ticket_key group by e.ticket_key
+    ),
+    base as (
+      select t.key, t.tier, t.owner, t.business_service, t.state, t.ack_due_at, t.created_at,
              coalesce(d.detected_at, t.created_at) as detected_at,
              case when d.detected_at is null then 'ticket-created' else d.source end as detected_from,
              least(t.acknowledged_at, t.resolved_at) as acknowledged_at,
@@ -145,31 +182,12 @@ function ticketFacts(sql: Sql, now: Date, where: postgres.PendingQuery<postgres.
              case when t.state = 'verified' then t.updated_at end as verified_at,
              coalesce(p.paused, interval '0') as paused,
              t.due_at + coalesce(p.paused, interval '0') as due_at,
-             coalesce(r.reopened, false) as reopened
-      from tickets t
-      join assets a on a.id = t.asset_id
-      left join lateral (
-        select min(coalesce(u.at, f.first_seen_at)) as detected_at,
-               (array_agg(case when u.at is null then 'first-seen' else 'became-urgent' end order by coalesce(u.at, f.first_seen_at)))[1] as source
-        from findings f
-        left join lateral (
-          select min(h.at) as at from score_history h where h.finding_id = f.id and h.tier = any(${ACTION_TIERS as string[]})
-        ) u on true
-        where f.ticket_key = t.key
-      ) d on true
-      left join lateral (
-        -- A renewal keeps the acceptance's start: one pause per start, until its last row ended.
-        select sum(least(coalesce(e.ended, ${now}::timestamptz), ${now}::timestamptz) - e.accepted_at) as paused
-        from (select ra.accepted_at, max(coalesce(ra.ended_at, 'infinity')) as ended
-              from risk_acceptances ra where ra.ticket_key = t.key and ra.accepted_at <= ${now}::timestamptz
-              group by ra.accepted_at) e
-      ) p on true
-      left join lateral (
-        select coalesce(max(e.cycle), 0) >
-               (select count(*) from risk_acceptances ra where ra.ticket_key = t.key and ra.ended_at >= ra.expires_at) as reopened
-        from escalations e where e.ticket_key = t.key
-      ) r on true
-      where true ${where}
+             -- Each re-opening starts a cycle; those not explained by an expired acceptance were failed verifications.
+             coalesce(c.cycle, 0) > coalesce(p.ran_out, 0) as reopened
+      from selected t
+      left join detection d on d.ticket_key = t.key
+      left join pauses p on p.ticket_key = t.key
+      left join cycles c on c.ticket_key = t.key
     )
     select b.*,
            extract(epoch from b.acknowledged_at - b.detected_at) / 3600 as hours_to_acknowledge,
@@ -324,6 +342,6 @@ function ticketResponseOf(r: FactsRow): TicketResponse {
 
 /** One ticket's response block (undefined: no such ticket). */
 export async function ticketResponse(sql: Sql, key: string, now: Date = new Date()): Promise<TicketResponse | undefined> {
-  const [row] = (await ticketFacts(sql, now, sql`and t.key = ${key}`)) as unknown as FactsRow[];
+  const [row] = (await ticketFacts(sql, now, sql`and t.key = ${key}`, true)) as unknown as FactsRow[];
   return row ? ticketResponseOf(row) : undefined;
 }
