@@ -80,7 +80,8 @@ export const TicketResponseSchema = z
   .openapi('TicketResponse');
 
 const ScopeName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
-const DateTime = z.string().datetime({ offset: true });
+// A date alone is midnight UTC.
+const DateTime = z.union([z.string().date(), z.string().datetime({ offset: true })]);
 
 const responseRoute = createRoute({
   method: 'get',
@@ -89,7 +90,7 @@ const responseRoute = createRoute({
   request: {
     query: z.object({
       groupBy: z.enum(RESPONSE_GROUPS).optional(),
-      since: DateTime.optional().openapi({ description: 'tickets detected at or after this instant' }),
+      since: DateTime.optional().openapi({ description: 'tickets detected at or after this instant (ISO 8601; a date alone is midnight UTC)' }),
       until: DateTime.optional().openapi({ description: 'tickets detected before this instant' }),
       scope: ScopeName.optional().openapi({ description: "a saved scope, applied to each ticket's asset" }),
     }),

@@ -346,6 +346,12 @@ describe('GET /api/v1/metrics/response and the response blocks, through the runn
     expect(await backwards.json()).toMatchObject({ error: { code: 'invalid_request', details: { field: 'until' } } });
     const team = await platform.api('/api/v1/metrics/response?groupBy=team');
     expect(team.status).toBe(400);
+    // A date alone is midnight UTC: every ticket was detected before tomorrow.
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    expect(await json<{ since: string; total: { tickets: number } }>(platform.api(`/api/v1/metrics/response?until=${tomorrow}`))).toMatchObject({
+      until: `${tomorrow}T00:00:00.000Z`,
+      total: { tickets: 6 },
+    });
     const scope = await platform.api('/api/v1/metrics/response?scope=nowhere');
     expect(scope.status).toBe(404);
   });
