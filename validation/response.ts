@@ -210,7 +210,7 @@ function ticketFacts(sql: Sql, now: Date, where: postgres.PendingQuery<postgres.
 const GROUP_COLUMN: Record<ResponseGroupBy, string> = { tier: 'tier', owner: 'owner', business_service: 'business_service' };
 
 type MetricsRow = {
-  grouped: number;
+  grouped: boolean;
   key: string | null;
   tickets: number;
   ack_n: number; ack_median: number | null; ack_p90: number | null;
