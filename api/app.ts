@@ -10,6 +10,7 @@ import { escalationDigestRoutes } from './routes/escalation-digests.js';
 import { eventRoutes } from './routes/events.js';
 import { exposureRoutes } from './routes/exposures.js';
 import { reportRoutes } from './routes/reports.js';
+import { responseRoutes } from './routes/response-metrics.js';
 import { sourceRoutes } from './routes/sources.js';
 import { healthRoutes } from './routes/health.js';
 import { policyRoutes } from './routes/policies.js';
@@ -44,6 +45,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', sourceRoutes);
   app.route('/', eventRoutes);
   app.route('/', reportRoutes);
+  app.route('/', responseRoutes);
   app.route('/', exposureRoutes);
   app.route('/', campaignRoutes);
   app.route('/', policyRoutes);

@@ -20,6 +20,9 @@ const USAGE = `usage: ctem <command>
   intel promote KIND VERSION   activate a staged version [--force check,...]
   intel fetch KIND    fetch a feed from its configured URL now
   tickets audit       does every urgent finding reach a person, one ticket per fix? (exit 1 if not) [--json]
+  metrics response    was the response fast and adequate? detection to acknowledgement, fix and verification,
+                      SLA attainment, overdue and re-opened tickets [--group-by tier|owner|business_service]
+                      [--since ISO] [--until ISO] [--scope NAME] [--json]
   backtest --later-kev FILE   would the policy have flagged at t0 what a later CISA KEV lists? effort,
                       coverage and efficiency beside EPSS and CVSS baselines [--universe estate|cves|records]
                       [--policy VERSION ...] [--epss V] [--kev V] [--cve V] [--json]
@@ -84,6 +87,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'tickets') {
     const { ticketsCommand } = await import('./commands/tickets.js');
     return ticketsCommand(loadConfig(), rest);
+  }
+  if (command === 'metrics') {
+    const { metricsCommand } = await import('./commands/metrics.js');
+    return metricsCommand(loadConfig(), rest);
   }
   if (command === 'parse' || command === 'ingest') {
     const { values, positionals } = parseArgs({

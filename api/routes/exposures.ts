@@ -4,6 +4,8 @@ import { deleteScope, getScope, listScopes, saveScope, ScopeSelector } from '../
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema, PageQuery } from './schemas.js';
+import { TicketResponseSchema } from './response-metrics.js';
+import { ticketResponse } from '../../validation/response.js';
 
 const ScopeName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 const ScopeSchema = z.object({ name: z.string(), selector: ScopeSelector, description: z.string().nullable() }).openapi('Scope');
@@ -82,6 +84,7 @@ const ExposureDetailSchema = ExposureSchema.extend({
       explanation: z.array(FactorSchema).nullable(),
     }),
   ),
+  response: z.union([TicketResponseSchema, z.null()]).openapi({ description: "its golden ticket's response against the SLA (null: on no ticket)" }),
 }).openapi('ExposureDetail');
 
 const NoiseCountsSchema = z.object({
@@ -189,9 +192,11 @@ export const exposureRoutes = new OpenAPIHono<AppEnv>()
     return c.json(await listExposures(sql, { ...query, ...(scope ? { scope: scope.selector } : {}) }), 200);
   })
   .openapi(getExposureRoute, async (c) => {
-    const exposure = await getExposure(c.get('deps').database.sql, c.req.valid('param').id);
+    const sql = c.get('deps').database.sql;
+    const exposure = await getExposure(sql, c.req.valid('param').id);
     if (!exposure) return problem(c, 404, 'not_found', 'no such exposure');
-    return c.json(exposure, 200);
+    const response = exposure.ticketKey ? ((await ticketResponse(sql, exposure.ticketKey)) ?? null) : null;
+    return c.json({ ...exposure, response }, 200);
   })
   .openapi(putScopeRoute, async (c) => {
     const body = c.req.valid('json');

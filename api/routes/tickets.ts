@@ -9,6 +9,8 @@ import { ITSM_NAMES } from '../../mobilization/itsm/index.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema, PageQuery } from './schemas.js';
+import { TicketResponseSchema } from './response-metrics.js';
+import { ticketResponse } from '../../validation/response.js';
 
 const TicketStateEnum = z.enum(['orphaned', 'opening', 'new', 'in_progress', 'on_hold', 'risk_accepted', 'resolved', 'closed', 'verified']);
 
@@ -96,6 +98,7 @@ const TicketDetailSchema = TicketSchema.extend({
     .union([RemediationStateSchema, z.object({ unavailable: z.string() })])
     .nullable()
     .openapi({ description: 'the live state of its workflow (null when the workflow no longer exists)' }),
+  response: TicketResponseSchema.openapi({ description: 'how fast and how well the response went, against the SLA' }),
 }).openapi('TicketDetail');
 
 export const listTicketsRoute = createRoute({
@@ -187,7 +190,8 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
       if (!(err instanceof WorkflowNotFoundError)) workflow = { unavailable: (err as Error).message };
     }
     const lines = (await ticketDetail(deps.database.sql, ticket.key))?.lines ?? [];
-    return c.json({ ...ticket, lines, workflow }, 200);
+    const response = (await ticketResponse(deps.database.sql, ticket.key))!;
+    return c.json({ ...ticket, lines, workflow, response }, 200);
   })
   .openapi(acknowledgeTicketRoute, async (c) => {
     const deps = c.get('deps');
