@@ -11,7 +11,7 @@ const doc = policy.document;
 const m = doc.modifiers;
 const plain: Cell = {
   base: 0, publicExploit: false, publiclyExposed: false, likelyExploited: false, edrCovered: false, notSeenLoaded: false,
-  nonProduction: false, notExploitableControl: false, vendorStatus: false, criticalAsset: false,
+  nonProduction: false, notExploitableControl: false, vendorStatus: false, criticalAsset: false, proven: false, notExploitable: false,
 };
 const rows = doc.table.map((r) => ({ r, key: decisionKey(r.inKev === 'yes', r.publiclyExposed === 'yes', r.automatable === 'yes', r.technicalImpact === 'total') }));
 const rank = (t: string) => TIER_RANK[t as keyof typeof TIER_RANK];
