@@ -97,6 +97,20 @@ export const PolicyDocument = z.strictObject({
       .optional(),
     notExploitableControl: z.strictObject({ to: tier, scoreFactor: factor, note }).optional(),
     vendorStatus: z.strictObject({ statuses: z.array(z.string().min(1)).min(1), to: tier, scoreFactor: factor, note }).optional(),
+    /**
+     * Validation evidence (table validation_evidence) on the finding's asset and vulnerability: the
+     * latest unexpired test whose result is exploited, confirmed or not_exploitable. `proven` (a
+     * result it lists) raises to at least `to`, and a not-exploitable control or an EDR that never saw
+     * the component loaded no longer lowers it (the test exercised the running code); non-production
+     * still lowers and a vendor status still caps. `notExploitable` caps at `to` until the test expires.
+     */
+    validation: z
+      .strictObject({
+        proven: z.strictObject({ results: z.array(z.enum(['exploited', 'confirmed'])).min(1), to: tier, note }).optional(),
+        notExploitable: z.strictObject({ to: tier, scoreFactor: factor, note }).optional(),
+        note,
+      })
+      .optional(),
     criticalAsset: z
       .strictObject({
         criticalities: z.array(z.enum(['critical', 'high', 'medium', 'low'])).min(1),
@@ -215,11 +229,17 @@ export function parsePolicy(input: unknown, where: string): Policy {
       fail(`modifiers.${name}.raise`, `lists a tier at or above "to" (${raise.to}): it can only raise`);
     }
   }
+  const validation = doc.modifiers.validation;
+  if (validation && !validation.proven && !validation.notExploitable) fail('modifiers.validation', 'name proven, notExploitable or both');
   return { version: doc.version, document: doc, decisions: decisions as DecisionRow[] };
 }
 
-/** The policies the platform ships, by file name; the first is the default. */
-export const SHIPPED_POLICIES = ['exploitability.json', 'bod-26-04-epss.json'] as const;
+/**
+ * The policies the platform ships, by file name; the first is the default. A shipped version never
+ * changes meaning: a change ships as a new file and version (exploitability-2 is exploitability-1
+ * with validation evidence), and the older ones stay so that estates running them keep them.
+ */
+export const SHIPPED_POLICIES = ['exploitability-2.json', 'exploitability.json', 'bod-26-04-epss.json'] as const;
 export type ShippedPolicy = (typeof SHIPPED_POLICIES)[number];
 
 /** A shipped document, as JSON. */

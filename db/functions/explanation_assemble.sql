@@ -1,6 +1,7 @@
 -- The factor list from its three parts, in the order the policy explains: feeds, CISA's SSVC and CVSS
 -- (the vulnerability's part) around the exposure (the asset's), the decision, the modifiers that applied
--- (runtime evidence is looked up for the finding's component in the asset's part), the business
+-- (runtime evidence is looked up for the finding's component in the asset's part; validation evidence
+-- follows the control), the business
 -- impact where it shortened the due date, the tier, then the score and the terms that made it (a
 -- decision part written before the terms were kept says the policy's template). A part that holds `factors` is a
 -- whole explanation written before parts existed. prioritization/scoring/explanation.ts states the
@@ -31,6 +32,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
          ELSE '[]'::jsonb END
       || CASE WHEN (c->>'nonprod')::boolean THEN jsonb_build_array(a->'environment') ELSE '[]'::jsonb END
       || CASE WHEN c ? 'control' THEN jsonb_build_array(c->'control') ELSE '[]'::jsonb END
+      || CASE WHEN c ? 'validation' THEN jsonb_build_array(c->'validation') ELSE '[]'::jsonb END
       || CASE WHEN c ? 'vendor' THEN jsonb_build_array(c->'vendor') ELSE '[]'::jsonb END
       || CASE WHEN (c->>'critical')::boolean AND a ? 'business' THEN jsonb_build_array(a->'business') ELSE '[]'::jsonb END
       || jsonb_build_array(c->'tier', jsonb_build_object('factor', 'score', 'value', score, 'source', c->>'scoreSource',

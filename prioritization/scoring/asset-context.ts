@@ -5,9 +5,10 @@ import { modifierParams, type Tx } from './sql.js';
 /**
  * The scoring statement's per-asset step, computed once per asset (never per finding): the active
  * controls, each asset's exposure in words, its EDR coverage and what EDR saw on its hosts, its
- * environment and business impact, the controls that apply there, and the asset's explanation part
- * (a_body, keyed by content as a_id). CTEs: ctl, services, asset_hosts, host_seen, asset_runtime,
- * asset_base, asset_ctx0, asset_ctx. `scoped`: restrict to the assets of the scope_assets CTE.
+ * environment and business impact, the controls that apply there, its validation evidence by
+ * vulnerability, and the asset's explanation part (a_body, keyed by content as a_id). CTEs: ctl,
+ * evidence, services, asset_hosts, host_seen, asset_runtime, asset_base, asset_ctx0, asset_ctx.
+ * `scoped`: restrict to the assets of the scope_assets CTE.
  */
 export function assetContextCtes(tx: Tx, policy: Policy, scoped: boolean) {
   const c = modifierParams(policy);
@@ -30,6 +31,29 @@ export function assetContextCtes(tx: Tx, policy: Policy, scoped: boolean) {
             else format(${W.controlNotExploitable}::text, c.name, ${c.controlTo}::text, ${c.controlFactor}::float8) end) as obj
       from compensating_controls c
       where c.expires_at is null or c.expires_at > now()
+    ),
+    -- Validation evidence: per asset, each vulnerability's latest unexpired test that moves a tier
+    -- (reachable / unreachable do not), worded once per test; null on an asset without any, so the
+    -- per-finding lookup (relation.ts) runs only on assets that have some.
+    evidence as materialized (
+      select e.asset_id, jsonb_object_agg(e.vulnerability, jsonb_build_object('r', e.result,
+        'o', jsonb_build_object('factor', 'validation', 'value', e.result, 'source', format(${W.validationSource}::text, e.tool),
+          'effect', format(${W.validationTest}::text, (${W.validationResults}::text)::jsonb ->> e.result, e.tool,
+                           case when e.target is not null then format(${W.validationTarget}::text, e.target) else '' end,
+                           case when e.port is not null then format(${W.validationPort}::text, e.port) else '' end,
+                           to_char(e.tested_at at time zone 'UTC', 'YYYY-MM-DD'), to_char(e.expires_at at time zone 'UTC', 'YYYY-MM-DD'), e.source)
+            || case when e.result = 'not_exploitable'
+                    then format(${W.validationLowered}::text, ${c.notExploitableTo}::text, to_char(e.expires_at at time zone 'UTC', 'YYYY-MM-DD'), ${c.notExploitableFactor}::float8)
+                    else format(${W.validationRaised}::text, ${c.provenTo}::text) end))) as ev
+      from (
+        select distinct on (e.asset_id, e.vulnerability) e.asset_id, e.vulnerability, e.result, e.tool, e.source,
+               nullif(e.target, '') as target, nullif(e.port, '') as port, e.tested_at, e.expires_at
+        from validation_evidence e
+        where ${c.validationOn}::boolean and e.expires_at > now() and e.result in ('exploited', 'confirmed', 'not_exploitable')
+          ${scoped ? tx`and e.asset_id in (select asset_id from scope_assets)` : tx``}
+        order by e.asset_id, e.vulnerability, e.tested_at desc, e.id desc
+      ) e
+      group by e.asset_id
     ),
     services as materialized (
       select id, name, annual_revenue, attribute_sources->>'annual_revenue' as source from assets
@@ -77,7 +101,7 @@ export function assetContextCtes(tx: Tx, policy: Policy, scoped: boolean) {
         a.attribute_sources->>'environment' as environment_source, a.attribute_sources->>'criticality' as criticality_source,
         h.n as host_n, h.any_facing, h.all_closed, h.names as host_names,
         coalesce(case when a.internet_facing then a.id end, fh.id) as facing_id,
-        rh.seen as rt_seen, rh.covered as rt_covered, rh.names as rt_names
+        rh.seen as rt_seen, rh.covered as rt_covered, rh.names as rt_names, ev.ev
       from assets a
       left join lateral (
         select count(*) as n, bool_or(t.internet_facing) as any_facing, bool_and(t.internet_facing is false) as all_closed,
@@ -91,6 +115,7 @@ export function assetContextCtes(tx: Tx, policy: Policy, scoped: boolean) {
         order by t.name limit 1
       ) fh on a.internet_facing is not true
       left join asset_runtime rh on rh.asset_id = a.id
+      left join evidence ev on ev.asset_id = a.id
       -- The revenue of the business service the asset belongs to (by name or part_of), when it has none itself.
       left join lateral (
         select s.name, s.annual_revenue, s.source from services s
@@ -145,7 +170,7 @@ export function assetContextCtes(tx: Tx, policy: Policy, scoped: boolean) {
                                  to_char(b.revenue, 'FM999,999,999,999,990'), to_char(${c.revenueAt}::float8, 'FM999,999,999,999,990')) end], null), '; ')
               || format(${W.businessCritical}::text, ${c.criticalDueFactor}::float8))
         end as business_obj,
-        coalesce(b.rt_covered, false) as edr_covered, coalesce(b.rt_seen, '{}') as rt_seen, b.rt_names,
+        coalesce(b.rt_covered, false) as edr_covered, coalesce(b.rt_seen, '{}') as rt_seen, b.rt_names, b.ev,
         nullif(array(select c.name from ctl c
                      where c.to_all or b.asset_key = any(c.asset_keys) or b.business_service = any(c.services) or b.environment = any(c.environments)), '{}') as ctl_names
       from asset_base b

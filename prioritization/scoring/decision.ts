@@ -29,19 +29,26 @@ export interface Cell {
   /** The finding's vendor or VEX status is one the policy lists. */
   vendorStatus: boolean;
   criticalAsset: boolean;
+  /** The finding's validation evidence (the latest unexpired exploited, confirmed or not_exploitable test) is a result modifiers.validation.proven lists. */
+  proven: boolean;
+  /** The finding's validation evidence is not_exploitable. */
+  notExploitable: boolean;
 }
 
 /** Modifier combinations per base (the exposure bit only feeds the score): a cell's base is its key / MODIFIER_SPAN. */
-export const MODIFIER_SPAN = 512;
+export const MODIFIER_SPAN = 2048;
 /** Bases 0-19, MODIFIER_SPAN modifier combinations each. */
 export const CELL_COUNT = 20 * MODIFIER_SPAN;
 /** Base of the severity outcomes (no KEV catalog): 16 track, 17 track*, 18 attend. */
 export const SEVERITY_BASE = 16;
 
-/** A cell as one integer: base * 512 + public exploit 256 + exposed 128 + likely 64 + EDR 32 + unseen 16 + non-production 8 + control 4 + vendor 2 + critical 1. */
+/**
+ * A cell as one integer: base * 2048 + not exploitable (validation) 1024 + proven (validation) 512 + public exploit 256 + exposed 128 +
+ * likely 64 + EDR 32 + unseen 16 + non-production 8 + control 4 + vendor 2 + critical 1.
+ */
 export function cellKey(c: Cell): number {
   return (
-    c.base * MODIFIER_SPAN + +c.publicExploit * 256 + +c.publiclyExposed * 128 + +c.likelyExploited * 64 + +c.edrCovered * 32 + +c.notSeenLoaded * 16 +
+    c.base * MODIFIER_SPAN + +c.notExploitable * 1024 + +c.proven * 512 + +c.publicExploit * 256 + +c.publiclyExposed * 128 + +c.likelyExploited * 64 + +c.edrCovered * 32 + +c.notSeenLoaded * 16 +
     +c.nonProduction * 8 + +c.notExploitableControl * 4 + +c.vendorStatus * 2 + +c.criticalAsset
   );
 }
@@ -50,7 +57,7 @@ export function cellOf(key: number): Cell {
   const bit = (i: number) => ((key >> i) & 1) === 1;
   return {
     base: Math.floor(key / MODIFIER_SPAN), publicExploit: bit(8), publiclyExposed: bit(7), likelyExploited: bit(6), edrCovered: bit(5), notSeenLoaded: bit(4),
-    nonProduction: bit(3), notExploitableControl: bit(2), vendorStatus: bit(1), criticalAsset: bit(0),
+    nonProduction: bit(3), notExploitableControl: bit(2), vendorStatus: bit(1), criticalAsset: bit(0), proven: bit(9), notExploitable: bit(10),
   };
 }
 
@@ -65,6 +72,10 @@ export interface Applied {
   notExploitableControl: boolean;
   vendorStatus: boolean;
   criticalAsset: boolean;
+  /** Validation evidence proved it exploitable here: raised to at least modifiers.validation.proven.to. */
+  proven: boolean;
+  /** Validation evidence says a dated test failed to exploit it: capped at modifiers.validation.notExploitable.to. */
+  notExploitable: boolean;
 }
 
 export interface Outcome {
@@ -89,9 +100,12 @@ export function severityTier(policy: Policy, cvss: number | null): Tier {
 export const tableRow = (policy: Policy, base: number) => (base < SEVERITY_BASE ? policy.decisions[base] : undefined);
 
 /**
- * The table, then the modifiers in the policy's order: likely exploited and a public exploit raise (to at most its
- * `to`), not loaded at runtime and non-production lower (never below track), a not-exploitable
- * control and a vendor status cap. The due date is the timeline's when the final tier is the
+ * The table, then the modifiers in the policy's order: likely exploited, a public exploit and
+ * proven exploitation (validation) raise (to its `to`), not loaded at runtime and non-production
+ * lower (never below track), a not-exploitable control, a failed exploitation test (validation) and
+ * a vendor status cap. Proven exploitation overrides what the test proved wrong: a not-exploitable
+ * control and an EDR that never saw the component loaded then neither lower nor explain it; the
+ * environment still lowers it and a vendor status (the code is not there) still caps it. The due date is the timeline's when the final tier is the
  * table's, the final tier's otherwise, shortened on a critical asset.
  */
 export function decide(policy: Policy, cell: Cell): Outcome {
@@ -102,30 +116,35 @@ export function decide(policy: Policy, cell: Cell): Outcome {
   const likely = m.likelyExploited !== undefined && cell.likelyExploited && m.likelyExploited.raise.some((t) => TIER_RANK[t] === t0);
   const poc = m.publicExploit !== undefined && cell.publicExploit && m.publicExploit.raise.some((t) => TIER_RANK[t] === t0)
     && (!m.publicExploit.whenExposed || cell.publiclyExposed);
-  const runtime = m.notLoadedAtRuntime !== undefined && cell.edrCovered;
+  // One evidence row per finding: a cell with both bits (never computed) counts as proven.
+  const proven = m.validation?.proven !== undefined && cell.proven;
+  const failed = m.validation?.notExploitable !== undefined && cell.notExploitable && !proven;
+  const runtime = m.notLoadedAtRuntime !== undefined && cell.edrCovered && !proven;
   const notLoaded = runtime && cell.notSeenLoaded;
   const nonProduction = m.nonProduction !== undefined && cell.nonProduction;
-  const control = m.notExploitableControl !== undefined && cell.notExploitableControl;
+  const control = m.notExploitableControl !== undefined && cell.notExploitableControl && !proven;
   const vendor = m.vendorStatus !== undefined && cell.vendorStatus;
   const critical = m.criticalAsset !== undefined && cell.criticalAsset;
 
-  let rank = Math.max(t0, likely ? TIER_RANK[m.likelyExploited!.to] : 0, poc ? TIER_RANK[m.publicExploit!.to] : 0);
+  let rank = Math.max(t0, likely ? TIER_RANK[m.likelyExploited!.to] : 0, poc ? TIER_RANK[m.publicExploit!.to] : 0, proven ? TIER_RANK[m.validation!.proven!.to] : 0);
   rank -= (notLoaded ? m.notLoadedAtRuntime!.lowerBy : 0) + (nonProduction ? m.nonProduction!.lowerBy : 0);
   rank = Math.max(rank, 0);
   if (control) rank = Math.min(rank, TIER_RANK[m.notExploitableControl!.to]);
+  if (failed) rank = Math.min(rank, TIER_RANK[m.validation!.notExploitable!.to]);
   if (vendor) rank = Math.min(rank, TIER_RANK[m.vendorStatus!.to]);
   const tier = TIER_BY_RANK[rank]!;
 
   const dueDays = dueDaysOf(policy, cell.base, tier, critical);
   const scoreFactor =
     (notLoaded ? m.notLoadedAtRuntime!.scoreFactor : 1) * (nonProduction ? m.nonProduction!.scoreFactor : 1) *
-    (control ? m.notExploitableControl!.scoreFactor : 1) * (vendor ? m.vendorStatus!.scoreFactor : 1);
+    (control ? m.notExploitableControl!.scoreFactor : 1) * (failed ? m.validation!.notExploitable!.scoreFactor : 1) * (vendor ? m.vendorStatus!.scoreFactor : 1);
   return {
     tableTier,
     tier,
     dueDays,
     scoreFactor,
-    applied: { likelyExploited: likely, publicExploit: poc, runtime, notLoadedAtRuntime: notLoaded, nonProduction, notExploitableControl: control, vendorStatus: vendor, criticalAsset: critical },
+    applied: { likelyExploited: likely, publicExploit: poc, runtime, notLoadedAtRuntime: notLoaded, nonProduction, notExploitableControl: control, vendorStatus: vendor, criticalAsset: critical,
+      proven, notExploitable: failed },
   };
 }
 
@@ -262,6 +281,10 @@ export function cellTable(policy: Policy) {
   return table;
 }
 
-/** The modifiers an explanation shows, as bits: likely 1, runtime 2, non-production 4, control 8, vendor 16, public exploit 32. */
+/**
+ * The modifiers an explanation shows, as bits: likely 1, runtime 2, non-production 4, control 8, vendor 16, public exploit 32,
+ * validation (proven or not exploitable) 64.
+ */
 export const shapeOf = (a: Applied): number =>
-  +a.likelyExploited + +a.runtime * 2 + +a.nonProduction * 4 + +a.notExploitableControl * 8 + +a.vendorStatus * 16 + +a.publicExploit * 32;
+  +a.likelyExploited + +a.runtime * 2 + +a.nonProduction * 4 + +a.notExploitableControl * 8 + +a.vendorStatus * 16 + +a.publicExploit * 32 +
+  +(a.proven || a.notExploitable) * 64;

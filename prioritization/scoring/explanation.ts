@@ -79,6 +79,14 @@ export const WORDS = {
   controlNotExposed: 'control %L blocks the path from the internet: not publicly exposed',
   controlNotExploitable: 'control %L blocks exploitation: %s (score × %s)',
 
+  validationSource: 'validation evidence (%s)',
+  validationResults: '{"exploited": "Exploited", "confirmed": "Confirmed", "not_exploitable": "Not exploitable"}',
+  validationTest: '%s by %s%s%s on %s (expires %s), from %s',
+  validationTarget: ' at %s',
+  validationPort: ' (%s)',
+  validationRaised: ': raised to %s',
+  validationLowered: ': lowered to %s until %s (score × %s)',
+
   vendorSource: 'scanner or VEX statement',
   vendorOther: 'declared %s',
   vendor: '%s: %s (score × %s)',
@@ -241,6 +249,8 @@ export interface DecisionPart {
   decision?: ExplanationFactor;
   unexposedBy?: ExplanationFactor;
   control?: ExplanationFactor;
+  /** The validation evidence that raised or lowered the finding. */
+  validation?: ExplanationFactor;
   vendor?: ExplanationFactor;
 }
 
@@ -249,7 +259,7 @@ export function decisionPart(
   policy: Policy,
   key: number,
   outcome: Outcome,
-  extra: { unexposedBy?: ExplanationFactor | null; control?: ExplanationFactor | null; vendorStatus?: string | null } = {},
+  extra: { unexposedBy?: ExplanationFactor | null; control?: ExplanationFactor | null; validation?: ExplanationFactor | null; vendorStatus?: string | null } = {},
 ): DecisionPart {
   const cell = cellOf(key);
   const a = outcome.applied;
@@ -262,7 +272,8 @@ export function decisionPart(
   };
   if (cell.base < SEVERITY_BASE) part.decision = decisionFactor(policy, policy.decisions[cell.base]!);
   if (extra.unexposedBy) part.unexposedBy = extra.unexposedBy;
-  if (extra.control) part.control = extra.control;
+  if (extra.control && a.notExploitableControl) part.control = extra.control;
+  if (extra.validation && (a.proven || a.notExploitable)) part.validation = extra.validation;
   if (extra.vendorStatus && a.vendorStatus) part.vendor = vendorFactor(policy, extra.vendorStatus);
   return part;
 }
@@ -345,6 +356,33 @@ export function controlFactor(policy: Policy, c: { name: string; kind: string; e
   };
 }
 
+/** A validation test as the scoring statement reads it (table validation_evidence). */
+export interface ValidationEvidence {
+  result: 'exploited' | 'confirmed' | 'not_exploitable';
+  tool: string;
+  source: string;
+  target?: string | null;
+  port?: string | null;
+  testedAt: Date;
+  expiresAt: Date;
+}
+
+const utcDay = (d: Date) => d.toISOString().slice(0, 10);
+
+/**
+ * The finding's validation evidence: what the test found, where, when, until when and from which
+ * report, and what it does (asset-context.ts words the same in SQL, once per evidence row).
+ */
+export function validationFactor(policy: Policy, e: ValidationEvidence): ExplanationFactor {
+  const m = policy.document.modifiers.validation;
+  const test = format(WORDS.validationTest, wordsOf(WORDS.validationResults)[e.result]!, e.tool, e.target ? format(WORDS.validationTarget, e.target) : '',
+    e.port ? format(WORDS.validationPort, e.port) : '', utcDay(e.testedAt), utcDay(e.expiresAt), e.source);
+  const effect = e.result === 'not_exploitable'
+    ? format(WORDS.validationLowered, m?.notExploitable?.to ?? 'track', utcDay(e.expiresAt), m?.notExploitable?.scoreFactor ?? 1)
+    : format(WORDS.validationRaised, m?.proven?.to ?? 'act');
+  return { factor: 'validation', value: e.result, source: format(WORDS.validationSource, e.tool), effect: test + effect };
+}
+
 /** The exposure of an asset marked internet-facing or not, or without context (the firewall and scan wordings are in asset-context.ts). */
 export function exposureFactor(policy: Policy, a: { name: string; internetFacing: boolean | null; source?: string | null }): ExplanationFactor {
   const unknownMeans = policy.document.decisionPoints.publiclyExposed.unknownMeans;
@@ -394,7 +432,7 @@ export const ASSEMBLY_WORDS = {
   scoreNothing: 'nothing adds up',
 } as const;
 
-/** The factor list from the three parts: kev, exposure, automatable, impact, EPSS, decision, the modifiers that applied, business impact, tier, score. */
+/** The factor list from the three parts: kev, exposure, automatable, impact, EPSS, decision, the modifiers that applied (validation after the control), business impact, tier, score. */
 export function assembleExplanation(v: VulnerabilityPart, a: AssetPart, c: DecisionPart, component: string, score: number): ExplanationFactor[] {
   const out: ExplanationFactor[] = [
     v.kev,
@@ -414,6 +452,7 @@ export function assembleExplanation(v: VulnerabilityPart, a: AssetPart, c: Decis
   }
   if (c.nonprod) out.push(a.environment);
   if (c.control) out.push(c.control);
+  if (c.validation) out.push(c.validation);
   if (c.vendor) out.push(c.vendor);
   if (c.critical && a.business) out.push(a.business);
   const terms = [v.scoreTerms, c.scoreExposed].filter((t) => t !== '').join(' + ');

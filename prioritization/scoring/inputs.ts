@@ -11,8 +11,8 @@ import { feedVersions, tuned, type Tx } from './sql.js';
 // asset of what the scoring statement's asset step (asset-context.ts) computes for it.
 //
 // The context generation is a hash of every row the asset step reads (the scoring columns of assets,
-// asset_relations, runtime_evidence, exposure_rules, and the controls with whether each is active
-// now, so an expiry counts): one aggregate over a few small tables, no trigger and no counter that
+// asset_relations, runtime_evidence, exposure_rules, and the controls and validation evidence with
+// whether each is active now, so an expiry counts): one aggregate over a few small tables, no trigger and no counter that
 // every writer (context import, exposure refresh, identity resolution, controls API) would have to
 // remember to bump. Only when it differs are the per-asset hashes computed, and the assets whose hash
 // differs (their context as scoring sees it, including what reaches them through their hosts and
@@ -37,8 +37,8 @@ export async function currentInputs(sql: Sql | Tx, policy: Policy): Promise<Scor
 
 /**
  * The context generation: an order-independent hash (the sum of 64-bit row hashes, with the row
- * counts) of the scoring columns of assets and of asset_relations, runtime_evidence, exposure_rules
- * and compensating_controls (with each control's being active now). Any write to what the asset
+ * counts) of the scoring columns of assets and of asset_relations, runtime_evidence, exposure_rules,
+ * compensating_controls and validation_evidence (with each control's and test's being unexpired now). Any write to what the asset
  * step reads changes it; nothing else does (a scan's last_seen_at, owners, tags).
  */
 export async function contextGeneration(sql: Sql | Tx): Promise<string> {
@@ -51,14 +51,17 @@ export async function contextGeneration(sql: Sql | Tx): Promise<string> {
       (select count(*) || ':' || coalesce(sum(hashtextextended(e::text, 0)::numeric), 0) from runtime_evidence e),
       (select count(*) || ':' || coalesce(sum(hashtextextended(x::text, 0)::numeric), 0) from exposure_rules x),
       (select count(*) || ':' || coalesce(sum(hashtextextended(row(c.*, c.expires_at is null or c.expires_at > now())::text, 0)::numeric), 0)
-       from compensating_controls c))) as g`;
+       from compensating_controls c),
+      (select count(*) || ':' || coalesce(sum(hashtextextended(row(e.id, e.asset_id, e.vulnerability, e.result, e.tool, e.source, e.target, e.port,
+                                                               e.tested_at, e.expires_at, e.expires_at > now())::text, 0)::numeric), 0)
+       from validation_evidence e))) as g`;
   return row!.g;
 }
 
 /**
  * Per asset, a hash of its row of the scoring statement's asset step under this policy (exposure and
  * its wording, environment, business impact, EDR coverage and what it saw, the controls that apply
- * and what they mitigate): exactly what a finding takes from its asset. Seconds at most: the step
+ * and what they mitigate, its unexpired validation evidence): exactly what a finding takes from its asset. Seconds at most: the step
  * runs once over every asset, never over findings.
  */
 export async function assetContextHashes(sql: Sql, policy: Policy): Promise<Record<string, string>> {

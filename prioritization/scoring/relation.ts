@@ -60,10 +60,10 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
   const base = tx`y0.k / ${MODIFIER_SPAN}::int`;
   const tierRank = tx`(${cells.tierRank}::int[])[y0.k + 1]`;
   const shape = tx`(${cells.shape}::int[])[y0.k + 1]`;
-  const partId = decisionPartId(tx, params, key, tx`y.unexposed_by`, tx`y.control`, tx`y.vendor`);
+  const partId = decisionPartId(tx, params, key, tx`y.unexposed_by`, tx`y.control`, tx`y.validation`, tx`y.vendor`);
 
-  // Per finding: the two lookups that need the finding itself run only on assets that have EDR
-  // coverage or controls (a guard on asset-level flags), so most findings pay for neither.
+  // Per finding: the three lookups that need the finding itself run only on assets that have EDR
+  // coverage, controls or validation evidence (a guard on asset-level values), so most findings pay for none.
   const rows = tx`
     select f.ctid as row_ctid, f.id, f.asset_id, f.tier as old_tier, f.score as old_score, f.due_at as old_due,
       f.explanation_vuln as old_vuln, f.explanation_asset as old_asset, f.explanation_context as old_context,
@@ -71,11 +71,11 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
       -- The tier or the due date changes (the due date stays while the tier does, once set).
       f.tier is distinct from y.tier or f.due_at is null as moved,
       y.tier, y.score, v.v_id, a.a_id, ${partId} as c_id, y0.k,
-      y.unexposed_by, y.control, y.vendor,
+      y.unexposed_by, y.control, y.validation, y.vendor,
       case when f.tier is not distinct from y.tier and f.due_at is not null then f.due_at
            else now() + y.due_days * interval '1 day' end as due_at
       ${bodies ? tx`, f.issue_id, a.name as asset_name, f.explanation as old_explanation,
-                    explanation_assemble(v.v_body, a.a_body, ${decisionPartSql(tx, params, key, base, tierRank, tx`a.critical`, shape, tx`y.unexposed_by`, tx`y.control`, tx`y.vendor`)},
+                    explanation_assemble(v.v_body, a.a_body, ${decisionPartSql(tx, params, key, base, tierRank, tx`a.critical`, shape, tx`y.unexposed_by`, tx`y.control`, tx`y.validation`, tx`y.vendor`)},
                                          f.component, y.score) as explanation` : tx``}
     from findings f
     -- "+ 0" and "|| ''": hash joins on the few assets and vulnerabilities over findings scanned in
@@ -95,13 +95,15 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
           from ctl c
           where c.name = any(a.ctl_names)
             and (f.issue_id = any(c.issue_ids) or f.component = any(c.components) or f.cwes && c.cwes
-                 or (cardinality(c.ports) > 0 and a.exposed_ports <@ c.ports))) end as ctls
+                 or (cardinality(c.ports) > 0 and a.exposed_ports <@ c.ports))) end as ctls,
+        -- The latest unexpired validation test of this vulnerability here: {r: result, o: its factor}.
+        case when a.ev is not null then a.ev -> f.issue_id end as ev
       -- "offset 0" here, on y0, y and the relation: each computed once per finding, not again wherever a
       -- column is used (measured without them: a first scoring of a million took 17.0-26.6 s, against 8.1-9.2 s).
       offset 0
     ) x
-    -- The finding's cell, decision.ts cellKey: base * 512 + public exploit 256 + exposed 128 + likely 64 + EDR 32 +
-    -- unseen 16 + non-production 8 + control 4 + vendor 2 + critical 1.
+    -- The finding's cell, decision.ts cellKey: base * 2048 + not exploitable (validation) 1024 + proven (validation) 512 +
+    -- public exploit 256 + exposed 128 + likely 64 + EDR 32 + unseen 16 + non-production 8 + control 4 + vendor 2 + critical 1.
     cross join lateral (
       select
         case when ${feeds.kev !== null}::boolean
@@ -109,7 +111,9 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
              else 16 + v.sev_tier end * ${MODIFIER_SPAN}::int
         + v.poc::int * 256 + e.pe::int * 128 + v.likely::int * 64 + a.edr_covered::int * 32 + (x.seen is null)::int * 16 + a.nonprod::int * 8
         + (x.ctls[2] is not null)::int * 4 + coalesce(f.vendor_status = any(${c.vendorStatuses}::text[]), false)::int * 2
-        + a.critical::int as k,
+        + a.critical::int
+        + case when x.ev is null then 0
+               else (x.ev ->> 'r' = any(${c.provenResults}::text[]))::int * 512 + (x.ev ->> 'r' = 'not_exploitable')::int * 1024 end as k,
         e.pe
       from (select case when a.exposed = 'yes' then x.ctls[1] is null
                         when a.exposed = 'unknown' then ${dp.publiclyExposed.unknownMeans === 'yes'}::boolean
@@ -122,7 +126,9 @@ export function scoringRelation(tx: Tx, policy: Policy, scope: InternalScope, fe
       select (array['track', 'track*', 'attend', 'act'])[${tierRank} + 1] as tier, (${cells.dueDays}::float8[])[y0.k + 1] as due_days,
         round((v.score_base + case when y0.pe then ${w.publiclyExposed}::float8 else 0 end) * (${cells.scoreFactor}::float8[])[y0.k + 1] * 10) / 10 as score,
         case when a.exposed = 'yes' then x.ctls[1] end as unexposed_by,
-        case when ${c.controlOn}::boolean then x.ctls[2] end as control,
+        -- Shown where they applied (shape: control 8, validation 64): proven exploitation overrides the control.
+        case when x.ctls[2] is not null and (${cells.shape}::int[])[y0.k + 1] & 8 = 8 then x.ctls[2] end as control,
+        case when x.ev is not null and (${cells.shape}::int[])[y0.k + 1] & 64 = 64 then x.ev -> 'o' end as validation,
         case when y0.k & 2 = 2 then f.vendor_status end as vendor
       offset 0
     ) y

@@ -63,23 +63,23 @@ export async function rescoreIn(sql: Sql, policy: Policy, scope: InternalScope, 
         -- Narrow rows, a million of them at a first scoring: the cell, and the part id only when a
         -- control or vendor status is in it (a cell's part follows from the cell).
         returning t.id, s.moved, s.old_change, s.k,
-          case when s.unexposed_by is not null or s.control is not null or s.vendor is not null then s.c_id end as c_special,
-          s.unexposed_by, s.control, s.vendor
+          case when s.unexposed_by is not null or s.control is not null or s.validation is not null or s.vendor is not null then s.c_id end as c_special,
+          s.unexposed_by, s.control, s.validation, s.vendor
       ),
       context_parts as (
         insert into explanation_parts (id, body)
-        select k.c_id, ${decisionPartSql(tx, params, tx`k.k`, tx`k.b`, tx`k.ft`, tx`k.critical`, tx`k.shape`, tx`k.unexposed_by`, tx`k.control`, tx`k.vendor`)}
+        select k.c_id, ${decisionPartSql(tx, params, tx`k.k`, tx`k.b`, tx`k.ft`, tx`k.critical`, tx`k.shape`, tx`k.unexposed_by`, tx`k.control`, tx`k.validation`, tx`k.vendor`)}
         from (
-          select distinct k, null::uuid as c_special, null::jsonb as unexposed_by, null::jsonb as control, null::text as vendor
+          select distinct k, null::uuid as c_special, null::jsonb as unexposed_by, null::jsonb as control, null::jsonb as validation, null::text as vendor
           from upd where c_special is null
           union all
-          select any_value(k), c_special, any_value(unexposed_by), any_value(control), any_value(vendor)
+          select any_value(k), c_special, any_value(unexposed_by), any_value(control), any_value(validation), any_value(vendor)
           from upd where c_special is not null group by c_special
         ) p
         -- What the cell gives, as the scoring relation decodes it.
         cross join lateral (
           select coalesce(p.c_special, (${cellPartIds}::uuid[])[p.k + 1]) as c_id, p.k, p.k / ${MODIFIER_SPAN}::int as b, (${cells.tierRank}::int[])[p.k + 1] as ft,
-                 p.k & 1 = 1 as critical, (${cells.shape}::int[])[p.k + 1] as shape, p.unexposed_by, p.control, p.vendor
+                 p.k & 1 = 1 as critical, (${cells.shape}::int[])[p.k + 1] as shape, p.unexposed_by, p.control, p.validation, p.vendor
         ) k
         -- In id order, as the other parts: concurrent shares then never wait on each other in a cycle.
         order by k.c_id

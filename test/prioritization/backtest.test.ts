@@ -44,21 +44,21 @@ describe('a constructed window', () => {
     // The default: B and C (EPSS >= 0.1), D (SSVC active: attend, not exposed); not E (a public
     // exploit, but nothing says an attacker can reach it: exposure is assumed no without context)
     // and not F (no evidence, however critical).
-    expect(row(result.rows, 'policy exploitability-1')).toEqual({ name: 'policy exploitability-1', flagged: 3, effort: 0.6, caught: 2, coverage: 2 / 3, efficiency: 2 / 3 });
+    expect(row(result.rows, 'policy exploitability-2')).toEqual({ name: 'policy exploitability-2', flagged: 3, effort: 0.6, caught: 2, coverage: 2 / 3, efficiency: 2 / 3 });
     // EPSS alone at that effort takes the three highest scores: B, C, F.
-    expect(row(result.rows, 'EPSS alone at the effort of exploitability-1')).toMatchObject({ flagged: 3, caught: 1 });
+    expect(row(result.rows, 'EPSS alone at the effort of exploitability-2')).toMatchObject({ flagged: 3, caught: 1 });
     // BOD 26-04 reads neither SSVC: B and C by EPSS only.
     expect(row(result.rows, 'policy bod-26-04+epss-2')).toMatchObject({ flagged: 2, caught: 1 });
     expect(row(result.rows, 'EPSS >= 0.1')).toMatchObject({ flagged: 2, caught: 1, efficiency: 0.5 });
     expect(row(result.rows, 'CVSS >= 9')).toMatchObject({ flagged: 1, caught: 0 });
-    expect(formatBacktest(result)).toMatch(/policy exploitability-1\s+3\s+60\.0%\s+2\s+66\.7%\s+66\.7%/);
+    expect(formatBacktest(result)).toMatch(/policy exploitability-2\s+3\s+60\.0%\s+2\s+66\.7%\s+66\.7%/);
   });
 
   it('narrows the population to the CVEs that have a record', async () => {
     const result = await backtest(db.sql, { policies: [defaultPolicy()], laterKev: ['CVE-2097-0002', 'CVE-2097-0004', 'CVE-2097-0005'], universe: 'records' });
     // D, E and F have records; D and E were later exploited; D is flagged through SSVC active.
     expect(result).toMatchObject({ population: 3, positives: 2 });
-    expect(row(result.rows, 'policy exploitability-1')).toMatchObject({ flagged: 1, caught: 1 });
+    expect(row(result.rows, 'policy exploitability-2')).toMatchObject({ flagged: 1, caught: 1 });
     expect(row(result.rows, 'EPSS >= 0.1')).toMatchObject({ flagged: 0, caught: 0 });
   });
 
@@ -90,8 +90,8 @@ describe.skipIf(!hasCorpus)(`the forward test on real feeds${hasCorpus ? '' : ` 
     console.log(`Forward test, every CVE of FIRST EPSS 2026-01-30 (${seconds.toFixed(1)} s):\n${formatBacktest(result)}`);
     expect(result.population).toBeGreaterThan(300_000);
     expect(result.positives).toBeGreaterThan(40);
-    const policy = row(result.rows, 'policy exploitability-1');
-    const epssAlone = row(result.rows, 'EPSS alone at the effort of exploitability-1');
+    const policy = row(result.rows, 'policy exploitability-2');
+    const epssAlone = row(result.rows, 'EPSS alone at the effort of exploitability-2');
     expect(policy.coverage).toBeGreaterThanOrEqual(epssAlone.coverage);
     expect(policy.coverage).toBeGreaterThanOrEqual(row(result.rows, 'EPSS >= 0.1').coverage);
     expect(policy.effort).toBeLessThan(0.1);
@@ -104,6 +104,6 @@ describe.skipIf(!hasCorpus)(`the forward test on real feeds${hasCorpus ? '' : ` 
     const covered = await backtest(db.sql, { policies: [defaultPolicy(), bodPolicy()], laterKev: later, universe: 'records' });
     console.log(`Forward test, the CVEs of the Vulnrichment sample:\n${formatBacktest(covered)}`);
     expect(covered.population).toBeGreaterThan(1000);
-    expect(row(covered.rows, 'policy exploitability-1').coverage).toBeGreaterThanOrEqual(row(covered.rows, 'EPSS alone at the effort of exploitability-1').coverage);
+    expect(row(covered.rows, 'policy exploitability-2').coverage).toBeGreaterThanOrEqual(row(covered.rows, 'EPSS alone at the effort of exploitability-2').coverage);
   }, 300_000);
 });

@@ -123,8 +123,8 @@ describe.skipIf(!hasCorpus)(`prioritization on the whole corpus${hasCorpus ? '' 
     }));
     console.log(`Backtest of the corpus estate:\n${formatBacktest(result)}`);
     expect(result.population).toBeGreaterThan(1000);
-    const policy = result.rows.find((r) => r.name === 'policy exploitability-1')!;
-    const epssAlone = result.rows.find((r) => r.name === 'EPSS alone at the effort of exploitability-1')!;
+    const policy = result.rows.find((r) => r.name === 'policy exploitability-2')!;
+    const epssAlone = result.rows.find((r) => r.name === 'EPSS alone at the effort of exploitability-2')!;
     expect(policy.coverage).toBeGreaterThanOrEqual(epssAlone.coverage);
   });
 
@@ -132,7 +132,7 @@ describe.skipIf(!hasCorpus)(`prioritization on the whole corpus${hasCorpus ? '' 
     await activate('bod-26-04+epss-2');
     bod = await noise();
     const table = [
-      ['', 'exploitability-1 (default)', 'bod-26-04+epss-2'],
+      ['', 'exploitability-2 (default)', 'bod-26-04+epss-2'],
       ['critical/high findings', exploitability.criticalHighByCvss, bod.criticalHighByCvss],
       ['  of them in act/attend', exploitability.criticalHighActAttend, bod.criticalHighActAttend],
       ['  cut of critical/high', exploitability.reduction, bod.reduction],

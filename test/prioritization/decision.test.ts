@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bodPolicy, decisionKey, defaultPolicy, defaultPolicyDocument, parsePolicy, TIER_BY_RANK, TIER_RANK, type PolicyDocument } from '../../prioritization/policy.js';
+import { bodPolicy, decisionKey, defaultPolicy, defaultPolicyDocument, parsePolicy, shippedPolicy, TIER_BY_RANK, TIER_RANK, type PolicyDocument } from '../../prioritization/policy.js';
 import { CELL_COUNT, cellKey, cellOf, cellTable, decide, decideVulnerability, roundHalfEven, score, SEVERITY_BASE, severityTier, type Cell } from '../../prioritization/scoring/decision.js';
 import { format, numericRound2, pgNumber } from '../../prioritization/scoring/explanation.js';
 
@@ -11,7 +11,7 @@ const doc = policy.document;
 const m = doc.modifiers;
 const plain: Cell = {
   base: 0, publicExploit: false, publiclyExposed: false, likelyExploited: false, edrCovered: false, notSeenLoaded: false,
-  nonProduction: false, notExploitableControl: false, vendorStatus: false, criticalAsset: false,
+  nonProduction: false, notExploitableControl: false, vendorStatus: false, criticalAsset: false, proven: false, notExploitable: false,
 };
 const rows = doc.table.map((r) => ({ r, key: decisionKey(r.inKev === 'yes', r.publiclyExposed === 'yes', r.automatable === 'yes', r.technicalImpact === 'total') }));
 const rank = (t: string) => TIER_RANK[t as keyof typeof TIER_RANK];
@@ -62,6 +62,58 @@ describe('decision.ts', () => {
     for (const key of [top, low]) {
       expect(decide(policy, { ...plain, base: key, likelyExploited: true, notExploitableControl: true })).toMatchObject({ tier: m.notExploitableControl!.to, scoreFactor: m.notExploitableControl!.scoreFactor });
       expect(decide(policy, { ...plain, base: key, likelyExploited: true, vendorStatus: true })).toMatchObject({ tier: m.vendorStatus!.to, scoreFactor: m.vendorStatus!.scoreFactor });
+    }
+  });
+
+  it('proven exploitation raises every cell to at least proven.to, overriding a not-exploitable control and EDR; the environment still lowers and a vendor status still caps', () => {
+    const v = m.validation!;
+    let checked = 0;
+    for (let k = 0; k < CELL_COUNT; k++) {
+      const cell = cellOf(k);
+      if (!cell.proven) continue;
+      checked++;
+      const o = decide(policy, cell);
+      // The raises alone (table, EPSS, public exploit), then proven's floor, the environment's step and the vendor's cap.
+      const raised = decide(policy, { ...cell, edrCovered: false, notSeenLoaded: false, nonProduction: false, notExploitableControl: false, vendorStatus: false, proven: false, notExploitable: false });
+      let r = Math.max(rank(raised.tier), rank(v.proven!.to)) - (cell.nonProduction ? m.nonProduction!.lowerBy : 0);
+      r = Math.max(r, 0);
+      if (cell.vendorStatus) r = Math.min(r, rank(m.vendorStatus!.to));
+      expect(o.tier, `cell ${k}`).toBe(TIER_BY_RANK[r]);
+      expect(o.applied).toMatchObject({ proven: true, notExploitable: false, notExploitableControl: false, runtime: false, notLoadedAtRuntime: false, nonProduction: cell.nonProduction, vendorStatus: cell.vendorStatus });
+      expect(o.scoreFactor).toBeCloseTo((cell.nonProduction ? m.nonProduction!.scoreFactor : 1) * (cell.vendorStatus ? m.vendorStatus!.scoreFactor : 1), 12);
+      // Never below the same cell without the evidence.
+      expect(rank(o.tier)).toBeGreaterThanOrEqual(rank(decide(policy, { ...cell, proven: false, notExploitable: false }).tier));
+    }
+    expect(checked).toBe(CELL_COUNT / 2);
+    // On the plain track row: act, with act's days; a control that says not exploitable loses to the test.
+    expect(decide(policy, { ...plain, proven: true, notExploitableControl: true })).toMatchObject({ tier: 'act', dueDays: doc.tiers.act.dueDays, scoreFactor: 1 });
+    expect(decide(policy, { ...plain, proven: true, vendorStatus: true })).toMatchObject({ tier: m.vendorStatus!.to, scoreFactor: m.vendorStatus!.scoreFactor });
+    expect(decide(policy, { ...plain, proven: true, nonProduction: true }).tier).toBe('attend');
+  });
+
+  it('a failed exploitation test caps every cell at notExploitable.to with its factor, beside a control and a vendor status', () => {
+    const v = m.validation!.notExploitable!;
+    for (let k = 0; k < CELL_COUNT; k++) {
+      const cell = cellOf(k);
+      if (!cell.notExploitable || cell.proven) continue;
+      const o = decide(policy, cell);
+      const without = decide(policy, { ...cell, notExploitable: false });
+      expect(o.tier, `cell ${k}`).toBe(TIER_BY_RANK[Math.min(rank(without.tier), rank(v.to))]);
+      expect(o.scoreFactor).toBeCloseTo(without.scoreFactor * v.scoreFactor, 12);
+      expect(o.applied).toEqual({ ...without.applied, notExploitable: true });
+    }
+    const act = rows.find(({ r }) => doc.timelines[r.timeline]!.tier === 'act')!.key;
+    expect(decide(policy, { ...plain, base: act, notExploitable: true })).toMatchObject({ tier: v.to, dueDays: doc.tiers[v.to].dueDays, scoreFactor: v.scoreFactor });
+    // Proven and not exploitable never come together (one test decides); should they, proven wins.
+    expect(decide(policy, { ...plain, base: act, notExploitable: true, proven: true })).toMatchObject({ tier: 'act', applied: { proven: true, notExploitable: false } });
+  });
+
+  it('a policy without modifiers.validation ignores the evidence bits', () => {
+    const one = shippedPolicy('exploitability.json');
+    for (let k = 0; k < CELL_COUNT; k += 3) {
+      const cell = cellOf(k);
+      if (!cell.proven && !cell.notExploitable) continue;
+      expect(decide(one, cell)).toEqual(decide(one, { ...cell, proven: false, notExploitable: false }));
     }
   });
 
@@ -159,7 +211,8 @@ describe('decideVulnerability: one source per decision point', () => {
   it('never lets exposure and a vector alone put an unexploited, low-EPSS finding above track*', () => {
     for (let k = 0; k < CELL_COUNT; k++) {
       const cell = cellOf(k);
-      if (cell.base >= SEVERITY_BASE || (cell.base & 8) !== 0 || cell.likelyExploited || cell.publicExploit) continue;
+      // Validation evidence of exploitation is evidence too.
+      if (cell.base >= SEVERITY_BASE || (cell.base & 8) !== 0 || cell.likelyExploited || cell.publicExploit || cell.proven) continue;
       expect(TIER_RANK[decide(exploitability, cell).tier], `cell ${k}`).toBeLessThanOrEqual(TIER_RANK['track*']);
     }
   });

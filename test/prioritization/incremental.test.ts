@@ -218,6 +218,36 @@ describe('incremental rescoring', () => {
     await expectSameAsFull();
   });
 
+  it('rescores the assets whose validation evidence is new, changed or expired, and only them', async () => {
+    const web = assets['web-01']!;
+    const tierOf = async () => (await db.sql<{ tier: string }[]>`select tier from findings where asset_id = ${web} and issue_id = ${OTHER[5]!}`)[0]!.tier;
+    const before = await tierOf();
+    const add = async (result: string, testedAt: string, expiresAt: string) =>
+      Number((await db.sql<{ id: string }[]>`
+        insert into validation_evidence (evidence_key, asset_id, vulnerability, result, tool, source, tested_at, expires_at)
+        values (${randomUUID()}, ${web}, ${OTHER[5]!}, ${result}, 'pentest-kit', 'report.pdf', ${testedAt}, ${expiresAt}) returning id`)[0]!.id);
+    const exploit = await add('exploited', '2026-11-30T09:00:00Z', '2099-01-01T00:00:00Z');
+    const generation = await contextGeneration(db.sql);
+    const result = await rescoreChanged(db.sql, policy, { reason: 'pentest' });
+    expect(result).toMatchObject({ mode: 'partial', changes: ['context: 1 assets changed'], issueIds: 0, assetIds: 1, scored: 8, events: 1 });
+    expect(result.eventAssetIds).toEqual([web]);
+    expect(await tierOf()).toBe('act');
+    await expectSameAsFull();
+    // A changed row (a later test date) is a change too.
+    await db.sql`update validation_evidence set tested_at = '2026-12-01T09:00:00Z' where id = ${exploit}`;
+    expect(await rescoreChanged(db.sql, policy, { reason: 'retested' })).toMatchObject({ mode: 'partial', assetIds: 1, scored: 8, events: 0 });
+    // Expiry is a change of the context generation without any write: the hash reads what is unexpired now.
+    await db.sql`update validation_evidence set expires_at = now() + interval '1 second' where id = ${exploit}`;
+    expect(await rescoreChanged(db.sql, policy, { reason: 'expiring' })).toMatchObject({ mode: 'partial', assetIds: 1, events: 0 });
+    const live = await contextGeneration(db.sql);
+    expect(live).not.toBe(generation);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(await contextGeneration(db.sql)).not.toBe(live);
+    expect(await rescoreChanged(db.sql, policy, { reason: 'pentest expired' })).toMatchObject({ mode: 'partial', assetIds: 1, scored: 8, events: 1 });
+    expect(await tierOf()).toBe(before);
+    await expectSameAsFull();
+  });
+
   it('rescores everything with another policy', async () => {
     const document = structuredClone(defaultPolicyDocument()) as { version: string };
     document.version = 'incremental-test';

@@ -6,10 +6,10 @@ import { connectorFor } from '../../discovery/connectors/index.js';
 import type { Database } from '../../db/client.js';
 import { ControlError, deleteControl, listControls, saveControl } from '../../prioritization/controls.js';
 import { ingestFindings } from '../../discovery/store/ingest.js';
-import { activatePolicy, activePolicy, listPolicies, savePolicy } from '../../prioritization/policy-store.js';
+import { activatePolicy, activePolicy, listPolicies, savePolicy, seedShippedPolicies } from '../../prioritization/policy-store.js';
 import { pruneExplanationParts, rescoreFindings, shadowScore, shareBlocks } from '../../prioritization/scoring/rescore.js';
 import type { ExplanationFactor } from '../../db/schema.js';
-import { bodPolicy, decisionKey, defaultPolicy, parsePolicy, PolicyError, type PolicyDocument } from '../../prioritization/policy.js';
+import { bodPolicy, decisionKey, defaultPolicy, parsePolicy, PolicyError, SHIPPED_POLICIES, shippedPolicy, type PolicyDocument } from '../../prioritization/policy.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js';
 
@@ -146,6 +146,37 @@ describe('policy documents', () => {
     expect(policyError((d) => (d.modifiers.surprise = {})).message).toBe('test.json: modifiers.surprise: unknown field');
     expect(policyError((d) => (d.version = 'has spaces')).path).toBe('version');
     expect(policyError((d) => (d.modifiers.likelyExploited.raise = ['attend'])).path).toBe('modifiers.likelyExploited.raise');
+  });
+
+  it('validates modifiers.validation, naming the field', () => {
+    const proven = { results: ['exploited', 'confirmed'], to: 'act' };
+    const notExploitable = { to: 'track', scoreFactor: 0.2 };
+    const ok = doc() as unknown as Record<string, any>;
+    ok.modifiers.validation = { proven, notExploitable, note: 'why' };
+    expect(parsePolicy(ok, 'test.json').document.modifiers.validation).toEqual({ proven, notExploitable, note: 'why' });
+    ok.modifiers.validation = { notExploitable };
+    expect(parsePolicy(ok, 'test.json').document.modifiers.validation?.proven).toBeUndefined();
+    expect(policyError((d) => (d.modifiers.validation = {})).message).toBe('test.json: modifiers.validation: name proven, notExploitable or both');
+    expect(policyError((d) => (d.modifiers.validation = { proven: { ...proven, results: ['reachable'] } })).path).toBe('modifiers.validation.proven.results[0]');
+    expect(policyError((d) => (d.modifiers.validation = { proven: { ...proven, results: [] } })).path).toBe('modifiers.validation.proven.results');
+    expect(policyError((d) => (d.modifiers.validation = { proven: { ...proven, to: 'urgent' } })).path).toBe('modifiers.validation.proven.to');
+    expect(policyError((d) => (d.modifiers.validation = { notExploitable: { ...notExploitable, scoreFactor: 1.5 } })).path).toBe('modifiers.validation.notExploitable.scoreFactor');
+    expect(policyError((d) => (d.modifiers.validation = { notExploitable: { ...notExploitable, until: 'never' } })).message).toBe(
+      'test.json: modifiers.validation.notExploitable.until: unknown field',
+    );
+  });
+
+  it('ships exploitability-2 as the default: exploitability-1 with validation evidence, nothing else changed', () => {
+    expect(SHIPPED_POLICIES[0]).toBe('exploitability-2.json');
+    const two = defaultPolicy().document;
+    const one = shippedPolicy('exploitability.json').document;
+    expect([two.version, one.version]).toEqual(['exploitability-2', 'exploitability-1']);
+    expect(two.modifiers.validation).toMatchObject({ proven: { results: ['exploited', 'confirmed'], to: 'act' }, notExploitable: { to: 'track', scoreFactor: 0.2 } });
+    expect(one.modifiers.validation).toBeUndefined();
+    const { version: _v2, description: _d2, modifiers: { validation: _m, ...mods2 }, ...rest2 } = two;
+    const { version: _v1, description: _d1, modifiers: mods1, ...rest1 } = one;
+    expect(rest2).toEqual(rest1);
+    expect(mods2).toEqual(mods1);
   });
 });
 
@@ -471,7 +502,7 @@ describe('policies and controls in the database', () => {
 
   it('seeds the default policy as active, keeps versions immutable and retires the previous active one', async () => {
     expect((await activePolicy(db.sql)).version).toBe(defaultPolicy().version);
-    expect((await activePolicy(db.sql)).version).toBe('exploitability-1');
+    expect((await activePolicy(db.sql)).version).toBe('exploitability-2');
     const variant = doc();
     variant.version = 'bod-26-04+epss-3';
     variant.modifiers.likelyExploited!.epssAtLeast = 0.2;
@@ -492,9 +523,23 @@ describe('policies and controls in the database', () => {
     expect((await listPolicies(db.sql)).map((p) => [p.version, p.status])).toEqual([
       ['bod-26-04+epss-3', 'active'],
       ['bod-26-04+epss-2', 'shadow'],
-      ['exploitability-1', 'retired'],
+      ['exploitability-1', 'shadow'],
+      ['exploitability-2', 'retired'],
     ]);
     await expect(activatePolicy(db.sql, 'nope')).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it('an estate that runs exploitability-1 keeps it after an upgrade; exploitability-2 arrives as shadow', async () => {
+    const estate = await migratedTestDatabase();
+    await savePolicy(estate.sql, shippedPolicy('exploitability.json').document, 'active');
+    expect(await seedShippedPolicies(estate.sql)).toEqual(['exploitability-2', 'bod-26-04+epss-2']);
+    expect(await seedShippedPolicies(estate.sql)).toEqual([]);
+    expect((await activePolicy(estate.sql)).version).toBe('exploitability-1');
+    expect((await listPolicies(estate.sql)).map((p) => [p.version, p.status]).sort()).toEqual([
+      ['bod-26-04+epss-2', 'shadow'],
+      ['exploitability-1', 'active'],
+      ['exploitability-2', 'shadow'],
+    ]);
   });
 
   it('validates compensating controls, naming the field', async () => {

@@ -20,7 +20,7 @@ const report = (() => {
   r.Metadata.RepoDigests = [`registry.example.com/shop/prioritization@sha256:${'cd'.repeat(32)}`];
   return JSON.stringify(r);
 })();
-const defaultPolicy = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'prioritization', 'policies', 'exploitability.json'), 'utf8'));
+const defaultPolicy = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'prioritization', 'policies', 'exploitability-2.json'), 'utf8'));
 
 let platform: TestPlatform;
 

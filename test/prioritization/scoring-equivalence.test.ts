@@ -7,7 +7,7 @@ import { decisionKey, defaultPolicy } from '../../prioritization/policy.js';
 import { cellKey, decide, decideVulnerability, MODIFIER_SPAN, score, SEVERITY_BASE, severityTier, type Cell, type RecordFacts } from '../../prioritization/scoring/decision.js';
 import {
   assembleExplanation, businessFactor, controlFactor, decisionPart, environmentFactor, exposureFactor, runtimeSeenText,
-  severityFactor, vulnerabilityFactors, type AssetPart, type FeedVersions, type VulnerabilityPart,
+  severityFactor, validationFactor, vulnerabilityFactors, type AssetPart, type FeedVersions, type ValidationEvidence, type VulnerabilityPart,
 } from '../../prioritization/scoring/explanation.js';
 import { TIER_RANK } from '../../prioritization/policy.js';
 import { rescoreFindings } from '../../prioritization/scoring/rescore.js';
@@ -18,8 +18,9 @@ import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js
 // modifier (likely exploited, EDR coverage and sighting, environment, critical asset, a
 // not-exploitable or not-exposed control, vendor status), scored by rescoreFindings on PostgreSQL,
 // and each one's tier, score, due date and whole explanation is compared with what decide(),
-// score() and assembleExplanation() give for the same facts. Then again without a KEV catalog
-// (the severity outcomes).
+// score() and assembleExplanation() give for the same facts, and validation evidence (exploited,
+// confirmed, not exploitable, with newer tests that do not count or have expired) on every asset
+// for a few vulnerabilities. Then again without a KEV catalog (the severity outcomes).
 
 afterAll(closeTestDatabases);
 
@@ -28,7 +29,12 @@ const FEEDS = { kev: 'eq-kev-1', epss: 'eq-epss-1', cve: 'eq-cve-1' };
 const vector = (auto: boolean, total: boolean) => `CVSS:3.1/AV:${auto ? 'N' : 'L'}/AC:L/PR:N/UI:N/S:U/C:${total ? 'H' : 'L'}/I:${total ? 'H' : 'N'}/A:N`;
 
 interface CveRecord extends RecordFacts { state: 'PUBLISHED' | 'REJECTED'; assessed: string | null }
-interface Vuln { id: string; inKev: boolean; auto: boolean; total: boolean; likely: boolean; epss: number; percentile: number; cvss: number; added: string; ransomware: boolean; record?: CveRecord }
+interface Test extends Omit<ValidationEvidence, 'result'> { result: ValidationEvidence['result'] | 'reachable' | 'unreachable' }
+interface Vuln {
+  id: string; inKev: boolean; auto: boolean; total: boolean; likely: boolean; epss: number; percentile: number; cvss: number; added: string; ransomware: boolean; record?: CveRecord;
+  /** Validation tests of this vulnerability, on every asset. */
+  tests?: Test[];
+}
 interface Asset { id: number; name: string; key: string; exposed: boolean; edr: 'none' | 'unseen' | 'loaded'; environment: string; critical: boolean; control: 'none' | 'nx' | 'ne' }
 
 const vulns: Vuln[] = [];
@@ -69,6 +75,35 @@ for (const r of recordCases) {
     epss: r.likely ? 0.35 : [0.02, 0.00042, 0.071][n % 3]!, percentile: [0.91234, 0.5, 0.99987][n % 3]!,
     cvss: [9.8, 7.5, 5.3][n % 3]!, added: `2098-01-${String(10 + n)}`, ransomware: false,
   });
+}
+
+// Validation evidence: each scenario on every asset, for a few table rows (track, attend, act, and
+// track* that EPSS raises). The latest unexpired exploited / confirmed / not_exploitable test decides.
+const day = (d: string) => new Date(`${d}T10:00:00Z`);
+const FAR = day('2099-02-28');
+const scenarios: Test[][] = [
+  [{ result: 'exploited', tool: 'pentest-kit', source: 'report Q4.pdf', target: 'https://shop.example/login', port: '443/tcp', testedAt: day('2026-11-30'), expiresAt: FAR }],
+  [{ result: 'not_exploitable', tool: 'zap', source: 'zap-old.json', testedAt: day('2026-10-01'), expiresAt: FAR },
+   { result: 'confirmed', tool: 'nuclei', source: 'nuclei.jsonl', testedAt: day('2026-11-02'), expiresAt: FAR }],
+  [{ result: 'not_exploitable', tool: 'bas-sim', source: 'validation:run-7', port: '8443/tcp', testedAt: day('2026-11-03'), expiresAt: FAR },
+   { result: 'reachable', tool: 'probe', source: 'validation:run-8', testedAt: day('2026-11-20'), expiresAt: FAR }],
+  [{ result: 'not_exploitable', tool: 'zap', source: 'zap.json', target: 'shop:8080', testedAt: day('2026-09-09'), expiresAt: FAR },
+   { result: 'exploited', tool: 'pentest-kit', source: 'old report', testedAt: day('2026-11-10'), expiresAt: day('2026-11-11') }],
+];
+for (const [inKev, auto, total, likely] of [[false, false, false, false], [true, false, false, false], [true, true, true, false], [false, true, false, true]] as const) {
+  for (const tests of scenarios) {
+    const n = vulns.length;
+    vulns.push({
+      id: `CVE-2098-${String(1000 + n)}`, inKev, auto, total, likely, tests,
+      epss: likely ? 0.35 : 0.02, percentile: 0.5, cvss: [9.8, 7.5, 5.3][n % 3]!, added: `2098-02-${String(10 + (n % 18))}`, ransomware: false,
+    });
+  }
+}
+
+/** The test that decides: the latest unexpired exploited, confirmed or not_exploitable one. */
+function effectiveTest(tests: Test[] | undefined): ValidationEvidence | null {
+  const counted = (tests ?? []).filter((t): t is ValidationEvidence => t.result !== 'reachable' && t.result !== 'unreachable' && t.expiresAt.getTime() > Date.now());
+  return counted.sort((a, b) => b.testedAt.getTime() - a.testedAt.getTime())[0] ?? null;
 }
 
 const NX = { name: 'Feature flag off', kind: 'feature_disabled', effect: 'not_exploitable' } as const;
@@ -116,6 +151,13 @@ beforeAll(async () => {
       insert into compensating_controls (name, kind, mitigates, applies_to, effect)
       values (${c.name}, ${c.kind}, ${db.sql.json({ components: ['openssl'] })}, ${db.sql.json({ assetKeys: keys })}, ${c.effect})`;
   }
+  const tests = assets.flatMap((a) => vulns.flatMap((v) => (v.tests ?? []).map((t) => ({ a, v, t }))));
+  await db.sql`
+    insert into validation_evidence (evidence_key, asset_id, vulnerability, result, tool, source, target, port, tested_at, expires_at)
+    select * from unnest(${tests.map((_, i) => `eq-${i}`)}::text[], ${tests.map((x) => x.a.id)}::bigint[], ${tests.map((x) => x.v.id)}::text[],
+                         ${tests.map((x) => x.t.result)}::text[], ${tests.map((x) => x.t.tool)}::text[], ${tests.map((x) => x.t.source)}::text[],
+                         ${tests.map((x) => x.t.target ?? null)}::text[], ${tests.map((x) => x.t.port ?? null)}::text[],
+                         ${tests.map((x) => x.t.testedAt.toISOString())}::timestamptz[], ${tests.map((x) => x.t.expiresAt.toISOString())}::timestamptz[])`;
   const scan = randomUUID();
   for (const asset of assets) for (const vuln of vulns) for (const vendor of [null, 'not_affected']) {
     const [row] = await db.sql<{ id: number }[]>`
@@ -145,7 +187,12 @@ function expected(facts: { vuln: Vuln; asset: Asset; vendor: string | null }, fe
     notExploitableControl: asset.control === 'nx',
     vendorStatus: vendor !== null,
     criticalAsset: asset.critical,
+    proven: false,
+    notExploitable: false,
   };
+  const test = effectiveTest(vuln.tests);
+  cell.proven = test !== null && (policy.document.modifiers.validation?.proven?.results as string[]).includes(test.result);
+  cell.notExploitable = test?.result === 'not_exploitable';
   const outcome = decide(policy, cell);
   const value = score(policy, { inKev: d.exploited, publiclyExposed, automatable: d.automatable, totalImpact: d.totalImpact, epss: vuln.epss, cvss: d.cvss }, outcome.scoreFactor);
   const v: VulnerabilityPart = vulnerabilityFactors(policy, feeds, {
@@ -162,6 +209,7 @@ function expected(facts: { vuln: Vuln; asset: Asset; vendor: string | null }, fe
   const c = decisionPart(policy, cellKey(cell), outcome, {
     unexposedBy: asset.control === 'ne' && asset.exposed ? controlFactor(policy, NE) : null,
     control: asset.control === 'nx' ? controlFactor(policy, NX) : null,
+    validation: test ? validationFactor(policy, test) : null,
     vendorStatus: vendor,
   });
   return { cell: cellKey(cell), tier: outcome.tier, score: value, dueDays: outcome.dueDays, explanation: assembleExplanation(v, a, c, 'openssl', value) };
@@ -209,11 +257,22 @@ describe('SQL scoring and the TypeScript policy agree', () => {
     // not-exploitable; not-exposed moves the row) x vendor status.
     const bases = new Set([...cells].map((k) => Math.floor(k / MODIFIER_SPAN)));
     expect(bases.size).toBe(16);
-    const scannerOnly = new Set([...findingFacts].filter(([, f]) => !f.vuln.record).map(([id]) => id));
+    const scannerOnly = new Set([...findingFacts].filter(([, f]) => !f.vuln.record && !f.vuln.tests).map(([id]) => id));
     const plainCells = new Set((await cellsOf(scannerOnly)));
     expect(plainCells.size).toBe(16 * 2 * 3 * 2 * 2 * 2 * 2);
     // A public exploit raised some findings, and SSVC active made one unlisted CVE exploited.
     expect([...cells].some((k) => (k & 256) === 256)).toBe(true);
+    // Validation: proven and not exploitable, each on every asset (exposure, EDR, environment,
+    // criticality, control) and vendor status; the expired and the reachable tests counted for nothing.
+    const tested = new Set([...findingFacts].filter(([, f]) => f.vuln.tests).map(([id]) => id));
+    const testedCells = await cellsOf(tested);
+    expect(testedCells.filter((k) => (k & 512) === 512).length).toBe(2 * 4 * assets.length * 2);
+    expect(testedCells.filter((k) => (k & 1024) === 1024).length).toBe(2 * 4 * assets.length * 2);
+    const [moved] = await db.sql<{ act: number; track: number }[]>`
+      select count(*) filter (where f.tier = 'act')::int as act, count(*) filter (where f.tier = 'track')::int as track
+      from findings f where f.issue_id = ${vulns.find((v) => v.tests === scenarios[0] && !v.inKev)!.id} and f.vendor_status is null`;
+    // Exploited on a track row: act wherever the environment is production (non-production lowers one tier).
+    expect(moved!.act).toBe(assets.filter((a) => a.environment === 'production').length);
   });
 
   it('without a KEV catalog, on every severity outcome crossed with every modifier', async () => {
