@@ -842,6 +842,10 @@ export const attackGraphNodes = pgTable('attack_graph_nodes', {
   techniques: text('techniques').array().notNull(),
   /** Weakest step of the best shortest path in: confirmed, plausible, theoretical. */
   confidence: text('confidence', { enum: ['confirmed', 'plausible', 'theoretical'] }).notNull(),
+  /** The entering step's own confidence. */
+  stepConfidence: text('step_confidence', { enum: ['confirmed', 'plausible', 'theoretical'] }).notNull(),
+  /** The step from this asset into `next_id`: { findingId, issueId, kind, ports, via, techniques, confidence }. */
+  nextStep: jsonb('next_step').$type<Record<string, unknown>>(),
   chokePoint: boolean('choke_point').notNull().default(false),
 });
 

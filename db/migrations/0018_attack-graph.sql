@@ -33,6 +33,8 @@ CREATE TABLE "attack_graph_nodes" (
 	"edge_via" text NOT NULL,
 	"techniques" text[] NOT NULL,
 	"confidence" text NOT NULL,
+	"step_confidence" text NOT NULL,
+	"next_step" jsonb,
 	"choke_point" boolean DEFAULT false NOT NULL
 );
 --> statement-breakpoint

@@ -1,0 +1,85 @@
+import type { Sql } from '../../db/client.js';
+import { computeAttackPaths } from './paths.js';
+import { loadGraph, refreshEdges, writeResults, type UnusableRule } from './store.js';
+
+export { attackPathOf, chokePoints, fixesByPathsCut, type AttackPath, type PathStep, type ChokePoint, type Fix } from './read.js';
+export { computeAttackPaths, type GraphInput, type GraphResult, type Exposure, type GraphEdge } from './paths.js';
+export { techniquesOf, TECHNIQUES, type Technique } from './techniques.js';
+
+/** Business services carrying at least this yearly revenue are crown jewels. */
+export const DEFAULT_REVENUE_THRESHOLD = 1_000_000;
+
+export interface RefreshOptions {
+  /** Rebuild every security group's edges, not only the changed ones. */
+  full?: boolean;
+  revenueThreshold?: number;
+  /** Share of all paths whose removal makes a choke point (default 0.1). */
+  chokeShare?: number;
+  /** Tickets ranked by an exact recount (default 20; the rest carry their upper bound). */
+  exactTickets?: number;
+}
+
+export interface RefreshResult {
+  full: boolean;
+  groupsChanged: number;
+  edges: number;
+  /** Compromisable assets on the graph. */
+  nodes: number;
+  paths: number;
+  jewels: number;
+  jewelsReached: number;
+  chokePoints: number[];
+  nodesWritten: number;
+  ticketsWritten: number;
+  unusableRules: UnusableRule[];
+  durationMs: number;
+}
+
+// Any constant will do as long as every caller uses it: concurrent refreshes run one after another.
+const LOCK = 0x61_74_6b_67;
+
+/**
+ * Recomputes the exposure graph's attack paths and stores them (incremental by default: only the
+ * security groups whose rules or membership changed get their edges rebuilt; the BFS runs over all
+ * edges in memory). Idempotent: a second run with nothing changed writes no node or ticket row.
+ */
+export async function refreshAttackGraph(sql: Sql, options: RefreshOptions = {}): Promise<RefreshResult> {
+  const started = performance.now();
+  const revenueThreshold = options.revenueThreshold ?? DEFAULT_REVENUE_THRESHOLD;
+  const chokeShare = options.chokeShare ?? 0.1;
+  const exactTickets = options.exactTickets ?? 20;
+  if (!Number.isFinite(revenueThreshold) || revenueThreshold < 0) throw new Error(`attack graph: revenueThreshold ${revenueThreshold} must be a number >= 0`);
+  if (!(chokeShare > 0 && chokeShare <= 1)) throw new Error(`attack graph: chokeShare ${chokeShare} must be in (0, 1]`);
+  if (!Number.isInteger(exactTickets) || exactTickets < 1) throw new Error(`attack graph: exactTickets ${exactTickets} must be a positive integer`);
+  return sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(${LOCK})`;
+    const [previous] = await tx<{ n: number }[]>`select count(*)::int as n from attack_graph_summary`;
+    const full = options.full === true || previous!.n === 0;
+    const edges = await refreshEdges(tx, full);
+    const input = await loadGraph(tx, revenueThreshold);
+    const result = computeAttackPaths(input, { chokeShare, exactTickets });
+    const durationMs = Math.round(performance.now() - started);
+    const written = await writeResults(tx, result, {
+      full,
+      groupsChanged: edges.groupsChanged,
+      edges: edges.edges,
+      ipHash: edges.ipHash,
+      unusableRules: edges.unusableRules,
+      parameters: { revenueThreshold, chokeShare, exactTickets },
+      durationMs,
+    });
+    return {
+      full,
+      groupsChanged: edges.groupsChanged,
+      edges: edges.edges,
+      nodes: result.nodes.length,
+      paths: result.paths,
+      jewels: result.jewels,
+      jewelsReached: result.jewelsReached,
+      chokePoints: result.chokePoints,
+      ...written,
+      unusableRules: edges.unusableRules,
+      durationMs: Math.round(performance.now() - started),
+    };
+  });
+}
