@@ -284,12 +284,12 @@ export async function writeResults(
     returning 1`;
 
   await tx`
-    insert into attack_graph_summary (name, full, groups_changed, edges, nodes, jewels, jewels_reached, paths, choke_points, ip_hash, unusable_rules,
+    insert into attack_graph_summary (name, "full", groups_changed, edges, nodes, jewels, jewels_reached, paths, choke_points, ip_hash, unusable_rules,
       parameters, computed_at, duration_ms)
     values ('current', ${summary.full}, ${summary.groupsChanged}, ${summary.edges}, ${result.nodes.length}, ${result.jewels}, ${result.jewelsReached},
       ${result.paths}, ${result.chokePoints}::bigint[], ${summary.ipHash}, ${tx.json(summary.unusableRules as never)}, ${tx.json(summary.parameters)},
       now(), ${summary.durationMs})
-    on conflict (name) do update set full = excluded.full, groups_changed = excluded.groups_changed, edges = excluded.edges, nodes = excluded.nodes,
+    on conflict (name) do update set "full" = excluded."full", groups_changed = excluded.groups_changed, edges = excluded.edges, nodes = excluded.nodes,
       jewels = excluded.jewels, jewels_reached = excluded.jewels_reached, paths = excluded.paths, choke_points = excluded.choke_points,
       ip_hash = excluded.ip_hash, unusable_rules = excluded.unusable_rules, parameters = excluded.parameters, computed_at = excluded.computed_at,
       duration_ms = excluded.duration_ms`;
