@@ -56,7 +56,6 @@ export interface GraphOptions {
 
 export interface Step {
   kind: EdgeKind;
-  from: number;
   ports: string[] | null;
   via: string;
   /** The exposure used (null over part_of: entering a business service is the impact, no exploit). */
@@ -125,7 +124,16 @@ function parsePorts(ports: string[]): PortRange[] | null {
   return ranges;
 }
 
+const portCache = new Map<string, { number: number; protocol: string } | null>();
 function portOf(port: string): { number: number; protocol: string } | null {
+  const cached = portCache.get(port);
+  if (cached !== undefined || portCache.has(port)) return cached ?? null;
+  const parsed = parsePort(port);
+  if (portCache.size < 100_000) portCache.set(port, parsed);
+  return parsed;
+}
+
+function parsePort(port: string): { number: number; protocol: string } | null {
   const m = PORT.exec(port.trim().toLowerCase());
   return m && m[2] === undefined ? { number: Number(m[1]), protocol: m[3]! } : null;
 }
@@ -197,6 +205,9 @@ export function computeAttackPaths(input: GraphInput, options: GraphOptions = {}
     }
   }
 
+  const outTo = new Int32Array(out.length);
+  for (let k = 0; k < out.length; k++) outTo[k] = index.get(out[k]!.to)!;
+
   const rangesCache = new Map<string, PortRange[] | null>();
   const rangesOf = (ports: string[] | null) => {
     if (ports === null) return null;
@@ -208,20 +219,63 @@ export function computeAttackPaths(input: GraphInput, options: GraphOptions = {}
   const exposuresOf = (i: number) => input.exposures.get(ids[i]!) ?? [];
 
   /** The best step an edge allows into node v, or null when none of v's exposures is admitted. */
-  const stepInto = (v: number, from: number, kind: EdgeKind, ports: string[] | null, via: string): Step | null => {
-    if (kind === 'part_of') return { kind, from, ports, via, exposure: null, techniques: techniquesOf(kind, null).map((t) => t.id), confidence: 'confirmed' };
+  const stepInto = (v: number, kind: EdgeKind, ports: string[] | null, via: string): Step | null => {
+    if (kind === 'part_of') return { kind, ports, via, exposure: null, techniques: techniquesOf(kind, null).map((t) => t.id), confidence: 'confirmed' };
     const ranges = rangesOf(ports);
     const rules = fromRules(kind, via);
-    let best: Step | null = null;
+    // Pick the best admitted exposure without building a step per candidate (this runs per edge).
+    let best: Exposure | null = null;
+    let bestConfidence = -1;
     for (const x of exposuresOf(v)) {
       const port = x.port === null ? null : portOf(x.port);
       if (port !== null && ranges !== null && !admits(ranges, port)) continue;
-      const confidence: Confidence = x.confirmed ? 'confirmed' : (rules && port !== null && ranges !== null) || x.running ? 'plausible' : 'theoretical';
-      const step: Step = { kind, from, ports, via, exposure: x, techniques: [], confidence };
-      if (best === null || better(step, best)) best = step;
+      const c = x.confirmed ? 2 : (rules && port !== null && ranges !== null) || x.running ? 1 : 0;
+      if (best === null || c > bestConfidence || (c === bestConfidence && (TIER_RANK[x.tier] > TIER_RANK[best.tier] || (TIER_RANK[x.tier] === TIER_RANK[best.tier] && x.findingId < best.findingId)))) {
+        best = x;
+        bestConfidence = c;
+      }
     }
-    if (best) best.techniques = techniquesOf(kind, best.exposure).map((t) => t.id);
-    return best;
+    if (best === null) return null;
+    return { kind, ports, via, exposure: best, techniques: techniquesOf(kind, best).map((t) => t.id), confidence: CONFIDENCE[bestConfidence]! };
+  };
+
+  // Edges of one rule share kind, ports and via: a step into a node depends only on that class, so
+  // it is evaluated once per (node, class), not once per edge (most of a dense graph's work).
+  const classOf = new Map<string, number>();
+  const classes: { kind: EdgeKind; ports: string[] | null; via: string }[] = [];
+  const classId = (kind: EdgeKind, ports: string[] | null, via: string) => {
+    const key = `${kind}\u0000${via}\u0000${ports === null ? '*' : ports.join(',')}`;
+    let c = classOf.get(key);
+    if (c === undefined) {
+      c = classes.length;
+      classOf.set(key, c);
+      classes.push({ kind, ports, via });
+    }
+    return c;
+  };
+  const edgeClass = new Int32Array(out.length);
+  for (let k = 0; k < out.length; k++) edgeClass[k] = classId(out[k]!.kind, out[k]!.ports, out[k]!.via);
+  // The class of an edge reaching a container through its host (the via names the host).
+  const throughHost = new Map<number, number>();
+  const hostClass = (c: number, host: number) => {
+    const key = c * n + host;
+    let h = throughHost.get(key);
+    if (h === undefined) {
+      const base = classes[c]!;
+      throughHost.set(key, (h = classId(base.kind, base.ports, `${base.via} (runs on ${ids[host]})`)));
+    }
+    return h;
+  };
+  const stepCache = new Map<number, Step | null>();
+  const cachedStep = (v: number, c: number): Step | null => {
+    const key = c * n + v;
+    let step = stepCache.get(key);
+    if (step === undefined) {
+      const cls = classes[c]!;
+      step = stepInto(v, cls.kind, cls.ports, cls.via);
+      stepCache.set(key, step);
+    }
+    return step;
   };
 
   // BFS over compromisable nodes; the DAG's edges are appended per source, in BFS order.
@@ -255,11 +309,12 @@ export function computeAttackPaths(input: GraphInput, options: GraphOptions = {}
       for (let k = start[source]!; k < start[source + 1]!; k++) {
         const e = out[k]!;
         if (onlyNetwork && e.kind !== 'network') continue;
-        const to = index.get(e.to)!;
-        consider(to, stepInto(to, ids[u]!, e.kind, e.ports, e.via));
+        const to = outTo[k]!;
+        consider(to, cachedStep(to, edgeClass[k]!));
         // Reaching a host reaches the services of the containers running on it.
         if (e.kind === 'internet' || e.kind === 'network') {
-          for (const img of imagesOn.get(to) ?? []) consider(img, stepInto(img, ids[u]!, e.kind, e.ports, `${e.via} (runs on ${e.to})`));
+          const images = imagesOn.get(to);
+          if (images) for (const img of images) consider(img, cachedStep(img, hostClass(edgeClass[k]!, to)));
         }
       }
     };
@@ -331,7 +386,7 @@ export function computeAttackPaths(input: GraphInput, options: GraphOptions = {}
       parentId: ids[parent[v]!]!,
       nextId: next[v]! >= 0 ? ids[next[v]!]! : null,
       entry: entry[v]!,
-      nextStep: nextStep[v],
+      nextStep: nextStep[v] ?? null,
       confidence: CONFIDENCE[conf[v]!]!,
       // A jewel counts only for the paths it lies on toward another jewel, not for its own.
       chokePoint: total > 0 && intermediate > 0 && through >= chokeShare * total,
