@@ -144,6 +144,20 @@ describe('attack path counting', () => {
   });
 });
 
+describe('attack path determinism', () => {
+  it('gives the same result whatever order the edges load in, and ignores self edges', () => {
+    // Two equal routes into 4 (same confidence and tier): the tie must resolve the same way.
+    const edges = [internet(1), internet(2), net(1, 3), net(2, 3), net(3, 4), net(1, 4), net(2, 4), net(4, 4), { kind: 'hosted', from: 3, to: 5, ports: null, via: 'runs_on' } as GraphEdge, net(5, 6)];
+    const fixed = graph(edges, [1, 2, 3, 4, 5, 6], [4, 6]);
+    const input = (list: GraphEdge[]) => ({ ...fixed, edges: list });
+    const base = computeAttackPaths(input(edges));
+    expect(base.paths).toBe(2 + 2);
+    for (const order of [[...edges].reverse(), [...edges.slice(5), ...edges.slice(0, 5)]]) {
+      expect(computeAttackPaths(input(order))).toEqual(base);
+    }
+  });
+});
+
 describe('ATT&CK techniques', () => {
   it('maps edge kinds, secrets and local privilege escalation, and leaves unknowns empty', () => {
     const ids = (...a: Parameters<typeof techniquesOf>) => techniquesOf(...a).map((t) => t.id);

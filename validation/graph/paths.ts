@@ -176,7 +176,7 @@ export function computeAttackPaths(input: GraphInput, options: GraphOptions = {}
     }
     return i;
   };
-  const edges = [...input.edges].sort((a, b) => a.from - b.from || a.to - b.to || a.kind.localeCompare(b.kind));
+  const edges = input.edges;
   for (const e of edges) {
     if (e.from === e.to) continue;
     at(e.from);
@@ -190,20 +190,33 @@ export function computeAttackPaths(input: GraphInput, options: GraphOptions = {}
   for (const e of edges) if (e.from !== e.to) start[index.get(e.from)! + 1]!++;
   for (let i = 0; i < n; i++) start[i + 1]! += start[i]!;
   const fill = start.slice(0, n);
-  const out: GraphEdge[] = new Array(edges.length);
+  const out: GraphEdge[] = new Array(start[n]!);
   const imagesOn = new Map<number, number[]>();
   const hostsOf = new Map<number, number[]>();
   for (const e of edges) {
     if (e.from === e.to) continue;
     const u = index.get(e.from)!;
     out[fill[u]!++] = e;
+  }
+  // Each source's edges in a fixed order (target, kind), whatever order they were loaded in, so
+  // ties between equal steps resolve the same way in every run.
+  const byTarget = (a: GraphEdge, b: GraphEdge) => a.to - b.to || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0);
+  for (let u = 0; u < n; u++) {
+    if (start[u + 1]! - start[u]! > 1) {
+      const slice = out.slice(start[u]!, start[u + 1]!).sort(byTarget);
+      for (let k = 0; k < slice.length; k++) out[start[u]! + k] = slice[k]!;
+    }
+  }
+  for (let k = 0; k < out.length; k++) {
+    const e = out[k]!;
     if (e.kind === 'hosted') {
-      const h = u;
+      const h = index.get(e.from)!;
       const img = index.get(e.to)!;
       (imagesOn.get(h) ?? imagesOn.set(h, []).get(h)!).push(img);
       (hostsOf.get(img) ?? hostsOf.set(img, []).get(img)!).push(h);
     }
   }
+  for (const hosts of hostsOf.values()) hosts.sort((a, b) => ids[a]! - ids[b]!);
 
   const outTo = new Int32Array(out.length);
   for (let k = 0; k < out.length; k++) outTo[k] = index.get(out[k]!.to)!;
