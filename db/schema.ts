@@ -847,6 +847,8 @@ export const attackGraphNodes = pgTable('attack_graph_nodes', {
   /** The step from this asset into `next_id`: { findingId, issueId, kind, ports, via, techniques, confidence }. */
   nextStep: jsonb('next_step').$type<Record<string, unknown>>(),
   chokePoint: boolean('choke_point').notNull().default(false),
+  /** Hash of the row's other columns as computed: a refresh rewrites only rows whose hash differs. */
+  signature: text('signature').notNull(),
 });
 
 /** Per open golden ticket: the assets its fix stops being compromisable and the jewel paths that cuts. */

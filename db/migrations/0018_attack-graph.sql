@@ -35,7 +35,8 @@ CREATE TABLE "attack_graph_nodes" (
 	"confidence" text NOT NULL,
 	"step_confidence" text NOT NULL,
 	"next_step" jsonb,
-	"choke_point" boolean DEFAULT false NOT NULL
+	"choke_point" boolean DEFAULT false NOT NULL,
+	"signature" text NOT NULL
 );
 --> statement-breakpoint
 CREATE TABLE "attack_graph_summary" (

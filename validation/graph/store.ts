@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type postgres from 'postgres';
 import type { Sql } from '../../db/client.js';
 import type { Exposure, GraphEdge, GraphInput, GraphResult, Step } from './paths.js';
@@ -256,25 +257,31 @@ export async function writeResults(
     next_step: stepJson(n.nextStep),
     choke_point: n.chokePoint,
   }));
-  const ids = nodes.map((n) => n.asset_id);
-  const deleted = await tx`delete from attack_graph_nodes where asset_id <> all(${ids}::bigint[]) returning 1`;
-  const upserted = await tx`
-    insert into attack_graph_nodes as n (asset_id, depth, sigma, tau, paths_through, is_jewel, jewel_hops, parent_id, next_id, finding_id, issue_id,
-      edge_kind, edge_ports, edge_via, techniques, confidence, step_confidence, next_step, choke_point)
-    select * from jsonb_to_recordset(${tx.json(nodes)}::jsonb) as x(asset_id bigint, depth int, sigma float8, tau float8, paths_through float8,
-      is_jewel boolean, jewel_hops int, parent_id bigint, next_id bigint, finding_id bigint, issue_id text, edge_kind text, edge_ports text[],
-      edge_via text, techniques text[], confidence text, step_confidence text, next_step jsonb, choke_point boolean)
-    on conflict (asset_id) do update set depth = excluded.depth, sigma = excluded.sigma, tau = excluded.tau, paths_through = excluded.paths_through,
-      is_jewel = excluded.is_jewel, jewel_hops = excluded.jewel_hops, parent_id = excluded.parent_id, next_id = excluded.next_id,
-      finding_id = excluded.finding_id, issue_id = excluded.issue_id, edge_kind = excluded.edge_kind, edge_ports = excluded.edge_ports,
-      edge_via = excluded.edge_via, techniques = excluded.techniques, confidence = excluded.confidence, step_confidence = excluded.step_confidence,
-      next_step = excluded.next_step, choke_point = excluded.choke_point
-    where (n.depth, n.sigma, n.tau, n.paths_through, n.is_jewel, n.jewel_hops, n.parent_id, n.next_id, n.finding_id, n.issue_id, n.edge_kind,
-           n.edge_ports, n.edge_via, n.techniques, n.confidence, n.step_confidence, n.next_step, n.choke_point)
-      is distinct from (excluded.depth, excluded.sigma, excluded.tau, excluded.paths_through, excluded.is_jewel, excluded.jewel_hops,
-           excluded.parent_id, excluded.next_id, excluded.finding_id, excluded.issue_id, excluded.edge_kind, excluded.edge_ports, excluded.edge_via,
-           excluded.techniques, excluded.confidence, excluded.step_confidence, excluded.next_step, excluded.choke_point)
-    returning 1`;
+  // Only rows whose signature differs are sent and written: a change of one security group
+  // touches a few rows of thousands.
+  const stored = new Map(
+    (await tx`select asset_id::float8, signature from attack_graph_nodes`.values()).map((r) => [r[0] as number, r[1] as string]),
+  );
+  const signed = nodes.map((n) => ({ ...n, signature: createHash('md5').update(JSON.stringify(n)).digest('hex') }));
+  const changed = signed.filter((n) => stored.get(n.asset_id) !== n.signature);
+  const current = new Set(nodes.map((n) => n.asset_id));
+  const gone = [...stored.keys()].filter((a) => !current.has(a));
+  if (gone.length > 0) await tx`delete from attack_graph_nodes where asset_id = any(${gone}::bigint[])`;
+  if (changed.length > 0) {
+    await tx`
+      insert into attack_graph_nodes as n (asset_id, depth, sigma, tau, paths_through, is_jewel, jewel_hops, parent_id, next_id, finding_id, issue_id,
+        edge_kind, edge_ports, edge_via, techniques, confidence, step_confidence, next_step, choke_point, signature)
+      select * from jsonb_to_recordset(${tx.json(changed)}::jsonb) as x(asset_id bigint, depth int, sigma float8, tau float8, paths_through float8,
+        is_jewel boolean, jewel_hops int, parent_id bigint, next_id bigint, finding_id bigint, issue_id text, edge_kind text, edge_ports text[],
+        edge_via text, techniques text[], confidence text, step_confidence text, next_step jsonb, choke_point boolean, signature text)
+      on conflict (asset_id) do update set depth = excluded.depth, sigma = excluded.sigma, tau = excluded.tau, paths_through = excluded.paths_through,
+        is_jewel = excluded.is_jewel, jewel_hops = excluded.jewel_hops, parent_id = excluded.parent_id, next_id = excluded.next_id,
+        finding_id = excluded.finding_id, issue_id = excluded.issue_id, edge_kind = excluded.edge_kind, edge_ports = excluded.edge_ports,
+        edge_via = excluded.edge_via, techniques = excluded.techniques, confidence = excluded.confidence, step_confidence = excluded.step_confidence,
+        next_step = excluded.next_step, choke_point = excluded.choke_point, signature = excluded.signature`;
+  }
+  const deleted = gone;
+  const upserted = changed;
 
   const tickets = result.tickets.map((t) => ({ ticket_key: t.ticketKey, paths_cut: t.pathsCut, exact: t.exact, asset_ids: t.assetIds }));
   const ticketsDeleted = await tx`delete from attack_graph_tickets where ticket_key <> all(${tickets.map((t) => t.ticket_key)}::text[]) returning 1`;
