@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Sql } from '../../db/client.js';
 import { attackPathOf, chokePoints, fixesByPathsCut, refreshAttackGraph } from '../../validation/graph/index.js';
 import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js';
@@ -196,6 +197,30 @@ describe('refreshAttackGraph on a hand-built estate', () => {
     const rows = await nodeRows();
     await refreshAttackGraph(sql, { full: true });
     expect(await nodeRows()).toEqual(rows);
+  });
+
+  it('takes crown jewels from tags and the revenue threshold, and runs on a one-connection pool', async () => {
+    const before = await refreshAttackGraph(sql);
+    // The agent container (reached, nothing beyond it) becomes a jewel by tag: one more path.
+    await sql`update assets set tags = ${sql.json({ 'crown-jewel': 'yes' })} where id = ${id['web-agent']!}`;
+    const tagged = await refreshAttackGraph(sql);
+    expect(tagged).toMatchObject({ jewels: before.jewels + 1, paths: before.paths + 1 });
+    // The blog (revenue 1,000) counts once the threshold is below it.
+    const lowered = await refreshAttackGraph(sql, { revenueThreshold: 1_000 });
+    expect(lowered).toMatchObject({ jewels: before.jewels + 2, paths: before.paths + 2 });
+    const [{ name }] = (await sql<{ name: string }[]>`select current_database() as name`) as unknown as [{ name: string }];
+    const single = postgres(inject('postgresUrl').replace(/\/[^/]*$/, `/${name}`), { max: 1, onnotice: () => {} });
+    try {
+      const rows = await nodeRows();
+      expect(await refreshAttackGraph(single, { revenueThreshold: 1_000 })).toMatchObject({ paths: lowered.paths, nodesWritten: 0 });
+      expect(await nodeRows()).toEqual(rows);
+      // Concurrent refreshes run one after the other, whatever the pools: none waits forever.
+      const both = await Promise.all([refreshAttackGraph(sql, { revenueThreshold: 1_000 }), refreshAttackGraph(single, { revenueThreshold: 1_000 }), refreshAttackGraph(sql, { revenueThreshold: 1_000 })]);
+      expect(both.map((r) => r.paths)).toEqual([lowered.paths, lowered.paths, lowered.paths]);
+      expect(await nodeRows()).toEqual(rows);
+    } finally {
+      await single.end();
+    }
   });
 
   it('refuses bad parameters with the reason', async () => {

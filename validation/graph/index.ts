@@ -53,23 +53,45 @@ export async function refreshAttackGraph(sql: Sql, options: RefreshOptions = {})
   if (!Number.isFinite(revenueThreshold) || revenueThreshold < 0) throw new Error(`attack graph: revenueThreshold ${revenueThreshold} must be a number >= 0`);
   if (!(chokeShare > 0 && chokeShare <= 1)) throw new Error(`attack graph: chokeShare ${chokeShare} must be in (0, 1]`);
   if (!Number.isInteger(exactTickets) || exactTickets < 1) throw new Error(`attack graph: exactTickets ${exactTickets} must be a positive integer`);
-  return sql.begin('isolation level repeatable read', async (tx) => {
-    await tx`select pg_advisory_xact_lock(${LOCK})`;
+  // Refreshes run one at a time. One that finds another running gives its connection back and
+  // tries again: waiting on the lock while holding a connection could starve the running one of the
+  // second connection it loads the exposures on.
+  for (let wait = 50; ; wait = Math.min(wait * 2, 2_000)) {
+    const result = await refreshOnce(sql, { full: options.full === true, revenueThreshold, chokeShare, exactTickets }, started);
+    if (result) return result;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+async function refreshOnce(
+  sql: Sql,
+  options: { full: boolean; revenueThreshold: number; chokeShare: number; exactTickets: number },
+  started: number,
+): Promise<RefreshResult | null> {
+  const { revenueThreshold, chokeShare, exactTickets } = options;
+  // Read committed: the statements after the lock see what the refresh before this one wrote (a
+  // repeatable-read snapshot would date from the lock statement, possibly before that commit).
+  return sql.begin(async (tx) => {
+    const [locked] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${LOCK}) as ok`;
+    if (!locked!.ok) return null;
     // The exposures (a scan of the findings, the slowest read) load on a second connection in the
     // same snapshot while this one brings the edges up to date: the same data, in about half the time.
     const [exported] = await tx<{ snapshot: string }[]>`select pg_export_snapshot() as snapshot`;
     const snapshot = exported!.snapshot;
     if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`attack graph: unexpected snapshot id ${snapshot}`);
-    const exposuresLoaded = sql.begin('isolation level repeatable read read only', async (side) => {
-      // SET TRANSACTION SNAPSHOT takes no parameters; the id was checked above.
-      await side.unsafe(`set transaction snapshot '${snapshot}'`);
-      await side`set local work_mem = '64MB'`;
-      return loadExposures(side);
-    });
+    // A pool of one connection has none to spare: the exposures then load on this one, after the edges.
+    const exposuresLoaded =
+      (sql.options.max ?? 1) < 2
+        ? null
+        : sql.begin('isolation level repeatable read read only', async (side) => {
+            await side.unsafe(`set transaction snapshot '${snapshot}'`);
+            await side`set local work_mem = '64MB'`;
+            return loadExposures(side);
+          });
     // Awaited below; a failure here must not go unhandled while the edges are being refreshed.
-    exposuresLoaded.catch(() => {});
+    exposuresLoaded?.catch(() => {});
     const [previous] = await tx<{ n: number }[]>`select count(*)::int as n from attack_graph_summary`;
-    const full = options.full === true || previous!.n === 0;
+    const full = options.full || previous!.n === 0;
     let mark = performance.now();
     const lap = () => {
       const now = performance.now();
@@ -79,7 +101,14 @@ export async function refreshAttackGraph(sql: Sql, options: RefreshOptions = {})
     };
     const edges = await refreshEdges(tx, full);
     const edgesMs = lap();
-    const input = { ...(await loadEdgesAndJewels(tx, revenueThreshold)), ...(await exposuresLoaded) };
+    const edgesAndJewels = await loadEdgesAndJewels(tx, revenueThreshold);
+    let exposures;
+    if (exposuresLoaded) exposures = await exposuresLoaded;
+    else {
+      await tx`set local work_mem = '64MB'`;
+      exposures = await loadExposures(tx);
+    }
+    const input = { ...edgesAndJewels, ...exposures };
     const loadMs = lap();
     const result = computeAttackPaths(input, { chokeShare, exactTickets });
     const computeMs = lap();

@@ -124,16 +124,6 @@ export async function refreshEdges(tx: Tx, full: boolean): Promise<{ groupsChang
         on conflict (security_group) do update set hash = excluded.hash, members_hash = excluded.members_hash, edges = excluded.edges, updated_at = now()`;
     }
   }
-  // A source group whose members changed but which has no rules of its own still records its members.
-  const quiet = [...membersChanged].filter((g) => groups.has(g) && !dirty.has(g));
-  if (quiet.length > 0) {
-    const rows = quiet.map((g) => ({ g, hash: groups.get(g)!.hash, members_hash: groups.get(g)!.membersHash }));
-    await tx`
-      insert into attack_graph_groups (security_group, hash, members_hash, edges, updated_at)
-      select x.g, x.hash, x.members_hash, 0, now() from jsonb_to_recordset(${tx.json(rows)}::jsonb) as x(g text, hash text, members_hash text)
-      on conflict (security_group) do update set hash = excluded.hash, members_hash = excluded.members_hash, updated_at = now()`;
-  }
-
   // The cheap kinds, diffed: delete what differs, insert what is missing.
   await tx`
     create temp table if not exists attack_graph_want (kind text, group_key text, from_id bigint, to_id bigint, ports text[], via text) on commit drop`;
