@@ -217,6 +217,9 @@ export async function loadExposures(tx: Tx): Promise<Pick<GraphInput, 'exposures
   return { exposures, soleTicket };
 }
 
+/** Path counts beyond a double's range (an astronomically meshed estate) are stored as the largest double. */
+const finite = (x: number) => (Number.isFinite(x) ? x : Number.MAX_VALUE);
+
 const stepJson = (s: Step | null) =>
   s && { findingId: s.exposure?.findingId ?? null, issueId: s.exposure?.issueId ?? null, kind: s.kind, ports: s.ports, via: s.via, techniques: s.techniques, confidence: s.confidence };
 
@@ -229,9 +232,9 @@ export async function writeResults(
   const nodes = result.nodes.map((n) => ({
     asset_id: n.assetId,
     depth: n.depth,
-    sigma: n.sigma,
-    tau: n.tau,
-    paths_through: n.pathsThrough,
+    sigma: finite(n.sigma),
+    tau: finite(n.tau),
+    paths_through: finite(n.pathsThrough),
     is_jewel: n.isJewel,
     jewel_hops: n.jewelHops,
     parent_id: n.parentId,
@@ -273,7 +276,7 @@ export async function writeResults(
   const deleted = gone;
   const upserted = changed;
 
-  const tickets = result.tickets.map((t) => ({ ticket_key: t.ticketKey, paths_cut: t.pathsCut, exact: t.exact, asset_ids: t.assetIds }));
+  const tickets = result.tickets.map((t) => ({ ticket_key: t.ticketKey, paths_cut: finite(t.pathsCut), exact: t.exact, asset_ids: t.assetIds }));
   const ticketsDeleted = await tx`delete from attack_graph_tickets where ticket_key <> all(${tickets.map((t) => t.ticket_key)}::text[]) returning 1`;
   const ticketsUpserted = await tx`
     insert into attack_graph_tickets as t (ticket_key, paths_cut, exact, asset_ids)
@@ -286,7 +289,7 @@ export async function writeResults(
     insert into attack_graph_summary (name, "full", groups_changed, edges, nodes, jewels, jewels_reached, paths, choke_points, ip_hash, unusable_rules,
       parameters, computed_at, duration_ms)
     values ('current', ${summary.full}, ${summary.groupsChanged}, ${summary.edges}, ${result.nodes.length}, ${result.jewels}, ${result.jewelsReached},
-      ${result.paths}, ${result.chokePoints}::bigint[], ${summary.ipHash}, ${tx.json(summary.unusableRules as never)}, ${tx.json(summary.parameters)},
+      ${finite(result.paths)}, ${result.chokePoints}::bigint[], ${summary.ipHash}, ${tx.json(summary.unusableRules as never)}, ${tx.json(summary.parameters)},
       now(), ${summary.durationMs})
     on conflict (name) do update set "full" = excluded."full", groups_changed = excluded.groups_changed, edges = excluded.edges, nodes = excluded.nodes,
       jewels = excluded.jewels, jewels_reached = excluded.jewels_reached, paths = excluded.paths, choke_points = excluded.choke_points,
