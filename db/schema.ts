@@ -779,3 +779,103 @@ export const validationRuns = pgTable('validation_runs', {
   startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
   finishedAt: timestamp('finished_at', { withTimezone: true }),
 });
+
+/**
+ * The exposure graph's edges (validation/graph/): node 0 is the internet, every other node an asset.
+ * `internet` (0 -> internet-facing asset), `network` (lateral, from a security-group rule whose
+ * source is another group or an internal CIDR; `group_key` is the target group, so one group's
+ * change rewrites only its edges), `hosted` (host -> image running on it), `part_of` (member ->
+ * business service). `ports` null: unknown or any.
+ */
+export const attackGraphEdges = pgTable(
+  'attack_graph_edges',
+  {
+    kind: text('kind', { enum: ['internet', 'network', 'hosted', 'part_of'] }).notNull(),
+    /** The security group whose rules made a `network` edge; '' for the other kinds. */
+    groupKey: text('group_key').notNull().default(''),
+    fromId: bigint('from_id', { mode: 'number' }).notNull(),
+    toId: bigint('to_id', { mode: 'number' }).notNull(),
+    /** `443/tcp`, `8000-8080/tcp`, `all`. */
+    ports: text('ports').array(),
+    /** Why the edge exists: `firewall`, `security group sg-app from sg-web`, `runs_on`... */
+    via: text('via').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.groupKey, t.fromId, t.toId] })],
+);
+
+/** Per security group, what its `network` edges were built from: a changed hash rebuilds them. */
+export const attackGraphGroups = pgTable('attack_graph_groups', {
+  securityGroup: text('security_group').primaryKey(),
+  /** Hash of the group's rules, member ids and member IPs. */
+  hash: text('hash').notNull(),
+  /** Hash of member ids and IPs alone: a group whose rules name this one as source depends on it. */
+  membersHash: text('members_hash').notNull(),
+  edges: integer('edges').notNull().default(0),
+  updatedAt: updatedAt(),
+});
+
+/**
+ * One row per compromisable asset on a path from the internet: shortest depth, sigma (shortest
+ * paths in), tau (shortest continuations to crown jewels), the parent toward the internet and the
+ * next node toward the nearest jewel (a path reads back along them), and the step that enters it.
+ */
+export const attackGraphNodes = pgTable('attack_graph_nodes', {
+  assetId: bigint('asset_id', { mode: 'number' }).primaryKey(),
+  depth: integer('depth').notNull(),
+  sigma: doublePrecision('sigma').notNull(),
+  tau: doublePrecision('tau').notNull(),
+  /** sigma * tau: the jewel paths that pass through (or end at) this asset. */
+  pathsThrough: doublePrecision('paths_through').notNull(),
+  isJewel: boolean('is_jewel').notNull(),
+  /** Hops to the nearest crown jewel along shortest paths; null when none lies beyond. */
+  jewelHops: integer('jewel_hops'),
+  /** 0 = the internet. */
+  parentId: bigint('parent_id', { mode: 'number' }).notNull(),
+  nextId: bigint('next_id', { mode: 'number' }),
+  /** The exposure used to enter (null over part_of: entering a business service is the impact). */
+  findingId: bigint('finding_id', { mode: 'number' }),
+  issueId: text('issue_id'),
+  edgeKind: text('edge_kind').notNull(),
+  edgePorts: text('edge_ports').array(),
+  edgeVia: text('edge_via').notNull(),
+  /** ATT&CK technique ids of the entering step (validation/graph/techniques.ts); empty when unknown. */
+  techniques: text('techniques').array().notNull(),
+  /** Weakest step of the best shortest path in: confirmed, plausible, theoretical. */
+  confidence: text('confidence', { enum: ['confirmed', 'plausible', 'theoretical'] }).notNull(),
+  /** The entering step's own confidence. */
+  stepConfidence: text('step_confidence', { enum: ['confirmed', 'plausible', 'theoretical'] }).notNull(),
+  /** The step from this asset into `next_id`: { findingId, issueId, kind, ports, via, techniques, confidence }. */
+  nextStep: jsonb('next_step').$type<Record<string, unknown>>(),
+  chokePoint: boolean('choke_point').notNull().default(false),
+  /** Hash of the row's other columns as computed: a refresh rewrites only rows whose hash differs. */
+  signature: text('signature').notNull(),
+});
+
+/** Per open golden ticket: the assets its fix stops being compromisable and the jewel paths that cuts. */
+export const attackGraphTickets = pgTable('attack_graph_tickets', {
+  ticketKey: text('ticket_key').primaryKey(),
+  pathsCut: doublePrecision('paths_cut').notNull(),
+  /** False: pathsCut is the upper bound (sum of paths through its assets), not recounted. */
+  exact: boolean('exact').notNull(),
+  assetIds: bigint('asset_ids', { mode: 'number' }).array().notNull(),
+});
+
+/** The latest computation of the graph: one row. */
+export const attackGraphSummary = pgTable('attack_graph_summary', {
+  name: text('name').primaryKey(),
+  full: boolean('full').notNull(),
+  groupsChanged: integer('groups_changed').notNull(),
+  edges: integer('edges').notNull(),
+  nodes: integer('nodes').notNull(),
+  jewels: integer('jewels').notNull(),
+  jewelsReached: integer('jewels_reached').notNull(),
+  paths: doublePrecision('paths').notNull(),
+  chokePoints: bigint('choke_points', { mode: 'number' }).array().notNull(),
+  /** Hash of every asset's ip identifiers: a change rebuilds the groups with CIDR rules. */
+  ipHash: text('ip_hash').notNull(),
+  /** Rules that name a source no edge can be built from (prefix lists, malformed CIDRs), with why. */
+  unusableRules: jsonb('unusable_rules').$type<Array<{ securityGroup: string; source: string; reason: string }>>().notNull(),
+  parameters: jsonb('parameters').$type<Record<string, number>>().notNull(),
+  computedAt: timestamp('computed_at', { withTimezone: true }).notNull(),
+  durationMs: integer('duration_ms').notNull(),
+});
