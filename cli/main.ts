@@ -26,6 +26,10 @@ const USAGE = `usage: ctem <command>
   backtest --later-kev FILE   would the policy have flagged at t0 what a later CISA KEV lists? effort,
                       coverage and efficiency beside EPSS and CVSS baselines [--universe estate|cves|records]
                       [--policy VERSION ...] [--epss V] [--kev V] [--cve V] [--json]
+  validate evidence FILE   import validation evidence (Nuclei JSON lines, OWASP ZAP JSON/XML, pentest or
+                      BAS results in the generic CSV/JSON format) [--format F] [--json]
+  validate run SCOPE  validate a saved scope (or \`estate\`) now and wait for the results [--no-wait] [--json]
+  validate paths      attack paths to crown jewels: choke points and the fixes that cut the most [--limit N] [--json]
   help                this text`;
 
 const ROLES: Record<string, Roles> = {
@@ -83,6 +87,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'backtest') {
     const { backtestCommand } = await import('./commands/backtest.js');
     return backtestCommand(loadConfig(), rest);
+  }
+  if (command === 'validate') {
+    const { validateCommand } = await import('./commands/validate.js');
+    return validateCommand(loadConfig(), rest);
   }
   if (command === 'tickets') {
     const { ticketsCommand } = await import('./commands/tickets.js');

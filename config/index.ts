@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CVE_MIN_RECORDS_DEFAULT, FEED_MAX_AGE_DEFAULTS, FEED_URL_DEFAULTS } from '../prioritization/feeds/parse.js';
 import { parseSlaPolicy, type SlaPolicy } from '../mobilization/sla.js';
+import { parseAllowList } from '../validation/probes/allow-list.js';
 import { parseDuration } from './duration.js';
 import { ITSM_NAMES, type ItsmName } from '../mobilization/itsm/index.js';
 import { loadPeopleFile, type DirectoryPerson } from '../mobilization/itsm/people.js';
@@ -104,6 +105,13 @@ const EnvSchema = z.object({
   CTEM_SCAN_SLA_MEDIUM: duration('30d'),
   CTEM_SCAN_SLA_LOW: duration('90d'),
   CTEM_ORPHAN_REPORT_SCHEDULE: z.string().default('0 8 * * MON'),
+  CTEM_VALIDATION_SCHEDULE: z.string().default('1d'),
+  CTEM_VALIDATION_ALLOW: z.string().default(''),
+  CTEM_VALIDATION_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  CTEM_VALIDATION_RATE: z.coerce.number().positive().max(1000).default(10),
+  CTEM_VALIDATION_TIMEOUT: duration('5s'),
+  CTEM_VALIDATION_AFTER_RESCORE: z.enum(['true', 'false']).default('true'),
+  CTEM_VALIDATION_VANTAGE: z.enum(['internal', 'internet']).default('internal'),
   TEMPORAL_UI_URL: optional,
   CTEM_WORKFLOW_BUNDLE: optional,
   SLACK_BOT_TOKEN: optional,
@@ -199,9 +207,31 @@ export interface Config {
   scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
   /** Cron expression of the weekly orphan-asset report (Temporal Schedule). */
   orphanReportCron: string;
+  validation: ValidationConfig;
   maxUploadBytes: number;
   /** The Slack bot; unset when Slack is not configured. */
   slack?: SlackConfig;
+}
+
+export interface ValidationConfig {
+  /** Interval (1d) or cron expression of the estate's validation run; `off`: none. */
+  schedule: string;
+  /**
+   * Where safe active checks may connect (CTEM_VALIDATION_ALLOW: CIDRs, addresses, host names,
+   * `*.domain`, comma-separated). Empty, the default: no probe is ever sent.
+   */
+  allowList: string[];
+  /** Probes at once, new connections per second, and each probe's time limit. */
+  concurrency: number;
+  ratePerSecond: number;
+  timeoutMs: number;
+  /** Validate the estate after a rescoring that moved findings into or out of act/attend. */
+  afterRescore: boolean;
+  /**
+   * Where the probes run from: only from the `internet` can a closed port verify a control's claim
+   * that the internet does not reach it.
+   */
+  vantage: 'internal' | 'internet';
 }
 
 export interface SlackConfig {
@@ -313,6 +343,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (snConfigured !== 0 && snConfigured !== 3) {
     throw new ConfigError('invalid configuration:\n  SERVICENOW_URL, SERVICENOW_USER and SERVICENOW_PASSWORD go together');
   }
+  const allowList = e.CTEM_VALIDATION_ALLOW.split(',').map((entry) => entry.trim()).filter(Boolean);
+  try {
+    parseAllowList(allowList);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  CTEM_VALIDATION_ALLOW: ${(err as Error).message}`);
+  }
   const slack = slackConfig(e);
   const { jira, people } = jiraConfig(e);
   const temporalUiUrl = e.TEMPORAL_UI_URL ?? (e.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${e.TEMPORAL_UI_PORT}`);
@@ -366,6 +402,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     scanSlaMs: { critical: e.CTEM_SCAN_SLA_CRITICAL, high: e.CTEM_SCAN_SLA_HIGH, medium: e.CTEM_SCAN_SLA_MEDIUM, low: e.CTEM_SCAN_SLA_LOW },
     orphanReportCron: e.CTEM_ORPHAN_REPORT_SCHEDULE,
+    validation: {
+      schedule: e.CTEM_VALIDATION_SCHEDULE,
+      allowList,
+      concurrency: e.CTEM_VALIDATION_CONCURRENCY,
+      ratePerSecond: e.CTEM_VALIDATION_RATE,
+      timeoutMs: e.CTEM_VALIDATION_TIMEOUT,
+      afterRescore: e.CTEM_VALIDATION_AFTER_RESCORE === 'true',
+      vantage: e.CTEM_VALIDATION_VANTAGE,
+    },
     maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
     ...(slack ? { slack } : {}),
   };

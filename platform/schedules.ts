@@ -3,6 +3,7 @@ import { intelFeedWorkflow } from '../workflows/intel-feed.js';
 import { orphanReportWorkflow } from '../workflows/orphan-report.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
 import { sourceDiscoveryWorkflow } from '../workflows/source-discovery.js';
+import { validationWorkflow } from '../workflows/validation.js';
 import { parseDuration } from '../config/duration.js';
 
 // Temporal Schedules the platform owns: one per pulled discovery source (daily unless configured),
@@ -12,6 +13,7 @@ import { parseDuration } from '../config/duration.js';
 export const sourceScheduleId = (source: string) => `discovery-schedule:${source}`;
 export const ORPHAN_REPORT_SCHEDULE_ID = 'report-schedule:orphan-assets';
 export const intelScheduleId = (kind: 'epss' | 'kev') => `intel-schedule:${kind}`;
+export const VALIDATION_SCHEDULE_ID = 'validation-schedule:estate';
 
 /** `1d`, `6h`... are intervals; anything else is a cron expression. */
 function specOf(schedule: string): ScheduleOptions['spec'] {
@@ -87,6 +89,34 @@ export async function ensureIntelFeedSchedule(client: Client, taskQueue: string,
       taskQueue,
       args: [{ kind }],
       typedSearchAttributes: [{ key: CTEM_PHASE, value: 'prioritization' }],
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+  });
+}
+
+/**
+ * Validates the whole estate on a schedule (CTEM_VALIDATION_SCHEDULE; `off` removes it): the attack
+ * graph, the allowed active checks and the compensating controls.
+ */
+export async function ensureValidationSchedule(client: Client, taskQueue: string, schedule: string): Promise<void> {
+  if (schedule === 'off') {
+    try {
+      await client.schedule.getHandle(VALIDATION_SCHEDULE_ID).delete();
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+    return;
+  }
+  await upsertSchedule(client, {
+    scheduleId: VALIDATION_SCHEDULE_ID,
+    spec: specOf(schedule),
+    action: {
+      type: 'startWorkflow',
+      workflowType: validationWorkflow,
+      workflowId: 'validation:estate:scheduled',
+      taskQueue,
+      args: [{ scope: 'estate', trigger: 'schedule', requestedBy: VALIDATION_SCHEDULE_ID }],
+      typedSearchAttributes: [{ key: CTEM_PHASE, value: 'validation' }],
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
   });

@@ -16,7 +16,7 @@ import type { SlackBot } from '../slack/bot.js';
 import type { Config } from '../config/index.js';
 import { connectTemporal, connectWorkerTemporal, createItsm, type ItsmConnections } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
-import { ensureIntelFeedSchedule, ensureOrphanReportSchedule } from './schedules.js';
+import { ensureIntelFeedSchedule, ensureOrphanReportSchedule, ensureValidationSchedule } from './schedules.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
 import { createWorker } from './worker.js';
 
@@ -129,6 +129,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     const registered = await registerSearchAttributes(temporal.connection, config.temporal.namespace);
     if (registered.length) log(`registered search attributes: ${registered.join(', ')}`);
     await ensureOrphanReportSchedule(temporal.client, config.temporal.taskQueue, config.orphanReportCron);
+    await ensureValidationSchedule(temporal.client, config.temporal.taskQueue, config.validation.schedule);
     for (const kind of ['epss', 'kev'] as const) {
       if (config.intel.urls[kind]) await ensureIntelFeedSchedule(temporal.client, config.temporal.taskQueue, kind, config.intel.schedule);
     }
@@ -233,7 +234,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         database,
         itsm: createItsm(config, connections),
         serviceNowConnection: { baseUrl: serviceNow.url, user: serviceNow.user, password: serviceNow.password },
-        ...(slackNotifier ? { notifier: slackNotifier, campaignPublisher: slackNotifier } : {}),
+        ...(slackNotifier ? { notifier: slackNotifier, campaignPublisher: slackNotifier, validationPublisher: slackNotifier } : {}),
       });
       const running = worker.run();
       stack.push(async () => {

@@ -10,6 +10,8 @@ import { createMobilizationActivities } from '../activities/mobilization.js';
 import { createPrioritizationActivities } from '../activities/prioritization.js';
 import { createRescoreActivities } from '../activities/rescore.js';
 import { createSourceActivities } from '../activities/sources.js';
+import { createValidationActivities } from '../activities/validation.js';
+import type { ValidationPublisher } from '../validation/runs.js';
 import type { ServiceNowConnection } from '../discovery/context/index.js';
 import type { Database } from '../db/client.js';
 import type { Notifier } from '../mobilization/notifier.js';
@@ -19,7 +21,7 @@ import type { Config } from '../config/index.js';
 const require = createRequire(import.meta.url);
 
 export interface WorkerDeps {
-  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel' | 'maxUploadBytes' | 'fallbackOwner'>;
+  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel' | 'maxUploadBytes' | 'fallbackOwner' | 'validation'>;
   connection: NativeConnection;
   client: Client;
   database: Database;
@@ -30,9 +32,11 @@ export interface WorkerDeps {
   notifier?: Notifier;
   /** Told about campaign results (the Slack bot posts them); optional. */
   campaignPublisher?: CampaignPublisher;
+  /** Told about validation results (the Slack bot posts them); optional. */
+  validationPublisher?: ValidationPublisher;
 }
 
-export function createActivities({ config, client, database, itsm, serviceNowConnection, notifier, campaignPublisher }: Omit<WorkerDeps, 'connection'>) {
+export function createActivities({ config, client, database, itsm, serviceNowConnection, notifier, campaignPublisher, validationPublisher }: Omit<WorkerDeps, 'connection'>) {
   return {
     ...createDiscoveryActivities({ database, serviceNow: serviceNowConnection }),
     ...createSourceActivities({ database, reportsDir: join(config.dataDir, 'reports'), maxReportBytes: config.maxUploadBytes, ...(notifier ? { notifier } : {}) }),
@@ -42,6 +46,7 @@ export function createActivities({ config, client, database, itsm, serviceNowCon
     ...createPrioritizationActivities({ database }),
     ...createMobilizationActivities({ database, itsm, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla, ...(config.fallbackOwner ? { fallbackOwner: config.fallbackOwner } : {}) }),
     ...createEscalationDigestActivities({ database, ...(notifier ? { notifier } : {}) }),
+    ...createValidationActivities({ database, config: config.validation, temporal: config.temporal, ...(validationPublisher ? { publisher: validationPublisher } : {}) }),
   };
 }
 

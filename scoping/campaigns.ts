@@ -191,7 +191,7 @@ export function summarizeExposure(e: Awaited<ReturnType<typeof listExposures>>['
 // What a message names first: the feeds and the exposure, then the decision they led to (which
 // already states automatability and impact), then what capped the tier or shortened the due date,
 // then what raised or lowered it. Tier and score are shown on the exposure's own line.
-const BRIEF_FACTORS = ['in_kev', 'publicly_exposed', 'epss', 'decision', 'control', 'vendor_status', 'business_impact', 'likely_exploited', 'runtime', 'environment'];
+const BRIEF_FACTORS = ['validation', 'in_kev', 'exploitation', 'publicly_exposed', 'public_exploit', 'epss', 'decision', 'control', 'vendor_status', 'business_impact', 'likely_exploited', 'runtime', 'environment'];
 
 function briefReasons(explanation: Array<{ factor?: unknown; effect?: unknown }>): string[] {
   const rank = (f: { factor?: unknown }) => {

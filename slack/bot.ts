@@ -12,6 +12,7 @@ import { riskAcceptanceRefusal, type RiskAcceptanceField } from '../mobilization
 import { acceptTicketRisk, acknowledgeTicket } from '../mobilization/ticket-actions.js';
 import type { SlackConfig } from '../config/index.js';
 import type { Itsm } from '../mobilization/itsm/index.js';
+import { ESTATE_SCOPE, startValidation } from '../validation/runs.js';
 import { startCampaign as startCampaignWorkflow, summarizeExposure, workflowUrl } from '../scoping/campaigns.js';
 import { campaignStatusQuery } from '../workflows/campaign.js';
 import { statusQuery, type RemediationState } from '../workflows/remediation/messages.js';
@@ -173,6 +174,14 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
     return inChannel(campaignStartedMessage({ id, scope: c.scope, userId, ...(c.hypothesis ? { hypothesis: c.hypothesis } : {}), ...(url ? { url } : {}) }));
   }
 
+  async function startValidationRun(c: Extract<Command, { kind: 'validate' }>, userId: string, channelId: string): Promise<Reply> {
+    if (!(await directory.isAuthorized(userId))) return refusal('starting a validation', config.channel);
+    if (c.scope !== ESTATE_SCOPE && !(await getScope(sql, c.scope))) return ephemeral(textMessage(`There is no scope called *${esc(c.scope)}*. \`/ctem scopes\` lists them.`));
+    const { workflowId: id } = await startValidation(temporal, { scope: c.scope, trigger: 'slack', requestedBy: `slack:${userId}`, channel: channelId });
+    const url = urlOf(id);
+    return inChannel(textMessage(`<@${userId}> started validation *${esc(id)}* of ${c.scope === ESTATE_SCOPE ? 'the estate' : `scope *${esc(c.scope)}*`}; the results will be posted here.${url ? ` <${url}|Open in Temporal>` : ''}`));
+  }
+
   async function run(command: Command, userId: string, channelId: string): Promise<Reply> {
     switch (command.kind) {
       case 'help':
@@ -186,6 +195,8 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
       }
       case 'campaign-start':
         return startCampaign(command, userId, channelId);
+      case 'validate':
+        return startValidationRun(command, userId, channelId);
       case 'status':
         return command.ref.startsWith('campaign:') ? campaignStatus(command.ref) : ticketStatus(command.ref);
       case 'top': {

@@ -8,6 +8,7 @@ export type Command =
   | { kind: 'scopes' }
   | { kind: 'scope-create'; name: string; selector: ScopeSelector; description?: string }
   | { kind: 'campaign-start'; scope: string; hypothesis?: string }
+  | { kind: 'validate'; scope: string }
   | { kind: 'status'; ref: string }
   | { kind: 'top'; scope?: string }
   | { kind: 'mine' }
@@ -20,6 +21,7 @@ export const HELP: Array<[usage: string, what: string]> = [
   ['/ctem scopes', 'saved scopes'],
   ['/ctem scope create <name> service=<s> env=<e> owner=<o> kind=<k> criticality=<c> internet=<true|false> prefix=<p> ["description"]', 'save a scope (comma-separate several values)'],
   ['/ctem campaign start <scope> [hypothesis]', 'discover and prioritize a scope now; the results are posted here'],
+  ['/ctem validate <scope | estate>', 'validate a scope now: attack paths to crown jewels, safe checks of allow-listed targets, compensating controls; the results are posted here'],
   ['/ctem status <campaign id | ticket key | INC number>', 'where a campaign or a golden ticket stands'],
   ['/ctem top [scope]', 'the most urgent exposures, and why'],
   ['/ctem mine', 'your open golden tickets'],
@@ -86,6 +88,11 @@ export function parseCommand(text: string): Command {
       if (!scope || !SCOPE_NAME.test(scope)) return { kind: 'help', problem: 'which scope? `campaign start <scope> [hypothesis]`' };
       const hypothesis = all.slice(3).join(' ').trim();
       return { kind: 'campaign-start', scope, ...(hypothesis ? { hypothesis: hypothesis.slice(0, 500) } : {}) };
+    }
+    case 'validate': {
+      const scope = all[1];
+      if (!scope || !SCOPE_NAME.test(scope)) return { kind: 'help', problem: 'which scope? `validate <scope>` (or `validate estate` for everything)' };
+      return { kind: 'validate', scope };
     }
     case 'status':
       return all[1] ? { kind: 'status', ref: all[1] } : { kind: 'help', problem: 'status of what? a campaign id, a ticket key or an INC number' };

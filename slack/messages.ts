@@ -1,5 +1,6 @@
 import type { types } from '@slack/bolt';
 import type { CampaignFailure, CampaignResults } from '../scoping/campaigns.js';
+import type { ValidationResults } from '../validation/runs.js';
 import type { EscalationDigestNotice, OrphanReportNotice } from '../mobilization/notifier.js';
 import { MAX_RISK_ACCEPTANCE_DAYS, MIN_REASON_LENGTH } from '../mobilization/risk-acceptance.js';
 import type { CampaignState } from '../workflows/campaign.js';
@@ -84,6 +85,26 @@ export function campaignResultsMessage(r: CampaignResults): Message {
   }
   blocks.push(context(`Workflow \`${esc(r.campaignId)}\` · ${link(r.workflowUrl, 'Open in Temporal')} · started by ${r.requestedBy.startsWith('slack:') ? `<@${r.requestedBy.slice(6)}>` : esc(r.requestedBy)}`));
   return { text: `Campaign ${r.campaignId}: ${r.openExposures} open exposures, ${r.act} act, top ${r.top[0]?.issueId ?? 'none'}`, blocks };
+}
+
+export function validationResultsMessage(r: ValidationResults): Message {
+  const g = r.graph;
+  const p = r.probes;
+  const lines = [
+    `*${esc(r.runId)}* (${esc(r.trigger)})`,
+    g ? `Attack paths to crown jewels: *${g.paths}* over ${g.compromisable} compromisable assets · ${g.jewels} crown jewels · ${g.chokePoints} choke points` : 'Attack graph: not computed',
+    p.enabled
+      ? `Safe checks: ${p.probed} of ${p.targets} services probed (${p.reachable} reachable, ${p.unreachable} not)${p.outsideAllowList ? ` · ${p.outsideAllowList} outside the allow-list, not contacted` : ''}${p.versionChanged ? ` · ${p.versionChanged} now show another version` : ''}`
+      : 'Safe checks: off (no allow-list configured)',
+    `Compensating controls: ${r.controls.verified} verified, ${r.controls.failed} failed, ${r.controls.unverified} unverified`,
+    `Tiers moved with the evidence: ${r.tiersMoved.up} up, ${r.tiersMoved.down} down`,
+  ];
+  const blocks: Block[] = [header(`Validation: ${r.scope}`), section(lines.join('\n'))];
+  if (r.topFixes.length) {
+    blocks.push(section(`*Fixes that cut the most paths*\n${r.topFixes.map((f, i) => `${i + 1}. \`${esc(f.ticketKey)}\`: ${f.pathsCut} paths`).join('\n')}`));
+  }
+  blocks.push(context(`${link(r.workflowUrl, 'Open in Temporal')}${r.requestedBy ? ` · started by ${r.requestedBy.startsWith('slack:') ? `<@${r.requestedBy.slice(6)}>` : esc(r.requestedBy)}` : ''}`));
+  return { text: `Validation ${r.runId}: ${g?.paths ?? 0} attack paths, ${g?.chokePoints ?? 0} choke points`, blocks };
 }
 
 export function campaignFailedMessage(f: CampaignFailure): Message {

@@ -5,7 +5,8 @@ import type { EscalationDigestNotice, Notifier, OrphanReportNotice } from '../mo
 import type { SlackConfig } from '../config/index.js';
 import { createWebClient, slackErrorCode, type WebClient } from './client.js';
 import { SlackDirectory } from './directory.js';
-import { campaignFailedMessage, campaignResultsMessage, escalationDigestMessage, orphanReportMessage, type Message } from './messages.js';
+import { campaignFailedMessage, campaignResultsMessage, escalationDigestMessage, orphanReportMessage, validationResultsMessage, type Message } from './messages.js';
+import type { ValidationPublisher, ValidationResults } from '../validation/runs.js';
 
 // What mobilization and campaigns tell people in Slack: escalation digests to managers (one DM per
 // round, found by e-mail), the weekly orphan report and campaign results to security operations.
@@ -15,7 +16,7 @@ import { campaignFailedMessage, campaignResultsMessage, escalationDigestMessage,
 /** Where a message cannot go when the bot is not in the channel; the security channel is the fallback. */
 const CHANNEL_GONE = new Set(['not_in_channel', 'channel_not_found', 'is_archived']);
 
-export class SlackNotifier implements Notifier, CampaignPublisher {
+export class SlackNotifier implements Notifier, CampaignPublisher, ValidationPublisher {
   constructor(
     private readonly deps: { client: WebClient; database: Database; channel: string; directory: SlackDirectory; log?: (line: string) => void },
   ) {}
@@ -48,6 +49,10 @@ export class SlackNotifier implements Notifier, CampaignPublisher {
 
   async campaignFailed(failure: CampaignFailure): Promise<void> {
     await this.once(`campaign-failed:${failure.campaignId}`, 'campaign-failed', () => this.postWhereAsked(failure.channel, campaignFailedMessage(failure)));
+  }
+
+  async validationResults(results: ValidationResults): Promise<void> {
+    await this.once(`validation-results:${results.runId}`, 'validation-results', () => this.postWhereAsked(results.channel, validationResultsMessage(results)));
   }
 
   /** To the channel a campaign was started from; to the security channel when the bot may not post there. */

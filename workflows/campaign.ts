@@ -4,6 +4,7 @@ import {
   defineQuery,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   type RetryPolicy,
   setHandler,
@@ -14,6 +15,7 @@ import type { CampaignActivities, DiscoveryRun } from '../activities/campaign.js
 import { rescoreWorkflow } from './rescore.js';
 import { CTEM_PHASE } from './search-attributes.js';
 import { sourceDiscoveryWorkflow } from './source-discovery.js';
+import { validationWorkflow } from './validation.js';
 
 // A campaign (id `campaign:<scope>:<short id>`): discovery of one scope on demand (its sources as
 // child workflows), prioritization (a re-score), then the results (top exposures and why) posted to
@@ -28,7 +30,7 @@ export interface CampaignInput {
   channel?: string;
 }
 
-export type CampaignPhase = 'scoping' | 'discovery' | 'prioritization' | 'reporting' | 'done' | 'failed';
+export type CampaignPhase = 'scoping' | 'discovery' | 'prioritization' | 'validation' | 'reporting' | 'done' | 'failed';
 
 export interface CampaignState {
   phase: CampaignPhase;
@@ -37,6 +39,8 @@ export interface CampaignState {
   assets: number;
   discovery: { runs: number; completed: number; failed: number };
   rescored?: number;
+  /** The validation run of the scope (its results go to the campaign's channel), and whether it failed. */
+  validation?: { workflowId: string; failed: boolean };
   openExposures?: number;
   error?: string;
 }
@@ -89,6 +93,23 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     enter('prioritization');
     const rescored = await executeChild(rescoreWorkflow, { workflowId: `rescore:${campaignId}`, args: [{ reason: campaignId }] });
     state.rescored = rescored.scored ?? 0;
+
+    // Histories recorded before validation existed went straight to reporting.
+    if (patched('campaign-validation')) {
+      enter('validation');
+      const workflowId = `validation:${input.scope}:${campaignId.split(':').pop()}`;
+      // A failed validation is reported by itself; the campaign still reports what it found.
+      try {
+        await executeChild(validationWorkflow, {
+          workflowId,
+          args: [{ scope: input.scope, trigger: 'campaign', requestedBy: campaignId, ...(input.channel ? { channel: input.channel } : {}) }],
+        });
+        state.validation = { workflowId, failed: false };
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        state.validation = { workflowId, failed: true };
+      }
+    }
 
     enter('reporting');
     const published = await publishCampaignResults({

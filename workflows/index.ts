@@ -8,3 +8,4 @@ export { orphanReportWorkflow } from './orphan-report.js';
 export { remediationWorkflow } from './remediation/workflow.js';
 export { rescoreWorkflow } from './rescore.js';
 export { sourceDiscoveryWorkflow } from './source-discovery.js';
+export { validationWorkflow } from './validation.js';

@@ -1,7 +1,9 @@
-import { patched, proxyActivities, upsertSearchAttributes, type RetryPolicy } from '@temporalio/workflow';
+import { ParentClosePolicy, patched, proxyActivities, startChild, upsertSearchAttributes, workflowInfo, type RetryPolicy } from '@temporalio/workflow';
 import type { MobilizationActivities } from '../activities/mobilization.js';
 import type { RescoreActivities } from '../activities/rescore.js';
+import type { ValidationActivities } from '../activities/validation.js';
 import { CTEM_PHASE } from './search-attributes.js';
+import { validationWorkflow } from './validation.js';
 
 // Re-scoring after a feed update, a policy change or a context change (id `rescore:<reason>`): the
 // findings whose inputs changed since the estate was last scored (nothing, a few CVEs' or assets',
@@ -15,6 +17,7 @@ export interface RescoreInput {
 const retry: RetryPolicy = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
 const { rescoreAll, rescoreChanged, assetsWithExposureEvents, snapshotNoise } = proxyActivities<RescoreActivities>({ startToCloseTimeout: '15 minutes', retry });
 const { mobilizeAssets } = proxyActivities<MobilizationActivities>({ startToCloseTimeout: '10 minutes', retry });
+const { validationAfterRescore } = proxyActivities<ValidationActivities>({ startToCloseTimeout: '1 minute', retry });
 
 const BATCH = 500;
 
@@ -50,6 +53,19 @@ export async function rescoreWorkflow({ reason }: RescoreInput): Promise<Record<
     }
   }
   await snapshotNoise();
+  // Findings that entered or left act/attend may open or close attack paths: the estate is
+  // validated again (the run outlives this workflow). Histories recorded before validation did not.
+  if (patched('validate-after-rescore')) {
+    const { workflowId, startTime } = workflowInfo();
+    const after = await validationAfterRescore({ since: startTime.toISOString() });
+    if (after.validate) {
+      await startChild(validationWorkflow, {
+        workflowId: `validation:estate:after-${workflowId}`,
+        args: [{ scope: 'estate', trigger: 'rescore', requestedBy: workflowId }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+      });
+    }
+  }
   upsertSearchAttributes([{ key: CTEM_PHASE, value: 'done' }]);
   return { scored: scored.scored, changed: scored.changed, events: scored.events, ticketsSignalled };
 }

@@ -115,5 +115,26 @@ export async function resolveAssets(tx: Tx, staged: StagedAsset[], source: strin
   return new Map(rows.map((r) => [r.asset_key, Number(r.asset_id)]));
 }
 
+/**
+ * The existing asset each staged record names (by any identifier, the oldest asset; else by key),
+ * creating nothing: for evidence about assets, where a name nobody knows is reported, not invented.
+ * Returns asset key -> asset id for the records that resolved.
+ */
+export async function findAssets(tx: Tx | postgres.Sql, staged: StagedAsset[]): Promise<Map<string, number>> {
+  if (staged.length === 0) return new Map();
+  const ids = staged.flatMap((a) => a.identifiers.map(([kind, value]) => [a.assetKey, kind, value] as const));
+  const rows = await tx<{ asset_key: string; asset_id: string }[]>`
+    with ids as (
+      select * from unnest(${tx.array(ids.map((i) => i[0]))}::text[], ${tx.array(ids.map((i) => i[1]))}::text[], ${tx.array(ids.map((i) => i[2]))}::text[])
+             as i(asset_key, kind, value)
+    ),
+    keys as (select distinct asset_key from ids)
+    select k.asset_key,
+           coalesce((select min(ai.asset_id) from ids i join asset_identifiers ai on ai.kind = i.kind and ai.value = i.value where i.asset_key = k.asset_key),
+                    (select a.id from assets a where a.asset_key = k.asset_key)) as asset_id
+    from keys k`;
+  return new Map(rows.filter((r) => r.asset_id !== null).map((r) => [r.asset_key, Number(r.asset_id)]));
+}
+
 /** Sources ranked for context attributes: the CMDB is the system of record for ownership. */
 export const ATTRIBUTE_SOURCE_RANK: Record<string, number> = { cmdb: 3, cloud: 2, scan: 1 };

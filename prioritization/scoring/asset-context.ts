@@ -51,7 +51,8 @@ export function assetContextCtes(tx: Tx, policy: Policy, scoped: boolean) {
         from validation_evidence e
         where ${c.validationOn}::boolean and e.expires_at > now() and e.result in ('exploited', 'confirmed', 'not_exploitable')
           ${scoped ? tx`and e.asset_id in (select asset_id from scope_assets)` : tx``}
-        order by e.asset_id, e.vulnerability, e.tested_at desc, e.id desc
+        -- On one test time, success wins: a Nuclei run with -ms reports the requests that failed beside the one that matched.
+        order by e.asset_id, e.vulnerability, e.tested_at desc, (e.result <> 'not_exploitable') desc, e.id desc
       ) e
       group by e.asset_id
     ),

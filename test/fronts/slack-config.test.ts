@@ -54,6 +54,8 @@ describe('/ctem command language', () => {
     ['status INC0010001', { kind: 'status', ref: 'INC0010001' }],
     ['status campaign:payments:0a1b2c3d', { kind: 'status', ref: 'campaign:payments:0a1b2c3d' }],
     ['campaign start payments', { kind: 'campaign-start', scope: 'payments' }],
+    ['validate payments', { kind: 'validate', scope: 'payments' }],
+    ['Validate estate', { kind: 'validate', scope: 'estate' }],
     ['Campaign Start payments Log4Shell on  internet-facing hosts', { kind: 'campaign-start', scope: 'payments', hypothesis: 'Log4Shell on internet-facing hosts' }],
     [
       'scope create payments service=payments,checkout env=production internet=true kind=container_image criticality=critical,high prefix=shop/ "the shop"',
@@ -74,6 +76,8 @@ describe('/ctem command language', () => {
     ['campaign start', /which scope\?/],
     ['campaign start ../../etc', /which scope\?/],
     ['status', /status of what\?/],
+    ['validate', /which scope\? `validate <scope>`/],
+    ['validate ../x', /which scope\?/],
     ['top a/b', /a\/b is not a scope name/],
     ['scope create', /a scope needs a name/],
     ['scope create s color=blue', /unknown scope field color/],

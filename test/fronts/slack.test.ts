@@ -424,6 +424,25 @@ describe('campaigns, exposures and tickets', () => {
 
     const status = await ctem(`status ${id}`, BOB);
     expect(status.all).toMatch(/completed, \d+ open exposures in scope/);
+
+    // The campaign validated its scope after the rescoring; the results went to the same channel.
+    expect(result.validation).toEqual({ workflowId: `validation:slack-bot:${id.split(':').pop()}`, failed: false });
+    const validation = await eventually(async () => slack.callsTo('chat.postMessage').find((c) => c.args.channel === CHANNEL && String(c.args.text).startsWith(`Validation validation:slack-bot:`)), { what: 'the validation results message' });
+    expect(JSON.stringify(validation.args.blocks)).toContain('Safe checks: off (no allow-list configured)');
+  });
+
+  it('starts a validation from a slash command, for authorized people only', async () => {
+    const refused = await ctem('validate estate', BOB);
+    expect(refused.text).toMatch(/^Sorry, starting a validation is reserved for security operations/);
+    expect(await platform.database.sql`select id from validation_runs where requested_by = ${`slack:${BOB}`}`).toHaveLength(0);
+    const started = await ctem('validate estate', SECOPS);
+    expect(started.response_type).toBe('in_channel');
+    const id = /validation:estate:[0-9a-f]{8}/.exec(started.all)![0];
+    await platform.temporalClient.workflow.getHandle(id).result();
+    const posted = await eventually(async () => slack.callsTo('chat.postMessage').find((c) => c.args.channel === CHANNEL && String(c.args.text).startsWith(`Validation ${id}:`)), { what: 'the validation results message' });
+    expect(JSON.stringify(posted.args.blocks)).toContain('Attack paths to crown jewels');
+    const unknown = await ctem('validate no-such-scope', SECOPS);
+    expect(unknown.all).toContain('There is no scope called *no-such-scope*');
   });
 
   it('says so in the channel when a campaign fails', async () => {

@@ -77,6 +77,9 @@ export async function startTestPlatform(env: Record<string, string> = {}, roles:
     ...(env.TEMPORAL_ADDRESS ? {} : { TEMPORAL_NAMESPACE: testNamespace() }),
     CTEM_TASK_QUEUE: `test-${randomUUID()}`,
     CTEM_API_TOKEN: `token-${randomUUID()}`,
+    // Validation runs only where a test starts them (validation.e2e.test.ts turns these on).
+    CTEM_VALIDATION_SCHEDULE: 'off',
+    CTEM_VALIDATION_AFTER_RESCORE: 'false',
     ...env,
   };
   const platform = await startPlatform(loadConfig(fullEnv), roles);

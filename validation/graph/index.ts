@@ -2,7 +2,7 @@ import type { Sql } from '../../db/client.js';
 import { computeAttackPaths } from './paths.js';
 import { loadEdgesAndJewels, loadExposures, refreshEdges, writeResults, type UnusableRule } from './store.js';
 
-export { attackPathOf, chokePoints, fixesByPathsCut, type AttackPath, type PathStep, type ChokePoint, type Fix } from './read.js';
+export { attackPathOf, chokePoints, fixesByPathsCut, graphSummary, type GraphSummary, type AttackPath, type PathStep, type ChokePoint, type Fix } from './read.js';
 export { computeAttackPaths, type GraphInput, type GraphResult, type Exposure, type GraphEdge } from './paths.js';
 export { techniquesOf, TECHNIQUES, type Technique } from './techniques.js';
 

@@ -179,3 +179,26 @@ export async function fixesByPathsCut(sql: Sql, { limit = 10, examples = 3 }: { 
   }
   return fixes;
 }
+
+export interface GraphSummary {
+  paths: number;
+  jewels: number;
+  jewelsReached: number;
+  /** Assets compromisable from the internet. */
+  compromisable: number;
+  edges: number;
+  computedAt: string | null;
+  durationMs: number | null;
+  unusableRules: Array<{ securityGroup: string; source: string; reason: string }>;
+}
+
+/** Totals of the latest computation; zeros before the first. */
+export async function graphSummary(sql: Sql): Promise<GraphSummary> {
+  const [s] = await sql<{ paths: number; jewels: number; jewels_reached: number; nodes: number; edges: number; computed_at: Date; duration_ms: number; unusable_rules: GraphSummary['unusableRules'] }[]>`
+    select paths, jewels, jewels_reached, nodes, edges, computed_at, duration_ms, unusable_rules from attack_graph_summary where name = 'current'`;
+  if (!s) return { paths: 0, jewels: 0, jewelsReached: 0, compromisable: 0, edges: 0, computedAt: null, durationMs: null, unusableRules: [] };
+  return {
+    paths: s.paths, jewels: s.jewels, jewelsReached: s.jewels_reached, compromisable: s.nodes, edges: s.edges,
+    computedAt: s.computed_at.toISOString(), durationMs: s.duration_ms, unusableRules: s.unusable_rules,
+  };
+}

@@ -1,0 +1,58 @@
+import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, type RetryPolicy, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { ValidationActivities } from '../activities/validation.js';
+import { CTEM_PHASE } from './search-attributes.js';
+
+// A validation run (id `validation:<scope>:<id>`): the attack graph refreshed from what discovery
+// and prioritization know, the safe active checks the allow-list permits (off by default), the
+// compensating controls a probe can check, then the results recorded and announced. Started on a
+// schedule, after a rescoring that moved act/attend, from a campaign, from Slack or the API. Only
+// counts travel here; evidence and paths stay in PostgreSQL.
+
+export interface ValidationInput {
+  /** A saved scope, or `estate` for the whole inventory. */
+  scope: string;
+  trigger: 'schedule' | 'rescore' | 'campaign' | 'slack' | 'api';
+  /** `slack:<user id>`, an API caller, or the workflow that started it. */
+  requestedBy?: string;
+  /** Slack channel the results go to (a campaign's, or the one the command came from). */
+  channel?: string;
+}
+
+const retry: RetryPolicy = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
+const { startValidationRun, finishValidationRun, failValidationRun } = proxyActivities<ValidationActivities>({ startToCloseTimeout: '5 minutes', retry });
+// Long steps heartbeat, so a lost worker is noticed in a minute, not at the timeout.
+const { refreshAttackGraph } = proxyActivities<ValidationActivities>({ startToCloseTimeout: '15 minutes', heartbeatTimeout: '1 minute', retry });
+const { runActiveChecks, verifyControls } = proxyActivities<ValidationActivities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: '1 minute', retry });
+
+export async function validationWorkflow(input: ValidationInput): Promise<Record<string, unknown>> {
+  const { workflowId: runId, startTime } = workflowInfo();
+  const phase = (value: string) => upsertSearchAttributes([{ key: CTEM_PHASE, value }]);
+  try {
+    phase('validation');
+    await startValidationRun({ runId, scope: input.scope, trigger: input.trigger, ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}) });
+    const graph = await refreshAttackGraph({ runId });
+    const probes = await runActiveChecks({ runId, scope: input.scope });
+    const controls = await verifyControls({ runId, scope: input.scope });
+    const results = await finishValidationRun({
+      runId,
+      scope: input.scope,
+      trigger: input.trigger,
+      since: startTime.toISOString(),
+      ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
+      ...(input.channel ? { channel: input.channel } : {}),
+      graph,
+      probes,
+      controls,
+    });
+    phase('done');
+    return results;
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    const cause = (err as { cause?: unknown }).cause;
+    const error = cancelled ? 'cancelled' : cause instanceof Error ? cause.message : err instanceof Error ? err.message : String(err);
+    phase('failed');
+    await CancellationScope.nonCancellable(() => failValidationRun({ runId, scope: input.scope, error, ...(input.channel ? { channel: input.channel } : {}) }));
+    if (cancelled) throw err;
+    throw ApplicationFailure.nonRetryable(`validation ${runId} failed: ${error}`, 'ValidationFailed');
+  }
+}
