@@ -130,15 +130,30 @@ export async function runActiveChecks(sql: Sql, config: ValidationConfig, option
       ? { id: String(i), kind: 'http', url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${t.port}/`, maxBytes: 0 }
       : { id: String(i), kind: 'banner', host, port: t.port };
   });
-  const report = await runProbes(tasks, {
-    allowList,
-    concurrency: config.concurrency,
-    connectionsPerSecond: config.ratePerSecond,
-    probeTimeoutMs: config.timeoutMs,
-    taskTimeoutMs: config.timeoutMs * 3,
-    ...(options.heartbeat ? { heartbeat: options.heartbeat } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  const run = (batch: ProbeTask[]) =>
+    runProbes(batch, {
+      allowList,
+      concurrency: config.concurrency,
+      connectionsPerSecond: config.ratePerSecond,
+      probeTimeoutMs: config.timeoutMs,
+      taskTimeoutMs: config.timeoutMs * 3,
+      ...(options.heartbeat ? { heartbeat: options.heartbeat } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  const report = await run(tasks);
+  // A service on an unusual port that says nothing first is most often HTTP: asked once more, as such.
+  const silent = report.results.flatMap((o, i) => (o.status === 'done' && 'state' in o.result && o.result.state === 'silent' ? [i] : []));
+  if (silent.length > 0) {
+    const again = await run(silent.map((i) => {
+      const t = plan.targets[i]!;
+      const host = t.name ?? t.address;
+      return { id: String(i), kind: 'http', url: `http://${host.includes(':') ? `[${host}]` : host}:${t.port}/`, maxBytes: 0 } as ProbeTask;
+    }));
+    for (const [j, i] of silent.entries()) {
+      const o = again.results[j]!;
+      if (o.status === 'done' && 'outcome' in o.result && o.result.outcome === 'response') report.results[i] = o;
+    }
+  }
   const testedAt = new Date().toISOString();
   const rows: EvidenceRowInput[] = [];
   for (const [i, outcome] of report.results.entries()) {

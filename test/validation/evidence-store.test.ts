@@ -16,7 +16,7 @@ const findings: Record<string, number> = {};
 
 async function asset(key: string, kind: string, identifiers: Array<[string, string]>, extra: { exposedPorts?: string[] } = {}): Promise<number> {
   const [row] = await database.sql<{ id: string }[]>`
-    insert into assets (asset_key, kind, name, exposed_ports, internet_facing) values (${key}, ${kind}, ${key}, ${extra.exposedPorts ? database.sql.array(extra.exposedPorts) : null}, ${extra.exposedPorts ? true : null}) returning id`;
+    insert into assets (asset_key, kind, name, exposed_ports, internet_facing) values (${key}, ${kind}, ${key}, ${extra.exposedPorts ?? null}::text[], ${extra.exposedPorts ? true : null}) returning id`;
   const id = Number(row!.id);
   for (const [k, v] of [['key', key] as [string, string], ...identifiers]) await database.sql`insert into asset_identifiers (kind, value, asset_id, source) values (${k}, ${v}, ${id}, 'test')`;
   return id;

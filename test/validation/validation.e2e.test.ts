@@ -81,6 +81,8 @@ beforeAll(async () => {
     insert into compensating_controls (name, kind, mitigates, applies_to, effect)
     values ('edge-waf', 'waf', ${sql.json({ issueIds: ['CVE-2099-0001'] })}, ${sql.json({ assetKeys: ['host:web.test'] })}, 'not_exploitable')`;
   await platform.temporalClient.workflow.execute(rescoreWorkflow, { taskQueue: platform.env.CTEM_TASK_QUEUE!, workflowId: 'rescore:validation-e2e', args: [{ reason: 'test estate' }] });
+  // The first scoring put both findings in attend: the estate is validated after it, on its own.
+  await platform.temporalClient.workflow.getHandle('validation:estate:after-rescore:validation-e2e').result();
 }, 120_000);
 
 afterAll(async () => {
@@ -100,10 +102,17 @@ describe('validation run', () => {
     // Two requests to the web server: the WAF's plain and test requests, and the probe's one.
     expect(connections).toBeGreaterThanOrEqual(2);
 
-    const evidence = await json<{ items: Array<{ vulnerability: string; result: string; tool: string; detail: { version?: { result: string } } }> }>(platform.api(`/api/v1/validation/evidence?vulnerability=CVE-2021-23017`));
-    expect(evidence.items).toHaveLength(1);
-    expect(evidence.items[0]).toMatchObject({ result: 'reachable', tool: 'probe' });
-    expect(evidence.items[0]!.detail.version?.result).toBe('same');
+    // One probe result per run on the web finding (the run after the first scoring, and this one); none on the database's.
+    const evidence = await json<{ items: Array<{ vulnerability: string; result: string; tool: string; source: string; detail: { version?: { result: string } } }> }>(platform.api(`/api/v1/validation/evidence?result=reachable`));
+    expect(evidence.items.map((e) => [e.source, e.vulnerability]).sort()).toEqual([
+      ['validation:estate:after-rescore:validation-e2e', 'CVE-2021-23017'],
+      [run.id, 'CVE-2021-23017'],
+    ].sort());
+    for (const e of evidence.items) {
+      expect(e.tool).toBe('probe');
+      expect(e.detail.version?.result).toBe('same');
+    }
+    expect((await json<{ items: unknown[] }>(platform.api('/api/v1/validation/evidence?vulnerability=CVE-2023-2454'))).items).toEqual([]);
     const [control] = await platform.database.sql`select verification, verification_detail from compensating_controls where name = 'edge-waf'`;
     expect(control!.verification).toBe('verified');
   });
@@ -135,9 +144,9 @@ describe('validation run', () => {
     // The rescoring moved a finding out of attend: the estate is validated again on its own.
     const after = await eventually(async () => {
       const runs = await json<{ items: Run[] }>(platform.api('/api/v1/validations?scope=estate'));
-      return runs.items.find((r) => r.trigger === 'rescore' && r.status === 'completed');
+      return runs.items.find((r) => r.id === `validation:estate:after-${imported.rescoreWorkflowId}` && r.status === 'completed');
     }, { timeoutMs: 60_000, what: 'the validation after the rescoring' });
-    expect(after.id).toBe(`validation:estate:after-${imported.rescoreWorkflowId}`);
+    expect(after.trigger).toBe('rescore');
     expect(after.results.graph.paths).toBe(0);
   });
 });
