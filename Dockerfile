@@ -35,6 +35,7 @@ COPY config ./config
 COPY scoping ./scoping
 COPY discovery ./discovery
 COPY prioritization ./prioritization
+COPY validation ./validation
 COPY mobilization ./mobilization
 COPY slack ./slack
 COPY scripts ./scripts

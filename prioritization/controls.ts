@@ -35,6 +35,13 @@ export interface Control extends Omit<ControlInput, 'expiresAt'> {
   createdAt: Date;
   /** False once expiresAt has passed: scoring no longer counts it. */
   active: boolean;
+  /**
+   * What a validation probe found of the claim (validation/control-checks.ts): `failed` (the probe
+   * got through) makes scoring ignore the control; a changed control is `unverified` again.
+   */
+  verification: 'verified' | 'failed' | 'unverified';
+  verifiedAt: Date | null;
+  verificationDetail: Record<string, unknown> | null;
 }
 
 /** A control that cannot be stored, with the JSON path and the reason. */
@@ -69,6 +76,9 @@ type Row = {
   expires_at: Date | null;
   created_at: Date;
   active: boolean;
+  verification: Control['verification'];
+  verified_at: Date | null;
+  verification_detail: Record<string, unknown> | null;
 };
 
 const toControl = (r: Row): Control => ({
@@ -82,6 +92,9 @@ const toControl = (r: Row): Control => ({
   expiresAt: r.expires_at,
   createdAt: r.created_at,
   active: r.active,
+  verification: r.verification,
+  verifiedAt: r.verified_at,
+  verificationDetail: r.verification_detail,
 });
 
 /** Creates the control, or replaces the one with the same name. */
@@ -91,7 +104,9 @@ export async function saveControl(sql: Sql, input: unknown): Promise<Control> {
     insert into compensating_controls (name, kind, mitigates, applies_to, effect, description, expires_at)
     values (${c.name}, ${c.kind}, ${sql.json(c.mitigates)}, ${sql.json(c.appliesTo)}, ${c.effect}, ${c.description ?? null}, ${c.expiresAt ?? null})
     on conflict (name) do update set kind = excluded.kind, mitigates = excluded.mitigates, applies_to = excluded.applies_to,
-      effect = excluded.effect, description = excluded.description, expires_at = excluded.expires_at
+      effect = excluded.effect, description = excluded.description, expires_at = excluded.expires_at,
+      -- A changed claim has not been checked yet.
+      verification = 'unverified', verified_at = null, verification_detail = null
     returning *, (expires_at is null or expires_at > now()) as active`;
   return toControl(row!);
 }

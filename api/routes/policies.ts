@@ -41,6 +41,9 @@ const ControlSchema = z
     expiresAt: z.string().nullable(),
     createdAt: z.string(),
     active: z.boolean().openapi({ description: 'false once expiresAt has passed: scoring no longer counts it' }),
+    verification: z.enum(['verified', 'failed', 'unverified']).openapi({ description: 'what a validation probe found of the claim; failed: scoring ignores the control' }),
+    verifiedAt: z.string().nullable(),
+    verificationDetail: z.record(z.string(), z.unknown()).nullable(),
   })
   .openapi('Control');
 

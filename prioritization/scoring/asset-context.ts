@@ -30,7 +30,8 @@ export function assetContextCtes(tx: Tx, policy: Policy, scoped: boolean) {
             when 'not_exposed' then format(${W.controlNotExposed}::text, c.name)
             else format(${W.controlNotExploitable}::text, c.name, ${c.controlTo}::text, ${c.controlFactor}::float8) end) as obj
       from compensating_controls c
-      where c.expires_at is null or c.expires_at > now()
+      -- A control a validation probe got through protects nothing.
+      where (c.expires_at is null or c.expires_at > now()) and c.verification <> 'failed'
     ),
     -- Validation evidence: per asset, each vulnerability's latest unexpired test that moves a tier
     -- (reachable / unreachable do not), worded once per test; null on an asset without any, so the
