@@ -582,7 +582,13 @@ export const tickets = pgTable(
     lastEscalatedAt: timestamp('last_escalated_at', { withTimezone: true }),
     findingCount: integer('finding_count').notNull().default(0),
     acknowledgedAt: timestamp('acknowledged_at', { withTimezone: true }),
+    /** The first acknowledgement, kept when a re-opening clears acknowledged_at: what the response's speed is measured by. */
+    firstAcknowledgedAt: timestamp('first_acknowledged_at', { withTimezone: true }),
     resolvedAt: timestamp('resolved_at', { withTimezone: true }),
+    /** When the next scan confirmed the fix (state verified). */
+    verifiedAt: timestamp('verified_at', { withTimezone: true }),
+    /** Times a resolved ticket went back to work (a failed verification): the response's adequacy. */
+    reopenCount: integer('reopen_count').notNull().default(0),
     /**
      * The remediation action the ticket asks for (mobilization/actions.ts): `package` (one package on
      * one asset, tickets planned before actions existed), `os-layer`, `base-image`, `manifest`,

@@ -33,8 +33,13 @@ export async function setTicketState(
       // The workflow owns the deadlines once the ticket is open (a risk acceptance moves them).
       ...deadlines,
       updatedAt: new Date(),
-      ...(state === 'in_progress' || state === 'on_hold' ? { acknowledgedAt: at } : {}),
+      ...(state === 'in_progress' || state === 'on_hold' ? { acknowledgedAt: at, firstAcknowledgedAt: drizzleSql`coalesce(${tickets.firstAcknowledgedAt}, ${at.toISOString()}::timestamptz)` } : {}),
       ...(state === 'resolved' || state === 'closed' ? { resolvedAt: at } : {}),
+      ...(state === 'verified' ? { verifiedAt: at } : {}),
+      // Back to work after a resolution: the fix did not hold (the SET reads the row as it was).
+      ...(state === 'new' || state === 'in_progress'
+        ? { reopenCount: drizzleSql`${tickets.reopenCount} + case when ${tickets.state} in ('resolved', 'closed') then 1 else 0 end` }
+        : {}),
       // A re-opened ticket (failed verification, expired risk acceptance) is no longer resolved.
       ...(state === 'new' || state === 'in_progress' ? { resolvedAt: null } : {}),
       ...(state === 'new' ? { acknowledgedAt: null } : {}),

@@ -263,6 +263,8 @@ async function main() {
     const campaign = await apiJson<{ workflowId: string }>('/api/v1/campaigns', { method: 'POST', body: JSON.stringify({ scope: 'history', hypothesis: 'Log4Shell CVE-2021-44228 in history images' }) });
     await client.workflow.getHandle(campaign.workflowId).result();
     await record('campaign', campaign.workflowId);
+    // The campaign validated its scope after the rescoring (a child run named after it).
+    await record('validation-campaign', `validation:history:${campaign.workflowId.split(':').pop()}`);
 
     // The weekly orphan report, on demand.
     await apiJson('/api/v1/reports/orphan-assets', { method: 'POST' });

@@ -11,19 +11,19 @@ import { scopeCondition, type ScopeSelector } from '../scoping/scopes.js';
 // - detected: when the platform knew the exposure was urgent: the earliest time one of the ticket's
 //   findings entered act/attend in score_history. A finding with no such row (scored before history
 //   was kept) counts from its first_seen_at; a ticket with no finding left, from its creation.
-// - acknowledged: the earliest of acknowledged_at and resolved_at (a resolution without an explicit
-//   acknowledgement is one). The read model keeps the latest acknowledgement only: a failed
-//   verification re-acknowledges the ticket, so for a re-opened ticket this is the re-opening.
+// - acknowledged: the earliest of the first acknowledgement (first_acknowledged_at, kept across
+//   re-openings; acknowledged_at for tickets older than that column) and resolved_at (a resolution
+//   without an explicit acknowledgement is one).
 // - fixed: resolved_at, the owner's claim (the latest one after a re-opening).
-// - verified: no column records it. The workflow's own verifiedAt (the verifying scan's receipt) lives
-//   in its state only; the read model's row is written once more when it turns `verified`, so its
-//   updated_at is that moment (seconds after the scan), unless a later re-plan touched the row.
+// - verified: verified_at, when the next scan confirmed the fix; for tickets verified before that
+//   column, the row's updated_at when it turned `verified` (seconds after the scan, unless a later
+//   re-plan touched the row).
 // - deadlines: ack_due_at as the workflow last wrote it; due_at (the policy's) moved by the time risk
 //   acceptances paused the SLA, as the workflow moves its own.
-// - re-opened after a failed verification: no column counts re-openings either. Every re-opening
-//   (failed verification or expired risk acceptance) starts a new escalation cycle, so a ticket
-//   escalated in a cycle beyond its expired risk acceptances was re-opened by a failed verification.
-//   A re-opened ticket that was never escalated again leaves no trace: the count is a lower bound.
+// - re-opened after a failed verification: reopen_count counts a resolved ticket going back to work.
+//   For tickets older than that column: every re-opening (failed verification or expired risk
+//   acceptance) starts a new escalation cycle, so a ticket escalated in a cycle beyond its expired
+//   risk acceptances was re-opened by a failed verification (a lower bound).
 
 export const RESPONSE_GROUPS = ['tier', 'owner', 'business_service'] as const;
 export type ResponseGroupBy = (typeof RESPONSE_GROUPS)[number];
@@ -177,13 +177,13 @@ function ticketFacts(sql: Sql, now: Date, where: postgres.PendingQuery<postgres.
       select t.key, t.tier, t.owner, t.business_service, t.state, t.ack_due_at, t.created_at,
              coalesce(d.detected_at, t.created_at) as detected_at,
              case when d.detected_at is null then 'ticket-created' else d.source end as detected_from,
-             least(t.acknowledged_at, t.resolved_at) as acknowledged_at,
-             case when t.state = 'verified' then coalesce(t.resolved_at, t.updated_at) else t.resolved_at end as fixed_at,
-             case when t.state = 'verified' then t.updated_at end as verified_at,
+             least(coalesce(t.first_acknowledged_at, t.acknowledged_at), t.resolved_at) as acknowledged_at,
+             case when t.state = 'verified' then coalesce(t.resolved_at, t.verified_at, t.updated_at) else t.resolved_at end as fixed_at,
+             case when t.state = 'verified' then coalesce(t.verified_at, t.updated_at) end as verified_at,
              coalesce(p.paused, interval '0') as paused,
              t.due_at + coalesce(p.paused, interval '0') as due_at,
              -- Each re-opening starts a cycle; those not explained by an expired acceptance were failed verifications.
-             coalesce(c.cycle, 0) > coalesce(p.ran_out, 0) as reopened
+             t.reopen_count > 0 or coalesce(c.cycle, 0) > coalesce(p.ran_out, 0) as reopened
       from selected t
       left join detection d on d.ticket_key = t.key
       left join pauses p on p.ticket_key = t.key

@@ -5,6 +5,7 @@ import type { NoiseCounts } from '../../db/read-models/exposures.js';
 import type { ExplanationFactor } from '../../db/schema.js';
 import { formatBacktest } from '../../cli/commands/backtest.js';
 import { laterKevCves, type BacktestResult } from '../../prioritization/backtest.js';
+import { rescoreWorkflow } from '../../workflows/rescore.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { loadCorpusEstate } from '../support/corpus-estate.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
@@ -29,7 +30,7 @@ async function noise(): Promise<NoiseCounts> {
 
 async function context(file: string, source: string): Promise<void> {
   const { scanId } = await json<{ scanId: string }>(
-    platform.api(`/api/v1/context?source=${source}&name=${file.replace(/\.json$/, '')}&filename=${file}`, { method: 'POST', body: readFileSync(join(EXAMPLES, file)) }),
+    platform.api(`/api/v1/context?source=${source}&name=${file.replace(/\.(json|csv)$/, '')}&filename=${file}`, { method: 'POST', body: readFileSync(join(EXAMPLES, file)) }),
   );
   const scan = await eventually(
     async () => {
@@ -150,4 +151,37 @@ describe.skipIf(!hasCorpus)(`prioritization on the whole corpus${hasCorpus ? '' 
     // And it catches no exploited finding on an exposed asset that the default misses.
     expect(exploitability.exploitedExposedMissed).toBeLessThanOrEqual(bod.exploitedExposedMissed);
   });
+
+  it('finds the attack paths to the crown jewels the CMDB names, the choke points, and the fixes that cut the most', async () => {
+    await activate('exploitability-2');
+    // The edge host's images serve the customer portal (25 million a year), the batch host's the reporting (4 million).
+    await context('corpus-estate-cmdb.csv', 'cmdb-csv');
+    await platform.temporalClient.workflow.execute(rescoreWorkflow, { taskQueue: platform.env.CTEM_TASK_QUEUE!, workflowId: 'rescore:corpus-cmdb', args: [{ reason: 'corpus CMDB' }] });
+    const { workflowId } = await json<{ workflowId: string }>(platform.api('/api/v1/validations', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ scope: 'estate' }) }));
+    await platform.temporalClient.workflow.getHandle(workflowId).result();
+    const { summary, chokePoints, fixes } = await json<AttackPaths>(platform.api('/api/v1/attack-paths?limit=5&examples=1'));
+    const step = (s: AttackPaths['fixes'][number]['assets'][number]['examplePath'][number]) => `${s.name}${s.issueId ? ` [${s.issueId}${s.techniques.length ? ` ${s.techniques.map((t) => t.id).join('+')}` : ''}]` : ''}`;
+    // The figures docs/validation.md quotes, printed for whoever runs this file.
+    console.log([
+      `Attack paths on the corpus estate: ${summary.paths} paths, ${summary.jewelsReached} of ${summary.jewels} crown jewels reached, ${summary.compromisable} compromisable assets`,
+      'Choke points:', ...chokePoints.map((c) => `  ${c.name}: ${c.pathsThrough} paths (${(c.share * 100).toFixed(0)}%)${c.chokePoint ? ' choke point' : ''}`),
+      'Top golden tickets by paths cut:', ...fixes.map((f) => `  ${f.ticketKey}: ${f.pathsCut} paths${f.assets[0]?.examplePath.length ? `, e.g. internet -> ${f.assets[0].examplePath.map(step).join(' -> ')}` : ''}`),
+    ].join('\n'));
+    // The portal is reached from the internet through each of the three images the edge host serves;
+    // the reporting service behind it is reached by no path of urgent (act/attend) exposures.
+    expect(summary).toMatchObject({ paths: 3, jewels: 2, jewelsReached: 1 });
+    expect(chokePoints.filter((c) => c.chokePoint).map((c) => c.name).sort()).toEqual(['defectdojo/defectdojo-django:1.13.1', 'my-app:latest', 'teamdojo:latest']);
+    // One golden ticket alone cuts a path: rebuilding teamdojo's OS layer removes its only urgent
+    // exposure (freetype's CVE-2020-15999, in KEV). The other two images need more than one fix.
+    expect(fixes.map((f) => [f.ticketKey.split('~')[0], f.pathsCut])).toEqual([['os-layer', 1]]);
+    const path = fixes[0]!.assets[0]!.examplePath;
+    expect(path.map(step)).toEqual(['teamdojo:latest [CVE-2020-15999 T1190]', 'Customer portal']);
+    expect(path.map((p) => p.edgeKind)).toEqual(['internet', 'part_of']);
+  });
 });
+
+type AttackPaths = {
+  summary: { paths: number; jewels: number; jewelsReached: number; compromisable: number };
+  chokePoints: Array<{ name: string; pathsThrough: number; share: number; chokePoint: boolean }>;
+  fixes: Array<{ ticketKey: string; pathsCut: number; assets: Array<{ name: string; examplePath: Array<{ name: string; edgeKind: string; issueId: string | null; techniques: Array<{ id: string }> }> }> }>;
+};

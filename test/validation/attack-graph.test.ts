@@ -87,7 +87,7 @@ beforeAll(async () => {
   await addFinding('CVE-2024-6387', 'bastion', { location: '22/tcp', tier: 'attend', ticket_key: 'T-bastion', component: 'openssh' });
   await addFinding('CVE-2023-1000', 'app', { tier: 'act', ticket_key: 'T-app-patch', component: 'tomcat' });
   await addFinding('CVE-2023-2000', 'app-api', { tier: 'act', ticket_key: 'T-app-patch', component: 'jackson' });
-  await addFinding('CVE-2023-3000', 'web-agent', { location: '9000/tcp', tier: 'track*', cwes: ['CWE-269'], ticket_key: 'T-agent' });
+  await addFinding('CVE-2023-3000', 'web-agent', { location: '9000/tcp', tier: 'attend', cwes: ['CWE-269'], ticket_key: 'T-agent' });
   await addFinding('CVE-2022-5000', 'db', { location: '5432/tcp', tier: 'act', ticket_key: 'T-db' });
   await addFinding('db-password', 'db', { kind: 'secret', tier: 'attend', ticket_key: 'T-db-secret', component: 'config' });
   // Not exploitable tiers and closed findings are not exposures.

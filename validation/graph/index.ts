@@ -17,6 +17,12 @@ export interface RefreshOptions {
   chokeShare?: number;
   /** Tickets ranked by an exact recount (default 20; the rest carry their upper bound). */
   exactTickets?: number;
+  /**
+   * Whether track* findings make an asset compromisable. Off by default: the policy keeps
+   * act/attend for the exposures with evidence of exploitation, and an attacker moves through
+   * those; with track* every asset with any exposed package counts, and no single fix cuts a path.
+   */
+  includeTrackStar?: boolean;
 }
 
 export interface RefreshResult {
@@ -57,7 +63,7 @@ export async function refreshAttackGraph(sql: Sql, options: RefreshOptions = {})
   // tries again: waiting on the lock while holding a connection could starve the running one of the
   // second connection it loads the exposures on.
   for (let wait = 50; ; wait = Math.min(wait * 2, 2_000)) {
-    const result = await refreshOnce(sql, { full: options.full === true, revenueThreshold, chokeShare, exactTickets }, started);
+    const result = await refreshOnce(sql, { full: options.full === true, revenueThreshold, chokeShare, exactTickets, includeTrackStar: options.includeTrackStar === true }, started);
     if (result) return result;
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
@@ -65,10 +71,10 @@ export async function refreshAttackGraph(sql: Sql, options: RefreshOptions = {})
 
 async function refreshOnce(
   sql: Sql,
-  options: { full: boolean; revenueThreshold: number; chokeShare: number; exactTickets: number },
+  options: { full: boolean; revenueThreshold: number; chokeShare: number; exactTickets: number; includeTrackStar: boolean },
   started: number,
 ): Promise<RefreshResult | null> {
-  const { revenueThreshold, chokeShare, exactTickets } = options;
+  const { revenueThreshold, chokeShare, exactTickets, includeTrackStar } = options;
   // Read committed: the statements after the lock see what the refresh before this one wrote (a
   // repeatable-read snapshot would date from the lock statement, possibly before that commit).
   return sql.begin(async (tx) => {
@@ -86,7 +92,7 @@ async function refreshOnce(
         : sql.begin('isolation level repeatable read read only', async (side) => {
             await side.unsafe(`set transaction snapshot '${snapshot}'`);
             await side`set local work_mem = '64MB'`;
-            return loadExposures(side);
+            return loadExposures(side, includeTrackStar);
           });
     // Awaited below; a failure here must not go unhandled while the edges are being refreshed.
     exposuresLoaded?.catch(() => {});
@@ -106,7 +112,7 @@ async function refreshOnce(
     if (exposuresLoaded) exposures = await exposuresLoaded;
     else {
       await tx`set local work_mem = '64MB'`;
-      exposures = await loadExposures(tx);
+      exposures = await loadExposures(tx, includeTrackStar);
     }
     const input = { ...edgesAndJewels, ...exposures };
     const loadMs = lap();
@@ -119,7 +125,7 @@ async function refreshOnce(
       edges: edges.edges,
       ipHash: edges.ipHash,
       unusableRules: edges.unusableRules,
-      parameters: { revenueThreshold, chokeShare, exactTickets },
+      parameters: { revenueThreshold, chokeShare, exactTickets, includeTrackStar: includeTrackStar ? 1 : 0 },
       durationMs,
     });
     return {

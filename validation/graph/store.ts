@@ -168,9 +168,9 @@ export async function loadEdgesAndJewels(tx: Tx, revenueThreshold: number): Prom
 }
 
 /** Each asset's exploitable exposures (the best per port) and the open ticket holding all of them, if one does. */
-export async function loadExposures(tx: Tx): Promise<Pick<GraphInput, 'exposures' | 'soleTicket'>> {
+export async function loadExposures(tx: Tx, includeTrackStar = false): Promise<Pick<GraphInput, 'exposures' | 'soleTicket'>> {
 
-  // Exploitable: open, tier act / attend / track*, and no newer unexpired not_exploitable test on
+  // Exploitable: open, tier act / attend (and track* when asked), and no newer unexpired not_exploitable test on
   // (asset, issue id). One exposure per (asset, port) is kept: the best by evidence, EDR, tier.
   const rows = await tx<{
     asset_id: number; id: number; issue_id: string; kind: string; port: string | null; tier: Exposure['tier'];
@@ -180,7 +180,8 @@ export async function loadExposures(tx: Tx): Promise<Pick<GraphInput, 'exposures
       select distinct on (asset_id, vulnerability) asset_id, vulnerability, result
       from validation_evidence
       where result in ('exploited', 'confirmed', 'not_exploitable') and expires_at > now()
-      order by asset_id, vulnerability, tested_at desc, id desc
+      -- As scoring reads it: on one test time, success wins.
+      order by asset_id, vulnerability, tested_at desc, (result <> 'not_exploitable') desc, id desc
     ),
     seen as (
       select asset_id, lower(package) as package from runtime_evidence where package <> ''
@@ -200,7 +201,7 @@ export async function loadExposures(tx: Tx): Promise<Pick<GraphInput, 'exposures
       left join ev on ev.asset_id = f.asset_id and ev.vulnerability = f.issue_id
       left join seen s on s.asset_id = f.asset_id and s.package = lower(f.component)
       left join tickets t on t.key = f.ticket_key and t.state not in ('verified', 'closed')
-      where f.status = 'open' and f.tier in ('act', 'attend', 'track*') and ev.result is distinct from 'not_exploitable'
+      where f.status = 'open' and f.tier = any(${includeTrackStar ? ['act', 'attend', 'track*'] : ['act', 'attend']}::text[]) and ev.result is distinct from 'not_exploitable'
       window w as (partition by f.asset_id)
     )
     select distinct on (x.asset_id, x.port) x.asset_id::float8 as asset_id, x.id::float8 as id, x.issue_id, x.kind, x.port, x.tier,
