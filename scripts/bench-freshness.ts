@@ -30,7 +30,7 @@ import { defaultPolicy } from '../prioritization/policy.js';
 import { rescoreChanged } from '../prioritization/scoring/incremental.js';
 import { DEFAULT_PARALLEL, pruneExplanationParts } from '../prioritization/scoring/rescore.js';
 import { parseBenchArgs } from './bench-args.js';
-import { cvePool, generate, importFeeds, openDatabase, round, timed } from './bench-estate.js';
+import { closeOnInterrupt, cvePool, generate, importFeeds, openDatabase, round, timed } from './bench-estate.js';
 
 interface Options {
   findings: number;
@@ -56,15 +56,7 @@ async function main(): Promise<number> {
   };
   const target = await openDatabase(options.keep, 'bench_freshness');
   let database: Database | undefined;
-  const interrupted = () => {
-    void (async () => {
-      await database?.close().catch(() => {});
-      await target.close().catch(() => {});
-      process.exit(130);
-    })();
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  closeOnInterrupt(() => [database, target]);
   try {
     await migrateDatabase(target.url);
     database = connectDatabase(target.url, { max: Math.max(2, parallel) + 2 });

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
 import { refreshAttackGraph } from '../validation/graph/index.js';
 import { parseBenchArgs } from './bench-args.js';
-import { openDatabase, round, timed } from './bench-estate.js';
+import { closeOnInterrupt, openDatabase, round, timed } from './bench-estate.js';
 
 interface Options {
   assets: number;
@@ -120,15 +120,7 @@ async function main(): Promise<number> {
   };
   const target = await openDatabase(options.keep, 'bench_paths');
   let database: Database | undefined;
-  const interrupted = () => {
-    void (async () => {
-      await database?.close().catch(() => {});
-      await target.close().catch(() => {});
-      process.exit(130);
-    })();
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  closeOnInterrupt(() => [database, target]);
   try {
     await migrateDatabase(target.url);
     database = connectDatabase(target.url, { max: 2 });

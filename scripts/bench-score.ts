@@ -23,7 +23,7 @@ import { connectDatabase, migrateDatabase, type Database } from '../db/client.js
 import { DEFAULT_PARALLEL, rescoreFindings, shadowScore } from '../prioritization/scoring/rescore.js';
 import { defaultPolicy } from '../prioritization/policy.js';
 import { parseBenchArgs } from './bench-args.js';
-import { cvePool, generate, importFeeds, openDatabase, round, timed } from './bench-estate.js';
+import { closeOnInterrupt, cvePool, generate, importFeeds, openDatabase, round, timed } from './bench-estate.js';
 
 interface Options {
   findings: number;
@@ -46,16 +46,7 @@ async function main(): Promise<number> {
   };
   const target = await openDatabase(options.keep);
   let database: Database | undefined;
-  // Ctrl-C must not leave an embedded server (or a bench database) behind.
-  const interrupted = () => {
-    void (async () => {
-      await database?.close().catch(() => {});
-      await target.close().catch(() => {});
-      process.exit(130);
-    })();
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  closeOnInterrupt(() => [database, target]);
   try {
     await migrateDatabase(target.url);
     const parallel = options.parallel ?? DEFAULT_PARALLEL;
