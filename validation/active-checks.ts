@@ -4,6 +4,7 @@ import type { Sql } from '../db/client.js';
 import type { EvidenceRecord } from './evidence/model.js';
 import { EVIDENCE_DAYS, insertEvidence, type EvidenceRowInput } from './evidence/store.js';
 import { parseAllowList } from './probes/allow-list.js';
+import type { TlsResult } from './probes/checks.js';
 import { runProbes, type ProbeResult, type ProbeTask, type RunProgress } from './probes/run.js';
 import { compareBanner } from './probes/version.js';
 
@@ -123,12 +124,14 @@ export async function runActiveChecks(sql: Sql, config: ValidationConfig, option
   const plan = await planProbeTargets(sql, options.assetIds);
   counts.targets = plan.targets.length;
   if (plan.targets.length === 0) return counts;
+  const urlOf = (t: ProbeTarget, scheme: string) => {
+    const host = t.name ?? t.address;
+    return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${t.port}/`;
+  };
   const tasks: ProbeTask[] = plan.targets.map((t, i) => {
     const scheme = WEB_PORTS.get(t.port);
     const host = t.name ?? t.address;
-    return scheme
-      ? { id: String(i), kind: 'http', url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${t.port}/`, maxBytes: 0 }
-      : { id: String(i), kind: 'banner', host, port: t.port };
+    return scheme ? { id: String(i), kind: 'http', url: urlOf(t, scheme), maxBytes: 0 } : { id: String(i), kind: 'banner', host, port: t.port };
   });
   const run = (batch: ProbeTask[]) =>
     runProbes(batch, {
@@ -141,14 +144,24 @@ export async function runActiveChecks(sql: Sql, config: ValidationConfig, option
       ...(options.signal ? { signal: options.signal } : {}),
     });
   const report = await run(tasks);
-  // A service on an unusual port that says nothing first is most often HTTP: asked once more, as such.
+  // A service that says nothing first, on a port that is not a known web port, and every known TLS
+  // port: one handshake tells whether it speaks TLS, and with which protocol and certificate.
   const silent = report.results.flatMap((o, i) => (o.status === 'done' && 'state' in o.result && o.result.state === 'silent' ? [i] : []));
-  if (silent.length > 0) {
-    const again = await run(silent.map((i) => {
+  const handshake = [...silent, ...report.results.flatMap((o, i) => (o.status === 'done' && o.reachable && WEB_PORTS.get(plan.targets[i]!.port) === 'https' ? [i] : []))];
+  const tlsOf = new Map<number, TlsResult>();
+  if (handshake.length > 0) {
+    const tls = await run(handshake.map((i) => {
       const t = plan.targets[i]!;
-      const host = t.name ?? t.address;
-      return { id: String(i), kind: 'http', url: `http://${host.includes(':') ? `[${host}]` : host}:${t.port}/`, maxBytes: 0 } as ProbeTask;
+      return { id: String(i), kind: 'tls', host: t.name ?? t.address, port: t.port, ...(t.name ? { servername: t.name } : {}) } as ProbeTask;
     }));
+    for (const [j, i] of handshake.entries()) {
+      const o = tls.results[j]!;
+      if (o.status === 'done' && 'state' in o.result && o.result.state === 'tls') tlsOf.set(i, o.result as TlsResult);
+    }
+  }
+  // A silent service is most often HTTP (over TLS when it answered the handshake): asked once more, as such.
+  if (silent.length > 0) {
+    const again = await run(silent.map((i) => ({ id: String(i), kind: 'http', url: urlOf(plan.targets[i]!, tlsOf.has(i) ? 'https' : 'http'), maxBytes: 0 }) as ProbeTask));
     for (const [j, i] of silent.entries()) {
       const o = again.results[j]!;
       if (o.status === 'done' && 'outcome' in o.result && o.result.outcome === 'response') report.results[i] = o;
@@ -183,7 +196,7 @@ export async function runActiveChecks(sql: Sql, config: ValidationConfig, option
         testedAt,
         port: `${target.port}/tcp`,
         target: `${target.name ?? target.address}:${target.port}`,
-        detail: { probe: outcome.kind, result: outcome.result, durationMs: outcome.durationMs, ...(version ? { version } : {}), run: options.runId },
+        detail: { probe: outcome.kind, result: outcome.result, durationMs: outcome.durationMs, ...(tlsOf.has(i) ? { tls: tlsOf.get(i) } : {}), ...(version ? { version } : {}), run: options.runId },
       };
       // Keyed by run, not by result or time: a retried activity writes nothing twice.
       const key = createHash('sha256').update(JSON.stringify(['probe', options.runId, f.assetId, f.issueId, record.port])).digest('hex');

@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rescoreWorkflow } from '../../workflows/rescore.js';
+import { selfSignedCertificate } from '../support/certificates.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
 
 // Validation end to end on the real platform (API, worker, Temporal, PostgreSQL): a web host on the
@@ -13,7 +15,9 @@ import { eventually, json, startTestPlatform, type TestPlatform } from '../suppo
 
 let platform: TestPlatform;
 let server: Server;
+let tlsServer: Server;
 let port = 0;
+let tlsPort = 0;
 let connections = 0;
 const findings: Record<string, number> = {};
 
@@ -50,6 +54,15 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
 
+  // The same nginx over TLS on another port, with a self-signed certificate.
+  const cert = selfSignedCertificate('web.test', new Date(Date.now() - 86_400_000), new Date(Date.now() + 30 * 86_400_000));
+  tlsServer = createHttpsServer(cert, (_req, res) => {
+    res.writeHead(200, { server: 'nginx/1.18.0' });
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+  tlsPort = (tlsServer.address() as AddressInfo).port;
+
   platform = await startTestPlatform({ CTEM_VALIDATION_ALLOW: '127.0.0.1', CTEM_VALIDATION_AFTER_RESCORE: 'true', CTEM_VALIDATION_RATE: '50' });
   const sql = platform.database.sql;
   const host = async (key: string, ip: string, extra: { groups: string[]; publicIps?: string[]; ports?: string[]; criticality?: string }) => {
@@ -62,11 +75,12 @@ beforeAll(async () => {
     await sql`insert into asset_identifiers (kind, value, asset_id, source) values ('key', ${key}, ${id}, 'test'), ('ip', ${ip}, ${id}, 'test')`;
     return id;
   };
-  const web = await host('host:web.test', '127.0.0.1', { groups: ['sg-web'], publicIps: ['198.51.100.7'], ports: [`${port}/tcp`] });
+  const web = await host('host:web.test', '127.0.0.1', { groups: ['sg-web'], publicIps: ['198.51.100.7'], ports: [`${port}/tcp`, `${tlsPort}/tcp`] });
   const db = await host('host:db.test', '10.0.0.5', { groups: ['sg-db'], criticality: 'critical' });
   await sql`
     insert into exposure_rules (source, security_group, protocol, from_port, to_port, cidr) values
       ('security-groups', 'sg-web', 'tcp', ${port}, ${port}, '0.0.0.0/0'),
+      ('security-groups', 'sg-web', 'tcp', ${tlsPort}, ${tlsPort}, '0.0.0.0/0'),
       ('security-groups', 'sg-db', 'tcp', 5432, 5432, 'sg-web')`;
   const finding = async (assetId: number, issueId: string, component: string, version: string, location: string) => {
     const [row] = await sql<{ id: string }[]>`
@@ -76,6 +90,7 @@ beforeAll(async () => {
     return Number(row!.id);
   };
   findings.web = await finding(web, 'CVE-2021-23017', 'nginx', '1.18.0', `${port}/tcp`);
+  findings.webTls = await finding(web, 'CVE-2019-20372', 'nginx', '1.18.0', `${tlsPort}/tcp`);
   findings.db = await finding(db, 'CVE-2023-2454', 'postgresql', '14.1', '5432/tcp');
   await sql`
     insert into compensating_controls (name, kind, mitigates, applies_to, effect)
@@ -88,30 +103,39 @@ beforeAll(async () => {
 afterAll(async () => {
   await platform?.stop();
   await new Promise((resolve) => server?.close(resolve));
+  await new Promise((resolve) => tlsServer?.close(resolve));
 });
 
 describe('validation run', () => {
   it('finds the path to the crown jewel, probes only the allowed service and verifies the WAF', async () => {
     const tiers = await platform.database.sql<{ id: string; tier: string }[]>`select id, tier from findings order by id`;
-    expect(tiers.map((t) => t.tier)).toEqual(['attend', 'attend']);
+    expect(tiers.map((t) => t.tier)).toEqual(['attend', 'attend', 'attend']);
     const run = await validate();
     expect(run.trigger).toBe('api');
     expect(run.results.graph).toMatchObject({ paths: 1, jewels: 1 });
-    expect(run.results.probes).toMatchObject({ enabled: true, targets: 2, probed: 1, outsideAllowList: 1, reachable: 1, versionChanged: 0, evidence: 1 });
+    expect(run.results.probes).toMatchObject({ enabled: true, targets: 3, probed: 2, outsideAllowList: 1, reachable: 2, versionChanged: 0, evidence: 2 });
     expect(run.results.controls).toMatchObject({ checked: 1, verified: 1, failed: 0 });
     // Two requests to the web server: the WAF's plain and test requests, and the probe's one.
     expect(connections).toBeGreaterThanOrEqual(2);
 
-    // One probe result per run on the web finding (the run after the first scoring, and this one); none on the database's.
-    const evidence = await json<{ items: Array<{ vulnerability: string; result: string; tool: string; source: string; detail: { version?: { result: string } } }> }>(platform.api(`/api/v1/validation/evidence?result=reachable`));
+    // One probe result per run on each web finding (the run after the first scoring, and this one); none on the database's.
+    type Evidence = { vulnerability: string; result: string; tool: string; source: string; detail: { version?: { result: string }; tls?: { protocol: string; certificate: { selfSigned: boolean; subjectAltNames?: string[] } } } };
+    const evidence = await json<{ items: Evidence[] }>(platform.api(`/api/v1/validation/evidence?result=reachable`));
     expect(evidence.items.map((e) => [e.source, e.vulnerability]).sort()).toEqual([
+      ['validation:estate:after-rescore:validation-e2e', 'CVE-2019-20372'],
       ['validation:estate:after-rescore:validation-e2e', 'CVE-2021-23017'],
+      [run.id, 'CVE-2019-20372'],
       [run.id, 'CVE-2021-23017'],
     ].sort());
     for (const e of evidence.items) {
       expect(e.tool).toBe('probe');
       expect(e.detail.version?.result).toBe('same');
     }
+    // The service on the TLS port said nothing first: a handshake read its protocol and certificate, then HTTPS its banner.
+    const tls = evidence.items.find((e) => e.vulnerability === 'CVE-2019-20372')!.detail.tls!;
+    expect(tls.protocol).toMatch(/^TLSv1\.[23]$/);
+    expect(tls.certificate.selfSigned).toBe(true);
+    expect(evidence.items.find((e) => e.vulnerability === 'CVE-2021-23017')!.detail.tls).toBeUndefined();
     expect((await json<{ items: unknown[] }>(platform.api('/api/v1/validation/evidence?vulnerability=CVE-2023-2454'))).items).toEqual([]);
     const [control] = await platform.database.sql`select verification, verification_detail from compensating_controls where name = 'edge-waf'`;
     expect(control!.verification).toBe('verified');
@@ -122,10 +146,13 @@ describe('validation run', () => {
       platform.api(`/api/v1/exposures/${findings.web}/attack-path`),
     );
     expect(path).toMatchObject({ onPath: true, hopsFromInternet: 1, hopsToJewel: 1 });
-    expect(path.steps.map((s) => [s.name, s.issueId, s.techniques.map((t) => t.id)])).toEqual([
-      ['web.test', 'CVE-2021-23017', ['T1190']],
-      ['db.test', 'CVE-2023-2454', ['T1210']],
+    expect(path.steps.map((s) => [s.name, s.techniques.map((t) => t.id)])).toEqual([
+      ['web.test', ['T1190']],
+      ['db.test', ['T1210']],
     ]);
+    // The web host is entered through one of its two nginx exposures, the database through its own.
+    expect(['CVE-2021-23017', 'CVE-2019-20372']).toContain(path.steps[0]!.issueId);
+    expect(path.steps[1]!.issueId).toBe('CVE-2023-2454');
     const paths = await json<{ summary: { paths: number }; chokePoints: Array<{ name: string; share: number }>; fixes: Array<{ ticketKey: string; pathsCut: number }> }>(platform.api('/api/v1/attack-paths'));
     expect(paths.summary.paths).toBe(1);
     expect(paths.chokePoints[0]).toMatchObject({ name: 'web.test', share: 1 });
