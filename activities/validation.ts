@@ -100,8 +100,13 @@ export function createValidationActivities({ database, config, temporal, publish
       await recordRunEnd(sql, input.runId, { status: 'failed', error: input.error });
     },
 
-    /** Whether a rescoring that started at `since` moved findings into or out of act/attend, and validation after rescoring is on. */
-    async validationAfterRescore(input: { since: string }): Promise<{ validate: boolean; moved: number }> {
+    /**
+     * Whether a rescoring that started at `since` moved findings into or out of act/attend, and
+     * validation after rescoring is on (never for the rescoring a validation run started itself).
+     */
+    async validationAfterRescore(input: { since: string; workflowId?: string }): Promise<{ validate: boolean; moved: number }> {
+      // A validation's own rescoring does not start another validation.
+      if (input.workflowId?.startsWith('rescore:validation:')) return { validate: false, moved: 0 };
       const [row] = await sql<{ moved: number }[]>`
         select count(*)::int as moved from score_history
         where at >= ${new Date(input.since)} and (tier in ('act', 'attend')) <> (coalesce(old_tier, 'track') in ('act', 'attend'))`;

@@ -57,7 +57,7 @@ export async function rescoreWorkflow({ reason }: RescoreInput): Promise<Record<
   // validated again (the run outlives this workflow). Histories recorded before validation did not.
   if (patched('validate-after-rescore')) {
     const { workflowId, startTime } = workflowInfo();
-    const after = await validationAfterRescore({ since: startTime.toISOString() });
+    const after = await validationAfterRescore({ since: startTime.toISOString(), workflowId });
     if (after.validate) {
       await startChild(validationWorkflow, {
         workflowId: `validation:estate:after-${workflowId}`,

@@ -1,10 +1,11 @@
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, type RetryPolicy, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, executeChild, isCancellation, patched, proxyActivities, type RetryPolicy, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ValidationActivities } from '../activities/validation.js';
 import { CTEM_PHASE } from './search-attributes.js';
 
-// A validation run (id `validation:<scope>:<id>`): the attack graph refreshed from what discovery
-// and prioritization know, the safe active checks the allow-list permits (off by default), the
-// compensating controls a probe can check, then the results recorded and announced. Started on a
+// A validation run (id `validation:<scope>:<id>`): the safe active checks the allow-list permits
+// (off by default), the compensating controls a probe can check, a rescoring of what changed, the
+// attack graph refreshed from what discovery and prioritization know, then the results recorded
+// and announced. Started on a
 // schedule, after a rescoring that moved act/attend, from a campaign, from Slack or the API. Only
 // counts travel here; evidence and paths stay in PostgreSQL.
 
@@ -30,9 +31,20 @@ export async function validationWorkflow(input: ValidationInput): Promise<Record
   try {
     phase('validation');
     await startValidationRun({ runId, scope: input.scope, trigger: input.trigger, ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}) });
-    const graph = await refreshAttackGraph({ runId });
+    // Runs recorded before the rescoring step refreshed the graph first and went straight to the results.
+    const rescores = patched('validation-rescore');
+    let graph = rescores ? undefined : await refreshAttackGraph({ runId });
     const probes = await runActiveChecks({ runId, scope: input.scope });
     const controls = await verifyControls({ runId, scope: input.scope });
+    if (rescores) {
+      // Tiers follow what changed since the estate was last scored (evidence that expired, a control
+      // whose check failed; incremental: nothing changed reads no finding), then the graph follows
+      // the tiers. By name: rescore.ts starts this workflow, and the two must not import each other.
+      phase('prioritization');
+      await executeChild('rescoreWorkflow', { workflowId: `rescore:${runId}`, args: [{ reason: `validation ${runId}` }] });
+      phase('validation');
+      graph = await refreshAttackGraph({ runId });
+    }
     const results = await finishValidationRun({
       runId,
       scope: input.scope,
@@ -40,7 +52,7 @@ export async function validationWorkflow(input: ValidationInput): Promise<Record
       since: startTime.toISOString(),
       ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
       ...(input.channel ? { channel: input.channel } : {}),
-      graph,
+      graph: graph!,
       probes,
       controls,
     });

@@ -27,6 +27,7 @@ interface Run {
   trigger: string;
   results: {
     graph: { paths: number; jewels: number; chokePoints: number };
+    tiersMoved: { up: number; down: number };
     probes: { enabled: boolean; targets: number; probed: number; outsideAllowList: number; reachable: number; versionChanged: number; evidence: number };
     controls: { checked: number; verified: number; failed: number; unverified: number };
     topFixes: Array<{ ticketKey: string; pathsCut: number }>;
@@ -175,5 +176,17 @@ describe('validation run', () => {
     }, { timeoutMs: 60_000, what: 'the validation after the rescoring' });
     expect(after.trigger).toBe('rescore');
     expect(after.results.graph.paths).toBe(0);
+  });
+
+  it('lets expired evidence go: the next validation run rescores, the tier returns and so does the path', async () => {
+    await platform.database.sql`update validation_evidence set expires_at = now() - interval '1 minute' where vulnerability = 'CVE-2023-2454'`;
+    const run = await validate();
+    expect(run.results.tiersMoved).toEqual({ up: 1, down: 0 });
+    expect(run.results.graph.paths).toBe(1);
+    const [db] = await platform.database.sql<{ tier: string }[]>`select tier from findings where id = ${findings.db!}`;
+    expect(db!.tier).toBe('attend');
+    // The run's own rescoring started no further validation.
+    const runs = await json<{ items: Run[] }>(platform.api('/api/v1/validations?scope=estate&limit=50'));
+    expect(runs.items.filter((r) => r.id.includes(`after-rescore:${run.id}`))).toEqual([]);
   });
 });
