@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/index.js';
 import type { Roles } from '../platform/start.js';
@@ -19,6 +20,14 @@ const USAGE = `usage: ctem <command>
   intel list          feed versions, their status and checks
   intel promote KIND VERSION   activate a staged version [--force check,...]
   intel fetch KIND    fetch a feed from its configured URL now
+  exposures list      open exposures with tier, score, due date and ticket (alias: findings) [--tier T] [--status S]
+                      [--scope S] [--issue ID] [--asset A] [--owner O] [--ticket KEY] [--kev B] [--internet-facing B]
+                      [--limit N] [--offset N] [--json]
+  exposures show ID   one exposure and why: every factor of its explanation [--json]
+  tickets list        golden tickets [--state S] [--owner O] [--action A] [--orphaned B] [--escalated B] [--json]
+  tickets show KEY    one golden ticket [--json]
+  ticket ack|resolve KEY --by USER [--note T]   acknowledge or resolve as the owner would
+  ticket accept-risk KEY --requester U --approver U --reason T --expires ISO-DATE
   tickets audit       does every urgent finding reach a person, one ticket per fix? (exit 1 if not) [--json]
   metrics response    was the response fast and adequate? detection to acknowledgement, fix and verification,
                       SLA attainment, overdue and re-opened tickets [--group-by tier|owner|business_service]
@@ -30,6 +39,7 @@ const USAGE = `usage: ctem <command>
                       BAS results in the generic CSV/JSON format) [--format F] [--json]
   validate run SCOPE  validate a saved scope (or \`estate\`) now and wait for the results [--no-wait] [--json]
   validate paths      attack paths to crown jewels: choke points and the fixes that cut the most [--limit N] [--json]
+  --version           the version of this ctem
   help                this text`;
 
 const ROLES: Record<string, Roles> = {
@@ -92,13 +102,33 @@ async function main(argv: string[]): Promise<number> {
     const { validateCommand } = await import('./commands/validate.js');
     return validateCommand(loadConfig(), rest);
   }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    console.log(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
+    return 0;
+  }
+  if (command === 'exposures' || command === 'findings') {
+    const { exposuresCommand } = await import('./commands/records.js');
+    return exposuresCommand(loadConfig(), rest);
+  }
+  if (command === 'ticket') {
+    const { ticketActionCommand } = await import('./commands/records.js');
+    return ticketActionCommand(loadConfig(), rest);
+  }
   if (command === 'tickets') {
+    if (rest[0] === 'list' || rest[0] === 'show') {
+      const { ticketRecordsCommand } = await import('./commands/records.js');
+      return ticketRecordsCommand(loadConfig(), rest);
+    }
     const { ticketsCommand } = await import('./commands/tickets.js');
     return ticketsCommand(loadConfig(), rest);
   }
   if (command === 'metrics') {
     const { metricsCommand } = await import('./commands/metrics.js');
     return metricsCommand(loadConfig(), rest);
+  }
+  if ((command === 'parse' || command === 'ingest') && (rest.includes('--help') || rest.includes('-h'))) {
+    console.log(USAGE.split('\n').filter((l, i, all) => l.trimStart().startsWith(command) || (i > 0 && all[i - 1]!.trimStart().startsWith(command) && l.startsWith('      '))).join('\n'));
+    return 0;
   }
   if (command === 'parse' || command === 'ingest') {
     const { values, positionals } = parseArgs({
@@ -125,6 +155,13 @@ async function main(argv: string[]): Promise<number> {
   console.log(USAGE);
   return command === 'help' || command === '--help' ? 0 : 2;
 }
+
+// A reader that stops early (`ctem parse report.json | head`) closes the pipe: that is the end of the
+// output, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

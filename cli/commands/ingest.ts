@@ -2,7 +2,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Config } from '../../config/index.js';
-import { platformApi } from './platform-api.js';
+import { apiFailure, callApi, platformApi } from './platform-api.js';
 
 export interface IngestArgs {
   file?: string;
@@ -30,25 +30,23 @@ export async function ingestCommand(config: Config, args: IngestArgs): Promise<n
     console.error(`${basename(args.file)}: file not found`);
     return 1;
   }
-  const { url, token } = platformApi(config);
+  const api = platformApi(config);
   const query = new URLSearchParams({ filename: basename(args.file) });
   for (const key of ['format', 'source', 'target', 'owner', 'complete', 'vantage'] as const) if (args[key]) query.set(key, args[key]!);
-  const headers = { authorization: `Bearer ${token}` };
-  const res = await fetch(`${url}/api/v1/scans?${query}`, {
+  const upload = await callApi(api, `/api/v1/scans?${query}`, {
     method: 'POST',
-    headers: { ...headers, 'content-type': 'application/octet-stream' },
+    headers: { 'content-type': 'application/octet-stream' },
     body: Readable.toWeb(createReadStream(args.file)) as ReadableStream,
     duplex: 'half',
-  } as RequestInit);
-  const body = (await res.json()) as { scanId?: string; workflowId?: string; error?: { message: string } };
-  if (res.status !== 202) {
-    console.error(body.error?.message ?? `upload failed with HTTP ${res.status}`);
-    return 1;
-  }
+  });
+  if (upload.status !== 202) return apiFailure(`upload of ${basename(args.file)}`, upload);
+  const body = upload.body as { scanId: string; workflowId: string };
   console.error(`scan ${body.scanId} accepted (workflow ${body.workflowId})`);
   if (!args.wait) return 0;
   for (;;) {
-    const scan = (await (await fetch(`${url}/api/v1/scans/${body.scanId}`, { headers })).json()) as { status: string; counts: object; error?: string };
+    const r = await callApi(api, `/api/v1/scans/${body.scanId}`);
+    if (!r.ok) return apiFailure(`scan ${body.scanId}`, r);
+    const scan = r.body as { status: string; counts: object; error?: string };
     if (scan.status === 'completed') {
       console.log(JSON.stringify(scan.counts));
       return 0;

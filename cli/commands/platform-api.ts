@@ -10,3 +10,39 @@ export function platformApi(config: Config): { url: string; token: string } {
   if (!token) throw new Error(`no API token: set CTEM_API_TOKEN (none generated in ${config.dataDir})`);
   return { url, token };
 }
+
+export interface ApiResult {
+  ok: boolean;
+  status: number;
+  body: unknown;
+}
+
+/**
+ * One request to the platform's API with its token; the body parsed as JSON when it is. A platform
+ * that does not answer is named with its URL and what to do, not "fetch failed".
+ */
+export async function callApi(api: { url: string; token: string }, path: string, init: RequestInit & { duplex?: 'half' } = {}): Promise<ApiResult> {
+  let res: Response;
+  try {
+    res = await fetch(`${api.url}${path}`, { ...init, headers: { authorization: `Bearer ${api.token}`, ...(init.headers as Record<string, string> | undefined) } });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(`the platform at ${api.url} did not answer (${cause?.code ?? cause?.message ?? (err as Error).message}): start it with \`npm start\`, or point CTEM_API_URL at it`);
+  }
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Not JSON: kept as text.
+  }
+  return { ok: res.ok, status: res.status, body };
+}
+
+/** Prints what the platform said about a failed request (its error message and details); returns the exit code. */
+export function apiFailure(what: string, r: ApiResult): number {
+  const error = typeof r.body === 'object' && r.body !== null ? (r.body as { error?: { message?: string; details?: unknown } }).error : undefined;
+  const details = error?.details ? `: ${JSON.stringify(error.details)}` : '';
+  console.error(`${what} failed: HTTP ${r.status}: ${error?.message ?? String(r.body).slice(0, 500)}${details}`);
+  return 1;
+}

@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import type { Config } from '../../config/index.js';
-import { platformApi } from './platform-api.js';
+import { apiFailure, callApi, platformApi } from './platform-api.js';
 
 // `ctem validate`: evidence from the tools teams run, validation runs, and the attack paths they
 // find, through the running platform's API.
@@ -13,28 +13,7 @@ const USAGE = `usage: ctem validate evidence FILE [--format nuclei|zap-json|zap-
        ctem validate run SCOPE|estate [--no-wait] [--json]
        ctem validate paths [--limit N] [--json]`;
 
-interface Api {
-  url: string;
-  token: string;
-}
-
-async function call(api: Api, path: string, init: RequestInit & { duplex?: 'half' } = {}): Promise<{ ok: boolean; status: number; body: unknown }> {
-  const res = await fetch(`${api.url}${path}`, { ...init, headers: { authorization: `Bearer ${api.token}`, ...(init.headers as Record<string, string>) } });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // Not JSON: shown as it is.
-  }
-  return { ok: res.ok, status: res.status, body };
-}
-
-const failed = (what: string, r: { status: number; body: unknown }) => {
-  const detail = typeof r.body === 'object' && r.body !== null && 'detail' in r.body ? String((r.body as { detail: unknown }).detail) : JSON.stringify(r.body);
-  console.error(`${what} failed: HTTP ${r.status}: ${detail}`);
-  return 1;
-};
+type Api = { url: string; token: string };
 
 async function evidence(api: Api, file: string | undefined, format: string | undefined, json: boolean): Promise<number> {
   if (!file) {
@@ -45,13 +24,13 @@ async function evidence(api: Api, file: string | undefined, format: string | und
     throw new Error(`${file}: no such file`);
   });
   const query = new URLSearchParams({ filename: basename(file), ...(format ? { format } : {}) });
-  const r = await call(api, `/api/v1/validation/evidence?${query}`, {
+  const r = await callApi(api, `/api/v1/validation/evidence?${query}`, {
     method: 'POST',
     body: Readable.toWeb(createReadStream(file)) as ReadableStream,
     duplex: 'half',
     headers: { 'content-type': 'application/octet-stream' },
   });
-  if (!r.ok) return failed(`import of ${file}`, r);
+  if (!r.ok) return apiFailure(`import of ${file}`, r);
   const b = r.body as {
     format: string; records: number; stored: number; duplicates: number; findings: number; expired: number;
     byResult: Record<string, number>; skipped: Record<string, number>;
@@ -85,29 +64,29 @@ async function run(api: Api, scope: string | undefined, wait: boolean, json: boo
     console.error(USAGE);
     return 2;
   }
-  const started = await call(api, '/api/v1/validations', { method: 'POST', body: JSON.stringify({ scope, requestedBy: 'cli' }), headers: { 'content-type': 'application/json' } });
-  if (!started.ok) return failed(`validation of ${scope}`, started);
+  const started = await callApi(api, '/api/v1/validations', { method: 'POST', body: JSON.stringify({ scope, requestedBy: 'cli' }), headers: { 'content-type': 'application/json' } });
+  if (!started.ok) return apiFailure(`validation of ${scope}`, started);
   const { workflowId } = started.body as { workflowId: string };
   if (!wait) {
     console.log(workflowId);
     return 0;
   }
   for (;;) {
-    const r = await call(api, `/api/v1/validations/${encodeURIComponent(workflowId)}`);
+    const r = await callApi(api, `/api/v1/validations/${encodeURIComponent(workflowId)}`);
     const body = r.body as { status?: string; results?: Record<string, unknown>; error?: string };
     if (r.ok && body.status && body.status !== 'running') {
       if (json) console.log(JSON.stringify(body, null, 2));
       else console.log(`${workflowId}: ${body.status}${body.error ? `: ${body.error}` : ''}\n${JSON.stringify(body.results, null, 2)}`);
       return body.status === 'completed' ? 0 : 1;
     }
-    if (!r.ok && r.status !== 404) return failed(`status of ${workflowId}`, r);
+    if (!r.ok && r.status !== 404) return apiFailure(`status of ${workflowId}`, r);
     await new Promise((res) => setTimeout(res, 1000));
   }
 }
 
 async function paths(api: Api, limit: string | undefined, json: boolean): Promise<number> {
-  const r = await call(api, `/api/v1/attack-paths?limit=${encodeURIComponent(limit ?? '5')}`);
-  if (!r.ok) return failed('attack paths', r);
+  const r = await callApi(api, `/api/v1/attack-paths?limit=${encodeURIComponent(limit ?? '5')}`);
+  if (!r.ok) return apiFailure('attack paths', r);
   if (json) {
     console.log(JSON.stringify(r.body, null, 2));
     return 0;

@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { freePort } from '../../platform/ports.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 
@@ -63,10 +66,69 @@ describe('ctem ingest', () => {
     expect(owners.items).toEqual([expect.objectContaining({ owner: null, assets: 1, openFindings: 6 })]);
   });
 
+  it('lists and shows exposures and tickets, as tables or the API\'s JSON', async () => {
+    const env = { CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! };
+    const listed = await ctem(['exposures', 'list', '--asset', 'shop/cli-ingest:1', '--json'], env);
+    expect(listed.code).toBe(0);
+    const page = JSON.parse(listed.stdout) as { total: number; items: Array<{ id: number; issueId: string }> };
+    expect(page.total).toBe(6);
+    const table = await ctem(['findings', 'list', '--asset', 'shop/cli-ingest:1', '--limit', '2'], env);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID +TIER +SCORE +DUE +ISSUE +COMPONENT +ASSET +TICKET$/);
+    expect(table.stdout.trim().split('\n').at(-1)).toBe('2 of 6');
+    const shown = await ctem(['exposures', 'show', String(page.items[0]!.id)], env);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(`${page.items[0]!.issueId} on shop/cli-ingest:1`);
+    expect(shown.stdout).toMatch(/\nwhy:\n {2}\w+: /);
+    const tickets = await ctem(['tickets', 'list', '--json'], env);
+    expect(tickets.code).toBe(0);
+    expect(JSON.parse(tickets.stdout)).toHaveProperty('total');
+    const unknown = await ctem(['exposures', 'show', '999999'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^exposure 999999 failed: HTTP 404: /);
+    const noBy = await ctem(['ticket', 'ack', 'some-key'], env);
+    expect(noBy.code).toBe(2);
+    expect(noBy.stderr).toMatch(/^ctem ticket ack: missing --by/);
+  });
+
   it('reports a bad report as the platform explains it', async () => {
     const env = { CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! };
     const { code, stderr } = await ctem(['ingest', join(root, 'README.md')], env);
     expect(code).toBe(1);
     expect(stderr).toMatch(/README\.md: unknown: format not recognised/);
+  });
+});
+
+describe('ctem as a command line', () => {
+  it('prints its version', async () => {
+    const { code, stdout } = await ctem(['--version']);
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+
+  it('stops quietly when the reader closes the pipe (ctem parse big.json | head)', async () => {
+    const report = JSON.parse(readFileSync(fixture, 'utf8')) as { Results: Array<{ Vulnerabilities: Array<Record<string, unknown>> }> };
+    const one = report.Results[0]!.Vulnerabilities[0]!;
+    report.Results[0]!.Vulnerabilities = Array.from({ length: 5_000 }, (_, i) => ({ ...one, VulnerabilityID: `CVE-2099-${10_000 + i}` }));
+    const dir = mkdtempSync(join(tmpdir(), 'ctem-cli-'));
+    const big = join(dir, 'big.json');
+    writeFileSync(big, JSON.stringify(report));
+    const result = await new Promise<{ code: number | null; stderr: string }>((res) => {
+      const child = spawn(process.execPath, ['bin/ctem.js', 'parse', big], { cwd: root });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      // Like `head -1`: read the first chunk, then close the pipe.
+      child.stdout.once('data', () => child.stdout.destroy());
+      child.on('exit', (code) => res({ code, stderr }));
+    });
+    rmSync(dir, { recursive: true, force: true });
+    expect(result).toEqual({ code: 0, stderr: '' });
+  });
+
+  it('says when the platform does not answer, and where it looked', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const { code, stderr } = await ctem(['exposures', 'list'], { CTEM_API_URL: url, CTEM_API_TOKEN: 'token' });
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe(`ctem: the platform at ${url} did not answer (ECONNREFUSED): start it with \`npm start\`, or point CTEM_API_URL at it`);
   });
 });
