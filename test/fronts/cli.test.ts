@@ -91,6 +91,28 @@ describe('ctem ingest', () => {
     expect(noBy.stderr).toMatch(/^ctem ticket ack: missing --by/);
   });
 
+  it('imports validation evidence, runs a validation and reads the attack paths', async () => {
+    const env = { CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! };
+    const dir = mkdtempSync(join(tmpdir(), 'ctem-cli-'));
+    const csv = join(dir, 'pentest.csv');
+    writeFileSync(csv, `asset,vulnerability,result,tested_at\nnobody.example.com,CVE-2021-44228,exploited,${new Date().toISOString()}\n`);
+    const evidence = await ctem(['validate', 'evidence', csv], env);
+    rmSync(dir, { recursive: true, force: true });
+    expect(evidence.code).toBe(0);
+    // The host is not in the inventory: said, with the record, not dropped in silence.
+    expect(evidence.stdout).toMatch(/pentest\.csv \(generic-csv\): 1 records/);
+    expect(evidence.stdout).toMatch(/unknown assets +1\n +CVE-2021-44228 on host:nobody\.example\.com/);
+    const run = await ctem(['validate', 'run', 'estate', '--json'], env);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ status: 'completed', scope: 'estate', trigger: 'api', results: { probes: { enabled: false } } });
+    const paths = await ctem(['validate', 'paths'], env);
+    expect(paths.code).toBe(0);
+    expect(paths.stdout).toMatch(/^attack paths to crown jewels +0 /);
+    const unknownScope = await ctem(['validate', 'run', 'no-such-scope'], env);
+    expect(unknownScope.code).toBe(1);
+    expect(unknownScope.stderr).toMatch(/validation of no-such-scope failed: HTTP 404: no scope named no-such-scope/);
+  });
+
   it('reports a bad report as the platform explains it', async () => {
     const env = { CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! };
     const { code, stderr } = await ctem(['ingest', join(root, 'README.md')], env);
