@@ -224,6 +224,9 @@ describe('declared segments in the exposure graph', () => {
   });
 
   it('rebuilds the segment edges when an asset’s IP changes', async () => {
+    // An address no flow's segments hold changes nothing of theirs.
+    await sql`update asset_identifiers set value = '10.20.2.21' where asset_id = ${id.api!} and kind = 'ip'`;
+    expect(await refreshAttackGraph(sql)).toMatchObject({ full: false, groupsChanged: 0, paths: 1 });
     // The db moves out of the data segment: its edge goes, the path with it.
     await sql`update asset_identifiers set value = '10.99.0.30' where asset_id = ${id.db!} and kind = 'ip'`;
     const moved = await refreshAttackGraph(sql);

@@ -60,24 +60,45 @@ const EMPTY_MEMBERS = 'd41d8cd98f00b204e9800998ecf8427e'; // md5('')
 /** Group keys of declared segment flows share attack_graph_groups with security groups (sg-...). */
 const SEGMENT_PREFIX = 'segment:';
 
+/** Asset IPs as inet, the invalid ones left out (the fence keeps the cast after the check). */
+const IPS = (tx: Tx) => tx`
+  select asset_id, value::inet as ip from (
+    select asset_id, value from asset_identifiers where kind = 'ip' and pg_input_is_valid(value, 'inet') offset 0
+  ) v`;
+
 /**
  * Per import source and to-segment, the hash of the declared flows into it (flows from `internet`
- * excluded: they make assets internet-facing, which the internet edges follow). Their edges depend
- * on every asset's IPs as well, so an IP change rebuilds them all.
+ * excluded: they make assets internet-facing, which the internet edges follow) and of the assets
+ * whose IPs lie in their segments: an IP change rebuilds only the flow sets whose segments it
+ * enters or leaves. An empty network_flows costs one index-free scan of nothing.
  */
 async function segmentStates(tx: Tx): Promise<Map<string, string>> {
   const rows = await tx<{ g: string; hash: string }[]>`
-    select ${SEGMENT_PREFIX} || source || ':' || to_segment as g,
-      md5(string_agg(from_segment || ':' || from_cidrs::text || ':' || to_cidrs::text || ':' || ports::text, ','
-                     order by from_segment, from_cidrs::text, to_cidrs::text, ports::text)) as hash
-    from network_flows where from_segment <> 'internet'
-    group by source, to_segment`;
+    with f as (
+      select ${SEGMENT_PREFIX} || source || ':' || to_segment as g, from_segment, from_cidrs, to_cidrs, ports
+      from network_flows where from_segment <> 'internet'
+    ),
+    flows as (
+      select g, string_agg(from_segment || ':' || from_cidrs::text || ':' || to_cidrs::text || ':' || ports::text, ','
+                           order by from_segment, from_cidrs::text, to_cidrs::text, ports::text) as body
+      from f group by g
+    ),
+    cidrs as (select distinct g, c::inet as c from f cross join unnest(f.from_cidrs || f.to_cidrs) c),
+    ips as (${IPS(tx)}),
+    members as (
+      select g, string_agg(i.asset_id || ':' || host(i.ip), ',' order by i.asset_id, i.ip) as body
+      from (select distinct c.g, i.asset_id, i.ip from cidrs c join ips i on i.ip <<= c.c) i
+      group by g
+    )
+    select flows.g, md5(flows.body || '|' || coalesce(members.body, '')) as hash
+    from flows left join members on members.g = flows.g`;
   return new Map(rows.map((r) => [r.g, r.hash]));
 }
 
 /**
  * Brings the stored edges up to date. Network edges: only the groups whose rules or membership
- * changed, or whose source groups' members did, or (for CIDR rules) when any asset's IPs did; all of
+ * changed, or whose source groups' members did, or (for CIDR rules) when any asset's IPs did, and
+ * the declared flow sets whose flows or segment members changed; all of
  * them when `full`. Internet, hosted and part_of edges are cheap: recomputed and diffed every time.
  */
 export async function refreshEdges(tx: Tx, full: boolean): Promise<{ groupsChanged: number; edges: number; unusableRules: UnusableRule[]; ipHash: string }> {
@@ -96,7 +117,7 @@ export async function refreshEdges(tx: Tx, full: boolean): Promise<{ groupsChang
   for (const [g, state] of groups) {
     if (full || stored.get(g)?.hash !== state.hash || state.sourceGroups.some((s) => membersChanged.has(s)) || (state.hasCidr && ipChanged)) dirty.add(g);
   }
-  const dirtySegments = [...segments].filter(([g, hash]) => full || ipChanged || stored.get(g)?.hash !== hash).map(([g]) => g);
+  const dirtySegments = [...segments].filter(([g, hash]) => full || stored.get(g)?.hash !== hash).map(([g]) => g);
   const gone = [...stored.keys()].filter((g) => (g.startsWith(SEGMENT_PREFIX) ? !segments.has(g) : !groups.has(g)));
   const rebuild = [...dirty, ...dirtySegments, ...gone];
 
@@ -193,11 +214,7 @@ async function insertSegmentEdges(tx: Tx, keys: string[]): Promise<void> {
       from network_flows
       where from_segment <> 'internet' and ${SEGMENT_PREFIX} || source || ':' || to_segment = any(${keys}::text[])
     ),
-    ips as (
-      select asset_id, value::inet as ip from (
-        select asset_id, value from asset_identifiers where kind = 'ip' and pg_input_is_valid(value, 'inet') offset 0
-      ) v
-    ),
+    ips as (${IPS(tx)}),
     src as (
       select distinct f.id, i.asset_id from f cross join unnest(f.from_cidrs) c join ips i on i.ip <<= c::inet
     ),
