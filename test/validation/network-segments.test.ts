@@ -7,6 +7,7 @@ import type { Sql } from '../../db/client.js';
 import { ContextError, contextSourceFor, type ContextRecord } from '../../discovery/context/index.js';
 import { networkSegments } from '../../discovery/context/network-segments/index.js';
 import { ingestContext } from '../../discovery/store/context.js';
+import { contextGeneration } from '../../prioritization/scoring/inputs.js';
 import { attackPathOf, refreshAttackGraph } from '../../validation/graph/index.js';
 import { closeTestDatabases, migratedTestDatabase } from '../support/platform.js';
 
@@ -147,6 +148,20 @@ describe('network-segments parser', () => {
 });
 
 describe('network flows in the store', () => {
+  it('moves the scoring context generation only when an internet flow changes what is internet-facing', async () => {
+    const before = await contextGeneration(sql);
+    // Lateral flows feed the graph only: scoring reads nothing of them.
+    await importSegments({ segments: SEGMENTS, flows: [{ from: 'dmz', to: 'data', ports: ['5432/tcp'] }] }, 'segments-lateral');
+    expect(await flowRows('segments-lateral')).toHaveLength(1);
+    expect(await contextGeneration(sql)).toBe(before);
+    await importSegments({ segments: SEGMENTS, flows: [{ from: 'internet', to: 'data', ports: ['443/tcp'] }] }, 'segments-lateral');
+    const [db] = await sql`select internet_facing, exposed_ports from assets where id = ${id.db!}`;
+    expect(db).toEqual({ internet_facing: true, exposed_ports: ['443/tcp'] });
+    expect(await contextGeneration(sql)).not.toBe(before);
+    await importSegments({ segments: SEGMENTS, flows: [] }, 'segments-lateral');
+    expect(await flowRows('segments-lateral')).toEqual([]);
+  });
+
   it('replaces a source’s flows on import, leaves other sources alone, stores nothing from a bad file', async () => {
     expect(await importSegments(POLICY, 'segments-a')).toMatchObject({ networkFlows: 2 });
     await importSegments({ segments: SEGMENTS, flows: [{ from: 'app', to: 'data', ports: ['5432/tcp'] }] }, 'segments-b');
