@@ -818,7 +818,7 @@ export const attackGraphEdges = pgTable(
   'attack_graph_edges',
   {
     kind: text('kind', { enum: ['internet', 'network', 'hosted', 'part_of'] }).notNull(),
-    /** The security group whose rules made a `network` edge; '' for the other kinds. */
+    /** The security group whose rules made a `network` edge (`segment:<source>:<to-segment>` for declared flows); '' for the other kinds. */
     groupKey: text('group_key').notNull().default(''),
     fromId: bigint('from_id', { mode: 'number' }).notNull(),
     toId: bigint('to_id', { mode: 'number' }).notNull(),
