@@ -101,6 +101,27 @@ export const exposureRules = pgTable(
   (t) => [index('exposure_rules_group_idx').on(t.securityGroup)],
 );
 
+/**
+ * Flows a declared network-segment policy allows (context source `network-segments`), with the
+ * segments' CIDRs resolved. An import replaces its source's flows. `from_segment` `internet` has no
+ * CIDRs: it makes the to-segment's assets internet-facing.
+ */
+export const networkFlows = pgTable(
+  'network_flows',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    source: text('source').notNull(),
+    fromSegment: text('from_segment').notNull(),
+    toSegment: text('to_segment').notNull(),
+    fromCidrs: text('from_cidrs').array().notNull(),
+    toCidrs: text('to_cidrs').array().notNull(),
+    /** `443/tcp`, `8000-8100/tcp`, `all`. */
+    ports: text('ports').array().notNull(),
+    description: text('description'),
+  },
+  (t) => [index('network_flows_source_idx').on(t.source, t.toSegment)],
+);
+
 /** EDR evidence: this package / process was seen running on this asset. */
 export const runtimeEvidence = pgTable(
   'runtime_evidence',
@@ -797,7 +818,7 @@ export const attackGraphEdges = pgTable(
   'attack_graph_edges',
   {
     kind: text('kind', { enum: ['internet', 'network', 'hosted', 'part_of'] }).notNull(),
-    /** The security group whose rules made a `network` edge; '' for the other kinds. */
+    /** The security group whose rules made a `network` edge (`segment:<source>:<to-segment>` for declared flows); '' for the other kinds. */
     groupKey: text('group_key').notNull().default(''),
     fromId: bigint('from_id', { mode: 'number' }).notNull(),
     toId: bigint('to_id', { mode: 'number' }).notNull(),

@@ -17,6 +17,7 @@ const ContextShadowSchema = z
       exposureRules: z.number().int(),
       internetFacingAssets: z.number().int(),
       runtimeEvidence: z.number().int(),
+      networkFlows: z.number().int(),
     }).openapi({ description: 'what the document holds, as an import would merge it' }),
     diff: ShadowDiffSchema,
   })
@@ -25,7 +26,7 @@ const ContextShadowSchema = z
 export const uploadContextRoute = createRoute({
   method: 'post',
   path: '/api/v1/context',
-  summary: 'Upload a context document (CMDB export, cloud inventory, security groups, EDR runtime evidence)',
+  summary: 'Upload a context document (CMDB export, cloud inventory, security groups, network segments, EDR runtime evidence)',
   description:
     'The request body is the file itself. It is identity-resolved onto the asset inventory by a discovery workflow; see context/README.md for the formats.',
   request: {

@@ -5,6 +5,7 @@ import { serviceNowCmdb } from './servicenow-cmdb/index.js';
 import { cloudInventory } from './cloud-inventory/index.js';
 import { securityGroups } from './security-groups/index.js';
 import { edrRuntime } from './edr-runtime/index.js';
+import { networkSegments } from './network-segments/index.js';
 
 /** One context format: recognise it from the first bytes, then stream context records. */
 export interface ContextSource {
@@ -15,7 +16,7 @@ export interface ContextSource {
 }
 
 /** Every supported context format. A new one is one folder and one line here. */
-export const contextSources: readonly ContextSource[] = [cmdbCsv, serviceNowCmdb, cloudInventory, securityGroups, edrRuntime];
+export const contextSources: readonly ContextSource[] = [cmdbCsv, serviceNowCmdb, cloudInventory, securityGroups, edrRuntime, networkSegments];
 
 const supported = () => contextSources.map((s) => s.source).join(', ');
 
@@ -39,4 +40,4 @@ export async function contextSourceFor(file: string, displayName: string, source
 }
 
 export { pullServiceNowCmdb, type ServiceNowConnection, type PullOptions } from './servicenow-cmdb/index.js';
-export { ContextError, type ContextRecord, type ContextAsset, type ExposureRule, type RuntimeEvidence, type AssetIdentifiers, type Criticality } from './model.js';
+export { ContextError, type ContextRecord, type ContextAsset, type ExposureRule, type RuntimeEvidence, type NetworkFlow, type AssetIdentifiers, type Criticality } from './model.js';

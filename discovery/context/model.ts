@@ -60,13 +60,28 @@ export interface RuntimeEvidence {
   observedAt: string;
 }
 
+/**
+ * One flow a declared network-segment policy allows: from a segment (or the internet) to a
+ * segment, on ports (`443/tcp`, `8000-8100/tcp`, `all`), with the segments' CIDRs resolved.
+ */
+export interface NetworkFlow {
+  from: string;
+  to: string;
+  /** Empty when `from` is `internet`. */
+  fromCidrs: string[];
+  toCidrs: string[];
+  ports: string[];
+  description?: string;
+}
+
 /** Everything one context document yields. */
 export type ContextRecord =
   | { type: 'asset'; asset: ContextAsset }
   | { type: 'exposure_rule'; rule: ExposureRule }
   /** A security group the document describes, with or without inbound rules (its rules follow). */
   | { type: 'security_group'; securityGroup: string }
-  | { type: 'runtime'; evidence: RuntimeEvidence };
+  | { type: 'runtime'; evidence: RuntimeEvidence }
+  | { type: 'network_flow'; flow: NetworkFlow };
 
 export class ContextError extends Error {
   constructor(

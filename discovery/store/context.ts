@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import type { Sql } from '../../db/client.js';
-import type { ContextAsset, ContextRecord, ExposureRule, RuntimeEvidence } from '../context/model.js';
+import type { ContextAsset, ContextRecord, ExposureRule, NetworkFlow, RuntimeEvidence } from '../context/model.js';
 import { ATTRIBUTE_SOURCE_RANK, resolveAssets, stageContextIdentifiers, type StagedAsset } from './identity.js';
 import { refreshInternetExposure } from './exposure.js';
 import { recordBaseImages } from './base-images.js';
@@ -13,6 +13,7 @@ export interface ContextCounts {
   exposureRules: number;
   internetFacingAssets: number;
   runtimeEvidence: number;
+  networkFlows: number;
 }
 
 /** Which precedence class a context source belongs to (see ATTRIBUTE_SOURCE_RANK). */
@@ -54,14 +55,16 @@ export interface ContextDocument {
   /** The security groups the document describes, whether or not they have inbound rules. */
   securityGroups: string[];
   runtime: RuntimeEvidence[];
+  flows: NetworkFlow[];
 }
 
 export async function readContext(records: AsyncIterable<ContextRecord>): Promise<ContextDocument> {
-  const document: ContextDocument = { assets: [], rules: [], securityGroups: [], runtime: [] };
+  const document: ContextDocument = { assets: [], rules: [], securityGroups: [], runtime: [], flows: [] };
   for await (const record of records) {
     if (record.type === 'asset') document.assets.push(record.asset);
     else if (record.type === 'exposure_rule') document.rules.push(record.rule);
     else if (record.type === 'security_group') document.securityGroups.push(record.securityGroup);
+    else if (record.type === 'network_flow') document.flows.push(record.flow);
     else document.runtime.push(record.evidence);
   }
   return document;
@@ -71,7 +74,7 @@ export async function readContext(records: AsyncIterable<ContextRecord>): Promis
 async function mergeContext(
   tx: postgres.TransactionSql,
   scan: ContextImport,
-  { assets, rules, securityGroups, runtime }: ContextDocument,
+  { assets, rules, securityGroups, runtime, flows }: ContextDocument,
 ): Promise<ContextCounts> {
   const attributeSource = attributeSourceOf(scan.format);
   const rank = ATTRIBUTE_SOURCE_RANK[attributeSource] ?? 0;
@@ -174,6 +177,8 @@ async function mergeContext(
                     ${tx.array(flat.map((x) => x[4]))}::text[]) as x(g, p, f, t, c)`;
     }
   }
+  // A segment policy is complete by nature: an import replaces every flow its source declared before.
+  if (scan.format === 'network-segments') await replaceNetworkFlows(tx, scan.source, flows);
   // Internet exposure: a public IP and a security group that admits the internet (or ports an
   // internet scan saw open).
   const exposure = await refreshInternetExposure(tx);
@@ -197,7 +202,19 @@ async function mergeContext(
     exposureRules: rules.length,
     internetFacingAssets: exposure.firewallFacing,
     runtimeEvidence: runtime.length,
+    networkFlows: flows.length,
   };
+}
+
+/** Replaces the flows one source declared (an empty list removes them all). */
+export async function replaceNetworkFlows(tx: postgres.TransactionSql, source: string, flows: NetworkFlow[]): Promise<void> {
+  await tx`delete from network_flows where source = ${source}`;
+  if (flows.length === 0) return;
+  const rows = flows.map((f) => ({ from: f.from, to: f.to, from_cidrs: f.fromCidrs, to_cidrs: f.toCidrs, ports: f.ports, description: f.description ?? null }));
+  await tx`
+    insert into network_flows (source, from_segment, to_segment, from_cidrs, to_cidrs, ports, description)
+    select ${source}, x."from", x."to", x.from_cidrs, x.to_cidrs, x.ports, x.description
+    from jsonb_to_recordset(${tx.json(rows)}::jsonb) as x("from" text, "to" text, from_cidrs text[], to_cidrs text[], ports text[], description text)`;
 }
 
 const ROLLBACK = Symbol('rollback');

@@ -3,10 +3,12 @@ import type { AssetRef, NormalizedFinding } from '../model.js';
 import type { Sql } from '../../db/client.js';
 import { resolveAssets, stageAssetRef } from './identity.js';
 
-// Internet exposure has two kinds of evidence: firewall / security-group rules that admit the
-// internet to an asset with a public IP (context sources), and open ports a network scanner saw
-// from the internet (a scan declared with vantage `internet`). Either makes an asset internet-facing;
-// `exposed_ports` is the union of both, and `attribute_sources.internet_facing` says which.
+// Internet exposure has three kinds of evidence: firewall / security-group rules that admit the
+// internet to an asset with a public IP (context sources), a declared segment flow from `internet`
+// to a segment holding one of the asset's IPs (context source network-segments: the policy says the
+// internet reaches it, through whatever NAT or load balancer), and open ports a network scanner saw
+// from the internet (a scan declared with vantage `internet`). Any makes an asset internet-facing;
+// `exposed_ports` is the union, and `attribute_sources.internet_facing` says which.
 
 type Tx = postgres.TransactionSql;
 
@@ -56,9 +58,10 @@ export async function recordObservedPorts(sql: Sql, scan: { id: string; source: 
 }
 
 /**
- * Recomputes `internet_facing` and `exposed_ports` of every asset that has firewall context or
- * observed ports (or had them): facing when a rule admits the internet to a public IP, or when an
- * internet scan saw a port open. Assets with neither kind of evidence keep what the inventory says.
+ * Recomputes `internet_facing` and `exposed_ports` of every asset that has firewall context, a
+ * declared internet flow or observed ports (or had them): facing when a rule admits the internet to
+ * a public IP, when a declared flow from `internet` reaches a segment holding one of its IPs, or when
+ * an internet scan saw a port open. Assets with no such evidence keep what the inventory says.
  * Returns how many assets the firewall rules expose.
  */
 export async function refreshInternetExposure(tx: Tx): Promise<{ firewallFacing: number }> {
@@ -71,21 +74,32 @@ export async function refreshInternetExposure(tx: Tx): Promise<{ firewallFacing:
       where cardinality(a.public_ips) > 0 and r.cidr = any(${INTERNET})
       group by a.id
     ),
+    segments as (
+      select i.asset_id as id, array_agg(distinct p) as ports
+      from network_flows n cross join unnest(n.to_cidrs) c
+      join asset_identifiers i on i.kind = 'ip' and case when pg_input_is_valid(i.value, 'inet') then i.value::inet <<= c::inet else false end
+      cross join unnest(n.ports) p
+      where n.from_segment = 'internet'
+      group by i.asset_id
+    ),
     scanned as (
       select asset_id as id, array_agg(distinct port) as ports from observed_ports group by asset_id
     ),
     target as (
       select x.id,
-        f.id is not null or s.id is not null as facing,
-        case when f.id is null and s.id is null then null
-             else (select array_agg(distinct p order by p) from unnest(coalesce(f.ports, '{}') || coalesce(s.ports, '{}')) p) end as ports,
-        case when f.id is not null and s.id is not null then 'firewall, external scan'
-             when s.id is not null then 'external scan'
+        f.id is not null or g.id is not null or s.id is not null as facing,
+        case when f.id is null and g.id is null and s.id is null then null
+             else (select array_agg(distinct p order by p) from unnest(coalesce(f.ports, '{}') || coalesce(g.ports, '{}') || coalesce(s.ports, '{}')) p) end as ports,
+        case when f.id is not null or g.id is not null or s.id is not null
+               then concat_ws(', ', case when f.id is not null then 'firewall' end, case when g.id is not null then 'network segments' end,
+                              case when s.id is not null then 'external scan' end)
              when x.security_groups is not null then 'firewall'
+             when x.attribute_sources->>'internet_facing' like '%network segments%' then 'network segments'
              else 'external scan' end as source
-      from assets x left join firewall f on f.id = x.id left join scanned s on s.id = x.id
-      where x.security_groups is not null or s.id is not null
+      from assets x left join firewall f on f.id = x.id left join segments g on g.id = x.id left join scanned s on s.id = x.id
+      where x.security_groups is not null or g.id is not null or s.id is not null
          or x.attribute_sources->>'internet_facing' like '%external scan%'
+         or x.attribute_sources->>'internet_facing' like '%network segments%'
     ),
     updated as (
       update assets a set

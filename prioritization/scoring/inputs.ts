@@ -17,6 +17,9 @@ import { feedVersions, tuned, type Tx } from './sql.js';
 // remember to bump. Only when it differs are the per-asset hashes computed, and the assets whose hash
 // differs (their context as scoring sees it, including what reaches them through their hosts and
 // business service) are the ones rescored.
+//
+// network_flows (declared segment flows) is not hashed: scoring reads an internet flow only through
+// the internet_facing / exposed_ports it sets on assets (hashed above); lateral flows feed the graph.
 
 export interface ScoringInputs {
   policy: string;

@@ -210,6 +210,7 @@ const EXPECTED_SOURCE: Record<string, string> = {
   'security-groups.json': 'security-groups',
   'edr-runtime.jsonl': 'edr-runtime',
   'edr-runtime.csv': 'edr-runtime',
+  'network-segments.json': 'network-segments',
 };
 
 describe('detection', () => {
@@ -234,7 +235,7 @@ describe('detection', () => {
 
   it('names the source or says why it cannot', async () => {
     expect((await contextSourceFor(example('cmdb.csv'), 'cmdb.csv', 'cmdb-csv')).source).toBe('cmdb-csv');
-    await expect(contextSourceFor(example('cmdb.csv'), 'cmdb.csv', 'nope')).rejects.toThrow(/^cmdb\.csv: nope: unknown context source; supported: cmdb-csv, servicenow-cmdb, cloud-inventory, security-groups, edr-runtime$/);
+    await expect(contextSourceFor(example('cmdb.csv'), 'cmdb.csv', 'nope')).rejects.toThrow(/^cmdb\.csv: nope: unknown context source; supported: cmdb-csv, servicenow-cmdb, cloud-inventory, security-groups, edr-runtime, network-segments$/);
     const empty = fixture('empty.json', '  \n');
     await expect(contextSourceFor(empty, 'empty.json')).rejects.toThrow('empty.json: unknown: the file is empty');
     await expect(contextSourceFor(fixture('other.json', { hello: 'world' }), 'other.json')).rejects.toThrow(/other\.json: unknown: context format not recognised; supported: /);

@@ -4,8 +4,9 @@ import type { Sql } from '../../db/client.js';
 import type { Exposure, GraphEdge, GraphInput, GraphResult, Step } from './paths.js';
 import type { EdgeKind } from './techniques.js';
 
-// The exposure graph in PostgreSQL: edges (network edges rebuilt per security group whose hash
-// changed; internet, hosted and part_of edges diffed against the inventory), the inputs of the
+// The exposure graph in PostgreSQL: edges (network edges rebuilt per security group, or per declared
+// segment flow set, whose hash changed; internet, hosted and part_of edges diffed against the
+// inventory), the inputs of the
 // path computation (exposures, jewels, tickets) and its results, written as differences.
 
 type Tx = postgres.TransactionSql | Sql;
@@ -56,13 +57,53 @@ async function groupStates(tx: Tx): Promise<{ groups: Map<string, GroupState>; i
 
 const EMPTY_MEMBERS = 'd41d8cd98f00b204e9800998ecf8427e'; // md5('')
 
+/** Group keys of declared segment flows share attack_graph_groups with security groups (sg-...). */
+const SEGMENT_PREFIX = 'segment:';
+
+/** Asset IPs as inet, the invalid ones left out (the fence keeps the cast after the check). */
+const IPS = (tx: Tx) => tx`
+  select asset_id, value::inet as ip from (
+    select asset_id, value from asset_identifiers where kind = 'ip' and pg_input_is_valid(value, 'inet') offset 0
+  ) v`;
+
+/**
+ * Per import source and to-segment, the hash of the declared flows into it (flows from `internet`
+ * excluded: they make assets internet-facing, which the internet edges follow) and of the assets
+ * whose IPs lie in their segments: an IP change rebuilds only the flow sets whose segments it
+ * enters or leaves. An empty network_flows costs one index-free scan of nothing.
+ */
+async function segmentStates(tx: Tx): Promise<Map<string, string>> {
+  const rows = await tx<{ g: string; hash: string }[]>`
+    with f as (
+      select ${SEGMENT_PREFIX} || source || ':' || to_segment as g, from_segment, from_cidrs, to_cidrs, ports
+      from network_flows where from_segment <> 'internet'
+    ),
+    flows as (
+      select g, string_agg(from_segment || ':' || from_cidrs::text || ':' || to_cidrs::text || ':' || ports::text, ','
+                           order by from_segment, from_cidrs::text, to_cidrs::text, ports::text) as body
+      from f group by g
+    ),
+    cidrs as (select distinct g, c::inet as c from f cross join unnest(f.from_cidrs || f.to_cidrs) c),
+    ips as (${IPS(tx)}),
+    members as (
+      select g, string_agg(i.asset_id || ':' || host(i.ip), ',' order by i.asset_id, i.ip) as body
+      from (select distinct c.g, i.asset_id, i.ip from cidrs c join ips i on i.ip <<= c.c) i
+      group by g
+    )
+    select flows.g, md5(flows.body || '|' || coalesce(members.body, '')) as hash
+    from flows left join members on members.g = flows.g`;
+  return new Map(rows.map((r) => [r.g, r.hash]));
+}
+
 /**
  * Brings the stored edges up to date. Network edges: only the groups whose rules or membership
- * changed, or whose source groups' members did, or (for CIDR rules) when any asset's IPs did; all of
+ * changed, or whose source groups' members did, or (for CIDR rules) when any asset's IPs did, and
+ * the declared flow sets whose flows or segment members changed; all of
  * them when `full`. Internet, hosted and part_of edges are cheap: recomputed and diffed every time.
  */
 export async function refreshEdges(tx: Tx, full: boolean): Promise<{ groupsChanged: number; edges: number; unusableRules: UnusableRule[]; ipHash: string }> {
   const { groups, ipHash } = await groupStates(tx);
+  const segments = await segmentStates(tx);
   const stored = new Map(
     (await tx<{ security_group: string; hash: string; members_hash: string }[]>`select security_group, hash, members_hash from attack_graph_groups`).map((r) => [r.security_group, r]),
   );
@@ -76,8 +117,9 @@ export async function refreshEdges(tx: Tx, full: boolean): Promise<{ groupsChang
   for (const [g, state] of groups) {
     if (full || stored.get(g)?.hash !== state.hash || state.sourceGroups.some((s) => membersChanged.has(s)) || (state.hasCidr && ipChanged)) dirty.add(g);
   }
-  const gone = [...stored.keys()].filter((g) => !groups.has(g));
-  const rebuild = [...dirty, ...gone];
+  const dirtySegments = [...segments].filter(([g, hash]) => full || stored.get(g)?.hash !== hash).map(([g]) => g);
+  const gone = [...stored.keys()].filter((g) => (g.startsWith(SEGMENT_PREFIX) ? !segments.has(g) : !groups.has(g)));
+  const rebuild = [...dirty, ...dirtySegments, ...gone];
 
   if (full) await tx`delete from attack_graph_edges where kind = 'network'`;
   else if (rebuild.length > 0) await tx`delete from attack_graph_edges where kind = 'network' and group_key = any(${rebuild}::text[])`;
@@ -110,13 +152,18 @@ export async function refreshEdges(tx: Tx, full: boolean): Promise<{ groupsChang
       where s.from_id <> t.id
       group by s.security_group, s.from_id, t.id`;
   }
+  if (dirtySegments.length > 0) await insertSegmentEdges(tx, dirtySegments);
   if (rebuild.length > 0 || full) {
+    const built = [...dirty, ...dirtySegments];
     const counts = new Map(
       (await tx<{ g: string; n: number }[]>`
-        select group_key as g, count(*)::int as n from attack_graph_edges where kind = 'network' and group_key = any(${[...dirty]}::text[]) group by group_key`).map((r) => [r.g, r.n]),
+        select group_key as g, count(*)::int as n from attack_graph_edges where kind = 'network' and group_key = any(${built}::text[]) group by group_key`).map((r) => [r.g, r.n]),
     );
     if (gone.length > 0) await tx`delete from attack_graph_groups where security_group = any(${gone}::text[])`;
-    const rows = [...dirty].map((g) => ({ g, hash: groups.get(g)!.hash, members_hash: groups.get(g)!.membersHash, edges: counts.get(g) ?? 0 }));
+    const rows = [
+      ...[...dirty].map((g) => ({ g, hash: groups.get(g)!.hash, members_hash: groups.get(g)!.membersHash, edges: counts.get(g) ?? 0 })),
+      ...dirtySegments.map((g) => ({ g, hash: segments.get(g)!, members_hash: EMPTY_MEMBERS, edges: counts.get(g) ?? 0 })),
+    ];
     if (rows.length > 0) {
       await tx`
         insert into attack_graph_groups (security_group, hash, members_hash, edges, updated_at)
@@ -151,7 +198,34 @@ export async function refreshEdges(tx: Tx, full: boolean): Promise<{ groupsChang
     where cidr like 'pl-%' or (cidr not like 'sg-%' and cidr <> all(${INTERNET}::text[]) and not pg_input_is_valid(cidr, 'inet'))
     group by security_group, cidr order by security_group, cidr`;
   const [count] = await tx<{ n: number }[]>`select count(*)::int as n from attack_graph_edges`;
-  return { groupsChanged: full ? groups.size : rebuild.length, edges: count!.n, unusableRules: [...unusableRules], ipHash };
+  return { groupsChanged: full ? groups.size + segments.size : rebuild.length, edges: count!.n, unusableRules: [...unusableRules], ipHash };
+}
+
+/**
+ * Network edges of declared flows into the given segment groups: from every asset with an IP in a
+ * flow's from-segment to every asset with an IP in its to-segment, on the flow's ports; `via` names
+ * the flows (`segment dmz -> data (5432/tcp)`).
+ */
+async function insertSegmentEdges(tx: Tx, keys: string[]): Promise<void> {
+  await tx`
+    with f as (
+      select id, ${SEGMENT_PREFIX} || source || ':' || to_segment as g, from_cidrs, to_cidrs, ports,
+        'segment ' || from_segment || ' -> ' || to_segment || ' (' || array_to_string(ports, ', ') || ')' as via
+      from network_flows
+      where from_segment <> 'internet' and ${SEGMENT_PREFIX} || source || ':' || to_segment = any(${keys}::text[])
+    ),
+    ips as (${IPS(tx)}),
+    src as (
+      select distinct f.id, i.asset_id from f cross join unnest(f.from_cidrs) c join ips i on i.ip <<= c::inet
+    ),
+    dst as (
+      select distinct f.id, i.asset_id from f cross join unnest(f.to_cidrs) c join ips i on i.ip <<= c::inet
+    )
+    insert into attack_graph_edges (kind, group_key, from_id, to_id, ports, via)
+    select 'network', f.g, s.asset_id, d.asset_id, array_agg(distinct p order by p), string_agg(distinct f.via, '; ' order by f.via)
+    from f join src s on s.id = f.id join dst d on d.id = f.id cross join unnest(f.ports) p
+    where s.asset_id <> d.asset_id
+    group by f.g, s.asset_id, d.asset_id`;
 }
 
 /** The stored edges and the crown jewels. */
