@@ -1,5 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { HTTPException } from 'hono/http-exception';
+import { secureHeaders } from 'hono/secure-headers';
 import { requireToken } from './auth.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { problem } from './problem.js';
@@ -30,6 +31,16 @@ export function createApp(deps: ApiDeps) {
   });
   app.use('*', async (c, next) => {
     c.set('deps', deps);
+    await next();
+  });
+  app.use('*', secureHeaders());
+  // PostgreSQL text cannot hold a NUL: a filter with one is the caller's mistake, not a 500.
+  app.use('/api/*', async (c, next) => {
+    const url = new URL(c.req.url);
+    if (/%00/.test(url.pathname)) return problem(c, 400, 'invalid_request', 'the path contains a NUL byte');
+    for (const [name, value] of url.searchParams) {
+      if (value.includes('\0') || name.includes('\0')) return problem(c, 400, 'invalid_request', `query parameter ${name.replaceAll('\0', '\\0')} contains a NUL byte`);
+    }
     await next();
   });
   app.route('/', healthRoutes);
@@ -64,3 +75,4 @@ export function createApp(deps: ApiDeps) {
   });
   return app;
 }
+

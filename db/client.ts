@@ -93,3 +93,8 @@ export async function applyFunctions(client: Sql, files: FunctionFile[] = functi
     return changed.map((f) => f.name);
   });
 }
+
+/** Text to find inside a LIKE pattern: its wildcards (`%`, `_`) and the escape character match themselves. */
+export function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, '\\$&');
+}

@@ -187,7 +187,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       const instance = createServiceNowSimulator({
         stateFile: join(config.dataDir, 'servicenow-simulator.json'),
         credentials,
-        webhook: { url: `${publicUrl}/api/v1/webhooks/servicenow`, secret: secrets.webhookSecret },
+        webhook: { url: `${publicUrl}/api/v1/webhooks/servicenow`, secret: config.serviceNow.webhookSecret ?? secrets.webhookSecret },
       });
       const { url } = await instance.listen(config.serviceNow.simulatorPort);
       stack.push(() => instance.close());

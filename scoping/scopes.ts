@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Sql } from '../db/client.js';
+import { likeLiteral, type Sql } from '../db/client.js';
 
 // Scopes: named, saved selectors over the asset inventory. Exposure lists, noise reports (and later
 // campaigns) run inside one.
@@ -32,7 +32,7 @@ export function scopeCondition(sql: Sql, s: ScopeSelector) {
     ${s.assetKinds ? sql`and a.kind = any(${s.assetKinds})` : sql``}
     ${s.criticalities ? sql`and a.criticality = any(${s.criticalities})` : sql``}
     ${s.internetFacing !== undefined ? sql`and coalesce(a.internet_facing, false) = ${s.internetFacing}` : sql``}
-    ${s.assetNamePrefix ? sql`and a.name like ${s.assetNamePrefix.replace(/[\\%_]/g, '\\$&') + '%'}` : sql``}`;
+    ${s.assetNamePrefix ? sql`and a.name like ${likeLiteral(s.assetNamePrefix) + '%'}` : sql``}`;
 }
 
 export async function saveScope(sql: Sql, scope: Scope): Promise<Scope> {

@@ -1,4 +1,4 @@
-import type { Sql } from '../client.js';
+import { likeLiteral, type Sql } from '../client.js';
 import type { Action } from '../../mobilization/actions.js';
 import type { ItsmName } from '../../mobilization/itsm/index.js';
 
@@ -120,7 +120,7 @@ export async function listAssets(sql: Sql, f: AssetFilter) {
       (select count(*) from findings x where x.asset_id = a.id and x.status = 'open' and x.tier in ('act', 'attend'))::int as action_findings
     from assets a
     where true
-      ${f.q ? sql`and (a.name ilike ${'%' + f.q + '%'} or a.asset_key ilike ${'%' + f.q + '%'} or a.digest = ${f.q})` : sql``}
+      ${f.q ? sql`and (a.name ilike ${`%${likeLiteral(f.q)}%`} or a.asset_key ilike ${`%${likeLiteral(f.q)}%`} or a.digest = ${f.q})` : sql``}
       ${f.owner ? sql`and a.owner = ${f.owner}` : sql``}
       ${f.orphaned === true ? sql`and a.owner is null` : f.orphaned === false ? sql`and a.owner is not null` : sql``}
       ${f.kind ? sql`and a.kind = ${f.kind}` : sql``}
