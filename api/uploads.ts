@@ -91,11 +91,11 @@ export async function acceptUpload(
 export async function withUploadedFile<T>(
   deps: ApiDeps,
   body: ReadableStream<Uint8Array> | null,
-  use: (file: string) => Promise<T>,
+  use: (file: string, saved: SavedFile) => Promise<T>,
 ): Promise<{ ok: true; value: T } | { ok: false; status: 400 | 413; code: string; message: string }> {
   if (!body) return EMPTY;
   try {
-    return { ok: true, value: await withSavedFile(body, deps.reportsDir, { maxBytes: deps.maxUploadBytes, what: 'the upload', suffix: '.upload' }, ({ file }) => use(file)) };
+    return { ok: true, value: await withSavedFile(body, deps.reportsDir, { maxBytes: deps.maxUploadBytes, what: 'the upload', suffix: '.upload' }, (saved) => use(saved.file, saved)) };
   } catch (err) {
     if (err instanceof TooLargeError) return tooLarge(err);
     throw err;

@@ -188,8 +188,7 @@ export async function runActiveChecks(sql: Sql, config: ValidationConfig, option
     for (const f of target.findings) {
       const version = banners.length ? compareBanner({ component: f.component, version: f.version }, banners) : undefined;
       if (version?.result === 'different') changed = true;
-      const record: EvidenceRecord = {
-        asset: { assetKey: '', kind: 'host', name: '' },
+      const record: Omit<EvidenceRecord, 'asset'> = {
         vulnerability: f.issueId,
         result: reachable ? 'reachable' : 'unreachable',
         tool: 'probe',

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { workflowUrl } from '../../scoping/campaigns.js';
@@ -236,12 +234,6 @@ async function startRescore(deps: ApiDeps, sha256: string): Promise<string> {
   return workflowId;
 }
 
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 const withUrl = (temporal: { namespace: string; uiUrl?: string }, run: RunRow) => {
   const url = workflowUrl(temporal, run.id);
   return { ...run, results: run.results as Record<string, unknown> | null, ...(url ? { workflowUrl: url } : {}) };
@@ -252,12 +244,12 @@ export const validationRoutes = new OpenAPIHono<AppEnv>()
     const deps = c.get('deps');
     const query = c.req.valid('query');
     const name = query.filename ?? 'uploaded file';
-    const result = await withUploadedFile(deps, c.req.raw.body, async (file) => {
+    const result = await withUploadedFile(deps, c.req.raw.body, async (file, saved) => {
       try {
         const parsed = await parseEvidence(file, { displayName: name, testedAt: new Date().toISOString(), ...(query.format ? { format: query.format } : {}) });
         const stored = await importEvidence(deps.database.sql, parsed.records, { source: name });
         const skipped = Object.fromEntries(Object.entries(parsed.skipped).filter(([, n]) => n > 0));
-        return { format: parsed.format, sha256: await sha256Of(file), skipped, ...stored };
+        return { format: parsed.format, sha256: saved.sha256, skipped, ...stored };
       } catch (err) {
         if (err instanceof EvidenceError || err instanceof RangeError) return err;
         throw err;

@@ -54,7 +54,8 @@ export interface ImportOptions {
 export interface EvidenceRowInput {
   key: string;
   assetId: number;
-  record: EvidenceRecord;
+  /** The record as tested; the asset it names is already resolved to assetId. */
+  record: Omit<EvidenceRecord, 'asset'>;
   testedAt: string;
   expiresAt: string;
 }
