@@ -906,3 +906,55 @@ export const attackGraphSummary = pgTable('attack_graph_summary', {
   computedAt: timestamp('computed_at', { withTimezone: true }).notNull(),
   durationMs: integer('duration_ms').notNull(),
 });
+
+/**
+ * Program metrics per day and scope (`*` is the whole estate), taken by the daily metrics schedule:
+ * the console's trends and counts read these rows instead of counting the findings table. One row
+ * per (day, scope); a second snapshot on the same day replaces the first.
+ */
+export const metricSnapshots = pgTable(
+  'metric_snapshots',
+  {
+    day: text('day').notNull(),
+    scope: text('scope').notNull(),
+    /** Backlog by tier, KEV and internet-facing counts, noise cut, SLA attainment, MTTD / MTTR, escalations by level. */
+    metrics: jsonb('metrics').$type<Record<string, unknown>>().notNull(),
+    takenAt: timestamp('taken_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.scope] })],
+);
+
+/**
+ * Hunting hypotheses: a named, saved query over exposures ("Log4Shell in runtime on internet-facing
+ * hosts"), run on a schedule so its residual exposure can be followed over time.
+ */
+export const hypotheses = pgTable('hypotheses', {
+  name: text('name').primaryKey(),
+  /** The hypothesis in words. */
+  statement: text('statement').notNull(),
+  /** The exposure filter: a scope selector plus issue ids, components, tiers, KEV, internet-facing, runtime. */
+  query: jsonb('query').$type<Record<string, unknown>>().notNull(),
+  createdBy: text('created_by').notNull(),
+  createdAt: createdAt(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** A hypothesis's result at one instant: what still matches (its residual exposure), and the campaign it started, if any. */
+export const hypothesisResults = pgTable(
+  'hypothesis_results',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    hypothesis: text('hypothesis')
+      .notNull()
+      .references(() => hypotheses.name, { onDelete: 'cascade' }),
+    /** Open exposures matching, by tier, and the assets they sit on. */
+    matched: integer('matched').notNull(),
+    urgent: integer('urgent').notNull(),
+    counts: jsonb('counts').$type<Record<string, number>>().notNull(),
+    /** schedule, api, cli, campaign. */
+    trigger: text('trigger').notNull(),
+    campaignId: text('campaign_id'),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('hypothesis_results_at_idx').on(t.hypothesis, t.at)],
+);
