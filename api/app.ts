@@ -2,6 +2,8 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { requireToken } from './auth.js';
+import { consoleRoutes } from '../console/app.js';
+import { CONSOLE_PAGES } from '../console/pages/index.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { problem } from './problem.js';
 import { assetRoutes } from './routes/assets.js';
@@ -44,6 +46,8 @@ export function createApp(deps: ApiDeps) {
     await next();
   });
   app.route('/', healthRoutes);
+  // The web console signs people in with a cookie of its own; /api keeps the bearer token.
+  app.route('/', consoleRoutes(CONSOLE_PAGES));
   app.route('/', webhookRoutes);
   // Slack signs its requests; the bot verifies them (no bearer token, like the ServiceNow webhook).
   app.post('/slack/events', (c) => {

@@ -1,0 +1,5 @@
+import type { Hono } from 'hono';
+import type { ConsoleEnv } from '../env.js';
+
+// Every console page, in navigation order. A page is a Hono app with its own routes under /console.
+export const CONSOLE_PAGES: Array<Hono<ConsoleEnv>> = [];
