@@ -14,9 +14,9 @@ const USAGE = `usage: ctem <command>
                       [--format F] [--target NAME]
   ingest FILE         upload a report to the running platform and wait for its discovery run
                       [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false]
-                      [--vantage internet|internal] [--no-wait]
+                      [--vantage internet|internal] [--no-wait] [--progress|--no-progress]
   intel import FILE   import a FIRST EPSS or CISA KEV file through the running platform (checked, then active
-                      or rejected) [--kind epss|kev] [--stage-only] [--force check,...] [--as-of DATE]
+                      or rejected) [--kind epss|kev] [--stage-only] [--force check,...] [--as-of DATE] [--progress]
   intel list          feed versions, their status and checks
   intel promote KIND VERSION   activate a staged version [--force check,...]
   intel fetch KIND    fetch a feed from its configured URL now
@@ -142,6 +142,8 @@ async function main(argv: string[]): Promise<number> {
         complete: { type: 'string' },
         vantage: { type: 'string' },
         'no-wait': { type: 'boolean', default: false },
+        progress: { type: 'boolean' },
+        'no-progress': { type: 'boolean' },
       },
     });
     if (command === 'parse') {
@@ -149,8 +151,9 @@ async function main(argv: string[]): Promise<number> {
       return parseCommand({ file: positionals[0], ...(values.format ? { format: values.format } : {}), ...(values.target ? { target: values.target } : {}) });
     }
     const { ingestCommand } = await import('./commands/ingest.js');
-    const { 'no-wait': noWait, ...options } = values;
-    return ingestCommand(loadConfig(), { file: positionals[0], ...options, wait: !noWait });
+    const { 'no-wait': noWait, progress, 'no-progress': noProgress, ...options } = values;
+    const show = noProgress ? false : progress;
+    return ingestCommand(loadConfig(), { file: positionals[0], ...options, wait: !noWait, ...(show === undefined ? {} : { progress: show }) });
   }
   console.log(USAGE);
   return command === 'help' || command === '--help' ? 0 : 2;

@@ -2,6 +2,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Config } from '../../config/index.js';
+import { uploadProgress, waitProgress, wantsProgress } from '../progress.js';
 import { apiFailure, callApi, platformApi } from './platform-api.js';
 
 export interface IngestArgs {
@@ -13,8 +14,9 @@ export interface IngestArgs {
   complete?: string;
   vantage?: string;
   wait: boolean;
+  /** Draw progress on stderr; the default is on when stderr is a terminal. */
+  progress?: boolean;
 }
-
 
 /** `ctem ingest FILE`: uploads a report to the running platform and waits for its discovery run. */
 export async function ingestCommand(config: Config, args: IngestArgs): Promise<number> {
@@ -33,20 +35,25 @@ export async function ingestCommand(config: Config, args: IngestArgs): Promise<n
   const api = platformApi(config);
   const query = new URLSearchParams({ filename: basename(args.file) });
   for (const key of ['format', 'source', 'target', 'owner', 'complete', 'vantage'] as const) if (args[key]) query.set(key, args[key]!);
+  const show = wantsProgress(args.progress);
+  const sending = uploadProgress(createReadStream(args.file), `uploading ${basename(args.file)}`, statSync(args.file).size, show);
   const upload = await callApi(api, `/api/v1/scans?${query}`, {
     method: 'POST',
     headers: { 'content-type': 'application/octet-stream' },
-    body: Readable.toWeb(createReadStream(args.file)) as ReadableStream,
+    body: Readable.toWeb(sending.stream) as ReadableStream,
     duplex: 'half',
-  });
+  }).finally(() => sending.stop());
   if (upload.status !== 202) return apiFailure(`upload of ${basename(args.file)}`, upload);
   const body = upload.body as { scanId: string; workflowId: string };
   console.error(`scan ${body.scanId} accepted (workflow ${body.workflowId})`);
   if (!args.wait) return 0;
+  const waiting = waitProgress(`ingesting scan ${body.scanId}`, show);
   for (;;) {
     const r = await callApi(api, `/api/v1/scans/${body.scanId}`);
-    if (!r.ok) return apiFailure(`scan ${body.scanId}`, r);
     const scan = r.body as { status: string; counts: object; error?: string };
+    if (r.ok) waiting.update(scan.status);
+    if (!r.ok || scan.status !== 'running') waiting.stop();
+    if (!r.ok) return apiFailure(`scan ${body.scanId}`, r);
     if (scan.status === 'completed') {
       console.log(JSON.stringify(scan.counts));
       return 0;

@@ -2,6 +2,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import { uploadProgress, wantsProgress } from '../progress.js';
 import type { Config } from '../../config/index.js';
 import { platformApi } from './platform-api.js';
 import { detectFeedKind, FEED_LABEL, type FeedKind } from '../../prioritization/feeds/parse.js';
@@ -106,6 +107,8 @@ export async function intelCommand(config: Config, argv: string[]): Promise<numb
       'stage-only': { type: 'boolean', default: false },
       force: { type: 'string' },
       'as-of': { type: 'string' },
+      progress: { type: 'boolean' },
+      'no-progress': { type: 'boolean' },
     },
   });
   if (values.kind !== undefined && !isKind(values.kind)) {
@@ -138,12 +141,13 @@ export async function intelCommand(config: Config, argv: string[]): Promise<numb
     validationQuery(values, query);
     // A checkout of CVE records travels as a gzipped tar of its record files, streamed as it is read.
     const content = directory ? packDirectory(file, isCveRecordFile) : createReadStream(file);
+    const sending = uploadProgress(content, `uploading ${basename(file)}`, directory ? undefined : statSync(file).size, wantsProgress(values['no-progress'] ? false : values.progress));
     const { status, body } = await call(config, `/api/v1/intel/${kind}?${query}`, {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream' },
-      body: Readable.toWeb(content) as ReadableStream,
+      body: Readable.toWeb(sending.stream) as ReadableStream,
       duplex: 'half',
-    } as RequestInit);
+    } as RequestInit).finally(() => sending.stop());
     return report(status, body);
   }
 

@@ -66,6 +66,21 @@ describe('ctem ingest', () => {
     expect(owners.items).toEqual([expect.objectContaining({ owner: null, assets: 1, openFindings: 6 })]);
   });
 
+  it('draws upload and ingest progress on stderr when asked, and keeps stdout the result', async () => {
+    const env = { CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! };
+    const size = readFileSync(fixture).length;
+    const shown = await ctem(['ingest', fixture, '--target', 'shop/cli-progress:1', '--progress'], env);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ findings: 6 });
+    const lines = shown.stderr.split('\n');
+    const sizeShown = `${(size / 1_048_576).toFixed(1)} MiB`;
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^uploading trivy-payments-api\\.json \\[.+\\] 100% \\| ${sizeShown.replace('.', '\\.')} of ${sizeShown.replace('.', '\\.')} \\|`)));
+    expect(lines).toContainEqual(expect.stringMatching(/^ingesting scan [0-9a-f-]{36} \| (running|completed) \| \d+s$/));
+    const quiet = await ctem(['ingest', fixture, '--target', 'shop/cli-progress:2', '--no-progress'], env);
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).not.toMatch(/uploading|ingesting/);
+  });
+
   it('lists and shows exposures and tickets, as tables or the API\'s JSON', async () => {
     const env = { CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! };
     const listed = await ctem(['exposures', 'list', '--asset', 'shop/cli-ingest:1', '--json'], env);
