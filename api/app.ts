@@ -1,4 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { requireToken } from './auth.js';
@@ -6,6 +7,7 @@ import { consoleRoutes } from '../console/app.js';
 import { CONSOLE_PAGES } from '../console/pages/index.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { problem } from './problem.js';
+import { isUploadPath, MAX_JSON_BODY_BYTES } from './uploads.js';
 import { assetRoutes } from './routes/assets.js';
 import { campaignRoutes } from './routes/campaigns.js';
 import { contextRoutes } from './routes/context.js';
@@ -23,6 +25,19 @@ import { scanRoutes } from './routes/scans.js';
 import { ticketRoutes } from './routes/tickets.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { validationRoutes } from './routes/validation.js';
+
+// A dependency that is down is a 503 the caller can retry, not a 500. postgres.js names lost
+// connections by code; PostgreSQL's class 08 and 57P0x say the server went away or is starting.
+const DB_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', '57P01', '57P02', '57P03']);
+
+function unavailableDependency(err: unknown): 'database' | 'temporal' | undefined {
+  const e = err as { code?: unknown; name?: string; cause?: unknown };
+  if (typeof e?.code === 'string' && (DB_DOWN.has(e.code) || e.code.startsWith('08'))) return 'database';
+  // gRPC status 14 (UNAVAILABLE) from the Temporal client, directly or as the cause.
+  const grpc = (e?.code === 14 ? e : (e?.cause as { code?: unknown } | undefined)) as { code?: unknown } | undefined;
+  if (grpc?.code === 14) return 'temporal';
+  return undefined;
+}
 
 /** The HTTP front: thin handlers that validate, authorise, then start, signal or query workflows or read PostgreSQL. */
 export function createApp(deps: ApiDeps) {
@@ -45,6 +60,18 @@ export function createApp(deps: ApiDeps) {
     }
     await next();
   });
+  // Every body but an upload is small: refuse a large one as it streams in (chunked ones too), before
+  // any signature check or parse holds it in memory.
+  const smallBody = bodyLimit({
+    maxSize: MAX_JSON_BODY_BYTES,
+    onError: (c) => {
+      c.header('Connection', 'close');
+      return problem(c, 413, 'too_large', `request bodies here are limited to ${MAX_JSON_BODY_BYTES} bytes`);
+    },
+  });
+  app.use('/api/*', (c, next) => (isUploadPath(c.req.method, c.req.path) ? next() : smallBody(c, next)));
+  app.use('/slack/events', smallBody);
+  app.use('/console/*', smallBody);
   app.route('/', healthRoutes);
   // The web console signs people in with a cookie of its own; /api keeps the bearer token.
   app.route('/', consoleRoutes(CONSOLE_PAGES));
@@ -74,6 +101,12 @@ export function createApp(deps: ApiDeps) {
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
     if (err instanceof HTTPException) return problem(c, err.status, 'http_error', err.message);
+    const down = unavailableDependency(err);
+    if (down) {
+      console.error(`api: ${down} unavailable: ${(err as Error).message}`);
+      c.header('Retry-After', '5');
+      return problem(c, 503, `${down}_unavailable`, `the ${down === 'database' ? 'database' : 'workflow engine'} is not answering; retry shortly`);
+    }
     console.error('api error', err);
     return problem(c, 500, 'internal_error', 'internal error; see the server log');
   });

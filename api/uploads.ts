@@ -109,3 +109,14 @@ export function uploadResponse(c: Context, result: UploadResult) {
   if (result.status === 413) return problem(c, 413, result.code, result.message);
   return problem(c, 503, result.code, result.message, { scanId: result.scanId });
 }
+
+/**
+ * Routes whose body is a file streamed to disk under CTEM_MAX_UPLOAD_MB (scanner reports, context
+ * documents, feeds, evidence, gate reports); every other /api body is a small JSON document.
+ */
+const UPLOAD_PATHS = [/^\/api\/v1\/scans$/, /^\/api\/v1\/context(\/shadow)?$/, /^\/api\/v1\/intel\/(epss|kev|cve)$/, /^\/api\/v1\/validation\/evidence$/, /^\/api\/v1\/gate$/];
+
+export const isUploadPath = (method: string, path: string) => method === 'POST' && UPLOAD_PATHS.some((p) => p.test(path));
+
+/** JSON bodies (policies, scopes, sources, tickets, webhooks) are refused beyond this, before they are read whole. */
+export const MAX_JSON_BODY_BYTES = 1024 * 1024;

@@ -22,8 +22,15 @@ const ServiceNowEvent = z.object({
   state: z.string().min(1),
   correlation_id: z.string().optional().default(''),
   sys_updated_on: z.string().optional(),
-  /** The record's version: lets the workflow drop an event that arrives after a newer one. */
-  sys_mod_count: z.union([z.string(), z.number()]).optional(),
+  /**
+   * The record's version: lets the workflow drop an event that arrives after a newer one. ServiceNow
+   * counts updates in a 32-bit integer; anything else would make every later event look stale.
+   */
+  sys_mod_count: z
+    .union([z.string().regex(/^\d{1,10}$/, 'a whole number of updates'), z.number().int().nonnegative()])
+    .refine((v) => Number(v) <= 2 ** 31 - 1, 'at most 2147483647 (a 32-bit count of updates)')
+    .optional()
+    .or(z.literal('')),
   /** sys_id of the assignee: a change is a reassignment. */
   assigned_to: z.string().optional(),
 });
@@ -62,9 +69,7 @@ webhookRoutes.post('/api/v1/webhooks/servicenow', async (c) => {
       eventId: event.event_id,
       ...(state ? { state } : {}),
       at: new Date().toISOString(),
-      ...(event.sys_mod_count !== undefined && event.sys_mod_count !== '' && Number.isFinite(Number(event.sys_mod_count))
-        ? { sequence: Number(event.sys_mod_count) }
-        : {}),
+      ...(event.sys_mod_count !== undefined && event.sys_mod_count !== '' ? { sequence: Number(event.sys_mod_count) } : {}),
       ...(event.assigned_to ? { assignedTo: event.assigned_to } : {}),
     });
   } catch (err) {
