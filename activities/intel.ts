@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
+import { RefusedUrlError } from '../discovery/streams/outbound.js';
 import { HttpStatusError, TooLargeError } from '../discovery/streams/to-file.js';
 import { FeedError, type FeedKind, type FeedMaxAge } from '../prioritization/feeds/parse.js';
 import { fetchFeed, startRescoreAfterFeedChange, type IntelFetchResult, type RescoreStart } from '../prioritization/feeds/import.js';
@@ -42,6 +43,8 @@ export function createIntelActivities({
         if (err instanceof FeedError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidFeed');
         if (err instanceof HttpStatusError && GONE.includes(err.status)) throw ApplicationFailure.nonRetryable(err.message, 'FeedUnavailable');
         if (err instanceof TooLargeError) throw ApplicationFailure.nonRetryable(err.message, 'FeedTooLarge');
+        // A URL the platform will never fetch does not become fetchable on a retry.
+        if (err instanceof RefusedUrlError) throw ApplicationFailure.nonRetryable(err.message, 'FeedRefused');
         throw err;
       }
     },

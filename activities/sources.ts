@@ -4,6 +4,7 @@ import { ReportError } from '../discovery/connectors/index.js';
 import { orphanQueue } from '../mobilization/store.js';
 import { orphanReportNotice, prepareSourceScan, UnknownSourceError } from '../discovery/sources.js';
 import { buildOrphanReport } from '../discovery/store/sources.js';
+import { RefusedUrlError } from '../discovery/streams/outbound.js';
 import { HttpStatusError, TooLargeError } from '../discovery/streams/to-file.js';
 import type { Notifier } from '../mobilization/notifier.js';
 
@@ -34,6 +35,8 @@ export function createSourceActivities({ database, reportsDir, maxReportBytes, n
         if (err instanceof UnknownSourceError) throw ApplicationFailure.nonRetryable(err.message, 'NotFound');
         if (err instanceof HttpStatusError && GONE.includes(err.status)) throw ApplicationFailure.nonRetryable(err.message, 'SourceUnavailable');
         if (err instanceof TooLargeError) throw ApplicationFailure.nonRetryable(err.message, 'ReportTooLarge');
+        // A URL the platform will never fetch does not become fetchable on a retry.
+        if (err instanceof RefusedUrlError) throw ApplicationFailure.nonRetryable(err.message, 'SourceRefused');
         if (err instanceof ReportError) throw ApplicationFailure.nonRetryable(err.message, 'ReportError');
         throw err;
       }

@@ -1,5 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { urlProblem } from '../../discovery/streams/outbound.js';
 import { deleteSource, getSource, listSources, upsertSource } from '../../discovery/store/sources.js';
 import { deleteSourceSchedule, nextRuns, upsertSourceSchedule } from '../../platform/schedules.js';
 import { sourceDiscoveryWorkflow } from '../../workflows/source-discovery.js';
@@ -14,9 +15,12 @@ const SourceBody = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('report-url'),
     config: z.object({
-      url: z.string().url().openapi({ description: 'Where the report is published; may contain {target} for targeted rescans', example: 'https://scanner.example.com/reports/{target}.json' }),
+      url: z.string().url().superRefine((url, ctx) => {
+        const why = urlProblem(url.replace('{target}', 'target'));
+        if (why) ctx.addIssue({ code: 'custom', message: why });
+      }).openapi({ description: 'Where the report is published; may contain {target} for targeted rescans', example: 'https://scanner.example.com/reports/{target}.json' }),
       format: z.string().optional(),
-      headers: z.record(z.string(), z.string()).optional(),
+      headers: z.record(z.string(), z.string()).optional().openapi({ description: 'Sent with every pull (credentials). Answers show each value as (hidden); a PUT that sends (hidden) back keeps the stored value' }),
       complete: z.boolean().optional(),
       owner: z.string().optional(),
       vantage: z.enum(['internet', 'internal']).optional().openapi({ description: 'internet: an external network scan; its open ports count as internet exposure' }),
@@ -29,6 +33,23 @@ const SourceBody = z.discriminatedUnion('kind', [
     schedule: z.string().nullable().default('1d'),
   }),
 ]);
+
+/** Header values are credentials: never shown back. */
+const HIDDEN = '(hidden)';
+
+function withHiddenHeaders<T extends { config: Record<string, unknown> }>(source: T): T {
+  const headers = source.config.headers as Record<string, string> | undefined;
+  if (!headers) return source;
+  return { ...source, config: { ...source.config, headers: Object.fromEntries(Object.keys(headers).map((k) => [k, HIDDEN])) } };
+}
+
+/** A PUT that sends back the hidden placeholder keeps the stored value of that header. */
+function keepHiddenHeaders(config: Record<string, unknown>, stored: Record<string, unknown> | undefined): Record<string, unknown> {
+  const headers = config.headers as Record<string, string> | undefined;
+  if (!headers) return config;
+  const previous = (stored?.headers ?? {}) as Record<string, string>;
+  return { ...config, headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v === HIDDEN && previous[k] !== undefined ? previous[k] : v])) };
+}
 
 const SourceSchema = z.object({
   name: z.string(),
@@ -95,7 +116,12 @@ export const sourceRoutes = new OpenAPIHono<AppEnv>()
     const deps = c.get('deps');
     const name = c.req.valid('param').name;
     const body = c.req.valid('json');
-    const source = await upsertSource(deps.database.db, { name, kind: body.kind, config: body.config, schedule: body.schedule });
+    const stored = await getSource(deps.database.db, name);
+    const config = keepHiddenHeaders(body.config, stored?.config as Record<string, unknown> | undefined);
+    if (Object.values((config.headers ?? {}) as Record<string, string>).includes(HIDDEN)) {
+      return problem(c, 400, 'invalid_request', `config.headers: ${HIDDEN} stands for a stored value, and this source has none for that header`);
+    }
+    const source = await upsertSource(deps.database.db, { name, kind: body.kind, config, schedule: body.schedule });
     if (source.schedule) {
       try {
         await upsertSourceSchedule(deps.temporal.client, deps.temporal.taskQueue, name, source.schedule);
@@ -105,12 +131,12 @@ export const sourceRoutes = new OpenAPIHono<AppEnv>()
     } else {
       await deleteSourceSchedule(deps.temporal.client, name);
     }
-    return c.json({ ...source, nextRuns: await nextRuns(deps.temporal.client, name) }, 200);
+    return c.json({ ...withHiddenHeaders(source), nextRuns: await nextRuns(deps.temporal.client, name) }, 200);
   })
   .openapi(listSourcesRoute, async (c) => {
     const deps = c.get('deps');
     const sources = await listSources(deps.database.db);
-    const items = await Promise.all(sources.map(async (s) => ({ ...s, nextRuns: await nextRuns(deps.temporal.client, s.name) })));
+    const items = await Promise.all(sources.map(async (s) => ({ ...withHiddenHeaders(s), nextRuns: await nextRuns(deps.temporal.client, s.name) })));
     return c.json({ items }, 200);
   })
   .openapi(deleteSourceRoute, async (c) => {

@@ -4,6 +4,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { guardedGet, RefusedUrlError } from './outbound.js';
 
 // Every file that arrives from outside (an upload, a pulled report, a feed download) reaches the disk
 // the same way: streamed (never held in memory), counted against a limit, hashed on the way, and
@@ -112,8 +113,9 @@ export async function downloadToFile(url: string, file: string, { maxBytes, head
   const where = redactUrl(url);
   let res: Response;
   try {
-    res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    res = await guardedGet(url, { headers, signal: AbortSignal.timeout(timeoutMs), where: `GET ${where}` });
   } catch (err) {
+    if (err instanceof RefusedUrlError) throw err;
     throw new Error(`GET ${where}: ${(err as Error).message}`);
   }
   if (!res.ok || !res.body) {

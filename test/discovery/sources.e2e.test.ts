@@ -13,6 +13,7 @@ let platform: TestPlatform;
 let scanner: Server;
 let scannerUrl: string;
 const requested: string[] = [];
+const authorizations: Array<string | undefined> = [];
 
 const put = (path: string, body: unknown) =>
   platform.api(path, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
@@ -26,6 +27,7 @@ async function openFindings(asset: string): Promise<number> {
 beforeAll(async () => {
   scanner = createServer((req, res) => {
     requested.push(req.url ?? '');
+    authorizations.push(req.headers.authorization);
     const match = /^\/reports\/(.+)\.json$/.exec(req.url ?? '');
     if (!match) {
       res.writeHead(404).end();
@@ -76,6 +78,28 @@ describe('discovery sources', () => {
   it('rejects a source without a valid kind or URL', async () => {
     expect((await put('/api/v1/sources/bad', { kind: 'ftp', config: {} })).status).toBe(400);
     expect((await put('/api/v1/sources/bad', { kind: 'report-url', config: { url: 'not a url' } })).status).toBe(400);
+    for (const url of ['file:///etc/passwd', 'javascript:alert(1)', 'http://169.254.169.254/latest/meta-data/', 'https://user:pw@scanner.example/r.json']) {
+      const res = await put('/api/v1/sources/bad', { kind: 'report-url', config: { url } });
+      expect(res.status, url).toBe(400);
+      expect(JSON.stringify(await res.json()), url).toMatch(/"url"/);
+    }
+  });
+
+  it('never shows header credentials back, and keeps them when the placeholder is sent back', async () => {
+    const config = { url: `${scannerUrl}/reports/{target}.json`, headers: { authorization: 'Bearer registry-secret' } };
+    const created = await json<{ config: { headers: Record<string, string> } }>(put('/api/v1/sources/with-secret', { kind: 'report-url', config, schedule: null }));
+    expect(created.config.headers).toEqual({ authorization: '(hidden)' });
+    const listed = await json<{ items: Array<{ name: string; config: unknown }> }>(platform.api('/api/v1/sources'));
+    expect(JSON.stringify(listed)).not.toContain('registry-secret');
+    // A client that reads the source and writes it back keeps the stored secret.
+    await json(put('/api/v1/sources/with-secret', { kind: 'report-url', config: { ...config, headers: { authorization: '(hidden)' } }, schedule: null }));
+    requested.length = 0;
+    const run = await json<{ workflowId: string }>(post('/api/v1/sources/with-secret/runs', { target: 'shop/secret:1' }));
+    await eventually(async () => (requested.includes('/reports/shop%2Fsecret%3A1.json') ? true : undefined), { what: `the pull of ${run.workflowId}` });
+    expect(authorizations.at(-1)).toBe('Bearer registry-secret');
+    const unknown = await put('/api/v1/sources/no-secret-yet', { kind: 'report-url', config: { ...config, headers: { 'x-key': '(hidden)' } }, schedule: null });
+    expect(unknown.status).toBe(400);
+    await platform.api('/api/v1/sources/with-secret', { method: 'DELETE' });
   });
 });
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RefusedUrlError } from '../../discovery/streams/outbound.js';
 import { downloadToFile, HttpStatusError, redactUrl, saveToFile, TooLargeError, withSavedFile } from '../../discovery/streams/to-file.js';
 
 // The one way files from outside reach the disk (uploads, pulled reports, feed downloads): limits,
@@ -14,11 +15,17 @@ import { downloadToFile, HttpStatusError, redactUrl, saveToFile, TooLargeError, 
 const dir = mkdtempSync(join(tmpdir(), 'to-file-'));
 const body = (text: string) => Readable.toWeb(Readable.from([Buffer.from(text)])) as ReadableStream<Uint8Array>;
 
+const seen: Array<{ url: string; token: string | string[] | undefined }> = [];
 let server: Server;
 let base: string;
 beforeAll(async () => {
   server = createServer((req, res) => {
+    seen.push({ url: req.url ?? '', token: req.headers['x-token'] });
     if (req.url?.startsWith('/report')) return void res.end('x'.repeat(1000));
+    const hop = /^\/hop\/(\d+)$/.exec(req.url ?? '');
+    if (hop) return void res.writeHead(302, { location: Number(hop[1]) > 0 ? `/hop/${Number(hop[1]) - 1}` : '/report.json' }).end();
+    if (req.url === '/to-metadata') return void res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+    if (req.url === '/to-other-origin') return void res.writeHead(307, { location: base.replace('127.0.0.1', 'localhost') + '/report.json' }).end();
     res.writeHead(404).end('gone');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -70,6 +77,27 @@ describe('downloadToFile', () => {
     expect(err).toBeInstanceOf(HttpStatusError);
     expect(err).toMatchObject({ status: 404, message: `GET ${base}/missing answered 404` });
     expect(existsSync(file)).toBe(false);
+  });
+
+  it('fetches only http(s), never a link-local address, also after a redirect', async () => {
+    for (const url of ['file:///etc/passwd', 'ftp://127.0.0.1/x', 'http://169.254.169.254/latest/meta-data/', 'http://[fe80::1]/x', 'http://0.0.0.0/x']) {
+      const err = await downloadToFile(url, join(dir, 'refused'), { maxBytes: 1000 }).catch((e: unknown) => e);
+      expect(err, url).toBeInstanceOf(RefusedUrlError);
+    }
+    const redirected = await downloadToFile(`${base}/to-metadata`, join(dir, 'refused'), { maxBytes: 1000 }).catch((e: unknown) => e);
+    expect(redirected).toBeInstanceOf(RefusedUrlError);
+    expect((redirected as Error).message).toBe(`GET ${base}/to-metadata: address 169.254.169.254 is link-local, multicast or unspecified`);
+    expect(existsSync(join(dir, 'refused'))).toBe(false);
+  });
+
+  it('follows five redirects at most, and sends the configured headers only to their origin', async () => {
+    seen.length = 0;
+    expect((await downloadToFile(`${base}/hop/4`, join(dir, 'hops'), { maxBytes: 1000, headers: { 'x-token': 's3cret' } })).bytes).toBe(1000);
+    expect(seen.map((r) => r.token)).toEqual(Array(6).fill('s3cret'));
+    await expect(downloadToFile(`${base}/hop/5`, join(dir, 'hops'), { maxBytes: 1000 })).rejects.toThrow('more than 5 redirects');
+    seen.length = 0;
+    await downloadToFile(`${base}/to-other-origin`, join(dir, 'other'), { maxBytes: 1000, headers: { 'x-token': 's3cret' } });
+    expect(seen).toEqual([{ url: '/to-other-origin', token: 's3cret' }, { url: '/report.json', token: undefined }]);
   });
 
   it('redacts credentials and query from URLs', () => {
