@@ -60,7 +60,8 @@ export async function saveToFile(body: ReadableStream<Uint8Array> | NodeJS.Reada
   });
   const source = body instanceof ReadableStream ? Readable.fromWeb(body as never) : body;
   try {
-    await pipeline(source, meter, createWriteStream(file));
+    // Reports name hosts, versions and weaknesses: readable by the platform's user alone.
+    await pipeline(source, meter, createWriteStream(file, { mode: 0o600 }));
   } catch (err) {
     await rm(file, { force: true });
     throw err;
@@ -70,7 +71,7 @@ export async function saveToFile(body: ReadableStream<Uint8Array> | NodeJS.Reada
 
 /** `name` in `dir`, the directory created if needed. */
 export async function fileIn(dir: string, name: string): Promise<string> {
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   return join(dir, name);
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -39,6 +39,8 @@ describe('saveToFile', () => {
     const saved = await saveToFile(body('hello'), file, { maxBytes: 5, what: 'the upload' });
     expect(saved).toEqual({ file, bytes: 5, sha256: createHash('sha256').update('hello').digest('hex') });
     expect(readFileSync(file, 'utf8')).toBe('hello');
+    // Only the platform's user reads what scanners found.
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
   it('refuses a body over the limit with an error naming it, and removes the partial file', async () => {
