@@ -56,6 +56,7 @@ const FeedImportSchema = z
       })
       .optional()
       .openapi({ description: 'CVE records imported now: how the list differs from the active version, by record file hash' }),
+    warnings: z.array(z.string()).optional().openapi({ description: 'e.g. a known version offered again from a different file (not read; the stored version stays)' }),
   })
   .openapi('FeedImport');
 

@@ -37,6 +37,7 @@ interface FeedResult {
   rescore?: { started: boolean; workflowId?: string; reason?: string };
   changes?: { new: number; changed: number; unchanged: number; removed: number; against: string | null };
   error?: { code: string; message: string };
+  warnings?: string[];
 }
 
 const KINDS: readonly string[] = ['epss', 'kev', 'cve'];
@@ -57,6 +58,7 @@ function printResult(r: FeedResult): void {
   if (r.publishedAt) console.log(`  published  ${r.publishedAt}`);
   for (const c of r.validation) console.log(`  ${mark(c)} ${c.check.padEnd(10)} ${c.detail}`);
   if (r.rescore) console.log(`  rescore    ${r.rescore.started ? `started (${r.rescore.workflowId})` : (r.rescore.reason ?? 'not started')}`);
+  for (const w of r.warnings ?? []) console.error(`warning: ${w}`);
 }
 
 async function call(config: Config, path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {

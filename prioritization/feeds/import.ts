@@ -74,7 +74,7 @@ export function describeFeedImport(feed: FeedImport): string {
   const head = `${FEED_LABEL[feed.kind]} ${feed.version}`;
   const failed = feed.validation.filter((c) => !c.ok);
   const why = failed.map((c) => `${c.check}${c.overridden ? ' (overridden)' : ''}: ${c.detail}`).join('; ');
-  if (!feed.imported) return `${head}: already known (${feed.status})`;
+  if (!feed.imported) return `${head}: already known (${feed.status})${feed.warnings?.length ? `; ${feed.warnings.join('; ')}` : ''}`;
   const c = feed.changes;
   const delta = c?.against ? ` (${c.new} new, ${c.changed} changed, ${c.unchanged} unchanged, ${c.removed} removed)` : '';
   return `${head}: ${feed.rows} rows${delta}, ${feed.status}${why ? ` (${why})` : ''}`;

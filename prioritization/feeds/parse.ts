@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
+import { Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parseDuration } from '../../config/duration.js';
 import { fileHead, sniffContainer } from './archive.js';
@@ -81,17 +82,54 @@ export interface EpssFeed {
   close(): void;
 }
 
+/** An EPSS line is about 40 bytes; a longer one is not EPSS (a gzip bomb inflates to one endless line). */
+const MAX_EPSS_LINE_BYTES = 64 * 1024;
+/** FIRST's daily file is about 12 MB uncompressed; four times the size of today's catalog is not a daily file. */
+const MAX_EPSS_BYTES = 512 * 1024 * 1024;
+
+/** Passes the text through, failing once a line or the whole exceeds its bound, before readline holds it. */
+function boundedText(): Transform {
+  let line = 0;
+  let total = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      total += chunk.length;
+      if (total > MAX_EPSS_BYTES) return done(new Error(`more than ${MAX_EPSS_BYTES} bytes uncompressed`));
+      const lastNewline = chunk.lastIndexOf(0x0a);
+      line = lastNewline === -1 ? line + chunk.length : chunk.length - lastNewline - 1;
+      // Within the chunk, a line longer than the bound between two newlines is caught too.
+      if (line > MAX_EPSS_LINE_BYTES || (lastNewline !== -1 && longestLine(chunk) > MAX_EPSS_LINE_BYTES)) return done(new Error(`a line longer than ${MAX_EPSS_LINE_BYTES} bytes`));
+      done(null, chunk);
+    },
+  });
+}
+
+function longestLine(chunk: Buffer): number {
+  let longest = 0;
+  let start = 0;
+  for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, start)) {
+    longest = Math.max(longest, i - start);
+    start = i + 1;
+  }
+  return longest;
+}
+
 /** FIRST EPSS daily CSV (gzipped or not): `#model_version:...,score_date:...`, then `cve,epss,percentile`. */
 export async function openEpssFeed(file: string, options: FeedFileOptions = {}): Promise<EpssFeed> {
   const name = options.name ?? basename(file);
   // By content, not by name: downloads and uploads are stored under names of their own.
   const gz = isGzip(await fileHead(file, 2));
   const input = createReadStream(file);
-  const lines = createInterface({ input: gz ? input.pipe(createGunzip()) : input, crlfDelay: Infinity });
+  const decoded = gz ? input.pipe(createGunzip()) : input;
+  const text = decoded.pipe(boundedText());
+  // pipe() does not pass errors on: a truncated gzip must still fail the reader, through readline's input.
+  decoded.on('error', (err: Error) => text.destroy(err));
+  const lines = createInterface({ input: text, crlfDelay: Infinity });
   const iterator = lines[Symbol.asyncIterator]();
   const close = () => {
     lines.close();
     input.destroy();
+    text.destroy();
   };
   const fail = (where: string, reason: string) => {
     close();

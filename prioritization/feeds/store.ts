@@ -97,6 +97,8 @@ export interface FeedImport {
   activated: boolean;
   /** CVE records imported now: records new, changed, unchanged and removed against the active version. */
   changes?: CveRecordChanges;
+  /** What the caller should know though nothing failed: a known version offered again from a different file. */
+  warnings?: string[];
 }
 
 export class UnknownCheckError extends Error {
@@ -351,9 +353,14 @@ async function importVersion(sql: Sql, input: VersionInput, options: ImportOptio
   if (outcome === 'known') {
     input.close?.();
     const current = (await getFeedVersion(sql, kind, version))!;
+    // The same version from other bytes (a re-published day, a decompressed copy, a tampered mirror):
+    // the stored version stays, and the caller hears that this file was not read.
+    const warnings = current.sha256 !== input.sha256
+      ? [`${FEED_LABEL[kind]} ${version} is already ${current.status} from a file with sha256 ${current.sha256.slice(0, 12)}…; this file (sha256 ${input.sha256.slice(0, 12)}…) differs and was not read`]
+      : [];
     // A stage-only version is activated by importing it again without stage-only.
-    if (current.status === 'staged' && decision.activate) return { ...(await promoteFeed(sql, kind, version, options)), imported: false };
-    return asImport(current, false, false);
+    if (current.status === 'staged' && decision.activate) return { ...(await promoteFeed(sql, kind, version, options)), imported: false, ...(warnings.length ? { warnings } : {}) };
+    return { ...asImport(current, false, false), ...(warnings.length ? { warnings } : {}) };
   }
   return asImport((await getFeedVersion(sql, kind, version))!, true, outcome === 'activated');
 }

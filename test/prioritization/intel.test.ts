@@ -122,6 +122,33 @@ describe('importing and activating', () => {
   });
 });
 
+describe('files that are not what they claim', () => {
+  it('a known version offered again from a different file is not read, and the caller is told', async () => {
+    const database = await withSamples();
+    const changed = epssFile('2026-11-01', sampleRows.map((r) => r.replace(/,0\.\d+,/, ',0.99999,')));
+    const [again] = await importIntelFiles(database, { epssFile: changed }, options('2026-11-02'));
+    expect(again).toMatchObject({ imported: false, status: 'active' });
+    expect(again!.warnings).toEqual([expect.stringMatching(/^FIRST EPSS 2026-11-01 is already active from a file with sha256 [0-9a-f]{12}…; this file \(sha256 [0-9a-f]{12}…\) differs and was not read$/)]);
+    expect(await activeEpss(database, 'CVE-2021-44228')).toEqual({ epss: 0.94358, feed_version: '2026-11-01' });
+    const [same] = await importIntelFiles(database, { epssFile: EPSS_SAMPLE }, options('2026-11-02'));
+    expect(same!.warnings).toBeUndefined();
+  });
+
+  it('a gzip bomb of one endless line is refused early, in bounded memory', async () => {
+    const database = await migratedTestDatabase();
+    const header = '#model_version:v2025.03.14,score_date:2026-11-01T00:00:00Z\ncve,epss,percentile\n';
+    const bomb = join(tmp, 'epss-bomb.csv.gz');
+    // 100 MB of one line compresses to about 100 KB.
+    writeFileSync(bomb, gzipSync(Buffer.concat([Buffer.from(header), Buffer.alloc(100 * 1024 * 1024, 0x41)]), { level: 9 }));
+    const before = process.memoryUsage().rss;
+    const err = await importIntelFiles(database, { epssFile: bomb }, options('2026-11-02')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FeedError);
+    expect((err as Error).message).toMatch(/^epss-bomb\.csv\.gz: EPSS: line 3: unreadable \(a line longer than 65536 bytes\)$/);
+    expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
+    expect(await listFeedVersions(database.sql, { kind: 'epss' })).toEqual([]);
+  });
+});
+
 describe('each check on its own', () => {
   it('schema: an EPSS file with a bad row is refused whole, naming the line, and stores nothing', async () => {
     const database = await withSamples();
