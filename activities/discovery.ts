@@ -25,6 +25,12 @@ export function createDiscoveryActivities({ database, serviceNow }: DiscoveryDep
         // Bad input will not get better with retries: fail the scan at once, naming file and field.
         if (err instanceof ReportError) throw ApplicationFailure.nonRetryable(err.message, 'ReportError');
         if (err instanceof ContextError) throw ApplicationFailure.nonRetryable(err.message, 'ContextError');
+        // PostgreSQL's class 22 (data exception: an invalid byte sequence, a number out of range) is the
+        // report's content, the same on every retry; an outage (connection errors) is retried.
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'string' && code.startsWith('22')) {
+          throw ApplicationFailure.nonRetryable(`the report holds a value PostgreSQL refuses (SQLSTATE ${code}): ${(err as Error).message}`, 'InvalidData');
+        }
         throw err;
       }
     },

@@ -17,6 +17,7 @@ import type { Database } from '../db/client.js';
 import type { Notifier } from '../mobilization/notifier.js';
 import type { Itsm } from '../mobilization/itsm/index.js';
 import type { Config } from '../config/index.js';
+import { heartbeatWhileRunning } from './heartbeat.js';
 
 const require = createRequire(import.meta.url);
 
@@ -70,6 +71,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     activities: createActivities(deps),
     // Bounded cache: memory stays flat however many remediation workflows wait on timers.
     maxCachedWorkflows: 1000,
+    interceptors: { activity: [heartbeatWhileRunning] },
     ...(deps.config.temporal.workflowBundle ? { workflowBundle: { codePath: deps.config.temporal.workflowBundle } } : { workflowsPath }),
   };
   return Worker.create(options);

@@ -18,15 +18,22 @@ export interface DiscoveryResult {
   counts: Record<string, number>;
 }
 
-const retry: RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
+// A database or worker outage is waited out (retries every minute for up to six hours) rather than
+// failing the scan after ten attempts; bad input fails at once (activities throw it non-retryable).
+const retry: RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' };
+const OUTAGE = '6 hours';
 
-const { ingestReport, completeScan, failScan } = proxyActivities<DiscoveryActivities>({
+const { ingestReport, completeScan } = proxyActivities<DiscoveryActivities>({
   startToCloseTimeout: '30 minutes',
+  scheduleToCloseTimeout: OUTAGE,
   heartbeatTimeout: '2 minutes',
   retry,
 });
-const { scoreScan } = proxyActivities<PrioritizationActivities>({ startToCloseTimeout: '10 minutes', retry });
-const { mobilizeScan } = proxyActivities<MobilizationActivities>({ startToCloseTimeout: '10 minutes', retry });
+// Recording the failure outlasts the outage that caused it: a scan never stays "running".
+const { failScan } = proxyActivities<DiscoveryActivities>({ startToCloseTimeout: '1 minute', scheduleToCloseTimeout: '7 days', retry });
+// Long set-based statements: the worker heartbeats while they run (platform/heartbeat.ts).
+const { scoreScan } = proxyActivities<PrioritizationActivities>({ startToCloseTimeout: '10 minutes', scheduleToCloseTimeout: OUTAGE, heartbeatTimeout: '1 minute', retry });
+const { mobilizeScan } = proxyActivities<MobilizationActivities>({ startToCloseTimeout: '10 minutes', scheduleToCloseTimeout: OUTAGE, heartbeatTimeout: '1 minute', retry });
 
 export async function discoveryWorkflow({ scanId }: DiscoveryInput): Promise<DiscoveryResult> {
   try {

@@ -15,8 +15,9 @@ export interface RescoreInput {
 }
 
 const retry: RetryPolicy = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
-const { rescoreAll, rescoreChanged, assetsWithExposureEvents, snapshotNoise } = proxyActivities<RescoreActivities>({ startToCloseTimeout: '15 minutes', retry });
-const { mobilizeAssets } = proxyActivities<MobilizationActivities>({ startToCloseTimeout: '10 minutes', retry });
+// Long set-based statements: the worker heartbeats while they run (platform/heartbeat.ts), so a lost worker is noticed in a minute.
+const { rescoreAll, rescoreChanged, assetsWithExposureEvents, snapshotNoise } = proxyActivities<RescoreActivities>({ startToCloseTimeout: '15 minutes', heartbeatTimeout: '1 minute', retry });
+const { mobilizeAssets } = proxyActivities<MobilizationActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '1 minute', retry });
 const { validationAfterRescore } = proxyActivities<ValidationActivities>({ startToCloseTimeout: '1 minute', retry });
 
 const BATCH = 500;
