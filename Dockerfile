@@ -28,6 +28,7 @@ COPY bin ./bin
 COPY cli ./cli
 COPY platform ./platform
 COPY api ./api
+COPY console ./console
 COPY db ./db
 COPY workflows ./workflows
 COPY activities ./activities

@@ -188,6 +188,13 @@ describe('docker-compose.yml', () => {
     expect(test).toContain(`:${config.port}/healthz`);
   });
 
+  it('publishes nothing of Temporal beyond the host\'s loopback (its UI and frontend take no credentials)', () => {
+    for (const name of ['temporal', 'temporal-ui', 'postgres']) {
+      const ports = ((service(name).ports ?? []) as unknown[]).map((p) => interpolate(String(p)));
+      for (const p of ports) expect(p, `${name} publishes ${p}`).toMatch(/^127\.0\.0\.1:/);
+    }
+  });
+
   it('requires the API token and the ServiceNow connection instead of defaulting them', () => {
     const anchor = dict(compose['x-ctem-environment'], 'x-ctem-environment');
     for (const key of ['CTEM_API_TOKEN', 'SERVICENOW_URL', 'SERVICENOW_USER', 'SERVICENOW_PASSWORD']) {
