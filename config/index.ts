@@ -53,6 +53,9 @@ const EnvSchema = z.object({
   TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
   CTEM_TEMPORAL_PORT: port(7233),
   TEMPORAL_UI_PORT: port(8233),
+  // The embedded dev server's HTTP API and metrics ports (random free ports when unset; all on loopback).
+  CTEM_TEMPORAL_HTTP_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  CTEM_TEMPORAL_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   CTEM_TASK_QUEUE: z.string().default('ctem'),
   SERVICENOW_URL: optional,
   SERVICENOW_USER: optional,
@@ -157,6 +160,9 @@ export interface Config {
     tls: boolean;
     devServerPort: number;
     uiPort: number;
+    /** The embedded dev server's HTTP API and metrics ports; random free ones when unset. */
+    devServerHttpPort?: number;
+    devServerMetricsPort?: number;
     taskQueue: string;
     /** Temporal Web UI, for links to workflows (the dev server's UI when it is embedded). */
     uiUrl?: string;
@@ -367,6 +373,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tls: e.TEMPORAL_TLS === 'true' || Boolean(e.TEMPORAL_API_KEY),
       devServerPort: e.CTEM_TEMPORAL_PORT,
       uiPort: e.TEMPORAL_UI_PORT,
+      ...(e.CTEM_TEMPORAL_HTTP_PORT ? { devServerHttpPort: e.CTEM_TEMPORAL_HTTP_PORT } : {}),
+      ...(e.CTEM_TEMPORAL_METRICS_PORT ? { devServerMetricsPort: e.CTEM_TEMPORAL_METRICS_PORT } : {}),
       taskQueue: e.CTEM_TASK_QUEUE,
       ...(temporalUiUrl ? { uiUrl: temporalUiUrl.replace(/\/$/, '') } : {}),
       ...(e.CTEM_WORKFLOW_BUNDLE ? { workflowBundle: e.CTEM_WORKFLOW_BUNDLE } : {}),

@@ -117,6 +117,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       const server = await startDevServer({
         port: config.temporal.devServerPort,
         uiPort: config.temporal.uiPort,
+        ...(config.temporal.devServerHttpPort ? { httpPort: config.temporal.devServerHttpPort } : {}),
+        ...(config.temporal.devServerMetricsPort ? { metricsPort: config.temporal.devServerMetricsPort } : {}),
         namespace: config.temporal.namespace,
         dbFile: join(config.dataDir, 'temporal.sqlite'),
       });

@@ -32,6 +32,9 @@ export interface DevServerOptions {
   dbFile?: string;
   /** Omitted means headless. */
   uiPort?: number;
+  /** The HTTP API and metrics ports; omitted, the dev server picks free ones. */
+  httpPort?: number;
+  metricsPort?: number;
   logFile?: string;
 }
 
@@ -43,6 +46,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     mkdirSync(dirname(options.dbFile), { recursive: true });
     args.push('--db-filename', options.dbFile);
   }
+  if (options.httpPort) args.push('--http-port', String(options.httpPort));
+  if (options.metricsPort) args.push('--metrics-port', String(options.metricsPort));
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');
   // A dev server left running on this database by a start that was killed holds its port and file.

@@ -8,6 +8,8 @@ import { actionKey } from '../../mobilization/actions.js';
 import { ConfigError, loadConfig } from '../../config/index.js';
 import { formatDuration, parseDuration } from '../../config/duration.js';
 import { embeddedSharedBuffersMb } from '../../platform/postgres.js';
+import { freePort } from '../../platform/ports.js';
+import { startDevServer } from '../../platform/temporal.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 
@@ -61,6 +63,24 @@ describe('embedded PostgreSQL', () => {
       await sql.end();
     }
   });
+});
+
+describe('the embedded Temporal dev server', () => {
+  it('opens its HTTP API and metrics on the ports configured, on loopback', async () => {
+    const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    const config = loadConfig({ CTEM_TEMPORAL_HTTP_PORT: String(httpPort), CTEM_TEMPORAL_METRICS_PORT: String(metricsPort) });
+    expect(config.temporal).toMatchObject({ devServerHttpPort: httpPort, devServerMetricsPort: metricsPort });
+    const server = await startDevServer({ port, namespace: 'default', httpPort: config.temporal.devServerHttpPort!, metricsPort: config.temporal.devServerMetricsPort! });
+    try {
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(/^# (HELP|TYPE) /m);
+      const http = await fetch(`http://127.0.0.1:${httpPort}/api/v1/namespaces/default`);
+      expect(http.status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
 });
 
 describe('golden ticket keys', () => {
