@@ -18,6 +18,7 @@ import type { Notifier } from '../mobilization/notifier.js';
 import type { Itsm } from '../mobilization/itsm/index.js';
 import type { Config } from '../config/index.js';
 import { heartbeatWhileRunning } from './heartbeat.js';
+import { formatLogEntry, type LogFormat } from './logging.js';
 
 const require = createRequire(import.meta.url);
 
@@ -59,7 +60,9 @@ let runtimeInstalled = false;
 export function installWorkerRuntime(): void {
   if (runtimeInstalled) return;
   // At INFO the SDK prints the whole webpack build of the workflow bundle at every start.
-  Runtime.install({ logger: new DefaultLogger((process.env.CTEM_WORKER_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+  const format: LogFormat = process.env.CTEM_LOG_FORMAT === 'json' ? 'json' : 'text';
+  const level = (process.env.CTEM_WORKER_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN';
+  Runtime.install({ logger: new DefaultLogger(level, (entry) => (entry.level === 'ERROR' || entry.level === 'WARN' ? process.stderr : process.stdout).write(`${formatLogEntry(entry, format)}\n`)) });
   runtimeInstalled = true;
 }
 
