@@ -23,6 +23,7 @@ import { scanRoutes } from './routes/scans.js';
 import { ticketRoutes } from './routes/tickets.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { validationRoutes } from './routes/validation.js';
+import { gateRoutes } from './routes/gate.js';
 
 /** The HTTP front: thin handlers that validate, authorise, then start, signal or query workflows or read PostgreSQL. */
 export function createApp(deps: ApiDeps) {
@@ -70,6 +71,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', escalationDigestRoutes);
   app.route('/', intelRoutes);
   app.route('/', validationRoutes);
+  app.route('/', gateRoutes);
   app.doc31('/api/v1/openapi.json', { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } });
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
