@@ -117,7 +117,9 @@ async function gate(argv: string[]): Promise<number> {
     result = outcome;
   }
   if (v.sarif !== undefined) writeFileSync(v.sarif, JSON.stringify(gateSarif(result, VERSION), null, 2) + '\n');
-  process.stdout.write(v.json ? JSON.stringify(result, null, 2) + '\n' : gateSummary(result));
+  // The caller exits the process on return: a pipe (a CI log, `| jq`) must have the whole output first.
+  const text = v.json ? JSON.stringify(result, null, 2) + '\n' : gateSummary(result);
+  await new Promise<void>((done) => process.stdout.write(text, () => done()));
   return result.verdict === 'block' ? 1 : 0;
 }
 
