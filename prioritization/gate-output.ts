@@ -65,7 +65,8 @@ export function gateSarif(r: GateResult, toolVersion: string): Record<string, un
   const results = r.findings.map((f) => {
     const decided = decidingFactors(f).map((x) => `${x.factor}: ${x.effect}`).join('; ');
     const verdict = f.blocking ? `blocks (${f.matched.join(', ')})` : f.exception ? `excepted until ${f.exception.expiresAt.slice(0, 10)}: ${f.exception.reason}` : 'does not block';
-    const uri = f.path || assetName || f.component;
+    // A relative reference: an image name's colon (alpine:3.14) would otherwise read as a URI scheme.
+    const uri = (f.path || assetName || f.component).split('/').map(encodeURIComponent).join('/');
     return {
       ruleId: f.issueId,
       ruleIndex: index.get(f.issueId)!,

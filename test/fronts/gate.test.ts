@@ -202,6 +202,8 @@ describe('the gate against the platform', () => {
     const noAsset = await platform.api('/api/v1/gate?asset=nowhere', { method: 'POST', body: readFileSync(report) });
     expect(noAsset.status).toBe(400);
     expect(((await noAsset.json()) as { error: { message: string } }).error.message).toBe('asset: no asset with key or name "nowhere" in the platform');
+    const doc = await json<{ paths: Record<string, { post?: { responses: Record<string, { content: Record<string, { schema: { $ref?: string } }> }> } }> }>(platform.api('/api/v1/openapi.json'));
+    expect(doc.paths['/api/v1/gate']!.post!.responses['200']!.content['application/json']!.schema.$ref).toBe('#/components/schemas/GateResult');
     const form = new FormData();
     form.set('notes', 'text only');
     const noFile = await platform.api('/api/v1/gate', { method: 'POST', body: form });
@@ -279,7 +281,7 @@ describe('ctem gate standalone', () => {
       expect(driver.rules[res.ruleIndex].id).toBe(res.ruleId);
       expect(res.level).toBe(f.blocking ? 'error' : 'warning');
       expect(res.message.text).toContain(`tier ${f.tier}`);
-      expect(res.locations[0]!.physicalLocation.artifactLocation.uri).toBe(f.path || 'registry.example.com/shop/payments-api:1.4.2');
+      expect(res.locations[0]!.physicalLocation.artifactLocation.uri).toBe(f.path || 'registry.example.com/shop/payments-api%3A1.4.2');
     }
     expect(results.filter((r) => r.level === 'error')).toHaveLength(2);
     // The platform's own SARIF connector reads it as the same six vulnerabilities.
