@@ -109,6 +109,7 @@ async function gate(argv: string[]): Promise<number> {
     });
   } else {
     if (v.exceptions !== undefined) throw new UsageError('--exceptions is for the standalone gate (with --epss and --kev); the platform honours its own risk acceptances');
+    if (v.policy !== undefined && existsSync(v.policy)) throw new UsageError(`--policy ${v.policy}: a policy file is for the standalone gate (with --epss and --kev); the platform decides with a stored version (save it with POST /api/v1/policies)`);
     const outcome = await onPlatform(file, rule, context, v);
     if (typeof outcome === 'string') {
       console.error(outcome);
