@@ -25,6 +25,7 @@ import { scanRoutes } from './routes/scans.js';
 import { ticketRoutes } from './routes/tickets.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { validationRoutes } from './routes/validation.js';
+import { gateRoutes } from './routes/gate.js';
 
 // A dependency that is down is a 503 the caller can retry, not a 500. postgres.js names lost
 // connections by code; PostgreSQL's class 08 and 57P0x say the server went away or is starting.
@@ -97,6 +98,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', escalationDigestRoutes);
   app.route('/', intelRoutes);
   app.route('/', validationRoutes);
+  app.route('/', gateRoutes);
   app.doc31('/api/v1/openapi.json', { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } });
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

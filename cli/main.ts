@@ -39,6 +39,9 @@ const USAGE = `usage: ctem <command>
                       BAS results in the generic CSV/JSON format) [--format F] [--json]
   validate run SCOPE  validate a saved scope (or \`estate\`) now and wait for the results [--no-wait] [--json]
   validate paths      attack paths to crown jewels: choke points and the fixes that cut the most [--limit N] [--json]
+  gate REPORT         CI/CD gate: decide a report before deploy; exit 1 when the block rule says block
+                      [--block act|act+attend|kev] [--honour-exceptions] [--json] [--sarif FILE]; standalone
+                      with --epss FILE --kev FILE [--cve-records DIR] [--policy FILE|VERSION] (ctem gate --help)
   --version           the version of this ctem
   help                this text`;
 
@@ -101,6 +104,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'validate') {
     const { validateCommand } = await import('./commands/validate.js');
     return validateCommand(loadConfig(), rest);
+  }
+  if (command === 'gate') {
+    const { gateCommand } = await import('./commands/gate.js');
+    return gateCommand(rest);
   }
   if (command === '--version' || command === '-V' || command === 'version') {
     console.log(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
