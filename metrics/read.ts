@@ -1,0 +1,91 @@
+import type { Sql } from '../db/client.js';
+import { checkDay, dayOf, ESTATE, MetricsQueryError, type ProgramMetrics } from './snapshot.js';
+
+// Reading the daily snapshots back: a trend is one indexed read of at most 366 rows of one scope,
+// taking from each row only the figures the trend draws (the per-owner tables stay in the row).
+
+/** The longest range one read returns: a year of days. */
+export const MAX_DAYS = 366;
+
+export interface TrendPoint {
+  day: string;
+  act: number | null;
+  attend: number | null;
+  actAttend: number | null;
+  kev: number | null;
+  internetFacing: number | null;
+  /** Share of the severity-driven backlog the policy set aside (0..1). */
+  noiseReduction: number | null;
+  slaFixedShare: number | null;
+  slaAcknowledgedShare: number | null;
+  overdue: number | null;
+  escalated: number | null;
+  mttrMedianHours: number | null;
+  mttdMedianDays: number | null;
+}
+
+export interface SnapshotRange {
+  scope?: string;
+  /** First and last day, inclusive (YYYY-MM-DD); by default the 90 days up to today. */
+  from?: string;
+  to?: string;
+}
+
+const DAY_MS = 86_400_000;
+
+/** Checks a range and fills its defaults: at most MAX_DAYS days, from not after to. */
+export function resolveRange(range: SnapshotRange, today: Date = new Date()): { scope: string; from: string; to: string } {
+  const to = range.to ? checkDay('to', range.to) : dayOf(today);
+  const from = range.from ? checkDay('from', range.from) : dayOf(new Date(Date.parse(`${to}T00:00:00Z`) - 89 * DAY_MS));
+  if (from > to) throw new MetricsQueryError('from', `must not be after to (${to})`);
+  const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS + 1;
+  if (days > MAX_DAYS) throw new MetricsQueryError('from', `a range holds at most ${MAX_DAYS} days (got ${days})`);
+  return { scope: range.scope ?? ESTATE, from, to };
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+/** The scope's trend over the range, one point per day a snapshot was taken, oldest first. */
+export async function snapshotSeries(sql: Sql, range: SnapshotRange = {}): Promise<TrendPoint[]> {
+  const { scope, from, to } = resolveRange(range);
+  const rows = await sql`
+    select day,
+           metrics #> '{backlog,act}' as act, metrics #> '{backlog,attend}' as attend, metrics #> '{backlog,actAttend}' as act_attend,
+           metrics #> '{backlog,kev}' as kev, metrics #> '{backlog,internetFacing}' as internet_facing,
+           metrics #> '{noise,reduction}' as noise_reduction,
+           metrics #> '{sla,fixed,share}' as sla_fixed, metrics #> '{sla,acknowledged,share}' as sla_ack, metrics #> '{sla,overdue}' as overdue,
+           metrics #> '{escalations,open}' as escalated,
+           metrics #> '{mttr,total,medianHours}' as mttr, metrics #> '{mttd,fromPublished,medianDays}' as mttd
+    from metric_snapshots
+    where scope = ${scope} and day between ${from} and ${to}
+    order by day`;
+  return rows.map((r) => ({
+    day: r.day as string,
+    act: num(r.act),
+    attend: num(r.attend),
+    actAttend: num(r.act_attend),
+    kev: num(r.kev),
+    internetFacing: num(r.internet_facing),
+    noiseReduction: num(r.noise_reduction),
+    slaFixedShare: num(r.sla_fixed),
+    slaAcknowledgedShare: num(r.sla_ack),
+    overdue: num(r.overdue),
+    escalated: num(r.escalated),
+    mttrMedianHours: num(r.mttr),
+    mttdMedianDays: num(r.mttd),
+  }));
+}
+
+export interface Snapshot {
+  day: string;
+  scope: string;
+  takenAt: string;
+  metrics: ProgramMetrics;
+}
+
+/** The scope's most recent snapshot; undefined before the first. */
+export async function latestSnapshot(sql: Sql, scope: string = ESTATE): Promise<Snapshot | undefined> {
+  const [row] = await sql`select day, scope, metrics, taken_at from metric_snapshots where scope = ${scope} order by day desc limit 1`;
+  if (!row) return undefined;
+  return { day: row.day as string, scope: row.scope as string, takenAt: (row.taken_at as Date).toISOString(), metrics: row.metrics as ProgramMetrics };
+}
