@@ -55,7 +55,7 @@ const ExecutivePage: FC<{ view: ExecutiveView }> = ({ view }) => {
             id="fig-appetite"
             label="Exploitable backlog vs appetite"
             value={`${count(appetite.current)} / ${count(appetite.appetite)}`}
-            note={appetite.status === 'above' ? `${count(-appetite.headroom!)} above the appetite` : `${count(appetite.headroom)} within the appetite`}
+            note={appetite.status === 'above' ? `${count(-appetite.headroom!)} above the appetite` : `${count(appetite.headroom)} to spare`}
           />
           <Figure
             id="fig-revenue"
@@ -63,10 +63,30 @@ const ExecutivePage: FC<{ view: ExecutiveView }> = ({ view }) => {
             value={money(business?.revenueAtRisk)}
             note={`${count(business?.servicesAtRisk)} business service${business?.servicesAtRisk === 1 ? '' : 's'} with act/attend exposure`}
           />
-          <Figure id="fig-mttd" label="MTTD from publication" value={days(mttd?.fromPublished.medianDays)} note={`median over ${count(mttd?.fromPublished.count)} CVEs · p90 ${days(mttd?.fromPublished.p90Days)}`} />
-          <Figure id="fig-mttd-kev" label="MTTD from KEV listing" value={days(mttd?.fromKevAdded.medianDays)} note={`median over ${count(mttd?.fromKevAdded.count)} CVEs`} />
-          <Figure id="fig-mttr" label="MTTR (detected → verified)" value={hoursOrDays(mttr?.total.medianHours)} note={`median over ${count(mttr?.total.count)} verified tickets · p90 ${hoursOrDays(mttr?.total.p90Hours)}`} />
-          <Figure id="fig-sla" label="SLA attainment" value={percent(sla?.fixed.share ?? null)} note={sla ? `fixed in time · acknowledged in time ${percent(sla.acknowledged.share)}` : undefined} />
+          <Figure
+            id="fig-mttd"
+            label="MTTD from publication"
+            value={days(mttd?.fromPublished.medianDays)}
+            note={mttd?.fromPublished.count ? `median over ${count(mttd.fromPublished.count)} CVEs · p90 ${days(mttd.fromPublished.p90Days)}` : 'no CVE published since the first scan has been found yet'}
+          />
+          <Figure
+            id="fig-mttd-kev"
+            label="MTTD from KEV listing"
+            value={days(mttd?.fromKevAdded.medianDays)}
+            note={mttd?.fromKevAdded.count ? `median over ${count(mttd.fromKevAdded.count)} CVEs` : 'no CVE listed in KEV since the first scan has been found yet'}
+          />
+          <Figure
+            id="fig-mttr"
+            label="MTTR (detected → verified)"
+            value={hoursOrDays(mttr?.total.medianHours)}
+            note={mttr?.total.count ? `median over ${count(mttr.total.count)} verified tickets · p90 ${hoursOrDays(mttr.total.p90Hours)}` : 'no ticket verified fixed by a later scan yet'}
+          />
+          <Figure
+            id="fig-sla"
+            label="SLA attainment"
+            value={percent(sla?.fixed.share ?? null)}
+            note={sla?.fixed.due ? `${count(sla.fixed.met)} of ${count(sla.fixed.due)} fixed in time · acknowledged in time ${percent(sla.acknowledged.share)}` : 'no ticket has reached its due date yet'}
+          />
         </div>
       ) : null}
       <AppetiteNote appetite={appetite} />

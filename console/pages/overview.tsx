@@ -64,7 +64,7 @@ const OverviewPage: FC<{ view: OverviewView }> = ({ view }) => {
             id="fig-sla"
             label="Fixed within SLA"
             value={percent(view.sla?.fixed.share ?? null)}
-            note={view.sla ? `${count(view.sla.fixed.met)} of ${count(view.sla.fixed.due)} tickets due · ${count(view.sla.overdue)} overdue` : undefined}
+            note={view.sla?.fixed.due ? `${count(view.sla.fixed.met)} of ${count(view.sla.fixed.due)} tickets due · ${count(view.sla.overdue)} overdue` : 'no ticket has reached its due date yet'}
           />
           <Figure id="fig-escalated" label="Escalated now" value={count(escalated)} note="open tickets up the management chain" />
         </div>
