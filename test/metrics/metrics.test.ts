@@ -176,7 +176,7 @@ describe('program metrics over a seeded estate', () => {
 
   it('reads a trend back from the snapshots, and the overview and executive views from the latest', async () => {
     // The next day one urgent finding is fixed: the trend goes from 4 to 3.
-    await db.sql`update findings set status = 'closed' where id = ${seeded.f.f2}`;
+    await db.sql`update findings set status = 'closed' where id = ${seeded.f.f2!}`;
     try {
       await takeSnapshot(db.sql, '2026-12-02', NOW);
       const trend = await snapshotSeries(db.sql, { from: '2026-11-01', to: '2026-12-02' });
@@ -198,7 +198,7 @@ describe('program metrics over a seeded estate', () => {
       expect(scoped.backlog?.actAttend).toBe(1);
       expect(scoped.escalations).toEqual([{ level: 1, tickets: 1 }]);
     } finally {
-      await db.sql`update findings set status = 'open' where id = ${seeded.f.f2}`;
+      await db.sql`update findings set status = 'open' where id = ${seeded.f.f2!}`;
     }
   });
 
