@@ -2,7 +2,7 @@ import type { Sql } from '../db/client.js';
 import { checkDay, dayOf, ESTATE, MetricsQueryError, type ProgramMetrics } from './snapshot.js';
 
 // Reading the daily snapshots back: a trend is one indexed read of at most 366 rows of one scope,
-// taking from each row only the figures the trend draws (the per-owner tables stay in the row).
+// taking from each row only its `trend` digest (the per-owner tables stay in the row).
 
 /** The longest range one read returns: a year of days. */
 export const MAX_DAYS = 366;
@@ -48,32 +48,29 @@ const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 /** The scope's trend over the range, one point per day a snapshot was taken, oldest first. */
 export async function snapshotSeries(sql: Sql, range: SnapshotRange = {}): Promise<TrendPoint[]> {
   const { scope, from, to } = resolveRange(range);
+  // One key per row: each operator on a jsonb value decompresses the whole row's value again.
   const rows = await sql`
-    select day,
-           metrics #> '{backlog,act}' as act, metrics #> '{backlog,attend}' as attend, metrics #> '{backlog,actAttend}' as act_attend,
-           metrics #> '{backlog,kev}' as kev, metrics #> '{backlog,internetFacing}' as internet_facing,
-           metrics #> '{noise,reduction}' as noise_reduction,
-           metrics #> '{sla,fixed,share}' as sla_fixed, metrics #> '{sla,acknowledged,share}' as sla_ack, metrics #> '{sla,overdue}' as overdue,
-           metrics #> '{escalations,open}' as escalated,
-           metrics #> '{mttr,total,medianHours}' as mttr, metrics #> '{mttd,fromPublished,medianDays}' as mttd
-    from metric_snapshots
+    select day, metrics -> 'trend' as trend from metric_snapshots
     where scope = ${scope} and day between ${from} and ${to}
     order by day`;
-  return rows.map((r) => ({
-    day: r.day as string,
-    act: num(r.act),
-    attend: num(r.attend),
-    actAttend: num(r.act_attend),
-    kev: num(r.kev),
-    internetFacing: num(r.internet_facing),
-    noiseReduction: num(r.noise_reduction),
-    slaFixedShare: num(r.sla_fixed),
-    slaAcknowledgedShare: num(r.sla_ack),
-    overdue: num(r.overdue),
-    escalated: num(r.escalated),
-    mttrMedianHours: num(r.mttr),
-    mttdMedianDays: num(r.mttd),
-  }));
+  return rows.map((r) => {
+    const t = (r.trend ?? {}) as Partial<Record<keyof TrendPoint, unknown>>;
+    return {
+      day: r.day as string,
+      act: num(t.act),
+      attend: num(t.attend),
+      actAttend: num(t.actAttend),
+      kev: num(t.kev),
+      internetFacing: num(t.internetFacing),
+      noiseReduction: num(t.noiseReduction),
+      slaFixedShare: num(t.slaFixedShare),
+      slaAcknowledgedShare: num(t.slaAcknowledgedShare),
+      overdue: num(t.overdue),
+      escalated: num(t.escalated),
+      mttrMedianHours: num(t.mttrMedianHours),
+      mttdMedianDays: num(t.mttdMedianDays),
+    };
+  });
 }
 
 export interface Snapshot {

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client.js';
+import type { TrendPoint } from './read.js';
 import { noiseCounts, type NoiseCounts } from '../db/read-models/exposures.js';
 import { ACTION_TIERS } from '../prioritization/policy.js';
 import { scopeCondition, type ScopeSelector } from '../scoping/scopes.js';
@@ -52,6 +53,8 @@ export interface ProgramMetrics {
   mttr: { total: Durations; byTier: MttrRow[]; byOwner: MttrRow[]; byBusinessService: MttrRow[] };
   business: BusinessExposure;
   topOverdueOwners: OverdueOwner[];
+  /** The figures a trend draws, in one small object: a year's trend reads this key alone from each row. */
+  trend: Omit<TrendPoint, 'day'>;
 }
 
 /** A request the metrics cannot answer, naming the field at fault. */
@@ -105,6 +108,20 @@ export async function computeMetrics(sql: Sql, scope?: ScopeSelector, now: Date 
     businessExposure(sql, scope),
   ]);
   const total = byTier.total;
+  const trend: Omit<TrendPoint, 'day'> = {
+    act: counts.act,
+    attend: counts.attend,
+    actAttend: counts.actAttend,
+    kev: counts.kev,
+    internetFacing: counts.internetFacing,
+    noiseReduction: noise.reduction,
+    slaFixedShare: total.sla.fixed.share,
+    slaAcknowledgedShare: total.sla.acknowledged.share,
+    overdue: total.overdue,
+    escalated: escalations.reduce((n, l) => n + l.tickets, 0),
+    mttrMedianHours: total.toVerify.medianHours,
+    mttdMedianDays: mttd.fromPublished.medianDays,
+  };
   return {
     asOf: now.toISOString(),
     backlog: counts,
@@ -122,6 +139,7 @@ export async function computeMetrics(sql: Sql, scope?: ScopeSelector, now: Date 
     mttr: { total: total.toVerify, byTier: mttrRows(byTier), byOwner: mttrRows(byOwner), byBusinessService: mttrRows(byService) },
     business,
     topOverdueOwners: topOverdueOwners(byOwner),
+    trend,
   };
 }
 

@@ -158,10 +158,10 @@ describe('program metrics on the platform', () => {
     await platform.database.sql`
       insert into metric_snapshots (day, scope, metrics, taken_at)
       select to_char(current_date - d, 'YYYY-MM-DD'), '*',
-             jsonb_set(jsonb_set(jsonb_set(jsonb_set(s.metrics, '{backlog,actAttend}', to_jsonb((s.metrics #>> '{backlog,actAttend}')::int + d / 6)),
-                                           '{backlog,act}', to_jsonb((s.metrics #>> '{backlog,act}')::int + d / 12)),
-                                 '{backlog,kev}', to_jsonb((s.metrics #>> '{backlog,kev}')::int + d / 10)),
-                       '{backlog,internetFacing}', to_jsonb(d / 15)),
+             jsonb_set(jsonb_set(jsonb_set(jsonb_set(s.metrics, '{trend,actAttend}', to_jsonb((s.metrics #>> '{trend,actAttend}')::int + d / 6)),
+                                           '{trend,act}', to_jsonb((s.metrics #>> '{trend,act}')::int + d / 12)),
+                                 '{trend,kev}', to_jsonb((s.metrics #>> '{trend,kev}')::int + d / 10)),
+                       '{trend,internetFacing}', to_jsonb(d / 15)),
              now() - make_interval(days => d)
       from metric_snapshots s, generate_series(1, 60) d
       where s.day = ${today} and s.scope = '*'`;
