@@ -149,8 +149,16 @@ describe('program metrics on the platform', () => {
     expect(((await impossible.json()) as { error: { details: { field: string } } }).error.details.field).toBe('from');
     const unknown = await platform.api('/api/v1/metrics/overview?scope=nowhere');
     expect(unknown.status).toBe(404);
-    const spec = await json<{ paths: Record<string, unknown> }>(platform.api('/api/v1/openapi.json'));
-    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/api/v1/metrics/overview', '/api/v1/metrics/executive', '/api/v1/metrics/snapshots']));
+    type Operation = { responses: Record<string, { content?: Record<string, { schema: Record<string, unknown> }> }> };
+    const spec = await json<{ paths: Record<string, Record<string, Operation>> }>(platform.api('/api/v1/openapi.json'));
+    // Every answer has a named schema.
+    const named = (path: string, method: string) => spec.paths[path]?.[method]?.responses['200']?.content?.['application/json']?.schema.$ref;
+    expect([named('/api/v1/metrics/overview', 'get'), named('/api/v1/metrics/executive', 'get'), named('/api/v1/metrics/snapshots', 'get'), named('/api/v1/metrics/snapshots', 'post')]).toEqual([
+      '#/components/schemas/MetricsOverview',
+      '#/components/schemas/MetricsExecutive',
+      '#/components/schemas/MetricSeries',
+      '#/components/schemas/MetricSnapshotTaken',
+    ]);
   });
 
   it('shows the Overview and Executive pages with their figures and drawn charts', async () => {
