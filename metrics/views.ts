@@ -1,5 +1,5 @@
 import type { Sql } from '../db/client.js';
-import type { ScopeSelector } from '../scoping/scopes.js';
+import { getScope, type ScopeSelector } from '../scoping/scopes.js';
 import { compareAppetite, newestKevHits, openEscalationsByLevel, type EscalationLevel, type KevHit, type RiskAppetite } from './executive.js';
 import { latestSnapshot, snapshotSeries, type TrendPoint } from './read.js';
 import { dayOf, ESTATE, type ProgramMetrics } from './snapshot.js';
@@ -46,6 +46,13 @@ export interface ExecutiveView {
   topOverdueOwners: ProgramMetrics['topOverdueOwners'];
   /** A year of daily points. */
   trend: TrendPoint[];
+}
+
+/** `*` (or nothing) for the estate, else a saved scope; undefined when no scope has that name. */
+export async function resolveViewScope(sql: Sql, name: string | undefined): Promise<ViewScope | undefined> {
+  if (!name || name === ESTATE) return { name: ESTATE };
+  const scope = await getScope(sql, name);
+  return scope ? { name, selector: scope.selector as ScopeSelector } : undefined;
 }
 
 const DAY_MS = 86_400_000;

@@ -1,10 +1,8 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { Sql } from '../../db/client.js';
 import { DEFAULT_RISK_APPETITE } from '../../metrics/executive.js';
 import { MAX_DAYS, resolveRange, snapshotSeries } from '../../metrics/read.js';
-import { dayOf, ESTATE, MetricsQueryError, takeSnapshot } from '../../metrics/snapshot.js';
-import { executiveView, overviewView, type ViewScope } from '../../metrics/views.js';
-import { getScope } from '../../scoping/scopes.js';
+import { dayOf, MetricsQueryError, takeSnapshot } from '../../metrics/snapshot.js';
+import { executiveView, overviewView, resolveViewScope } from '../../metrics/views.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { NoiseCountsSchema } from './exposures.js';
@@ -168,13 +166,6 @@ const errors = {
   400: { description: 'A bad day or range; details.field names it', content: { 'application/json': { schema: ErrorSchema } } },
   404: { description: 'Unknown scope', content: { 'application/json': { schema: ErrorSchema } } },
 } as const;
-
-/** `*` or a saved scope; undefined when no scope has that name. */
-export async function resolveViewScope(sql: Sql, name: string | undefined): Promise<ViewScope | undefined> {
-  if (!name || name === ESTATE) return { name: ESTATE };
-  const scope = await getScope(sql, name);
-  return scope ? { name, selector: scope.selector } : undefined;
-}
 
 const overviewRoute = createRoute({
   method: 'get',

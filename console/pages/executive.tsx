@@ -1,12 +1,13 @@
 import { Hono } from 'hono';
 import type { FC } from 'hono/jsx';
 import { DEFAULT_RISK_APPETITE, type MttrRow } from '../../metrics/executive.js';
-import { executiveView, type ExecutiveView } from '../../metrics/views.js';
+import { executiveView, resolveViewScope, type ExecutiveView } from '../../metrics/views.js';
+import { listScopes } from '../../scoping/scopes.js';
 import { Chart, Empty, Figure, Section, TierBadge, percent } from '../components.js';
 import type { ConsoleEnv } from '../env.js';
 import { Page } from '../layout.js';
 import { count, days, hoursOrDays, money } from './metrics-format.js';
-import { AppetiteNote, SnapshotNote } from './overview.js';
+import { AppetiteNote, ScopePicker, SnapshotNote, UnknownScope } from './overview.js';
 
 // The executive summary: where the exposure sits in the business, the risk trend against the stated
 // appetite, how fast the program detects (MTTD) and fixes (MTTR), SLA attainment and who is late.
@@ -48,7 +49,7 @@ const ExecutivePage: FC<{ view: ExecutiveView }> = ({ view }) => {
   const { business, mttd, mttr, sla, appetite } = view;
   return (
     <>
-      <SnapshotNote view={view} />
+      <SnapshotNote view={view} path="/console/executive" />
       {view.snapshot ? (
         <div class="figures">
           <Figure
@@ -91,7 +92,7 @@ const ExecutivePage: FC<{ view: ExecutiveView }> = ({ view }) => {
       ) : null}
       <AppetiteNote appetite={appetite} />
       <Section title="Risk trend against the appetite, last 12 months" id="risk-trend">
-        {view.trend.length ? (
+        {view.trend.length > 1 ? (
           <Chart
             label="Open act + attend exposures per day against the stated risk appetite"
             spec={{
@@ -106,7 +107,9 @@ const ExecutivePage: FC<{ view: ExecutiveView }> = ({ view }) => {
             height={260}
           />
         ) : (
-          <Empty>No trend yet: each daily snapshot adds a point.</Empty>
+          <Empty>
+            {view.trend.length ? `One day recorded so far (${view.trend[0]!.day}): the trend draws from the second daily snapshot.` : 'No trend yet: each daily snapshot adds a point.'}
+          </Empty>
         )}
       </Section>
       <Section title="Exposure by business service" id="services">
@@ -190,9 +193,21 @@ export const executivePage = new Hono<ConsoleEnv>();
 
 executivePage.get('/console/executive', async (c) => {
   const deps = c.get('deps');
-  const view = await executiveView(deps.database.sql, { riskAppetite: deps.riskAppetite ?? DEFAULT_RISK_APPETITE });
+  const sql = deps.database.sql;
+  const name = c.req.query('scope');
+  const [scope, scopes] = await Promise.all([resolveViewScope(sql, name), listScopes(sql)]);
+  if (!scope) {
+    return c.html(
+      <Page title="Executive summary" active="/console/executive" viewer={c.get('viewer')}>
+        <UnknownScope name={name!} path="/console/executive" />
+      </Page>,
+      404,
+    );
+  }
+  const view = await executiveView(sql, { scope, riskAppetite: deps.riskAppetite ?? DEFAULT_RISK_APPETITE });
   return c.html(
-    <Page title="Executive summary" active="/console/executive" viewer={c.get('viewer')}>
+    <Page title={scope.name === '*' ? 'Executive summary' : `Executive summary · ${scope.name}`} active="/console/executive" viewer={c.get('viewer')}>
+      <ScopePicker path="/console/executive" scope={scope.name} scopes={scopes.map((s) => s.name)} />
       <ExecutivePage view={view} />
     </Page>,
   );

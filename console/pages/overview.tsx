@@ -2,7 +2,8 @@ import { Hono } from 'hono';
 import type { FC } from 'hono/jsx';
 import { DEFAULT_RISK_APPETITE } from '../../metrics/executive.js';
 import { dayOf, takeSnapshot } from '../../metrics/snapshot.js';
-import { overviewView, type OverviewView } from '../../metrics/views.js';
+import { overviewView, resolveViewScope, type OverviewView } from '../../metrics/views.js';
+import { listScopes } from '../../scoping/scopes.js';
 import { Chart, Empty, Figure, Section, TierBadge, percent } from '../components.js';
 import type { ConsoleEnv } from '../env.js';
 import { Page } from '../layout.js';
@@ -12,11 +13,15 @@ import { count, instant } from './metrics-format.js';
 // policy cut, SLA attainment, escalations and the newest KEV hits. Figures come from the latest
 // daily snapshot (metrics/); escalations and KEV hits are small live reads.
 
-export const SnapshotNote: FC<{ view: { snapshot: { day: string; takenAt: string } | null }; live?: string }> = ({ view, live }) =>
+/** Where the snapshot form comes back to: a metrics page, with its scope. */
+const backTo = (path: string, scope: string) => (scope === '*' ? path : `${path}?scope=${encodeURIComponent(scope)}`);
+
+export const SnapshotNote: FC<{ view: { scope: string; snapshot: { day: string; takenAt: string } | null }; live?: string; path: string }> = ({ view, live, path }) =>
   view.snapshot ? (
     <div class="muted" id="snapshot-note" style="display:flex;gap:.75rem;align-items:center;margin-bottom:1rem">
       <span>Figures from the daily snapshot of {view.snapshot.day}, taken {instant(view.snapshot.takenAt)}.{live ? ` ${live}` : ''}</span>
       <form method="post" action="/console/metrics/snapshot" style="margin:0">
+        <input type="hidden" name="back" value={backTo(path, view.scope)} />
         <button type="submit">Take a snapshot now</button>
       </form>
     </div>
@@ -24,10 +29,35 @@ export const SnapshotNote: FC<{ view: { snapshot: { day: string; takenAt: string
     <div class="notice" id="no-snapshot" style="display:flex;gap:.75rem;align-items:center">
       <span>No snapshot yet: the first is taken at start-up, then one every day (CTEM_METRICS_SCHEDULE).</span>
       <form method="post" action="/console/metrics/snapshot" style="margin:0">
+        <input type="hidden" name="back" value={backTo(path, view.scope)} />
         <button type="submit">Take the first snapshot now</button>
       </form>
     </div>
   );
+
+/** Which scope the figures are for: the estate or a saved scope (each has its own daily snapshot). */
+export const ScopePicker: FC<{ path: string; scope: string; scopes: string[] }> = ({ path, scope, scopes }) =>
+  scopes.length ? (
+    <form class="filters" method="get" action={path} id="scope-picker">
+      <label>
+        Scope
+        <select name="scope">
+          <option value="*" selected={scope === '*'}>Whole estate</option>
+          {scopes.map((s) => (
+            <option value={s} selected={s === scope}>{s}</option>
+          ))}
+        </select>
+      </label>
+      <button type="submit">Show</button>
+    </form>
+  ) : null;
+
+/** An unknown scope in the address: said plainly, with the way back. */
+export const UnknownScope: FC<{ name: string; path: string }> = ({ name, path }) => (
+  <p class="error" role="alert">
+    There is no saved scope named “{name}”. <a href={path}>Show the whole estate</a>
+  </p>
+);
 
 export const AppetiteNote: FC<{ appetite: OverviewView['appetite'] }> = ({ appetite }) => {
   if (appetite.status === 'unknown') return null;
@@ -48,7 +78,7 @@ const OverviewPage: FC<{ view: OverviewView }> = ({ view }) => {
   const escalated = view.escalations.reduce((n, l) => n + l.tickets, 0);
   return (
     <>
-      <SnapshotNote view={view} live="Escalations and KEV hits are live." />
+      <SnapshotNote view={view} path="/console" live="Escalations and KEV hits are live." />
       {b ? (
         <div class="figures">
           <Figure id="fig-backlog" label="Exploitable backlog" value={count(b.actAttend)} note={`${count(b.act)} act · ${count(b.attend)} attend`} />
@@ -71,7 +101,7 @@ const OverviewPage: FC<{ view: OverviewView }> = ({ view }) => {
       ) : null}
       <AppetiteNote appetite={view.appetite} />
       <Section title="Exploitable backlog, last 90 days" id="trend">
-        {view.trend.length ? (
+        {view.trend.length > 1 ? (
           <Chart
             label="Open act + attend, KEV and internet-facing exploitable exposures per day, against the risk appetite"
             spec={{
@@ -87,7 +117,9 @@ const OverviewPage: FC<{ view: OverviewView }> = ({ view }) => {
             height={260}
           />
         ) : (
-          <Empty>No trend yet: each daily snapshot adds a point.</Empty>
+          <Empty>
+            {view.trend.length ? `One day recorded so far (${view.trend[0]!.day}): the trend draws from the second daily snapshot.` : 'No trend yet: each daily snapshot adds a point.'}
+          </Empty>
         )}
       </Section>
       <div class="grid">
@@ -154,18 +186,32 @@ export const overviewPage = new Hono<ConsoleEnv>();
 
 overviewPage.get('/console', async (c) => {
   const deps = c.get('deps');
-  const view = await overviewView(deps.database.sql, { riskAppetite: deps.riskAppetite ?? DEFAULT_RISK_APPETITE });
+  const sql = deps.database.sql;
+  const name = c.req.query('scope');
+  const [scope, scopes] = await Promise.all([resolveViewScope(sql, name), listScopes(sql)]);
+  if (!scope) {
+    return c.html(
+      <Page title="Overview" active="/console" viewer={c.get('viewer')}>
+        <UnknownScope name={name!} path="/console" />
+      </Page>,
+      404,
+    );
+  }
+  const view = await overviewView(sql, { scope, riskAppetite: deps.riskAppetite ?? DEFAULT_RISK_APPETITE });
   return c.html(
-    <Page title="Overview" active="/console" viewer={c.get('viewer')}>
+    <Page title={scope.name === '*' ? 'Overview' : `Overview · ${scope.name}`} active="/console" viewer={c.get('viewer')}>
+      <ScopePicker path="/console" scope={scope.name} scopes={scopes.map((s) => s.name)} />
       <OverviewPage view={view} />
     </Page>,
   );
 });
 
-// Today's snapshot on demand (the same as POST /api/v1/metrics/snapshots), then back where it was asked.
+/** Only the metric pages, with a scope name, are followed after a snapshot (no open redirect). */
+const metricsPage = (back: unknown) => (typeof back === 'string' && /^\/console(\/executive)?(\?scope=[\w.%*-]+)?$/.test(back) ? back : '/console');
+
+// Today's snapshot on demand (the same as POST /api/v1/metrics/snapshots), then back to the page.
 overviewPage.post('/console/metrics/snapshot', async (c) => {
   await takeSnapshot(c.get('deps').database.sql, dayOf(new Date()));
-  const back = c.req.header('referer');
-  const path = back ? new URL(back).pathname : '/console';
-  return c.redirect(path === '/console/executive' ? path : '/console', 303);
+  const form = await c.req.parseBody();
+  return c.redirect(metricsPage(form.back), 303);
 });

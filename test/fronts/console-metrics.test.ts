@@ -198,10 +198,26 @@ describe('program metrics on the platform', () => {
     expect(executive.trend).toHaveLength(61);
     await screenshot(page, 'executive');
 
-    // Taking a snapshot from the page replaces today's row and comes back to the page.
+    // A saved scope gets its own snapshot when one is taken from the page (today's estate row is
+    // replaced, not doubled), and the pages show it when picked.
+    await json(platform.api('/api/v1/scopes/checkout', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ selector: { businessServices: ['Checkout'] } }) }));
+    await page.reload();
     await Promise.all([page.waitForURL((url) => url.pathname === '/console/executive'), page.click('#snapshot-note button')]);
-    const [{ n }] = await platform.database.sql<[{ n: number }]>`select count(*)::int as n from metric_snapshots where day = ${today}`;
-    expect(n).toBe(1);
+    const rows = await platform.database.sql`select scope from metric_snapshots where day = ${today} order by scope`;
+    expect(rows.map((r) => r.scope)).toEqual(['*', 'checkout']);
+    await page.selectOption('#scope-picker select', 'checkout');
+    await Promise.all([page.waitForURL((url) => url.search === '?scope=checkout'), page.click('#scope-picker button')]);
+    expect(await page.textContent('h1')).toBe('Executive summary · checkout');
+    expect(await page.textContent('#fig-revenue .value')).toBe('12.5M');
+    expect(await page.textContent('#risk-trend')).toContain(`One day recorded so far (${today})`);
+    await screenshot(page, 'executive-scope');
+    const checkout = await json<Overview>(platform.api('/api/v1/metrics/overview?scope=checkout'));
+    await page.goto(`${platform.apiUrl}/console?scope=checkout`);
+    expect(await page.textContent('#fig-backlog .value')).toBe(String(checkout.backlog!.actAttend));
+    expect(checkout.newestKevHits.map((h) => h.assetName)).toEqual(['shop/checkout:1', 'shop/checkout:1']);
+    const unknown = await page.goto(`${platform.apiUrl}/console?scope=nowhere`);
+    expect(unknown?.status()).toBe(404);
+    expect(await page.textContent('[role=alert]')).toContain('There is no saved scope named “nowhere”.');
     await page.close();
   });
 
