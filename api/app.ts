@@ -16,6 +16,7 @@ import { eventRoutes } from './routes/events.js';
 import { exposureRoutes } from './routes/exposures.js';
 import { reportRoutes } from './routes/reports.js';
 import { responseRoutes } from './routes/response-metrics.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { sourceRoutes } from './routes/sources.js';
 import { healthRoutes } from './routes/health.js';
 import { policyRoutes } from './routes/policies.js';
@@ -90,6 +91,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', eventRoutes);
   app.route('/', reportRoutes);
   app.route('/', responseRoutes);
+  app.route('/', metricsRoutes);
   app.route('/', exposureRoutes);
   app.route('/', campaignRoutes);
   app.route('/', policyRoutes);

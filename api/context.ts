@@ -15,6 +15,8 @@ export interface ApiDeps {
   reportsDir: string;
   maxUploadBytes: number;
   scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
+  /** Open act + attend exposures the program accepts (CTEM_RISK_APPETITE); the default when absent. */
+  riskAppetite?: number;
   /** Threat-intel feeds: which are fetched, and the freshness bound of imports (defaults when absent). */
   intel?: { urls: { epss?: string | undefined; kev?: string | undefined }; maxAgeMs: FeedMaxAge; cveMinRecords?: number };
   /** The Slack bot in HTTP mode: answers requests to /slack/events (verifies Slack's signature itself). */

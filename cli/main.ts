@@ -32,6 +32,8 @@ const USAGE = `usage: ctem <command>
   metrics response    was the response fast and adequate? detection to acknowledgement, fix and verification,
                       SLA attainment, overdue and re-opened tickets [--group-by tier|owner|business_service]
                       [--since ISO] [--until ISO] [--scope NAME] [--json]
+  metrics overview|executive   the program's figures from the latest daily snapshot: backlog, KEV,
+                      appetite, SLA, escalations / MTTD, MTTR, business services, overdue owners [--scope NAME] [--json]
   backtest --later-kev FILE   would the policy have flagged at t0 what a later CISA KEV lists? effort,
                       coverage and efficiency beside EPSS and CVSS baselines [--universe estate|cves|records]
                       [--policy VERSION ...] [--epss V] [--kev V] [--cve V] [--json]

@@ -115,6 +115,8 @@ const EnvSchema = z.object({
   CTEM_VALIDATION_TIMEOUT: duration('5s'),
   CTEM_VALIDATION_AFTER_RESCORE: z.enum(['true', 'false']).default('true'),
   CTEM_VALIDATION_VANTAGE: z.enum(['internal', 'internet']).default('internal'),
+  CTEM_METRICS_SCHEDULE: z.string().default('1d'),
+  CTEM_RISK_APPETITE: z.coerce.number().int().min(0).default(50),
   TEMPORAL_UI_URL: optional,
   CTEM_WORKFLOW_BUNDLE: optional,
   SLACK_BOT_TOKEN: optional,
@@ -214,9 +216,17 @@ export interface Config {
   /** Cron expression of the weekly orphan-asset report (Temporal Schedule). */
   orphanReportCron: string;
   validation: ValidationConfig;
+  metrics: MetricsConfig;
   maxUploadBytes: number;
   /** The Slack bot; unset when Slack is not configured. */
   slack?: SlackConfig;
+}
+
+export interface MetricsConfig {
+  /** Interval (1d, the default: each midnight UTC) or cron expression of the daily metric snapshot; `off`: none. */
+  schedule: string;
+  /** Open act + attend exposures the program accepts (CTEM_RISK_APPETITE): the line the risk trend is read against. */
+  riskAppetite: number;
 }
 
 export interface ValidationConfig {
@@ -419,6 +429,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       afterRescore: e.CTEM_VALIDATION_AFTER_RESCORE === 'true',
       vantage: e.CTEM_VALIDATION_VANTAGE,
     },
+    metrics: { schedule: e.CTEM_METRICS_SCHEDULE, riskAppetite: e.CTEM_RISK_APPETITE },
     maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
     ...(slack ? { slack } : {}),
   };

@@ -1,5 +1,7 @@
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { intelFeedWorkflow } from '../workflows/intel-feed.js';
+import { metricsSnapshotWorkflow } from '../workflows/metrics-snapshot.js';
 import { orphanReportWorkflow } from '../workflows/orphan-report.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
 import { sourceDiscoveryWorkflow } from '../workflows/source-discovery.js';
@@ -14,6 +16,7 @@ export const sourceScheduleId = (source: string) => `discovery-schedule:${source
 export const ORPHAN_REPORT_SCHEDULE_ID = 'report-schedule:orphan-assets';
 export const intelScheduleId = (kind: 'epss' | 'kev') => `intel-schedule:${kind}`;
 export const VALIDATION_SCHEDULE_ID = 'validation-schedule:estate';
+export const METRICS_SCHEDULE_ID = 'metrics-schedule:daily';
 
 /** `1d`, `6h`... are intervals; anything else is a cron expression. */
 function specOf(schedule: string): ScheduleOptions['spec'] {
@@ -120,4 +123,36 @@ export async function ensureValidationSchedule(client: Client, taskQueue: string
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
   });
+}
+
+/**
+ * The daily program-metric snapshot (CTEM_METRICS_SCHEDULE, `1d`: each midnight UTC; `off` removes
+ * it). A Schedule's runs are named `metrics-snapshot:daily-<time>` by Temporal.
+ */
+export async function ensureMetricsSchedule(client: Client, taskQueue: string, schedule: string): Promise<void> {
+  if (schedule === 'off') {
+    try {
+      await client.schedule.getHandle(METRICS_SCHEDULE_ID).delete();
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+    return;
+  }
+  await upsertSchedule(client, {
+    scheduleId: METRICS_SCHEDULE_ID,
+    spec: specOf(schedule),
+    action: { type: 'startWorkflow', workflowType: metricsSnapshotWorkflow, workflowId: 'metrics-snapshot:daily', taskQueue, args: [{}] },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+  });
+}
+
+/** Starts `metrics-snapshot:<day>` (idempotent: a run of that id already going or done is left alone). */
+export async function startMetricsSnapshot(client: Client, taskQueue: string, day: string): Promise<string> {
+  const workflowId = `metrics-snapshot:${day}`;
+  try {
+    await client.workflow.start(metricsSnapshotWorkflow, { workflowId, taskQueue, args: [{ day }] });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  return workflowId;
 }

@@ -16,7 +16,8 @@ import type { SlackBot } from '../slack/bot.js';
 import type { Config } from '../config/index.js';
 import { connectTemporal, connectWorkerTemporal, createItsm, type ItsmConnections } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
-import { ensureIntelFeedSchedule, ensureOrphanReportSchedule, ensureValidationSchedule } from './schedules.js';
+import { ensureIntelFeedSchedule, ensureMetricsSchedule, ensureOrphanReportSchedule, ensureValidationSchedule, startMetricsSnapshot } from './schedules.js';
+import { dayOf, hasSnapshot } from '../metrics/snapshot.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
 import { createWorker } from './worker.js';
 
@@ -132,6 +133,11 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     if (registered.length) log(`registered search attributes: ${registered.join(', ')}`);
     await ensureOrphanReportSchedule(temporal.client, config.temporal.taskQueue, config.orphanReportCron);
     await ensureValidationSchedule(temporal.client, config.temporal.taskQueue, config.validation.schedule);
+    await ensureMetricsSchedule(temporal.client, config.temporal.taskQueue, config.metrics.schedule);
+    // Trends exist from day one: today's snapshot is taken now when missing, not at the next midnight.
+    if (config.metrics.schedule !== 'off' && !(await hasSnapshot(database.sql, dayOf(new Date())))) {
+      await startMetricsSnapshot(temporal.client, config.temporal.taskQueue, dayOf(new Date()));
+    }
     for (const kind of ['epss', 'kev'] as const) {
       if (config.intel.urls[kind]) await ensureIntelFeedSchedule(temporal.client, config.temporal.taskQueue, kind, config.intel.schedule);
     }
@@ -169,6 +175,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         reportsDir: join(config.dataDir, 'reports'),
         maxUploadBytes: config.maxUploadBytes,
         scanSlaMs: config.scanSlaMs,
+        riskAppetite: config.metrics.riskAppetite,
         intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs, cveMinRecords: config.intel.cveMinRecords },
         ...(slackBot?.handle ? { slack: { handle: slackBot.handle } } : {}),
       });

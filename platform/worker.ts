@@ -6,6 +6,7 @@ import { createCampaignActivities, type CampaignPublisher } from '../activities/
 import { createDiscoveryActivities } from '../activities/discovery.js';
 import { createEscalationDigestActivities } from '../activities/escalation-digest.js';
 import { createIntelActivities } from '../activities/intel.js';
+import { createMetricsActivities } from '../activities/metrics.js';
 import { createMobilizationActivities } from '../activities/mobilization.js';
 import { createPrioritizationActivities } from '../activities/prioritization.js';
 import { createRescoreActivities } from '../activities/rescore.js';
@@ -48,6 +49,7 @@ export function createActivities({ config, client, database, itsm, serviceNowCon
     ...createPrioritizationActivities({ database }),
     ...createMobilizationActivities({ database, itsm, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla, ...(config.fallbackOwner ? { fallbackOwner: config.fallbackOwner } : {}) }),
     ...createEscalationDigestActivities({ database, ...(notifier ? { notifier } : {}) }),
+    ...createMetricsActivities({ database }),
     ...createValidationActivities({ database, config: config.validation, temporal: config.temporal, ...(validationPublisher ? { publisher: validationPublisher } : {}) }),
   };
 }

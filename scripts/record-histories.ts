@@ -287,6 +287,14 @@ async function main() {
     await until('an escalation round of jonas.weber', async () => ((await digest.describe()).status.name === 'COMPLETED' ? true : undefined));
     await record('escalation-digest', 'escalation-digest:jonas.weber');
 
+    // The day's program-metric snapshot, started at start-up because the day had none.
+    const snapshots: string[] = [];
+    for await (const w of client.workflow.list({ query: `WorkflowType = 'metricsSnapshotWorkflow'` })) snapshots.push(w.workflowId);
+    const startup = snapshots.find((id) => /^metrics-snapshot:\d{4}-\d{2}-\d{2}$/.test(id));
+    if (!startup) throw new Error(`no start-up metrics snapshot among ${JSON.stringify(snapshots)}`);
+    await client.workflow.getHandle(startup).result();
+    await record('metrics-snapshot', startup);
+
     console.log(`recorded into ${out}:\n  ${recorded.join('\n  ')}`);
   } finally {
     for (const undo of stack.reverse()) await undo().catch((err: Error) => console.error(`cleanup: ${err.message}`));

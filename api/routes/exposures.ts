@@ -87,7 +87,7 @@ const ExposureDetailSchema = ExposureSchema.extend({
   response: z.union([TicketResponseSchema, z.null()]).openapi({ description: "its golden ticket's response against the SLA (null: on no ticket)" }),
 }).openapi('ExposureDetail');
 
-const NoiseCountsSchema = z.object({
+export const NoiseCountsSchema = z.object({
   openFindings: z.number().int(),
   criticalHighByCvss: z.number().int().openapi({ description: 'open findings rated critical or high: CVSS >= 7, or the scanner severity when there is no score' }),
   criticalHighActAttend: z.number().int().openapi({ description: 'of those, in act or attend' }),

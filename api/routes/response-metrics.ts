@@ -8,7 +8,7 @@ import { ErrorSchema } from './schemas.js';
 // Was the response fast and adequate (validation/response.ts): the estate's numbers here, one
 // ticket's in its detail and in the detail of each exposure it carries.
 
-const DurationsSchema = z
+export const DurationsSchema = z
   .object({
     count: z.number().int().openapi({ description: 'tickets that reached this point' }),
     medianHours: z.number().nullable(),
@@ -16,7 +16,7 @@ const DurationsSchema = z
   })
   .openapi('ResponseDurations');
 
-const AttainmentSchema = z
+export const AttainmentSchema = z
   .object({
     due: z.number().int().openapi({ description: 'tickets whose deadline has passed or that met it already' }),
     met: z.number().int(),

@@ -80,6 +80,8 @@ export async function startTestPlatform(env: Record<string, string> = {}, roles:
     // Validation runs only where a test starts them (validation.e2e.test.ts turns these on).
     CTEM_VALIDATION_SCHEDULE: 'off',
     CTEM_VALIDATION_AFTER_RESCORE: 'false',
+    // Metric snapshots (and the start-up one) only where a test asks (console-metrics, metrics-schedule).
+    CTEM_METRICS_SCHEDULE: 'off',
     ...env,
   };
   const platform = await startPlatform(loadConfig(fullEnv), roles);
