@@ -8,6 +8,8 @@
 //
 //   npm run bench:console -- [--findings 1000000] [--tickets 10000] [--days 365] [--assets N]
 //                            [--users 20] [--seconds 30] [--json] [--no-check] [--keep]
+//   npm run bench:console -- --database URL [--users 20] [--seconds 30] ...   (the load alone, on a
+//                            database an earlier run seeded and kept with --keep and DATABASE_URL)
 //
 // Target (checked unless --no-check; exit 1 when missed): every route at p95 <= 150 ms and
 // p99 <= 400 ms, and no errors (a route that answers 404 is missing, not fast).
@@ -28,7 +30,7 @@ import { startDevServer, type DevServer } from '../platform/temporal.js';
 import { parseBenchArgs } from './bench-args.js';
 import { closeOnInterrupt, openDatabase, round } from './bench-estate.js';
 import { runLoad, type LoadReport, type LoadSample, type RouteStats } from './bench-console-load.js';
-import { seedConsoleEstate, type SeedReport } from './bench-console-seed.js';
+import { seedConsoleEstate, seedCounts, type SeedReport } from './bench-console-seed.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const TARGET = { p95Ms: 150, p99Ms: 400 };
@@ -38,6 +40,8 @@ interface Options {
   tickets: number;
   days: number;
   assets: number | undefined;
+  /** An already seeded database: no seed, the load alone. */
+  database: string | undefined;
   users: number;
   seconds: number;
   json: boolean;
@@ -48,8 +52,8 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   return parseBenchArgs<Options>(
     argv,
-    { findings: 'count', tickets: 'count', days: 'count', assets: 'count', users: 'count', seconds: 'count', json: 'flag', noCheck: 'flag', keep: 'flag' },
-    { findings: 1_000_000, tickets: 10_000, days: 365, assets: undefined, users: 20, seconds: 30, json: false, noCheck: false, keep: false },
+    { findings: 'count', tickets: 'count', days: 'count', assets: 'count', database: 'text', users: 'count', seconds: 'count', json: 'flag', noCheck: 'flag', keep: 'flag' },
+    { findings: 1_000_000, tickets: 10_000, days: 365, assets: undefined, database: undefined, users: 20, seconds: 30, json: false, noCheck: false, keep: false },
   );
 }
 
@@ -168,7 +172,7 @@ async function main(): Promise<number> {
   const say = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
-  const target = await openDatabase(options.keep, 'bench_console');
+  const target = options.database ? { url: options.database, close: async () => {} } : await openDatabase(options.keep, 'bench_console');
   let database: Database | undefined;
   let server: DevServer | undefined;
   let api: Awaited<ReturnType<typeof startApi>> | undefined;
@@ -177,11 +181,17 @@ async function main(): Promise<number> {
   try {
     await migrateDatabase(target.url);
     database = connectDatabase(target.url, { max: 4 });
-    say(`seeding ${options.findings} findings, ${options.tickets} tickets, ${options.days} days of snapshots on ${assets} assets...`);
-    const seed = await seedConsoleEstate(database, { findings: options.findings, tickets: options.tickets, days: options.days, assets }, say);
+    let seed: SeedReport;
+    if (options.database) {
+      say('the database is seeded already: the load alone');
+      seed = { seconds: 0, steps: {}, intel: 'seeded by an earlier run', cves: 'seeded by an earlier run', counts: await seedCounts(database.sql) };
+    } else {
+      say(`seeding ${options.findings} findings, ${options.tickets} tickets, ${options.days} days of snapshots on ${assets} assets...`);
+      seed = await seedConsoleEstate(database, { findings: options.findings, tickets: options.tickets, days: options.days, assets }, say);
+      say(`  seeded in ${seed.seconds} s`);
+    }
     const seedRssMb = round(peakRss / 1024 / 1024);
-    say(`  seeded in ${seed.seconds} s`);
-    const wrong = [
+    const wrong = options.database ? [] : [
       seed.counts.findings !== options.findings && `${seed.counts.findings} findings`,
       seed.counts.tickets !== options.tickets && `${seed.counts.tickets} tickets`,
       seed.counts.snapshotDays !== options.days && `${seed.counts.snapshotDays} days of snapshots`,
@@ -223,8 +233,10 @@ async function main(): Promise<number> {
     clearInterval(sampler);
     const missed = misses(load.routes);
     const result = {
-      database: process.env.DATABASE_URL ? "a fresh database on DATABASE_URL's server" : 'embedded PostgreSQL (default settings)',
-      options: { findings: options.findings, tickets: options.tickets, days: options.days, assets, users: options.users, seconds: options.seconds },
+      database: options.database ? 'a database seeded by an earlier run' : process.env.DATABASE_URL ? "a fresh database on DATABASE_URL's server" : 'embedded PostgreSQL (default settings)',
+      options: options.database
+        ? { seeded: true, users: options.users, seconds: options.seconds }
+        : { findings: options.findings, tickets: options.tickets, days: options.days, assets, users: options.users, seconds: options.seconds },
       seed: { ...seed, peakRssMb: seedRssMb },
       load,
       peakRssMb: { bench: round(peakRss / 1024 / 1024), api: apiPeakRssMb },
