@@ -241,6 +241,8 @@ async function main(): Promise<number> {
       load,
       peakRssMb: { bench: round(peakRss / 1024 / 1024), api: apiPeakRssMb },
       target: { ...TARGET, noErrors: true, checked: !options.noCheck, met: missed.length === 0, misses: missed },
+      // Kept on DATABASE_URL's server: `--database` with this name runs the load again without seeding.
+      ...(options.keep && process.env.DATABASE_URL && !options.database ? { keptDatabase: new URL(target.url).pathname.slice(1) } : {}),
     };
     process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${table(seed, load, missed, !options.noCheck)}\n`);
     return options.noCheck || missed.length === 0 ? 0 : 1;

@@ -6,9 +6,10 @@ import { runScript } from '../support/scripts.js';
 
 // The console benchmark as `npm run bench:console` runs it (a child process that seeds a database
 // of its own on the shared test server and starts `ctem api` on it), at a tiny size: the seed holds
-// exactly what was asked for, and the report names every route with its figures or its errors.
+// exactly what was asked for, and the report names every route with its figures or its errors. The
+// runs are child processes on databases of their own, so they run side by side.
 
-describe('bench:console', () => {
+describe.concurrent('bench:console', () => {
   it('seeds the requested estate, loads every route of the journeys and reports per route', { timeout: 120_000 }, async () => {
     const { code, stdout, stderr } = await runScript(
       'scripts/bench-console.ts',
@@ -59,6 +60,25 @@ describe('bench:console', () => {
     expect(result.target).toMatchObject({ p95Ms: 150, p99Ms: 400, checked: false });
     expect(result.target.met).toBe(result.target.misses.length === 0);
     expect(result.peakRssMb.bench).toBeGreaterThan(0);
+  });
+
+  it('--keep leaves the seeded database, and --database runs the load alone on it', { timeout: 120_000 }, async () => {
+    const env = { DATABASE_URL: inject('postgresUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), CTEM_CORPUS_DIR: join(tmpdir(), 'no-corpus-here') };
+    const seeded = await runScript('scripts/bench-console.ts', ['--findings', '600', '--tickets', '10', '--days', '3', '--users', '1', '--seconds', '1', '--no-check', '--keep', '--json'], env);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    const { keptDatabase } = JSON.parse(seeded.stdout);
+    expect(keptDatabase).toMatch(/^bench_console_[0-9a-f]+$/);
+    const url = new URL(inject('postgresUrl'));
+    url.pathname = `/${keptDatabase}`;
+    const again = await runScript('scripts/bench-console.ts', ['--database', url.toString(), '--users', '2', '--seconds', '1', '--no-check', '--json'], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain('the load alone');
+    const result = JSON.parse(again.stdout);
+    // Nothing seeded a second time: the same counts, read from the kept database.
+    expect(result.seed).toMatchObject({ seconds: 0, counts: { findings: 600, tickets: 10, snapshotDays: 3 } });
+    expect(result.options).toEqual({ seeded: true, users: 2, seconds: 1 });
+    expect(result.load.routes.find((r: { route: string }) => r.route === 'POST /console/sign-in').count).toBe(2);
+    expect(result.keptDatabase).toBeUndefined();
   });
 
   it('refuses more tickets than the findings have fixes, naming the option', { timeout: 60_000 }, async () => {
