@@ -38,6 +38,8 @@ export interface LoadSample {
 }
 
 export interface LoadOptions {
+  /** The journeys walked (default: all of JOURNEYS). */
+  journeys?: ReadonlyArray<(typeof JOURNEYS)[number]>;
   baseUrl: string;
   token: string;
   users: number;
@@ -161,14 +163,16 @@ export async function signIn(baseUrl: string, token: string): Promise<string> {
 }
 
 export async function runLoad(options: LoadOptions, say: (line: string) => void): Promise<LoadReport> {
+  const journeys = options.journeys ?? JOURNEYS;
+  if (!journeys.length) throw new Error('no journey to walk');
   const recorder = new Recorder();
   recorder.declare('POST /console/sign-in', 'sign-in');
-  for (const journey of JOURNEYS) for (const step of journey.steps) recorder.declare(step, step.startsWith('/api/') ? 'api' : 'page');
-  const totalWeight = JOURNEYS.reduce((sum, j) => sum + j.weight, 0);
+  for (const journey of journeys) for (const step of journey.steps) recorder.declare(step, step.startsWith('/api/') ? 'api' : 'page');
+  const totalWeight = journeys.reduce((sum, j) => sum + j.weight, 0);
   const pickJourney = () => {
     let r = Math.random() * totalWeight;
-    for (const journey of JOURNEYS) if ((r -= journey.weight) < 0) return journey;
-    return JOURNEYS.at(-1)!;
+    for (const journey of journeys) if ((r -= journey.weight) < 0) return journey;
+    return journeys.at(-1)!;
   };
 
   const call = async (route: string, path: string, cookie: string, record: boolean): Promise<{ cursor?: string; failed: boolean }> => {
@@ -218,18 +222,18 @@ export async function runLoad(options: LoadOptions, say: (line: string) => void)
   // One unrecorded pass over every journey first: the first call of a route pays for module
   // loading, JIT and cold caches, which a person meets once after a deploy, not per page view.
   say('warming up (every journey once, not recorded)...');
-  for (const journey of JOURNEYS) await walk(journey.steps, cookies[0]!, false);
+  for (const journey of journeys) await walk(journey.steps, cookies[0]!, false);
 
   say(`${options.users} users for ${options.seconds} s...`);
   const startedAt = performance.now();
   const deadline = startedAt + options.seconds * 1000;
-  let journeys = 0;
-  const progress = setInterval(() => say(`  ${Math.round((performance.now() - startedAt) / 1000)} s, ${journeys} journeys`), 10_000);
+  let walked = 0;
+  const progress = setInterval(() => say(`  ${Math.round((performance.now() - startedAt) / 1000)} s, ${walked} journeys`), 10_000);
   await Promise.all(
     cookies.map(async (cookie) => {
       while (performance.now() < deadline) {
         await walk(pickJourney().steps, cookie, true);
-        journeys++;
+        walked++;
       }
     }),
   );

@@ -7,7 +7,7 @@
 //   load    per route template and overall: requests, errors (by status), p50 / p95 / p99 / max in ms.
 //
 //   npm run bench:console -- [--findings 1000000] [--tickets 10000] [--days 365] [--assets N]
-//                            [--users 20] [--seconds 30] [--json] [--no-check] [--keep]
+//                            [--users 20] [--seconds 30] [--journeys REGEX] [--json] [--no-check] [--keep]
 //   npm run bench:console -- --database URL [--users 20] [--seconds 30] ...   (the load alone, on a
 //                            database an earlier run seeded and kept with --keep and DATABASE_URL)
 //
@@ -29,7 +29,7 @@ import { freePort } from '../platform/ports.js';
 import { startDevServer, type DevServer } from '../platform/temporal.js';
 import { parseBenchArgs } from './bench-args.js';
 import { closeOnInterrupt, openDatabase, round } from './bench-estate.js';
-import { runLoad, type LoadReport, type LoadSample, type RouteStats } from './bench-console-load.js';
+import { JOURNEYS, runLoad, type LoadReport, type LoadSample, type RouteStats } from './bench-console-load.js';
 import { seedConsoleEstate, seedCounts, type SeedReport } from './bench-console-seed.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -44,6 +44,8 @@ interface Options {
   database: string | undefined;
   users: number;
   seconds: number;
+  /** Only the journeys whose name matches (case-insensitive), e.g. `exposure|ticket`. */
+  journeys: string | undefined;
   json: boolean;
   noCheck: boolean;
   keep: boolean;
@@ -52,8 +54,8 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   return parseBenchArgs<Options>(
     argv,
-    { findings: 'count', tickets: 'count', days: 'count', assets: 'count', database: 'text', users: 'count', seconds: 'count', json: 'flag', noCheck: 'flag', keep: 'flag' },
-    { findings: 1_000_000, tickets: 10_000, days: 365, assets: undefined, database: undefined, users: 20, seconds: 30, json: false, noCheck: false, keep: false },
+    { findings: 'count', tickets: 'count', days: 'count', assets: 'count', database: 'text', users: 'count', seconds: 'count', journeys: 'text', json: 'flag', noCheck: 'flag', keep: 'flag' },
+    { findings: 1_000_000, tickets: 10_000, days: 365, assets: undefined, database: undefined, users: 20, seconds: 30, journeys: undefined, json: false, noCheck: false, keep: false },
   );
 }
 
@@ -149,8 +151,9 @@ function table(seed: SeedReport, load: LoadReport, missed: string[], check: bool
   return [
     `seed: ${c.findings} findings (${c.openFindings} open: ${Object.entries(c.tiers).map(([t, n]) => `${t} ${n}`).join(', ')}), ${c.assets} assets, ` +
       `${c.owners} owners, ${c.businessServices} business services, ${c.tickets} tickets, ${c.escalations} escalations, ` +
-      `${c.metricSnapshots} metric snapshots over ${c.snapshotDays} days, ${c.hypotheses} hypotheses; ${seed.seconds} s`,
-    `  ${Object.entries(seed.steps).map(([s, n]) => `${s} ${n} s`).join(', ')}`,
+      `${c.metricSnapshots} metric snapshots over ${c.snapshotDays} days, ${c.hypotheses} hypotheses; ` +
+      (Object.keys(seed.steps).length ? `${seed.seconds} s` : 'seeded by an earlier run'),
+    ...(Object.keys(seed.steps).length ? [`  ${Object.entries(seed.steps).map(([s, n]) => `${s} ${n} s`).join(', ')}`] : []),
     `load: ${load.users} users, ${load.seconds} s, ${load.requests} requests (${load.requestsPerSecond}/s)`,
     '',
     line(head),
@@ -168,6 +171,8 @@ function table(seed: SeedReport, load: LoadReport, missed: string[], check: bool
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
   const assets = options.assets ?? Math.max(20, Math.min(20_000, Math.round(options.findings / 50)));
+  const journeys = options.journeys ? JOURNEYS.filter((j) => new RegExp(options.journeys!, 'i').test(j.name)) : JOURNEYS;
+  if (!journeys.length) throw new Error(`--journeys ${options.journeys} matches no journey (journeys: ${JOURNEYS.map((j) => j.name).join('; ')})`);
   // Progress goes to stderr, with --json too: the JSON alone is on stdout.
   const say = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
   let peakRss = process.memoryUsage().rss;
@@ -228,15 +233,15 @@ async function main(): Promise<number> {
       },
       port,
     );
-    const load = await runLoad({ baseUrl: api.url, token, users: options.users, seconds: options.seconds, sample }, say);
+    const load = await runLoad({ journeys, baseUrl: api.url, token, users: options.users, seconds: options.seconds, sample }, say);
     const apiPeakRssMb = peakRssMbOf(api.child.pid);
     clearInterval(sampler);
     const missed = misses(load.routes);
     const result = {
       database: options.database ? 'a database seeded by an earlier run' : process.env.DATABASE_URL ? "a fresh database on DATABASE_URL's server" : 'embedded PostgreSQL (default settings)',
       options: options.database
-        ? { seeded: true, users: options.users, seconds: options.seconds }
-        : { findings: options.findings, tickets: options.tickets, days: options.days, assets, users: options.users, seconds: options.seconds },
+        ? { seeded: true, users: options.users, seconds: options.seconds, ...(options.journeys ? { journeys: options.journeys } : {}) }
+        : { findings: options.findings, tickets: options.tickets, days: options.days, assets, users: options.users, seconds: options.seconds, ...(options.journeys ? { journeys: options.journeys } : {}) },
       seed: { ...seed, peakRssMb: seedRssMb },
       load,
       peakRssMb: { bench: round(peakRss / 1024 / 1024), api: apiPeakRssMb },
