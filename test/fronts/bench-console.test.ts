@@ -70,14 +70,19 @@ describe.concurrent('bench:console', () => {
     expect(keptDatabase).toMatch(/^bench_console_[0-9a-f]+$/);
     const url = new URL(inject('postgresUrl'));
     url.pathname = `/${keptDatabase}`;
-    const again = await runScript('scripts/bench-console.ts', ['--database', url.toString(), '--users', '2', '--seconds', '1', '--no-check', '--json'], env);
+    const again = await runScript('scripts/bench-console.ts', ['--database', url.toString(), '--users', '2', '--seconds', '1', '--journeys', 'one exposure', '--no-check', '--json'], env);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toContain('the load alone');
     const result = JSON.parse(again.stdout);
     // Nothing seeded a second time: the same counts, read from the kept database.
     expect(result.seed).toMatchObject({ seconds: 0, counts: { findings: 600, tickets: 10, snapshotDays: 3 } });
-    expect(result.options).toEqual({ seeded: true, users: 2, seconds: 1 });
-    expect(result.load.routes.find((r: { route: string }) => r.route === 'POST /console/sign-in').count).toBe(2);
+    expect(result.options).toEqual({ seeded: true, users: 2, seconds: 1, journeys: 'one exposure' });
+    // Only the chosen journey's routes are walked and reported.
+    const routes = result.load.routes as Array<{ route: string; count: number; errors: number }>;
+    expect(routes.map((r) => r.route)).toEqual(['POST /console/sign-in', '/console/exposures/:id', '/api/v1/exposures/:id']);
+    expect(routes[0]!.count).toBe(2);
+    expect(routes[2]!.count).toBeGreaterThan(0);
+    expect(routes[2]!.errors).toBe(0);
     expect(result.keptDatabase).toBeUndefined();
   });
 
