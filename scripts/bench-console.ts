@@ -182,7 +182,8 @@ async function main(): Promise<number> {
   let server: DevServer | undefined;
   let api: Awaited<ReturnType<typeof startApi>> | undefined;
   const dataDir = mkdtempSync(join(tmpdir(), 'ctem-bench-console-'));
-  closeOnInterrupt(() => [api && { close: api.stop }, server && { close: server.stop }, database, target]);
+  const removeDataDir = async () => rmSync(dataDir, { recursive: true, force: true });
+  closeOnInterrupt(() => [api && { close: api.stop }, server && { close: server.stop }, database, target, { close: removeDataDir }]);
   try {
     await migrateDatabase(target.url);
     database = connectDatabase(target.url, { max: 4 });
@@ -257,7 +258,7 @@ async function main(): Promise<number> {
     await server?.stop();
     await database?.close();
     await target.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    await removeDataDir();
   }
 }
 
