@@ -29,6 +29,7 @@ COPY cli ./cli
 COPY platform ./platform
 COPY api ./api
 COPY console ./console
+COPY metrics ./metrics
 COPY db ./db
 COPY workflows ./workflows
 COPY activities ./activities
