@@ -5,7 +5,8 @@
 // revenue, sources, older score history, golden tickets with escalations, a year of metric
 // snapshots, saved scopes and hunting hypotheses are added around them.
 import type postgres from 'postgres';
-import type { Database } from '../db/client.js';
+import type { Database, Sql } from '../db/client.js';
+import { dayOf, takeSnapshot } from '../metrics/snapshot.js';
 import { defaultPolicy } from '../prioritization/policy.js';
 import { rescoreFindings } from '../prioritization/scoring/rescore.js';
 import { cvePool, generate, importFeeds, round, timed } from './bench-estate.js';
@@ -96,7 +97,7 @@ export async function seedConsoleEstate(database: Database, options: SeedOptions
   await step('score history sample', () => seedScoreChanges(sql, defaultPolicy().version));
   await step('tickets and escalations', () => seedTickets(sql, options.tickets));
   await step('scopes and hypotheses', () => seedScopesAndHypotheses(sql, options.days));
-  await step('metric snapshots', () => seedMetricSnapshots(sql, { days: options.days, scopes: ['*', ...SEED_SCOPES.map((s) => s.name)] }));
+  await step('metric snapshots', () => seedMetricSnapshots(sql, { days: options.days }));
   await step('vacuum analyze', () => sql`vacuum analyze`);
   const counts = await seedCounts(sql);
   return { seconds: round(Number(process.hrtime.bigint() - started) / 1e9), steps, intel, cves: pool.source, counts };
@@ -287,39 +288,29 @@ async function seedScopesAndHypotheses(sql: postgres.Sql, days: number) {
 }
 
 /**
- * A year of daily program metrics per scope, in the shape `metrics/snapshot.ts` writes: backlog by
- * tier, KEV and internet-facing counts, the noise cut, SLA attainment, MTTD / MTTR, escalations by
- * level. One statement; adjust the jsonb here when the snapshot's shape changes.
+ * A year of daily snapshots in the shape the platform writes: today's is taken for real
+ * (metrics/snapshot.ts, every saved scope and the estate), and each earlier day copies it with the
+ * trend's counts scaled (the backlog falls over the year, with a little daily noise). The console
+ * reads the latest row whole and only the `trend` key of the others.
  */
-export async function seedMetricSnapshots(sql: postgres.Sql, { days, scopes }: { days: number; scopes: string[] }): Promise<number> {
+export async function seedMetricSnapshots(sql: postgres.Sql, { days }: { days: number }): Promise<number> {
+  const today = dayOf(new Date());
+  const taken = await takeSnapshot(sql as unknown as Sql, today);
+  const shares = ['noiseReduction', 'slaFixedShare', 'slaAcknowledgedShare'];
   const rows = await sql`
     insert into metric_snapshots (day, scope, metrics, taken_at)
-    select to_char(current_date - d, 'YYYY-MM-DD'), s.scope,
-      jsonb_build_object(
-        'backlog', jsonb_build_object('act', b.act, 'attend', b.attend, 'track*', b.track_star, 'track', b.track),
-        'open', b.act + b.attend + b.track_star + b.track,
-        'exploitable', jsonb_build_object('actAttend', b.act + b.attend, 'kev', b.kev, 'internetFacing', b.facing),
-        'noise', jsonb_build_object('criticalHigh', b.crit_high, 'criticalHighActAttend', b.act + b.attend,
-                                    'cut', round((1 - (b.act + b.attend)::numeric / greatest(1, b.crit_high)), 4)),
-        'sla', jsonb_build_object('attainment', round((0.78 + 0.15 * (1 - d::numeric / greatest(1, ${days})) + 0.02 * sin(d))::numeric, 4),
-                                  'breached', (b.act + b.attend) / 25),
-        'mttdDays', round((3.5 + 2 * d::numeric / greatest(1, ${days}))::numeric, 2),
-        'mttrDays', jsonb_build_object('act', round((6 + 4 * d::numeric / greatest(1, ${days}))::numeric, 2),
-                                       'attend', round((21 + 9 * d::numeric / greatest(1, ${days}))::numeric, 2)),
-        'escalations', jsonb_build_object('1', b.esc / 2, '2', b.esc / 3, '3', b.esc / 6),
-        'tickets', jsonb_build_object('open', b.act / 3 + b.attend / 10, 'overdue', b.esc))
-      , (current_date - d) + time '02:00' at time zone 'UTC'
-    from unnest(${scopes}::text[]) with ordinality s(scope, i)
-    cross join generate_series(0, ${days - 1}) d
-    cross join lateral (
-      -- The estate's backlog falls over the year; each scope holds a share of it; a little daily noise.
-      select (f * (14000 + 30 * d) * (1 + 0.03 * sin(d * 0.7)))::int as act, (f * (115000 + 150 * d))::int as attend,
-             (f * 220000)::int as track_star, (f * 650000)::int as track, (f * (3000 + 8 * d))::int as kev,
-             (f * (25000 + 40 * d))::int as facing, (f * (460000 + 100 * d))::int as crit_high, (f * (900 + 2 * d))::int as esc
-      from (select case when s.i = 1 then 1.0 else 1.0 / (s.i + 1) end as f) share
-    ) b
+    select to_char(${today}::date - d, 'YYYY-MM-DD'), m.scope,
+           jsonb_set(m.metrics, '{trend}', (
+             select jsonb_object_agg(t.key, case when jsonb_typeof(t.value) = 'number' and not (t.key = any(${shares}::text[]))
+                                                 then to_jsonb(round((t.value::text)::numeric * (1 + 0.002 * d) * (1 + 0.03 * sin(d * 0.7))))
+                                                 else t.value end)
+             from jsonb_each(m.metrics -> 'trend') t)),
+           (${today}::date - d) + time '02:00'
+    from metric_snapshots m
+    cross join generate_series(1, ${days - 1}) d
+    where m.day = ${today}
     on conflict (day, scope) do update set metrics = excluded.metrics, taken_at = excluded.taken_at`;
-  return rows.count;
+  return taken.scopes.length + rows.count;
 }
 
 /** What the seeded database holds (also for a database seeded by an earlier run). */
