@@ -1,0 +1,80 @@
+import type postgres from 'postgres';
+import type { Sql } from '../client.js';
+
+// Keyset pagination for list views: a page ends with the sort key of its last row, and the next
+// page starts strictly after it (a row comparison an index serves), so page 500 costs what page 1
+// costs and rows with equal scores are neither skipped nor repeated (the key ends with a unique id).
+// The cursor is opaque to clients: base64url of the key's values as PostgreSQL printed them, so
+// nothing is lost to JavaScript's number or date precision on the way back.
+
+/** A cursor that cannot be read; the fronts answer 400 naming the `after` parameter. */
+export class CursorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CursorError';
+  }
+}
+
+/** What each position of a cursor must look like; checked before a value reaches SQL. */
+export const KEY_PART = {
+  /** A float8 as PostgreSQL prints it (shortest exact form), or ±Infinity. */
+  float: /^(-?Infinity|-?\d+(\.\d+)?(e[+-]?\d+)?)$/,
+  /** A timestamptz as PostgreSQL prints it (ISO DateStyle), or infinity. */
+  timestamp: /^(-?infinity|\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}(:\d{2}(:\d{2})?)?|Z))$/,
+  /** A bigint id. */
+  id: /^\d{1,19}$/,
+  /** Any text (a ticket key). */
+  text: /^[\s\S]{1,1000}$/,
+} as const;
+
+export type KeyPart = keyof typeof KEY_PART;
+
+export function encodeCursor(values: string[]): string {
+  return Buffer.from(JSON.stringify(values), 'utf8').toString('base64url');
+}
+
+/** The key values of a cursor, each checked against its part; throws CursorError saying what is wrong. */
+export function decodeCursor(cursor: string, parts: readonly KeyPart[]): string[] {
+  if (!/^[A-Za-z0-9_-]{1,4000}$/.test(cursor)) throw new CursorError('not a cursor from this list (expected base64url)');
+  let values: unknown;
+  try {
+    values = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new CursorError('not a cursor from this list (unreadable)');
+  }
+  if (!Array.isArray(values) || values.length !== parts.length || !values.every((v) => typeof v === 'string')) {
+    throw new CursorError(`not a cursor from this list (expected ${parts.length} key values)`);
+  }
+  parts.forEach((p, i) => {
+    if (!KEY_PART[p].test(values[i] as string)) throw new CursorError(`not a cursor from this list (key value ${i + 1} is not a ${p})`);
+  });
+  return values as string[];
+}
+
+/** Rows counted at most: beyond this a list says "more than 10,000" instead of scanning on. */
+export const COUNT_CAP = 10_000;
+
+/** How many rows match, counted up to COUNT_CAP: exact below it, `capped` at it. Never a whole-table count. */
+export interface CountEstimate {
+  count: number;
+  /** true: there are more than `count` rows (the count stopped at the cap). */
+  capped: boolean;
+}
+
+/** Counts the rows of `from` (a SQL fragment `from ... where ...`) up to the cap. */
+export async function cappedCount(sql: Sql, from: postgres.PendingQuery<postgres.Row[]>): Promise<CountEstimate> {
+  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from (select 1 ${from} limit ${COUNT_CAP + 1}) x`;
+  const n = row?.n ?? 0;
+  return n > COUNT_CAP ? { count: COUNT_CAP, capped: true } : { count: n, capped: false };
+}
+
+/** One page of a keyset list, as the API answers it. */
+export interface KeysetPage<T> {
+  items: T[];
+  /** The cursor of the next page (`after=`), null on the last page. */
+  next: string | null;
+  estimate: CountEstimate;
+}
+
+/** A count for people: `10000+` when the count stopped at the cap. */
+export const countLabel = (e: CountEstimate): string => (e.capped ? `${e.count}+` : String(e.count));
