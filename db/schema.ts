@@ -308,6 +308,13 @@ export const findings = pgTable(
     index('findings_asset_idx').on(t.assetId),
     index('findings_issue_idx').on(t.issueId),
     index('findings_ticket_idx').on(t.ticketKey).where(sql`${t.ticketKey} is not null`),
+    // The exposure list's order (db/read-models/exposures.ts): highest score first, unscored last,
+    // then the earliest due date, then id, as never-null expressions so a keyset cursor is one
+    // row comparison the index serves; per status, and per status and tier (the usual filters).
+    index('findings_list_idx').on(t.status, sql`(-coalesce(${t.score}, '-Infinity'::float8))`, sql`coalesce(${t.dueAt}, 'infinity'::timestamptz)`, t.id),
+    index('findings_list_tier_idx').on(t.status, t.tier, sql`(-coalesce(${t.score}, '-Infinity'::float8))`, sql`coalesce(${t.dueAt}, 'infinity'::timestamptz)`, t.id),
+    // The console's search by the start of a component name (LIKE 'prefix%').
+    index('findings_component_idx').on(t.component.op('text_pattern_ops')).where(sql`${t.status} = 'open'`),
   ],
 );
 
@@ -625,7 +632,10 @@ export const tickets = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    index('tickets_owner_idx').on(t.owner),
+    // The ticket list's order (due date, then key) alone and under its usual filters, for keyset pages.
+    index('tickets_owner_idx').on(t.owner, t.dueAt, t.key),
+    index('tickets_due_idx').on(t.dueAt, t.key),
+    index('tickets_state_due_idx').on(t.state, t.dueAt, t.key),
     uniqueIndex('tickets_external_idx').on(t.externalSysId),
     index('tickets_orphan_idx').on(t.orphanReason).where(sql`${t.orphanReason} is not null`),
   ],

@@ -18,10 +18,10 @@ export const KeysetQuery = z.object({
 
 export const CountEstimateSchema = z
   .object({
-    count: z.number().int().openapi({ description: 'rows matching the filters, counted up to 10,000' }),
-    capped: z.boolean().openapi({ description: 'true: the count stopped at 10,000 and there are more' }),
+    count: z.number().int().openapi({ description: "rows matching the filters: counted up to 1,000, beyond that PostgreSQL's planner estimate" }),
+    exact: z.boolean().openapi({ description: "true: counted; false: more than 1,000 rows and `count` is the planner's estimate" }),
   })
-  .openapi('CountEstimate', { description: 'A capped count: exact below 10,000 (lists never count a whole table per page)' });
+  .openapi('CountEstimate', { description: 'Lists never count a whole table per page: they count up to 1,000 rows, then estimate' });
 
 /** The body of a keyset-paginated list. */
 export const keysetPage = <T extends z.ZodTypeAny>(item: T) =>

@@ -22,11 +22,11 @@ const day = (v: unknown) => (typeof v === 'string' ? v.slice(0, 10) : '');
 interface Page {
   items: Row[];
   next: string | null;
-  estimate: { count: number; capped: boolean };
+  estimate: { count: number; exact: boolean };
 }
 
 /** The foot of a list: how many of how many, and how to ask for the next page. */
-const pageFoot = (b: Page) => `${b.items.length} of ${b.estimate.capped ? `more than ${b.estimate.count}` : b.estimate.count}${b.next ? ` (next page: --after ${b.next})` : ''}`;
+const pageFoot = (b: Page) => `${b.items.length} of ${b.estimate.exact ? b.estimate.count : `about ${b.estimate.count}`}${b.next ? ` (next page: --after ${b.next})` : ''}`;
 
 const EXPOSURE_FILTERS = ['status', 'tier', 'scope', 'issue', 'asset', 'owner', 'ticket', 'kev', 'internet-facing', 'business-service', 'q', 'limit', 'after'] as const;
 const TICKET_FILTERS = ['state', 'owner', 'action', 'orphaned', 'escalated', 'overdue', 'limit', 'after'] as const;

@@ -1,7 +1,7 @@
 import { likeLiteral, type Sql } from '../client.js';
 import type { Action } from '../../mobilization/actions.js';
 import type { ItsmName } from '../../mobilization/itsm/index.js';
-import { cappedCount, decodeCursor, encodeCursor, type KeysetPage } from './keyset.js';
+import { countRows, decodeCursor, encodeCursor, type KeysetPage } from './keyset.js';
 
 // List views read PostgreSQL (the live state of one workflow is read with a query instead).
 
@@ -100,7 +100,7 @@ export async function listTickets(sql: Sql, f: TicketFilter): Promise<KeysetPage
   return {
     items: rows.slice(0, f.limit).map(ticketRow),
     next: last ? encodeCursor([last.due_key as string, last.key as string]) : null,
-    estimate: await cappedCount(sql, ticketFrom(sql, f)),
+    estimate: await countRows(sql, () => ticketFrom(sql, f)),
   };
 }
 

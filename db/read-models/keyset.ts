@@ -51,21 +51,27 @@ export function decodeCursor(cursor: string, parts: readonly KeyPart[]): string[
   return values as string[];
 }
 
-/** Rows counted at most: beyond this a list says "more than 10,000" instead of scanning on. */
-export const COUNT_CAP = 10_000;
+/** Rows counted at most; past this a list gives PostgreSQL's own estimate instead of counting on. */
+export const COUNT_CAP = 1_000;
 
-/** How many rows match, counted up to COUNT_CAP: exact below it, `capped` at it. Never a whole-table count. */
+/**
+ * How many rows match: counted exactly up to COUNT_CAP, beyond it the query planner's estimate
+ * for the same filters (from the table statistics, no rows read). Never a whole-table count.
+ */
 export interface CountEstimate {
   count: number;
-  /** true: there are more than `count` rows (the count stopped at the cap). */
-  capped: boolean;
+  /** true: counted; false: more than COUNT_CAP rows, and `count` is the planner's estimate. */
+  exact: boolean;
 }
 
-/** Counts the rows of `from` (a SQL fragment `from ... where ...`) up to the cap. */
-export async function cappedCount(sql: Sql, from: postgres.PendingQuery<postgres.Row[]>): Promise<CountEstimate> {
-  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from (select 1 ${from} limit ${COUNT_CAP + 1}) x`;
+/** Counts the rows of `from` (a SQL fragment `from ... where ...`, built twice by `from()`) up to the cap, else estimates them. */
+export async function countRows(sql: Sql, from: () => postgres.PendingQuery<postgres.Row[]>): Promise<CountEstimate> {
+  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from (select 1 ${from()} limit ${COUNT_CAP + 1}) x`;
   const n = row?.n ?? 0;
-  return n > COUNT_CAP ? { count: COUNT_CAP, capped: true } : { count: n, capped: false };
+  if (n <= COUNT_CAP) return { count: n, exact: true };
+  const [plan] = await sql<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }[]>`explain (format json) select 1 ${from()}`;
+  const estimated = Math.round(plan?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0);
+  return { count: Math.max(estimated, COUNT_CAP + 1), exact: false };
 }
 
 /** One page of a keyset list, as the API answers it. */
@@ -76,5 +82,5 @@ export interface KeysetPage<T> {
   estimate: CountEstimate;
 }
 
-/** A count for people: `10000+` when the count stopped at the cap. */
-export const countLabel = (e: CountEstimate): string => (e.capped ? `${e.count}+` : String(e.count));
+/** A count for people: `about 12,000` when it is the planner's estimate. */
+export const countLabel = (e: CountEstimate): string => (e.exact ? e.count.toLocaleString('en') : `about ${e.count.toLocaleString('en')}`);

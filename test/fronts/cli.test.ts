@@ -71,7 +71,7 @@ describe('ctem ingest', () => {
     const listed = await ctem(['exposures', 'list', '--asset', 'shop/cli-ingest:1', '--json'], env);
     expect(listed.code).toBe(0);
     const page = JSON.parse(listed.stdout) as { estimate: { count: number }; items: Array<{ id: number; issueId: string }> };
-    expect(page.estimate).toEqual({ count: 6, capped: false });
+    expect(page.estimate).toEqual({ count: 6, exact: true });
     const table = await ctem(['findings', 'list', '--asset', 'shop/cli-ingest:1', '--limit', '2'], env);
     expect(table.code).toBe(0);
     expect(table.stdout.split('\n')[0]).toMatch(/^ID +TIER +SCORE +DUE +ISSUE +COMPONENT +ASSET +TICKET$/);
@@ -82,7 +82,7 @@ describe('ctem ingest', () => {
     expect(shown.stdout).toMatch(/\nwhy:\n {2}\w+: /);
     const tickets = await ctem(['tickets', 'list', '--json'], env);
     expect(tickets.code).toBe(0);
-    expect(JSON.parse(tickets.stdout)).toMatchObject({ next: null, estimate: { capped: false } });
+    expect(JSON.parse(tickets.stdout)).toMatchObject({ next: null, estimate: { exact: true } });
     const unknown = await ctem(['exposures', 'show', '999999'], env);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/^exposure 999999 failed: HTTP 404: /);
