@@ -117,7 +117,7 @@ export async function listExposures(sql: Sql, f: ExposureFilter): Promise<Keyset
   const keys = (status: 'open' | 'closed' | 'all') => sql`
     select f.id, ${exposureKey(sql)}
     ${exposureFrom(sql, { ...f, status })}
-    ${after ? sql`and (-coalesce(f.score, '-Infinity'::float8), coalesce(f.due_at, 'infinity'::timestamptz), f.id) > (${after[0]!}::float8, ${after[1]!}::timestamptz, ${after[2]!}::bigint)` : sql``}
+    ${after ? sql`and (-coalesce(f.score, '-Infinity'::float8), coalesce(f.due_at, 'infinity'::timestamptz), f.id) > (${after[0]!}::text::float8, ${after[1]!}::text::timestamptz, ${after[2]!}::text::bigint)` : sql``}
     order by 2, 3, 1 limit ${take}`;
   // Both statuses: two index ranges merged, rather than one sort of every finding.
   const rows = await sql`

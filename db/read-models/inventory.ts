@@ -88,7 +88,7 @@ export async function listTickets(sql: Sql, f: TicketFilter): Promise<KeysetPage
     with page as materialized (
       select t.key, t.due_at
       ${ticketFrom(sql, f)}
-      ${after ? sql`and (t.due_at, t.key) > (${after[0]!}::timestamptz, ${after[1]!}::text)` : sql``}
+      ${after ? sql`and (t.due_at, t.key) > (${after[0]!}::text::timestamptz, ${after[1]!}::text)` : sql``}
       order by t.due_at, t.key
       limit ${f.limit + 1} offset ${f.offset ?? 0}
     )

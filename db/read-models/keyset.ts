@@ -5,7 +5,9 @@ import type { Sql } from '../client.js';
 // page starts strictly after it (a row comparison an index serves), so page 500 costs what page 1
 // costs and rows with equal scores are neither skipped nor repeated (the key ends with a unique id).
 // The cursor is opaque to clients: base64url of the key's values as PostgreSQL printed them, so
-// nothing is lost to JavaScript's number or date precision on the way back.
+// nothing is lost to JavaScript's number or date precision on the way back. Queries bind them as
+// text and cast in SQL (`$1::text::timestamptz`): a parameter typed timestamptz would go through
+// postgres.js's Date serializer and lose the microseconds, and the page would repeat itself.
 
 /** A cursor that cannot be read; the fronts answer 400 naming the `after` parameter. */
 export class CursorError extends Error {
