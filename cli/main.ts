@@ -58,6 +58,7 @@ async function serve(roles: Roles): Promise<number> {
     '',
     'CTEM platform is up',
     ...(platform.apiUrl ? [`  API              ${platform.apiUrl}  (OpenAPI: ${platform.apiUrl}/api/v1/openapi.json)`] : []),
+    ...(platform.apiUrl ? [`  Console          ${platform.apiUrl}/console  (sign in with the API token)`] : []),
     ...(platform.apiUrl ? [`  API token        ${platform.apiToken}`] : []),
     `  Temporal         ${platform.temporalAddress}  namespace ${config.temporal.namespace}`,
     ...(platform.temporalUiUrl ? [`  Temporal UI      ${platform.temporalUiUrl}`] : []),
