@@ -49,7 +49,10 @@ export const assets = pgTable('assets', {
   lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
   /** Last time a scan covered this asset (with or without findings): the scan-coverage KPI. */
   lastScannedAt: timestamp('last_scanned_at', { withTimezone: true }),
-});
+}, (t) => [
+  // The inventory's order, for keyset pages (db/read-models/inventory.ts).
+  index('assets_name_idx').on(t.name, t.id),
+]);
 
 /**
  * Every name an asset is known by (fqdn, hostname, ip, instance id, image, image digest, CMDB id).

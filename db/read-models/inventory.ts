@@ -139,26 +139,46 @@ export interface AssetFilter {
   orphaned?: boolean;
   kind?: string;
   limit: number;
-  offset: number;
+  /** The cursor of the previous page (its `next`). */
+  after?: string;
+  /** @deprecated rows skipped after the cursor; kept for clients written before cursors. */
+  offset?: number;
 }
 
-/** The asset inventory, with open-finding counts per tier. */
-export async function listAssets(sql: Sql, f: AssetFilter) {
-  const rows = await sql`
-    select a.*, count(*) over () as total,
-      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open')::int as open_findings,
-      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open' and x.tier in ('act', 'attend'))::int as action_findings
+const ASSET_CURSOR = ['text', 'id'] as const;
+
+function assetFrom(sql: Sql, f: AssetFilter) {
+  return sql`
     from assets a
     where true
       ${f.q ? sql`and (a.name ilike ${`%${likeLiteral(f.q)}%`} or a.asset_key ilike ${`%${likeLiteral(f.q)}%`} or a.digest = ${f.q})` : sql``}
       ${f.owner ? sql`and a.owner = ${f.owner}` : sql``}
       ${f.orphaned === true ? sql`and a.owner is null` : f.orphaned === false ? sql`and a.owner is not null` : sql``}
-      ${f.kind ? sql`and a.kind = ${f.kind}` : sql``}
-    order by a.name, a.id
-    limit ${f.limit} offset ${f.offset}`;
+      ${f.kind ? sql`and a.kind = ${f.kind}` : sql``}`;
+}
+
+/** The asset inventory by name, with open-finding counts per tier (counted for the page's assets only). */
+export async function listAssets(sql: Sql, f: AssetFilter) {
+  const after = f.after ? decodeCursor(f.after, ASSET_CURSOR) : undefined;
+  const rows = await sql`
+    with page as materialized (
+      select a.id, a.name
+      ${assetFrom(sql, f)}
+      ${after ? sql`and (a.name, a.id) > (${after[0]!}::text, ${after[1]!}::text::bigint)` : sql``}
+      order by a.name, a.id
+      limit ${f.limit + 1} offset ${f.offset ?? 0}
+    )
+    select a.*,
+      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open')::int as open_findings,
+      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open' and x.tier in ('act', 'attend'))::int as action_findings
+    from page p join assets a on a.id = p.id
+    order by p.name, p.id`;
+  const more = rows.length > f.limit;
+  const last = more ? rows[f.limit - 1] : undefined;
   return {
-    total: Number(rows[0]?.total ?? 0),
-    items: rows.map((r) => ({
+    next: last ? encodeCursor([last.name as string, String(last.id)]) : null,
+    estimate: await countRows(sql, () => assetFrom(sql, f)),
+    items: rows.slice(0, f.limit).map((r) => ({
       id: Number(r.id),
       key: r.asset_key as string,
       kind: r.kind as string,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../db/client.js';
 import { listExposures } from '../../db/read-models/exposures.js';
-import { listTickets } from '../../db/read-models/inventory.js';
+import { listAssets, listTickets } from '../../db/read-models/inventory.js';
 import { COUNT_CAP, CursorError, encodeCursor } from '../../db/read-models/keyset.js';
 import { json, startTestPlatform, type TestPlatform } from '../support/platform.js';
 
@@ -108,6 +108,19 @@ describe('ticket lists page by cursor', () => {
   });
 });
 
+describe('asset lists page by cursor', () => {
+  it('visit every asset once by name then id, with their open findings counted', async () => {
+    const sql = db.sql;
+    // Two assets with one name: the id breaks the tie.
+    await sql`insert into assets (asset_key, kind, name) values ('host:keyset-twin-1', 'host', 'keyset/app-3:1'), ('host:keyset-twin-2', 'host', 'keyset/app-3:1') on conflict do nothing`;
+    const expected = (await sql`select id::int from assets order by name, id`).map((r) => r.id as number);
+    const { rows } = await pageAll((after) => listAssets(sql, { limit: 2, ...(after ? { after } : {}) }));
+    expect(rows.map((r) => r.id)).toEqual(expected);
+    const [{ n }] = (await sql`select count(*)::int as n from findings f join assets a on a.id = f.asset_id where a.asset_key = 'image:keyset-1' and f.status = 'open'`) as unknown as [{ n: number }];
+    expect(rows.find((r) => r.key === 'image:keyset-1')!.openFindings).toBe(n);
+  });
+});
+
 describe('the API', () => {
   it('answers pages with items, next and estimate, and follows next', async () => {
     const first = await json<{ items: Array<{ id: number }>; next: string; estimate: { count: number; exact: boolean } }>(platform.api('/api/v1/exposures?limit=3&owner=owner-2'));
@@ -122,7 +135,7 @@ describe('the API', () => {
   });
 
   it('refuses a malformed cursor with 400 naming after', async () => {
-    for (const path of ['/api/v1/exposures?after=bogus!', '/api/v1/tickets?after=WyJ4Il0']) {
+    for (const path of ['/api/v1/exposures?after=bogus!', '/api/v1/tickets?after=WyJ4Il0', '/api/v1/assets?after=WyJ4IiwieSJd']) {
       const res = await platform.api(path);
       expect(res.status).toBe(400);
       const body = (await res.json()) as { error: { message: string; details: { field: string } } };
