@@ -41,6 +41,8 @@ function unavailableDependency(err: unknown): 'database' | 'temporal' | undefine
   return undefined;
 }
 
+const OPENAPI_INFO = { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } };
+
 /** The HTTP front: thin handlers that validate, authorise, then start, signal or query workflows or read PostgreSQL. */
 export function createApp(deps: ApiDeps) {
   const app = new OpenAPIHono<AppEnv>({
@@ -48,8 +50,9 @@ export function createApp(deps: ApiDeps) {
       if (!result.success) return problem(c, 400, 'invalid_request', 'the request is invalid', result.error.issues);
     },
   });
+  const withDocument: ApiDeps = { ...deps, openApiDocument: () => app.getOpenAPI31Document(OPENAPI_INFO) };
   app.use('*', async (c, next) => {
-    c.set('deps', deps);
+    c.set('deps', withDocument);
     await next();
   });
   app.use('*', secureHeaders());
@@ -101,7 +104,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', intelRoutes);
   app.route('/', validationRoutes);
   app.route('/', gateRoutes);
-  app.doc31('/api/v1/openapi.json', { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } });
+  app.doc31('/api/v1/openapi.json', OPENAPI_INFO);
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
     if (err instanceof HTTPException) return problem(c, err.status, 'http_error', err.message);

@@ -21,6 +21,8 @@ export interface ApiDeps {
   intel?: { urls: { epss?: string | undefined; kev?: string | undefined }; maxAgeMs: FeedMaxAge; cveMinRecords?: number };
   /** The Slack bot in HTTP mode: answers requests to /slack/events (verifies Slack's signature itself). */
   slack?: { handle(request: Request): Promise<Response> };
+  /** The API's OpenAPI document, built in-process (createApp sets it; the console renders it). */
+  openApiDocument?: () => unknown;
 }
 
 export interface AppEnv {

@@ -21,10 +21,11 @@ const USAGE = `usage: ctem <command>
   intel promote KIND VERSION   activate a staged version [--force check,...]
   intel fetch KIND    fetch a feed from its configured URL now
   exposures list      open exposures with tier, score, due date and ticket (alias: findings) [--tier T] [--status S]
-                      [--scope S] [--issue ID] [--asset A] [--owner O] [--ticket KEY] [--kev B] [--internet-facing B]
-                      [--limit N] [--offset N] [--json]
+                      [--scope S] [--issue ID] [--asset A] [--owner O] [--business-service S] [--q TEXT] [--ticket KEY]
+                      [--kev B] [--internet-facing B] [--limit N] [--after CURSOR] [--json]
   exposures show ID   one exposure and why: every factor of its explanation [--json]
-  tickets list        golden tickets [--state S] [--owner O] [--action A] [--orphaned B] [--escalated B] [--json]
+  tickets list        golden tickets [--state S] [--owner O] [--action A] [--orphaned B] [--escalated B] [--overdue B]
+                      [--limit N] [--after CURSOR] [--json]
   tickets show KEY    one golden ticket [--json]
   ticket ack|resolve KEY --by USER [--note T]   acknowledge or resolve as the owner would
   ticket accept-risk KEY --requester U --approver U --reason T --expires ISO-DATE
@@ -62,6 +63,7 @@ async function serve(roles: Roles): Promise<number> {
     '',
     'CTEM platform is up',
     ...(platform.apiUrl ? [`  API              ${platform.apiUrl}  (OpenAPI: ${platform.apiUrl}/api/v1/openapi.json)`] : []),
+    ...(platform.apiUrl ? [`  Console          ${platform.apiUrl}/console  (sign in with the API token)`] : []),
     ...(platform.apiUrl ? [`  API token        ${platform.apiToken}`] : []),
     `  Temporal         ${platform.temporalAddress}  namespace ${config.temporal.namespace}`,
     ...(platform.temporalUiUrl ? [`  Temporal UI      ${platform.temporalUiUrl}`] : []),

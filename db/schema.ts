@@ -49,7 +49,10 @@ export const assets = pgTable('assets', {
   lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
   /** Last time a scan covered this asset (with or without findings): the scan-coverage KPI. */
   lastScannedAt: timestamp('last_scanned_at', { withTimezone: true }),
-});
+}, (t) => [
+  // The inventory's order, for keyset pages (db/read-models/inventory.ts).
+  index('assets_name_idx').on(t.name, t.id),
+]);
 
 /**
  * Every name an asset is known by (fqdn, hostname, ip, instance id, image, image digest, CMDB id).
@@ -308,6 +311,13 @@ export const findings = pgTable(
     index('findings_asset_idx').on(t.assetId),
     index('findings_issue_idx').on(t.issueId),
     index('findings_ticket_idx').on(t.ticketKey).where(sql`${t.ticketKey} is not null`),
+    // The exposure list's order (db/read-models/exposures.ts): highest score first, unscored last,
+    // then the earliest due date, then id, as never-null expressions so a keyset cursor is one
+    // row comparison the index serves; per status, and per status and tier (the usual filters).
+    index('findings_list_idx').on(t.status, sql`(-coalesce(${t.score}, '-Infinity'::float8))`, sql`coalesce(${t.dueAt}, 'infinity'::timestamptz)`, t.id),
+    index('findings_list_tier_idx').on(t.status, t.tier, sql`(-coalesce(${t.score}, '-Infinity'::float8))`, sql`coalesce(${t.dueAt}, 'infinity'::timestamptz)`, t.id),
+    // The console's search by the start of a component name (LIKE 'prefix%').
+    index('findings_component_idx').on(t.component.op('text_pattern_ops')).where(sql`${t.status} = 'open'`),
   ],
 );
 
@@ -625,7 +635,10 @@ export const tickets = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    index('tickets_owner_idx').on(t.owner),
+    // The ticket list's order (due date, then key) alone and under its usual filters, for keyset pages.
+    index('tickets_owner_idx').on(t.owner, t.dueAt, t.key),
+    index('tickets_due_idx').on(t.dueAt, t.key),
+    index('tickets_state_due_idx').on(t.state, t.dueAt, t.key),
     uniqueIndex('tickets_external_idx').on(t.externalSysId),
     index('tickets_orphan_idx').on(t.orphanReason).where(sql`${t.orphanReason} is not null`),
   ],

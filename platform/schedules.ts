@@ -156,3 +156,18 @@ export async function startMetricsSnapshot(client: Client, taskQueue: string, da
   }
   return workflowId;
 }
+
+/** Every Temporal Schedule of the namespace, what it starts and when it runs next (the console's program page). */
+export async function listSchedules(client: Client): Promise<Array<{ id: string; workflowType: string | null; paused: boolean; nextRuns: string[]; lastRun: string | null }>> {
+  const out = [];
+  for await (const s of client.schedule.list()) {
+    out.push({
+      id: s.scheduleId,
+      workflowType: s.action?.workflowType ?? null,
+      paused: s.state.paused,
+      nextRuns: s.info.nextActionTimes.slice(0, 3).map((d) => d.toISOString()),
+      lastRun: s.info.recentActions.at(-1)?.takenAt.toISOString() ?? null,
+    });
+  }
+  return out.sort((a, b) => a.id.localeCompare(b.id));
+}

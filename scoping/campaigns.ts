@@ -134,7 +134,7 @@ export async function completeCampaign(
   if (!scope) throw new CampaignNotFoundError(`scope ${campaign.scope} no longer exists`);
   const counts = await noiseCounts(sql, scope.selector);
   const { assets } = await scopeImages(sql, scope.selector, 0);
-  const top = await listExposures(sql, { scope: scope.selector, limit: TOP, offset: 0 });
+  const top = await listExposures(sql, { scope: scope.selector, limit: TOP });
   const cves = [...new Set((campaign.hypothesis?.match(CVE_RE) ?? []).map((c) => c.toUpperCase()))];
   const hypothesisMatches = cves.length ? { cves, exposures: await countOpenWithIssues(sql, scope.selector, cves) } : undefined;
   const url = workflowUrl(temporal, input.campaignId);

@@ -5,6 +5,7 @@ import { getCampaign } from '../scoping/campaign-store.js';
 import { createExceptionRequest, decideExceptionRequest, getExceptionRequest, setExceptionRequestMessage } from '../mobilization/exception-requests.js';
 import { listExposures } from '../db/read-models/exposures.js';
 import { getTicket, listTickets } from '../db/read-models/inventory.js';
+import { countLabel } from '../db/read-models/keyset.js';
 import { getScope, listScopes, saveScope } from '../scoping/scopes.js';
 import { ticketKeyFor } from './store.js';
 import { buildOrphanReport, latestReport } from '../discovery/store/sources.js';
@@ -157,7 +158,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
     if (!person) return ephemeral(textMessage('I could not match your Slack e-mail address to a user in the ITSM, so I cannot tell which tickets are yours.'));
     const owners = [...new Set([person.userName, person.email])];
     const tickets: TicketView[] = [];
-    for (const owner of owners) tickets.push(...(await listTickets(sql, { owner, limit: 200, offset: 0 })).items.filter((t) => OPEN_TICKET_STATES.has(t.state)));
+    for (const owner of owners) tickets.push(...(await listTickets(sql, { owner, limit: 200 })).items.filter((t) => OPEN_TICKET_STATES.has(t.state)));
     return ephemeral(ticketsMessage(`Your open golden tickets, ${person.name}`, tickets, urlOf));
   }
 
@@ -202,8 +203,8 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
       case 'top': {
         const scope = command.scope ? await getScope(sql, command.scope) : undefined;
         if (command.scope && !scope) return ephemeral(textMessage(`There is no scope called *${esc(command.scope)}*. \`/ctem scopes\` lists them.`));
-        const page = await listExposures(sql, { limit: 5, offset: 0, ...(scope ? { scope: scope.selector } : {}) });
-        return ephemeral(exposuresMessage(`Top exposures${command.scope ? ` in ${command.scope}` : ''}`, page.items.map(summarizeExposure), page.total));
+        const page = await listExposures(sql, { limit: 5, ...(scope ? { scope: scope.selector } : {}) });
+        return ephemeral(exposuresMessage(`Top exposures${command.scope ? ` in ${command.scope}` : ''}`, page.items.map(summarizeExposure), countLabel(page.estimate)));
       }
       case 'mine':
         return mine(userId);

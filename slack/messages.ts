@@ -125,7 +125,7 @@ export function campaignStatusMessage(id: string, s: { state?: CampaignState; st
   return { text: `${id}: ${st?.phase ?? s.status}`, blocks: [section(lines.join('\n')), context(`${s.startedAt ? `started ${s.startedAt} · ` : ''}${link(s.url, 'Open in Temporal')}`)] };
 }
 
-export function exposuresMessage(title: string, items: CampaignResults['top'], total: number): Message {
+export function exposuresMessage(title: string, items: CampaignResults['top'], total: number | string): Message {
   if (!items.length) return textMessage(`${title}: nothing open.`);
   return {
     text: `${title}: ${total} open exposures, top ${items[0]!.issueId}`,

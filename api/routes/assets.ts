@@ -1,7 +1,9 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { listAssets, listOwners } from '../../db/read-models/inventory.js';
 import type { AppEnv } from '../context.js';
-import { PageQuery } from './schemas.js';
+import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
+import { CursorError } from '../../db/read-models/keyset.js';
+import { problem } from '../problem.js';
 
 const AssetSchema = z
   .object({
@@ -27,7 +29,7 @@ export const listAssetsRoute = createRoute({
   path: '/api/v1/assets',
   summary: 'The asset inventory: search by name, key or digest; filter by owner, kind, or orphans (no owner)',
   request: {
-    query: PageQuery.extend({
+    query: KeysetQuery.extend({
       q: z.string().optional(),
       owner: z.string().optional(),
       orphaned: z.enum(['true', 'false']).optional(),
@@ -35,7 +37,8 @@ export const listAssetsRoute = createRoute({
     }),
   },
   responses: {
-    200: { description: 'A page of assets', content: { 'application/json': { schema: z.object({ total: z.number().int(), items: z.array(AssetSchema) }) } } },
+    200: { description: 'A page of assets by name', content: { 'application/json': { schema: keysetPage(AssetSchema).openapi('AssetPage') } } },
+    400: { description: 'Invalid filter or cursor (`after`)', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
 
@@ -61,6 +64,11 @@ export const assetRoutes = new OpenAPIHono<AppEnv>()
   .openapi(listAssetsRoute, async (c) => {
     const { orphaned, ...query } = c.req.valid('query');
     const filter = { ...query, ...(orphaned ? { orphaned: orphaned === 'true' } : {}) };
-    return c.json(await listAssets(c.get('deps').database.sql, filter), 200);
+    try {
+      return c.json(await listAssets(c.get('deps').database.sql, filter), 200);
+    } catch (err) {
+      if (err instanceof CursorError) return problem(c, 400, 'invalid_request', `after: ${err.message}`, { field: 'after' });
+      throw err;
+    }
   })
   .openapi(listOwnersRoute, async (c) => c.json({ items: await listOwners(c.get('deps').database.sql) }, 200));

@@ -3,7 +3,8 @@ import { getExposure, listExposures, noiseCounts, noiseHistory, snapshotNoise } 
 import { deleteScope, getScope, listScopes, saveScope, ScopeSelector } from '../../scoping/scopes.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
-import { ErrorSchema, PageQuery } from './schemas.js';
+import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
+import { CursorError } from '../../db/read-models/keyset.js';
 import { TicketResponseSchema } from './response-metrics.js';
 import { ticketResponse } from '../../validation/response.js';
 
@@ -116,7 +117,7 @@ const listExposuresRoute = createRoute({
   path: '/api/v1/exposures',
   summary: 'Findings with tier, score, due date and explanation (FIRST EPSS, CISA KEV and context); open ones unless asked otherwise',
   request: {
-    query: PageQuery.extend({
+    query: KeysetQuery.extend({
       status: z.enum(['open', 'closed', 'all']).default('open'),
       issueId: z.string().optional().openapi({ example: 'CVE-2021-44228' }),
       ticket: z.string().optional().openapi({ description: 'Golden ticket key' }),
@@ -124,12 +125,15 @@ const listExposuresRoute = createRoute({
       scope: ScopeName.optional().openapi({ description: 'A saved scope' }),
       asset: z.string().optional().openapi({ description: 'Asset key or name' }),
       owner: z.string().optional(),
+      businessService: z.string().optional(),
       kev: bool.optional(),
       internetFacing: bool.optional(),
+      q: z.string().max(200).optional().openapi({ description: 'an issue id (any case) or the start of a component name' }),
     }),
   },
   responses: {
-    200: { description: 'A page of exposures', content: { 'application/json': { schema: z.object({ total: z.number().int(), items: z.array(ExposureListItemSchema) }) } } },
+    200: { description: 'A page of exposures, highest score first (then due date, then id)', content: { 'application/json': { schema: keysetPage(ExposureListItemSchema).openapi('ExposurePage') } } },
+    400: { description: 'Invalid filter or cursor (`after`)', content: { 'application/json': { schema: ErrorSchema } } },
     404: { description: 'Unknown scope', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
@@ -189,7 +193,12 @@ export const exposureRoutes = new OpenAPIHono<AppEnv>()
     const { scope: scopeName, ...query } = c.req.valid('query');
     const scope = scopeName ? await getScope(sql, scopeName) : undefined;
     if (scopeName && !scope) return problem(c, 404, 'not_found', `no scope named ${scopeName}`);
-    return c.json(await listExposures(sql, { ...query, ...(scope ? { scope: scope.selector } : {}) }), 200);
+    try {
+      return c.json(await listExposures(sql, { ...query, ...(scope ? { scope: scope.selector } : {}) }), 200);
+    } catch (err) {
+      if (err instanceof CursorError) return problem(c, 400, 'invalid_request', `after: ${err.message}`, { field: 'after' });
+      throw err;
+    }
   })
   .openapi(getExposureRoute, async (c) => {
     const sql = c.get('deps').database.sql;

@@ -9,6 +9,28 @@ export const PageQuery = z.object({
   offset: z.coerce.number().int().min(0).default(0),
 });
 
+/** Keyset-paginated lists: `after` is the previous page's `next`; `offset` is kept for older clients. */
+export const KeysetQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z.string().max(4000).optional().openapi({ description: "the previous page's `next` cursor (opaque)" }),
+  offset: z.coerce.number().int().min(0).optional().openapi({ deprecated: true, description: 'deprecated: rows to skip (after the cursor, if any); use `after`' }),
+});
+
+export const CountEstimateSchema = z
+  .object({
+    count: z.number().int().openapi({ description: "rows matching the filters: counted up to 1,000, beyond that PostgreSQL's planner estimate" }),
+    exact: z.boolean().openapi({ description: "true: counted; false: more than 1,000 rows and `count` is the planner's estimate" }),
+  })
+  .openapi('CountEstimate', { description: 'Lists never count a whole table per page: they count up to 1,000 rows, then estimate' });
+
+/** The body of a keyset-paginated list. */
+export const keysetPage = <T extends z.ZodTypeAny>(item: T) =>
+  z.object({
+    items: z.array(item),
+    next: z.string().nullable().openapi({ description: 'pass as `after` for the next page; null on the last page' }),
+    estimate: CountEstimateSchema,
+  });
+
 const Tier = z.enum(['act', 'attend', 'track*', 'track']);
 
 /** What a policy, feed version or context document would change against the live tiers (nothing is written). */

@@ -8,7 +8,8 @@ import { statusQuery, type RemediationState } from '../../workflows/remediation/
 import { ITSM_NAMES } from '../../mobilization/itsm/index.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
-import { ErrorSchema, PageQuery } from './schemas.js';
+import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
+import { CursorError } from '../../db/read-models/keyset.js';
 import { TicketResponseSchema } from './response-metrics.js';
 import { ticketResponse } from '../../validation/response.js';
 
@@ -106,17 +107,19 @@ export const listTicketsRoute = createRoute({
   path: '/api/v1/tickets',
   summary: 'Golden tickets: key, ITSM number, state, owner, due date, escalation level and history, number of findings',
   request: {
-    query: PageQuery.extend({
+    query: KeysetQuery.extend({
       state: TicketStateEnum.optional(),
       owner: z.string().optional(),
       action: z.enum(ACTIONS).optional(),
       orphaned: z.enum(['true', 'false']).optional().openapi({ description: 'true: the orphan queue only' }),
       escalated: z.enum(['true', 'false']).optional().openapi({ description: 'true: every ticket ever escalated, acknowledged or not; false: never escalated' }),
       minPeak: z.coerce.number().int().min(1).optional().openapi({ description: 'tickets once escalated to this level or higher' }),
+      overdue: z.enum(['true', 'false']).optional().openapi({ description: 'true: past the due date and not resolved, closed or verified' }),
     }),
   },
   responses: {
-    200: { description: 'A page of golden tickets', content: { 'application/json': { schema: z.object({ total: z.number().int(), items: z.array(TicketSchema) }) } } },
+    200: { description: 'A page of golden tickets, earliest due first', content: { 'application/json': { schema: keysetPage(TicketSchema).openapi('TicketPage') } } },
+    400: { description: 'Invalid filter or cursor (`after`)', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
 
@@ -175,9 +178,18 @@ export const riskAcceptanceRoute = actionRoute(
 
 export const ticketRoutes = new OpenAPIHono<AppEnv>()
   .openapi(listTicketsRoute, async (c) => {
-    const { orphaned, escalated, ...query } = c.req.valid('query');
-    const flags = { ...(orphaned ? { orphaned: orphaned === 'true' } : {}), ...(escalated ? { escalated: escalated === 'true' } : {}) };
-    return c.json(await listTickets(c.get('deps').database.sql, { ...query, ...flags }), 200);
+    const { orphaned, escalated, overdue, ...query } = c.req.valid('query');
+    const flags = {
+      ...(orphaned ? { orphaned: orphaned === 'true' } : {}),
+      ...(escalated ? { escalated: escalated === 'true' } : {}),
+      ...(overdue ? { overdue: overdue === 'true' } : {}),
+    };
+    try {
+      return c.json(await listTickets(c.get('deps').database.sql, { ...query, ...flags }), 200);
+    } catch (err) {
+      if (err instanceof CursorError) return problem(c, 400, 'invalid_request', `after: ${err.message}`, { field: 'after' });
+      throw err;
+    }
   })
   .openapi(getTicketRoute, async (c) => {
     const deps = c.get('deps');

@@ -19,9 +19,18 @@ function table(rows: Row[], columns: Array<[header: string, value: (r: Row) => u
 
 const day = (v: unknown) => (typeof v === 'string' ? v.slice(0, 10) : '');
 
-const EXPOSURE_FILTERS = ['status', 'tier', 'scope', 'issue', 'asset', 'owner', 'ticket', 'kev', 'internet-facing', 'limit', 'offset'] as const;
-const TICKET_FILTERS = ['state', 'owner', 'action', 'orphaned', 'escalated', 'limit', 'offset'] as const;
-const QUERY_NAMES: Record<string, string> = { issue: 'issueId', 'internet-facing': 'internetFacing' };
+interface Page {
+  items: Row[];
+  next: string | null;
+  estimate: { count: number; exact: boolean };
+}
+
+/** The foot of a list: how many of how many, and how to ask for the next page. */
+const pageFoot = (b: Page) => `${b.items.length} of ${b.estimate.exact ? b.estimate.count : `about ${b.estimate.count}`}${b.next ? ` (next page: --after ${b.next})` : ''}`;
+
+const EXPOSURE_FILTERS = ['status', 'tier', 'scope', 'issue', 'asset', 'owner', 'ticket', 'kev', 'internet-facing', 'business-service', 'q', 'limit', 'after'] as const;
+const TICKET_FILTERS = ['state', 'owner', 'action', 'orphaned', 'escalated', 'overdue', 'limit', 'after'] as const;
+const QUERY_NAMES: Record<string, string> = { issue: 'issueId', 'internet-facing': 'internetFacing', 'business-service': 'businessService' };
 
 function query(values: Record<string, unknown>, names: readonly string[]): string {
   const q = new URLSearchParams();
@@ -31,9 +40,11 @@ function query(values: Record<string, unknown>, names: readonly string[]): strin
 }
 
 const USAGE = `usage: ctem exposures list [--tier T] [--status open|closed|all] [--scope S] [--issue ID] [--asset A] [--owner O]
-                             [--ticket KEY] [--kev true|false] [--internet-facing true|false] [--limit N] [--offset N] [--json]
+                             [--business-service S] [--q TEXT] [--ticket KEY] [--kev true|false] [--internet-facing true|false]
+                             [--limit N] [--after CURSOR] [--json]
        ctem exposures show ID [--json]
-       ctem tickets list [--state S] [--owner O] [--action A] [--orphaned true|false] [--escalated true|false] [--limit N] [--offset N] [--json]
+       ctem tickets list [--state S] [--owner O] [--action A] [--orphaned true|false] [--escalated true|false] [--overdue true|false]
+                         [--limit N] [--after CURSOR] [--json]
        ctem tickets show KEY [--json]
        ctem ticket ack|resolve KEY --by USER [--note TEXT] [--json]
        ctem ticket accept-risk KEY --requester USER --approver USER --reason TEXT --expires ISO-DATE [--json]`;
@@ -66,11 +77,11 @@ export async function exposuresCommand(config: Config, argv: string[]): Promise<
   if (positionals[0] === 'list') {
     const r = await callApi(api, `/api/v1/exposures${query(values, EXPOSURE_FILTERS)}`);
     if (!r.ok) return apiFailure('listing exposures', r);
-    const b = r.body as { total: number; items: Row[] };
+    const b = r.body as Page;
     return print(json, b, () => `${table(b.items, [
       ['ID', (e) => e.id, 8], ['TIER', (e) => e.tier, 7], ['SCORE', (e) => e.score, 6], ['DUE', (e) => day(e.dueAt), 10],
       ['ISSUE', (e) => e.issueId, 20], ['COMPONENT', (e) => `${e.component} ${e.version}`, 28], ['ASSET', (e) => (e.asset as Row | undefined)?.name ?? (e.asset as Row | undefined)?.key, 36], ['TICKET', (e) => e.ticketKey, 24],
-    ])}\n${b.items.length} of ${b.total}`);
+    ])}\n${pageFoot(b)}`);
   }
   if (positionals[0] === 'show' && positionals[1]) {
     const r = await callApi(api, `/api/v1/exposures/${encodeURIComponent(positionals[1])}`);
@@ -95,11 +106,11 @@ export async function ticketRecordsCommand(config: Config, argv: string[]): Prom
   if (positionals[0] === 'list') {
     const r = await callApi(api, `/api/v1/tickets${query(values, TICKET_FILTERS)}`);
     if (!r.ok) return apiFailure('listing tickets', r);
-    const b = r.body as { total: number; items: Row[] };
+    const b = r.body as Page;
     return print(json, b, () => `${table(b.items, [
       ['KEY', (t) => t.key, 44], ['NUMBER', (t) => t.externalNumber, 11], ['STATE', (t) => t.state, 12], ['TIER', (t) => t.tier, 7],
       ['OWNER', (t) => t.owner, 18], ['DUE', (t) => day(t.dueAt), 10], ['ESC', (t) => t.escalationLevel, 3], ['FINDINGS', (t) => t.findingCount, 8],
-    ])}\n${b.items.length} of ${b.total}`);
+    ])}\n${pageFoot(b)}`);
   }
   if (positionals[0] === 'show' && positionals[1]) {
     const r = await callApi(api, `/api/v1/tickets/${encodeURIComponent(positionals[1])}`);

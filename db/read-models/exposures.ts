@@ -1,7 +1,8 @@
-import type { Sql } from '../client.js';
+import { likeLiteral, type Sql } from '../client.js';
 import type { ExplanationFactor } from '../schema.js';
 import { scopeCondition, type ScopeSelector } from '../../scoping/scopes.js';
 import { findingLastSeen } from './inventory.js';
+import { countRows, decodeCursor, encodeCursor, type KeysetPage } from './keyset.js';
 
 // Exposures: findings (open ones unless asked otherwise) as prioritization sees them (tier, score, due date, explanation, and the
 // context that decided them). List views read here; history comes from score_history. `f.explanation`
@@ -17,10 +18,16 @@ export interface ExposureFilter {
   scope?: ScopeSelector;
   asset?: string;
   owner?: string;
+  businessService?: string;
   kev?: boolean;
   internetFacing?: boolean;
+  /** An issue id (CVE-2021-44228, any case) or the start of a component's name. */
+  q?: string;
   limit: number;
-  offset: number;
+  /** The cursor of the previous page (its `next`). */
+  after?: string;
+  /** @deprecated rows skipped after the cursor; kept for clients written before cursors. */
+  offset?: number;
 }
 
 type Tier = 'act' | 'attend' | 'track*' | 'track';
@@ -70,16 +77,21 @@ function exposureRow(r: Record<string, unknown>) {
   };
 }
 
-export async function listExposures(sql: Sql, f: ExposureFilter) {
-  const rows = await sql`
-    select f.*, f.explanation, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
-           k.cve is not null as kev, e.epss, ${findingLastSeen(sql)} as last_seen_at,
-           (select coalesce(array_agg(fs.source order by fs.source) filter (where fs.present), '{}') from finding_sources fs where fs.finding_id = f.id) as sources,
-           count(*) over () as total
+/**
+ * The list's order, as index-friendly expressions that are never null: highest score first
+ * (unscored last), then the earliest due date (none last), then id. Migration 0022 indexes exactly
+ * these expressions, so `(rank, due, id) > cursor` is an index range and a page reads `limit` rows.
+ */
+const RANK = 'rank';
+const exposureKey = (sql: Sql) => sql`-coalesce(f.score, '-Infinity'::float8) as ${sql(RANK)}, coalesce(f.due_at, 'infinity'::timestamptz) as due_key`;
+const EXPOSURE_CURSOR = ['float', 'timestamp', 'id'] as const;
+
+/** `from ... where ...` of the exposure list: the filters only, shared by the page and its count. */
+function exposureFrom(sql: Sql, f: ExposureFilter) {
+  const q = f.q?.trim();
+  return sql`
     from findings f
     join assets a on a.id = f.asset_id
-    left join kev_entries k on k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')}
-    left join epss_scores e on e.cve = f.issue_id and e.feed_version = ${activeVersion(sql, 'epss')}
     where true
       ${f.status === 'all' ? sql`` : sql`and f.status = ${f.status ?? 'open'}`}
       ${f.issueId ? sql`and f.issue_id = ${f.issueId}` : sql``}
@@ -87,13 +99,52 @@ export async function listExposures(sql: Sql, f: ExposureFilter) {
       ${f.tier ? sql`and f.tier = ${f.tier}` : sql``}
       ${f.asset ? sql`and (a.asset_key = ${f.asset} or a.name = ${f.asset})` : sql``}
       ${f.owner ? sql`and a.owner = ${f.owner}` : sql``}
-      ${f.kev === undefined ? sql`` : f.kev ? sql`and k.cve is not null` : sql`and k.cve is null`}
+      ${f.businessService ? sql`and a.business_service = ${f.businessService}` : sql``}
+      ${f.kev === undefined ? sql`` : sql`and ${f.kev ? sql`` : sql`not`} exists (select 1 from kev_entries k where k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')})`}
       ${f.internetFacing === undefined ? sql`` : sql`and coalesce(a.internet_facing, false) = ${f.internetFacing}`}
-      ${f.scope ? scopeCondition(sql, f.scope) : sql``}
-    order by f.score desc nulls last, f.due_at nulls last, f.id
-    limit ${f.limit} offset ${f.offset}`;
-  return { total: Number(rows[0]?.total ?? 0), items: rows.map((r) => ({ ...exposureRow(r), sources: r.sources as string[] })) };
+      ${q ? sql`and (f.issue_id in (${q}, ${q.toUpperCase()}) or f.component like ${`${likeLiteral(q)}%`})` : sql``}
+      ${f.scope ? scopeCondition(sql, f.scope) : sql``}`;
 }
+
+/**
+ * A page of exposures in priority order, after the cursor `f.after`, with a capped count of all
+ * that match. The page's keys are found first (one index range); the rest of each row (its
+ * explanation, sources, feeds) is read for those rows only.
+ */
+export async function listExposures(sql: Sql, f: ExposureFilter): Promise<KeysetPage<ExposureListItem>> {
+  const after = f.after ? decodeCursor(f.after, EXPOSURE_CURSOR) : undefined;
+  const take = f.limit + 1 + (f.offset ?? 0);
+  const keys = (status: 'open' | 'closed' | 'all') => sql`
+    select f.id, ${exposureKey(sql)}
+    ${exposureFrom(sql, { ...f, status })}
+    ${after ? sql`and (-coalesce(f.score, '-Infinity'::float8), coalesce(f.due_at, 'infinity'::timestamptz), f.id) > (${after[0]!}::text::float8, ${after[1]!}::text::timestamptz, ${after[2]!}::text::bigint)` : sql``}
+    order by 2, 3, 1 limit ${take}`;
+  // Both statuses: two index ranges merged, rather than one sort of every finding.
+  const rows = await sql`
+    with page as materialized (
+      select * from (${f.status === 'all' ? sql`(${keys('open')}) union all (${keys('closed')})` : keys(f.status ?? 'open')}) k
+      order by 2, 3, 1 limit ${f.limit + 1} offset ${f.offset ?? 0}
+    )
+    select f.*, f.explanation, a.asset_key, a.name as asset_name, a.owner, a.business_service, a.criticality, a.environment, a.internet_facing,
+           k.cve is not null as kev, e.epss, ${findingLastSeen(sql)} as last_seen_at, coalesce(s.sources, '{}') as sources,
+           p.${sql(RANK)}::text as rank_key, p.due_key::text as due_key
+    from page p
+    join findings f on f.id = p.id
+    join assets a on a.id = f.asset_id
+    left join kev_entries k on k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')}
+    left join epss_scores e on e.cve = f.issue_id and e.feed_version = ${activeVersion(sql, 'epss')}
+    left join lateral (select array_agg(fs.source order by fs.source) as sources from finding_sources fs where fs.finding_id = f.id and fs.present) s on true
+    order by p.${sql(RANK)}, p.due_key, p.id`;
+  const more = rows.length > f.limit;
+  const last = more ? rows[f.limit - 1] : undefined;
+  return {
+    items: rows.slice(0, f.limit).map((r) => ({ ...exposureRow(r), sources: r.sources as string[] })),
+    next: last ? encodeCursor([last.rank_key as string, last.due_key as string, String(last.id)]) : null,
+    estimate: await countRows(sql, () => exposureFrom(sql, f)),
+  };
+}
+
+export type ExposureListItem = ReturnType<typeof exposureRow> & { sources: string[] };
 
 export async function getExposure(sql: Sql, id: number) {
   const [row] = await sql`

@@ -1,6 +1,7 @@
 import { likeLiteral, type Sql } from '../client.js';
 import type { Action } from '../../mobilization/actions.js';
 import type { ItsmName } from '../../mobilization/itsm/index.js';
+import { countRows, decodeCursor, encodeCursor, type KeysetPage } from './keyset.js';
 
 // List views read PostgreSQL (the live state of one workflow is read with a query instead).
 
@@ -24,8 +25,30 @@ export interface TicketFilter {
   escalated?: boolean;
   /** Tickets whose highest escalation level reached at least this. */
   minPeak?: number;
+  /** true: past the due date and not resolved, closed or verified. */
+  overdue?: boolean;
   limit: number;
-  offset: number;
+  /** The cursor of the previous page (its `next`). */
+  after?: string;
+  /** @deprecated rows skipped after the cursor; kept for clients written before cursors. */
+  offset?: number;
+}
+
+const TICKET_CURSOR = ['timestamp', 'text'] as const;
+const DONE_STATES = ['resolved', 'closed', 'verified'];
+
+/** `from ... where ...` of the ticket list: the filters only, shared by the page and its count. */
+function ticketFrom(sql: Sql, f: TicketFilter) {
+  return sql`
+    from tickets t
+    where true
+      ${f.state ? sql`and t.state = ${f.state}` : sql``}
+      ${f.owner ? sql`and t.owner = ${f.owner}` : sql``}
+      ${f.action ? sql`and t.action = ${f.action}` : sql``}
+      ${f.orphaned === undefined ? sql`` : f.orphaned ? sql`and t.orphan_reason is not null` : sql`and t.orphan_reason is null`}
+      ${f.escalated === undefined ? sql`` : f.escalated ? sql`and t.escalation_count > 0` : sql`and t.escalation_count = 0`}
+      ${f.minPeak === undefined ? sql`` : sql`and t.escalation_peak >= ${f.minPeak}`}
+      ${f.overdue === undefined ? sql`` : f.overdue ? sql`and t.due_at < now() and t.state <> all(${DONE_STATES})` : sql`and not (t.due_at < now() and t.state <> all(${DONE_STATES}))`}`;
 }
 
 function ticketRow(r: Record<string, unknown>) {
@@ -58,20 +81,27 @@ function ticketRow(r: Record<string, unknown>) {
   };
 }
 
-export async function listTickets(sql: Sql, f: TicketFilter) {
+/** A page of golden tickets by due date (then key), after the cursor `f.after`, with a capped count of all that match. */
+export async function listTickets(sql: Sql, f: TicketFilter): Promise<KeysetPage<ReturnType<typeof ticketRow>>> {
+  const after = f.after ? decodeCursor(f.after, TICKET_CURSOR) : undefined;
   const rows = await sql`
-    select t.*, a.asset_key, a.name as asset_name, count(*) over () as total
-    from tickets t join assets a on a.id = t.asset_id
-    where true
-      ${f.state ? sql`and t.state = ${f.state}` : sql``}
-      ${f.owner ? sql`and t.owner = ${f.owner}` : sql``}
-      ${f.action ? sql`and t.action = ${f.action}` : sql``}
-      ${f.orphaned === undefined ? sql`` : f.orphaned ? sql`and t.orphan_reason is not null` : sql`and t.orphan_reason is null`}
-      ${f.escalated === undefined ? sql`` : f.escalated ? sql`and t.escalation_count > 0` : sql`and t.escalation_count = 0`}
-      ${f.minPeak === undefined ? sql`` : sql`and t.escalation_peak >= ${f.minPeak}`}
-    order by t.due_at, t.key
-    limit ${f.limit} offset ${f.offset}`;
-  return { total: Number(rows[0]?.total ?? 0), items: rows.map(ticketRow) };
+    with page as materialized (
+      select t.key, t.due_at
+      ${ticketFrom(sql, f)}
+      ${after ? sql`and (t.due_at, t.key) > (${after[0]!}::text::timestamptz, ${after[1]!}::text)` : sql``}
+      order by t.due_at, t.key
+      limit ${f.limit + 1} offset ${f.offset ?? 0}
+    )
+    select t.*, a.asset_key, a.name as asset_name, p.due_at::text as due_key
+    from page p join tickets t on t.key = p.key join assets a on a.id = t.asset_id
+    order by p.due_at, p.key`;
+  const more = rows.length > f.limit;
+  const last = more ? rows[f.limit - 1] : undefined;
+  return {
+    items: rows.slice(0, f.limit).map(ticketRow),
+    next: last ? encodeCursor([last.due_key as string, last.key as string]) : null,
+    estimate: await countRows(sql, () => ticketFrom(sql, f)),
+  };
 }
 
 export async function getTicket(sql: Sql, key: string) {
@@ -109,26 +139,46 @@ export interface AssetFilter {
   orphaned?: boolean;
   kind?: string;
   limit: number;
-  offset: number;
+  /** The cursor of the previous page (its `next`). */
+  after?: string;
+  /** @deprecated rows skipped after the cursor; kept for clients written before cursors. */
+  offset?: number;
 }
 
-/** The asset inventory, with open-finding counts per tier. */
-export async function listAssets(sql: Sql, f: AssetFilter) {
-  const rows = await sql`
-    select a.*, count(*) over () as total,
-      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open')::int as open_findings,
-      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open' and x.tier in ('act', 'attend'))::int as action_findings
+const ASSET_CURSOR = ['text', 'id'] as const;
+
+function assetFrom(sql: Sql, f: AssetFilter) {
+  return sql`
     from assets a
     where true
       ${f.q ? sql`and (a.name ilike ${`%${likeLiteral(f.q)}%`} or a.asset_key ilike ${`%${likeLiteral(f.q)}%`} or a.digest = ${f.q})` : sql``}
       ${f.owner ? sql`and a.owner = ${f.owner}` : sql``}
       ${f.orphaned === true ? sql`and a.owner is null` : f.orphaned === false ? sql`and a.owner is not null` : sql``}
-      ${f.kind ? sql`and a.kind = ${f.kind}` : sql``}
-    order by a.name, a.id
-    limit ${f.limit} offset ${f.offset}`;
+      ${f.kind ? sql`and a.kind = ${f.kind}` : sql``}`;
+}
+
+/** The asset inventory by name, with open-finding counts per tier (counted for the page's assets only). */
+export async function listAssets(sql: Sql, f: AssetFilter) {
+  const after = f.after ? decodeCursor(f.after, ASSET_CURSOR) : undefined;
+  const rows = await sql`
+    with page as materialized (
+      select a.id, a.name
+      ${assetFrom(sql, f)}
+      ${after ? sql`and (a.name, a.id) > (${after[0]!}::text, ${after[1]!}::text::bigint)` : sql``}
+      order by a.name, a.id
+      limit ${f.limit + 1} offset ${f.offset ?? 0}
+    )
+    select a.*,
+      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open')::int as open_findings,
+      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open' and x.tier in ('act', 'attend'))::int as action_findings
+    from page p join assets a on a.id = p.id
+    order by p.name, p.id`;
+  const more = rows.length > f.limit;
+  const last = more ? rows[f.limit - 1] : undefined;
   return {
-    total: Number(rows[0]?.total ?? 0),
-    items: rows.map((r) => ({
+    next: last ? encodeCursor([last.name as string, String(last.id)]) : null,
+    estimate: await countRows(sql, () => assetFrom(sql, f)),
+    items: rows.slice(0, f.limit).map((r) => ({
       id: Number(r.id),
       key: r.asset_key as string,
       kind: r.kind as string,

@@ -21,7 +21,7 @@ const post = (path: string, body?: unknown) =>
   platform.api(path, { method: 'POST', ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}) });
 
 async function openFindings(asset: string): Promise<number> {
-  return (await json<{ total: number }>(platform.api(`/api/v1/exposures?status=open&asset=${encodeURIComponent(asset)}`))).total;
+  return (await json<{ estimate: { count: number } }>(platform.api(`/api/v1/exposures?status=open&asset=${encodeURIComponent(asset)}`))).estimate.count;
 }
 
 beforeAll(async () => {
@@ -146,14 +146,14 @@ describe('context and reports', () => {
     };
     await upload(imageReport(image, { artifactName: true }));
     await upload(imageReport(image, { artifactName: true, withoutPackages: ['org.apache.logging.log4j:log4j-core'] }));
-    const query = (q: string) => json<{ total: number; items: Array<{ issueId: string; status: string; closedReason: string | null; closedAt: string | null }> }>(
+    const query = (q: string) => json<{ estimate: { count: number }; items: Array<{ issueId: string; status: string; closedReason: string | null; closedAt: string | null }> }>(
       platform.api(`/api/v1/exposures?asset=${encodeURIComponent(image)}&${q}`),
     );
-    expect((await query('status=open')).total).toBe(5);
+    expect((await query('status=open')).estimate.count).toBe(5);
     const closed = await query('status=closed');
     expect(closed.items).toEqual([expect.objectContaining({ issueId: 'CVE-2021-44228', status: 'closed', closedReason: 'no longer reported by a complete scan of closing-ci' })]);
     expect(closed.items[0]!.closedAt).not.toBeNull();
-    expect((await query('status=all')).total).toBe(6);
+    expect((await query('status=all')).estimate.count).toBe(6);
     expect((await query('status=all&issueId=CVE-2021-44228')).items.map((f) => f.status)).toEqual(['closed']);
     expect((await platform.api(`/api/v1/exposures?status=gone`)).status).toBe(400);
   });

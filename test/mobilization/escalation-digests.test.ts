@@ -47,7 +47,7 @@ afterEach(async () => {
 });
 
 const post = (path: string, body: unknown) => platform.api(path, { method: 'POST', body: JSON.stringify(body) });
-const tickets = async (query: string) => (await json<{ total: number; items: TicketRow[] }>(platform.api(`/api/v1/tickets?limit=1000&${query}`))).items;
+const tickets = async (query: string) => (await json<{ items: TicketRow[] }>(platform.api(`/api/v1/tickets?limit=1000&${query}`))).items;
 const digests = async (manager: string) => (await json<{ total: number; items: Digest[] }>(platform.api(`/api/v1/escalation-digests?manager=${manager}`))).items;
 
 /** Skips the server's clock to `at` (workflow time), firing every timer due on the way. */

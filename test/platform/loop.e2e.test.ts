@@ -128,8 +128,8 @@ describe('discovery and prioritization', () => {
     expect(scan.status).toBe('completed');
     expect(scan.counts).toMatchObject({ findings: 6, newFindings: 6, assets: 1, goldenTickets: 2, orphanedTickets: 0 });
 
-    const findings = await json<{ total: number; items: Array<Record<string, any>> }>(platform.api('/api/v1/exposures?asset=shop/payments-api:1.4.2'));
-    expect(findings.total).toBe(6);
+    const findings = await json<{ estimate: { count: number }; items: Array<Record<string, any>> }>(platform.api('/api/v1/exposures?asset=shop/payments-api:1.4.2'));
+    expect(findings.estimate.count).toBe(6);
     const byId = Object.fromEntries(findings.items.map((f) => [f.issueId, f]));
     // BOD 26-04 policy; the image has no exposure context (assumed not exposed).
     // In KEV, automatable and total impact by its vector (AV:N/AC:L/PR:N/UI:N, C:H/I:H): row 13,
@@ -167,8 +167,8 @@ describe('discovery and prioritization', () => {
       ['CVE-2021-44228', javaTicket.key],
       ['CVE-2022-22965', javaTicket.key],
     ]);
-    const oneIssue = await json<{ total: number; items: Array<{ asset: { name: string } }> }>(platform.api('/api/v1/exposures?asset=shop/payments-api:1.4.2&issueId=CVE-2021-3711'));
-    expect(oneIssue.total).toBe(1);
+    const oneIssue = await json<{ estimate: { count: number }; items: Array<{ asset: { name: string } }> }>(platform.api('/api/v1/exposures?asset=shop/payments-api:1.4.2&issueId=CVE-2021-3711'));
+    expect(oneIssue.estimate.count).toBe(1);
     for (const t of mine) {
       expect(t.workflowId).toBe(`remediation:${t.key}`);
       expect(t.owner).toBe('alex.romero');
@@ -213,8 +213,8 @@ describe('discovery and prioritization', () => {
     const scan = await scanDone(scanId);
     expect(scan.status).toBe('failed');
     expect(scan.error).toMatch(/^trivy-payments-api\.json: trivy-json: not valid JSON/);
-    const findings = await json<{ total: number }>(platform.api(`/api/v1/exposures?asset=${target}`));
-    expect(findings.total).toBe(0);
+    const findings = await json<{ estimate: { count: number } }>(platform.api(`/api/v1/exposures?asset=${target}`));
+    expect(findings.estimate.count).toBe(0);
 
     const bad = JSON.parse(report.toString());
     bad.Results[1].Vulnerabilities[0].InstalledVersion = 42;
@@ -222,7 +222,7 @@ describe('discovery and prioritization', () => {
     expect(second.status).toBe('failed');
     expect(second.error).toContain('Results[1].Vulnerabilities[0].InstalledVersion: expected a non-empty string');
     // One bad record fails the whole report: the earlier, valid records of the same file are not kept either.
-    expect((await json<{ total: number }>(platform.api('/api/v1/exposures?asset=shop/broken:2'))).total).toBe(0);
+    expect((await json<{ estimate: { count: number } }>(platform.api('/api/v1/exposures?asset=shop/broken:2'))).estimate.count).toBe(0);
 
     const unknown = await platform.api('/api/v1/scans?filename=notes.txt', { method: 'POST', body: 'hello, this is not a scanner report' });
     expect(unknown.status).toBe(400);
