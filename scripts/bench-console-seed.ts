@@ -97,8 +97,10 @@ export async function seedConsoleEstate(database: Database, options: SeedOptions
   await step('score history sample', () => seedScoreChanges(sql, defaultPolicy().version));
   await step('tickets and escalations', () => seedTickets(sql, options.tickets));
   await step('scopes and hypotheses', () => seedScopesAndHypotheses(sql, options.days));
-  await step('metric snapshots', () => seedMetricSnapshots(sql, { days: options.days }));
+  // Statistics first: the snapshot's queries are planned like the running platform's (autovacuum keeps them there).
   await step('vacuum analyze', () => sql`vacuum analyze`);
+  await step('metric snapshots', () => seedMetricSnapshots(sql, { days: options.days }));
+  await step('analyze snapshots', () => sql`analyze metric_snapshots`);
   const counts = await seedCounts(sql);
   return { seconds: round(Number(process.hrtime.bigint() - started) / 1e9), steps, intel, cves: pool.source, counts };
 }
