@@ -38,13 +38,16 @@ export const Section: FC<{ title: string; children?: Child; id?: string }> = ({ 
 
 /** "Next page" for keyset-paginated lists: the cursor of the last row, carried with the current filters. */
 export const Pager: FC<{ path: string; params: Record<string, string | undefined>; next: string | null }> = ({ path, params, next }) => {
-  if (!next) return <nav class="pager"><span class="muted">End of list</span></nav>;
   const query = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '' && k !== 'after') query.set(k, v);
+  // The first page keeps the filters; only the cursor goes.
+  const first = query.size ? `${path}?${query}` : path;
+  const paged = Boolean(params.after);
+  if (!next) return <nav class="pager">{paged ? <a href={first}>First page</a> : null} <span class="muted">End of list</span></nav>;
   query.set('after', next);
   return (
     <nav class="pager">
-      <a href={path}>First page</a> <a href={`${path}?${query}`} rel="next">Next page</a>
+      {paged ? <a href={first}>First page</a> : null} <a href={`${path}?${query}`} rel="next">Next page</a>
     </nav>
   );
 };
