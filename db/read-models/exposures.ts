@@ -1,6 +1,7 @@
 import type { Sql } from '../client.js';
 import type { ExplanationFactor } from '../schema.js';
 import { scopeCondition, type ScopeSelector } from '../../scoping/scopes.js';
+import { hypothesisCondition, type HypothesisQuery } from '../../scoping/hypotheses.js';
 import { findingLastSeen } from './inventory.js';
 
 // Exposures: findings (open ones unless asked otherwise) as prioritization sees them (tier, score, due date, explanation, and the
@@ -15,6 +16,8 @@ export interface ExposureFilter {
   ticket?: string;
   tier?: string;
   scope?: ScopeSelector;
+  /** A hunting hypothesis's conditions. */
+  hypothesis?: HypothesisQuery;
   asset?: string;
   owner?: string;
   kev?: boolean;
@@ -90,6 +93,7 @@ export async function listExposures(sql: Sql, f: ExposureFilter) {
       ${f.kev === undefined ? sql`` : f.kev ? sql`and k.cve is not null` : sql`and k.cve is null`}
       ${f.internetFacing === undefined ? sql`` : sql`and coalesce(a.internet_facing, false) = ${f.internetFacing}`}
       ${f.scope ? scopeCondition(sql, f.scope) : sql``}
+      ${f.hypothesis ? hypothesisCondition(sql, f.hypothesis) : sql``}
     order by f.score desc nulls last, f.due_at nulls last, f.id
     limit ${f.limit} offset ${f.offset}`;
   return { total: Number(rows[0]?.total ?? 0), items: rows.map((r) => ({ ...exposureRow(r), sources: r.sources as string[] })) };
