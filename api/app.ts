@@ -12,6 +12,7 @@ import { contextRoutes } from './routes/context.js';
 import { escalationDigestRoutes } from './routes/escalation-digests.js';
 import { eventRoutes } from './routes/events.js';
 import { exposureRoutes } from './routes/exposures.js';
+import { hypothesisRoutes } from './routes/hypotheses.js';
 import { reportRoutes } from './routes/reports.js';
 import { responseRoutes } from './routes/response-metrics.js';
 import { sourceRoutes } from './routes/sources.js';
@@ -70,6 +71,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', escalationDigestRoutes);
   app.route('/', intelRoutes);
   app.route('/', validationRoutes);
+  app.route('/', hypothesisRoutes);
   app.doc31('/api/v1/openapi.json', { openapi: '3.1.0', info: { title: 'CTEM orchestrator API', version: '1' } });
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

@@ -39,6 +39,9 @@ const USAGE = `usage: ctem <command>
                       BAS results in the generic CSV/JSON format) [--format F] [--json]
   validate run SCOPE  validate a saved scope (or \`estate\`) now and wait for the results [--no-wait] [--json]
   validate paths      attack paths to crown jewels: choke points and the fixes that cut the most [--limit N] [--json]
+  hypotheses list|show NAME   saved hunting hypotheses, their result now and campaigns [--json]
+  hypotheses save NAME --statement TEXT --query JSON   save a hypothesis (a scope selector plus exposure conditions)
+  hypotheses run|campaign NAME   ask it now, or start a campaign from it [--json]
   --version           the version of this ctem
   help                this text`;
 
@@ -121,6 +124,10 @@ async function main(argv: string[]): Promise<number> {
     }
     const { ticketsCommand } = await import('./commands/tickets.js');
     return ticketsCommand(loadConfig(), rest);
+  }
+  if (command === 'hypotheses') {
+    const { hypothesesCommand } = await import('./commands/hypotheses.js');
+    return hypothesesCommand(loadConfig(), rest);
   }
   if (command === 'metrics') {
     const { metricsCommand } = await import('./commands/metrics.js');

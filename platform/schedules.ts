@@ -1,4 +1,5 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { huntingWorkflow } from '../workflows/hunting.js';
 import { intelFeedWorkflow } from '../workflows/intel-feed.js';
 import { orphanReportWorkflow } from '../workflows/orphan-report.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
@@ -117,6 +118,36 @@ export async function ensureValidationSchedule(client: Client, taskQueue: string
       taskQueue,
       args: [{ scope: 'estate', trigger: 'schedule', requestedBy: VALIDATION_SCHEDULE_ID }],
       typedSearchAttributes: [{ key: CTEM_PHASE, value: 'validation' }],
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+  });
+}
+
+export const HUNTING_SCHEDULE_ID = 'hunting-schedule:daily';
+
+/**
+ * Asks every saved hunting hypothesis again on a schedule (CTEM_HUNTING_SCHEDULE; `off` removes it),
+ * so each one's residual exposure has a trend. Runs are `hunting-<scheduled time>`.
+ */
+export async function ensureHuntingSchedule(client: Client, taskQueue: string, schedule: string): Promise<void> {
+  if (schedule === 'off') {
+    try {
+      await client.schedule.getHandle(HUNTING_SCHEDULE_ID).delete();
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+    return;
+  }
+  await upsertSchedule(client, {
+    scheduleId: HUNTING_SCHEDULE_ID,
+    spec: specOf(schedule),
+    action: {
+      type: 'startWorkflow',
+      workflowType: huntingWorkflow,
+      workflowId: 'hunting',
+      taskQueue,
+      args: [],
+      typedSearchAttributes: [{ key: CTEM_PHASE, value: 'scoping' }],
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
   });

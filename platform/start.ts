@@ -16,7 +16,7 @@ import type { SlackBot } from '../slack/bot.js';
 import type { Config } from '../config/index.js';
 import { connectTemporal, connectWorkerTemporal, createItsm, type ItsmConnections } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
-import { ensureIntelFeedSchedule, ensureOrphanReportSchedule, ensureValidationSchedule } from './schedules.js';
+import { ensureHuntingSchedule, ensureIntelFeedSchedule, ensureOrphanReportSchedule, ensureValidationSchedule } from './schedules.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
 import { createWorker } from './worker.js';
 
@@ -130,6 +130,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     if (registered.length) log(`registered search attributes: ${registered.join(', ')}`);
     await ensureOrphanReportSchedule(temporal.client, config.temporal.taskQueue, config.orphanReportCron);
     await ensureValidationSchedule(temporal.client, config.temporal.taskQueue, config.validation.schedule);
+    await ensureHuntingSchedule(temporal.client, config.temporal.taskQueue, config.huntingSchedule);
     for (const kind of ['epss', 'kev'] as const) {
       if (config.intel.urls[kind]) await ensureIntelFeedSchedule(temporal.client, config.temporal.taskQueue, kind, config.intel.schedule);
     }

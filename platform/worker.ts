@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createCampaignActivities, type CampaignPublisher } from '../activities/campaign.js';
 import { createDiscoveryActivities } from '../activities/discovery.js';
+import { createHuntingActivities } from '../activities/hunting.js';
 import { createEscalationDigestActivities } from '../activities/escalation-digest.js';
 import { createIntelActivities } from '../activities/intel.js';
 import { createMobilizationActivities } from '../activities/mobilization.js';
@@ -47,6 +48,7 @@ export function createActivities({ config, client, database, itsm, serviceNowCon
     ...createMobilizationActivities({ database, itsm, temporal: { client, taskQueue: config.temporal.taskQueue }, sla: config.sla, ...(config.fallbackOwner ? { fallbackOwner: config.fallbackOwner } : {}) }),
     ...createEscalationDigestActivities({ database, ...(notifier ? { notifier } : {}) }),
     ...createValidationActivities({ database, config: config.validation, temporal: config.temporal, ...(validationPublisher ? { publisher: validationPublisher } : {}) }),
+    ...createHuntingActivities({ database }),
   };
 }
 

@@ -71,14 +71,19 @@ export class HypothesisNotFoundError extends Error {
   }
 }
 
+/** Zod's issues as fields and reasons (`query.issueIds.0`: why). */
+export function fieldErrors(issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code: string; keys?: string[] }>, prefix = ''): FieldError[] {
+  return issues.map((i) => ({
+    field: [prefix, ...i.path.map(String)].filter((p) => p !== '').join('.') || '(body)',
+    message: i.code === 'unrecognized_keys' && i.keys ? `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}` : i.message,
+  }));
+}
+
 /** Checks a hypothesis; every field at fault is named. */
 export function parseHypothesis(input: unknown): HypothesisInput {
   const parsed = HypothesisInput.safeParse(input);
   if (parsed.success) return parsed.data;
-  throw new HypothesisInvalidError(parsed.error.issues.map((i) => ({
-    field: i.path.join('.') || '(body)',
-    message: i.code === 'unrecognized_keys' ? `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}` : i.message,
-  })));
+  throw new HypothesisInvalidError(fieldErrors(parsed.error.issues as never));
 }
 
 const iso = (v: unknown) => (v as Date).toISOString();

@@ -80,6 +80,7 @@ export async function startTestPlatform(env: Record<string, string> = {}, roles:
     // Validation runs only where a test starts them (validation.e2e.test.ts turns these on).
     CTEM_VALIDATION_SCHEDULE: 'off',
     CTEM_VALIDATION_AFTER_RESCORE: 'false',
+    CTEM_HUNTING_SCHEDULE: 'off',
     ...env,
   };
   const platform = await startPlatform(loadConfig(fullEnv), roles);
