@@ -22,6 +22,8 @@ export const HypothesisQuery = z
     issueIds: z.array(z.string().regex(ISSUE_ID, 'an issue id is a CVE (CVE-2021-44228) or a GitHub advisory (GHSA-jfh8-c2jp-5v3q)')).min(1).max(500).optional(),
     /** Component names, case-insensitive; `*` stands for any run of characters (`linux-image-4.*`). */
     components: z.array(z.string().min(1).max(200).refine((p) => p.replaceAll('*', '') !== '', 'a pattern needs at least one character besides *')).min(1).max(50).optional(),
+    /** Installed versions, the same kind of pattern (`3.10.*`: a RHEL 7 kernel, whose package is just `kernel`). */
+    versions: z.array(z.string().min(1).max(100).refine((p) => p.replaceAll('*', '') !== '', 'a pattern needs at least one character besides *')).min(1).max(50).optional(),
     tiers: z.array(z.enum(TIERS)).min(1).optional(),
     severities: z.array(z.enum(['critical', 'high', 'medium', 'low', 'info', 'unknown'])).min(1).optional(),
     /** In the active CISA KEV catalog (true) or not (false). */
@@ -170,6 +172,9 @@ export async function listHypotheses(sql: Sql, recent = 14): Promise<HypothesisS
   });
 }
 
+/** `linux-image-4.*` as a LIKE pattern: `*` is any run of characters, nothing else is special. */
+const likePattern = (p: string) => p.split('*').map(likeLiteral).join('%');
+
 /**
  * The hypothesis as a SQL condition on `findings f` joined with `assets a`. `tier` is the tier to
  * test (the current one unless the caller reconstructs a past one). Every value is a bind parameter.
@@ -186,7 +191,8 @@ export function hypothesisCondition(sql: Sql, q: HypothesisQuery, tier = sql`f.t
   return sql`
     ${q.scope ? scopeCondition(sql, q.scope) : sql``}
     ${q.issueIds ? sql`and f.issue_id = any(${q.issueIds.map((i) => i.toUpperCase().startsWith('CVE') ? i.toUpperCase() : i)})` : sql``}
-    ${q.components ? sql`and f.component ilike any(${q.components.map((p) => p.split('*').map(likeLiteral).join('%'))})` : sql``}
+    ${q.components ? sql`and f.component ilike any(${q.components.map(likePattern)})` : sql``}
+    ${q.versions ? sql`and f.version ilike any(${q.versions.map(likePattern)})` : sql``}
     ${q.tiers ? sql`and ${tier} = any(${q.tiers})` : sql``}
     ${q.severities ? sql`and f.severity = any(${q.severities})` : sql``}
     ${q.vendorStatuses ? sql`and f.vendor_status = any(${q.vendorStatuses})` : sql``}
@@ -357,6 +363,7 @@ export function describeQuery(q: HypothesisQuery): string[] {
   const out: string[] = [];
   if (q.issueIds) out.push(`issue ${list(q.issueIds)}`);
   if (q.components) out.push(`component matching ${list(q.components)}`);
+  if (q.versions) out.push(`version matching ${list(q.versions)}`);
   if (q.severities) out.push(`severity ${list(q.severities)}`);
   if (q.tiers) out.push(`tier ${list(q.tiers)}`);
   if (q.kev !== undefined) out.push(q.kev ? 'in CISA KEV' : 'not in CISA KEV');

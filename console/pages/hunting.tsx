@@ -48,6 +48,7 @@ export function queryFromForm(f: FormValues): HypothesisQuery {
   };
   set(q, 'issueIds', words(f.issueIds));
   set(q, 'components', words(f.components));
+  set(q, 'versions', words(f.versions));
   set(q, 'tiers', list(f.tiers));
   set(q, 'severities', list(f.severities));
   set(q, 'kev', tri(f.kev));
@@ -65,7 +66,7 @@ export function queryFromForm(f: FormValues): HypothesisQuery {
 }
 
 const LABELS: Record<string, string> = {
-  name: 'Name', statement: 'Statement', 'query.issueIds': 'Issue ids', 'query.components': 'Component patterns', 'query.tiers': 'Tiers',
+  name: 'Name', statement: 'Statement', 'query.issueIds': 'Issue ids', 'query.components': 'Component patterns', 'query.versions': 'Version patterns', 'query.tiers': 'Tiers',
   'query.severities': 'Severities', 'query.kev': 'CISA KEV', 'query.publiclyExposed': 'Publicly exposed', 'query.runtime': 'Runtime',
   'query.vendorStatuses': 'Vendor statuses', 'query.scope.assetKinds': 'Asset kinds', 'query.scope.internetFacing': 'Internet-facing',
   'query.scope.environments': 'Environments', 'query.scope.businessServices': 'Business services', 'query.scope.owners': 'Owners',
@@ -129,6 +130,7 @@ const SaveForm: FC<{ values: FormValues; errors?: FieldError[] }> = ({ values, e
         <legend>Exposures</legend>
         <Text name="issueIds" label="Issue ids (CVE or GHSA, comma-separated)" values={values} placeholder="CVE-2021-44228, CVE-2021-45046" wide />
         <Text name="components" label="Component patterns (* for any run of characters)" values={values} placeholder="linux-image-4.*" wide />
+        <Text name="versions" label="Version patterns" values={values} placeholder="3.10.*" />
         <Choice name="kev" label="CISA KEV" values={values} options={[['any', 'any'], ['yes', 'in KEV'], ['no', 'not in KEV']]} />
         <Choice name="publiclyExposed" label="Publicly exposed (as the policy decided)" values={values} options={[['any', 'any'], ['yes', 'exposed'], ['no', 'not exposed']]} />
         <Choice name="runtime" label="Runtime (EDR)" values={values} options={[['any', 'any'], ['loaded', 'seen loaded'], ['not_loaded', 'covered, never seen loaded']]} />

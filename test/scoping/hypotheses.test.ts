@@ -95,6 +95,10 @@ describe('hypothesis conditions', () => {
     expect(await matching({ components: ['linux-image-4.*'], scope: { assetKinds: ['host'], internetFacing: true } })).toEqual(ids('kernel'));
     expect(await matching({ components: ['LINUX-IMAGE-*'], vendorStatuses: ['will_not_fix'] })).toEqual(ids('kernel'));
     expect(await matching({ components: ['linux-image-5.*'] })).toEqual([]);
+    expect(await matching({ components: ['*log4j*'], versions: ['1.*'] })).toEqual(ids('log4jExposed', 'log4jInternal'));
+    expect(await matching({ components: ['*log4j*'], versions: ['2.*'] })).toEqual([]);
+    // LIKE's own wildcards are literal characters in a pattern.
+    expect(await matching({ components: ['linux_image%'] })).toEqual([]);
   });
 
   it('runtime not_loaded is EDR coverage without the component seen; KEV and its negation split the rest', async () => {
