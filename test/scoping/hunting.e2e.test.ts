@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
@@ -172,6 +173,46 @@ describe('a campaign from a hypothesis', () => {
     expect(c.removal).toEqual({ urgentBefore: c.before.urgent, removedClosed: 1, removedRescored: 0, removed: 1, added: 0 });
     expect(state.hunt).toEqual({ urgentBefore: c.before.urgent, urgentAfter: c.after.urgent, removed: 1 });
     expect(c.after.urgent).toBe(c.before.urgent - 1);
+  }, 120_000);
+});
+
+describe('the two documented examples on the example estate', () => {
+  const examples = resolve(root, 'examples', 'context');
+  const fixtures = resolve(root, 'test', 'fixtures');
+  const completed = async (res: Promise<Response>) => {
+    const { scanId } = await json<{ scanId: string }>(res);
+    const scan = await eventually(async () => {
+      const s = await json<{ status: string; error?: string }>(platform.api(`/api/v1/scans/${scanId}`));
+      return s.status === 'running' ? undefined : s;
+    }, { what: `scan ${scanId}` });
+    expect(scan).toMatchObject({ status: 'completed' });
+  };
+  const matches = async (name: string) => (await json<{ total: number }>(platform.api(`/api/v1/hypotheses/${name}/exposures?limit=1`))).total;
+
+  it('EOL kernels on internet-facing Linux hosts, and Log4Shell in runtime on internet-facing hosts', async () => {
+    await completed(platform.api('/api/v1/scans?filename=trivy-payments-api.json', { method: 'POST', body: readFileSync(resolve(fixtures, 'trivy-payments-api.json')) }));
+    await completed(platform.api('/api/v1/scans?filename=inspector.json', { method: 'POST', body: readFileSync(resolve(fixtures, 'aws-inspector2', 'aws_inspector2_many_vul.json')) }));
+    for (const file of ['cmdb.csv', 'cloud-inventory.json', 'security-groups.json', 'edr-runtime.jsonl']) {
+      await completed(platform.api(`/api/v1/context?filename=${file}`, { method: 'POST', body: readFileSync(resolve(examples, file)) }));
+    }
+    const docs = readFileSync(resolve(root, 'docs', 'hunting.md'), 'utf8');
+    const example = (name: string) => JSON.parse(new RegExp(`ctem hypotheses save ${name} --statement '[^']+' --query '([^']+)'`).exec(docs)![1]!) as Record<string, unknown>;
+    const eol = example('eol-kernels-internet');
+    const log4shell = example('log4shell-runtime-internet');
+    expect((await put('eol-kernels-internet', { statement: 'EOL kernels on internet-facing Linux', query: eol })).status).toBe(200);
+    expect((await put('log4shell-runtime-internet', { statement: 'Log4Shell in runtime on internet-facing hosts', query: log4shell })).status).toBe(200);
+    const { publiclyExposed: _exposed, ...log4shellAnywhere } = log4shell;
+    expect((await put('log4shell-runtime', { statement: 'Log4Shell in runtime anywhere', query: log4shellAnywhere })).status).toBe(200);
+    const { scope: _scope, ...eolAnywhere } = eol;
+    expect((await put('eol-kernels', { statement: 'EOL kernels anywhere', query: eolAnywhere })).status).toBe(200);
+
+    // The context is applied by a rescoring after each upload: EDR's evidence reaches the explanation.
+    expect(await eventually(async () => ((await matches('log4shell-runtime')) === 1 ? 1 : undefined), { what: 'EDR evidence in the scoring', timeoutMs: 60_000 })).toBe(1);
+    // log4j-core is loaded on app-01, which the internet does not reach; no host carries a kernel finding,
+    // the kernel (linux 4.19.118) is in the Inspector image's six findings.
+    expect(await matches('log4shell-runtime-internet')).toBe(0);
+    expect(await matches('eol-kernels-internet')).toBe(0);
+    expect(await matches('eol-kernels')).toBe(6);
   }, 120_000);
 });
 
