@@ -105,6 +105,15 @@ describe('hypotheses API', () => {
     const results = await json<{ items: Result[] }>(platform.api('/api/v1/hypotheses/kev-on-hunt/results'));
     expect(results.items.map((r) => r.id)).toEqual([run.id]);
     expect((await platform.api('/api/v1/hypotheses/no-such/run', { method: 'POST' })).status).toBe(404);
+
+    // Every route is in the OpenAPI document, with named schemas.
+    const doc = await json<{ paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>> }>(platform.api('/api/v1/openapi.json'));
+    expect(Object.keys(doc.paths).filter((p) => p.startsWith('/api/v1/hypotheses')).sort()).toEqual([
+      '/api/v1/hypotheses', '/api/v1/hypotheses/{name}', '/api/v1/hypotheses/{name}/campaign', '/api/v1/hypotheses/{name}/campaigns',
+      '/api/v1/hypotheses/{name}/exposures', '/api/v1/hypotheses/{name}/results', '/api/v1/hypotheses/{name}/run',
+    ]);
+    expect(doc.paths['/api/v1/hypotheses/{name}/run']!.post!.responses['201']!.content!['application/json']!.schema).toEqual({ $ref: '#/components/schemas/HypothesisResult' });
+    expect(doc.paths['/api/v1/hypotheses/{name}']!.put!.responses['200']!.content!['application/json']!.schema).toEqual({ $ref: '#/components/schemas/Hypothesis' });
   });
 });
 
