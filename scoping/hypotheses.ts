@@ -153,14 +153,15 @@ export interface HypothesisSummary extends Hypothesis {
   recentUrgent: number[];
 }
 
-/** Every hypothesis with its latest result and its recent urgent counts, by name. */
-export async function listHypotheses(sql: Sql, recent = 14): Promise<HypothesisSummary[]> {
+/** Every hypothesis (or the one named) with its latest result and its recent urgent counts, by name. */
+export async function listHypotheses(sql: Sql, { name, recent = 14 }: { name?: string; recent?: number } = {}): Promise<HypothesisSummary[]> {
   const rows = await sql`
     select h.*, to_jsonb(l) as latest,
            coalesce((select array_agg(x.urgent order by x.at, x.id) from (
              select r.urgent, r.at, r.id from hypothesis_results r where r.hypothesis = h.name order by r.at desc, r.id desc limit ${recent}) x), '{}') as recent
     from hypotheses h
     left join lateral (select * from hypothesis_results r where r.hypothesis = h.name order by r.at desc, r.id desc limit 1) l on true
+    ${name !== undefined ? sql`where h.name = ${name}` : sql``}
     order by h.name`;
   return rows.map((r) => {
     const latest = r.latest as Record<string, unknown> | null;
@@ -242,9 +243,9 @@ export const CAMPAIGN_TRIGGERS = { before: 'campaign', after: 'campaign-end' } a
 export async function recordCampaignResult(sql: Sql, name: string, campaignId: string, phase: 'before' | 'after'): Promise<HypothesisResult> {
   const trigger = CAMPAIGN_TRIGGERS[phase];
   const [existing] = await sql`select * from hypothesis_results where hypothesis = ${name} and campaign_id = ${campaignId} and trigger = ${trigger} order by id limit 1`;
-  if (existing) return resultRow(existing);
-  const result = await runHypothesis(sql, name, trigger, campaignId);
-  if (phase === 'before') return result;
+  const result = existing ? resultRow(existing) : await runHypothesis(sql, name, trigger, campaignId);
+  // A retry after the result was recorded but before its removal was added completes it.
+  if (phase === 'before' || result.counts.removed !== undefined) return result;
   const [before] = await sql`select at from hypothesis_results where hypothesis = ${name} and campaign_id = ${campaignId} and trigger = ${CAMPAIGN_TRIGGERS.before} order by id limit 1`;
   if (!before) return result;
   const removal = await campaignRemoval(sql, name, before.at as Date);

@@ -184,7 +184,7 @@ export const hypothesisRoutes = new OpenAPIHono<AppEnv>()
   .openapi(getRoute, async (c) => {
     const deps = c.get('deps');
     const name = c.req.valid('param').name;
-    const summary = (await listHypotheses(deps.database.sql)).find((h) => h.name === name);
+    const [summary] = await listHypotheses(deps.database.sql, { name });
     if (!summary) return problem(c, 404, 'not_found', `no hypothesis named ${name}`);
     const campaigns = (await hypothesisCampaigns(deps.database.sql, name)).map((k) => withUrl(deps.temporal, k));
     return c.json({ ...summary, words: describeQuery(summary.query), campaigns }, 200);

@@ -253,7 +253,7 @@ huntingPage.post('/console/hunting', async (c) => {
 huntingPage.get('/console/hunting/:name', async (c) => {
   const sql = c.get('deps').database.sql;
   const name = c.req.param('name');
-  const h = (await listHypotheses(sql)).find((x) => x.name === name);
+  const [h] = await listHypotheses(sql, { name });
   if (!h) {
     return c.html(
       <Page title="Hunting" active="/console/hunting" viewer={c.get('viewer')}>

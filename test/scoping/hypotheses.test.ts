@@ -215,6 +215,11 @@ describe('what a campaign removed', () => {
     // Urgent before, minus what left, plus what came, is urgent after.
     expect(before.urgent - after.counts.removed! + after.counts.added!).toBe(after.urgent);
     expect(await campaignRemoval(db.sql, 'kev-everywhere', new Date(before.at))).toMatchObject({ removed: after.counts.removed });
+    // A retry finds the result after; one recorded before its removal was added (a crash in between) is completed.
+    await db.sql`update hypothesis_results set counts = counts - array['urgentBefore', 'removedClosed', 'removedRescored', 'removed', 'added'] where id = ${after.id}`;
+    const retried = await recordCampaignResult(db.sql, 'kev-everywhere', campaignId, 'after');
+    expect(retried).toMatchObject({ id: after.id, counts: after.counts });
+    expect((await db.sql`select count(*)::int as n from hypothesis_results where campaign_id = ${campaignId}`)[0]!.n).toBe(2);
 
     const campaigns = await hypothesisCampaigns(db.sql, 'kev-everywhere');
     expect(campaigns).toHaveLength(1);
