@@ -140,7 +140,8 @@ function resultRow(r: Record<string, unknown>): HypothesisResult {
     hypothesis: r.hypothesis as string,
     matched: r.matched as number,
     urgent: r.urgent as number,
-    counts: r.counts as Record<string, number>,
+    // Only the counts: a campaign's result before also keeps the ids it found urgent (campaignRemoval reads them).
+    counts: Object.fromEntries(Object.entries(r.counts as Record<string, unknown>).filter(([, v]) => typeof v === 'number')) as Record<string, number>,
     trigger: r.trigger as string,
     campaignId: r.campaign_id as string | null,
     at: iso(r.at),
@@ -204,20 +205,22 @@ export function hypothesisCondition(sql: Sql, q: HypothesisQuery, tier = sql`f.t
 
 /**
  * Asks the hypothesis now: open exposures matching, how many are urgent (act / attend), by tier and
- * the assets they sit on, in one query that also records the result.
+ * the assets they sit on, in one query that also records the result. `keepUrgentIds`: the result
+ * also keeps which findings were urgent (a campaign's start, to count later what left).
  */
-export async function runHypothesis(sql: Sql, name: string, trigger: string, campaignId?: string): Promise<HypothesisResult> {
+export async function runHypothesis(sql: Sql, name: string, trigger: string, campaignId?: string, { keepUrgentIds = false } = {}): Promise<HypothesisResult> {
   const h = await getHypothesis(sql, name);
   if (!h) throw new HypothesisNotFoundError(name);
   const [row] = await sql`
     with m as (
-      select f.tier, f.asset_id from findings f join assets a on a.id = f.asset_id
+      select f.id, f.tier, f.asset_id from findings f join assets a on a.id = f.asset_id
       where f.status = 'open' ${hypothesisCondition(sql, h.query)}
     ), c as (
       select count(*)::int as matched, count(*) filter (where tier = any(${URGENT}))::int as urgent,
              jsonb_build_object('act', count(*) filter (where tier = 'act'), 'attend', count(*) filter (where tier = 'attend'),
                                 'track*', count(*) filter (where tier = 'track*'), 'track', count(*) filter (where tier = 'track'),
-                                'unscored', count(*) filter (where tier is null), 'assets', count(distinct asset_id)) as counts
+                                'unscored', count(*) filter (where tier is null), 'assets', count(distinct asset_id))
+             ${keepUrgentIds ? sql`|| jsonb_build_object('urgentIds', coalesce(jsonb_agg(id order by id) filter (where tier = any(${URGENT})), '[]'))` : sql``} as counts
       from m
     )
     insert into hypothesis_results (hypothesis, matched, urgent, counts, trigger, campaign_id)
@@ -238,66 +241,66 @@ export const CAMPAIGN_TRIGGERS = { before: 'campaign', after: 'campaign-end' } a
 
 /**
  * Records the hypothesis's result at one end of a campaign; a retry finds the one already recorded.
- * The result after also counts what the campaign removed (campaignRemoval).
+ * The result before keeps the ids of the urgent findings; the result after counts what left (campaignRemoval).
  */
 export async function recordCampaignResult(sql: Sql, name: string, campaignId: string, phase: 'before' | 'after'): Promise<HypothesisResult> {
   const trigger = CAMPAIGN_TRIGGERS[phase];
   const [existing] = await sql`select * from hypothesis_results where hypothesis = ${name} and campaign_id = ${campaignId} and trigger = ${trigger} order by id limit 1`;
-  const result = existing ? resultRow(existing) : await runHypothesis(sql, name, trigger, campaignId);
+  const result = existing ? resultRow(existing) : await runHypothesis(sql, name, trigger, campaignId, { keepUrgentIds: phase === 'before' });
   // A retry after the result was recorded but before its removal was added completes it.
   if (phase === 'before' || result.counts.removed !== undefined) return result;
-  const [before] = await sql`select at from hypothesis_results where hypothesis = ${name} and campaign_id = ${campaignId} and trigger = ${CAMPAIGN_TRIGGERS.before} order by id limit 1`;
-  if (!before) return result;
-  const removal = await campaignRemoval(sql, name, before.at as Date);
+  const removal = await campaignRemoval(sql, name, campaignId);
+  if (!removal) return result;
   const [row] = await sql`
     update hypothesis_results set counts = counts || ${sql.json(removal as never)} where id = ${result.id} returning *`;
   return resultRow(row!);
 }
 
 export interface Removal {
-  /** Findings matching the hypothesis that were urgent (act / attend) and open at the start. */
+  /** Findings matching the hypothesis that were open and urgent (act / attend) when the campaign started. */
   urgentBefore: number;
   /** Of those, closed since (a rescan no longer found them). */
   removedClosed: number;
-  /** Of those, still open but out of act / attend (rescored: new evidence, a control, a failed test). */
+  /** Of those, still open but out of act / attend (rescored: lost their exposure, new evidence, a control, a failed test). */
   removedRescored: number;
   /** removedClosed + removedRescored: what left the urgent backlog. */
   removed: number;
-  /** Urgent now but not at the start (found by the rescans, or raised by the rescoring). */
+  /** Of those, still urgent but no longer matching the hypothesis (its other conditions changed): not removed. */
+  leftHypothesis: number;
+  /** Urgent and matching now but not at the start (found by the rescans, or raised by the rescoring). */
   added: number;
 }
 
 /**
- * What left the urgent backlog since `since`, finding by finding: each matching finding's tier then
- * is read back from its score history (the latest change at or before `since`), so the count is of
- * findings that really were urgent and are no longer, not a difference of two totals. The other
- * conditions are read as they stand now.
+ * What left the urgent backlog during a campaign, finding by finding: the findings urgent at its
+ * start (kept with the result before) that are now closed or out of act / attend, not a difference
+ * of two totals. urgentBefore - removed - leftHypothesis + added = urgent after.
  */
-export async function campaignRemoval(sql: Sql, name: string, since: Date): Promise<Removal> {
+export async function campaignRemoval(sql: Sql, name: string, campaignId: string): Promise<Removal | undefined> {
   const h = await getHypothesis(sql, name);
   if (!h) throw new HypothesisNotFoundError(name);
-  const tierThen = sql`(case when f.changed_at <= ${since} then f.tier
-    else (select c.tier from score_changes c where c.finding_id = f.id and c.at <= ${since} order by c.at desc, c.id desc limit 1) end)`;
-  const { tiers, ...rest } = h.query;
-  const urgentTiers = tiers ? URGENT.filter((t) => (tiers as string[]).includes(t)) : URGENT;
+  const [start] = await sql`
+    select id from hypothesis_results
+    where hypothesis = ${name} and campaign_id = ${campaignId} and trigger = ${CAMPAIGN_TRIGGERS.before} and counts ? 'urgentIds' order by id limit 1`;
+  if (!start) return undefined;
   const [r] = await sql`
-    with m as (
-      select f.status, f.tier, ${tierThen} as tier_then
-      from findings f join assets a on a.id = f.asset_id
-      where (f.status = 'open' or f.closed_at > ${since}) ${hypothesisCondition(sql, rest)}
-    ), u as (
-      select status, coalesce(tier_then = any(${urgentTiers}), false) as was, status = 'open' and coalesce(tier = any(${urgentTiers}), false) as is_now from m
+    with s as (select (jsonb_array_elements_text(r.counts -> 'urgentIds'))::bigint as id from hypothesis_results r where r.id = ${start.id}),
+    m as (
+      select f.id from findings f join assets a on a.id = f.asset_id
+      where f.status = 'open' and f.tier = any(${URGENT}) ${hypothesisCondition(sql, h.query)}
     )
-    select count(*) filter (where was)::int as urgent_before,
-           count(*) filter (where was and status = 'closed')::int as closed,
-           count(*) filter (where was and status = 'open' and not is_now)::int as rescored,
-           count(*) filter (where not was and is_now)::int as added
-    from u`;
+    select (select count(*) from s)::int as urgent_before,
+           count(*) filter (where f.status = 'closed')::int as closed,
+           count(*) filter (where f.status = 'open' and not coalesce(f.tier = any(${URGENT}), false))::int as rescored,
+           count(*) filter (where f.status = 'open' and f.tier = any(${URGENT}) and f.id not in (select id from m))::int as left_hypothesis,
+           (select count(*) from m where m.id not in (select id from s))::int as added
+    from s join findings f on f.id = s.id`;
   return {
     urgentBefore: r!.urgent_before,
     removedClosed: r!.closed,
     removedRescored: r!.rescored,
     removed: r!.closed + r!.rescored,
+    leftHypothesis: r!.left_hypothesis,
     added: r!.added,
   };
 }
@@ -333,7 +336,7 @@ export async function hypothesisCampaigns(sql: Sql, name: string, limit = 20): P
       before,
       after,
       removal: c && c.removed !== undefined
-        ? { urgentBefore: c.urgentBefore!, removedClosed: c.removedClosed!, removedRescored: c.removedRescored!, removed: c.removed, added: c.added! }
+        ? { urgentBefore: c.urgentBefore!, removedClosed: c.removedClosed!, removedRescored: c.removedRescored!, removed: c.removed, leftHypothesis: c.leftHypothesis ?? 0, added: c.added! }
         : null,
     };
   });

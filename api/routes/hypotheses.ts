@@ -33,7 +33,7 @@ const ResultSchema = z
     hypothesis: z.string(),
     matched: z.number().int().openapi({ description: 'open exposures matching' }),
     urgent: z.number().int().openapi({ description: 'of those, in act or attend: the residual exposure' }),
-    counts: z.record(z.string(), z.number()).openapi({ description: 'by tier (act, attend, track*, track, unscored) and assets; after a campaign also urgentBefore, removedClosed, removedRescored, removed, added' }),
+    counts: z.record(z.string(), z.number()).openapi({ description: 'by tier (act, attend, track*, track, unscored) and assets; after a campaign also urgentBefore, removedClosed, removedRescored, removed, leftHypothesis, added' }),
     trigger: z.string().openapi({ description: 'schedule, api, cli, console, campaign (before) or campaign-end (after)' }),
     campaignId: z.string().nullable(),
     at: z.string(),
@@ -58,10 +58,11 @@ const SummarySchema = HypothesisSchema.extend({
 
 const RemovalSchema = z
   .object({
-    urgentBefore: z.number().int().openapi({ description: 'matching findings in act/attend and open when the campaign started' }),
+    urgentBefore: z.number().int().openapi({ description: 'matching findings in act/attend and open when the campaign started (their ids are kept with the result before)' }),
     removedClosed: z.number().int().openapi({ description: 'of those, closed since' }),
     removedRescored: z.number().int().openapi({ description: 'of those, still open but out of act/attend' }),
     removed: z.number().int().openapi({ description: 'removedClosed + removedRescored' }),
+    leftHypothesis: z.number().int().openapi({ description: 'still urgent but no longer matching the hypothesis (not removed)' }),
     added: z.number().int().openapi({ description: 'urgent at the end but not at the start' }),
   })
   .openapi('HypothesisRemoval');

@@ -194,7 +194,7 @@ const Campaigns: FC<{ items: HypothesisCampaign[] }> = ({ items }) =>
   ) : (
     <table id="campaigns">
       <thead>
-        <tr><th>Campaign</th><th>Status</th><th>Started</th><th class="num">Urgent before</th><th class="num">Urgent after</th><th class="num">Removed</th><th class="num">Closed</th><th class="num">Rescored out</th><th class="num">New urgent</th></tr>
+        <tr><th>Campaign</th><th>Status</th><th>Started</th><th class="num">Urgent before</th><th class="num">Urgent after</th><th class="num">Removed</th><th class="num">Closed</th><th class="num">Rescored out</th><th class="num">Urgent, no longer matching</th><th class="num">New urgent</th></tr>
       </thead>
       <tbody>
         {items.map((k) => (
@@ -207,6 +207,7 @@ const Campaigns: FC<{ items: HypothesisCampaign[] }> = ({ items }) =>
             <td class="num"><strong>{k.removal?.removed ?? '–'}</strong></td>
             <td class="num">{k.removal?.removedClosed ?? '–'}</td>
             <td class="num">{k.removal?.removedRescored ?? '–'}</td>
+            <td class="num">{k.removal?.leftHypothesis ?? '–'}</td>
             <td class="num">{k.removal?.added ?? '–'}</td>
           </tr>
         ))}
@@ -317,7 +318,7 @@ huntingPage.get('/console/hunting/:name', async (c) => {
         {exposures.total > exposures.items.length ? <p class="muted">The first {exposures.items.length} of {exposures.total}, most urgent first.</p> : null}
       </Section>
       <Section title="Campaigns from this hypothesis" id="campaign-list">
-        <p class="muted">Removed: findings that were urgent and open when the campaign started and are now closed or out of act/attend, read finding by finding.</p>
+        <p class="muted">Removed: the findings urgent when the campaign started (their ids are kept) that are now closed or out of act/attend.</p>
         <Campaigns items={campaigns} />
       </Section>
     </Page>,

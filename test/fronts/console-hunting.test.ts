@@ -98,6 +98,7 @@ describe('console: hunting', () => {
     expect(alert).toContain('Issue ids (value 2): an issue id is a CVE');
     expect(alert).toContain('Component patterns (value 1): a pattern needs at least one character besides *');
     expect(await page.inputValue('input[name=issueIds]')).toBe('CVE-2021-44228, log4shell');
+    await screenshot(page, 'hunting-errors');
     expect((await platform.database.sql`select count(*)::int as n from hypotheses where name = 'bad one'`)[0]!.n).toBe(0);
     await page.close();
   });

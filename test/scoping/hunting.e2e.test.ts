@@ -179,7 +179,7 @@ describe('a campaign from a hypothesis', () => {
     expect(campaigns.items).toHaveLength(1);
     const c = campaigns.items[0]!;
     expect(c).toMatchObject({ campaignId, status: 'completed', before: { trigger: 'campaign', matched: 2 }, after: { trigger: 'campaign-end', matched: 1 } });
-    expect(c.removal).toEqual({ urgentBefore: c.before.urgent, removedClosed: 1, removedRescored: 0, removed: 1, added: 0 });
+    expect(c.removal).toEqual({ urgentBefore: c.before.urgent, removedClosed: 1, removedRescored: 0, removed: 1, leftHypothesis: 0, added: 0 });
     expect(state.hunt).toEqual({ urgentBefore: c.before.urgent, urgentAfter: c.after.urgent, removed: 1 });
     expect(c.after.urgent).toBe(c.before.urgent - 1);
   }, 120_000);

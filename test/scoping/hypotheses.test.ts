@@ -210,13 +210,18 @@ describe('what a campaign removed', () => {
       removedClosed: urgentIds.includes(f.log4jInternal!) ? 1 : 0,
       removedRescored: rescoredOut,
       removed: (urgentIds.includes(f.log4jInternal!) ? 1 : 0) + rescoredOut,
+      leftHypothesis: 0,
       added: stillUrgent(fresh) ? 1 : 0,
     });
     // Urgent before, minus what left, plus what came, is urgent after.
-    expect(before.urgent - after.counts.removed! + after.counts.added!).toBe(after.urgent);
-    expect(await campaignRemoval(db.sql, 'kev-everywhere', new Date(before.at))).toMatchObject({ removed: after.counts.removed });
+    expect(before.urgent - after.counts.removed! - after.counts.leftHypothesis! + after.counts.added!).toBe(after.urgent);
+    expect(await campaignRemoval(db.sql, 'kev-everywhere', campaignId)).toMatchObject({ removed: after.counts.removed });
+    // The urgent ids stay in the database; the API's counts are numbers only.
+    expect(before.counts.urgentIds).toBeUndefined();
+    const [kept] = await db.sql`select counts -> 'urgentIds' as ids from hypothesis_results where id = ${before.id}`;
+    expect(kept!.ids).toEqual(urgentIds);
     // A retry finds the result after; one recorded before its removal was added (a crash in between) is completed.
-    await db.sql`update hypothesis_results set counts = counts - array['urgentBefore', 'removedClosed', 'removedRescored', 'removed', 'added'] where id = ${after.id}`;
+    await db.sql`update hypothesis_results set counts = counts - array['urgentBefore', 'removedClosed', 'removedRescored', 'removed', 'leftHypothesis', 'added'] where id = ${after.id}`;
     const retried = await recordCampaignResult(db.sql, 'kev-everywhere', campaignId, 'after');
     expect(retried).toMatchObject({ id: after.id, counts: after.counts });
     expect((await db.sql`select count(*)::int as n from hypothesis_results where campaign_id = ${campaignId}`)[0]!.n).toBe(2);
@@ -224,5 +229,32 @@ describe('what a campaign removed', () => {
     const campaigns = await hypothesisCampaigns(db.sql, 'kev-everywhere');
     expect(campaigns).toHaveLength(1);
     expect(campaigns[0]).toMatchObject({ campaignId, before: { id: before.id }, after: { id: after.id }, removal: { removed: after.counts.removed } });
+  });
+
+  it('counts findings the campaign took out of the hypothesis (the exposure went) from the ids kept at its start', async () => {
+    await db.sql`update assets set internet_facing = true where name = 'web-01'`;
+    await rescoreFindings(db.sql, defaultPolicy(), { all: true }, { reason: 'test' });
+    await save('kev-exposed', { kev: true, publiclyExposed: true });
+    const campaignId = 'campaign:test:0002';
+    const before = await recordCampaignResult(db.sql, 'kev-exposed', campaignId, 'before');
+    expect(before.urgent).toBeGreaterThan(0);
+    const [kept] = await db.sql<{ ids: number[] }[]>`select counts -> 'urgentIds' as ids from hypothesis_results where id = ${before.id}`;
+
+    // The firewall closes: nothing is exposed any more, so nothing matches at the end; every
+    // finding urgent at the start either left act/attend or is still urgent outside the hypothesis.
+    await db.sql`update assets set internet_facing = false where name = 'web-01'`;
+    await rescoreFindings(db.sql, defaultPolicy(), { all: true }, { reason: 'campaign' });
+    const after = await recordCampaignResult(db.sql, 'kev-exposed', campaignId, 'after');
+    expect(after.matched).toBe(0);
+    const tiers = await db.sql<{ tier: string }[]>`select tier from findings where id in ${db.sql(kept!.ids)}`;
+    const stillUrgent = tiers.filter((t) => t.tier === 'act' || t.tier === 'attend').length;
+    expect(after.counts).toMatchObject({
+      urgentBefore: before.urgent,
+      removedClosed: 0,
+      removedRescored: before.urgent - stillUrgent,
+      leftHypothesis: stillUrgent,
+      added: 0,
+    });
+    expect(before.urgent - after.counts.removed! - after.counts.leftHypothesis! + after.counts.added!).toBe(after.urgent);
   });
 });
