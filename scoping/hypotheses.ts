@@ -229,6 +229,12 @@ export async function runHypothesis(sql: Sql, name: string, trigger: string, cam
   return resultRow(row!);
 }
 
+/** Open exposures matching now, counted without recording a result. */
+export async function countMatching(sql: Sql, q: HypothesisQuery): Promise<number> {
+  const [r] = await sql`select count(*)::int as n from findings f join assets a on a.id = f.asset_id where f.status = 'open' ${hypothesisCondition(sql, q)}`;
+  return r!.n as number;
+}
+
 /** The hypothesis's results between two instants, oldest first: its residual exposure over time. */
 export async function hypothesisTrend(sql: Sql, name: string, from: Date, to: Date): Promise<HypothesisResult[]> {
   const rows = await sql`

@@ -3,7 +3,9 @@
 // corpus is at hand), scored once, then per hypothesis shape:
 //   run        runHypothesis: the one set-based query that counts matched / urgent / tiers / assets
 //              and records the result (median of --rounds);
-//   exposures  the first page (50) of the matching exposures, ordered like /api/v1/exposures;
+//   exposures  the first page (50) of the matching exposures, ordered like /api/v1/exposures, without
+//              the list's window count; count: the matching rows counted apart (what the API adds);
+//              and, for comparison, the page with the window count;
 //   start      a campaign's result before (the same query, keeping the urgent findings' ids);
 //   removal    campaignRemoval across a rescoring that moved findings (half the internet-facing hosts
 //              lose their exposure, as a campaign's control or firewall change would): the tier at
@@ -17,7 +19,7 @@ import { connectDatabase, migrateDatabase, type Database } from '../db/client.js
 import { listExposures } from '../db/read-models/exposures.js';
 import { defaultPolicy } from '../prioritization/policy.js';
 import { rescoreFindings } from '../prioritization/scoring/rescore.js';
-import { campaignRemoval, recordCampaignResult, runHypothesis, saveHypothesis, type HypothesisQuery } from '../scoping/hypotheses.js';
+import { campaignRemoval, countMatching, recordCampaignResult, runHypothesis, saveHypothesis, type HypothesisQuery } from '../scoping/hypotheses.js';
 import { parseBenchArgs } from './bench-args.js';
 import { closeOnInterrupt, cvePool, generate, importFeeds, openDatabase, round, timed } from './bench-estate.js';
 
@@ -59,17 +61,9 @@ async function main(): Promise<number> {
     const scoring = await timed(() => rescoreFindings(sql, defaultPolicy(), { all: true }, { reason: 'bench' }));
     say(`  ${round(scoring.seconds)} s`);
     await sql`vacuum analyze`;
-    for (const [name, query] of Object.entries(SHAPES)) await saveHypothesis(sql, { name, statement: `bench ${name}`, query, createdBy: 'bench' });
-    const campaign = 'campaign:bench:00000001';
-    const starts: Record<string, number> = {};
-    for (const n of Object.keys(SHAPES)) starts[n] = (await timed(() => recordCampaignResult(sql, n, campaign, 'before'))).seconds;
-    say('a rescoring after half the internet-facing hosts lose their exposure...');
-    await sql`update assets set internet_facing = false where kind = 'host' and internet_facing and id % 2 = 0`;
-    const campaignRescore = await timed(() => rescoreFindings(sql, defaultPolicy(), { all: true }, { reason: 'bench' }));
-    say(`  ${round(campaignRescore.seconds)} s, ${campaignRescore.value.changed} findings changed`);
-
-    const shapes: Record<string, unknown> = {};
+    const shapes: Record<string, Record<string, unknown>> = {};
     for (const [name, query] of Object.entries(SHAPES)) {
+      await saveHypothesis(sql, { name, statement: `bench ${name}`, query, createdBy: 'bench' });
       const runs: number[] = [];
       let result: Awaited<ReturnType<typeof runHypothesis>> | undefined;
       for (let r = 0; r < options.rounds; r++) {
@@ -78,19 +72,30 @@ async function main(): Promise<number> {
         result = t.value;
       }
       runs.sort((a, b) => a - b);
-      const page = await timed(() => listExposures(sql, { hypothesis: query, limit: 50, offset: 0 }));
-      const removal = await timed(async () => (await campaignRemoval(sql, name, campaign))!);
+      const page = await timed(() => listExposures(sql, { hypothesis: query, limit: 50, offset: 0, countTotal: false }));
+      const counted = await timed(() => countMatching(sql, query));
+      const pageWithWindowCount = await timed(() => listExposures(sql, { hypothesis: query, limit: 50, offset: 0 }));
       shapes[name] = {
         matched: result!.matched,
         urgent: result!.urgent,
         runSeconds: round(runs[Math.floor(runs.length / 2)]!),
         runSecondsAll: runs.map(round),
         exposuresPageSeconds: round(page.seconds),
-        removalSeconds: round(removal.seconds),
-        campaignStartSeconds: round(starts[name]!),
-        removal: removal.value,
+        countSeconds: round(counted.seconds),
+        exposuresPageWithWindowCountSeconds: round(pageWithWindowCount.seconds),
       };
       say(`${name}: ${JSON.stringify(shapes[name])}`);
+    }
+
+    const campaign = 'campaign:bench:00000001';
+    for (const n of Object.keys(SHAPES)) shapes[n]!.campaignStartSeconds = round((await timed(() => recordCampaignResult(sql, n, campaign, 'before'))).seconds);
+    say('a rescoring after half the internet-facing hosts lose their exposure...');
+    await sql`update assets set internet_facing = false where id in (select id from assets where kind = 'host' and internet_facing order by id limit (select count(*) / 2 from assets where kind = 'host' and internet_facing))`;
+    const campaignRescore = await timed(() => rescoreFindings(sql, defaultPolicy(), { all: true }, { reason: 'bench' }));
+    say(`  ${round(campaignRescore.seconds)} s, ${campaignRescore.value.changed} findings changed`);
+    for (const n of Object.keys(SHAPES)) {
+      const removal = await timed(async () => (await campaignRemoval(sql, n, campaign))!);
+      Object.assign(shapes[n]!, { removalSeconds: round(removal.seconds), removal: removal.value });
     }
     const result = { findings: options.findings, assets, scoringSeconds: round(scoring.seconds), rescoringSeconds: round(campaignRescore.seconds), rescoringChanged: campaignRescore.value.changed, shapes };
     if (options.json) process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -4,6 +4,7 @@ import { listExposures } from '../../db/read-models/exposures.js';
 import { workflowUrl } from '../../scoping/campaigns.js';
 import { startHypothesisCampaign } from '../../scoping/hypothesis-campaigns.js';
 import {
+  countMatching,
   deleteHypothesis,
   describeQuery,
   fieldErrors,
@@ -231,7 +232,9 @@ export const hypothesisRoutes = new OpenAPIHono<AppEnv>()
     const h = await getHypothesis(sql, name);
     if (!h) return problem(c, 404, 'not_found', `no hypothesis named ${name}`);
     const { limit, offset } = c.req.valid('query');
-    return c.json(await listExposures(sql, { hypothesis: h.query, limit, offset }), 200);
+    // Counted apart: the list's own window count would assemble every matching explanation.
+    const [page, total] = await Promise.all([listExposures(sql, { hypothesis: h.query, limit, offset, countTotal: false }), countMatching(sql, h.query)]);
+    return c.json({ total, items: page.items }, 200);
   })
   .openapi(campaignsRoute, async (c) => {
     const deps = c.get('deps');

@@ -266,7 +266,8 @@ huntingPage.get('/console/hunting/:name', async (c) => {
   const now = new Date();
   const [trend, exposures, campaigns] = await Promise.all([
     hypothesisTrend(sql, name, new Date(now.getTime() - TREND_DAYS * 86_400_000), now),
-    listExposures(sql, { hypothesis: h.query, limit: 25, offset: 0 }),
+    // The latest result says how many match; the page is the most urgent few.
+    listExposures(sql, { hypothesis: h.query, limit: 25, offset: 0, countTotal: false }),
     hypothesisCampaigns(sql, name),
   ]);
   const latest = h.latest;
@@ -297,7 +298,7 @@ huntingPage.get('/console/hunting/:name', async (c) => {
       <Section title={`Residual exposure over time (last ${TREND_DAYS} days)`} id="trend">
         {trend.length ? <Chart spec={trendSpec(trend)} label={`urgent and matched exposures of ${name} over time`} /> : <Empty>No result yet: run it now, or wait for the daily run.</Empty>}
       </Section>
-      <Section title={`Matching exposures (${exposures.total})`} id="exposures">
+      <Section title={latest ? `Matching exposures (${latest.matched} at the latest result)` : 'Matching exposures'} id="exposures">
         {exposures.items.length === 0 ? <Empty>Nothing open matches.</Empty> : (
           <table>
             <thead><tr><th>Tier</th><th class="num">Score</th><th>Issue</th><th>Component</th><th>Asset</th><th>Due</th></tr></thead>
@@ -315,7 +316,7 @@ huntingPage.get('/console/hunting/:name', async (c) => {
             </tbody>
           </table>
         )}
-        {exposures.total > exposures.items.length ? <p class="muted">The first {exposures.items.length} of {exposures.total}, most urgent first.</p> : null}
+        {exposures.items.length === 25 ? <p class="muted">The 25 most urgent; the API lists them all (<code>GET /api/v1/hypotheses/{name}/exposures</code>).</p> : null}
       </Section>
       <Section title="Campaigns from this hypothesis" id="campaign-list">
         <p class="muted">Removed: the findings urgent when the campaign started (their ids are kept) that are now closed or out of act/attend.</p>
