@@ -75,12 +75,27 @@ describe('console: hunting', () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]![0]).toBe('CVE-2022-22965');
     expect(rows[0]![1]).toMatch(/^\/console\/exposures\/\d+$/);
+
+    // A campaign from the page: no source to rescan here, so it rescores and validates; its row says what it removed.
+    await Promise.all([page.waitForURL((u) => u.searchParams.has('campaign')), page.click('button:has-text("Start campaign")')]);
+    const campaignId = new URL(page.url()).searchParams.get('campaign')!;
+    expect(campaignId).toMatch(/^campaign:hunt\.kev-on-browser-images:[0-9a-f]{8}$/);
+    expect(await page.textContent('[role=status]')).toContain(`Campaign ${campaignId} started`);
+    await platform.temporalClient.workflow.getHandle(campaignId).result();
+    await page.reload();
+    const cells = await page.locator('#campaigns tbody tr').first().locator('td').allTextContents();
+    expect(cells.slice(0, 2)).toEqual([campaignId, 'completed']);
+    const urgent = String(await urgentKev());
+    // Urgent before, after, removed, closed, rescored out, no longer matching, new.
+    expect(cells.slice(3)).toEqual([urgent, urgent, '0', '0', '0', '0', '0']);
     await screenshot(page, 'hypothesis');
 
     await page.goto(`${platform.apiUrl}/console/hunting`);
     const row = page.locator('#hypotheses tbody tr', { hasText: 'kev-on-browser-images' });
     expect(await row.locator('td.num').allTextContents()).toEqual(['1', String(await urgentKev())]);
-    expect(await row.locator('svg.sparkline').getAttribute('aria-label')).toBe(`urgent over the last 2 results: 2, ${await urgentKev()}`);
+    // Two runs, then the campaign's results before and after.
+    const u = await urgentKev();
+    expect(await row.locator('svg.sparkline').getAttribute('aria-label')).toBe(`urgent over the last 4 results: 2, ${u}, ${u}, ${u}`);
     await screenshot(page, 'hunting');
     await page.close();
   }, 120_000);
