@@ -178,10 +178,9 @@ export async function listHypotheses(sql: Sql, { name, recent = 14 }: { name?: s
 const likePattern = (p: string) => p.split('*').map(likeLiteral).join('%');
 
 /**
- * The hypothesis as a SQL condition on `findings f` joined with `assets a`. `tier` is the tier to
- * test (the current one unless the caller reconstructs a past one). Every value is a bind parameter.
+ * The hypothesis as a SQL condition on `findings f` joined with `assets a`; every value is a bind parameter.
  */
-export function hypothesisCondition(sql: Sql, q: HypothesisQuery, tier = sql`f.tier`) {
+export function hypothesisCondition(sql: Sql, q: HypothesisQuery) {
   const assetPart = sql`(select ap.body from explanation_parts ap where ap.id = f.explanation_asset)`;
   const seen = sql`(${assetPart} -> 'runtimeSeen')`;
   // EDR names Maven packages either group:artifact or artifact alone (as scoring reads them).
@@ -195,7 +194,7 @@ export function hypothesisCondition(sql: Sql, q: HypothesisQuery, tier = sql`f.t
     ${q.issueIds ? sql`and f.issue_id = any(${q.issueIds.map((i) => i.toUpperCase().startsWith('CVE') ? i.toUpperCase() : i)})` : sql``}
     ${q.components ? sql`and f.component ilike any(${q.components.map(likePattern)})` : sql``}
     ${q.versions ? sql`and f.version ilike any(${q.versions.map(likePattern)})` : sql``}
-    ${q.tiers ? sql`and ${tier} = any(${q.tiers})` : sql``}
+    ${q.tiers ? sql`and f.tier = any(${q.tiers})` : sql``}
     ${q.severities ? sql`and f.severity = any(${q.severities})` : sql``}
     ${q.vendorStatuses ? sql`and f.vendor_status = any(${q.vendorStatuses})` : sql``}
     ${q.kev === undefined ? sql`` : q.kev ? sql`and ${inKev}` : sql`and not ${inKev}`}
