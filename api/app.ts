@@ -14,6 +14,7 @@ import { contextRoutes } from './routes/context.js';
 import { escalationDigestRoutes } from './routes/escalation-digests.js';
 import { eventRoutes } from './routes/events.js';
 import { exposureRoutes } from './routes/exposures.js';
+import { hypothesisRoutes } from './routes/hypotheses.js';
 import { reportRoutes } from './routes/reports.js';
 import { responseRoutes } from './routes/response-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -104,6 +105,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', intelRoutes);
   app.route('/', validationRoutes);
   app.route('/', gateRoutes);
+  app.route('/', hypothesisRoutes);
   app.doc31('/api/v1/openapi.json', OPENAPI_INFO);
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

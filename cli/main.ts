@@ -45,6 +45,9 @@ const USAGE = `usage: ctem <command>
   gate REPORT         CI/CD gate: decide a report before deploy; exit 1 when the block rule says block
                       [--block act|act+attend|kev] [--honour-exceptions] [--json] [--sarif FILE]; standalone
                       with --epss FILE --kev FILE [--cve-records DIR] [--policy FILE|VERSION] (ctem gate --help)
+  hypotheses list|show NAME   saved hunting hypotheses, their result now and campaigns [--json]
+  hypotheses save NAME --statement TEXT --query JSON   save a hypothesis (a scope selector plus exposure conditions)
+  hypotheses run|campaign NAME   ask it now, or start a campaign from it [--json]
   --version           the version of this ctem
   help                this text`;
 
@@ -132,6 +135,10 @@ async function main(argv: string[]): Promise<number> {
     }
     const { ticketsCommand } = await import('./commands/tickets.js');
     return ticketsCommand(loadConfig(), rest);
+  }
+  if (command === 'hypotheses') {
+    const { hypothesesCommand } = await import('./commands/hypotheses.js');
+    return hypothesesCommand(loadConfig(), rest);
   }
   if (command === 'metrics') {
     const { metricsCommand } = await import('./commands/metrics.js');

@@ -109,6 +109,8 @@ const EnvSchema = z.object({
   CTEM_SCAN_SLA_LOW: duration('90d'),
   CTEM_ORPHAN_REPORT_SCHEDULE: z.string().default('0 8 * * MON'),
   CTEM_VALIDATION_SCHEDULE: z.string().default('1d'),
+  /** Every saved hunting hypothesis asked again (`off` removes the schedule). */
+  CTEM_HUNTING_SCHEDULE: z.string().default('1d'),
   CTEM_VALIDATION_ALLOW: z.string().default(''),
   CTEM_VALIDATION_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   CTEM_VALIDATION_RATE: z.coerce.number().positive().max(1000).default(10),
@@ -215,6 +217,7 @@ export interface Config {
   scanSlaMs: Record<'critical' | 'high' | 'medium' | 'low', number>;
   /** Cron expression of the weekly orphan-asset report (Temporal Schedule). */
   orphanReportCron: string;
+  huntingSchedule: string;
   validation: ValidationConfig;
   metrics: MetricsConfig;
   maxUploadBytes: number;
@@ -420,6 +423,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     scanSlaMs: { critical: e.CTEM_SCAN_SLA_CRITICAL, high: e.CTEM_SCAN_SLA_HIGH, medium: e.CTEM_SCAN_SLA_MEDIUM, low: e.CTEM_SCAN_SLA_LOW },
     orphanReportCron: e.CTEM_ORPHAN_REPORT_SCHEDULE,
+    huntingSchedule: e.CTEM_HUNTING_SCHEDULE,
     validation: {
       schedule: e.CTEM_VALIDATION_SCHEDULE,
       allowList,

@@ -1,5 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { huntingWorkflow } from '../workflows/hunting.js';
 import { intelFeedWorkflow } from '../workflows/intel-feed.js';
 import { metricsSnapshotWorkflow } from '../workflows/metrics-snapshot.js';
 import { orphanReportWorkflow } from '../workflows/orphan-report.js';
@@ -170,4 +171,34 @@ export async function listSchedules(client: Client): Promise<Array<{ id: string;
     });
   }
   return out.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+export const HUNTING_SCHEDULE_ID = 'hunting-schedule:daily';
+
+/**
+ * Asks every saved hunting hypothesis again on a schedule (CTEM_HUNTING_SCHEDULE; `off` removes it),
+ * so each one's residual exposure has a trend. Runs are `hunting-<scheduled time>`.
+ */
+export async function ensureHuntingSchedule(client: Client, taskQueue: string, schedule: string): Promise<void> {
+  if (schedule === 'off') {
+    try {
+      await client.schedule.getHandle(HUNTING_SCHEDULE_ID).delete();
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+    return;
+  }
+  await upsertSchedule(client, {
+    scheduleId: HUNTING_SCHEDULE_ID,
+    spec: specOf(schedule),
+    action: {
+      type: 'startWorkflow',
+      workflowType: huntingWorkflow,
+      workflowId: 'hunting',
+      taskQueue,
+      args: [],
+      typedSearchAttributes: [{ key: CTEM_PHASE, value: 'scoping' }],
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+  });
 }

@@ -16,7 +16,7 @@ import type { SlackBot } from '../slack/bot.js';
 import type { Config } from '../config/index.js';
 import { connectTemporal, connectWorkerTemporal, createItsm, type ItsmConnections } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
-import { ensureIntelFeedSchedule, ensureMetricsSchedule, ensureOrphanReportSchedule, ensureValidationSchedule, startMetricsSnapshot } from './schedules.js';
+import { ensureHuntingSchedule, ensureIntelFeedSchedule, ensureMetricsSchedule, ensureOrphanReportSchedule, ensureValidationSchedule, startMetricsSnapshot } from './schedules.js';
 import { dayOf, hasSnapshot } from '../metrics/snapshot.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
 import { createWorker } from './worker.js';
@@ -133,6 +133,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     if (registered.length) log(`registered search attributes: ${registered.join(', ')}`);
     await ensureOrphanReportSchedule(temporal.client, config.temporal.taskQueue, config.orphanReportCron);
     await ensureValidationSchedule(temporal.client, config.temporal.taskQueue, config.validation.schedule);
+    await ensureHuntingSchedule(temporal.client, config.temporal.taskQueue, config.huntingSchedule);
     await ensureMetricsSchedule(temporal.client, config.temporal.taskQueue, config.metrics.schedule);
     // Trends exist from day one: today's snapshot is taken now when missing, not at the next midnight.
     if (config.metrics.schedule !== 'off' && !(await hasSnapshot(database.sql, dayOf(new Date())))) {

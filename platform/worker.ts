@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createCampaignActivities, type CampaignPublisher } from '../activities/campaign.js';
 import { createDiscoveryActivities } from '../activities/discovery.js';
+import { createHuntingActivities } from '../activities/hunting.js';
 import { createEscalationDigestActivities } from '../activities/escalation-digest.js';
 import { createIntelActivities } from '../activities/intel.js';
 import { createMetricsActivities } from '../activities/metrics.js';
@@ -51,6 +52,7 @@ export function createActivities({ config, client, database, itsm, serviceNowCon
     ...createEscalationDigestActivities({ database, ...(notifier ? { notifier } : {}) }),
     ...createMetricsActivities({ database }),
     ...createValidationActivities({ database, config: config.validation, temporal: config.temporal, ...(validationPublisher ? { publisher: validationPublisher } : {}) }),
+    ...createHuntingActivities({ database }),
   };
 }
 

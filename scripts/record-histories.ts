@@ -266,6 +266,19 @@ async function main() {
     // The campaign validated its scope after the rescoring (a child run named after it).
     await record('validation-campaign', `validation:history:${campaign.workflowId.split(':').pop()}`);
 
+    // A hunting hypothesis asked by its daily schedule, and a campaign started from it (its result
+    // recorded before and after).
+    await apiJson('/api/v1/hypotheses/history-log4shell', { method: 'PUT', body: JSON.stringify({ statement: 'Log4Shell on the history images', query: { issueIds: ['CVE-2021-44228'], scope: { assetNamePrefix: 'history/' } } }) });
+    await client.schedule.getHandle('hunting-schedule:daily').trigger();
+    const huntingRun = await until('the scheduled hunting run', async () => {
+      for await (const w of client.workflow.list({ query: `WorkflowType = 'huntingWorkflow' AND ExecutionStatus = 'Completed'` })) return w.workflowId;
+      return undefined;
+    });
+    await record('hunting', huntingRun);
+    const hunt = await apiJson<{ workflowId: string }>('/api/v1/hypotheses/history-log4shell/campaign', { method: 'POST', body: JSON.stringify({ requestedBy: 'history' }) });
+    await client.workflow.getHandle(hunt.workflowId).result();
+    await record('campaign-hypothesis', hunt.workflowId);
+
     // The weekly orphan report, on demand.
     await apiJson('/api/v1/reports/orphan-assets', { method: 'POST' });
     const [orphan] = await (async () => {

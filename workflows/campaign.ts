@@ -12,6 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CampaignActivities, DiscoveryRun } from '../activities/campaign.js';
+import type { HuntingActivities } from '../activities/hunting.js';
 import { rescoreWorkflow } from './rescore.js';
 import { CTEM_PHASE } from './search-attributes.js';
 import { sourceDiscoveryWorkflow } from './source-discovery.js';
@@ -24,6 +25,8 @@ import { validationWorkflow } from './validation.js';
 export interface CampaignInput {
   scope: string;
   hypothesis?: string;
+  /** The saved hunting hypothesis it was started from: its result is recorded before and after. */
+  hypothesisName?: string;
   /** Who started it: `slack:<user id>` or an API caller. */
   requestedBy: string;
   /** Slack channel the results go to (the one the campaign was started from). */
@@ -42,6 +45,8 @@ export interface CampaignState {
   /** The validation run of the scope (its results go to the campaign's channel), and whether it failed. */
   validation?: { workflowId: string; failed: boolean };
   openExposures?: number;
+  /** From a hypothesis: its urgent findings before and after, and what left act/attend or closed. */
+  hunt?: { urgentBefore: number; urgentAfter?: number; removed?: number };
   error?: string;
 }
 
@@ -49,6 +54,7 @@ export const campaignStatusQuery = defineQuery<CampaignState>('status');
 
 const retry: RetryPolicy = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 };
 const { planCampaign, publishCampaignResults, failCampaign } = proxyActivities<CampaignActivities>({ startToCloseTimeout: '5 minutes', retry });
+const { recordHypothesisResult } = proxyActivities<HuntingActivities>({ startToCloseTimeout: '5 minutes', retry });
 
 /** Discovery runs at once: sources are other people's servers. */
 const PARALLEL_RUNS = 4;
@@ -68,8 +74,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     upsertSearchAttributes([{ key: CTEM_PHASE, value: phase }]);
   };
 
+  // Only campaigns started from a hypothesis take these steps; histories of the others have no marker.
+  const hunting = input.hypothesisName !== undefined && patched('campaign-hypothesis-results');
+
   try {
     enter('scoping');
+    if (hunting) {
+      const before = await recordHypothesisResult({ hypothesis: input.hypothesisName!, campaignId, phase: 'before' });
+      state.hunt = { urgentBefore: before.urgent };
+    }
     const plan = await planCampaign({ campaignId, scope: input.scope, requestedBy: input.requestedBy, ...(input.hypothesis ? { hypothesis: input.hypothesis } : {}) });
     state.assets = plan.assets;
     state.discovery.runs = plan.runs.length;
@@ -112,6 +125,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignSt
     }
 
     enter('reporting');
+    if (hunting) {
+      const after = await recordHypothesisResult({ hypothesis: input.hypothesisName!, campaignId, phase: 'after' });
+      state.hunt = { ...state.hunt!, urgentAfter: after.urgent, ...(after.removed !== undefined ? { removed: after.removed } : {}) };
+    }
     const published = await publishCampaignResults({
       campaignId,
       ...(input.channel ? { channel: input.channel } : {}),

@@ -9,4 +9,5 @@ export { remediationWorkflow } from './remediation/workflow.js';
 export { rescoreWorkflow } from './rescore.js';
 export { sourceDiscoveryWorkflow } from './source-discovery.js';
 export { validationWorkflow } from './validation.js';
+export { huntingWorkflow } from './hunting.js';
 export { metricsSnapshotWorkflow } from './metrics-snapshot.js';

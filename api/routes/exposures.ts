@@ -57,7 +57,7 @@ const ExposureSchema = z
   })
   .openapi('Exposure');
 
-const ExposureListItemSchema = ExposureSchema.extend({
+export const ExposureListItemSchema = ExposureSchema.extend({
   sources: z.array(z.string()).openapi({ description: 'the sources that still report it' }),
 }).openapi('ExposureListItem');
 

@@ -1,6 +1,7 @@
 import { likeLiteral, type Sql } from '../client.js';
 import type { ExplanationFactor } from '../schema.js';
 import { scopeCondition, type ScopeSelector } from '../../scoping/scopes.js';
+import { hypothesisCondition, type HypothesisQuery } from '../../scoping/hypotheses.js';
 import { findingLastSeen } from './inventory.js';
 import { countRows, decodeCursor, encodeCursor, type KeysetPage } from './keyset.js';
 
@@ -16,6 +17,8 @@ export interface ExposureFilter {
   ticket?: string;
   tier?: string;
   scope?: ScopeSelector;
+  /** A hunting hypothesis's conditions. */
+  hypothesis?: HypothesisQuery;
   asset?: string;
   owner?: string;
   businessService?: string;
@@ -103,7 +106,8 @@ function exposureFrom(sql: Sql, f: ExposureFilter) {
       ${f.kev === undefined ? sql`` : sql`and ${f.kev ? sql`` : sql`not`} exists (select 1 from kev_entries k where k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')})`}
       ${f.internetFacing === undefined ? sql`` : sql`and coalesce(a.internet_facing, false) = ${f.internetFacing}`}
       ${q ? sql`and (f.issue_id in (${q}, ${q.toUpperCase()}) or f.component like ${`${likeLiteral(q)}%`})` : sql``}
-      ${f.scope ? scopeCondition(sql, f.scope) : sql``}`;
+      ${f.scope ? scopeCondition(sql, f.scope) : sql``}
+      ${f.hypothesis ? hypothesisCondition(sql, f.hypothesis) : sql``}`;
 }
 
 /**

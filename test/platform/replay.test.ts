@@ -28,7 +28,7 @@ function workflowIdOf(file: string): string {
 }
 
 const files = historyFiles(root).sort();
-const WORKFLOW_TYPES = ['campaignWorkflow', 'discoveryWorkflow', 'escalationDigestWorkflow', 'intelFeedWorkflow', 'metricsSnapshotWorkflow', 'orphanReportWorkflow', 'remediationWorkflow', 'rescoreWorkflow', 'sourceDiscoveryWorkflow', 'validationWorkflow'];
+const WORKFLOW_TYPES = ['campaignWorkflow', 'discoveryWorkflow', 'escalationDigestWorkflow', 'huntingWorkflow', 'intelFeedWorkflow', 'metricsSnapshotWorkflow', 'orphanReportWorkflow', 'remediationWorkflow', 'rescoreWorkflow', 'sourceDiscoveryWorkflow', 'validationWorkflow'];
 
 const workflowTypeOf = (history: { events: Array<{ workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }> }) =>
   history.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;

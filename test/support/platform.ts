@@ -82,6 +82,7 @@ export async function startTestPlatform(env: Record<string, string> = {}, roles:
     CTEM_VALIDATION_AFTER_RESCORE: 'false',
     // Metric snapshots (and the start-up one) only where a test asks (console-metrics, metrics-schedule).
     CTEM_METRICS_SCHEDULE: 'off',
+    CTEM_HUNTING_SCHEDULE: 'off',
     ...env,
   };
   const platform = await startPlatform(loadConfig(fullEnv), roles);
