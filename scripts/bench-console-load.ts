@@ -9,10 +9,13 @@
  * Every route the benchmark calls, as journeys. Placeholders: `:id` a random exposure id, `:key` a
  * random ticket key, `:name` a random hypothesis, `<owner>` and `<scope>` a random owner and saved
  * scope, `<cursor>` the next-page cursor of the step before (from the JSON's `next` / `nextCursor`
- * field or the page's "next page" link). The template is the route's name in the report.
+ * field or the page's "next page" link). The template is the route's name in the report. The API calls
+ * of a journey are those that show what its page shows: the Overview and Executive pages read the
+ * daily snapshots (/api/v1/metrics/overview, /executive), not the live whole-estate computations
+ * (/api/v1/reports/noise, /api/v1/metrics/response), which are reports, not console reads.
  */
 export const JOURNEYS: ReadonlyArray<{ name: string; weight: number; steps: readonly string[] }> = [
-  { name: 'overview', weight: 4, steps: ['/console', '/api/v1/metrics/overview', '/api/v1/reports/noise'] },
+  { name: 'overview', weight: 4, steps: ['/console', '/api/v1/metrics/overview'] },
   { name: 'urgent exposures, two pages', weight: 6, steps: ['/console/exposures?tier=act', '/api/v1/exposures?tier=act&limit=50', '/api/v1/exposures?tier=act&limit=50&after=<cursor>'] },
   { name: 'exposures, next page in the console', weight: 2, steps: ['/console/exposures', '/console/exposures?after=<cursor>'] },
   { name: "an owner's exposures", weight: 2, steps: ['/console/exposures?owner=<owner>', '/api/v1/exposures?owner=<owner>&limit=50'] },
@@ -21,7 +24,7 @@ export const JOURNEYS: ReadonlyArray<{ name: string; weight: number; steps: read
   { name: 'tickets, two pages', weight: 3, steps: ['/console/tickets', '/api/v1/tickets?limit=50', '/api/v1/tickets?limit=50&after=<cursor>'] },
   { name: 'overdue tickets', weight: 1, steps: ['/console/tickets?overdue=true', '/api/v1/tickets?escalated=true&limit=50'] },
   { name: 'one ticket', weight: 4, steps: ['/console/tickets/:key', '/api/v1/tickets/:key'] },
-  { name: 'executive', weight: 2, steps: ['/console/executive', '/api/v1/metrics/executive', '/api/v1/metrics/snapshots?scope=*', '/api/v1/metrics/response'] },
+  { name: 'executive', weight: 2, steps: ['/console/executive', '/api/v1/metrics/executive', '/api/v1/metrics/snapshots?scope=*'] },
   { name: 'hunting', weight: 2, steps: ['/console/hunting', '/api/v1/hypotheses'] },
   { name: 'one hypothesis', weight: 2, steps: ['/console/hunting/:name', '/api/v1/hypotheses/:name', '/api/v1/hypotheses/:name/results', '/api/v1/hypotheses/:name/exposures'] },
   { name: 'program', weight: 1, steps: ['/console/program', '/api/v1/scopes', '/api/v1/sources', '/api/v1/intel/feeds', '/api/v1/policies'] },

@@ -7,6 +7,7 @@
 import type postgres from 'postgres';
 import type { Database, Sql } from '../db/client.js';
 import { dayOf, takeSnapshot } from '../metrics/snapshot.js';
+import { saveHypothesis } from '../scoping/hypotheses.js';
 import { defaultPolicy } from '../prioritization/policy.js';
 import { rescoreFindings } from '../prioritization/scoring/rescore.js';
 import { cvePool, generate, importFeeds, round, timed } from './bench-estate.js';
@@ -58,14 +59,14 @@ export const SEED_SCOPES: Array<{ name: string; selector: Record<string, unknown
 ];
 
 export const SEED_HYPOTHESES: Array<{ name: string; statement: string; query: Record<string, unknown> }> = [
-  { name: 'log4shell-internet', statement: 'Log4Shell is still reachable from the internet', query: { issueIds: ['CVE-2021-44228', 'CVE-2021-45046'], internetFacing: true } },
-  { name: 'kev-in-production', statement: 'Known exploited vulnerabilities remain in production', query: { kev: true, environments: ['production'] } },
-  { name: 'kev-internet-facing', statement: 'Known exploited vulnerabilities on internet-facing assets', query: { kev: true, internetFacing: true } },
+  { name: 'log4shell-internet', statement: 'Log4Shell is still reachable from the internet', query: { issueIds: ['CVE-2021-44228', 'CVE-2021-45046'], publiclyExposed: true } },
+  { name: 'kev-in-production', statement: 'Known exploited vulnerabilities remain in production', query: { kev: true, scope: { environments: ['production'] } } },
+  { name: 'kev-internet-facing', statement: 'Known exploited vulnerabilities on internet-facing assets', query: { kev: true, publiclyExposed: true } },
   { name: 'spring4shell', statement: 'Spring4Shell on any asset', query: { issueIds: ['CVE-2022-22965'] } },
-  { name: 'runtime-component-7', statement: 'component-7 is loaded at runtime somewhere', query: { components: ['component-7'], runtime: true } },
-  { name: 'urgent-payments', statement: 'Urgent exposures of the payment services', query: { businessServices: ['svc-1', 'svc-2'], tiers: ['act', 'attend'] } },
-  { name: 'critical-hosts', statement: 'Critical findings on hosts', query: { assetKinds: ['host'], severities: ['critical'] } },
-  { name: 'staging-act', statement: 'Act-tier exposures left in staging', query: { environments: ['staging'], tiers: ['act'] } },
+  { name: 'runtime-component-7', statement: 'component-7 is loaded at runtime somewhere', query: { components: ['component-7'], runtime: 'loaded' } },
+  { name: 'urgent-payments', statement: 'Urgent exposures of the payment services', query: { scope: { businessServices: ['svc-1', 'svc-2'] }, tiers: ['act', 'attend'] } },
+  { name: 'critical-hosts', statement: 'Critical findings on hosts', query: { scope: { assetKinds: ['host'] }, severities: ['critical'] } },
+  { name: 'staging-act', statement: 'Act-tier exposures left in staging', query: { scope: { environments: ['staging'] }, tiers: ['act'] } },
 ];
 
 const TICKET_STATES = ['new', 'in_progress', 'on_hold', 'risk_accepted', 'resolved', 'closed', 'verified', 'orphaned'] as const;
@@ -271,10 +272,10 @@ async function seedScopesAndHypotheses(sql: postgres.Sql, days: number) {
     await sql`insert into scopes (name, selector, description) values (${s.name}, ${sql.json(s.selector as postgres.JSONValue)}, ${s.description})
               on conflict (name) do update set selector = excluded.selector, description = excluded.description`;
   }
+  // Saved the way the platform saves them, so a query the workbench would refuse cannot be seeded.
   for (const h of SEED_HYPOTHESES) {
-    await sql`insert into hypotheses (name, statement, query, created_by, created_at, updated_at)
-              values (${h.name}, ${h.statement}, ${sql.json(h.query as postgres.JSONValue)}, 'owner.001', now() - ${days} * interval '1 day', now() - ${days} * interval '1 day')
-              on conflict (name) do nothing`;
+    await saveHypothesis(sql as unknown as Sql, { ...h, createdBy: 'owner.001' });
+    await sql`update hypotheses set created_at = now() - ${days} * interval '1 day', updated_at = now() - ${days} * interval '1 day' where name = ${h.name}`;
   }
   // One scheduled run a day per hypothesis, the residual exposure shrinking over the year; a campaign now and then.
   await sql`
