@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectorFor, connectors } from '../../discovery/connectors/index.js';
 import { parseAs } from '../support/connectors.js';
-import { mutate, mutationArbitrary, type Mutation } from '../support/fuzz-mutations.js';
+import { HOSTILE_HEADS, mutate, mutationArbitrary, type Mutation } from '../support/fuzz-mutations.js';
 import { FuzzRunner, type FuzzResult } from '../support/fuzz-runner.js';
 import { familyOf, SEEDS, type Seed } from '../support/fuzz-seeds.js';
 import { findingProblems } from '../support/fuzz-findings.js';
@@ -26,6 +26,8 @@ import { findingProblems } from '../support/fuzz-findings.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 24);
 const CASE_TIMEOUT_MS = 10_000;
+/** Detection reads 64 KiB; it runs on every upload that names no format. */
+const DETECT_TIMEOUT_MS = 1_000;
 const MAX_RSS_GROWTH = 300 * 1024 * 1024;
 const HUGE = 40 * 1024 * 1024;
 const MB = 1024 * 1024;
@@ -56,6 +58,9 @@ async function check(seed: Seed, bytes: Buffer, detect: boolean): Promise<{ fail
     totals.cases++;
     totals.ms += result.ms;
     const how = detect ? 'detected' : `as ${seed.format}`;
+    if ((result.outcome === 'parsed' || result.outcome === 'refused') && (result.detectMs ?? 0) > DETECT_TIMEOUT_MS) {
+      return { result, failure: `${how}: detection took ${Math.round(result.detectMs!)} ms` };
+    }
     switch (result.outcome) {
       case 'parsed':
         totals.parsed++;
@@ -98,6 +103,9 @@ function hostileShapes(seed: Seed): { shape: string; mutations: Mutation[] }[] {
     { shape: 'a 20 MB line', mutations: [{ op: 'long-line', at: Math.floor(seed.bytes.length / 2), length: 20 * MB }] },
     { shape: 'truncated to half, NUL and invalid UTF-8 inside', mutations: [{ op: 'truncate', at: Math.floor(seed.bytes.length / 2) }, { op: 'nul', at: 40 }, { op: 'bad-utf8', at: 60, sequence: 4 }] },
   ];
+  HOSTILE_HEADS.forEach(({ start, repeat }, pattern) => {
+    shapes.push({ shape: `a 64 KiB head of ${JSON.stringify(start)} and ${JSON.stringify(repeat)} repeated`, mutations: [{ op: 'hostile-head', pattern }] });
+  });
   if (family === 'xml') {
     for (const attack of ['billion-laughs', 'external-entity', 'parameter-entity', 'external-dtd', 'undeclared-entity', 'unclosed-cdata', 'deep-elements'] as const) {
       shapes.push({ shape: `XML ${attack}`, mutations: [{ op: 'xml', attack }] });

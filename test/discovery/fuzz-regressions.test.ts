@@ -1,5 +1,7 @@
 import { open } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
+import { connectorFor } from '../../discovery/connectors/index.js';
+import { rootElementOf } from '../../discovery/streams/xml.js';
 import { parseAs, parseErrorAs, scratchFiles } from '../support/connectors.js';
 
 // Inputs the connector fuzzer (fuzz-connectors.test.ts) found mishandled, one test per input shape.
@@ -38,5 +40,48 @@ describe('CSV whose first line has no line break for megabytes', () => {
       const findings = await parseAs('qualys-pci-csv', file);
       expect(findings.map((f) => [f.asset.assetKey, f.issueId, f.title]), JSON.stringify(eol)).toEqual([['host:10.0.0.1', 'qualys:38173', `multi${eol}line title`]]);
     }
+  });
+});
+
+describe('detection on a hostile 64 KiB head', () => {
+  // The XML detectors stripped the prolog with regular expressions that backtracked: a head of
+  // `<!DOCTYPE` and 64 KiB of spaces took 9-30 s to be refused by detection, many `<?` or `<!--` a second.
+  const heads = {
+    'DOCTYPE and spaces': '<!DOCTYPE' + ' '.repeat(64 * 1024),
+    'many <?': '<?'.repeat(32 * 1024),
+    'many <!--': '<!--'.repeat(16 * 1024),
+    'many <!DOCTYPE': '<!DOCTYPE '.repeat(6 * 1024),
+    'many <report': '<report '.repeat(8 * 1024),
+  };
+  it.each(Object.entries(heads))('%s: refused in well under a second', async (_shape, head) => {
+    const file = await fixture('head.xml', head);
+    const started = performance.now();
+    await expect(connectorFor(file, 'head.xml')).rejects.toThrow('head.xml: unknown: format not recognised');
+    expect(performance.now() - started).toBeLessThan(400);
+  });
+
+  it('the root element is still found behind a BOM, declaration, comments, instructions and a DOCTYPE', () => {
+    const prolog = '\uFEFF<?xml version="1.0"?>\n<!-- a > b -->\n<?pi x?>\n<!DOCTYPE r SYSTEM "r.dtd" [ <!ELEMENT r ANY> ]  >\n';
+    expect(rootElementOf(`${prolog}<ns:ASSET_DATA_REPORT a="1">`)).toBe('ASSET_DATA_REPORT');
+    expect(rootElementOf('<!DOCTYPE NessusClientData_v2>\n<NessusClientData_v2>')).toBe('NessusClientData_v2');
+    expect(rootElementOf('<!-- never closed <NessusClientData_v2>')).toBeUndefined();
+    expect(rootElementOf('<!DOCTYPE x [ <!ENTITY a "]"> ]><report>')).toBe('report');
+  });
+});
+
+describe('an identity field made of NUL bytes', () => {
+  // Ingest removes NUL from every field, so "\u0000" passed the non-empty check and reached the
+  // store as an empty issue id (Trivy VulnerabilityID replaced by "\u0000").
+  it('is refused like an empty one, naming the field', async () => {
+    const report = { SchemaVersion: 2, ArtifactName: 'a:1', ArtifactType: 'container_image', Results: [{ Target: 'a:1 (alpine 3.19)', Type: 'alpine', Vulnerabilities: [{ VulnerabilityID: '\u0000', PkgName: 'zlib', InstalledVersion: '1.3-r0', Severity: 'HIGH' }] }] };
+    expect((await parseErrorAs('trivy-json', await fixture('nul-id.json', report))).message)
+      .toBe('nul-id.json: trivy-json: Results[0].Vulnerabilities[0].VulnerabilityID: expected a non-empty string');
+    const grype = { matches: [{ vulnerability: { id: '\u0000 ', severity: 'High' }, artifact: { name: 'zlib', version: '1.3-r0', type: 'apk' } }], source: { type: 'image', target: { userInput: 'a:1' } } };
+    expect((await parseErrorAs('grype', await fixture('nul-id-grype.json', grype))).message).toMatch(/^nul-id-grype\.json: grype: matches\[0\]\.vulnerability\.id: /);
+  });
+
+  it('a NUL inside a real value still passes through, for ingest to remove', async () => {
+    const report = { SchemaVersion: 2, ArtifactName: 'a:1', ArtifactType: 'container_image', Results: [{ Target: 'a:1 (alpine 3.19)', Type: 'alpine', Vulnerabilities: [{ VulnerabilityID: 'CVE-2024-0001\u0000', PkgName: 'zlib', InstalledVersion: '1.3-r0', Severity: 'HIGH' }] }] };
+    expect((await parseAs('trivy-json', await fixture('nul-inside.json', report))).map((f) => f.issueId)).toEqual(['CVE-2024-0001\u0000']);
   });
 });

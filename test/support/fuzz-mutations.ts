@@ -27,7 +27,25 @@ export type Mutation =
   /** The first `keep` bytes of this report followed by another format's report: a head that detection reads wrongly. */
   | { op: 'graft'; other: number; keep: number }
   | { op: 'xml'; attack: XmlAttack }
-  | { op: 'csv'; attack: CsvAttack };
+  | { op: 'csv'; attack: CsvAttack }
+  /** 64 KiB of a pattern before the report: all that detection reads, made to trip backtracking. */
+  | { op: 'hostile-head'; pattern: number };
+
+/** Opening patterns, each repeated over the 64 KiB head that detection reads. */
+export const HOSTILE_HEADS: readonly { start: string; repeat: string }[] = [
+  { start: '<!DOCTYPE', repeat: ' ' },
+  { start: '<!DOCTYPE x [', repeat: ' ]' },
+  { start: '', repeat: '<?' },
+  { start: '', repeat: '<!--' },
+  { start: '', repeat: '<!DOCTYPE ' },
+  { start: '', repeat: '<report ' },
+  { start: '<bom ', repeat: 'xmlns ' },
+  { start: '{"findings": [', repeat: ' ' },
+  { start: '{', repeat: '"findingArn": "arn:aws:inspector2:' },
+  { start: '', repeat: '"a,' },
+  { start: 'IP,QID,', repeat: ',' },
+  { start: '', repeat: '{"a":' },
+];
 
 export type XmlAttack = 'billion-laughs' | 'external-entity' | 'parameter-entity' | 'external-dtd' | 'undeclared-entity' | 'unclosed-cdata' | 'deep-elements' | 'processing-instruction';
 export type CsvAttack = 'open-quote' | 'extra-column' | 'missing-column' | 'quote-in-cell' | 'many-columns' | 'lone-cr';
@@ -59,6 +77,7 @@ export function mutationArbitrary(family: Family, seeds: number): fc.Arbitrary<M
     fc.record({ op: fc.constant('long-line' as const), at: position, length: fc.integer({ min: 1, max: 4_000_000 }) }),
     fc.record({ op: fc.constant('replace-value' as const), nth: fc.nat({ max: 400 }), payload }),
     fc.record({ op: fc.constant('graft' as const), other: fc.nat({ max: seeds - 1 }), keep: fc.nat({ max: 70_000 }) }),
+    fc.record({ op: fc.constant('hostile-head' as const), pattern: fc.nat({ max: HOSTILE_HEADS.length - 1 }) }),
   ];
   if (family === 'xml') {
     generic.push(fc.record({ op: fc.constant('xml' as const), attack: fc.constantFrom<XmlAttack>('billion-laughs', 'external-entity', 'parameter-entity', 'external-dtd', 'undeclared-entity', 'unclosed-cdata', 'deep-elements', 'processing-instruction') }));
@@ -121,8 +140,9 @@ function xmlAttack(bytes: Buffer, attack: XmlAttack): Buffer {
   const rootAt = text.search(/<[A-Za-z_]/);
   if (rootAt < 0) return bytes;
   const root = /<([A-Za-z_][\w:.-]*)/.exec(text.slice(rootAt))![1]!;
-  const body = text.slice(rootAt).replace(/^(<[^>]*>)/, '');
-  const rootTag = /^<[^>]*>/.exec(text.slice(rootAt))![0];
+  const rootTag = /^<[^>]*>/.exec(text.slice(rootAt))?.[0];
+  if (rootTag === undefined) return bytes; // cut inside the root tag
+  const body = text.slice(rootAt + rootTag.length);
   // The reference lands in the first text the connector is likely to read.
   const withRef = (ref: string) => body.replace(/>([^<\s][^<]*)</, `>$1${ref}<`);
   const prolog = text.slice(0, rootAt).replace(/<!DOCTYPE[^>]*>/, '');
@@ -233,6 +253,12 @@ export function mutate(seed: Seed, family: Family, mutations: readonly Mutation[
       case 'csv':
         bytes = csvAttack(bytes, m.attack);
         break;
+      case 'hostile-head': {
+        const { start, repeat } = HOSTILE_HEADS[m.pattern % HOSTILE_HEADS.length]!;
+        const head = start + repeat.repeat(Math.ceil((64 * 1024 - start.length) / repeat.length));
+        bytes = Buffer.concat([Buffer.from(head), bytes]);
+        break;
+      }
     }
   }
   return bytes;

@@ -18,8 +18,9 @@ export interface FuzzRequest {
 }
 
 export type FuzzResult =
-  | { id: number; outcome: 'parsed'; findings: number; problems: string[]; ms: number }
-  | { id: number; outcome: 'refused'; message: string; ms: number }
+  /** detectMs: the time detection took, when the format was not forced. */
+  | { id: number; outcome: 'parsed'; findings: number; problems: string[]; ms: number; detectMs?: number }
+  | { id: number; outcome: 'refused'; message: string; ms: number; detectMs?: number }
   | { id: number; outcome: 'crashed'; message: string; ms: number }
   | { id: number; outcome: 'timeout'; ms: number };
 
