@@ -85,3 +85,19 @@ describe('an identity field made of NUL bytes', () => {
     expect((await parseAs('trivy-json', await fixture('nul-inside.json', report))).map((f) => f.issueId)).toEqual(['CVE-2024-0001\u0000']);
   });
 });
+
+describe('a Snyk cvssScore outside 0-10', () => {
+  // Every other connector drops a score outside the CVSS range; Snyk passed 11 on to prioritization.
+  it('is no score, and the severity still comes from the report', async () => {
+    const project = (cvssScore: unknown) => ({
+      vulnerabilities: [{ id: 'SNYK-JS-LODASH-1040724', packageName: 'lodash', name: 'lodash', version: '4.17.11', packageManager: 'npm', severity: 'high', cvssScore, identifiers: { CVE: ['CVE-2021-23337'] }, from: ['app@1.0.0', 'lodash@4.17.11'] }],
+      ok: false, packageManager: 'npm', projectName: 'app', displayTargetFile: 'package-lock.json', path: '/src/app',
+    });
+    const [eleven] = await parseAs('snyk-json', await fixture('snyk-11.json', project(11)));
+    expect([eleven!.cvssScore, eleven!.severity]).toEqual([undefined, 'high']);
+    const [negative] = await parseAs('snyk-json', await fixture('snyk-neg.json', project(-1)));
+    expect(negative!.cvssScore).toBeUndefined();
+    const [valid] = await parseAs('snyk-json', await fixture('snyk-ok.json', project(7.2)));
+    expect(valid!.cvssScore).toBe(7.2);
+  });
+});
