@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ParseOptions } from '../../discovery/connectors/index.js';
 
@@ -77,8 +77,20 @@ export class FuzzRunner {
     return child;
   }
 
+  /**
+   * Starts a new measurement: the live child's kernel high-water mark is reset to its present RSS
+   * (clear_refs 5), which becomes the baseline growth is counted from.
+   */
   resetPeak(): void {
     this.peakGrowth = 0;
+    const child = this.child;
+    if (!child || child.process.exitCode !== null || child.process.signalCode !== null) return;
+    try {
+      writeFileSync(`/proc/${child.process.pid}/clear_refs`, '5');
+      child.baseline = memoryOf(child.process.pid!).rss;
+    } catch {
+      // Gone meanwhile: the next report starts a fresh child with its own baseline.
+    }
   }
 
   private notePeak(child: Child): void {
