@@ -30,7 +30,7 @@ export interface XmlStreamOptions {
   collect(name: string, path: readonly string[]): boolean;
   /** Deepest element nesting accepted (default 64). */
   maxDepth?: number;
-  /** Largest amount of character data one collected element may hold (default 32 Mi characters). */
+  /** Largest amount of character data one collected element, or one attribute, may hold (default 32 Mi characters). */
   maxNodeChars?: number;
 }
 
@@ -76,7 +76,11 @@ export async function* xmlEvents(file: string, options: XmlStreamOptions): Async
     const name = localName(tag.name);
     if (path.length >= maxDepth) throw fail(`elements nested deeper than ${maxDepth}`, path.join('/'));
     const attrs: Record<string, string> = {};
-    for (const [key, value] of Object.entries(tag.attributes)) attrs[localName(key)] = value;
+    for (const [key, value] of Object.entries(tag.attributes)) {
+      // Attributes are bounded like collected text: a 40 MB one used to pass into the findings.
+      if (value.length > maxNodeChars) throw fail(`attribute ${key} of <${name}> holds more than ${maxNodeChars} characters`, path.join('/'));
+      attrs[localName(key)] = value;
+    }
     if (building.length > 0) {
       const node: XmlNode = { name, attrs, children: [], text: '' };
       building[building.length - 1]!.children.push(node);

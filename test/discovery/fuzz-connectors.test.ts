@@ -110,8 +110,9 @@ function hostileShapes(seed: Seed): { shape: string; mutations: Mutation[] }[] {
     for (const attack of ['billion-laughs', 'external-entity', 'parameter-entity', 'external-dtd', 'undeclared-entity', 'unclosed-cdata', 'deep-elements'] as const) {
       shapes.push({ shape: `XML ${attack}`, mutations: [{ op: 'xml', attack }] });
     }
-    // The first attribute value (a replace-value span), 40 MB long.
-    const attribute = [...seed.bytes.toString('utf8').matchAll(/(?<=>)([^<]+)(?=<)|(?<==")([^"]*)(?=")/g)].findIndex((m) => m[2] !== undefined);
+    // The first attribute value after the XML declaration (a replace-value span), 40 MB long.
+    const attribute = [...seed.bytes.toString('utf8').matchAll(/(?<=>)([^<]+)(?=<)|(?<==")([^"]*)(?=")/g)]
+      .findIndex((m) => m[2] !== undefined && m.index > seed.bytes.indexOf('?>'));
     if (attribute >= 0) shapes.push({ shape: `a ${HUGE / MB} MB attribute value`, mutations: [{ op: 'replace-value', nth: attribute, payload: { kind: 'long-string', length: HUGE } }] });
   }
   if (family === 'csv') {

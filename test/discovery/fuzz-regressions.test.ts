@@ -101,3 +101,16 @@ describe('a Snyk cvssScore outside 0-10', () => {
     expect(valid!.cvssScore).toBe(7.2);
   });
 });
+
+describe('an XML attribute of tens of megabytes', () => {
+  // Element text is capped at 32 Mi characters, attributes were not: a 40 MB ReportHost name
+  // became a 40 MB asset key.
+  it('is refused naming the attribute and element, like element text', async () => {
+    const tail = '"><HostProperties><tag name="host-ip">10.0.0.5</tag></HostProperties>'
+      + '<ReportItem port="443" svc_name="www" protocol="tcp" severity="3" pluginID="42873" pluginName="SWEET32" pluginFamily="General"><cve>CVE-2016-2183</cve></ReportItem>'
+      + '</ReportHost></Report></NessusClientData_v2>\n';
+    const file = await bigFile('big-attr.nessus', '<?xml version="1.0" ?>\n<NessusClientData_v2><Report name="r"><ReportHost name="', 'a', 40 * MB, tail);
+    expect((await parseErrorAs('nessus', file)).message)
+      .toBe('big-attr.nessus: nessus: NessusClientData_v2/Report: attribute name of <ReportHost> holds more than 33554432 characters');
+  });
+});
