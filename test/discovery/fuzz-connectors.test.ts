@@ -13,9 +13,10 @@ import { findingProblems } from '../support/fuzz-findings.js';
 // Fuzzing of every scanner-report connector. Each seed report (test/support/fuzz-seeds.ts) is
 // mutated by fast-check (truncated, bytes flipped, inserted, deleted, NUL and invalid UTF-8, slices
 // duplicated, a value replaced by 100,000 levels of nesting or a long string, BOM, CRLF, long lines,
-// another format grafted behind its head, XML entity and DTD payloads, broken CSV quoting and
-// widths) and parsed with its format forced and with detection. Each report must finish within
-// CASE_TIMEOUT_MS and either give well-formed findings or a ReportError naming the file. Hostile
+// another format grafted behind its head, a 64 KiB head made to trip backtracking, XML entity and
+// DTD payloads, broken CSV quoting and widths) and parsed with its format forced and with
+// detection. Each report must finish within CASE_TIMEOUT_MS (detection within DETECT_TIMEOUT_MS)
+// and either give well-formed findings or a ReportError naming the file. Hostile
 // shapes too large to generate at random (a 40 MB string, a 20 MB line) run once per format, and
 // the parsing process's peak RSS during a format's run may not exceed its loaded baseline by more
 // than MAX_RSS_GROWTH.
@@ -154,6 +155,8 @@ describe.each(SEEDS.filter((s) => !only || s.format === only))('fuzzing $format'
       }
     }
     expect(failures).toEqual([]);
+    // An unhandled rejection after a report had already ended is a crash too.
+    expect(runner.strays).toEqual([]);
     const growth = runner.peakGrowth;
     if (growth > totals.maxRssGrowth) Object.assign(totals, { maxRssGrowth: growth, worstFormat: seed.format });
     expect(growth, `${seed.format}: RSS grew by ${(growth / MB).toFixed(0)} MB`).toBeLessThan(MAX_RSS_GROWTH);
