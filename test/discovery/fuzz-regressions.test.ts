@@ -114,3 +114,15 @@ describe('an XML attribute of tens of megabytes', () => {
       .toBe('big-attr.nessus: nessus: NessusClientData_v2/Report: attribute name of <ReportHost> holds more than 33554432 characters');
   });
 });
+
+describe('an OSV vulnerability whose id is not a string', () => {
+  // String(id) turned `"id": []` into an empty issue id, and `{}` into "[object Object]".
+  it('has no id, and the error names where', async () => {
+    const report = (id: unknown) => ({ results: [{ source: { path: '/src/app/package-lock.json', type: 'lockfile' }, packages: [{ package: { name: 'debug', version: '4.0.0', ecosystem: 'npm' }, vulnerabilities: [{ id, aliases: [] }] }] }] });
+    for (const id of [[], {}, 42, null]) {
+      expect((await parseErrorAs('osv-scanner', await fixture('osv-id.json', report(id)))).message, JSON.stringify(id))
+        .toBe('osv-id.json: osv-scanner: results[0].packages[0].vulnerabilities[0]: no id');
+    }
+    expect((await parseAs('osv-scanner', await fixture('osv-ok.json', report('GHSA-gxpj-cx7g-858c')))).map((f) => f.issueId)).toEqual(['GHSA-gxpj-cx7g-858c']);
+  });
+});
