@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parse, type Info } from 'csv-parse';
 import { ReportError } from '../model.js';
@@ -35,6 +36,38 @@ const DEFAULT_MAX_PREAMBLE = 200;
 // Plugin output cells can be large; the cap keeps a missing closing quote from buffering a whole file.
 const MAX_RECORD_CHARS = 16 * 1024 * 1024;
 
+// Where the line ending is looked for. csv-parse can discover it itself, but until it has, it
+// allocates three Buffers per byte: a first line of 20 MB without a newline took 27 s to refuse.
+const LINE_ENDING_SNIFF_BYTES = 64 * 1024;
+const CR = 0x0d;
+const LF = 0x0a;
+const QUOTE = 0x22;
+
+/**
+ * The record delimiter csv-parse would discover (the first CRLF, LF or CR outside quotes), read
+ * from the start of the file. With none there, every one of them ends a record.
+ */
+async function lineEndingOf(file: string): Promise<string | string[]> {
+  const handle = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(LINE_ENDING_SNIFF_BYTES);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    let quoted = false;
+    for (let i = 0; i < bytesRead; i++) {
+      const c = head[i];
+      if (c === QUOTE) quoted = !quoted;
+      else if (!quoted && c === LF) return '\n';
+      else if (!quoted && c === CR) {
+        if (i + 1 === bytesRead && bytesRead === head.length) break;
+        return head[i + 1] === LF ? '\r\n' : '\r';
+      }
+    }
+    return ['\r\n', '\n', '\r'];
+  } finally {
+    await handle.close();
+  }
+}
+
 const normalizeHeader = (cell: string) => cell.replace(/^\uFEFF/, '').trim().replace(/\s+/g, ' ').toLowerCase();
 
 /** Maps each column key to its index in a header record; -1 when the export lacks it. */
@@ -55,6 +88,15 @@ function mapHeader<K extends string>(header: readonly string[], columns: CsvColu
 const missingRequired = <K extends string>(mapped: Record<K, number>, columns: CsvColumns<K>): K[] =>
   (Object.keys(columns) as K[]).filter((k) => columns[k].required && mapped[k] === -1);
 
+/** A failure while reading as the ReportError that names it. */
+function readError(err: unknown, fail: (reason: string) => ReportError): ReportError {
+  if (err instanceof ReportError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EISDIR') return fail('is a directory');
+  if (code === 'ENOENT' || code === 'EACCES') return fail(`cannot read the file (${code})`);
+  return fail(`not valid CSV (${(err as Error).message})`);
+}
+
 /**
  * Streams the data rows of `file`. The header is the first record holding every required column;
  * blank rows are skipped; a header-only file yields nothing. Failures are ReportErrors naming the file.
@@ -65,7 +107,16 @@ export async function* csvRows<K extends string>(file: string, options: CsvStrea
   const maxPreamble = options.maxPreamble ?? DEFAULT_MAX_PREAMBLE;
   const fail = (reason: string, field?: string) => new ReportError(display, format, field, reason);
 
-  const parser = parse({ bom: true, delimiter: options.delimiter ?? ',', relax_column_count: true, relax_quotes: true, info: true, max_record_size: MAX_RECORD_CHARS });
+  let recordDelimiter: string | string[];
+  try {
+    recordDelimiter = await lineEndingOf(file);
+  } catch (err) {
+    throw readError(err, fail);
+  }
+  const parser = parse({
+    bom: true, delimiter: options.delimiter ?? ',', record_delimiter: recordDelimiter,
+    relax_column_count: true, relax_quotes: true, info: true, max_record_size: MAX_RECORD_CHARS,
+  });
   const input = createReadStream(file);
   input.on('error', (err) => parser.destroy(err));
   input.pipe(parser);
@@ -108,11 +159,7 @@ export async function* csvRows<K extends string>(file: string, options: CsvStrea
       yield { line: info.lines, values };
     }
   } catch (err) {
-    if (err instanceof ReportError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EISDIR') throw fail('is a directory');
-    if (code === 'ENOENT' || code === 'EACCES') throw fail(`cannot read the file (${code})`);
-    throw fail(`not valid CSV (${(err as Error).message})`);
+    throw readError(err, fail);
   } finally {
     input.destroy();
     parser.destroy();

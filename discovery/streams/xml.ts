@@ -30,7 +30,7 @@ export interface XmlStreamOptions {
   collect(name: string, path: readonly string[]): boolean;
   /** Deepest element nesting accepted (default 64). */
   maxDepth?: number;
-  /** Largest amount of character data one collected element may hold (default 32 Mi characters). */
+  /** Largest amount of character data one collected element, or one attribute, may hold (default 32 Mi characters). */
   maxNodeChars?: number;
 }
 
@@ -76,7 +76,11 @@ export async function* xmlEvents(file: string, options: XmlStreamOptions): Async
     const name = localName(tag.name);
     if (path.length >= maxDepth) throw fail(`elements nested deeper than ${maxDepth}`, path.join('/'));
     const attrs: Record<string, string> = {};
-    for (const [key, value] of Object.entries(tag.attributes)) attrs[localName(key)] = value;
+    for (const [key, value] of Object.entries(tag.attributes)) {
+      // Attributes are bounded like collected text: a 40 MB one used to pass into the findings.
+      if (value.length > maxNodeChars) throw fail(`attribute ${key} of <${name}> holds more than ${maxNodeChars} characters`, path.join('/'));
+      attrs[localName(key)] = value;
+    }
     if (building.length > 0) {
       const node: XmlNode = { name, attrs, children: [], text: '' };
       building[building.length - 1]!.children.push(node);
@@ -145,10 +149,56 @@ export function at(node: XmlNode | undefined, ...names: string[]): XmlNode | und
   return current;
 }
 
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/**
+ * Where the root element starts in `head`: after a BOM, the XML declaration, comments, processing
+ * instructions and the DOCTYPE (with its internal subset); -1 when the prolog does not end in it.
+ * A scan, not a regular expression: detection runs on every upload, and the expressions this
+ * replaced backtracked for seconds on a head of `<!DOCTYPE` and spaces, or of many `<?`.
+ */
+export function prologEnd(head: string): number {
+  let i = head.charCodeAt(0) === 0xfeff ? 1 : 0;
+  for (;;) {
+    while (i < head.length && isSpace(head.charCodeAt(i))) i++;
+    if (head.startsWith('<?', i)) {
+      const end = head.indexOf('?>', i + 2);
+      if (end < 0) return -1;
+      i = end + 2;
+    } else if (head.startsWith('<!--', i)) {
+      const end = head.indexOf('-->', i + 4);
+      if (end < 0) return -1;
+      i = end + 3;
+    } else if (head.startsWith('<!DOCTYPE', i)) {
+      let j = i + 9;
+      while (j < head.length && head[j] !== '[' && head[j] !== '>') j++;
+      if (head[j] === '[') {
+        // The internal subset ends at the first `]` followed by optional space and `>`.
+        for (;;) {
+          j = head.indexOf(']', j + 1);
+          if (j < 0) return -1;
+          let k = j + 1;
+          while (k < head.length && isSpace(head.charCodeAt(k))) k++;
+          if (head[k] === '>') {
+            j = k;
+            break;
+          }
+        }
+      }
+      if (j >= head.length) return -1;
+      i = j + 1;
+    } else {
+      return i < head.length ? i : -1;
+    }
+  }
+}
+
 /** Detects an XML document by its root element's local name within the first bytes. */
 export function rootElementOf(head: string): string | undefined {
-  // Skips the XML declaration, comments, processing instructions and the DOCTYPE.
-  const body = head.replace(/^\uFEFF/, '').replace(/<\?[\s\S]*?\?>|<!--[\s\S]*?-->|<!DOCTYPE[^[>]*(\[[\s\S]*?\])?\s*>/g, '');
-  const match = /^\s*<([A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)[\s/>]/.exec(body);
-  return match?.[2];
+  const start = prologEnd(head);
+  if (start < 0) return undefined;
+  ROOT_ELEMENT.lastIndex = start;
+  return ROOT_ELEMENT.exec(head)?.[2];
 }
+
+const ROOT_ELEMENT = /<([A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)[\s/>]/y;

@@ -4,9 +4,15 @@ export type Json = Record<string, unknown>;
 
 export const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A non-empty (trimmed) string, or undefined. */
+/**
+ * Whether a text says nothing: empty or white space once NUL bytes are removed, as ingest removes
+ * them. An issue id of one NUL passed as present and reached the store as '' (found by fuzzing).
+ */
+export const blank = (s: string): boolean => s.trim() === '' || (s.includes('\0') && s.replaceAll('\0', '').trim() === '');
+
+/** A string that is not blank, or undefined. */
 export function str(v: unknown): string | undefined {
-  return typeof v === 'string' && v.trim() !== '' ? v : undefined;
+  return typeof v === 'string' && !blank(v) ? v : undefined;
 }
 
 export function num(v: unknown): number | undefined {
@@ -19,7 +25,7 @@ export const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 export const objects = (v: unknown): Json[] => arr(v).filter(isObject);
 
-export const strings = (v: unknown): string[] => arr(v).filter((s): s is string => typeof s === 'string' && s.trim() !== '');
+export const strings = (v: unknown): string[] => arr(v).filter((s): s is string => typeof s === 'string' && !blank(s));
 
 export function unique<T>(values: Iterable<T>): T[] {
   return [...new Set(values)];

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { Connector } from '../index.js';
 import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding } from '../../model.js';
-import { at, childText, childrenNamed, type XmlNode } from '../../streams/xml.js';
+import { at, childText, childrenNamed, prologEnd, type XmlNode } from '../../streams/xml.js';
 import { componentFromPurl, nameFromParts } from '../common/identity.js';
 import { rootedXmlEvents } from '../shared/xml-document.js';
 import {
@@ -106,8 +106,9 @@ export const cyclonedxXml: Connector = {
   format: FORMAT,
   description: 'CycloneDX XML BOM / VEX (1.4+ vulnerabilities with analysis, or the vulnerability extension 1.0 in 1.0-1.3 BOMs): one finding per vulnerability and affected component',
   detect(head) {
-    const start = head.replace(/^\uFEFF/, '').replace(/<\?[\s\S]*?\?>|<!--[\s\S]*?-->/g, '').trimStart();
-    return /^<(\w+:)?bom[\s>]/.test(start) && NS.test(start.slice(0, 2000));
+    const from = prologEnd(head);
+    const start = from < 0 ? '' : head.slice(from, from + 2000);
+    return /^<(\w+:)?bom[\s>]/.test(start) && NS.test(start);
   },
   async *parse(file, options) {
     const name = basename(file);

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { Connector } from '../index.js';
 import { ReportError, type AssetRef, type NormalizedFinding, type Severity } from '../../model.js';
-import { child, childrenNamed, childText, rootElementOf, type XmlNode } from '../../streams/xml.js';
+import { child, childrenNamed, childText, prologEnd, rootElementOf, type XmlNode } from '../../streams/xml.js';
 import { rootedXmlEvents } from '../shared/xml-document.js';
 import { reportedHost } from '../nessus/host.js';
 import { cveList, hostCheckFindings, type AffectedPackage } from '../nessus/findings.js';
@@ -93,8 +93,13 @@ export const openvasXml: Connector = {
   description: 'OpenVAS / Greenbone (GVM) report XML: one finding per host, port, NVT and CVE',
   detect(head) {
     if (rootElementOf(head) !== ROOT) return false;
-    // The GMP report envelope: an export format id and a nested report, or results of NVTs.
-    return /<report\b[^>]*\bformat_id="/.test(head) && (/<report_format\b/.test(head) || /<nvt\s+oid="/.test(head));
+    // The GMP report envelope: an export format id on the root and a nested report, or results of
+    // NVTs. Only the root tag is searched for the attribute: a regular expression over the whole
+    // head took a second on one of many `<report ` without a `>`.
+    const root = prologEnd(head);
+    const close = head.indexOf('>', root);
+    const rootTag = head.slice(root, close < 0 ? undefined : close);
+    return /\bformat_id="/.test(rootTag) && (/<report_format\b/.test(head) || /<nvt\s+oid="/.test(head));
   },
   async *parse(file, options) {
     const name = basename(file);

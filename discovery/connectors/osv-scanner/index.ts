@@ -112,7 +112,8 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: A
   const groups = objects(value.groups);
   const sets: { ids: string[]; aliases: string[]; maxSeverity?: number }[] = groups.length
     ? groups.map((g) => ({ ids: strings(g.ids), aliases: strings(g.aliases), maxSeverity: num(g.max_severity) }))
-    : records.map((r) => ({ ids: [String(r.id ?? '')], aliases: strings(r.aliases) }));
+    // An id that is not a string (the fuzzer wrote []) is none: String([]) was an empty issue id.
+    : records.map((r) => ({ ids: strings([r.id]), aliases: strings(r.aliases) }));
   for (const [i, set] of sets.entries()) {
     const members = set.ids.map((id) => byId.get(id)).filter((r): r is Json => r !== undefined);
     const first = set.ids[0] ?? fail(file, [...path, groups.length ? 'groups' : 'vulnerabilities', i], 'no id');

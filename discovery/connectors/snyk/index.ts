@@ -148,7 +148,9 @@ function finding(file: string, v: unknown, path: JsonPath, asset: AssetRef, mana
   const identifiers = isObject(v.identifiers) ? v.identifiers : {};
   const cves = strings(identifiers.CVE);
   const issueId = preferCve(id, cves);
-  const cvssScore = num(v.cvssScore);
+  // Outside the CVSS range is no score, as in every other connector (the fuzzer wrote 11).
+  const stated = num(v.cvssScore);
+  const cvssScore = stated !== undefined && stated >= 0 && stated <= 10 ? stated : undefined;
   const severity = normalizeSeverity(v.severityWithCritical) ?? normalizeSeverity(v.severity) ?? (cvssScore !== undefined ? severityFromScore(cvssScore) : 'unknown');
   const vector = cvss3Vector(v.CVSSv3);
   const fixedIn = strings(v.fixedIn);

@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
 import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../../model.js';
 import { streamJsonBatches, formatPath, type JsonPath } from '../../streams/json.js';
-import { isObject, str, strings, defined, type Json } from '../common/json.js';
+import { blank, isObject, str, strings, defined, type Json } from '../common/json.js';
 import { componentName, cweId, isManifestPath, relPath, trivyEcosystem } from '../common/identity.js';
 import { packageFacts, type PackageFacts } from '../common/package-facts.js';
 import { cvss3Vector } from '../common/cvss.js';
@@ -124,7 +124,7 @@ function cweList(value: unknown): string[] | undefined {
   if (!Array.isArray(value)) return undefined;
   let out: string[] | undefined;
   for (const item of value) {
-    if (typeof item !== 'string' || item.trim() === '') continue;
+    if (typeof item !== 'string' || blank(item)) continue;
     const id = cweId(item);
     if (id !== undefined) (out ??= []).push(id);
   }
@@ -175,7 +175,7 @@ function references(item: Json): string[] | undefined {
     return refs.size ? [...refs] : undefined;
   }
   const refs: string[] = [];
-  for (const ref of listed) if (typeof ref === 'string' && ref.trim() !== '' && !refs.includes(ref)) refs.push(ref);
+  for (const ref of listed) if (typeof ref === 'string' && !blank(ref) && !refs.includes(ref)) refs.push(ref);
   if (primary && !refs.includes(primary)) refs.push(primary);
   return refs.length ? refs : undefined;
 }
@@ -193,7 +193,7 @@ class Reader {
 
   required(item: Json, name: string, path: JsonPath): string {
     const value = item[name];
-    if (typeof value !== 'string' || value.trim() === '') {
+    if (typeof value !== 'string' || blank(value)) {
       this.fail([...path, name], value === undefined ? 'missing' : 'expected a non-empty string');
     }
     return value;
