@@ -1,10 +1,10 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { listExposures } from '../../db/read-models/exposures.js';
+import { CursorError } from '../../db/read-models/keyset.js';
 import { workflowUrl } from '../../scoping/campaigns.js';
 import { startHypothesisCampaign } from '../../scoping/hypothesis-campaigns.js';
 import {
-  countMatching,
   deleteHypothesis,
   describeQuery,
   fieldErrors,
@@ -21,7 +21,7 @@ import {
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ExposureListItemSchema } from './exposures.js';
-import { ErrorSchema, PageQuery } from './schemas.js';
+import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
 
 // The hunting workbench: saved hypotheses (named queries over exposures), their results over time,
 // the exposures they match, and campaigns started from them with what each removed.
@@ -146,9 +146,10 @@ const exposuresRoute = createRoute({
   method: 'get',
   path: '/api/v1/hypotheses/{name}/exposures',
   summary: 'Open exposures matching the hypothesis, ordered like /api/v1/exposures',
-  request: { params: z.object({ name: Name }), query: PageQuery.extend({ limit: z.coerce.number().int().min(1).max(500).default(50) }) },
+  request: { params: z.object({ name: Name }), query: KeysetQuery.extend({ limit: z.coerce.number().int().min(1).max(500).default(50) }) },
   responses: {
-    200: { description: 'A page of exposures', content: { 'application/json': { schema: z.object({ total: z.number().int(), items: z.array(ExposureListItemSchema) }) } } },
+    200: { description: 'A page of exposures (keyset: pass `next` as `after`); the count is exact up to 1,000, then estimated', content: { 'application/json': { schema: keysetPage(ExposureListItemSchema).openapi('HypothesisExposurePage') } } },
+    400: { description: 'Invalid cursor (`after`)', content: { 'application/json': { schema: ErrorSchema } } },
     404: notFound,
   },
 });
@@ -231,10 +232,14 @@ export const hypothesisRoutes = new OpenAPIHono<AppEnv>()
     const name = c.req.valid('param').name;
     const h = await getHypothesis(sql, name);
     if (!h) return problem(c, 404, 'not_found', `no hypothesis named ${name}`);
-    const { limit, offset } = c.req.valid('query');
-    // The exact count (the list's own stops at 1,000).
-    const [page, total] = await Promise.all([listExposures(sql, { hypothesis: h.query, limit, offset }), countMatching(sql, h.query)]);
-    return c.json({ total, items: page.items }, 200);
+    const { limit, offset, after } = c.req.valid('query');
+    // The exact number matching is the hypothesis's recorded result; a page counts only to 1,000.
+    try {
+      return c.json(await listExposures(sql, { hypothesis: h.query, limit, ...(offset !== undefined ? { offset } : {}), ...(after ? { after } : {}) }), 200);
+    } catch (err) {
+      if (err instanceof CursorError) return problem(c, 400, 'invalid_request', `after: ${err.message}`, { field: 'after' });
+      throw err;
+    }
   })
   .openapi(campaignsRoute, async (c) => {
     const deps = c.get('deps');

@@ -95,8 +95,9 @@ describe('hypotheses API', () => {
     expect(run.urgent).toBeGreaterThan(0);
     expect(run.counts.assets).toBe(1);
 
-    const exposures = await json<{ total: number; items: Array<{ id: number; issueId: string; kev: boolean }> }>(platform.api('/api/v1/hypotheses/kev-on-hunt/exposures?limit=10'));
-    expect(exposures.total).toBe(2);
+    const exposures = await json<{ estimate: { count: number; exact: boolean }; next: string | null; items: Array<{ id: number; issueId: string; kev: boolean }> }>(platform.api('/api/v1/hypotheses/kev-on-hunt/exposures?limit=10'));
+    expect(exposures.estimate).toEqual({ count: 2, exact: true });
+    expect(exposures.next).toBeNull();
     expect(exposures.items.map((e) => e.id).sort()).toEqual(kev.map((f) => Number(f.id)).sort());
     expect(exposures.items.every((e) => e.kev)).toBe(true);
 
@@ -196,7 +197,11 @@ describe('the two documented examples on the example estate', () => {
     }, { what: `scan ${scanId}` });
     expect(scan).toMatchObject({ status: 'completed' });
   };
-  const matches = async (name: string) => (await json<{ total: number }>(platform.api(`/api/v1/hypotheses/${name}/exposures?limit=1`))).total;
+  const matches = async (name: string) => {
+  const { estimate } = await json<{ estimate: { count: number; exact: boolean } }>(platform.api(`/api/v1/hypotheses/${name}/exposures?limit=1`));
+  expect(estimate.exact).toBe(true);
+  return estimate.count;
+};
 
   it('EOL kernels on internet-facing Linux hosts, and Log4Shell in runtime on internet-facing hosts', async () => {
     await completed(platform.api('/api/v1/scans?filename=trivy-payments-api.json', { method: 'POST', body: readFileSync(resolve(fixtures, 'trivy-payments-api.json')) }));
