@@ -33,7 +33,7 @@ import { gateRoutes } from './routes/gate.js';
 // connections by code; PostgreSQL's class 08 and 57P0x say the server went away or is starting.
 const DB_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', '57P01', '57P02', '57P03']);
 
-function unavailableDependency(err: unknown): 'database' | 'temporal' | undefined {
+export function unavailableDependency(err: unknown): 'database' | 'temporal' | undefined {
   const e = err as { code?: unknown; name?: string; cause?: unknown };
   if (typeof e?.code === 'string' && (DB_DOWN.has(e.code) || e.code.startsWith('08'))) return 'database';
   // gRPC status 14 (UNAVAILABLE) from the Temporal client, directly or as the cause.

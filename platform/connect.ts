@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
 import { serviceNowItsm, serviceNowPeople } from '../mobilization/itsm/servicenow/adapter.js';
@@ -21,6 +21,20 @@ function temporalOptions(config: Config, address: string) {
 
 export async function connectTemporal(config: Config, address: string) {
   const connection = await Connection.connect(temporalOptions(config, address));
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  return { connection, client };
+}
+
+/**
+ * The HTTP front's client. The SDK retries an unreachable server ten times (about 20 s) before a
+ * call fails; the API answers 503 instead after three quick attempts, and the caller (a person, a
+ * pipeline, ServiceNow's webhook) retries. Workers and start-up keep the patient client.
+ */
+export async function connectApiTemporal(config: Config, address: string) {
+  const connection = await Connection.connect({
+    ...temporalOptions(config, address),
+    interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 3 }))],
+  });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   return { connection, client };
 }

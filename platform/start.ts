@@ -14,7 +14,7 @@ import { createServiceNowSimulator, type ServiceNowSimulator } from '../mobiliza
 import { createJiraSimulator, type JiraSimulator } from '../mobilization/itsm/jira/simulator.js';
 import type { SlackBot } from '../slack/bot.js';
 import type { Config } from '../config/index.js';
-import { connectTemporal, connectWorkerTemporal, createItsm, type ItsmConnections } from './connect.js';
+import { connectApiTemporal, connectTemporal, connectWorkerTemporal, createItsm, type ItsmConnections } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { ensureHuntingSchedule, ensureIntelFeedSchedule, ensureMetricsSchedule, ensureOrphanReportSchedule, ensureValidationSchedule, startMetricsSnapshot } from './schedules.js';
 import { dayOf, hasSnapshot } from '../metrics/snapshot.js';
@@ -167,9 +167,11 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
 
     let apiUrl: string | undefined;
     if (roles.api) {
+      const apiTemporal = await connectApiTemporal(config, temporalAddress);
+      stack.push(() => apiTemporal.connection.close());
       const app = createApp({
         database,
-        temporal: { client: temporal.client, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, ...(temporalUiUrl ? { uiUrl: temporalUiUrl } : {}) },
+        temporal: { client: apiTemporal.client, taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, ...(temporalUiUrl ? { uiUrl: temporalUiUrl } : {}) },
         apiToken,
         serviceNowWebhookSecret: config.serviceNow.webhookSecret ?? secrets.webhookSecret,
         ...(config.itsm === 'jira' ? { jira: { webhookSecret: config.jira.webhookSecret ?? secrets.webhookSecret, statusMap: config.jira.statusMap } } : {}),

@@ -10,6 +10,8 @@ import { formatDuration, parseDuration } from '../../config/duration.js';
 import { embeddedSharedBuffersMb } from '../../platform/postgres.js';
 import { freePort } from '../../platform/ports.js';
 import { startDevServer } from '../../platform/temporal.js';
+import { connectApiTemporal } from '../../platform/connect.js';
+import { unavailableDependency } from '../../api/app.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 
@@ -79,6 +81,25 @@ describe('the embedded Temporal dev server', () => {
       expect(http.status).toBe(200);
     } finally {
       await server.stop();
+    }
+  }, 60_000);
+});
+
+describe('the API\'s Temporal client', () => {
+  it('fails within seconds when Temporal stops answering, as an error the API answers 503 for', async () => {
+    const server = await startDevServer({ port: await freePort(), namespace: 'default' });
+    const config = loadConfig({});
+    const api = await connectApiTemporal(config, server.address);
+    try {
+      await server.stop();
+      const started = Date.now();
+      const err = await api.client.workflow.start('discoveryWorkflow', { taskQueue: 'nowhere', workflowId: 'down-test', args: [] }).catch((e: unknown) => e);
+      const took = Date.now() - started;
+      expect(unavailableDependency(err)).toBe('temporal');
+      // The SDK's default ten attempts took about 20 s.
+      expect(took).toBeLessThan(5_000);
+    } finally {
+      await api.connection.close();
     }
   }, 60_000);
 });
