@@ -122,6 +122,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         ...(config.temporal.devServerMetricsPort ? { metricsPort: config.temporal.devServerMetricsPort } : {}),
         namespace: config.temporal.namespace,
         dbFile: join(config.dataDir, 'temporal.sqlite'),
+        // Workflows wait in its SQLite file: a crash is a restart, not an outage until someone notices.
+        supervise: (event) => log(event),
       });
       stack.push(() => server.stop());
       temporalAddress = server.address;

@@ -21,6 +21,8 @@ export interface DevServer {
   address: string;
   uiUrl?: string;
   stop(): Promise<void>;
+  /** The server process now (another one after a supervised restart). */
+  pid(): number | undefined;
 }
 
 export interface DevServerOptions {
@@ -36,6 +38,11 @@ export interface DevServerOptions {
   httpPort?: number;
   metricsPort?: number;
   logFile?: string;
+  /**
+   * Start it again when it dies (a persistent dbFile only: an in-memory server would come back
+   * empty). Told each restart, or that it gave up after too many in a short time.
+   */
+  supervise?: (event: string) => void;
 }
 
 /** Runs `temporal server start-dev` as a child process and waits until its frontend answers. */
@@ -53,24 +60,57 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   // A dev server left running on this database by a start that was killed holds its port and file.
   const pidFile = options.dbFile ? `${options.dbFile}.pid` : undefined;
   if (pidFile) await stopOrphan(pidFile, options.dbFile!);
-  const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  if (pidFile) recordPid(pidFile, child.pid);
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-4000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
   const address = `127.0.0.1:${options.port}`;
-  await waitForFrontend(address, options.namespace, exited, () => output);
+
+  // One run of the server process; `launch` is called again by the supervisor.
+  async function launch() {
+    const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (pidFile) recordPid(pidFile, child.pid);
+    let output = '';
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    await waitForFrontend(address, options.namespace, exited, () => output);
+    return { child, exited, output: () => output };
+  }
+
+  let current = await launch();
+  let stopping = false;
+  const restarts: number[] = [];
+  const supervise = options.supervise && options.dbFile ? options.supervise : undefined;
+  const watch = (run: Awaited<ReturnType<typeof launch>>) => {
+    void run.exited.then(async (code) => {
+      if (stopping || !supervise) return;
+      const now = Date.now();
+      restarts.push(now);
+      while (restarts.length && restarts[0]! < now - 60_000) restarts.shift();
+      // A server that keeps dying (a corrupt database, a port taken) is left down, loudly.
+      if (restarts.length > 5) return supervise(`Temporal dev server exited (code ${code}) for the sixth time in a minute; not restarting it:\n${run.output()}`);
+      supervise(`Temporal dev server exited (code ${code}); starting it again on ${address}`);
+      await new Promise((r) => setTimeout(r, 1000));
+      if (stopping) return;
+      try {
+        current = await launch();
+        supervise(`Temporal dev server is back on ${address}`);
+        watch(current);
+      } catch (err) {
+        supervise(`Temporal dev server did not come back: ${(err as Error).message}`);
+      }
+    });
+  };
+  watch(current);
   return {
     address,
     ...(options.uiPort ? { uiUrl: `http://127.0.0.1:${options.uiPort}` } : {}),
     stop: async () => {
-      await stopChild(child, exited);
+      stopping = true;
+      await stopChild(current.child, current.exited);
       if (pidFile) forgetPid(pidFile);
     },
+    pid: () => current.child.pid,
   };
 }
 

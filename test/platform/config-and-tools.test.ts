@@ -10,7 +10,7 @@ import { formatDuration, parseDuration } from '../../config/duration.js';
 import { embeddedSharedBuffersMb } from '../../platform/postgres.js';
 import { freePort } from '../../platform/ports.js';
 import { startDevServer } from '../../platform/temporal.js';
-import { connectApiTemporal } from '../../platform/connect.js';
+import { connectApiTemporal, connectTemporal } from '../../platform/connect.js';
 import { unavailableDependency } from '../../api/app.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -83,6 +83,31 @@ describe('the embedded Temporal dev server', () => {
       await server.stop();
     }
   }, 60_000);
+});
+
+describe('a supervised dev server', () => {
+  it('comes back on its port with its state after being killed, and says so', async () => {
+    const events: string[] = [];
+    const dir = mkdtempSync(join(tmpdir(), 'temporal-supervised-'));
+    const server = await startDevServer({ port: await freePort(), namespace: 'default', dbFile: join(dir, 'temporal.sqlite'), supervise: (e) => events.push(e) });
+    const { client, connection } = await connectTemporal(loadConfig({}), server.address);
+    try {
+      await client.schedule.create({ scheduleId: 'kept-across-crash', spec: { intervals: [{ every: '1d' }] }, action: { type: 'startWorkflow', workflowType: 'x', taskQueue: 'q', args: [] } });
+      const before = server.pid();
+      process.kill(before!, 'SIGKILL');
+      await expect.poll(() => events.some((e) => e.endsWith('is back on ' + server.address)), { timeout: 40_000, interval: 250 }).toBe(true);
+      expect(events[0]).toMatch(/^Temporal dev server exited \(code null\); starting it again on 127\.0\.0\.1:\d+$/);
+      expect(server.pid()).not.toBe(before);
+      const described = await client.schedule.getHandle('kept-across-crash').describe();
+      expect(described.scheduleId).toBe('kept-across-crash');
+    } finally {
+      await connection.close();
+      await server.stop();
+    }
+    // Stopped on purpose: no restart follows.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(events.filter((e) => e.includes('exited'))).toHaveLength(1);
+  }, 90_000);
 });
 
 describe('the API\'s Temporal client', () => {
