@@ -16,6 +16,20 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) (exitHook as { unhookEvent
 export interface EmbeddedDatabase {
   url: string;
   stop(): Promise<void>;
+  /** The postmaster's pid now (another one after a supervised restart). */
+  pid(): number | undefined;
+}
+
+/** The postmaster's pid as PostgreSQL's own pid file names it, when that process is alive. */
+function livePostmaster(dataDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -32,7 +46,11 @@ export function embeddedSharedBuffersMb(memoryBytes = totalmem()): number {
  * Starts the embedded PostgreSQL (real server binaries shipped on npm) with its data in `dir`.
  * The first start initialises the cluster; later starts reuse it, so nothing is lost across restarts.
  */
-export async function startEmbeddedPostgres(dir: string, port: number): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dir: string,
+  port: number,
+  { supervise }: { supervise?: (event: string) => void } = {},
+): Promise<EmbeddedDatabase> {
   mkdirSync(dir, { recursive: true });
   const dataDir = join(dir, 'data');
   const secretFile = join(dir, 'password');
@@ -67,8 +85,43 @@ export async function startEmbeddedPostgres(dir: string, port: number): Promise<
   const exists = await client.query(`select 1 from pg_database where datname = 'ctem'`);
   if (exists.rowCount === 0) await client.query('create database ctem');
   await client.end();
+  // Supervision: the server is a child of the launcher, whose exit we cannot hear; its pid file
+  // can be read. A dead postmaster is started again on the same data (crash recovery replays the
+  // WAL, so nothing committed is lost); six deaths in a minute leave it down, loudly.
+  let stopping = false;
+  let restarting = false;
+  const deaths: number[] = [];
+  const timer = supervise
+    ? setInterval(async () => {
+        if (stopping || restarting || livePostmaster(dataDir)) return;
+        const now = Date.now();
+        deaths.push(now);
+        while (deaths.length && deaths[0]! < now - 60_000) deaths.shift();
+        if (deaths.length > 5) {
+          clearInterval(timer);
+          return supervise(`embedded PostgreSQL died for the sixth time in a minute; not restarting it:\n${logs.slice(-15).join('\n')}`);
+        }
+        restarting = true;
+        supervise(`embedded PostgreSQL on port ${port} is not running; starting it again`);
+        try {
+          await pg.start();
+          supervise(`embedded PostgreSQL is back on port ${port}`);
+        } catch {
+          // Its backends may still hold shared memory for a moment: the next tick tries again.
+          supervise(`embedded PostgreSQL did not start yet:\n${logs.slice(-5).join('\n')}`);
+        } finally {
+          restarting = false;
+        }
+      }, 2000)
+    : undefined;
+  timer?.unref();
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/ctem`,
-    stop: () => pg.stop(),
+    stop: async () => {
+      stopping = true;
+      clearInterval(timer);
+      await pg.stop();
+    },
+    pid: () => livePostmaster(dataDir),
   };
 }

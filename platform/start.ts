@@ -98,7 +98,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
       log('starting embedded PostgreSQL...');
-      const pg = await startEmbeddedPostgres(join(config.dataDir, 'postgres'), config.embeddedPostgresPort);
+      const pg = await startEmbeddedPostgres(join(config.dataDir, 'postgres'), config.embeddedPostgresPort, { supervise: (event) => log(event) });
       stack.push(() => pg.stop());
       databaseUrl = pg.url;
     }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import postgres from 'postgres';
@@ -7,7 +7,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { actionKey } from '../../mobilization/actions.js';
 import { ConfigError, loadConfig } from '../../config/index.js';
 import { formatDuration, parseDuration } from '../../config/duration.js';
-import { embeddedSharedBuffersMb } from '../../platform/postgres.js';
+import { embeddedSharedBuffersMb, startEmbeddedPostgres } from '../../platform/postgres.js';
 import { freePort } from '../../platform/ports.js';
 import { startDevServer } from '../../platform/temporal.js';
 import { connectApiTemporal, connectTemporal } from '../../platform/connect.js';
@@ -65,6 +65,30 @@ describe('embedded PostgreSQL', () => {
       await sql.end();
     }
   });
+});
+
+describe('a supervised embedded PostgreSQL', () => {
+  it('is started again on its data after its postmaster is killed, keeping what was committed', async () => {
+    const events: string[] = [];
+    const dir = mkdtempSync(join(tmpdir(), 'pg-supervised-'));
+    chmodSync(dir, 0o755);
+    const pg = await startEmbeddedPostgres(join(dir, 'postgres'), await freePort(), { supervise: (e) => events.push(e) });
+    const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
+    try {
+      await sql`create table kept (v int)`;
+      await sql`insert into kept values (42)`;
+      const before = pg.pid();
+      process.kill(before!, 'SIGKILL');
+      await expect.poll(() => events.some((e) => /^embedded PostgreSQL is back on port \d+$/.test(e)), { timeout: 60_000, interval: 500 }).toBe(true);
+      expect(events[0]).toMatch(/^embedded PostgreSQL on port \d+ is not running; starting it again$/);
+      expect(pg.pid()).not.toBe(before);
+      // postgres.js reconnects by itself.
+      await expect.poll(async () => (await sql`select v from kept`.catch(() => []))[0]?.v, { timeout: 20_000 }).toBe(42);
+    } finally {
+      await sql.end();
+      await pg.stop();
+    }
+  }, 120_000);
 });
 
 describe('the embedded Temporal dev server', () => {
