@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { requireToken } from './auth.js';
+import { authFailureLimit } from './rate-limits.js';
 import { consoleRoutes } from '../console/app.js';
 import { CONSOLE_PAGES } from '../console/pages/index.js';
 import type { ApiDeps, AppEnv } from './context.js';
@@ -78,6 +79,10 @@ export function createApp(deps: ApiDeps) {
   app.use('/api/*', (c, next) => (isUploadPath(c.req.method, c.req.path) ? next() : smallBody(c, next)));
   app.use('/slack/events', smallBody);
   app.use('/console/*', smallBody);
+  // Failed authentications are limited per client address, before the token or form is checked.
+  const authLimit = authFailureLimit();
+  app.use('/api/*', (c, next) => (c.req.path.startsWith('/api/v1/webhooks/') ? next() : authLimit(c, next)));
+  app.post('/console/sign-in', authLimit);
   app.route('/', healthRoutes);
   // The web console signs people in with a cookie of its own; /api keeps the bearer token.
   app.route('/', consoleRoutes(CONSOLE_PAGES));
