@@ -10,11 +10,12 @@ const USAGE = `usage: ctem <command>
                       with CTEM_ITSM=jira also the Jira simulator unless JIRA_BASE_URL does)
   api                 run only the HTTP API
   worker              run only the Temporal worker
-  parse FILE          print a report's normalized findings as JSON lines (no database)
-                      [--format F] [--target NAME]
+  parse FILE          print a report's normalized findings as JSON lines (no database); what it
+                      skipped or did not understand goes to stderr as warnings
+                      [--format F] [--target NAME] [--strict: a warning is an error, exit 1]
   ingest FILE         upload a report to the running platform and wait for its discovery run
                       [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false]
-                      [--vantage internet|internal] [--no-wait] [--progress|--no-progress]
+                      [--vantage internet|internal] [--strict] [--no-wait] [--progress|--no-progress]
   intel import FILE   import a FIRST EPSS or CISA KEV file through the running platform (checked, then active
                       or rejected) [--kind epss|kev] [--stage-only] [--force check,...] [--as-of DATE] [--progress]
   intel list          feed versions, their status and checks
@@ -160,13 +161,14 @@ async function main(argv: string[]): Promise<number> {
         complete: { type: 'string' },
         vantage: { type: 'string' },
         'no-wait': { type: 'boolean', default: false },
+        strict: { type: 'boolean', default: false },
         progress: { type: 'boolean' },
         'no-progress': { type: 'boolean' },
       },
     });
     if (command === 'parse') {
       const { parseCommand } = await import('./commands/parse.js');
-      return parseCommand({ file: positionals[0], ...(values.format ? { format: values.format } : {}), ...(values.target ? { target: values.target } : {}) });
+      return parseCommand({ file: positionals[0], ...(values.format ? { format: values.format } : {}), ...(values.target ? { target: values.target } : {}), strict: values.strict });
     }
     const { ingestCommand } = await import('./commands/ingest.js');
     const { 'no-wait': noWait, progress, 'no-progress': noProgress, ...options } = values;

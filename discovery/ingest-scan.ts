@@ -1,10 +1,10 @@
 import type { Database } from '../db/client.js';
-import { connectorFor, ReportError, type NormalizedFinding } from './connectors/index.js';
+import { connectorFor, parseReport, ReportError, type NormalizedFinding, type ParseWarning } from './connectors/index.js';
 import { ContextError, contextSourceFor, contextSources, pullServiceNowCmdb, type ServiceNowConnection } from './context/index.js';
 import { ingestContext } from './store/context.js';
 import { notePorts, recordObservedPorts, type PortsSeen } from './store/exposure.js';
 import { ingestFindings } from './store/ingest.js';
-import { getScan } from './store/scans.js';
+import { getScan, recordScanWarnings } from './store/scans.js';
 
 // One recorded scan into the inventory: its stored report (or its CMDB pull) parsed and merged in one
 // transaction. Bad input throws ReportError or ContextError naming the report as the user knows it.
@@ -44,11 +44,20 @@ export async function ingestScan(
   }
   try {
     const connector = await connectorFor(scan.reportPath, scan.reportName, scan.format === 'auto' ? undefined : scan.format);
-    const findings = counted(connector.parse(scan.reportPath, { target: scan.target ?? undefined }), progress);
+    // An upload with strict=true fails on the first warning; otherwise warnings are kept with the scan.
+    const strict = scan.counts.strict === 1;
+    const warnings: ParseWarning[] = [];
+    const warn = (w: ParseWarning) => {
+      if (strict) throw new ReportError(scan.reportName, w.format, w.field, w.reason);
+      warnings.push({ ...w, file: scan.reportName });
+    };
+    const parsed = parseReport(connector, scan.reportPath, scan.reportName, { target: scan.target ?? undefined, warn });
+    const findings = counted(parsed, progress);
     // Only a scan from the internet's side says which ports the internet reaches.
     const seen: PortsSeen = { assets: new Map() };
     const counts = await ingestFindings(database.sql, scan, scan.vantage === 'internet' ? notePorts(findings, seen) : findings);
     const ports = scan.vantage === 'internet' ? await recordObservedPorts(database.sql, scan, seen) : {};
+    await recordScanWarnings(database.db, scan.id, warnings);
     return { kind: 'report', counts: { ...counts, ...ports } };
   } catch (err) {
     // Connectors name the stored file; the user knows the report by the name it was uploaded under.

@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { connectorFor, ReportError } from '../../discovery/connectors/index.js';
+import type { ParseWarning } from '../../discovery/connectors/common/warnings.js';
 import { getScan } from '../../discovery/store/scans.js';
 import { acceptUpload, uploadResponse } from '../uploads.js';
 import type { AppEnv } from '../context.js';
@@ -20,6 +21,7 @@ const UploadQuery = z.object({
     .enum(['internet', 'internal'])
     .optional()
     .openapi({ description: 'Where a network scanner looked from: with `internet`, the ports its findings are reported on are evidence of internet exposure. Default: not declared (no such evidence).' }),
+  strict: z.enum(['true', 'false']).optional().openapi({ description: 'With `true`, the first parse warning fails the scan instead of being stored with it.' }),
 });
 
 export const uploadScanRoute = createRoute({
@@ -48,6 +50,9 @@ const ScanSchema = z
     vantage: z.enum(['internet', 'internal']).nullable(),
     workflowId: z.string(),
     counts: z.record(z.string(), z.number()),
+    warnings: z
+      .array(z.object({ file: z.string(), format: z.string(), field: z.string().optional(), reason: z.string() }))
+      .openapi({ description: 'What the connector skipped or did not understand in the report' }),
     error: z.string().optional(),
     createdAt: z.string(),
     completedAt: z.string().nullable(),
@@ -71,7 +76,7 @@ export const scanRoutes = new OpenAPIHono<AppEnv>()
     const result = await acceptUpload(
       c.get('deps'),
       c.req.raw.body,
-      { ...query, complete: query.complete === undefined ? null : query.complete === 'true' },
+      { ...query, complete: query.complete === undefined ? null : query.complete === 'true', strict: query.strict === 'true' },
       async (file, name) => (await connectorFor(file, name, query.format)).format,
       (err): err is ReportError => err instanceof ReportError,
     );
@@ -80,6 +85,7 @@ export const scanRoutes = new OpenAPIHono<AppEnv>()
   .openapi(getScanRoute, async (c) => {
     const scan = await getScan(c.get('deps').database.db, c.req.valid('param').id);
     if (!scan) return problem(c, 404, 'not_found', 'no such scan');
+    const { warnings, ...counts } = scan.counts as Record<string, number> & { warnings?: ParseWarning[] };
     return c.json(
       {
         id: scan.id,
@@ -89,7 +95,8 @@ export const scanRoutes = new OpenAPIHono<AppEnv>()
         format: scan.format,
         vantage: scan.vantage,
         workflowId: scan.workflowId,
-        counts: scan.counts,
+        counts,
+        warnings: warnings ?? [],
         ...(scan.error ? { error: scan.error } : {}),
         createdAt: scan.createdAt.toISOString(),
         completedAt: scan.completedAt?.toISOString() ?? null,

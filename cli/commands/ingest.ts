@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Config } from '../../config/index.js';
 import { uploadProgress, waitProgress, wantsProgress } from '../progress.js';
+import { warningLine, type ParseWarning } from '../../discovery/connectors/common/warnings.js';
 import { apiFailure, callApi, platformApi } from './platform-api.js';
 
 export interface IngestArgs {
@@ -13,6 +14,8 @@ export interface IngestArgs {
   owner?: string;
   complete?: string;
   vantage?: string;
+  /** Fail the scan on the first parse warning instead of storing it. */
+  strict?: boolean;
   wait: boolean;
   /** Draw progress on stderr; the default is on when stderr is a terminal. */
   progress?: boolean;
@@ -21,7 +24,7 @@ export interface IngestArgs {
 /** `ctem ingest FILE`: uploads a report to the running platform and waits for its discovery run. */
 export async function ingestCommand(config: Config, args: IngestArgs): Promise<number> {
   if (!args.file) {
-    console.error('usage: ctem ingest FILE [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false] [--vantage internet|internal] [--no-wait]');
+    console.error('usage: ctem ingest FILE [--format F] [--source S] [--target NAME] [--owner USER] [--complete true|false] [--vantage internet|internal] [--strict] [--no-wait]');
     return 2;
   }
   if (existsSync(args.file) && statSync(args.file).isDirectory()) {
@@ -35,6 +38,7 @@ export async function ingestCommand(config: Config, args: IngestArgs): Promise<n
   const api = platformApi(config);
   const query = new URLSearchParams({ filename: basename(args.file) });
   for (const key of ['format', 'source', 'target', 'owner', 'complete', 'vantage'] as const) if (args[key]) query.set(key, args[key]!);
+  if (args.strict) query.set('strict', 'true');
   const show = wantsProgress(args.progress);
   const sending = uploadProgress(createReadStream(args.file), `uploading ${basename(args.file)}`, statSync(args.file).size, show);
   const upload = await callApi(api, `/api/v1/scans?${query}`, {
@@ -50,11 +54,12 @@ export async function ingestCommand(config: Config, args: IngestArgs): Promise<n
   const waiting = waitProgress(`ingesting scan ${body.scanId}`, show);
   for (;;) {
     const r = await callApi(api, `/api/v1/scans/${body.scanId}`);
-    const scan = r.body as { status: string; counts: object; error?: string };
+    const scan = r.body as { status: string; counts: object; warnings?: ParseWarning[]; error?: string };
     if (r.ok) waiting.update(scan.status);
     if (!r.ok || scan.status !== 'running') waiting.stop();
     if (!r.ok) return apiFailure(`scan ${body.scanId}`, r);
     if (scan.status === 'completed') {
+      for (const w of scan.warnings ?? []) console.error(warningLine(w));
       console.log(JSON.stringify(scan.counts));
       return 0;
     }

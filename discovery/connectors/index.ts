@@ -1,4 +1,5 @@
 import { readHead } from './common/head.js';
+import { vulnerabilityIds, type Warn } from './common/warnings.js';
 import { ReportError, type NormalizedFinding } from '../model.js';
 import { trivy } from './trivy/index.js';
 import { grype } from './grype/index.js';
@@ -21,6 +22,8 @@ import { openvasXml } from './openvas/index.js';
 export interface ParseOptions {
   /** Overrides the asset name the report gives (or supplies one where the report has none). */
   target?: string;
+  /** Hears what the connector read but did not understand or skipped (`ctem parse --strict` fails on it). */
+  warn?: Warn;
 }
 
 /** One source format: recognise it from the first bytes, then stream normalized findings. */
@@ -57,4 +60,22 @@ export async function connectorFor(file: string, displayName: string, format?: s
   return detected;
 }
 
+/**
+ * A connector's findings, plus the check every format shares: a report that yields nothing although
+ * it names vulnerability ids was most likely not understood, and says so.
+ */
+export async function* parseReport(connector: Connector, file: string, displayName: string, options: ParseOptions): AsyncGenerator<NormalizedFinding> {
+  let n = 0;
+  for await (const finding of connector.parse(file, options)) {
+    n++;
+    yield finding;
+  }
+  if (n > 0 || !options.warn) return;
+  const ids = await vulnerabilityIds(file);
+  if (ids.count > 0) {
+    options.warn({ file: displayName, format: connector.format, reason: `0 findings, yet the document names ${ids.count} vulnerability id${ids.count > 1 ? 's' : ''} (e.g. ${ids.first})` });
+  }
+}
+
+export { warningLine, type ParseWarning, type Warn } from './common/warnings.js';
 export { ReportError, type NormalizedFinding, type AssetRef } from '../model.js';

@@ -1,7 +1,8 @@
 import { basename } from 'node:path';
 import type { Connector } from '../index.js';
 import { normalizeSeverity, type AssetRef, type NormalizedFinding } from '../../model.js';
-import { streamJson, type JsonPath } from '../../streams/json.js';
+import { streamJson, formatPath, type JsonPath } from '../../streams/json.js';
+import { checkVersion, Skipped } from '../common/warnings.js';
 import { arr, isObject, num, objects, str, type Json } from '../common/json.js';
 import { componentFromPurl, nameFromParts } from '../common/identity.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
@@ -31,6 +32,7 @@ function* findingsOf(
   path: JsonPath,
   asset: () => AssetRef,
   components: ReadonlyMap<string, ComponentInfo>,
+  skipped: Skipped,
 ): Generator<NormalizedFinding> {
   if (!isObject(value)) fail(file, path, 'expected an object');
   const vuln = value;
@@ -48,8 +50,11 @@ function* findingsOf(
     recommendation: str(vuln.recommendation),
   });
   const seen = new Set<string>();
-  for (const target of objects(vuln.affects)) {
+  const affects = objects(vuln.affects);
+  if (affects.length === 0) skipped.record('a vulnerability without affects names no component', formatPath([...path, 'affects']));
+  for (const [i, target] of affects.entries()) {
     const ref = localRef(str(target.ref) ?? '');
+    if (!ref) skipped.record('an affects entry without ref names no component', formatPath([...path, 'affects', i, 'ref']));
     if (!ref || seen.has(ref)) continue;
     seen.add(ref);
     const resolved = components.get(ref) ?? componentFromPurl(ref);
@@ -71,6 +76,9 @@ function* findingsOf(
   }
 }
 
+/** The CycloneDX versions this reader was written for (vulnerabilities exist from 1.4). */
+const SPEC_VERSIONS = ['1.2', '1.3', '1.4', '1.5', '1.6'];
+
 export const cyclonedxJson: Connector = {
   format: FORMAT,
   description: 'CycloneDX JSON BOM / VEX (1.4+ vulnerabilities with analysis): one finding per vulnerability and affected component',
@@ -83,17 +91,19 @@ export const cyclonedxJson: Connector = {
 
     // Pass 1: what the document is, its subject, which refs vulnerabilities point at, and section order.
     let bomFormat: unknown;
+    let specVersion: unknown;
     let root: Subject | undefined;
     let rootRef: string | undefined;
     const refs = new Set<string>();
     let anyVulnerability = false;
     let vulnerabilitiesOpened = false;
     let componentsAfterVulnerabilities = false;
-    const header = ['bomFormat', 'metadata.component', 'vulnerabilities.*.affects.*.ref', 'components.*.bom-ref'];
+    const header = ['bomFormat', 'specVersion', 'metadata.component', 'vulnerabilities.*.affects.*.ref', 'components.*.bom-ref'];
     const events = objectEvents(file, { name, format: FORMAT, select: header }, () => fail(name, [], 'expected a JSON object'));
     for await (const event of events) {
       const { path } = event;
       if (path[0] === 'bomFormat' && event.kind === 'value') bomFormat = event.value;
+      else if (path[0] === 'specVersion' && event.kind === 'value') specVersion = event.value;
       else if (path[0] === 'metadata' && path[1] === 'component' && event.kind === 'value' && isObject(event.value)) {
         root = infoOf(event.value);
         rootRef = str(event.value['bom-ref']);
@@ -109,7 +119,9 @@ export const cyclonedxJson: Connector = {
     }
     if (bomFormat === undefined) fail(name, ['bomFormat'], 'missing: not a CycloneDX JSON document');
     if (bomFormat !== 'CycloneDX') fail(name, ['bomFormat'], `expected "CycloneDX", got ${JSON.stringify(bomFormat)}`);
+    checkVersion(options.warn, name, FORMAT, 'specVersion', specVersion, SPEC_VERSIONS);
     if (!anyVulnerability) return;
+    const skipped = new Skipped(name, FORMAT, options.warn);
 
     // Pass 2: resolve the referenced components, and emit vulnerabilities when components came first.
     const components = new Map<string, ComponentInfo>();
@@ -132,13 +144,14 @@ export const cyclonedxJson: Connector = {
     for await (const event of stream(emitInline ? ['components.*', 'vulnerabilities.*'] : ['components.*'])) {
       if (event.kind !== 'value' || event.path.length !== 2) continue;
       if (event.path[0] === 'components' && isObject(event.value)) register(event.value);
-      else if (event.path[0] === 'vulnerabilities') yield* findingsOf(name, event.value, event.path, asset, components);
+      else if (event.path[0] === 'vulnerabilities') yield* findingsOf(name, event.value, event.path, asset, components, skipped);
     }
-    if (emitInline) return;
+    if (emitInline) return skipped.flush();
 
     // Pass 3: the document put vulnerabilities first; now every component is known.
     for await (const event of stream(['vulnerabilities.*'])) {
-      if (event.kind === 'value' && event.path.length === 2) yield* findingsOf(name, event.value, event.path, asset, components);
+      if (event.kind === 'value' && event.path.length === 2) yield* findingsOf(name, event.value, event.path, asset, components, skipped);
     }
+    skipped.flush();
   },
 };

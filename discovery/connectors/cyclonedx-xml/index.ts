@@ -121,6 +121,7 @@ export const cyclonedxXml: Connector = {
     let anyVulnerability = false;
     let extensionVulnerabilities = false;
     const extensionVersions = new Set<string>();
+    const otherNamespaces = new Set<string>();
     let bomVersion: [number, number] | undefined;
     const isTarget = (el: string, path: readonly string[]) => el === 'target' && path[path.length - 1] === 'affects';
     for await (const event of events(isTarget)) {
@@ -135,6 +136,9 @@ export const cyclonedxXml: Connector = {
       if (event.path.length === 1) {
         const declared = Object.values(event.attrs).map((v) => BOM_VERSION.exec(v.trim())).find(Boolean);
         if (declared) bomVersion = [Number(declared[1]), Number(declared[2])];
+        for (const [attr, value] of Object.entries(event.attrs)) {
+          if (/^(xmlns|\w+)$/.test(attr) && /^https?:\/\/\S+$/.test(value.trim()) && !BOM_VERSION.test(value.trim()) && !value.startsWith(EXT_NS)) otherNamespaces.add(value.trim());
+        }
       }
       if (event.path.length === 2) {
         if (event.name === 'vulnerabilities') vulnerabilitiesOpened = true;
@@ -157,6 +161,11 @@ export const cyclonedxXml: Connector = {
       }
     }
     if (!anyVulnerability) return;
+    if (extensionVulnerabilities && extensionVersions.size === 0) {
+      // Prefixes are dropped, so such elements are read as the extension 1.0: say so, never silently.
+      const declared = otherNamespaces.size > 0 ? ` (declared: ${[...otherNamespaces].join(', ')})` : '';
+      options.warn?.({ file: name, format: FORMAT, field: 'vulnerability', reason: `vulnerability elements in an unknown namespace${declared}, read as the vulnerability extension 1.0 (${EXT_NS_1_0})` });
+    }
     if (extensionVulnerabilities && extensionVersions.size > 0 && !extensionVersions.has(EXT_NS_1_0)) {
       throw new ReportError(name, FORMAT, 'vulnerabilities', `vulnerability extension ${[...extensionVersions].join(', ')} is not understood (only ${EXT_NS_1_0})`);
     }

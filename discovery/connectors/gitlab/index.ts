@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import type { Warn } from '../common/warnings.js';
 import type { Connector, ParseOptions } from '../index.js';
 import { normalizeSeverity, type AssetRef, type NormalizedFinding } from '../../model.js';
 import { streamJson, type JsonPath } from '../../streams/json.js';
@@ -179,9 +180,11 @@ function gitlabConnector(format: string, type: ScanType, description: string): C
       const name = basename(file);
       // `scan` follows the vulnerabilities: one light pass for its type and the images named.
       const header: Header = { images: new Set() };
-      for await (const event of streamJson(file, { name, format, select: ['scan', 'vulnerabilities.*.location.image'] })) {
+      for await (const event of streamJson(file, { name, format, select: ['version', 'scan', 'vulnerabilities.*.location.image'] })) {
         if (event.kind !== 'value') continue;
-        if (event.path[0] === 'scan' && event.path.length === 1) {
+        if (event.path[0] === 'version' && event.path.length === 1) {
+          checkSchemaVersion(options.warn, name, format, event.value);
+        } else if (event.path[0] === 'scan' && event.path.length === 1) {
           if (!isObject(event.value)) fail(name, ['scan'], 'expected an object');
           header.scanType = str(event.value.type);
         } else if (event.path[0] === 'vulnerabilities') {
@@ -209,6 +212,13 @@ function gitlabConnector(format: string, type: ScanType, description: string): C
       if (!sawList) fail(name, ['vulnerabilities'], 'missing: not a GitLab security report');
     },
   };
+}
+
+/** The security report schema majors this reader was written for (2.x to 15.x). */
+function checkSchemaVersion(warn: Warn | undefined, file: string, format: string, value: unknown): void {
+  const major = typeof value === 'string' ? Number(/^(\d+)\./.exec(value)?.[1]) : NaN;
+  if (major >= 2 && major <= 15) return;
+  warn?.({ file, format, field: 'version', reason: `unknown report schema version ${JSON.stringify(value)} (written for 2.x to 15.x); findings may be missing` });
 }
 
 export const gitlabDependencyScanning = gitlabConnector('gitlab-dependency-scanning', 'dependency_scanning',
