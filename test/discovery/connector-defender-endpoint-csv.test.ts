@@ -67,6 +67,11 @@ describe('defender-endpoint-csv: the export', () => {
     expect(second).toMatchObject({ cvssScore: 8.8, severity: 'critical' });
   });
 
+  it("Defender's own TVM ids stand where there is no CVE", async () => {
+    const file = await write('tvm.csv', `${HEADER}\nid1,pc1.contoso.com,Windows11,microsoft,windows_11,10.0.22621.2428,tvm-2020-0002,Medium\n`);
+    expect((await parse(file))[0]).toMatchObject({ issueId: 'TVM-2020-0002', packageClass: 'os', severity: 'medium' });
+  });
+
   it('is chosen by detection', async () => {
     expect(await detectedFormats(FIXTURE)).toEqual([FORMAT]);
     expect((await connectorFor(FIXTURE, 'export.csv')).format).toBe(FORMAT);
@@ -89,7 +94,7 @@ describe('defender-endpoint-csv: bad input', () => {
   it('a cell that is not a CVE id, an empty software name, a bad score, no device', async () => {
     const row = (cells: string) => write('bad.csv', `${HEADER},CvssScore\n${cells}\n`);
     expect((await parseErrorAs(FORMAT, await row('id1,pc1,Windows11,google,chrome,1,Medium,CVE-2023-5217,'))).message)
-      .toBe('bad.csv: defender-endpoint-csv: CveId: "Medium" on line 2 is not a CVE id');
+      .toBe('bad.csv: defender-endpoint-csv: CveId: "Medium" on line 2 is not a CVE or TVM id');
     expect((await parseErrorAs(FORMAT, await row('id1,pc1,Windows11,google,,1,CVE-2023-5217,High,'))).message)
       .toBe('bad.csv: defender-endpoint-csv: SoftwareName: empty on line 2');
     expect((await parseErrorAs(FORMAT, await row('id1,pc1,Windows11,google,chrome,1,CVE-2023-5217,High,high'))).message)
