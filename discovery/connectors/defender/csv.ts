@@ -26,7 +26,6 @@ const COLUMNS = {
   cvss: { names: ['CvssScore'] },
   update: { names: ['RecommendedSecurityUpdate'] },
   updateId: { names: ['RecommendedSecurityUpdateId'] },
-  osPlatform: { names: ['OSPlatform'] },
   description: { names: ['VulnerabilityDescription'] },
 } satisfies CsvColumns<string>;
 
