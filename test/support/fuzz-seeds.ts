@@ -138,6 +138,8 @@ export const SEEDS: readonly Seed[] = [
   fromFile('cnapp', 'examples/context/cnapp-findings.json'),
   fromFile('aws-inspector2-json', 'test/fixtures/aws-inspector2/aws_inspector2_many_vul.json'),
   fromFile('openvas-xml', 'test/fixtures/openvas-xml/report_detail_v2.xml'),
+  fromFile('defender-endpoint-csv', 'test/fixtures/defender-endpoint-csv/device-tvm-software-vulnerabilities.csv'),
+  fromFile('defender-endpoint-json', 'test/fixtures/defender-endpoint-json/report_many_vulns.json'),
 ];
 
 export type Family = 'json' | 'xml' | 'csv';
