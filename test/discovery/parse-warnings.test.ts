@@ -1,29 +1,19 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { runCtem } from '../support/scripts.js';
 
 // Silence is a bug: real reports altered the way a new scanner version or a misconfigured export
 // alters them (an unknown version, vulnerabilities in a namespace nobody declared, records without
 // the field that names their component) must say so, through `ctem parse`, `--strict` and the scan.
 
-const root = resolve(import.meta.dirname, '..', '..');
 const fixtures = join(import.meta.dirname, '..', 'fixtures');
 const EXT_1_0 = 'http://cyclonedx.org/schema/ext/vulnerability/1.0';
 
-function ctem(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, ['bin/ctem.js', ...args], { cwd: root, env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
+const ctem = (args: string[], env: Record<string, string> = {}) => runCtem(args, env);
 
 let dir: string;
 /** A real fixture, rewritten, saved under `name`. */

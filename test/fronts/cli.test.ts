@@ -5,22 +5,14 @@ import { join, resolve } from 'node:path';
 import { freePort } from '../../platform/ports.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { runCtem } from '../support/scripts.js';
 
 // The `ctem` command as a user runs it: a real process, real files, the real platform's API.
 
 const root = resolve(import.meta.dirname, '..', '..');
 const fixture = join(import.meta.dirname, '..', 'fixtures', 'trivy-payments-api.json');
 
-function ctem(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, ['bin/ctem.js', ...args], { cwd: root, env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
+const ctem = (args: string[], env: Record<string, string> = {}) => runCtem(args, env);
 
 describe('ctem parse', () => {
   it('prints normalized findings as JSON lines', async () => {

@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import { dayOf } from '../../metrics/snapshot.js';
 import { ensureMetricsSchedule, METRICS_SCHEDULE_ID } from '../../platform/schedules.js';
 import { launchBrowser, screenshot, signIn } from '../support/browser.js';
 import { eventually, json, SAMPLE_FEEDS_ENV, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { platformEnv, runCtem } from '../support/scripts.js';
 
 // Program metrics on the real platform: the daily Schedule and the start-up snapshot, the API's
 // overview, executive summary and snapshot series, and the console's Overview and Executive pages
@@ -54,17 +54,7 @@ async function scan(target: string) {
 }
 
 /** The `ctem` command against this platform. */
-function ctem(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const env = { ...process.env, CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! };
-    const child = spawn(process.execPath, ['bin/ctem.js', ...args], { cwd: resolve(import.meta.dirname, '..', '..'), env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
+const ctem = (args: string[]) => runCtem(args, platformEnv(platform));
 
 const total = async (query: string) => {
   const { estimate } = await json<Total>(platform.api(`/api/v1/exposures?limit=1&${query}`));

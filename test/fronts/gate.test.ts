@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -8,6 +7,7 @@ import type { GateResult } from '../../prioritization/gate.js';
 import { activePolicy } from '../../prioritization/policy-store.js';
 import { rescoreFindings } from '../../prioritization/scoring/rescore.js';
 import { eventually, json, SAMPLE_FEEDS_ENV, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { runCtem } from '../support/scripts.js';
 
 // The CI/CD gate as a pipeline uses it: the real `ctem gate` process on real report and feed files,
 // standalone and against a real platform (PostgreSQL, Temporal, the API), whose own scoring of the
@@ -21,16 +21,8 @@ const kev = join(fixtures, 'kev-sample.json');
 const tmp = mkdtempSync(join(tmpdir(), 'ctem-gate-'));
 const cveDir = join(tmp, 'cve-records');
 
-function ctem(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, ['bin/ctem.js', ...args], { cwd: root, env: { ...process.env, CTEM_API_URL: 'http://127.0.0.1:9', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
+// A platform URL nothing answers on, unless a test gives one: standalone runs must not need it.
+const ctem = (args: string[], env: Record<string, string> = {}) => runCtem(args, { CTEM_API_URL: 'http://127.0.0.1:9', ...env });
 
 const FEEDS = ['--epss', epss, '--kev', kev, '--cve-records', cveDir];
 

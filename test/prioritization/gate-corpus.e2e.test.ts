@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,13 +10,13 @@ import type { GateResult } from '../../prioritization/gate.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { importFeed } from '../support/corpus-estate.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { runCtem } from '../support/scripts.js';
 
 // The gate on real reports and real feeds (January 2026 FIRST EPSS and CISA KEV, CISA's Vulnrichment
 // CVE records): after the platform ingested and scored each report, its gate must give every finding
 // the platform's own tier, score, due days and explanation, and the standalone gate on the same files
 // must give the same findings.
 
-const root = resolve(import.meta.dirname, '..', '..');
 const REPORTS = [
   corpusFile('scanners', 'defectdojo', 'anchore_grype', 'many_vulns3.json'),
   corpusFile('scanners', 'more', 'trivy-grype-same-image', 'trivy-results.json'),
@@ -28,16 +27,7 @@ const RECORDS = corpusFile('intel', 'cve-records', 'vulnrichment-sample');
 
 let platform: TestPlatform;
 
-function ctem(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, ['bin/ctem.js', ...args], { cwd: root });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
+const ctem = (args: string[]) => runCtem(args);
 
 describe.skipIf(!hasCorpus)(`the gate on real reports and feeds${hasCorpus ? '' : ` (${corpusSkipReason})`}`, () => {
   beforeAll(async () => {

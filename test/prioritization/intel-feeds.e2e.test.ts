@@ -1,20 +1,19 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IntelFeedResult } from '../../workflows/intel-feed.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { platformEnv, runCtem } from '../support/scripts.js';
 
 // Threat-intel feeds on the running platform: FIRST EPSS and CISA KEV fetched from a local HTTP
 // server (as the schedules do), checked, activated or rejected; a rejected upstream file changes no
 // active version and no finding. Then the same through the API and the `ctem intel` command.
 
-const root = resolve(import.meta.dirname, '..', '..');
 const fixtures = join(import.meta.dirname, '..', 'fixtures');
 const tmp = mkdtempSync(join(tmpdir(), 'intel-e2e-'));
 const DAY = 86_400_000;
@@ -261,19 +260,7 @@ describe('the API', () => {
 });
 
 describe('ctem intel', () => {
-  function ctem(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((res) => {
-      const child = spawn(process.execPath, ['bin/ctem.js', 'intel', ...args], {
-        cwd: root,
-        env: { ...process.env, CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('exit', (code) => res({ code, stdout, stderr }));
-    });
-  }
+  const ctem = (args: string[]) => runCtem(['intel', ...args], platformEnv(platform));
 
   it('imports (kind detected), stages, promotes and lists', async () => {
     const file = join(tmp, 'epss_scores-today.csv.gz');

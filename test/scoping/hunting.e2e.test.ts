@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureHuntingSchedule, HUNTING_SCHEDULE_ID } from '../../platform/schedules.js';
 import { imageReport } from '../support/reports.js';
 import { eventually, json, SAMPLE_FEEDS_ENV, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { platformEnv, runCtem } from '../support/scripts.js';
 
 // The hunting workbench through its fronts on the real platform: a hypothesis saved and asked
 // through the API and the `ctem` command, the exposures it matches, a campaign started from it
@@ -23,19 +23,7 @@ let registry: Server;
 
 type Result = { id: number; matched: number; urgent: number; counts: Record<string, number>; trigger: string; campaignId: string | null };
 
-function ctem(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, ['bin/ctem.js', ...args], {
-      cwd: root,
-      env: { ...process.env, CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
+const ctem = (args: string[]) => runCtem(args, platformEnv(platform));
 
 const put = (name: string, body: unknown) =>
   platform.api(`/api/v1/hypotheses/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

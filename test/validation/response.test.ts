@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type Database, type Sql } from '../../db/client.js';
 import { responseMetrics, ResponseQueryError, ticketResponse, type ResponseMetrics } from '../../validation/response.js';
 import { closeTestDatabases, json, migratedTestDatabase, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { platformEnv, runCtem } from '../support/scripts.js';
 
 // Response validation over golden tickets written straight into the tables with known instants:
 // six tickets of three owners, two tiers and two business services (and one without), each one
@@ -305,16 +304,7 @@ describe('GET /api/v1/metrics/response and the response blocks, through the runn
   });
 
   it('prints the table and the JSON through `ctem metrics response`', async () => {
-    const ctem = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
-        const env = { ...process.env, CTEM_API_URL: platform.apiUrl!, CTEM_API_TOKEN: platform.env.CTEM_API_TOKEN! };
-        const child = spawn(process.execPath, ['bin/ctem.js', ...args], { cwd: resolve(import.meta.dirname, '..', '..'), env });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('exit', (code) => res({ code, stdout, stderr }));
-      });
+    const ctem = (args: string[]) => runCtem(args, platformEnv(platform));
     const table = await ctem(['metrics', 'response', '--group-by', 'owner']);
     expect(table.stderr).toBe('');
     expect(table.code).toBe(0);
