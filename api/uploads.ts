@@ -18,7 +18,7 @@ export interface UploadMeta {
   filename?: string | undefined;
   complete?: boolean | null;
   vantage?: 'internet' | 'internal' | undefined;
-  /** Fail the scan on the first parse warning (kept in counts as `strict: 1`, read by the ingest). */
+  /** Fail the scan on the first parse warning (read by the ingest). */
   strict?: boolean;
 }
 
@@ -70,7 +70,7 @@ export async function acceptUpload(
     owner: meta.owner ?? null,
     complete: meta.complete ?? null,
     vantage: meta.vantage ?? null,
-    ...(meta.strict ? { counts: { strict: 1 } } : {}),
+    strict: meta.strict ?? false,
   });
   try {
     await deps.temporal.client.workflow.start(discoveryWorkflow, {

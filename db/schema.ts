@@ -209,6 +209,10 @@ export const scans = pgTable('scans', {
    */
   vantage: text('vantage', { enum: ['internet', 'internal'] }),
   counts: jsonb('counts').$type<Record<string, number>>().notNull().default({}),
+  /** Uploaded with strict=true: the first parse warning fails the scan instead of being kept. */
+  strict: boolean('strict').notNull().default(false),
+  /** What the connector skipped or did not understand (`{ file, format, field?, reason }`), kept with the scan. */
+  warnings: jsonb('warnings').$type<Array<{ file: string; format: string; field?: string; reason: string }>>().notNull().default([]),
   error: text('error'),
   createdAt: createdAt(),
   completedAt: timestamp('completed_at', { withTimezone: true }),

@@ -45,7 +45,7 @@ export async function ingestScan(
   try {
     const connector = await connectorFor(scan.reportPath, scan.reportName, scan.format === 'auto' ? undefined : scan.format);
     // An upload with strict=true fails on the first warning; otherwise warnings are kept with the scan.
-    const strict = scan.counts.strict === 1;
+    const strict = scan.strict;
     const warnings: ParseWarning[] = [];
     const warn = (w: ParseWarning) => {
       if (strict) throw new ReportError(scan.reportName, w.format, w.field, w.reason);

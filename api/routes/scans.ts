@@ -1,6 +1,5 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { connectorFor, ReportError } from '../../discovery/connectors/index.js';
-import type { ParseWarning } from '../../discovery/connectors/common/warnings.js';
 import { getScan } from '../../discovery/store/scans.js';
 import { acceptUpload, uploadResponse } from '../uploads.js';
 import type { AppEnv } from '../context.js';
@@ -85,7 +84,6 @@ export const scanRoutes = new OpenAPIHono<AppEnv>()
   .openapi(getScanRoute, async (c) => {
     const scan = await getScan(c.get('deps').database.db, c.req.valid('param').id);
     if (!scan) return problem(c, 404, 'not_found', 'no such scan');
-    const { warnings, ...counts } = scan.counts as Record<string, number> & { warnings?: ParseWarning[] };
     return c.json(
       {
         id: scan.id,
@@ -95,8 +93,8 @@ export const scanRoutes = new OpenAPIHono<AppEnv>()
         format: scan.format,
         vantage: scan.vantage,
         workflowId: scan.workflowId,
-        counts,
-        warnings: warnings ?? [],
+        counts: scan.counts,
+        warnings: scan.warnings,
         ...(scan.error ? { error: scan.error } : {}),
         createdAt: scan.createdAt.toISOString(),
         completedAt: scan.completedAt?.toISOString() ?? null,

@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { ParseWarning } from '../connectors/common/warnings.js';
 import type { Db } from '../../db/client.js';
 import { scans } from '../../db/schema.js';
@@ -16,15 +16,14 @@ export async function getScan(db: Db, id: string): Promise<Scan | undefined> {
 }
 
 export async function completeScan(db: Db, id: string, counts: Record<string, number>): Promise<void> {
-  // Merged: the warnings the ingest stored (and the upload's `strict`) stay beside the counts.
-  await db.update(scans).set({ status: 'completed', counts: sql`${scans.counts} || ${JSON.stringify(counts)}::jsonb`, completedAt: new Date(), error: null }).where(eq(scans.id, id));
+  await db.update(scans).set({ status: 'completed', counts, completedAt: new Date(), error: null }).where(eq(scans.id, id));
 }
 
 export async function failScan(db: Db, id: string, error: string): Promise<void> {
   await db.update(scans).set({ status: 'failed', error, completedAt: new Date() }).where(eq(scans.id, id));
 }
 
-/** The parse warnings of a scan's report, kept in its counts (replaced, so a retried ingest repeats nothing). */
+/** The parse warnings of a scan's report (replaced, so a retried ingest repeats nothing). */
 export async function recordScanWarnings(db: Db, id: string, warnings: readonly ParseWarning[]): Promise<void> {
-  await db.update(scans).set({ counts: sql`${scans.counts} || jsonb_build_object('warnings', ${JSON.stringify(warnings)}::jsonb)` }).where(eq(scans.id, id));
+  await db.update(scans).set({ warnings: [...warnings] }).where(eq(scans.id, id));
 }
