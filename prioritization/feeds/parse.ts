@@ -95,23 +95,18 @@ function boundedText(): Transform {
     transform(chunk: Buffer, _encoding, done) {
       total += chunk.length;
       if (total > MAX_EPSS_BYTES) return done(new Error(`more than ${MAX_EPSS_BYTES} bytes uncompressed`));
-      const lastNewline = chunk.lastIndexOf(0x0a);
-      line = lastNewline === -1 ? line + chunk.length : chunk.length - lastNewline - 1;
-      // Within the chunk, a line longer than the bound between two newlines is caught too.
-      if (line > MAX_EPSS_LINE_BYTES || (lastNewline !== -1 && longestLine(chunk) > MAX_EPSS_LINE_BYTES)) return done(new Error(`a line longer than ${MAX_EPSS_LINE_BYTES} bytes`));
+      // The line carried over from earlier chunks, then each line this chunk ends, then its tail.
+      let start = 0;
+      for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+        if (line + nl - start > MAX_EPSS_LINE_BYTES) break;
+        line = 0;
+        start = nl + 1;
+      }
+      line += chunk.length - start;
+      if (line > MAX_EPSS_LINE_BYTES) return done(new Error(`a line longer than ${MAX_EPSS_LINE_BYTES} bytes`));
       done(null, chunk);
     },
   });
-}
-
-function longestLine(chunk: Buffer): number {
-  let longest = 0;
-  let start = 0;
-  for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, start)) {
-    longest = Math.max(longest, i - start);
-    start = i + 1;
-  }
-  return longest;
 }
 
 /** FIRST EPSS daily CSV (gzipped or not): `#model_version:...,score_date:...`, then `cve,epss,percentile`. */
