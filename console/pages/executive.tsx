@@ -1,13 +1,11 @@
 import { Hono } from 'hono';
 import type { FC } from 'hono/jsx';
-import { DEFAULT_RISK_APPETITE, type MttrRow } from '../../metrics/executive.js';
-import { executiveView, resolveViewScope, type ExecutiveView } from '../../metrics/views.js';
-import { listScopes } from '../../scoping/scopes.js';
+import type { MttrRow } from '../../metrics/executive.js';
+import { executiveView, type ExecutiveView } from '../../metrics/views.js';
 import { Chart, Empty, Figure, Section, TierBadge, percent } from '../components.js';
 import type { ConsoleEnv } from '../env.js';
-import { Page } from '../layout.js';
 import { count, days, hoursOrDays, money } from './metrics-format.js';
-import { AppetiteNote, ScopePicker, SnapshotNote, UnknownScope } from './overview.js';
+import { AppetiteNote, scopedMetricsPage, SnapshotNote } from './overview.js';
 
 // The executive summary: where the exposure sits in the business, the risk trend against the stated
 // appetite, how fast the program detects (MTTD) and fixes (MTTR), SLA attainment and who is late.
@@ -191,24 +189,8 @@ const ExecutivePage: FC<{ view: ExecutiveView }> = ({ view }) => {
 
 export const executivePage = new Hono<ConsoleEnv>();
 
-executivePage.get('/console/executive', async (c) => {
-  const deps = c.get('deps');
-  const sql = deps.database.sql;
-  const name = c.req.query('scope');
-  const [scope, scopes] = await Promise.all([resolveViewScope(sql, name), listScopes(sql)]);
-  if (!scope) {
-    return c.html(
-      <Page title="Executive summary" active="/console/executive" viewer={c.get('viewer')}>
-        <UnknownScope name={name!} path="/console/executive" />
-      </Page>,
-      404,
-    );
-  }
-  const view = await executiveView(sql, { scope, riskAppetite: deps.riskAppetite ?? DEFAULT_RISK_APPETITE });
-  return c.html(
-    <Page title={scope.name === '*' ? 'Executive summary' : `Executive summary · ${scope.name}`} active="/console/executive" viewer={c.get('viewer')}>
-      <ScopePicker path="/console/executive" scope={scope.name} scopes={scopes.map((s) => s.name)} />
-      <ExecutivePage view={view} />
-    </Page>,
-  );
-});
+executivePage.get('/console/executive', (c) =>
+  scopedMetricsPage(c, { title: 'Executive summary', path: '/console/executive' }, async (scope, sql, appetite) => (
+    <ExecutivePage view={await executiveView(sql, { scope, riskAppetite: appetite })} />
+  )),
+);

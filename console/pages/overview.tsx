@@ -1,12 +1,13 @@
-import { Hono } from 'hono';
-import type { FC } from 'hono/jsx';
+import { Hono, type Context } from 'hono';
+import type { Child, FC } from 'hono/jsx';
+import type { Sql } from '../../db/client.js';
 import { DEFAULT_RISK_APPETITE } from '../../metrics/executive.js';
 import { dayOf, takeSnapshot } from '../../metrics/snapshot.js';
-import { overviewView, resolveViewScope, type OverviewView } from '../../metrics/views.js';
+import { overviewView, resolveViewScope, type OverviewView, type ViewScope } from '../../metrics/views.js';
 import { listScopes } from '../../scoping/scopes.js';
 import { Chart, Empty, Figure, Section, TierBadge, percent } from '../components.js';
 import type { ConsoleEnv } from '../env.js';
-import { Page } from '../layout.js';
+import { Page, type NavPath } from '../layout.js';
 import { count, instant } from './metrics-format.js';
 
 // The overview: the exploitable backlog and its trend against the risk appetite, the noise the
@@ -182,29 +183,42 @@ const OverviewPage: FC<{ view: OverviewView }> = ({ view }) => {
   );
 };
 
-export const overviewPage = new Hono<ConsoleEnv>();
-
-overviewPage.get('/console', async (c) => {
+/**
+ * A metrics page of one scope (`?scope=`, the estate by default): the scope picker above what
+ * `render` draws, and 404 naming the scope when nobody saved one by that name.
+ */
+export async function scopedMetricsPage(
+  c: Context<ConsoleEnv>,
+  page: { title: string; path: NavPath },
+  render: (scope: ViewScope, sql: Sql, riskAppetite: number) => Promise<Child>,
+) {
   const deps = c.get('deps');
-  const sql = deps.database.sql;
   const name = c.req.query('scope');
-  const [scope, scopes] = await Promise.all([resolveViewScope(sql, name), listScopes(sql)]);
+  const [scope, scopes] = await Promise.all([resolveViewScope(deps.database.sql, name), listScopes(deps.database.sql)]);
   if (!scope) {
     return c.html(
-      <Page title="Overview" active="/console" viewer={c.get('viewer')}>
-        <UnknownScope name={name!} path="/console" />
+      <Page title={page.title} active={page.path} viewer={c.get('viewer')}>
+        <UnknownScope name={name!} path={page.path} />
       </Page>,
       404,
     );
   }
-  const view = await overviewView(sql, { scope, riskAppetite: deps.riskAppetite ?? DEFAULT_RISK_APPETITE });
+  const body = await render(scope, deps.database.sql, deps.riskAppetite ?? DEFAULT_RISK_APPETITE);
   return c.html(
-    <Page title={scope.name === '*' ? 'Overview' : `Overview · ${scope.name}`} active="/console" viewer={c.get('viewer')}>
-      <ScopePicker path="/console" scope={scope.name} scopes={scopes.map((s) => s.name)} />
-      <OverviewPage view={view} />
+    <Page title={scope.name === '*' ? page.title : `${page.title} · ${scope.name}`} active={page.path} viewer={c.get('viewer')}>
+      <ScopePicker path={page.path} scope={scope.name} scopes={scopes.map((s) => s.name)} />
+      {body}
     </Page>,
   );
-});
+}
+
+export const overviewPage = new Hono<ConsoleEnv>();
+
+overviewPage.get('/console', (c) =>
+  scopedMetricsPage(c, { title: 'Overview', path: '/console' }, async (scope, sql, appetite) => (
+    <OverviewPage view={await overviewView(sql, { scope, riskAppetite: appetite })} />
+  )),
+);
 
 /** Only the metric pages, with a scope name, are followed after a snapshot (no open redirect). */
 const metricsPage = (back: unknown) => (typeof back === 'string' && /^\/console(\/executive)?(\?scope=[\w.%*-]+)?$/.test(back) ? back : '/console');
