@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
+import { requestId } from 'hono/request-id';
 import { requireToken } from './auth.js';
 import { authFailureLimit } from './rate-limits.js';
 import { consoleRoutes } from '../console/app.js';
@@ -58,6 +59,7 @@ export function createApp(deps: ApiDeps) {
     await next();
   });
   app.use('*', secureHeaders());
+  app.use('*', requestId());
   // PostgreSQL text cannot hold a NUL: a filter with one is the caller's mistake, not a 500.
   app.use('/api/*', async (c, next) => {
     const url = new URL(c.req.url);

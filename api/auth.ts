@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createMiddleware } from 'hono/factory';
+import { BOOTSTRAP_PRINCIPAL } from '../access/principal.js';
 import type { AppEnv } from './context.js';
 import { problem } from './problem.js';
 
@@ -17,5 +18,6 @@ export const requireToken = createMiddleware<AppEnv>(async (c, next) => {
     c.header('WWW-Authenticate', 'Bearer realm="ctem"');
     return problem(c, 401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <CTEM_API_TOKEN>)');
   }
+  c.set('principal', BOOTSTRAP_PRINCIPAL);
   await next();
 });

@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { Principal } from '../access/principal.js';
 import type { Database } from '../db/client.js';
 import type { FeedMaxAge } from '../prioritization/feeds/parse.js';
 import type { JiraStatusMap } from '../mobilization/itsm/jira/states.js';
@@ -26,5 +27,11 @@ export interface ApiDeps {
 }
 
 export interface AppEnv {
-  Variables: { deps: ApiDeps };
+  Variables: {
+    deps: ApiDeps;
+    /** Who is calling: set by the authentication guard before any /api handler runs. */
+    principal: Principal;
+    /** The request's id (X-Request-Id when the caller sent a sane one): answered, logged and audited. */
+    requestId: string;
+  };
 }

@@ -49,6 +49,8 @@ export const assets = pgTable('assets', {
   lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
   /** Last time a scan covered this asset (with or without findings): the scan-coverage KPI. */
   lastScannedAt: timestamp('last_scanned_at', { withTimezone: true }),
+  /** Set when this asset was merged into another (asset_merges): it keeps no identifiers or findings until the merge is undone. */
+  mergedInto: bigint('merged_into', { mode: 'number' }),
 }, (t) => [
   // The inventory's order, for keyset pages (db/read-models/inventory.ts).
   index('assets_name_idx').on(t.name, t.id),
@@ -69,6 +71,31 @@ export const assetIdentifiers = pgTable(
     source: text('source').notNull(),
   },
   (t) => [primaryKey({ columns: [t.kind, t.value] }), index('asset_identifiers_asset_idx').on(t.assetId)],
+);
+
+/**
+ * Two assets found to be one (a record linked identifiers of both): what moved from the merged asset
+ * to the survivor, kept so the asset's history shows it and an admin can undo it.
+ */
+export const assetMerges = pgTable(
+  'asset_merges',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    survivorId: bigint('survivor_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    mergedId: bigint('merged_id', { mode: 'number' })
+      .notNull()
+      .references(() => assets.id),
+    /** Why: the source and the identifiers of the record that linked the two. */
+    reason: jsonb('reason').$type<Record<string, unknown>>().notNull(),
+    /** What moved (identifiers, findings, sources, context, tickets...), enough to put it back. */
+    moved: jsonb('moved').$type<Record<string, unknown>>().notNull(),
+    mergedAt: timestamp('merged_at', { withTimezone: true }).notNull().defaultNow(),
+    undoneAt: timestamp('undone_at', { withTimezone: true }),
+    undoneBy: text('undone_by'),
+  },
+  (t) => [index('asset_merges_survivor_idx').on(t.survivorId), index('asset_merges_merged_idx').on(t.mergedId)],
 );
 
 /**
@@ -310,6 +337,8 @@ export const findings = pgTable(
     sourcePackage: text('source_package'),
     /** Where the fixed version came from: the scanner's field, its text (solution, message), or advisory data. */
     fixSource: text('fix_source', { enum: ['scanner', 'text', 'advisory'] }),
+    /** Every other id the vulnerability is known by (GHSA, OSV, distro advisories), beside issue_id. */
+    aliases: text('aliases').array().notNull().default(sql`'{}'::text[]`),
   },
   (t) => [
     index('findings_asset_idx').on(t.assetId),
@@ -322,7 +351,26 @@ export const findings = pgTable(
     index('findings_list_tier_idx').on(t.status, t.tier, sql`(-coalesce(${t.score}, '-Infinity'::float8))`, sql`coalesce(${t.dueAt}, 'infinity'::timestamptz)`, t.id),
     // The console's search by the start of a component name (LIKE 'prefix%').
     index('findings_component_idx').on(t.component.op('text_pattern_ops')).where(sql`${t.status} = 'open'`),
+    // Search and filters by any alias (`aliases @> array[...]`).
+    index('findings_aliases_idx').using('gin', t.aliases),
   ],
+);
+
+/**
+ * Ids that name the same vulnerability (GHSA-x, PYSEC-y, DSA-z -> CVE-w), learned from the reports
+ * that state both: a finding is stored under the canonical id, so two scanners that name one
+ * vulnerability differently report one finding.
+ */
+export const vulnerabilityAliases = pgTable(
+  'vulnerability_aliases',
+  {
+    alias: text('alias').primaryKey(),
+    canonical: text('canonical').notNull(),
+    /** Where the link was learned (a source name, `cve-records`, `osv`). */
+    source: text('source').notNull(),
+    recordedAt: timestamp('recorded_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('vulnerability_aliases_canonical_idx').on(t.canonical)],
 );
 
 /**
@@ -974,4 +1022,79 @@ export const hypothesisResults = pgTable(
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [index('hypothesis_results_at_idx').on(t.hypothesis, t.at)],
+);
+
+/**
+ * People and service accounts that use the platform, with their roles (access/roles.ts): admin,
+ * secops, owner (their tickets), manager (their reports' tickets), read-only, ci (the gate only).
+ * Owners and managers are matched to tickets and the ITSM's directory by e-mail.
+ */
+export const identities = pgTable(
+  'identities',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    kind: text('kind', { enum: ['user', 'service'] }).notNull(),
+    /** Unique login name (users) or service account name. */
+    name: text('name').notNull().unique(),
+    displayName: text('display_name'),
+    email: text('email'),
+    roles: text('roles').array().notNull(),
+    /** scrypt hash of a local console password; null for service accounts and users who sign in otherwise. */
+    passwordHash: text('password_hash'),
+    disabledAt: timestamp('disabled_at', { withTimezone: true }),
+    createdBy: text('created_by').notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('identities_email_idx').on(sql`lower(${t.email})`).where(sql`${t.email} is not null`)],
+);
+
+/** API tokens of identities: shown once when issued, stored as a hash, expiring and revocable. */
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    identityId: uuid('identity_id')
+      .notNull()
+      .references(() => identities.id),
+    name: text('name').notNull(),
+    /** The token's first characters, to recognise it in lists and logs. */
+    prefix: text('prefix').notNull(),
+    /** SHA-256 of the whole token (tokens are long random strings, so no slow hash is needed). */
+    secretHash: text('secret_hash').notNull().unique(),
+    createdAt: createdAt(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+  },
+  (t) => [index('api_tokens_identity_idx').on(t.identityId)],
+);
+
+/**
+ * The audit trail: every mutation, who made it, when, what it changed (before / after) and the
+ * request it came in. Append-only; each entry carries the hash of the previous one, so an edited or
+ * deleted entry breaks the chain (access/audit-trail.ts verifies it).
+ */
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    actorId: text('actor_id').notNull(),
+    actorName: text('actor_name').notNull(),
+    actorKind: text('actor_kind').notNull(),
+    /** `policy.activate`, `ticket.acknowledge`, `token.issue`...; what was acted on. */
+    action: text('action').notNull(),
+    target: text('target'),
+    /** allowed, denied or failed. */
+    outcome: text('outcome').notNull(),
+    before: jsonb('before'),
+    after: jsonb('after'),
+    requestId: text('request_id'),
+    /** api, console, slack, cli, system. */
+    channel: text('channel').notNull(),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull().unique(),
+  },
+  (t) => [index('audit_log_at_idx').on(t.at), index('audit_log_actor_idx').on(t.actorId, t.id), index('audit_log_action_idx').on(t.action, t.id)],
 );
