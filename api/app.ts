@@ -22,6 +22,7 @@ import { responseRoutes } from './routes/response-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { sourceRoutes } from './routes/sources.js';
 import { healthRoutes } from './routes/health.js';
+import { operatorMetricsRoutes } from './routes/operator-metrics.js';
 import { policyRoutes } from './routes/policies.js';
 import { backtestRoutes } from './routes/backtests.js';
 import { intelRoutes } from './routes/intel.js';
@@ -58,6 +59,7 @@ export function createApp(deps: ApiDeps) {
     c.set('deps', withDocument);
     await next();
   });
+  if (deps.operatorMetrics) app.use('*', deps.operatorMetrics.http);
   app.use('*', secureHeaders());
   app.use('*', requestId());
   // PostgreSQL text cannot hold a NUL: a filter with one is the caller's mistake, not a 500.
@@ -85,7 +87,9 @@ export function createApp(deps: ApiDeps) {
   const authLimit = authFailureLimit();
   app.use('/api/*', (c, next) => (c.req.path.startsWith('/api/v1/webhooks/') ? next() : authLimit(c, next)));
   app.post('/console/sign-in', authLimit);
+  app.use('/metrics', authLimit);
   app.route('/', healthRoutes);
+  app.route('/', operatorMetricsRoutes);
   // The web console signs people in with a cookie of its own; /api keeps the bearer token.
   app.route('/', consoleRoutes(CONSOLE_PAGES));
   app.route('/', webhookRoutes);

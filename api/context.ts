@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Principal } from '../access/principal.js';
 import type { Database } from '../db/client.js';
+import type { OperatorMetrics } from '../platform/telemetry.js';
 import type { FeedMaxAge } from '../prioritization/feeds/parse.js';
 import type { JiraStatusMap } from '../mobilization/itsm/jira/states.js';
 
@@ -22,6 +23,9 @@ export interface ApiDeps {
   intel?: { urls: { epss?: string | undefined; kev?: string | undefined }; maxAgeMs: FeedMaxAge; cveMinRecords?: number };
   /** The Slack bot in HTTP mode: answers requests to /slack/events (verifies Slack's signature itself). */
   slack?: { handle(request: Request): Promise<Response> };
+  /** Operator metrics served on /metrics (platform/telemetry.ts), and the token that may read only them. */
+  operatorMetrics?: OperatorMetrics;
+  metricsToken?: string;
   /** The API's OpenAPI document, built in-process (createApp sets it; the console renders it). */
   openApiDocument?: () => unknown;
 }

@@ -119,6 +119,11 @@ const EnvSchema = z.object({
   CTEM_VALIDATION_VANTAGE: z.enum(['internal', 'internet']).default('internal'),
   CTEM_METRICS_SCHEDULE: z.string().default('1d'),
   CTEM_RISK_APPETITE: z.coerce.number().int().min(0).default(50),
+  // Operator metrics (/metrics): the bearer token Prometheus sends (besides the API token), the
+  // Temporal SDK exporter's loopback port (a free one when unset), and a worker-only process's port.
+  CTEM_METRICS_TOKEN: optional,
+  CTEM_SDK_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  CTEM_WORKER_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   TEMPORAL_UI_URL: optional,
   CTEM_WORKFLOW_BUNDLE: optional,
   SLACK_BOT_TOKEN: optional,
@@ -220,6 +225,7 @@ export interface Config {
   huntingSchedule: string;
   validation: ValidationConfig;
   metrics: MetricsConfig;
+  operatorMetrics: OperatorMetricsConfig;
   maxUploadBytes: number;
   /** The Slack bot; unset when Slack is not configured. */
   slack?: SlackConfig;
@@ -230,6 +236,15 @@ export interface MetricsConfig {
   schedule: string;
   /** Open act + attend exposures the program accepts (CTEM_RISK_APPETITE): the line the risk trend is read against. */
   riskAppetite: number;
+}
+
+export interface OperatorMetricsConfig {
+  /** A bearer token that may read /metrics and nothing else (CTEM_METRICS_TOKEN); the API token may too. */
+  token?: string;
+  /** The Temporal SDK's Prometheus exporter, on loopback; appended to /metrics. A free port when unset. */
+  sdkPort?: number;
+  /** `ctem worker` alone serves /metrics here (loopback unless CTEM_HOST says otherwise); unset: not served. */
+  workerPort?: number;
 }
 
 export interface ValidationConfig {
@@ -434,6 +449,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       vantage: e.CTEM_VALIDATION_VANTAGE,
     },
     metrics: { schedule: e.CTEM_METRICS_SCHEDULE, riskAppetite: e.CTEM_RISK_APPETITE },
+    operatorMetrics: {
+      ...(e.CTEM_METRICS_TOKEN ? { token: e.CTEM_METRICS_TOKEN } : {}),
+      ...(e.CTEM_SDK_METRICS_PORT ? { sdkPort: e.CTEM_SDK_METRICS_PORT } : {}),
+      ...(e.CTEM_WORKER_METRICS_PORT ? { workerPort: e.CTEM_WORKER_METRICS_PORT } : {}),
+    },
     maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
     ...(slack ? { slack } : {}),
   };

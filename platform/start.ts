@@ -19,7 +19,9 @@ import { startEmbeddedPostgres } from './postgres.js';
 import { ensureHuntingSchedule, ensureIntelFeedSchedule, ensureMetricsSchedule, ensureOrphanReportSchedule, ensureValidationSchedule, startMetricsSnapshot } from './schedules.js';
 import { dayOf, hasSnapshot } from '../metrics/snapshot.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
-import { createWorker } from './worker.js';
+import { createWorker, installWorkerRuntime } from './worker.js';
+import { freePort } from './ports.js';
+import { createOperatorMetrics, metricsEndpoint } from './telemetry.js';
 
 export interface Roles {
   api: boolean;
@@ -105,6 +107,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     await migrateDatabase(databaseUrl);
     const database = connectDatabase(databaseUrl);
     stack.push(() => database.close());
+    const operatorMetrics = createOperatorMetrics({ database });
     // Shipped policies the database lacks are added as shadow; which one is active never changes here.
     const shipped = await seedShippedPolicies(database.sql);
     const active = await activePolicy(database.sql);
@@ -181,6 +184,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         maxUploadBytes: config.maxUploadBytes,
         scanSlaMs: config.scanSlaMs,
         riskAppetite: config.metrics.riskAppetite,
+        operatorMetrics,
+        ...(config.operatorMetrics.token ? { metricsToken: config.operatorMetrics.token } : {}),
         intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs, cveMinRecords: config.intel.cveMinRecords },
         ...(slackBot?.handle ? { slack: { handle: slackBot.handle } } : {}),
       });
@@ -237,6 +242,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     }
 
     if (roles.worker) {
+      installWorkerRuntime({ sdkMetricsPort: config.operatorMetrics.sdkPort ?? (await freePort()) });
       const connection = await connectWorkerTemporal(config, temporalAddress);
       stack.push(() => connection.close());
       // Escalation DMs, orphan reports and campaign results go to Slack when it is configured.
@@ -247,6 +253,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         client: temporal.client,
         database,
         itsm: createItsm(config, connections),
+        operatorMetrics,
         serviceNowConnection: { baseUrl: serviceNow.url, user: serviceNow.user, password: serviceNow.password },
         ...(slackNotifier ? { notifier: slackNotifier, campaignPublisher: slackNotifier, validationPublisher: slackNotifier } : {}),
       });
@@ -256,6 +263,14 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         await running;
       });
       running.catch((err: Error) => log(`worker stopped: ${err.message}`));
+      if (!roles.api && config.operatorMetrics.workerPort) {
+        const endpoint = metricsEndpoint(operatorMetrics, [apiToken, config.operatorMetrics.token]);
+        const server = await new Promise<ServerType>((resolve) => {
+          const s = serve({ fetch: (request) => (new URL(request.url).pathname === '/metrics' ? endpoint(request) : new Response(null, { status: 404 })), port: config.operatorMetrics.workerPort!, hostname: config.host }, () => resolve(s));
+        });
+        stack.push(() => new Promise<void>((res) => server.close(() => res())));
+        log(`worker metrics: http://${config.host}:${(server.address() as AddressInfo).port}/metrics`);
+      }
     }
 
     return {

@@ -21,6 +21,7 @@ import type { Itsm } from '../mobilization/itsm/index.js';
 import type { Config } from '../config/index.js';
 import { heartbeatWhileRunning } from './heartbeat.js';
 import { formatLogEntry, type LogFormat } from './logging.js';
+import { setSdkMetricsAddress, type OperatorMetrics } from './telemetry.js';
 
 const require = createRequire(import.meta.url);
 
@@ -38,6 +39,8 @@ export interface WorkerDeps {
   campaignPublisher?: CampaignPublisher;
   /** Told about validation results (the Slack bot posts them); optional. */
   validationPublisher?: ValidationPublisher;
+  /** Activity timings and ingest counts for /metrics; optional. */
+  operatorMetrics?: OperatorMetrics;
 }
 
 export function createActivities({ config, client, database, itsm, serviceNowConnection, notifier, campaignPublisher, validationPublisher }: Omit<WorkerDeps, 'connection'>) {
@@ -60,13 +63,22 @@ export const workflowsPath = require.resolve('../workflows/index.ts');
 
 let runtimeInstalled = false;
 
-/** Must run before the first NativeConnection: the SDK's runtime is a process-wide singleton. */
-export function installWorkerRuntime(): void {
+/**
+ * Must run before the first NativeConnection: the SDK's runtime is a process-wide singleton. With a
+ * port, the SDK exports its own metrics (workflow task latency, slots, pollers) on loopback, and
+ * /metrics appends them.
+ */
+export function installWorkerRuntime(options: { sdkMetricsPort?: number } = {}): void {
   if (runtimeInstalled) return;
   // At INFO the SDK prints the whole webpack build of the workflow bundle at every start.
   const format: LogFormat = process.env.CTEM_LOG_FORMAT === 'json' ? 'json' : 'text';
   const level = (process.env.CTEM_WORKER_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN';
-  Runtime.install({ logger: new DefaultLogger(level, (entry) => (entry.level === 'ERROR' || entry.level === 'WARN' ? process.stderr : process.stdout).write(`${formatLogEntry(entry, format)}\n`)) });
+  const bindAddress = options.sdkMetricsPort ? `127.0.0.1:${options.sdkMetricsPort}` : undefined;
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => (entry.level === 'ERROR' || entry.level === 'WARN' ? process.stderr : process.stdout).write(`${formatLogEntry(entry, format)}\n`)),
+    ...(bindAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress, countersTotalSuffix: true, useSecondsForDurations: true } } } } : {}),
+  });
+  setSdkMetricsAddress(bindAddress);
   runtimeInstalled = true;
 }
 
@@ -78,7 +90,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     activities: createActivities(deps),
     // Bounded cache: memory stays flat however many remediation workflows wait on timers.
     maxCachedWorkflows: 1000,
-    interceptors: { activity: [heartbeatWhileRunning] },
+    interceptors: { activity: [heartbeatWhileRunning, ...(deps.operatorMetrics ? [deps.operatorMetrics.activities] : [])] },
     ...(deps.config.temporal.workflowBundle ? { workflowBundle: { codePath: deps.config.temporal.workflowBundle } } : { workflowsPath }),
   };
   return Worker.create(options);
