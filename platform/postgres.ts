@@ -76,6 +76,9 @@ export async function startEmbeddedPostgres(
     await pg.start();
   } catch (err) {
     // The launcher rejects with nothing at all when the server exits early: the log says why.
+    if (logs.some((line) => line.includes('Address already in use'))) {
+      throw new Error(`embedded PostgreSQL cannot listen on 127.0.0.1:${port}: the port is in use (set CTEM_PG_PORT to another port, or DATABASE_URL to use a running PostgreSQL)`);
+    }
     const reason = err instanceof Error ? err.message : err === undefined ? 'the server exited' : String(err);
     const tail = logs.slice(-15).join('\n');
     throw new Error(`embedded PostgreSQL failed to start on port ${port}: ${reason}\n${tail}`);

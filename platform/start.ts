@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { serve, type ServerType } from '@hono/node-server';
 import type { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { importStartupFeeds } from '../prioritization/feeds/import.js';
@@ -20,7 +19,7 @@ import { ensureHuntingSchedule, ensureIntelFeedSchedule, ensureMetricsSchedule, 
 import { dayOf, hasSnapshot } from '../metrics/snapshot.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
 import { createWorker, installWorkerRuntime } from './worker.js';
-import { freePort } from './ports.js';
+import { freePort, listenError, listenHttp } from './ports.js';
 import { createOperatorMetrics, metricsEndpoint } from './telemetry.js';
 
 export interface Roles {
@@ -100,7 +99,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
       log('starting embedded PostgreSQL...');
-      const pg = await startEmbeddedPostgres(join(config.dataDir, 'postgres'), config.embeddedPostgresPort, { supervise: (event) => log(event) });
+      const pg = await startEmbeddedPostgres(join(config.dataDir, 'postgres'), config.embeddedPostgresPort || (await freePort()), { supervise: (event) => log(event) });
       stack.push(() => pg.stop());
       databaseUrl = pg.url;
     }
@@ -119,8 +118,9 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     if (!temporalAddress) {
       log('starting Temporal dev server...');
       const server = await startDevServer({
-        port: config.temporal.devServerPort,
-        uiPort: config.temporal.uiPort,
+        // 0 picks free ports, as PORT=0 does for the API (the dev server itself refuses 0).
+        port: config.temporal.devServerPort || (await freePort()),
+        uiPort: config.temporal.uiPort || (await freePort()),
         ...(config.temporal.devServerHttpPort ? { httpPort: config.temporal.devServerHttpPort } : {}),
         ...(config.temporal.devServerMetricsPort ? { metricsPort: config.temporal.devServerMetricsPort } : {}),
         namespace: config.temporal.namespace,
@@ -189,9 +189,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs, cveMinRecords: config.intel.cveMinRecords },
         ...(slackBot?.handle ? { slack: { handle: slackBot.handle } } : {}),
       });
-      const server = await new Promise<ServerType>((resolve) => {
-        const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
-      });
+      const server = await listenHttp(app.fetch, config.port, config.host, 'the API', 'PORT');
       stack.push(() => new Promise<void>((res) => server.close(() => res())));
       apiUrl = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${(server.address() as AddressInfo).port}`;
     }
@@ -208,7 +206,9 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         credentials,
         webhook: { url: `${publicUrl}/api/v1/webhooks/servicenow`, secret: config.serviceNow.webhookSecret ?? secrets.webhookSecret },
       });
-      const { url } = await instance.listen(config.serviceNow.simulatorPort);
+      const { url } = await instance.listen(config.serviceNow.simulatorPort).catch((err: unknown) => {
+        throw listenError(err, 'the ServiceNow simulator', 'SERVICENOW_SIM_PORT', '127.0.0.1', config.serviceNow.simulatorPort);
+      });
       stack.push(() => instance.close());
       serviceNow = { url, ...credentials };
       simulator = { ...credentials, instance };
@@ -228,7 +228,9 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
           credentials,
           webhook: { url: `${publicUrl}/api/v1/webhooks/jira`, secret: config.jira.webhookSecret ?? secrets.webhookSecret },
         });
-        const { url } = await instance.listen(config.jira.simulatorPort);
+        const { url } = await instance.listen(config.jira.simulatorPort).catch((err: unknown) => {
+          throw listenError(err, 'the Jira simulator', 'JIRA_SIM_PORT', '127.0.0.1', config.jira.simulatorPort);
+        });
         stack.push(() => instance.close());
         connections.jira = { url, ...credentials, embedded: true };
         jiraSimulator = { ...credentials, instance };
@@ -265,9 +267,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       running.catch((err: Error) => log(`worker stopped: ${err.message}`));
       if (!roles.api && config.operatorMetrics.workerPort) {
         const endpoint = metricsEndpoint(operatorMetrics, [apiToken, config.operatorMetrics.token]);
-        const server = await new Promise<ServerType>((resolve) => {
-          const s = serve({ fetch: (request) => (new URL(request.url).pathname === '/metrics' ? endpoint(request) : new Response(null, { status: 404 })), port: config.operatorMetrics.workerPort!, hostname: config.host }, () => resolve(s));
-        });
+        const serveMetrics = (request: Request) => (new URL(request.url).pathname === '/metrics' ? endpoint(request) : new Response(null, { status: 404 }));
+        const server = await listenHttp(serveMetrics, config.operatorMetrics.workerPort, config.host, 'the worker metrics endpoint', 'CTEM_WORKER_METRICS_PORT');
         stack.push(() => new Promise<void>((res) => server.close(() => res())));
         log(`worker metrics: http://${config.host}:${(server.address() as AddressInfo).port}/metrics`);
       }

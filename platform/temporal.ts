@@ -114,12 +114,26 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   };
 }
 
+// The dev server says which of its ports it could not bind; the person needs the variable that moves it.
+const PORT_VARIABLES: Array<[RegExp, string]> = [
+  [/frontend port/i, 'CTEM_TEMPORAL_PORT'],
+  [/ui port/i, 'TEMPORAL_UI_PORT'],
+  [/http port/i, 'CTEM_TEMPORAL_HTTP_PORT'],
+  [/metrics/i, 'CTEM_TEMPORAL_METRICS_PORT'],
+];
+function portHint(output: string): string {
+  const line = output.split('\n').find((l) => /address already in use/i.test(l));
+  if (!line) return '';
+  const variable = PORT_VARIABLES.find(([pattern]) => pattern.test(line))?.[1];
+  return `\na port of the Temporal dev server is in use${variable ? `: set ${variable} to another port` : ''}, or stop what holds it`;
+}
+
 async function waitForFrontend(address: string, namespace: string, exited: Promise<number | null>, output: () => string) {
   let done = false;
   void exited.then(() => (done = true));
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (done) throw new Error(`temporal server start-dev exited early:\n${output()}`);
+    if (done) throw new Error(`temporal server start-dev exited early:\n${output()}${portHint(output())}`);
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
       try {

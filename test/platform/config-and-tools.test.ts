@@ -1,3 +1,5 @@
+import { createServer } from 'node:net';
+import { once } from 'node:events';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -105,6 +107,36 @@ describe('the embedded Temporal dev server', () => {
       expect(http.status).toBe(200);
     } finally {
       await server.stop();
+    }
+  }, 60_000);
+});
+
+describe('an embedded PostgreSQL port in use', () => {
+  it('names CTEM_PG_PORT and DATABASE_URL instead of the server log', async () => {
+    const holder = createServer().listen(0, '127.0.0.1');
+    await once(holder, 'listening');
+    const busy = (holder.address() as { port: number }).port;
+    const dir = mkdtempSync(join(tmpdir(), 'pg-busy-'));
+    chmodSync(dir, 0o755);
+    try {
+      await expect(startEmbeddedPostgres(join(dir, 'postgres'), busy)).rejects.toThrow(
+        `embedded PostgreSQL cannot listen on 127.0.0.1:${busy}: the port is in use (set CTEM_PG_PORT to another port, or DATABASE_URL to use a running PostgreSQL)`,
+      );
+    } finally {
+      holder.close();
+    }
+  }, 60_000);
+});
+
+describe('a dev server port in use', () => {
+  it('names the variable that moves it', async () => {
+    const holder = createServer().listen(0, '127.0.0.1');
+    await once(holder, 'listening');
+    const busy = (holder.address() as { port: number }).port;
+    try {
+      await expect(startDevServer({ port: await freePort(), uiPort: busy, namespace: 'default' })).rejects.toThrow(/can't set UI port[\s\S]*a port of the Temporal dev server is in use: set TEMPORAL_UI_PORT to another port, or stop what holds it/);
+    } finally {
+      holder.close();
     }
   }, 60_000);
 });
