@@ -49,6 +49,8 @@ const USAGE = `usage: ctem <command>
   hypotheses list|show NAME   saved hunting hypotheses, their result now and campaigns [--json]
   hypotheses save NAME --statement TEXT --query JSON   save a hypothesis (a scope selector plus exposure conditions)
   hypotheses run|campaign NAME   ask it now, or start a campaign from it [--json]
+  token               print the API token of the local platform (CTEM_API_TOKEN, else the one generated in
+                      the data dir) [--simulator: the ServiceNow / Jira simulator's password instead]
   --version           the version of this ctem
   help                this text`;
 
@@ -68,14 +70,15 @@ async function serve(roles: Roles): Promise<number> {
     'CTEM platform is up',
     ...(platform.apiUrl ? [`  API              ${platform.apiUrl}  (OpenAPI: ${platform.apiUrl}/api/v1/openapi.json)`] : []),
     ...(platform.apiUrl ? [`  Console          ${platform.apiUrl}/console  (sign in with the API token)`] : []),
-    ...(platform.apiUrl ? [`  API token        ${platform.apiToken}`] : []),
+    // Secrets stay out of the output (it ends up in logs): `ctem token` prints them on demand.
+    ...(platform.apiUrl ? [`  API token        ${config.apiToken ? 'the one in CTEM_API_TOKEN' : '`npx ctem token` prints it'}`] : []),
     `  Temporal         ${platform.temporalAddress}  namespace ${config.temporal.namespace}`,
     ...(platform.temporalUiUrl ? [`  Temporal UI      ${platform.temporalUiUrl}`] : []),
     platform.simulator
-      ? `  ServiceNow (simulator) ${platform.serviceNowUrl}  user ${platform.simulator.user} / ${platform.simulator.password}`
+      ? `  ServiceNow (simulator) ${platform.serviceNowUrl}  user ${platform.simulator.user}, password: \`npx ctem token --simulator\``
       : `  ServiceNow       ${platform.serviceNowUrl}`,
     ...(platform.jiraSimulator
-      ? [`  Jira (simulator) ${platform.jiraUrl}  user ${platform.jiraSimulator.email} / API token ${platform.jiraSimulator.apiToken}`]
+      ? [`  Jira (simulator) ${platform.jiraUrl}  user ${platform.jiraSimulator.email}, API token: \`npx ctem token --simulator\``]
       : platform.jiraUrl
         ? [`  Jira             ${platform.jiraUrl}`]
         : []),
@@ -116,6 +119,17 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'gate') {
     const { gateCommand } = await import('./commands/gate.js');
     return gateCommand(rest);
+  }
+  if (command === 'token') {
+    const { generatedSecret } = await import('./commands/platform-api.js');
+    const config = loadConfig();
+    const simulator = rest.includes('--simulator');
+    const unknown = rest.filter((a) => a !== '--simulator');
+    if (unknown.length) throw new Error(`token: unknown option ${unknown[0]} (options: --simulator)`);
+    const value = simulator ? generatedSecret(config, 'simulatorPassword') : (config.apiToken ?? generatedSecret(config, 'apiToken'));
+    if (!value) throw new Error(`token: nothing generated in ${config.dataDir} yet (start the platform once with \`npm start\`)`);
+    console.log(value);
+    return 0;
   }
   if (command === '--version' || command === '-V' || command === 'version') {
     console.log(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);

@@ -2,11 +2,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../../config/index.js';
 
+/** A secret the local platform generated in its data dir (secrets.json, readable by its owner only). */
+export function generatedSecret(config: Config, name: 'apiToken' | 'simulatorPassword'): string | undefined {
+  const secrets = join(config.dataDir, 'secrets.json');
+  return existsSync(secrets) ? (JSON.parse(readFileSync(secrets, 'utf8')) as Record<string, string | undefined>)[name] : undefined;
+}
+
 /** The running platform's API and token: CTEM_API_URL / CTEM_API_TOKEN, else the local data dir's. */
 export function platformApi(config: Config): { url: string; token: string } {
   const url = (process.env.CTEM_API_URL ?? `http://127.0.0.1:${config.port}`).replace(/\/$/, '');
-  const secrets = join(config.dataDir, 'secrets.json');
-  const token = config.apiToken ?? (existsSync(secrets) ? (JSON.parse(readFileSync(secrets, 'utf8')) as { apiToken: string }).apiToken : undefined);
+  const token = config.apiToken ?? generatedSecret(config, 'apiToken');
   if (!token) throw new Error(`no API token: set CTEM_API_TOKEN (none generated in ${config.dataDir})`);
   return { url, token };
 }
