@@ -10,6 +10,8 @@
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+# Fixes to dependencies not yet released upstream (patch-package applies them after install).
+COPY patches ./patches
 # Production dependencies only, exactly as the lockfile pins them (tsx among them: bin/ctem.js runs
 # the TypeScript sources through it).
 RUN npm ci --omit=dev --no-audit --no-fund \
@@ -27,6 +29,7 @@ COPY package.json package-lock.json tsconfig.json ./
 COPY bin ./bin
 COPY cli ./cli
 COPY platform ./platform
+COPY access ./access
 COPY api ./api
 COPY console ./console
 COPY metrics ./metrics
