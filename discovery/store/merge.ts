@@ -133,6 +133,7 @@ function countsOf(moved: Moved): MergeCounts {
 export async function mergeLinkedAssets(tx: Tx, staged: StagedAsset[], origin: MergeOrigin): Promise<MergeResult[]> {
   if (staged.length === 0) return [];
   const results: MergeResult[] = [];
+  let raced = 0;
   // Each merge can make another record's links moot or bring new ones: look again after each.
   for (;;) {
     const ids = staged.flatMap((a) => a.identifiers.map(([kind, value]) => [a.assetKey, kind, value] as const));
@@ -148,19 +149,31 @@ export async function mergeLinkedAssets(tx: Tx, staged: StagedAsset[], origin: M
     if (!link) return results;
     const record = staged.find((s) => s.assetKey === link.asset_key)!;
     const [survivor, ...others] = link.asset_ids.map(Number);
+    let merges = 0;
     for (const merged of others) {
-      results.push(await mergeAssets(tx, survivor!, merged, { ...origin, record: record.assetKey, identifiers: record.identifiers }));
+      const result = await mergeAssets(tx, survivor!, merged, { ...origin, record: record.assetKey, identifiers: record.identifiers });
+      if (result) results.push(result);
+      if (result) merges++;
     }
+    // None made: a concurrent import merged them first and committed; the next look sees its result.
+    if (merges === 0 && ++raced > RACE_RETRIES) throw new Error(`assets ${link.asset_ids.join(', ')} stay linked by ${record.assetKey} after ${RACE_RETRIES} merges by others`);
   }
 }
 
-/** Moves everything of `mergedId` onto `survivorId` (see the top of this file), in the caller's transaction. */
+/** Looks again after a concurrent merge at most this many times in one resolution (each look follows a commit by another import). */
+const RACE_RETRIES = 10;
+
+/**
+ * Moves everything of `mergedId` onto `survivorId` (see the top of this file), in the caller's
+ * transaction. Undefined when either was merged into another asset meanwhile (a concurrent import
+ * linked them first: its merge stands, nothing is done here).
+ */
 export async function mergeAssets(
   tx: Tx,
   survivorId: number,
   mergedId: number,
   reason: MergeOrigin & { record?: string; identifiers?: Array<[IdentifierKind, string]> },
-): Promise<MergeResult> {
+): Promise<MergeResult | undefined> {
   if (survivorId === mergedId) throw new Error(`asset ${survivorId} cannot be merged into itself`);
   // Both rows locked, in id order, so two imports linking the same assets merge them once.
   const locked = await tx<{ id: string; merged_into: string | null; row: Row }[]>`
@@ -168,9 +181,7 @@ export async function mergeAssets(
   const survivor = locked.find((r) => Number(r.id) === survivorId);
   const merged = locked.find((r) => Number(r.id) === mergedId);
   if (!survivor || !merged) throw new Error(`asset ${!survivor ? survivorId : mergedId} does not exist`);
-  if (survivor.merged_into !== null || merged.merged_into !== null) {
-    throw new Error(`asset ${survivor.merged_into !== null ? survivorId : mergedId} was already merged into asset ${survivor.merged_into ?? merged.merged_into}`);
-  }
+  if (survivor.merged_into !== null || merged.merged_into !== null) return undefined;
   const s = survivorId;
   const m = mergedId;
 

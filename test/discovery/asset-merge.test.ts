@@ -8,6 +8,7 @@ import { connectorFor } from '../../discovery/connectors/index.js';
 import { contextSourceFor } from '../../discovery/context/index.js';
 import { ingestContext } from '../../discovery/store/context.js';
 import { refreshInternetExposure } from '../../discovery/store/exposure.js';
+import { resolveAssets, stageContextIdentifiers } from '../../discovery/store/identity.js';
 import { fingerprint, ingestFindings } from '../../discovery/store/ingest.js';
 import { ASSET_REFERENCES, assetMergeHistory, getAsset, mergeAssets, MergeUndoError, undoMerge } from '../../discovery/store/merge.js';
 import { defaultPolicy } from '../../prioritization/policy.js';
@@ -158,6 +159,30 @@ describe('CMDB: a hostname and a CMDB id link a scanned host and a CMDB item', (
   });
 });
 
+describe('concurrent imports', () => {
+  it('two imports of the linking record at once merge the assets once, and both succeed', async () => {
+    await scan(nessus('race-a.nessus', '10.6.0.1', { 'host-ip': '10.6.0.1' }, [KIBANA]), 'nessus-dmz');
+    await scan(nessus('race-b.nessus', 'race.corp', { 'host-fqdn': 'race.corp' }, [OPENSSL]), 'nessus-corp');
+    const a = await assetId('ip', '10.6.0.1');
+    const b = await assetId('fqdn', 'race.corp');
+    const link = cmdb('race-link.csv', ['race,host,sys-race,race.corp,race,10.6.0.1,,,,']);
+    // The first import merges and holds its transaction open while the second looks for links (it
+    // still sees them) and waits on the assets' rows; then the first commits.
+    const staged = stageContextIdentifiers('host', 'race', { fqdn: 'race.corp', ips: ['10.6.0.1'] });
+    let merged!: () => void;
+    const mergedYet = new Promise<void>((resolve) => (merged = resolve));
+    const first = database.sql.begin(async (tx) => {
+      await resolveAssets(tx, [staged], 'cmdb-csv');
+      merged();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    await mergedYet;
+    await Promise.all([first, importContext(link)]);
+    expect((await assetMergeHistory(database.sql, a)).map((h) => [h.survivorId, h.mergedId])).toEqual([[a, b]]);
+    expect(await getAsset(database.sql, a)).toMatchObject({ openFindings: 2, mergedInto: null });
+  });
+});
+
 describe('three assets, one record', () => {
   it('merges all three into the oldest, one merge each', async () => {
     await scan(nessus('three-a.nessus', '10.3.0.1', { 'host-ip': '10.3.0.1' }, [KIBANA]), 'nessus-dmz');
@@ -227,7 +252,7 @@ describe('undo', () => {
     await sql.begin((tx) => refreshInternetExposure(tx));
     const before = await snapshot([a, b, image]);
 
-    const result = await sql.begin((tx) => mergeAssets(tx, a, b, { source: 'test' }));
+    const result = (await sql.begin((tx) => mergeAssets(tx, a, b, { source: 'test' })))!;
     expect(result.counts).toMatchObject({ findings: 1, folded: 2, tickets: 1, evidence: 1 });
     const merged = await snapshot([a, b, image]);
     expect(merged).not.toEqual(before);
