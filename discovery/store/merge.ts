@@ -210,6 +210,11 @@ export async function mergeAssets(
   const rows: Moved['rows'] = {};
   for (const spec of REKEYED) rows[spec.table] = await rekey(tx, spec, m, s);
 
+  // Tickets keep their keys, though a key hashes the asset it was planned on (mobilization/actions.ts
+  // actionKey): the remediation workflow, its ITSM ticket and escalations are keyed by it, and a new
+  // key would orphan them. Only asset_id moves. The next planning of the survivor groups its findings
+  // under the survivor's keys; a merged asset's ticket that loses findings so has its count
+  // recomputed and its workflow told (plan.ts saveTickets), as when any finding changes action.
   const tickets = await tx<{ key: string }[]>`update tickets set asset_id = ${s}, updated_at = now() where asset_id = ${m} returning key`;
   const evidence = await tx<{ id: string }[]>`update validation_evidence set asset_id = ${s} where asset_id = ${m} returning id`;
 
