@@ -204,8 +204,7 @@ export async function mergeAssets(
       where f.id = x.id`;
     await tx`update score_changes set asset_id = ${s} where finding_id = any(${tx.array(moving.map((p) => p.id))}::bigint[])`;
   }
-  const folded: Moved['folded'] = [];
-  for (const p of pairs.filter((x) => x.into !== null)) folded.push(await foldFinding(tx, Number(p.id), Number(p.into)));
+  const folded = await foldFindings(tx, pairs.filter((p) => p.into !== null).map((p) => ({ from: Number(p.id), into: Number(p.into) })));
 
   const rows: Moved['rows'] = {};
   for (const spec of REKEYED) rows[spec.table] = await rekey(tx, spec, m, s);
@@ -293,21 +292,27 @@ function combinedContext(a: Row, b: Row): Row {
 }
 
 /**
- * Folds the merged asset's finding into the survivor's finding with the same fingerprint: the
- * sources of both (a source on both keeps the later sighting), the earliest first sighting, the
- * latest last one, open if either is, the rating over the present sources (ratings.ts), the ticket
- * and fix either has, the union of aliases. The merged finding's row is deleted and kept in `moved`.
+ * Folds the merged asset's findings into the survivor's findings with the same fingerprint, set-based
+ * (two scanners of one host share hundreds): the sources of both (a source on both keeps the later
+ * sighting), the earliest first sighting, the latest last one, open if either is, the rating over
+ * the present sources (ratings.ts), the ticket and fix either has, the union of aliases. The merged
+ * findings' rows are deleted and kept in `moved`. Each survivor finding receives one finding at
+ * most: two of the merged asset's findings differ in an identity field, so they differ on the survivor too.
  */
-async function foldFinding(tx: Tx, fromId: number, intoId: number): Promise<Moved['folded'][number]> {
-  const [state] = await tx<{ merged: Row; before: Row; merged_sources: Row[]; sources_before: Row[] }[]>`
-    select (select to_jsonb(f) from findings f where f.id = ${fromId}) as merged,
-           (select to_jsonb(f) from findings f where f.id = ${intoId}) as before,
-           (select coalesce(jsonb_agg(to_jsonb(s) order by s.source), '[]') from finding_sources s where s.finding_id = ${fromId}) as merged_sources,
-           (select coalesce(jsonb_agg(to_jsonb(s) order by s.source), '[]') from finding_sources s where s.finding_id = ${intoId}) as sources_before`;
+async function foldFindings(tx: Tx, pairs: Array<{ from: number; into: number }>): Promise<Moved['folded']> {
+  if (pairs.length === 0) return [];
+  const from = tx.array(pairs.map((p) => p.from));
+  const into = tx.array(pairs.map((p) => p.into));
+  const state = await tx<{ dst: string; merged: Row; before: Row; merged_sources: Row[]; sources_before: Row[] }[]>`
+    select p.dst, to_jsonb(b) as merged, to_jsonb(a) as before,
+           (select coalesce(jsonb_agg(to_jsonb(s) order by s.source), '[]') from finding_sources s where s.finding_id = p.src) as merged_sources,
+           (select coalesce(jsonb_agg(to_jsonb(s) order by s.source), '[]') from finding_sources s where s.finding_id = p.dst) as sources_before
+    from unnest(${from}::bigint[], ${into}::bigint[]) as p(src, dst)
+    join findings b on b.id = p.src join findings a on a.id = p.dst`;
   await tx`
     insert into finding_sources as t (finding_id, source, present, vendor_status, severity, cvss_score, cvss_vector, first_seen_at, last_seen_at, last_scan_id)
-    select ${intoId}, source, present, vendor_status, severity, cvss_score, cvss_vector, first_seen_at, last_seen_at, last_scan_id
-    from finding_sources where finding_id = ${fromId}
+    select p.dst, s.source, s.present, s.vendor_status, s.severity, s.cvss_score, s.cvss_vector, s.first_seen_at, s.last_seen_at, s.last_scan_id
+    from unnest(${from}::bigint[], ${into}::bigint[]) as p(src, dst) join finding_sources s on s.finding_id = p.src
     on conflict (finding_id, source) do update set
       present = t.present or excluded.present,
       first_seen_at = least(t.first_seen_at, excluded.first_seen_at),
@@ -317,42 +322,71 @@ async function foldFinding(tx: Tx, fromId: number, intoId: number): Promise<Move
       cvss_score = case when excluded.last_seen_at > t.last_seen_at then excluded.cvss_score else t.cvss_score end,
       cvss_vector = case when excluded.last_seen_at > t.last_seen_at then excluded.cvss_vector else t.cvss_vector end,
       last_scan_id = case when excluded.last_seen_at > t.last_seen_at then excluded.last_scan_id else t.last_scan_id end`;
-  await tx`delete from finding_sources where finding_id = ${fromId}`;
-  const [after] = await tx<{ row: Row }[]>`
-    with b as (select * from findings where id = ${fromId}),
-    rated as (
-      -- findingRating() over the present sources (ratings.ts), as ingest pools them.
-      select (select (array['unknown', 'info', 'low', 'medium', 'high', 'critical'])[1 + max(
-                case o.severity when 'critical' then 5 when 'high' then 4 when 'medium' then 3 when 'low' then 2
-                                when 'info' then 1 when 'negligible' then 1 else 0 end)]
-              from finding_sources o where o.finding_id = ${intoId} and o.present and o.severity is not null) as severity,
-             best.cvss_score, best.cvss_vector
-      from (select 1) one left join lateral (
+  await tx`delete from finding_sources where finding_id = any(${from}::bigint[])`;
+  const after = await tx<{ id: string; row: Row }[]>`
+    with x as (
+      select p.dst, b.first_seen_at, b.first_scan_id, b.last_seen_at, b.last_scan_id, b.status, b.closed_at, b.ticket_key, b.fixed_version, b.aliases,
+             -- findingRating() over the present sources (ratings.ts), as ingest pools them.
+             (select (array['unknown', 'info', 'low', 'medium', 'high', 'critical'])[1 + max(
+                       case o.severity when 'critical' then 5 when 'high' then 4 when 'medium' then 3 when 'low' then 2
+                                       when 'info' then 1 when 'negligible' then 1 else 0 end)]
+              from finding_sources o where o.finding_id = p.dst and o.present and o.severity is not null) as rated_severity,
+             best.cvss_score as rated_score, best.cvss_vector as rated_vector
+      from unnest(${from}::bigint[], ${into}::bigint[]) as p(src, dst)
+      join findings b on b.id = p.src
+      left join lateral (
         select o.cvss_score, o.cvss_vector from finding_sources o
-        where o.finding_id = ${intoId} and o.present and o.severity is not null
+        where o.finding_id = p.dst and o.present and o.severity is not null
         order by o.cvss_vector is null, o.cvss_score desc nulls last, o.cvss_vector collate "C" limit 1
       ) best on true
     )
     update findings f set
-      first_seen_at = least(f.first_seen_at, b.first_seen_at),
-      first_scan_id = case when b.first_seen_at < f.first_seen_at then b.first_scan_id else f.first_scan_id end,
-      last_seen_at = greatest(f.last_seen_at, b.last_seen_at),
-      last_scan_id = case when b.last_seen_at > f.last_seen_at then b.last_scan_id else f.last_scan_id end,
-      status = case when f.status = 'open' or b.status = 'open' then 'open' else 'closed' end,
-      closed_at = case when f.status = 'open' or b.status = 'open' then null else greatest(f.closed_at, b.closed_at) end,
-      closed_reason = case when f.status = 'open' or b.status = 'open' then null else f.closed_reason end,
-      closed_by_scan_id = case when f.status = 'open' or b.status = 'open' then null else f.closed_by_scan_id end,
-      severity = coalesce(r.severity, f.severity),
-      cvss_score = case when r.severity is null then f.cvss_score else r.cvss_score end,
-      cvss_vector = case when r.severity is null then f.cvss_vector else r.cvss_vector end,
-      ticket_key = coalesce(f.ticket_key, b.ticket_key),
-      fixed_version = coalesce(f.fixed_version, b.fixed_version),
-      aliases = array(select distinct x from unnest(f.aliases || b.aliases) x order by x)
-    from b, rated r
-    where f.id = ${intoId}
-    returning to_jsonb(f) as row`;
-  await tx`delete from findings where id = ${fromId}`;
-  return { merged: state!.merged, mergedSources: state!.merged_sources, into: intoId, before: state!.before, after: after!.row, sourcesBefore: state!.sources_before };
+      first_seen_at = least(f.first_seen_at, x.first_seen_at),
+      first_scan_id = case when x.first_seen_at < f.first_seen_at then x.first_scan_id else f.first_scan_id end,
+      last_seen_at = greatest(f.last_seen_at, x.last_seen_at),
+      last_scan_id = case when x.last_seen_at > f.last_seen_at then x.last_scan_id else f.last_scan_id end,
+      status = case when f.status = 'open' or x.status = 'open' then 'open' else 'closed' end,
+      closed_at = case when f.status = 'open' or x.status = 'open' then null else greatest(f.closed_at, x.closed_at) end,
+      closed_reason = case when f.status = 'open' or x.status = 'open' then null else f.closed_reason end,
+      closed_by_scan_id = case when f.status = 'open' or x.status = 'open' then null else f.closed_by_scan_id end,
+      severity = coalesce(x.rated_severity, f.severity),
+      cvss_score = case when x.rated_severity is null then f.cvss_score else x.rated_score end,
+      cvss_vector = case when x.rated_severity is null then f.cvss_vector else x.rated_vector end,
+      ticket_key = coalesce(f.ticket_key, x.ticket_key),
+      fixed_version = coalesce(f.fixed_version, x.fixed_version),
+      aliases = array(select distinct a from unnest(f.aliases || x.aliases) a order by a)
+    from x
+    where f.id = x.dst
+    returning f.id, to_jsonb(f) as row`;
+  await tx`delete from findings where id = any(${from}::bigint[])`;
+  const afterOf = new Map(after.map((r) => [Number(r.id), r.row]));
+  return state.map((r) => ({
+    merged: r.merged,
+    mergedSources: r.merged_sources,
+    into: Number(r.dst),
+    before: r.before,
+    after: afterOf.get(Number(r.dst))!,
+    sourcesBefore: r.sources_before,
+  }));
+}
+
+/** Puts folded findings back: the merged ones re-created with their sources; the survivor's sources the fold touched and its columns where unchanged since. */
+async function unfoldFindings(tx: Tx, folded: Moved['folded']): Promise<void> {
+  if (folded.length === 0) return;
+  const touched = folded.flatMap((f) => f.mergedSources.map((r) => [f.into, r.source as string] as const));
+  if (touched.length > 0) {
+    await tx`
+      delete from finding_sources s
+      using unnest(${tx.array(touched.map((t) => t[0]))}::bigint[], ${tx.array(touched.map((t) => t[1]))}::text[]) as t(finding_id, source)
+      where s.finding_id = t.finding_id and s.source = t.source`;
+  }
+  const back = folded.flatMap((f) => f.sourcesBefore.filter((r) => f.mergedSources.some((m) => m.source === r.source)));
+  const merged = folded.flatMap((f) => f.mergedSources);
+  for (const rows of [back, merged]) {
+    if (rows.length > 0) await tx.unsafe(`insert into finding_sources select * from jsonb_populate_recordset(null::finding_sources, $1::text::jsonb)`, [JSON.stringify(rows)]);
+  }
+  await tx.unsafe(restoreSql('findings', FOLDED_COLUMNS), [JSON.stringify(folded.map((f) => ({ id: f.into, after: f.after, before: f.before })))]);
+  await tx.unsafe(`insert into findings select * from jsonb_populate_recordset(null::findings, $1::text::jsonb)`, [JSON.stringify(folded.map((f) => f.merged))]);
 }
 
 const list = (columns: readonly string[], prefix = '') => columns.map((c) => `${prefix}${c}`).join(', ');
@@ -424,12 +458,16 @@ export interface UndoResult {
   counts: MergeCounts;
 }
 
-/** Survivor (or folded finding) columns go back to what they were, where nothing changed them since the merge. */
-const restoreSql = (table: string, columns: readonly string[], current: string) =>
-  `update ${table} ${current} set (${list(columns)}) = (
-     select ${columns.map((c) => `case when to_jsonb(${current})->'${c}' is not distinct from $2::text::jsonb->'${c}' then b.${c} else ${current}.${c} end`).join(', ')}
-     from jsonb_populate_record(null::${table}, $3::text::jsonb) b)
-   where ${current}.id = $1`;
+/**
+ * Survivor (or folded finding) columns go back to what they were, where nothing changed them since
+ * the merge. $1: `[{ id, after, before }]`, each a row as to_jsonb gave it.
+ */
+const restoreSql = (table: string, columns: readonly string[]) =>
+  `update ${table} t set (${list(columns)}) = (
+     select ${columns.map((c) => `case when to_jsonb(t)->'${c}' is not distinct from x.after->'${c}' then b.${c} else t.${c} end`).join(', ')}
+     from jsonb_populate_record(null::${table}, x.before) b)
+   from (select (e->>'id')::bigint as id, e->'after' as after, e->'before' as before from jsonb_array_elements($1::text::jsonb) e) x
+   where t.id = x.id`;
 
 /**
  * Undoes a merge in one transaction: the merged asset's row, identifiers, findings (folded ones
@@ -462,7 +500,7 @@ export async function undoMerge(sql: Sql, mergeId: number, by: string): Promise<
       update assets a set (${tx.unsafe(list(CONTEXT))}, merged_into) =
         (select ${tx.unsafe(list(CONTEXT, 'p.'))}, null::bigint from jsonb_populate_record(null::assets, ${tx.json(moved.merged as never)}::jsonb) p)
       where a.id = ${m}`;
-    await tx.unsafe(restoreSql('assets', SURVIVOR_COLUMNS, 'a'), [s, JSON.stringify(moved.survivorAfter), JSON.stringify(moved.survivorBefore)]);
+    await tx.unsafe(restoreSql('assets', SURVIVOR_COLUMNS), [JSON.stringify([{ id: s, after: moved.survivorAfter, before: moved.survivorBefore }])]);
 
     if (moved.identifiers.length > 0) {
       await tx`
@@ -477,18 +515,7 @@ export async function undoMerge(sql: Sql, mergeId: number, by: string): Promise<
         where f.id = any(${tx.array(moved.findings)}::bigint[]) and f.asset_id = ${s}`;
       await tx`update score_changes set asset_id = ${m} where finding_id = any(${tx.array(moved.findings)}::bigint[])`;
     }
-    for (const fold of [...moved.folded].reverse()) {
-      // The survivor's finding: its sources as they were for the sources the fold touched, its columns where unchanged since.
-      const touched = fold.mergedSources.map((r) => r.source as string);
-      await tx`delete from finding_sources where finding_id = ${fold.into} and source = any(${tx.array(touched)}::text[])`;
-      const back = fold.sourcesBefore.filter((r) => touched.includes(r.source as string));
-      if (back.length > 0) await tx`insert into finding_sources select * from jsonb_populate_recordset(null::finding_sources, ${tx.json(back as never)}::jsonb)`;
-      await tx.unsafe(restoreSql('findings', FOLDED_COLUMNS, 'f'), [fold.into, JSON.stringify(fold.after), JSON.stringify(fold.before)]);
-      await tx`insert into findings select * from jsonb_populate_record(null::findings, ${tx.json(fold.merged as never)}::jsonb)`;
-      if (fold.mergedSources.length > 0) {
-        await tx`insert into finding_sources select * from jsonb_populate_recordset(null::finding_sources, ${tx.json(fold.mergedSources as never)}::jsonb)`;
-      }
-    }
+    await unfoldFindings(tx, moved.folded);
     for (const spec of [...REKEYED].reverse()) {
       const saved = moved.rows[spec.table];
       if (saved) await unrekey(tx, spec, m, s, saved);
