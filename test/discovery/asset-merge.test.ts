@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,6 +156,32 @@ describe('CMDB: a hostname and a CMDB id link a scanned host and a CMDB item', (
     const [sources] = await database.sql`select attribute_sources from assets where id = ${scanned}`;
     expect(sources!.attribute_sources).toMatchObject({ owner: 'cmdb', business_service: 'cmdb', criticality: 'cmdb' });
     expect((await getAsset(database.sql, item))!.mergedInto).toBe(scanned);
+  });
+});
+
+describe('a scanner report as the linking record', () => {
+  it('a Trivy report naming an image by tag and digest merges the image scanned by tag with the CMDB item known by digest', async () => {
+    const fixture = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'trivy-payments-api.json'), 'utf8'));
+    const byTag = structuredClone(fixture);
+    delete byTag.Metadata;
+    const first = await scan(write('by-tag.json', JSON.stringify(byTag)), 'trivy-ci');
+    expect(first.counts.newFindings).toBeGreaterThan(0);
+    const digest = 'sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0';
+    const item = write('images.csv', ['name,kind,image_digest,owner', `payments-api build,container_image,${digest},payments@corp`, ''].join('\n'));
+    await importContext(item);
+    const image = await assetId('image', 'registry.example.com/shop/payments-api:1.4.2');
+    const build = await assetId('image_digest', digest);
+    expect(image).toBeLessThan(build);
+
+    const linking = await scan(write('with-digest.json', JSON.stringify(fixture)), 'trivy-ci');
+    expect(linking.counts).toMatchObject({ newFindings: 0, assets: 1 });
+    expect(await getAsset(database.sql, image)).toMatchObject({ owner: 'payments@corp', openFindings: first.counts.findings, mergedInto: null });
+    expect((await getAsset(database.sql, build))!.mergedInto).toBe(image);
+    const [merge] = await assetMergeHistory(database.sql, image);
+    expect(merge!.reason).toMatchObject({ source: 'trivy-ci', scanId: linking.id, record: 'image:registry.example.com/shop/payments-api:1.4.2' });
+    // The scan covered the survivor: scoring and mobilization of the scan reach the merged findings.
+    const [covered] = await database.sql`select count(*)::int as n from scan_assets where scan_id = ${linking.id} and asset_id = ${image}`;
+    expect(covered!.n).toBe(1);
   });
 });
 
