@@ -152,8 +152,9 @@ export async function mergeLinkedAssets(tx: Tx, staged: StagedAsset[], origin: M
     let merges = 0;
     for (const merged of others) {
       const result = await mergeAssets(tx, survivor!, merged, { ...origin, record: record.assetKey, identifiers: record.identifiers });
-      if (result) results.push(result);
-      if (result) merges++;
+      if (!result) continue;
+      results.push(result);
+      merges++;
     }
     // None made: a concurrent import merged them first and committed; the next look sees its result.
     if (merges === 0 && ++raced > RACE_RETRIES) throw new Error(`assets ${link.asset_ids.join(', ')} stay linked by ${record.assetKey} after ${RACE_RETRIES} merges by others`);
@@ -222,11 +223,10 @@ export async function mergeAssets(
   const a = survivor.row;
   const b = merged.row;
   const patch = combinedContext(a, b);
-  const [after] = await tx<{ row: Row }[]>`
-    update assets a set (${tx.unsafe(SURVIVOR_COLUMNS.join(', '))}) =
-      (select ${tx.unsafe(SURVIVOR_COLUMNS.map((c) => `p.${c}`).join(', '))} from jsonb_populate_record(null::assets, to_jsonb(a) || ${tx.json(patch as never)}::jsonb) p)
-    where a.id = ${s}
-    returning to_jsonb(a) as row`;
+  await tx`
+    update assets a set (${tx.unsafe(list(SURVIVOR_COLUMNS))}) =
+      (select ${tx.unsafe(list(SURVIVOR_COLUMNS, 'p.'))} from jsonb_populate_record(null::assets, to_jsonb(a) || ${tx.json(patch as never)}::jsonb) p)
+    where a.id = ${s}`;
   await tx`
     update assets set merged_into = ${s}, owner = null, business_service = null, criticality = null, environment = null,
       annual_revenue = null, internet_facing = null, exposed_ports = null, public_ips = null, security_groups = null, tags = null,
@@ -234,6 +234,7 @@ export async function mergeAssets(
     where id = ${m}`;
   await markGraphStale(tx, [a, b]);
   await refreshInternetExposure(tx);
+  // As exposure left it: what an undo compares the survivor with.
   const [survivorAfter] = await tx<{ row: Row }[]>`select to_jsonb(a) as row from assets a where id = ${s}`;
   // Scoring: the survivor's findings, old and moved, are rescored by the next incremental rescoring.
   await forgetAssetContext(tx, [s, m]);
@@ -247,7 +248,7 @@ export async function mergeAssets(
     evidence: evidence.map((e) => Number(e.id)),
     merged: b,
     survivorBefore: a,
-    survivorAfter: survivorAfter?.row ?? after!.row,
+    survivorAfter: survivorAfter!.row,
   };
   const [record] = await tx<{ id: string }[]>`
     insert into asset_merges (survivor_id, merged_id, reason, moved)
