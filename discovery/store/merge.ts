@@ -137,12 +137,17 @@ export async function mergeLinkedAssets(tx: Tx, staged: StagedAsset[], origin: M
   // Each merge can make another record's links moot or bring new ones: look again after each.
   for (;;) {
     const ids = staged.flatMap((a) => a.identifiers.map(([kind, value]) => [a.assetKey, kind, value] as const));
-    const [link] = await tx<{ asset_key: string; asset_ids: string[] }[]>`
+    const [link] = await tx<{ asset_key: string; asset_ids: string[]; matched: Record<string, string[]> }[]>`
       with ids as (
         select * from unnest(${tx.array(ids.map((i) => i[0]))}::text[], ${tx.array(ids.map((i) => i[1]))}::text[], ${tx.array(ids.map((i) => i[2]))}::text[])
                as i(asset_key, kind, value)
       )
-      select i.asset_key, array_agg(distinct ai.asset_id order by ai.asset_id) as asset_ids
+      select i.asset_key, array_agg(distinct ai.asset_id order by ai.asset_id) as asset_ids,
+             -- Which of the record's identifiers named which asset: why they were found to be one.
+             (select jsonb_object_agg(asset_id, names) from (
+                select ai2.asset_id, jsonb_agg(i2.kind || ':' || i2.value order by i2.kind, i2.value) as names
+                from ids i2 join asset_identifiers ai2 on ai2.kind = i2.kind and ai2.value = i2.value
+                where i2.asset_key = i.asset_key group by ai2.asset_id) m) as matched
       from ids i join asset_identifiers ai on ai.kind = i.kind and ai.value = i.value
       group by i.asset_key having count(distinct ai.asset_id) > 1
       order by i.asset_key limit 1`;
@@ -151,7 +156,8 @@ export async function mergeLinkedAssets(tx: Tx, staged: StagedAsset[], origin: M
     const [survivor, ...others] = link.asset_ids.map(Number);
     let merges = 0;
     for (const merged of others) {
-      const result = await mergeAssets(tx, survivor!, merged, { ...origin, record: record.assetKey, identifiers: record.identifiers });
+      const matched = { [survivor!]: link.matched[String(survivor)] ?? [], [merged]: link.matched[String(merged)] ?? [] };
+      const result = await mergeAssets(tx, survivor!, merged, { ...origin, record: record.assetKey, identifiers: record.identifiers, matched });
       if (!result) continue;
       results.push(result);
       merges++;
@@ -173,7 +179,7 @@ export async function mergeAssets(
   tx: Tx,
   survivorId: number,
   mergedId: number,
-  reason: MergeOrigin & { record?: string; identifiers?: Array<[IdentifierKind, string]> },
+  reason: MergeOrigin & { record?: string; identifiers?: Array<[IdentifierKind, string]>; matched?: Record<number, string[]> },
 ): Promise<MergeResult | undefined> {
   if (survivorId === mergedId) throw new Error(`asset ${survivorId} cannot be merged into itself`);
   // Both rows locked, in id order, so two imports linking the same assets merge them once.

@@ -122,7 +122,11 @@ describe('cross-scanner: one host known by IP to one Nessus, by FQDN to another'
 
     const [merge] = await assetMergeHistory(database.sql, byIp);
     expect(merge).toMatchObject({ direction: 'into', survivorId: byIp, mergedId: byFqdn, undoneAt: null, counts: { findings: 1, folded: 2 } });
-    expect(merge!.reason).toMatchObject({ source: 'cmdb-csv', record: 'host:web01.corp' });
+    expect(merge!.reason).toMatchObject({
+      source: 'cmdb-csv',
+      record: 'host:web01.corp',
+      matched: { [byIp]: ['ip:10.0.0.5'], [byFqdn]: ['fqdn:web01.corp', 'key:host:web01.corp'] },
+    });
     expect(await assetMergeHistory(database.sql, byFqdn)).toEqual([{ ...merge, direction: 'out' }]);
   });
 
