@@ -150,7 +150,7 @@ const ASSET_CURSOR = ['text', 'id'] as const;
 function assetFrom(sql: Sql, f: AssetFilter) {
   return sql`
     from assets a
-    where true
+    where a.merged_into is null
       ${f.q ? sql`and (a.name ilike ${`%${likeLiteral(f.q)}%`} or a.asset_key ilike ${`%${likeLiteral(f.q)}%`} or a.digest = ${f.q})` : sql``}
       ${f.owner ? sql`and a.owner = ${f.owner}` : sql``}
       ${f.orphaned === true ? sql`and a.owner is null` : f.orphaned === false ? sql`and a.owner is not null` : sql``}
@@ -204,6 +204,7 @@ export async function listOwners(sql: Sql) {
            count(f.id) filter (where f.status = 'open')::int as open_findings,
            count(f.id) filter (where f.status = 'open' and f.tier in ('act', 'attend'))::int as action_findings
     from assets a left join findings f on f.asset_id = a.id
+    where a.merged_into is null
     group by a.owner order by a.owner nulls first`;
   return rows.map((r) => ({ owner: r.owner as string | null, assets: r.assets as number, openFindings: r.open_findings as number, actionFindings: r.action_findings as number }));
 }

@@ -99,7 +99,7 @@ async function mergeContext(
   };
   const relationKeys = assets.flatMap((a, i) => (a.relations ?? []).map((r) => [assetKeys[i]!, r.relation, stageTarget(r.targetKind, r.targetName, r.target)] as const));
   const runtimeKeys = runtime.map((e) => stage('host', e.hostName, e.host));
-  const ids = await resolveAssets(tx, [...staged.values()], scan.source);
+  const ids = await resolveAssets(tx, [...staged.values()], scan.source, { source: scan.source, scanId: scan.id });
   const idOf = (key: string) => ids.get(key)!;
 
   if (assets.length > 0) {

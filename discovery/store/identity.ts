@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type postgres from 'postgres';
 import type { AssetRef } from '../model.js';
 import type { AssetIdentifiers } from '../context/model.js';
+import { mergeLinkedAssets, type MergeOrigin } from './merge.js';
 
 // Asset identity resolution, shared by scanner ingest and context sources. Every asset is known by
 // identifiers (fqdn, hostname, ip, instance id, image, image digest, CMDB id, and its own key); a
@@ -69,13 +70,15 @@ export function stageContextIdentifiers(kind: string, name: string, ids: AssetId
 
 /**
  * Resolves staged assets to asset ids, creating the ones nobody knows yet, and records every
- * identifier they carry; returns asset key -> asset id. When one record matches two existing assets,
- * the older asset wins (they are not merged); a key staged twice is the first record's. One
- * statement: it runs once per scanner report, and a statement per step (and a temp table created
+ * identifier they carry; returns asset key -> asset id. When one record's identifiers belong to two
+ * or more existing assets, they are one asset: merged first into the oldest (merge.ts, recorded with
+ * `origin` as the reason). A key staged twice is the first record's. One statement besides the look
+ * for links: it runs once per scanner report, and a statement per step (and a temp table created
  * and dropped each time) cost more than merging a small report's findings.
  */
-export async function resolveAssets(tx: Tx, staged: StagedAsset[], source: string): Promise<Map<string, number>> {
+export async function resolveAssets(tx: Tx, staged: StagedAsset[], source: string, origin: MergeOrigin = { source }): Promise<Map<string, number>> {
   if (staged.length === 0) return new Map();
+  await mergeLinkedAssets(tx, staged, origin);
   const ids = staged.flatMap((a) => a.identifiers.map(([kind, value]) => [a.assetKey, kind, value] as const));
   const rows = await tx<{ asset_key: string; asset_id: string }[]>`
     with staged as (
@@ -90,10 +93,11 @@ export async function resolveAssets(tx: Tx, staged: StagedAsset[], source: strin
              as i(asset_key, kind, value)
     ),
     matched as (
-      -- By any identifier (the oldest asset), else by key: assets stored before they had identifiers.
+      -- By any identifier (after the merge above, one asset), else by key: assets stored before
+      -- they had identifiers (a merged asset's key names its survivor).
       select s.*, coalesce((select min(ai.asset_id) from ids i join asset_identifiers ai on ai.kind = i.kind and ai.value = i.value
                             where i.asset_key = s.asset_key),
-                           (select a.id from assets a where a.asset_key = s.asset_key)) as asset_id
+                           (select coalesce(a.merged_into, a.id) from assets a where a.asset_key = s.asset_key)) as asset_id
       from staged s
     ),
     created as (
@@ -131,7 +135,7 @@ export async function findAssets(tx: Tx | postgres.Sql, staged: StagedAsset[]): 
     keys as (select distinct asset_key from ids)
     select k.asset_key,
            coalesce((select min(ai.asset_id) from ids i join asset_identifiers ai on ai.kind = i.kind and ai.value = i.value where i.asset_key = k.asset_key),
-                    (select a.id from assets a where a.asset_key = k.asset_key)) as asset_id
+                    (select coalesce(a.merged_into, a.id) from assets a where a.asset_key = k.asset_key)) as asset_id
     from keys k`;
   return new Map(rows.filter((r) => r.asset_id !== null).map((r) => [r.asset_key, Number(r.asset_id)]));
 }

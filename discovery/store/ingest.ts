@@ -114,7 +114,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.cvssVector, f.title, f.vendorStatus,
         f.ecosystem, f.packageClass, f.manifest, f.sourcePackage, f.fixedVersion !== undefined ? f.fixSource : undefined];
     });
-    const resolved = await resolveAssets(tx, [...seen.values()], 'scan');
+    const resolved = await resolveAssets(tx, [...seen.values()], 'scan', { source: scan.source, scanId: scan.id });
     const scannedIds = [...resolved.values()];
     if (rows === 0 && scan.target) {
       const [byName] = await tx`select id from assets where name = ${scan.target} order by id limit 1`;

@@ -100,3 +100,14 @@ export async function recordInputs(sql: Sql | Tx, inputs: ScoringInputs, assets?
       on conflict (name) do update set inputs = excluded.inputs, scored_at = excluded.scored_at`;
   }
 }
+
+/**
+ * Forgets what the estate was last scored with for these assets (an asset merge or its undo moved
+ * findings and context between them): the next incremental rescoring then finds the context changed
+ * and these assets' hashes missing, and rescores their findings, the path of any context change.
+ */
+export async function forgetAssetContext(sql: Sql | Tx, assetIds: number[]): Promise<void> {
+  if (assetIds.length === 0) return;
+  await sql`update scoring_inputs set inputs = inputs - ${sql.array(assetIds.map(String))}::text[] where name = ${ASSETS}`;
+  await sql`update scoring_inputs set inputs = inputs || '{"context":"forgotten"}' where name = ${ESTATE}`;
+}
