@@ -8,10 +8,10 @@ type Tx = postgres.TransactionSql | postgres.Sql;
 // (alias -> canonical, never a chain), and a finding is stored under the canonical id, so two
 // scanners that name one vulnerability differently report one finding.
 //
-// The canonical id of a group is its CVE when the group has exactly one; a group with none keeps
-// the id it was first stored under. A CVE is never an alias (two CVEs are two vulnerabilities), and
-// a group whose ids point to two CVEs (an advisory covering both) is ambiguous: its links stay as
-// they were.
+// The canonical id is the CVE a report names beside the others; ids named together without a CVE
+// keep the id they were first stored under. A CVE is never an alias (two CVEs are two
+// vulnerabilities), and an id named beside two CVEs (an advisory covering both) is an alias of
+// neither (planLinks()).
 
 /** alias -> canonical. */
 export type AliasLinks = Map<string, string>;
@@ -78,11 +78,36 @@ class Groups {
   }
 }
 
+export interface LinkPlan {
+  /** Links to add or repoint: alias -> canonical. */
+  set: AliasLinks;
+  /** Stored links that turned out ambiguous (the id names two CVEs): removed. */
+  drop: Set<string>;
+}
+
+const byOrder = (ids: Iterable<string>): string | undefined => {
+  let min: string | undefined;
+  for (const id of ids) if (min === undefined || id < min) min = id;
+  return min;
+};
+
 /**
- * The links a report adds or changes, given the links already stored that touch its ids (every
- * link whose alias is one of them or whose canonical is one of them or their canonicals). Pure.
+ * The links a report adds, changes or removes, given the stored links that touch its ids (every
+ * link whose alias is one of them, or whose canonical is one of them or their canonicals). Pure.
+ *
+ * Each other id goes to the one CVE named beside it (by this report's rows or its stored link); an
+ * id named beside two CVEs (a distribution advisory fixing several, an advisory that covers two)
+ * is an alias of neither. Ids a report names together without a CVE (an OSV group) share one
+ * canonical: the group's one CVE if its members know one, else the id findings are already
+ * stored under, else the smallest id the report keys a finding on.
  */
-export function planLinks(stated: Iterable<{ issueId: string; aliases: readonly string[] }>, stored: AliasLinks): AliasLinks {
+export function planLinks(stated: Iterable<{ issueId: string; aliases: readonly string[] }>, stored: AliasLinks): LinkPlan {
+  const cvesOf = new Map<string, Set<string>>();
+  const noteCve = (id: string, cve: string) => {
+    const set = cvesOf.get(id);
+    if (set) set.add(cve);
+    else cvesOf.set(id, new Set([cve]));
+  };
   const groups = new Groups();
   const issueIds = new Set<string>();
   for (const { issueId, aliases } of stated) {
@@ -90,33 +115,45 @@ export function planLinks(stated: Iterable<{ issueId: string; aliases: readonly 
     const members = [issueId, ...aliases];
     const others = members.filter((id) => !isCve(id));
     const cves = members.filter(isCve);
-    // The row's CVE: its issue id, or the one CVE it names. Its other ids join that CVE's group;
-    // the other CVEs of a row naming several stay groups of their own.
-    const anchor = isCve(issueId) ? issueId : cves.length === 1 ? cves[0] : undefined;
-    const first = anchor ?? others[0];
-    if (first === undefined) continue;
-    groups.find(first);
-    for (const id of others) groups.union(first, id);
+    for (const id of others) {
+      groups.find(id);
+      for (const cve of cves) noteCve(id, cve);
+    }
+    // Without a CVE to anchor them, the row's ids are one vulnerability by the report's word alone.
+    if (cves.length === 0) for (const id of others.slice(1)) groups.union(others[0]!, id);
   }
-  for (const [alias, canonical] of stored) groups.union(alias, canonical);
+  for (const [alias, canonical] of stored) {
+    groups.find(alias);
+    if (isCve(canonical)) noteCve(alias, canonical);
+    else groups.union(alias, canonical);
+  }
 
   const storedCanonicals = new Set(stored.values());
-  const changes: AliasLinks = new Map();
+  const plan: LinkPlan = { set: new Map(), drop: new Set() };
+  const want = (id: string, canonical: string | undefined) => {
+    if (canonical === undefined) {
+      if (stored.has(id) && isCve(stored.get(id)!)) plan.drop.add(id);
+    } else if (id !== canonical && stored.get(id) !== canonical) plan.set.set(id, canonical);
+  };
   for (const members of groups.members().values()) {
-    const cves = members.filter(isCve);
-    if (cves.length > 1) continue; // ambiguous: two vulnerabilities
-    const byOrder = (ids: string[]) => ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[0];
-    // Without a CVE, the id findings are already stored under, else one this report keys on.
-    const canonical = cves[0]
-      ?? byOrder(members.filter((id) => storedCanonicals.has(id)))
-      ?? byOrder(members.filter((id) => issueIds.has(id)))
-      ?? byOrder([...members])!;
-    for (const id of members) {
-      if (id === canonical || isCve(id)) continue;
-      if (stored.get(id) !== canonical) changes.set(id, canonical);
+    const groupCves = new Set(members.flatMap((id) => [...(cvesOf.get(id) ?? [])]));
+    if (groupCves.size === 1) {
+      const cve = [...groupCves][0]!;
+      for (const id of members) want(id, cve);
+      continue;
     }
+    if (groupCves.size > 1) {
+      // Each id keeps the one CVE it is named beside, if it has one; the others are no alias of any.
+      for (const id of members) {
+        const own = cvesOf.get(id);
+        want(id, own?.size === 1 ? [...own][0] : undefined);
+      }
+      continue;
+    }
+    const canonical = byOrder(members.filter((id) => storedCanonicals.has(id))) ?? byOrder(members.filter((id) => issueIds.has(id))) ?? byOrder(members)!;
+    for (const id of members) want(id, canonical);
   }
-  return changes;
+  return plan;
 }
 
 /** The stored links that touch these ids: theirs, and those of the groups they belong to. */
@@ -136,9 +173,13 @@ export async function linksTouching(tx: Tx, ids: readonly string[]): Promise<Ali
  */
 export async function learnAliases(tx: Tx, source: string, report: ReportIds): Promise<{ links: AliasLinks; changed: number; rekeyed: RekeyCounts }> {
   const stored = await linksTouching(tx, report.ids());
-  const changes = report.hasAliases ? planLinks(report.stated.values(), stored) : new Map<string, string>();
+  const plan = report.hasAliases ? planLinks(report.stated.values(), stored) : { set: new Map<string, string>(), drop: new Set<string>() };
   let rekeyed: RekeyCounts = { renamed: 0, merged: 0 };
-  if (changes.size > 0) {
+  if (plan.drop.size > 0) {
+    await tx`delete from vulnerability_aliases where alias = any(${tx.array([...plan.drop])}::text[])`;
+  }
+  if (plan.set.size > 0) {
+    const changes = plan.set;
     await tx`
       insert into vulnerability_aliases (alias, canonical, source)
       select * from unnest(${tx.array([...changes.keys()])}::text[], ${tx.array([...changes.values()])}::text[],
@@ -148,10 +189,10 @@ export async function learnAliases(tx: Tx, source: string, report: ReportIds): P
   }
   const links: AliasLinks = new Map();
   for (const id of report.issueIds) {
-    const canonical = changes.get(id) ?? stored.get(id);
+    const canonical = plan.set.get(id) ?? (plan.drop.has(id) ? undefined : stored.get(id));
     if (canonical !== undefined) links.set(id, canonical);
   }
-  return { links, changed: changes.size, rekeyed };
+  return { links, changed: plan.set.size + plan.drop.size, rekeyed };
 }
 
 export interface RekeyCounts {
@@ -168,6 +209,12 @@ export interface RekeyCounts {
  * ticket kept if the survivor has none) and deleted. Set-based, inside the ingest's transaction.
  */
 export async function rekeyFindings(tx: Tx, changes: AliasLinks): Promise<RekeyCounts> {
+  // The moved findings' assets are locked first, as ingest locks the assets it scans: a concurrent
+  // scan of one of them cannot insert the canonical fingerprint while it is being taken here.
+  await tx`
+    select a.id from assets a
+    where a.id in (select d.asset_id from findings d where d.issue_id = any(${tx.array([...changes.keys()])}::text[]))
+    order by a.id for update`;
   const moved = await tx<{ id: string; target_id: string | null; new_fp: string; canonical: string }[]>`
     select d.id, t.id as target_id, n.new_fp, l.canonical
     from unnest(${tx.array([...changes.keys()])}::text[], ${tx.array([...changes.values()])}::text[]) l(alias, canonical)

@@ -105,26 +105,34 @@ describe('connectors report every id of the vulnerability', () => {
 });
 
 describe('planLinks', () => {
-  const plan = (stated: Array<[string, string[]]>, stored: Array<[string, string]> = []) =>
-    Object.fromEntries(planLinks(stated.map(([issueId, aliases]) => ({ issueId, aliases })), new Map(stored)));
+  const plan = (stated: Array<[string, string[]]>, stored: Array<[string, string]> = []) => {
+    const { set, drop } = planLinks(stated.map(([issueId, aliases]) => ({ issueId, aliases })), new Map(stored));
+    return { set: Object.fromEntries(set), drop: [...drop].sort() };
+  };
 
   it('links every other id to the one CVE a report states', () => {
-    expect(plan([['CVE-2023-30861', ['GHSA-m2qf-hxjv-5gpq']]])).toEqual({ 'GHSA-m2qf-hxjv-5gpq': 'CVE-2023-30861' });
+    expect(plan([['CVE-2023-30861', ['GHSA-m2qf-hxjv-5gpq']]])).toEqual({ set: { 'GHSA-m2qf-hxjv-5gpq': 'CVE-2023-30861' }, drop: [] });
     // The CVE as an alias of an advisory: the advisory is the alias.
-    expect(plan([['SNYK-JAVA-X-1', ['CVE-2018-7489', 'GHSA-aaaa-bbbb-cccc']]]))
+    expect(plan([['SNYK-JAVA-X-1', ['CVE-2018-7489', 'GHSA-aaaa-bbbb-cccc']]]).set)
       .toEqual({ 'SNYK-JAVA-X-1': 'CVE-2018-7489', 'GHSA-aaaa-bbbb-cccc': 'CVE-2018-7489' });
+    // Already stored: nothing to write.
+    expect(plan([['CVE-2023-30861', ['GHSA-m2qf-hxjv-5gpq']]], [['GHSA-m2qf-hxjv-5gpq', 'CVE-2023-30861']])).toEqual({ set: {}, drop: [] });
   });
 
-  it('links nothing to two CVEs (an advisory covering both), and never makes a CVE an alias', () => {
-    expect(plan([['CVE-2016-1', ['CVE-2016-2', 'GHSA-aaaa-bbbb-cccc']], ['CVE-2016-2', ['CVE-2016-1', 'GHSA-aaaa-bbbb-cccc']]])).toEqual({});
-    // A link stored before is kept rather than contradicted.
-    expect(plan([['CVE-2016-2', ['GHSA-aaaa-bbbb-cccc']]], [['GHSA-aaaa-bbbb-cccc', 'CVE-2016-1']])).toEqual({});
+  it('makes an id named beside two CVEs an alias of neither, and never makes a CVE an alias', () => {
+    // npm audit v1: one advisory, a finding per CVE, the GHSA beside each.
+    expect(plan([['CVE-2016-1', ['CVE-2016-2', 'GHSA-aaaa-bbbb-cccc']], ['CVE-2016-2', ['CVE-2016-1', 'GHSA-aaaa-bbbb-cccc']]])).toEqual({ set: {}, drop: [] });
+    // A distribution advisory fixing two CVEs, the second seen in a later report: the stored link goes.
+    expect(plan([['CVE-2016-2', ['DSA-5000-1']]], [['DSA-5000-1', 'CVE-2016-1']])).toEqual({ set: {}, drop: ['DSA-5000-1'] });
+    // Trivy names the advisory beside each CVE and Grype the GHSA beside one: the GHSA still links.
+    expect(plan([['CVE-2016-1', ['DSA-5000-1', 'GHSA-aaaa-bbbb-cccc']], ['CVE-2016-2', ['DSA-5000-1']]]))
+      .toEqual({ set: { 'GHSA-aaaa-bbbb-cccc': 'CVE-2016-1' }, drop: [] });
   });
 
   it('without a CVE keeps the id findings are already stored under, and moves a whole group to a CVE that arrives', () => {
-    expect(plan([['PYSEC-2023-1', ['GHSA-aaaa-bbbb-cccc']], ['GHSA-aaaa-bbbb-cccc', ['PYSEC-2023-1']]])).toEqual({ 'PYSEC-2023-1': 'GHSA-aaaa-bbbb-cccc' });
-    expect(plan([['PYSEC-2023-1', ['GHSA-aaaa-bbbb-cccc']]], [['GHSA-aaaa-bbbb-cccc', 'PYSEC-2023-1']])).toEqual({});
-    expect(plan([['CVE-2023-9', ['GHSA-aaaa-bbbb-cccc']]], [['PYSEC-2023-1', 'GHSA-aaaa-bbbb-cccc'], ['OSV-1', 'GHSA-aaaa-bbbb-cccc']]))
+    expect(plan([['PYSEC-2023-1', ['GHSA-aaaa-bbbb-cccc']], ['GHSA-aaaa-bbbb-cccc', ['PYSEC-2023-1']]]).set).toEqual({ 'PYSEC-2023-1': 'GHSA-aaaa-bbbb-cccc' });
+    expect(plan([['PYSEC-2023-1', ['GHSA-aaaa-bbbb-cccc']]], [['GHSA-aaaa-bbbb-cccc', 'PYSEC-2023-1']]).set).toEqual({});
+    expect(plan([['CVE-2023-9', ['GHSA-aaaa-bbbb-cccc']]], [['PYSEC-2023-1', 'GHSA-aaaa-bbbb-cccc'], ['OSV-1', 'GHSA-aaaa-bbbb-cccc']]).set)
       .toEqual({ 'GHSA-aaaa-bbbb-cccc': 'CVE-2023-9', 'PYSEC-2023-1': 'CVE-2023-9', 'OSV-1': 'CVE-2023-9' });
   });
 });
@@ -212,6 +220,23 @@ describe.skipIf(!hasCorpus)(`one finding under every name (${hasCorpus ? 'real P
     expectCanonical(findings[0]!);
     expect(findings[0]!.aliases).toEqual([GHSA]);
     expect(findings[0]!.sources).toEqual(['grype', 'grype-github']);
+  });
+
+  it('both names in one report: one finding, the link learned from that same report', async () => {
+    await database.sql`delete from vulnerability_aliases`;
+    const both = JSON.parse(readFileSync(grypeFile, 'utf8'));
+    both.matches.push(...JSON.parse(readFileSync(ghsaOnlyFile, 'utf8')).matches);
+    const file = join(tmp, 'grype-both.json');
+    writeFileSync(file, JSON.stringify(both));
+    const target = 'aliases/both:1';
+    const counts = await ingest(file, 'grype', target);
+    const findings = await flaskFindings(target);
+    expect(findings).toHaveLength(1);
+    expectCanonical(findings[0]!);
+    expect(findings[0]!.aliases).toEqual([GHSA]);
+    // The report's findings, its two flask matches counted once.
+    expect(counts.findings).toBe(counts.newFindings);
+    expect(counts.findings).toBe((await database.sql`select count(*)::int as n from findings f join assets a on a.id = f.asset_id where a.name = ${target}`)[0]!.n);
   });
 
   it('a link learned from another asset merges findings stored apart: sources, earliest first sighting, aliases, ticket', async () => {

@@ -18,7 +18,7 @@ const CVE = 'CVE-2023-30861';
 let platform: TestPlatform;
 let browser: Browser;
 
-interface Exposure { id: number; issueId: string; aliases: string[]; component: string; sources?: unknown[] }
+interface Exposure { id: number; issueId: string; aliases: string[]; component: string }
 
 async function scan(body: string, source: string): Promise<void> {
   const { scanId } = await json<{ scanId: string }>(
