@@ -156,6 +156,14 @@ export function planLinks(stated: Iterable<{ issueId: string; aliases: readonly 
   return plan;
 }
 
+/** The stored links of these aliases. */
+async function linksOf(tx: Tx, ids: readonly string[]): Promise<AliasLinks> {
+  if (ids.length === 0) return new Map();
+  const rows = await tx<{ alias: string; canonical: string }[]>`
+    select alias, canonical from vulnerability_aliases where alias = any(${tx.array([...ids])}::text[])`;
+  return new Map(rows.map((r) => [r.alias, r.canonical]));
+}
+
 /** The stored links that touch these ids: theirs, and those of the groups they belong to. */
 export async function linksTouching(tx: Tx, ids: readonly string[]): Promise<AliasLinks> {
   if (ids.length === 0) return new Map();
@@ -172,7 +180,8 @@ export async function linksTouching(tx: Tx, ids: readonly string[]): Promise<Ali
  * alias. Returns the links of the report's issue ids after that (what the merge keys findings by).
  */
 export async function learnAliases(tx: Tx, source: string, report: ReportIds): Promise<{ links: AliasLinks; changed: number; rekeyed: RekeyCounts }> {
-  const stored = await linksTouching(tx, report.ids());
+  // A CVE is never an alias: a report of CVEs alone (most of them) needs no look-up at all.
+  const stored = report.hasAliases ? await linksTouching(tx, report.ids()) : await linksOf(tx, [...report.issueIds].filter((id) => !isCve(id)));
   const plan = report.hasAliases ? planLinks(report.stated.values(), stored) : { set: new Map<string, string>(), drop: new Set<string>() };
   let rekeyed: RekeyCounts = { renamed: 0, merged: 0 };
   if (plan.drop.size > 0) {
