@@ -190,12 +190,22 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
     // Duplicates in one report (two ids of one vulnerability on one package) pool their aliases.
     const allAliases = aliased ? tx`, string_agg(row_aliases, chr(31)) over (partition by fingerprint) as all_aliases` : tx``;
     const aliasArray = aliased
-      ? tx`case when d.all_aliases is null then '{}'::text[]
-                else array(select distinct a collate "C" from unnest(string_to_array(d.all_aliases, chr(31))) a where a <> d.issue_id order by 1) end`
-      : tx`'{}'::text[]`;
+      ? tx`, case when d.all_aliases is null then '{}'::text[]
+                  else array(select distinct a collate "C" from unnest(string_to_array(d.all_aliases, chr(31))) a where a <> d.issue_id order by 1) end as aliases`
+      : tx``;
+    // The merge's alias parts: compared, inserted and unioned only when the report has any.
+    const storedAliases = aliased ? tx`, f.aliases` : tx``;
+    const keptAliases = aliased ? tx`, b.aliases` : tx``;
+    // A report adds aliases, never removes one another source gave.
+    const sameAliases = aliased ? tx`and f.aliases @> i.aliases` : tx``;
+    const insertAliases = aliased ? tx`, aliases` : tx``;
+    const unionAliases = aliased
+      ? tx`aliases = case when f.aliases @> k.aliases then f.aliases
+                          else array(select distinct a collate "C" from unnest(f.aliases || k.aliases) a order by 1) end,`
+      : tx``;
     const [merged] = await tx`
       with incoming as materialized (
-        select d.*, ${aliasArray} as aliases
+        select d.* ${aliasArray}
         from (
           select distinct on (fingerprint) * ${allAliases}
           from (
@@ -216,7 +226,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       -- up each fingerprint (random hashes) would touch a different index page per finding.
       existing as materialized (
         select f.id, f.fingerprint, f.status, f.severity, f.fixed_version, f.cvss_score, f.cvss_vector, f.title, f.vendor_status,
-               f.ecosystem, f.package_class, f.manifest, f.source_package, f.fix_source, f.aliases
+               f.ecosystem, f.package_class, f.manifest, f.source_package, f.fix_source ${storedAliases}
         from findings f where f.asset_id = any(${tx.array(scannedIds)}::bigint[])
       ),
       known as materialized (
@@ -225,7 +235,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         -- reports the finding, else pooled. CASE is lazy: the subqueries run for shared findings only.
         select b.fingerprint, b.asset_id, b.kind, b.issue_id, b.component, b.version, b.location, b.fixed_version, b.severity,
                b.cvss_score, b.cvss_vector, b.title, b.vendor_status, b.ecosystem, b.package_class, b.manifest, b.source_package,
-               b.fix_source, b.aliases, b.finding_id, b.prior_status, b.source_score, b.source_vector, b.unchanged, b.source_unchanged,
+               b.fix_source ${keptAliases}, b.finding_id, b.prior_status, b.source_score, b.source_vector, b.unchanged, b.source_unchanged,
                case when b.finding_id is null then b.severity when b.own_same then b.prior_severity when not b.shared then b.severity else (
                  select (array['unknown', 'info', 'low', 'medium', 'high', 'critical'])[1 + max(
                           case p.severity when 'critical' then 5 when 'high' then 4 when 'medium' then 3 when 'low' then 2
@@ -256,8 +266,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
                    and f.package_class is not distinct from coalesce(i.package_class, f.package_class)
                    and f.manifest = coalesce(i.manifest, f.manifest)
                    and f.source_package is not distinct from coalesce(i.source_package, f.source_package)
-                   -- A report adds aliases, never removes one another source gave.
-                   and f.aliases @> i.aliases as unchanged,
+                   ${sameAliases} as unchanged,
                  coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status, false) and ${ownSame} as source_unchanged
           from incoming i
           left join existing f on f.fingerprint = i.fingerprint
@@ -280,10 +289,10 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       created as (
         insert into findings as f (fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
                                    severity, cvss_score, cvss_vector, title, vendor_status,
-                                   ecosystem, package_class, manifest, source_package, fix_source, aliases, first_scan_id, last_scan_id)
+                                   ecosystem, package_class, manifest, source_package, fix_source ${insertAliases}, first_scan_id, last_scan_id)
         select fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
                severity, cvss_score, cvss_vector, title, vendor_status,
-               ecosystem, package_class, coalesce(manifest, ''), source_package, fix_source, aliases, ${scan.id}, ${scan.id}
+               ecosystem, package_class, coalesce(manifest, ''), source_package, fix_source ${insertAliases}, ${scan.id}, ${scan.id}
         from known where finding_id is null
         returning f.id, f.vendor_status, f.severity, f.cvss_score, f.cvss_vector
       ),
@@ -302,8 +311,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
           package_class = coalesce(k.package_class, f.package_class),
           manifest = coalesce(k.manifest, f.manifest),
           source_package = coalesce(k.source_package, f.source_package),
-          aliases = case when f.aliases @> k.aliases then f.aliases
-                         else array(select distinct a collate "C" from unnest(f.aliases || k.aliases) a order by 1) end,
+          ${unionAliases}
           status = 'open',
           reopen_count = f.reopen_count + case when f.status = 'closed' then 1 else 0 end,
           closed_at = null, closed_reason = null, closed_by_scan_id = null
