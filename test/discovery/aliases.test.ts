@@ -269,6 +269,24 @@ describe.skipIf(!hasCorpus)(`one finding under every name (${hasCorpus ? 'real P
     expect(gone!.n).toBe(0);
   });
 
+  it('merging two findings one source reports under both names keeps one source row, seen since the earlier', async () => {
+    await database.sql`delete from vulnerability_aliases`;
+    const target = 'aliases/same-source:1';
+    await ingest(ghsaOnlyFile, 'registry', target);
+    await ingest(trivyFile, 'registry', target);
+    const apart = await flaskFindings(target);
+    expect(apart).toHaveLength(2);
+    const ghsaFinding = apart.find((f) => f.issue_id === GHSA)!;
+    await database.sql`update finding_sources set first_seen_at = now() - interval '10 days' where finding_id = ${ghsaFinding.id}`;
+
+    await ingest(grypeFile, 'grype', 'aliases/elsewhere:2');
+    const merged = await flaskFindings(target);
+    expect(merged.map((f) => [f.issue_id, f.aliases, f.sources])).toEqual([[CVE, [GHSA], ['registry']]]);
+    const [row] = await database.sql`select present, first_seen_at from finding_sources where finding_id = ${merged[0]!.id}`;
+    expect(row!.present).toBe(true);
+    expect((row!.first_seen_at as Date).getTime()).toBeLessThan(Date.now() - 9 * 86_400_000);
+  });
+
   it('the exposure list finds the finding by its CVE, by its alias and by free text', async () => {
     const target = 'aliases/cve-first:1';
     await database.sql`update findings set status = 'open' where true`;
