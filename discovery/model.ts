@@ -18,6 +18,11 @@ export interface NormalizedFinding {
   kind: 'vulnerability' | 'misconfiguration' | 'secret';
   /** CVE, GHSA, vendor advisory or plugin id. */
   issueId: string;
+  /**
+   * Every other id the report gives the vulnerability (GHSA, OSV, distro advisories, the CVE when
+   * issueId is not one): deduplicated, sorted, issueId excluded (`aliasesOf()`). Absent when none.
+   */
+  aliases?: string[];
   component: string;
   version: string;
   /** Where the component lives when one asset can hold it twice (a jar's path); '' otherwise. */

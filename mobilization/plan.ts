@@ -230,7 +230,7 @@ export interface TicketDetail {
   assets: string[];
   /** What to change, one line per package and installed version. */
   lines: ActionLine[];
-  findings: { issueId: string; component: string; version: string; severity: string; cvss: number | null; tier: string | null; kev: boolean; epss: number | null; location: string; cwes: string[]; assetKey: string }[];
+  findings: { issueId: string; aliases?: string[]; component: string; version: string; severity: string; cvss: number | null; tier: string | null; kev: boolean; epss: number | null; location: string; cwes: string[]; assetKey: string }[];
 }
 
 export async function ticketDetail(sql: Sql, key: string): Promise<TicketDetail | undefined> {
@@ -240,7 +240,7 @@ export async function ticketDetail(sql: Sql, key: string): Promise<TicketDetail 
     from tickets t join assets a on a.id = t.asset_id where t.key = ${key}`;
   if (!t) return undefined;
   const findings = await sql`
-    select f.issue_id, f.component, f.version, f.fixed_version, f.source_package, f.location, coalesce(f.cwes, '{}') as cwes, f.severity, f.cvss_score, f.tier,
+    select f.issue_id, f.aliases, f.component, f.version, f.fixed_version, f.source_package, f.location, coalesce(f.cwes, '{}') as cwes, f.severity, f.cvss_score, f.tier,
            k.cve is not null as kev, e.epss, fa.name as asset_name, fa.asset_key
     from findings f
     join assets fa on fa.id = f.asset_id
@@ -268,6 +268,7 @@ export async function ticketDetail(sql: Sql, key: string): Promise<TicketDetail 
     ),
     findings: findings.map((f) => ({
       issueId: f.issue_id,
+      aliases: f.aliases,
       component: f.component,
       version: f.version,
       severity: f.severity,

@@ -70,7 +70,7 @@ export function incidentText(t: TicketDetail): { short_description: string; desc
   const ids = [...new Set(t.findings.map((f) => f.issueId))];
   const lines = t.findings.map(
     (f) =>
-      `- ${f.issueId} (${f.severity}${f.cvss !== null ? `, CVSS ${f.cvss}` : ''}${f.epss !== null ? `, EPSS ${f.epss}` : ''}${f.kev ? ', in CISA KEV' : ''}; tier ${f.tier})`,
+      `- ${f.issueId}${f.aliases?.length ? ` (also ${f.aliases.join(', ')})` : ''} (${f.severity}${f.cvss !== null ? `, CVSS ${f.cvss}` : ''}${f.epss !== null ? `, EPSS ${f.epss}` : ''}${f.kev ? ', in CISA KEV' : ''}; tier ${f.tier})`,
   );
   return {
     short_description: `${headline(t)} (${ids.length} vulnerabilit${ids.length === 1 ? 'y' : 'ies'}, ${t.tier})`,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { likeLiteral, type Sql } from '../db/client.js';
 import { scopeCondition, ScopeSelector } from './scopes.js';
+import { issuesCondition } from '../discovery/store/aliases.js';
 
 // Hunting hypotheses: a named question over the estate's exposures ("Log4Shell in runtime on
 // internet-facing hosts"), saved so it can be asked again on a schedule and its residual exposure
@@ -191,7 +192,7 @@ export function hypothesisCondition(sql: Sql, q: HypothesisQuery) {
       and k.feed_version = (select version from intel_feeds where kind = 'kev' and status = 'active'))`;
   return sql`
     ${q.scope ? scopeCondition(sql, q.scope) : sql``}
-    ${q.issueIds ? sql`and f.issue_id = any(${q.issueIds.map((i) => i.toUpperCase().startsWith('CVE') ? i.toUpperCase() : i)})` : sql``}
+    ${q.issueIds ? sql`and ${issuesCondition(sql, q.issueIds)}` : sql``}
     ${q.components ? sql`and f.component ilike any(${q.components.map(likePattern)})` : sql``}
     ${q.versions ? sql`and f.version ilike any(${q.versions.map(likePattern)})` : sql``}
     ${q.tiers ? sql`and f.tier = any(${q.tiers})` : sql``}

@@ -22,6 +22,7 @@ const ExposureSchema = z
   .object({
     id: z.number().int(),
     issueId: z.string().openapi({ example: 'CVE-2021-44228' }),
+    aliases: z.array(z.string()).openapi({ description: 'the other ids the sources name this vulnerability by (GHSA, OSV, distro advisories)', example: ['GHSA-jfh8-c2jp-5v3q'] }),
     kind: z.string(),
     asset: z.object({
       id: z.number().int(),
@@ -119,7 +120,7 @@ const listExposuresRoute = createRoute({
   request: {
     query: KeysetQuery.extend({
       status: z.enum(['open', 'closed', 'all']).default('open'),
-      issueId: z.string().optional().openapi({ example: 'CVE-2021-44228' }),
+      issueId: z.string().optional().openapi({ description: 'the id the finding is stored under or any of its aliases (GHSA-jfh8-c2jp-5v3q finds CVE-2021-44228)', example: 'CVE-2021-44228' }),
       ticket: z.string().optional().openapi({ description: 'Golden ticket key' }),
       tier: Tier.optional(),
       scope: ScopeName.optional().openapi({ description: 'A saved scope' }),
@@ -128,7 +129,7 @@ const listExposuresRoute = createRoute({
       businessService: z.string().optional(),
       kev: bool.optional(),
       internetFacing: bool.optional(),
-      q: z.string().max(200).optional().openapi({ description: 'an issue id (any case) or the start of a component name' }),
+      q: z.string().max(200).optional().openapi({ description: 'an issue id or alias (CVE in any case, GHSA, OSV, distro advisory) or the start of a component name' }),
     }),
   },
   responses: {

@@ -176,6 +176,7 @@ export const exposurePages = new Hono<ConsoleEnv>()
         <section class="panel">
           <p><TierBadge tier={e.tier} /> score <strong>{e.score ?? '–'}</strong>, due <strong>{dateOnly(e.dueAt)}</strong>, {e.status}{e.title ? ` — ${e.title}` : ''}</p>
           <dl class="facts">
+            {e.aliases.length ? <><dt>Also known as</dt><dd>{e.aliases.join(', ')}</dd></> : null}
             <dt>Component</dt><dd>{fix(e)}{e.location ? <span class="muted"> in {e.location}</span> : null}</dd>
             <dt>Asset</dt><dd>{e.asset.name} <span class="muted">({e.asset.key})</span></dd>
             <dt>Owner</dt><dd>{e.asset.owner ?? 'none (orphan)'}</dd>

@@ -4,6 +4,7 @@ import { scopeCondition, type ScopeSelector } from '../../scoping/scopes.js';
 import { hypothesisCondition, type HypothesisQuery } from '../../scoping/hypotheses.js';
 import { findingLastSeen } from './inventory.js';
 import { countRows, decodeCursor, encodeCursor, type KeysetPage } from './keyset.js';
+import { issueCondition } from '../../discovery/store/aliases.js';
 
 // Exposures: findings (open ones unless asked otherwise) as prioritization sees them (tier, score, due date, explanation, and the
 // context that decided them). List views read here; history comes from score_history. `f.explanation`
@@ -12,6 +13,7 @@ import { countRows, decodeCursor, encodeCursor, type KeysetPage } from './keyset
 export interface ExposureFilter {
   /** open unless asked otherwise; `all` for both. */
   status?: 'open' | 'closed' | 'all';
+  /** Any id of the vulnerability: the one it is stored under or one of its aliases (GHSA, OSV, DSA...). */
   issueId?: string;
   /** Golden ticket key. */
   ticket?: string;
@@ -24,7 +26,7 @@ export interface ExposureFilter {
   businessService?: string;
   kev?: boolean;
   internetFacing?: boolean;
-  /** An issue id (CVE-2021-44228, any case) or the start of a component's name. */
+  /** An issue id or alias (CVE-2021-44228 in any case, GHSA-...) or the start of a component's name. */
   q?: string;
   limit: number;
   /** The cursor of the previous page (its `next`). */
@@ -43,6 +45,8 @@ function exposureRow(r: Record<string, unknown>) {
   return {
     id: Number(r.id),
     issueId: r.issue_id as string,
+    /** The vulnerability's other ids (GHSA, OSV, distro advisories) as the sources reported them. */
+    aliases: (r.aliases as string[] | null) ?? [],
     kind: r.kind as string,
     asset: {
       id: Number(r.asset_id),
@@ -97,7 +101,7 @@ function exposureFrom(sql: Sql, f: ExposureFilter) {
     join assets a on a.id = f.asset_id
     where true
       ${f.status === 'all' ? sql`` : sql`and f.status = ${f.status ?? 'open'}`}
-      ${f.issueId ? sql`and f.issue_id = ${f.issueId}` : sql``}
+      ${f.issueId ? sql`and ${issueCondition(sql, f.issueId)}` : sql``}
       ${f.ticket ? sql`and f.ticket_key = ${f.ticket}` : sql``}
       ${f.tier ? sql`and f.tier = ${f.tier}` : sql``}
       ${f.asset ? sql`and (a.asset_key = ${f.asset} or a.name = ${f.asset})` : sql``}
@@ -105,7 +109,7 @@ function exposureFrom(sql: Sql, f: ExposureFilter) {
       ${f.businessService ? sql`and a.business_service = ${f.businessService}` : sql``}
       ${f.kev === undefined ? sql`` : sql`and ${f.kev ? sql`` : sql`not`} exists (select 1 from kev_entries k where k.cve = f.issue_id and k.feed_version = ${activeVersion(sql, 'kev')})`}
       ${f.internetFacing === undefined ? sql`` : sql`and coalesce(a.internet_facing, false) = ${f.internetFacing}`}
-      ${q ? sql`and (f.issue_id in (${q}, ${q.toUpperCase()}) or f.component like ${`${likeLiteral(q)}%`})` : sql``}
+      ${q ? sql`and (${issueCondition(sql, q)} or f.component like ${`${likeLiteral(q)}%`})` : sql``}
       ${f.scope ? scopeCondition(sql, f.scope) : sql``}
       ${f.hypothesis ? hypothesisCondition(sql, f.hypothesis) : sql``}`;
 }

@@ -5,6 +5,7 @@ import { resolveAssets, stageAssetRef, type StagedAsset } from './identity.js';
 import { stageRows, type StageColumn } from './copy.js';
 import { recordScannedBaseImages } from './base-images.js';
 import type { BaseImage } from '../connectors/common/base-image.js';
+import { learnAliases, ReportIds } from './aliases.js';
 
 export interface IngestCounts {
   /** Findings in the report after in-report duplicates are merged. */
@@ -25,7 +26,8 @@ export interface ScanToIngest {
 }
 
 /**
- * A finding's identity: its resolved asset, kind, issue, component, version and location, and
+ * A finding's identity: its resolved asset, kind, issue (the canonical id: a GHSA that
+ * `vulnerability_aliases` links to a CVE is keyed by the CVE), component, version and location, and
  * nothing a scanner may reword (titles, descriptions, severities), so re-imports never churn
  * findings. The merge below computes the same hash in SQL over the staging table; this is it in
  * TypeScript, for code that names a finding outside ingest (the two are tested to agree).
@@ -73,6 +75,8 @@ const STAGING_COLUMNS: readonly StageColumn[] = [
   ['asset_key', 'text'], ['kind', 'text'], ['issue_id', 'text'], ['component', 'text'], ['version', 'text'], ['location', 'text'],
   ['fixed_version', 'text'], ['severity', 'text'], ['cvss_score', 'real'], ['cvss_vector', 'text'], ['title', 'text'], ['vendor_status', 'text'],
   ['ecosystem', 'text'], ['package_class', 'text'], ['manifest', 'text'], ['source_package', 'text'], ['fix_source', 'text'],
+  // The finding's aliases joined by U+001F (no alias holds one): one text column stages alike by COPY and by unnest().
+  ['aliases', 'text'],
 ];
 
 /**
@@ -100,19 +104,22 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       create temp table if not exists staging_findings (
         asset_key text, kind text, issue_id text, component text, version text, location text, fixed_version text,
         severity text, cvss_score real, cvss_vector text, title text, vendor_status text,
-        ecosystem text, package_class text, manifest text, source_package text, fix_source text
+        ecosystem text, package_class text, manifest text, source_package text, fix_source text, aliases text
       ) on commit delete rows`.simple();
     // Assets are few even when findings are millions: collect them on the way, resolve them once.
     const seen = new Map<string, StagedAsset>();
     const bases = new Map<string, BaseImage>();
+    const ids = new ReportIds();
     // Every text the store receives from a report passes here first: NUL is removed (withoutNul).
     const rows = await stageRows(tx, 'staging_findings', STAGING_COLUMNS, nulFree(findings), (f) => {
       if (!seen.has(f.asset.assetKey)) {
         seen.set(f.asset.assetKey, stageAssetRef(f.asset));
         if (f.asset.builtFrom) bases.set(f.asset.assetKey, f.asset.builtFrom);
       }
+      ids.add(f.issueId, f.aliases);
       return [f.asset.assetKey, f.kind, f.issueId, f.component, f.version, f.location, f.fixedVersion, f.severity, f.cvssScore, f.cvssVector, f.title, f.vendorStatus,
-        f.ecosystem, f.packageClass, f.manifest, f.sourcePackage, f.fixedVersion !== undefined ? f.fixSource : undefined];
+        f.ecosystem, f.packageClass, f.manifest, f.sourcePackage, f.fixedVersion !== undefined ? f.fixSource : undefined,
+        f.aliases?.length ? f.aliases.join('\x1f') : undefined];
     });
     const resolved = await resolveAssets(tx, [...seen.values()], 'scan', { source: scan.source, scanId: scan.id });
     const scannedIds = [...resolved.values()];
@@ -167,26 +174,59 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       select p.${tx(column)} from (select o.cvss_score, o.cvss_vector from finding_sources o where o.finding_id = b.finding_id and o.present and o.source <> ${src}
                                    union all select b.source_score, b.source_vector) p(cvss_score, cvss_vector)
       order by p.cvss_vector is null, p.cvss_score desc nulls last, p.cvss_vector collate "C" limit 1)`;
+    // Aliases (aliases.ts): the links the report states are learned first, re-keying the stored
+    // findings they make duplicates; then each finding is keyed by its canonical id, and keeps the
+    // ids it was reported under as aliases. A report that names no alias and no aliased id merges
+    // exactly as before (the fragments below are empty).
+    const { links } = await learnAliases(tx, scan.source, ids);
+    const aliased = ids.hasAliases || links.size > 0;
+    const keyedIssue = links.size ? tx`coalesce(m.canonical, s.issue_id)` : tx`s.issue_id`;
+    const canonicalJoin = links.size
+      ? tx`left join unnest(${tx.array([...links.keys()])}::text[], ${tx.array([...links.values()])}::text[]) as m(alias, canonical) on m.alias = s.issue_id`
+      : tx``;
+    const rowAliases = !aliased ? tx``
+      : links.size ? tx`, nullif(concat_ws(chr(31), s.aliases, case when m.canonical is not null then s.issue_id end), '') as row_aliases`
+      : tx`, s.aliases as row_aliases`;
+    // Duplicates in one report (two ids of one vulnerability on one package) pool their aliases.
+    const allAliases = aliased ? tx`, string_agg(row_aliases, chr(31)) over (partition by fingerprint) as all_aliases` : tx``;
+    const aliasArray = aliased
+      ? tx`, case when d.all_aliases is null then '{}'::text[]
+                  else array(select distinct a collate "C" from unnest(string_to_array(d.all_aliases, chr(31))) a where a <> d.issue_id order by 1) end as aliases`
+      : tx``;
+    // The merge's alias parts: compared, inserted and unioned only when the report has any.
+    const storedAliases = aliased ? tx`, f.aliases` : tx``;
+    const keptAliases = aliased ? tx`, b.aliases` : tx``;
+    // A report adds aliases, never removes one another source gave.
+    const sameAliases = aliased ? tx`and f.aliases @> i.aliases` : tx``;
+    const insertAliases = aliased ? tx`, aliases` : tx``;
+    const unionAliases = aliased
+      ? tx`aliases = case when f.aliases @> k.aliases then f.aliases
+                          else array(select distinct a collate "C" from unnest(f.aliases || k.aliases) a order by 1) end,`
+      : tx``;
     const [merged] = await tx`
       with incoming as materialized (
-        select distinct on (fingerprint) *
+        select d.* ${aliasArray}
         from (
-          -- fingerprint() above, in SQL.
-          select encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint,
-                 r.asset_id, s.kind, s.issue_id, s.component, s.version, s.location, s.fixed_version, s.severity, s.cvss_score, s.cvss_vector,
-                 s.title, s.vendor_status, s.ecosystem, s.package_class, s.manifest, s.source_package, s.fix_source
-          from staging_findings s
-          join unnest(${tx.array([...resolved.keys()])}::text[], ${tx.array([...resolved.values()])}::bigint[]) as r(asset_key, asset_id)
-            on r.asset_key = s.asset_key
-        ) keyed
-        -- The worst rating of the duplicates, its vector with it (one rating, so they agree).
-        order by fingerprint, cvss_score desc nulls last, cvss_vector nulls last
+          select distinct on (fingerprint) * ${allAliases}
+          from (
+            -- fingerprint() above, in SQL.
+            select encode(sha256(convert_to(concat_ws(chr(31), r.asset_id, s.kind, ${keyedIssue}, s.component, s.version, s.location), 'UTF8')), 'hex') as fingerprint,
+                   r.asset_id, s.kind, ${keyedIssue} as issue_id, s.component, s.version, s.location, s.fixed_version, s.severity, s.cvss_score, s.cvss_vector,
+                   s.title, s.vendor_status, s.ecosystem, s.package_class, s.manifest, s.source_package, s.fix_source ${rowAliases}
+            from staging_findings s
+            join unnest(${tx.array([...resolved.keys()])}::text[], ${tx.array([...resolved.values()])}::bigint[]) as r(asset_key, asset_id)
+              on r.asset_key = s.asset_key
+            ${canonicalJoin}
+          ) keyed
+          -- The worst rating of the duplicates, its vector with it (one rating, so they agree).
+          order by fingerprint, cvss_score desc nulls last, cvss_vector nulls last
+        ) d
       ),
       -- The scanned assets' findings, through the asset index: rows stored together, where looking
       -- up each fingerprint (random hashes) would touch a different index page per finding.
       existing as materialized (
         select f.id, f.fingerprint, f.status, f.severity, f.fixed_version, f.cvss_score, f.cvss_vector, f.title, f.vendor_status,
-               f.ecosystem, f.package_class, f.manifest, f.source_package, f.fix_source
+               f.ecosystem, f.package_class, f.manifest, f.source_package, f.fix_source ${storedAliases}
         from findings f where f.asset_id = any(${tx.array(scannedIds)}::bigint[])
       ),
       known as materialized (
@@ -195,7 +235,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         -- reports the finding, else pooled. CASE is lazy: the subqueries run for shared findings only.
         select b.fingerprint, b.asset_id, b.kind, b.issue_id, b.component, b.version, b.location, b.fixed_version, b.severity,
                b.cvss_score, b.cvss_vector, b.title, b.vendor_status, b.ecosystem, b.package_class, b.manifest, b.source_package,
-               b.fix_source, b.finding_id, b.prior_status, b.source_score, b.source_vector, b.unchanged, b.source_unchanged,
+               b.fix_source ${keptAliases}, b.finding_id, b.prior_status, b.source_score, b.source_vector, b.unchanged, b.source_unchanged,
                case when b.finding_id is null then b.severity when b.own_same then b.prior_severity when not b.shared then b.severity else (
                  select (array['unknown', 'info', 'low', 'medium', 'high', 'critical'])[1 + max(
                           case p.severity when 'critical' then 5 when 'high' then 4 when 'medium' then 3 when 'low' then 2
@@ -225,7 +265,8 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
                    and f.ecosystem is not distinct from coalesce(i.ecosystem, f.ecosystem)
                    and f.package_class is not distinct from coalesce(i.package_class, f.package_class)
                    and f.manifest = coalesce(i.manifest, f.manifest)
-                   and f.source_package is not distinct from coalesce(i.source_package, f.source_package) as unchanged,
+                   and f.source_package is not distinct from coalesce(i.source_package, f.source_package)
+                   ${sameAliases} as unchanged,
                  coalesce(fs.present and fs.vendor_status is not distinct from i.vendor_status, false) and ${ownSame} as source_unchanged
           from incoming i
           left join existing f on f.fingerprint = i.fingerprint
@@ -248,10 +289,10 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
       created as (
         insert into findings as f (fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
                                    severity, cvss_score, cvss_vector, title, vendor_status,
-                                   ecosystem, package_class, manifest, source_package, fix_source, first_scan_id, last_scan_id)
+                                   ecosystem, package_class, manifest, source_package, fix_source ${insertAliases}, first_scan_id, last_scan_id)
         select fingerprint, asset_id, kind, issue_id, component, version, location, fixed_version,
                severity, cvss_score, cvss_vector, title, vendor_status,
-               ecosystem, package_class, coalesce(manifest, ''), source_package, fix_source, ${scan.id}, ${scan.id}
+               ecosystem, package_class, coalesce(manifest, ''), source_package, fix_source ${insertAliases}, ${scan.id}, ${scan.id}
         from known where finding_id is null
         returning f.id, f.vendor_status, f.severity, f.cvss_score, f.cvss_vector
       ),
@@ -270,6 +311,7 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
           package_class = coalesce(k.package_class, f.package_class),
           manifest = coalesce(k.manifest, f.manifest),
           source_package = coalesce(k.source_package, f.source_package),
+          ${unionAliases}
           status = 'open',
           reopen_count = f.reopen_count + case when f.status = 'closed' then 1 else 0 end,
           closed_at = null, closed_reason = null, closed_by_scan_id = null

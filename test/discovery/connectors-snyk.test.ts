@@ -69,7 +69,7 @@ describe('Snyk JSON: forms the samples lack', () => {
     const findings = await parse(file);
     expect(findings).toEqual([{
       asset: { assetKey: 'fs:/src/app', kind: 'filesystem', name: '/src/app' }, kind: 'vulnerability', issueId: 'CVE-2021-23337',
-      component: 'lodash', version: '4.17.11', location: '', fixedVersion: '4.17.21', fixSource: 'scanner', severity: 'high', cvssScore: 7.2,
+      aliases: ['SNYK-JS-LODASH-1040724'], component: 'lodash', version: '4.17.11', location: '', fixedVersion: '4.17.21', fixSource: 'scanner', severity: 'high', cvssScore: 7.2,
       cvssVector: 'CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H', title: 'Command Injection', cwes: ['CWE-78'],
       ecosystem: 'npm', packageClass: 'app', manifest: 'package-lock.json',
     }]);
@@ -86,6 +86,8 @@ describe('Snyk JSON: forms the samples lack', () => {
     const [a, b, c] = await parse(file);
     expect(a).toMatchObject({ issueId: 'SNYK-JS-X-1', fixedVersion: '4.17.12', fixSource: 'scanner' });
     expect(b!.issueId).toBe('SNYK-JS-X-2');
+    // Two CVEs: neither keys the finding, both are its aliases.
+    expect(b!.aliases).toEqual(['CVE-2020-1', 'CVE-2020-2']);
     expect(c).toMatchObject({ issueId: 'CVE-2021-23337', component: 'flask', ecosystem: 'pypi', severity: 'critical' });
   });
 

@@ -33,6 +33,13 @@ describe('the incident text', () => {
     expect(text.description).toContain('- CVE-2023-5678 (high, in CISA KEV; tier act)');
   });
 
+  it('lists the other ids a vulnerability is known by beside it', () => {
+    const [first, second] = ticket().findings;
+    const text = incidentText(ticket({ findings: [{ ...first!, aliases: ['DSA-5621-1', 'GHSA-xxxx-yyyy-zzzz'] }, { ...second!, aliases: [] }] }));
+    expect(text.description).toContain('- CVE-2024-0727 (also DSA-5621-1, GHSA-xxxx-yyyy-zzzz) (medium, CVSS 5.5, EPSS 0.01; tier attend)');
+    expect(text.description).toContain('- CVE-2023-5678 (high, in CISA KEV; tier act)');
+  });
+
   it('speaks of hosts when one patch covers several, and of one vulnerability in the singular', () => {
     const text = incidentText(ticket({ assets: ['web-01', 'web-02', 'web-03'], findings: ticket().findings.slice(0, 1) }));
     expect(text.short_description).toBe('Upgrade openssl to 3.0.13 on 3 hosts (1 vulnerability, act)');

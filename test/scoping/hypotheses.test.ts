@@ -91,6 +91,20 @@ describe('hypothesis conditions', () => {
     expect(await matching({ issueIds: ['CVE-2021-44228'], publiclyExposed: false })).toEqual(ids('log4jInternal'));
   });
 
+  it('an issue id matches the findings reported under it as an alias, and those stored under the CVE it is an alias of', async () => {
+    await db.sql`update findings set aliases = array['GHSA-jfh8-c2jp-5v3q'] where id = ${f.log4jExposed!}`;
+    await db.sql`insert into vulnerability_aliases (alias, canonical, source) values ('GHSA-7rjr-3q55-vv33', 'CVE-2021-44228', 'test')`;
+    try {
+      // Reported by one source under the GHSA: only that finding carries it.
+      expect(await matching({ issueIds: ['ghsa-JFH8-c2jp-5v3q'] })).toEqual(ids('log4jExposed'));
+      // A known alias of the CVE finds every open finding stored under the CVE.
+      expect(await matching({ issueIds: ['GHSA-7rjr-3q55-vv33'] })).toEqual(ids('log4jExposed', 'log4jInternal'));
+    } finally {
+      await db.sql`update findings set aliases = '{}' where id = ${f.log4jExposed!}`;
+      await db.sql`delete from vulnerability_aliases where alias = 'GHSA-7rjr-3q55-vv33'`;
+    }
+  });
+
   it('EOL kernels on internet-facing hosts: a component pattern over the host scope', async () => {
     expect(await matching({ components: ['linux-image-4.*'], scope: { assetKinds: ['host'], internetFacing: true } })).toEqual(ids('kernel'));
     expect(await matching({ components: ['LINUX-IMAGE-*'], vendorStatuses: ['will_not_fix'] })).toEqual(ids('kernel'));

@@ -5,7 +5,7 @@ import type { JsonPath } from '../../streams/json.js';
 import { isArrayOrNull, jsonStart, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { arr, defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
 import { fixOf, packageFacts } from '../common/package-facts.js';
-import { componentName, cweId, relPath, type Ecosystem } from '../common/identity.js';
+import { aliasesOf, componentName, cweId, relPath, type Ecosystem } from '../common/identity.js';
 import { cvss3BaseScore, cvss3Vector } from '../common/cvss.js';
 
 // AWS Inspector v2 findings as `aws inspector2 list-findings` writes them: `{"findings": [...]}`.
@@ -134,6 +134,8 @@ function* findingsOf(file: string, value: unknown, path: JsonPath, options: Pars
       if (packages.length === 0) fail(file, [...path, 'packageVulnerabilityDetails', 'vulnerablePackages'], 'missing or empty');
       const references = unique([str(details.sourceUrl), ...strings(details.referenceUrls)].filter((u): u is string => !!u));
       const cvss = cvssOf(finding, details);
+      // An ALAS or GHSA finding lists the CVEs it covers here.
+      const aliases = aliasesOf(issueId, strings(details.relatedVulnerabilities));
       const seen = new Set<string>();
       for (const [p, pkg] of packages.entries()) {
         if (!isObject(pkg)) fail(file, [...path, 'packageVulnerabilityDetails', 'vulnerablePackages', p], 'expected an object');
@@ -154,6 +156,7 @@ function* findingsOf(file: string, value: unknown, path: JsonPath, options: Pars
           asset,
           kind: 'vulnerability',
           issueId,
+          aliases,
           component,
           version,
           location: installedAt,

@@ -131,6 +131,30 @@ export function preferCve(id: string, aliases: Iterable<string>): string {
   return cves.size === 1 ? [...cves][0]! : id;
 }
 
+/** The id as every connector spells it: CVE ids upper-case (`cve-2024-1` and `CVE-2024-1` are one). */
+export const issueIdSpelling = (id: string): string => (CVE.test(id) ? id.toUpperCase() : id);
+
+export const isCve = (id: string): boolean => CVE.test(id);
+
+// Advisory ids are one token; a field holding a sentence or a URL is not an id.
+const ALIAS = /^[A-Za-z][A-Za-z0-9]*(?:[-_:.][A-Za-z0-9]+)+$/;
+
+/**
+ * The aliases of a finding: every id the report gives its vulnerability but `issueId` (CVEs
+ * upper-cased), one of each, sorted; undefined when there is none, so findings without aliases
+ * carry no empty array.
+ */
+export function aliasesOf(issueId: string, ids: Iterable<string | undefined | null>): string[] | undefined {
+  const own = issueIdSpelling(issueId);
+  const out = new Set<string>();
+  for (const raw of ids) {
+    if (typeof raw !== 'string') continue;
+    const id = issueIdSpelling(raw.trim());
+    if (id && id !== own && ALIAS.test(id)) out.add(id);
+  }
+  return out.size ? [...out].sort() : undefined;
+}
+
 export function severityFromScore(score: number): Severity {
   return score >= 9 ? 'critical' : score >= 7 ? 'high' : score >= 4 ? 'medium' : score > 0 ? 'low' : 'info';
 }

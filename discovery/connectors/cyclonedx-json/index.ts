@@ -48,6 +48,7 @@ function* findingsOf(
     ],
     cwes: arr(vuln.cwes),
     recommendation: str(vuln.recommendation),
+    referenceIds: objects(vuln.references).map((r) => str(r.id)),
   });
   const seen = new Set<string>();
   const affects = objects(vuln.affects);

@@ -89,6 +89,7 @@ function* vulnerabilityFindings(
     ],
     cwes: childrenNamed(at(vuln, 'cwes'), 'cwe').map((c) => c.text),
     recommendation: childText(vuln, 'recommendation') || undefined,
+    referenceIds: childrenNamed(at(vuln, 'references'), 'reference').map((r) => childText(r, 'id')),
   });
   const seen = new Set<string>();
   for (const target of childrenNamed(at(vuln, 'affects'), 'target')) {

@@ -7,7 +7,7 @@ import { defined, isObject, num, objects, str, unique, type Json } from '../comm
 import { fixOf, packageFacts } from '../common/package-facts.js';
 import { fixedVersionFromText } from '../shared/fix-text.js';
 import { cvss3BaseScore, cvss3Vector } from '../common/cvss.js';
-import { cweId, nameFromParts, preferCve } from '../common/identity.js';
+import { aliasesOf, cweId, nameFromParts, preferCve } from '../common/identity.js';
 
 // Dependency-Track Finding Packaging Format (FPF) export: one project, its findings. The asset is
 // the project (`project:<name>@<version>`); `findings` null, [] or absent is a project with no
@@ -42,13 +42,16 @@ function assetOf(file: string, project: Json | undefined, options: ParseOptions)
  * Dependency-Track's own ids for non-CVE sources are bare numbers (npm advisory `533`): prefix the
  * source so they cannot collide (`NPM-533`), then prefer the single CVE alias, as other connectors do.
  */
-function issueIdOf(vuln: Json): string | undefined {
+function idsOf(vuln: Json): { issueId: string; aliases?: string[] } | undefined {
   const raw = str(vuln.vulnId) ?? (typeof vuln.vulnId === 'number' ? String(vuln.vulnId) : undefined);
   if (!raw) return undefined;
   const source = str(vuln.source);
   const id = /^[A-Za-z][A-Za-z0-9]*-/.test(raw) || !source ? raw : `${source.toUpperCase()}-${raw}`;
-  const aliases = objects(vuln.aliases).flatMap((a) => Object.values(a).filter((v): v is string => typeof v === 'string'));
-  return preferCve(id, aliases);
+  // Each alias object names one id per source (cveId, ghsaId, osvId, snykId, gsdId, vulnDbId...).
+  const aliases = objects(vuln.aliases).flatMap((a) =>
+    Object.entries(a).filter(([key, v]) => key.endsWith('Id') && typeof v === 'string').map(([, v]) => v as string));
+  const issueId = preferCve(id, aliases);
+  return { issueId, aliases: aliasesOf(issueId, [id, ...aliases]) };
 }
 
 function findingOf(file: string, value: unknown, path: JsonPath, asset: () => AssetRef): NormalizedFinding {
@@ -57,7 +60,7 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: () => As
   const vuln = isObject(value.vulnerability) ? value.vulnerability : fail(file, [...path, 'vulnerability'], 'missing');
   const analysis = isObject(value.analysis) ? value.analysis : {};
   const pkg = str(component.name) ?? fail(file, [...path, 'component', 'name'], 'missing');
-  const issueId = issueIdOf(vuln) ?? fail(file, [...path, 'vulnerability', 'vulnId'], 'missing');
+  const { issueId, aliases } = idsOf(vuln) ?? fail(file, [...path, 'vulnerability', 'vulnId'], 'missing');
   const rawSeverity = str(vuln.severity);
   const severity = rawSeverity === undefined || rawSeverity.toUpperCase() === 'UNASSIGNED' ? 'unknown' : normalizeSeverity(rawSeverity) ?? 'unknown';
   const state = ANALYSIS_STATES[str(analysis.state)?.toUpperCase() ?? ''];
@@ -72,6 +75,7 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: () => As
     asset: asset(),
     kind: 'vulnerability',
     issueId,
+    aliases,
     component: parts.name,
     version: str(component.version) ?? '',
     location: '',

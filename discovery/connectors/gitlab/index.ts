@@ -8,7 +8,7 @@ import { fixedVersionFromText } from '../shared/fix-text.js';
 import { defined, isObject, objects, str, unique, type Json } from '../common/json.js';
 import { fixOf, packageFacts } from '../common/package-facts.js';
 import { cvss3BaseScore, cvss3BaseVector, cvss3Vector } from '../common/cvss.js';
-import { componentName, cweId, isManifestPath, preferCve, relPath, trivyEcosystem, type Ecosystem } from '../common/identity.js';
+import { aliasesOf, componentName, cweId, isManifestPath, preferCve, relPath, trivyEcosystem, type Ecosystem } from '../common/identity.js';
 
 // GitLab security reports (the `gl-dependency-scanning-report.json` and
 // `gl-container-scanning-report.json` CI artifacts, security report schema 2.x-15.x):
@@ -78,6 +78,18 @@ function issueIdOf(identifiers: Json[], fallback: string | undefined): string | 
   const ghsa = unique(typed('ghsa'));
   const lead = ghsa.length === 1 ? ghsa[0]! : (str(identifiers[0]?.name) ?? values[0] ?? fallback);
   return lead ? preferCve(lead, values) : undefined;
+}
+
+// Identifier types that name a weakness or a category, not the vulnerability.
+const NOT_ALIASES = new Set(['cwe', 'owasp', 'wasc']);
+
+/** The other ids GitLab names the vulnerability by: CVE and GHSA by value, the others by name (`Gemnasium-<uuid>`). */
+function aliasesOfIdentifiers(issueId: string, identifiers: Json[]): string[] | undefined {
+  return aliasesOf(issueId, identifiers.flatMap((i) => {
+    const type = String(i.type ?? '').toLowerCase();
+    if (NOT_ALIASES.has(type)) return [];
+    return [type === 'cve' || type === 'ghsa' ? str(i.value) ?? str(i.name) : str(i.name) ?? str(i.value)];
+  }));
 }
 
 /** Trivy's names for the language results of an image, which GitLab copies into `location.image`. */
@@ -156,6 +168,7 @@ function gitlabConnector(format: string, type: ScanType, description: string): C
       asset: assetOf(file, location, path, header, options),
       kind: 'vulnerability',
       issueId,
+      aliases: aliasesOfIdentifiers(issueId, identifiers),
       component: componentName(ecosystem, rawName),
       version: str(dependency.version) ?? '',
       location: '',

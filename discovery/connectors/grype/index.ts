@@ -5,7 +5,7 @@ import { readValue, type JsonPath } from '../../streams/json.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
 import {
-  OS_ECOSYSTEMS, componentName, grypeEcosystem, isManifestPath, nameFromParts, preferCve, relPath, severityFromScore,
+  OS_ECOSYSTEMS, aliasesOf, componentName, grypeEcosystem, isManifestPath, nameFromParts, preferCve, relPath, severityFromScore,
 } from '../common/identity.js';
 import { cvss3Vector } from '../common/cvss.js';
 import { baseImageOf } from '../common/base-image.js';
@@ -153,10 +153,15 @@ function findingOf(file: string, value: unknown, path: JsonPath, asset: AssetRef
   const description = str(vuln.description) ?? related.map((r) => str(r.description)).find(Boolean);
   const references = unique([...strings(vuln.urls), ...strings(vuln.links), ...(str(vuln.dataSource) ? [vuln.dataSource as string] : [])]);
 
+  // The match's own id (a GHSA or distro advisory) and its related records' ids: the CVE keys the
+  // finding when there is exactly one, the others are kept as its aliases.
+  const relatedIds = related.map((r) => str(r.id));
+  const issueId = preferCve(id, relatedIds.filter((r): r is string => r !== undefined));
   return defined<NormalizedFinding>({
     asset,
     kind: 'vulnerability',
-    issueId: preferCve(id, related.map((r) => String(r.id ?? ''))),
+    issueId,
+    aliases: aliasesOf(issueId, [id, ...relatedIds]),
     component,
     version: artifact.version,
     location,

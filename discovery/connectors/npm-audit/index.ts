@@ -6,7 +6,7 @@ import { jsonStart, objectEvents, reportFail, type ReportFail } from '../shared/
 import { arr, defined, isObject, num, str, strings, unique, type Json } from '../common/json.js';
 import { fixOf, packageFacts } from '../common/package-facts.js';
 import { fixedVersionFromText } from '../shared/fix-text.js';
-import { cweId } from '../common/identity.js';
+import { aliasesOf, cweId } from '../common/identity.js';
 import { cvss3Vector } from '../common/cvss.js';
 
 // `npm audit --json`: v1 (npm <= 6, `advisories` keyed by advisory id, with installed versions) and
@@ -71,6 +71,8 @@ function* advisoryFindings(file: string, value: unknown, path: JsonPath, asset: 
         asset: asset(),
         kind: 'vulnerability',
         issueId,
+        // The advisory's GHSA and npm ids, and its other CVEs when it names several.
+        aliases: aliasesOf(issueId, [...cves, ghsa, `NPM-${advisoryId}`]),
         component: module,
         version,
         location: '',
@@ -104,12 +106,14 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: (
     const component = str(via.dependency) ?? str(via.name) ?? pkg;
     const source = num(via.source) ?? str(via.source);
     const issueId = GHSA.exec(String(via.url ?? ''))?.[0] ?? (source !== undefined ? `NPM-${source}` : fail(file, [...path, 'via', i, 'url'], 'missing'));
+    const npmId = source !== undefined ? `NPM-${source}` : undefined;
     const cvss = isObject(via.cvss) ? num(via.cvss.score) : undefined;
     const range = str(via.range);
     yield defined<NormalizedFinding>({
       asset: asset(),
       kind: 'vulnerability',
       issueId,
+      aliases: aliasesOf(issueId, [npmId]),
       component,
       version: '',
       location: '',

@@ -6,7 +6,7 @@ import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail }
 import { arr, defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
 import { packageFacts } from '../common/package-facts.js';
 import { cvss3BaseScore, cvss3Vector } from '../common/cvss.js';
-import { compareVersions, componentName, cweId, maxSeverity, osvEcosystem, preferCve, severityFromScore } from '../common/identity.js';
+import { aliasesOf, compareVersions, componentName, cweId, maxSeverity, osvEcosystem, preferCve, severityFromScore } from '../common/identity.js';
 
 // OSV-Scanner JSON (`osv-scanner --format json`): results per scanned source (lockfile, SBOM, git
 // repository), packages per source, OSV records per package. OSV-Scanner groups records that are
@@ -138,10 +138,13 @@ function* packageFindings(file: string, value: unknown, path: JsonPath, asset: A
     const lead = members[0];
     const references = unique(members.flatMap((m) => objects(m.references).map((r) => str(r.url)).filter((u): u is string => !!u)));
     const fixedVersion = fixedVersionOf(members, rawName, str(pkg.version) ?? '');
+    const issueId = preferCve(first, aliases);
     yield defined<NormalizedFinding>({
       asset,
       kind: 'vulnerability',
-      issueId: preferCve(first, aliases),
+      issueId,
+      // The group's other ids (GHSA-x beside PYSEC-y) and every alias its records name.
+      aliases: aliasesOf(issueId, [...set.ids, ...aliases]),
       component,
       version,
       location: '',

@@ -4,7 +4,7 @@ import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity
 import { streamJson, type JsonPath } from '../../streams/json.js';
 import { isArrayOrNull, opensObject, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
-import { cweId, isManifestPath, severityFromScore } from '../common/identity.js';
+import { aliasesOf, cweId, isManifestPath, severityFromScore } from '../common/identity.js';
 import { fixOf } from '../common/package-facts.js';
 import { fixedVersionFromText } from '../shared/fix-text.js';
 
@@ -176,6 +176,14 @@ function ruleNamedIn(message: string | undefined, run: Run): Rule | undefined {
   return run.rulesByLabel.find(({ label }) => text.startsWith(label) && (text.length === label.length || /[\s.,:;!?()-]/.test(text[label.length]!)))?.rule;
 }
 
+// A CVE or GHSA id written inside a rule's id or name (`CVE-2008-0732-geronimo-j2ee...`). Descriptions
+// are not read: they cite related vulnerabilities too.
+const VULN_ID = /(?<![A-Za-z0-9])(CVE-\d{4}-\d{4,}|GHSA(?:-[a-z0-9]{4}){3})(?![A-Za-z0-9])/gi;
+
+function namedIds(...labels: (string | undefined)[]): string[] {
+  return labels.flatMap((label) => (label ? [...label.matchAll(VULN_ID)].map((m) => m[1]!) : []));
+}
+
 function findingOf(file: string, value: unknown, path: JsonPath, run: Run, options: ParseOptions): NormalizedFinding | undefined {
   if (!isObject(value)) fail(file, path, 'expected an object');
   const result = value;
@@ -216,6 +224,7 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
     asset: (run.asset ??= assetOf(run, options)),
     kind,
     issueId: ruleId,
+    aliases: kind === 'vulnerability' ? aliasesOf(ruleId, namedIds(ruleId, rule?.name)) : undefined,
     component: uri,
     version: '',
     location: uri && line !== undefined ? `${uri}:${line}` : uri,

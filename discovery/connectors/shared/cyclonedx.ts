@@ -1,7 +1,7 @@
 import type { ParseOptions } from '../index.js';
 import type { AssetRef, NormalizedFinding, Severity } from '../../model.js';
 import { defined, unique } from '../common/json.js';
-import { cweId, severityFromScore } from '../common/identity.js';
+import { aliasesOf, cweId, severityFromScore } from '../common/identity.js';
 import { cvss3BaseScore, cvss3BaseVector, cvss3Vector } from '../common/cvss.js';
 import { fixOf, packageFacts } from '../common/package-facts.js';
 import { fixedVersionFromText } from './fix-text.js';
@@ -73,11 +73,14 @@ export interface VulnerabilityFields {
   cwes: unknown[];
   /** The `recommendation` text ("Upgrade x to version 2.9.5 or higher."). */
   recommendation?: string | undefined;
+  /** The ids of `references` (the same vulnerability in other databases: CVE, GHSA, OSV). */
+  referenceIds?: (string | undefined)[];
 }
 
 /** What every finding of one vulnerability shares. */
 export interface Vulnerability {
   issueId: string;
+  aliases: string[] | undefined;
   severity: Severity;
   cvssScore: number | undefined;
   cvssVector: string | undefined;
@@ -133,6 +136,7 @@ export function vulnerabilityOf(fields: VulnerabilityFields): Vulnerability {
   const firstLine = fields.description?.split('\n')[0]?.trim() ?? '';
   return {
     issueId: fields.id,
+    aliases: aliasesOf(fields.id, fields.referenceIds ?? []),
     ...rate(fields.ratings),
     vendorStatus: ANALYSIS_STATES[fields.state ?? ''],
     title: (firstLine.length > 200 ? `${firstLine.slice(0, 197)}...` : firstLine) || undefined,
@@ -149,6 +153,7 @@ export function vulnerabilityFinding(v: Vulnerability, asset: AssetRef, componen
     asset,
     kind: 'vulnerability',
     issueId: v.issueId,
+    aliases: v.aliases,
     component: component.name,
     version: component.version,
     location: '',

@@ -7,7 +7,7 @@ import { readHead } from '../common/head.js';
 import { arr, defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
 import { packageFacts, fixOf } from '../common/package-facts.js';
 import { cvss3BaseVector, cvss3Vector } from '../common/cvss.js';
-import { OS_ECOSYSTEMS, componentName, cweId, preferCve, relPath, severityFromScore, type Ecosystem } from '../common/identity.js';
+import { OS_ECOSYSTEMS, aliasesOf, componentName, cweId, preferCve, relPath, severityFromScore, type Ecosystem } from '../common/identity.js';
 
 // Snyk CLI `snyk test --json` (and `snyk container test --json`): one project object, or an array
 // of them (`--all-projects`). Snyk writes one `vulnerabilities[]` entry per dependency path (`from`),
@@ -148,6 +148,8 @@ function finding(file: string, v: unknown, path: JsonPath, asset: AssetRef, mana
   const identifiers = isObject(v.identifiers) ? v.identifiers : {};
   const cves = strings(identifiers.CVE);
   const issueId = preferCve(id, cves);
+  // Snyk's own id and every identifier list but weaknesses (CVE, GHSA, ALTERNATIVE...).
+  const aliases = aliasesOf(issueId, [id, ...Object.entries(identifiers).filter(([type]) => type !== 'CWE').flatMap(([, ids]) => strings(ids))]);
   // Outside the CVSS range is no score, as in every other connector (the fuzzer wrote 11).
   const stated = num(v.cvssScore);
   const cvssScore = stated !== undefined && stated >= 0 && stated <= 10 ? stated : undefined;
@@ -160,6 +162,7 @@ function finding(file: string, v: unknown, path: JsonPath, asset: AssetRef, mana
     asset,
     kind: 'vulnerability',
     issueId,
+    aliases,
     component: componentName(ecosystem, binary),
     version,
     location: '',

@@ -3,7 +3,7 @@ import type { Connector, ParseOptions } from '../index.js';
 import { ReportError, normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../../model.js';
 import { streamJsonBatches, formatPath, type JsonPath } from '../../streams/json.js';
 import { blank, isObject, str, strings, defined, type Json } from '../common/json.js';
-import { componentName, cweId, isManifestPath, relPath, trivyEcosystem } from '../common/identity.js';
+import { aliasesOf, componentName, cweId, isManifestPath, relPath, trivyEcosystem } from '../common/identity.js';
 import { packageFacts, type PackageFacts } from '../common/package-facts.js';
 import { cvss3Vector } from '../common/cvss.js';
 import { baseImageOf } from '../common/base-image.js';
@@ -47,7 +47,7 @@ const SELECT = [
 // The members each kind of finding is built from: the rest of a vulnerability (package ids,
 // layers, data sources, vendor severities, dates) is most of its bytes and is only validated.
 const KEEP: Record<string, readonly string[]> = {
-  Vulnerabilities: ['VulnerabilityID', 'PkgName', 'PkgPath', 'SrcName', 'InstalledVersion', 'FixedVersion', 'Status', 'Severity', 'Title', 'Description', 'PrimaryURL', 'References', 'CweIDs', 'CVSS'],
+  Vulnerabilities: ['VulnerabilityID', 'VendorIDs', 'PkgName', 'PkgPath', 'SrcName', 'InstalledVersion', 'FixedVersion', 'Status', 'Severity', 'Title', 'Description', 'PrimaryURL', 'References', 'CweIDs', 'CVSS'],
   Misconfigurations: ['ID', 'AVDID', 'Status', 'Severity', 'Title', 'Message', 'Description', 'PrimaryURL', 'References'],
   Secrets: ['RuleID', 'StartLine', 'Severity', 'Title'],
 };
@@ -224,6 +224,12 @@ class Reader {
       version,
       location: typeof vuln.PkgPath === 'string' ? vuln.PkgPath : '',
     };
+    // Distro advisories (DSA, RHSA, ALAS...) beside the CVE. DataSource names a database
+    // (`debian`, `ghsa`), not the vulnerability, so it gives no alias.
+    if (Array.isArray(vuln.VendorIDs) && vuln.VendorIDs.length > 0) {
+      const aliases = aliasesOf(issueId, vuln.VendorIDs as unknown[] as string[]);
+      if (aliases) finding.aliases = aliases;
+    }
     const fixedVersion = str(vuln.FixedVersion);
     if (fixedVersion !== undefined) {
       finding.fixedVersion = fixedVersion;
