@@ -43,9 +43,15 @@ export async function ingestContext(
   sql: Sql,
   scan: ContextImport,
   records: AsyncIterable<ContextRecord>,
+  /** Runs last, inside the same transaction (the scan records what it ingested: see ingest-scan.ts). */
+  finish?: (tx: postgres.TransactionSql, counts: ContextCounts) => Promise<unknown>,
 ): Promise<ContextCounts> {
   const document = await readContext(records);
-  return sql.begin((tx) => mergeContext(tx, scan, document));
+  return sql.begin(async (tx) => {
+    const counts = await mergeContext(tx, scan, document);
+    if (finish) await finish(tx, counts);
+    return counts;
+  });
 }
 
 /** A context document read in full (records are few next to findings: thousands, not millions). */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type postgres from 'postgres';
 import type { Sql } from '../../db/client.js';
 import type { NormalizedFinding } from '../connectors/index.js';
 import { resolveAssets, stageAssetRef, type StagedAsset } from './identity.js';
@@ -89,7 +90,13 @@ const STAGING_COLUMNS: readonly StageColumn[] = [
  * writes nothing for it (its last seen comes from source_coverage), a partial one only its
  * last_seen_at / last_scan_id (and its source row's).
  */
-export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: AsyncIterable<NormalizedFinding>): Promise<IngestCounts> {
+export async function ingestFindings(
+  sql: Sql,
+  scan: ScanToIngest,
+  findings: AsyncIterable<NormalizedFinding>,
+  /** Runs last, inside the same transaction (the scan records what it ingested: see ingest-scan.ts). */
+  finish?: (tx: postgres.TransactionSql, counts: IngestCounts) => Promise<unknown>,
+): Promise<IngestCounts> {
   return sql.begin(async (tx) => {
     // A crash before commit only means the scan is retried, so the commit need not wait for the WAL
     // flush; a report of a million findings should sort and hash in memory, not on disk; and every
@@ -413,12 +420,14 @@ export async function ingestFindings(sql: Sql, scan: ScanToIngest, findings: Asy
         on conflict (asset_id, source) do update set
           last_complete_scan_id = excluded.last_complete_scan_id, last_complete_at = excluded.last_complete_at`;
     }
-    return {
+    const counts: IngestCounts = {
       findings: merged?.findings ?? 0,
       newFindings: merged?.new_findings ?? 0,
       reopenedFindings: merged?.reopened ?? 0,
       closedFindings: closed,
       assets: resolved.size,
     };
+    if (finish) await finish(tx, counts);
+    return counts;
   });
 }
