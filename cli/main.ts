@@ -49,6 +49,8 @@ const USAGE = `usage: ctem <command>
   hypotheses list|show NAME   saved hunting hypotheses, their result now and campaigns [--json]
   hypotheses save NAME --statement TEXT --query JSON   save a hypothesis (a scope selector plus exposure conditions)
   hypotheses run|campaign NAME   ask it now, or start a campaign from it [--json]
+  identities list|create|show|disable|enable|token issue|token list|token revoke   users, service accounts,
+                      their roles and API tokens (ctem identities --help)
   --version           the version of this ctem
   help                this text`;
 
@@ -140,6 +142,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'hypotheses') {
     const { hypothesesCommand } = await import('./commands/hypotheses.js');
     return hypothesesCommand(loadConfig(), rest);
+  }
+  if (command === 'identities') {
+    const { identitiesCommand } = await import('./commands/identities.js');
+    return identitiesCommand(loadConfig(), rest);
   }
   if (command === 'metrics') {
     const { metricsCommand } = await import('./commands/metrics.js');
