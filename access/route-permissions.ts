@@ -97,3 +97,24 @@ export const openApiPath = (honoPath: string) => honoPath.replace(/:([A-Za-z_][A
 export function routePermission(method: string, openApiPathname: string): Permission | undefined {
   return ROUTE_PERMISSIONS[`${method.toUpperCase()} ${openApiPathname}`];
 }
+
+/** The console's pages and forms, keyed `METHOD /path` in Hono's `:param` syntax; missing ones are refused. */
+export const CONSOLE_ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
+  'GET /console': 'exposures.read',
+  'GET /console/exposures': 'exposures.read',
+  'GET /console/exposures/:id': 'exposures.read',
+  'GET /console/executive': 'exposures.read',
+  'GET /console/program': 'exposures.read',
+  'GET /console/program/policies/:version/shadow': 'exposures.read',
+  'GET /console/hunting': 'exposures.read',
+  'GET /console/hunting/:name': 'exposures.read',
+  'GET /console/api': 'self.read',
+  'GET /console/tickets': 'tickets.read',
+  'GET /console/tickets/:key': 'tickets.read',
+  'POST /console/tickets/:key/acknowledge': 'tickets.act',
+  'POST /console/tickets/:key/exception-request': 'tickets.act',
+  'POST /console/hunting': 'scopes.write',
+  'POST /console/hunting/:name/run': 'campaigns.run',
+  'POST /console/hunting/:name/campaign': 'campaigns.run',
+  'POST /console/metrics/snapshot': 'reports.write',
+};
