@@ -198,3 +198,13 @@ export function actorName(principal: Principal, claimed?: string | undefined): s
   if (principal.kind === 'bootstrap' || principal.kind === 'system') return claimed?.trim() || principal.name;
   return principal.name;
 }
+
+/**
+ * The identity with this e-mail address (case-insensitive), as Slack and the ITSMs name people:
+ * its principal, `disabled`, or undefined when no identity has the address.
+ */
+export async function identityByEmail(sql: Sql, email: string): Promise<Principal | 'disabled' | undefined> {
+  const [row] = await sql`select * from identities where lower(email) = lower(${email})`;
+  if (!row) return undefined;
+  return row.disabled_at ? 'disabled' : principalOf(identityRow(row));
+}
