@@ -171,7 +171,7 @@ describe('the role matrix', () => {
     try {
       for (const res of [await asRole('admin', '/api/v1/owners'), await platform.api('/api/v1/owners')]) {
         expect(res.status).toBe(403);
-        expect((await res.json()).error).toMatchObject({ code: 'forbidden', message: 'GET /api/v1/owners is not open to any role (no permission is assigned to it)' });
+        expect(((await res.json()) as { error: unknown }).error).toMatchObject({ code: 'forbidden', message: 'GET /api/v1/owners is not open to any role (no permission is assigned to it)' });
       }
     } finally {
       table['GET /api/v1/owners'] = kept;
@@ -181,7 +181,7 @@ describe('the role matrix', () => {
   it('names the permission a role lacks, and answers 404 (not 403) for a path no route has', async () => {
     const res = await asRole('read-only', '/api/v1/policies', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(res.status).toBe(403);
-    expect((await res.json()).error).toMatchObject({ code: 'forbidden', details: { permission: 'policies.write' } });
+    expect(((await res.json()) as { error: unknown }).error).toMatchObject({ code: 'forbidden', details: { permission: 'policies.write' } });
     expect((await asRole('ci', '/api/v1/no-such-route')).status).toBe(404);
   });
 });
