@@ -208,3 +208,17 @@ export async function identityByEmail(sql: Sql, email: string): Promise<Principa
   if (!row) return undefined;
   return row.disabled_at ? 'disabled' : principalOf(identityRow(row));
 }
+
+/**
+ * How a change made in the ITSM records who made it: the identity with the person's e-mail (or, for
+ * ServiceNow, whose name is their user name), else the ITSM's own name for them as a display name.
+ */
+export async function itsmActorName(sql: Sql, user: { userName?: string | undefined; email?: string | undefined; displayName?: string | undefined }): Promise<string | undefined> {
+  const byEmail = user.email ? await identityByEmail(sql, user.email) : undefined;
+  if (byEmail && byEmail !== 'disabled') return byEmail.name;
+  if (user.userName) {
+    const [row] = await sql`select name from identities where name = ${user.userName} and disabled_at is null`;
+    if (row) return row.name as string;
+  }
+  return user.userName || user.email || user.displayName || undefined;
+}

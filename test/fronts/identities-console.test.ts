@@ -137,4 +137,12 @@ describe('console sign-in with identities', () => {
     expect(accepted.status).toBe(200);
     expect(((await accepted.json()) as RemediationState).riskAcceptance).toMatchObject({ requester: 'alex.romero', approver: 'sam.lee' });
   });
+
+  it('records who resolved a ticket in ServiceNow: the identity of that user name, else the ITSM user', async () => {
+    const ticket = tickets[0]!;
+    const event = { event_id: `resolved-${ticket.key}`, state: '6', correlation_id: ticket.key, sys_mod_count: '100', sys_updated_by: 'itsm.only.user' };
+    const res = await platform.api('/api/v1/webhooks/servicenow', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event) });
+    expect(res.status).toBe(202);
+    await eventually(async () => ((await live(ticket.workflowId)).resolvedBy === 'itsm.only.user' ? true : undefined), { what: 'the resolution recorded with its ITSM user' });
+  });
 });

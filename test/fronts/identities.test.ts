@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authenticatePassword } from '../../access/identities.js';
+import { authenticatePassword, itsmActorName } from '../../access/identities.js';
 import { json, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { platformEnv, runCtem } from '../support/scripts.js';
 
@@ -168,5 +168,14 @@ describe('identities', () => {
     const bad = await runCtem(['identities', 'create', 'x', '--role', 'root'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/ctem identities create x failed: HTTP 400/);
+  });
+
+  it('names an ITSM user by the identity with their e-mail or user name, else as the ITSM does', async () => {
+    const sql = platform.database.sql;
+    await json(send('/api/v1/identities', { name: 'morgan', email: 'Morgan.Blake@example.com', roles: ['owner'] }));
+    expect(await itsmActorName(sql, { email: 'morgan.blake@example.com', displayName: 'Morgan Blake' })).toBe('morgan');
+    expect(await itsmActorName(sql, { userName: 'morgan' })).toBe('morgan');
+    expect(await itsmActorName(sql, { email: 'priya@example.com', displayName: 'Priya Natarajan' })).toBe('priya@example.com');
+    expect(await itsmActorName(sql, { displayName: 'Priya Natarajan' })).toBe('Priya Natarajan');
   });
 });
