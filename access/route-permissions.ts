@@ -117,4 +117,9 @@ export const CONSOLE_ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'POST /console/hunting/:name/run': 'campaigns.run',
   'POST /console/hunting/:name/campaign': 'campaigns.run',
   'POST /console/metrics/snapshot': 'reports.write',
+  'GET /console/identities': 'identities.admin',
+  'POST /console/identities': 'identities.admin',
+  'POST /console/identities/:id/disable': 'identities.admin',
+  'POST /console/identities/:id/enable': 'identities.admin',
+  'POST /console/identities/:id/tokens': 'identities.admin',
 };

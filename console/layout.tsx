@@ -12,6 +12,7 @@ export const NAV = [
   { path: '/console/hunting', label: 'Hunting' },
   { path: '/console/program', label: 'Program' },
   { path: '/console/api', label: 'API' },
+  { path: '/console/identities', label: 'Identities' },
 ] as const;
 
 export type NavPath = (typeof NAV)[number]['path'];

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { statusQuery, type RemediationState } from '../../workflows/remediation/messages.js';
-import { launchBrowser, screenshot } from '../support/browser.js';
+import { launchBrowser, screenshot, signIn } from '../support/browser.js';
 import { eventually, json, SAMPLE_FEEDS_ENV, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { imageReport, type TicketRow } from '../support/reports.js';
 
@@ -96,6 +96,7 @@ describe('console sign-in with identities', () => {
     const { context, page } = await signInAs('sam.lee', 'sam.lee has a long password');
     const ticket = tickets[0]!;
     await page.goto(`${platform.apiUrl}/console/tickets/${encodeURIComponent(ticket.key)}`);
+    await expect(page.locator('header nav a').allTextContents()).resolves.not.toContain('Identities');
     await expect(page.locator('#acknowledge p').textContent()).resolves.toBe('Acknowledging as sam.lee.');
     await expect(page.locator('#acknowledge input[name=by]').count()).resolves.toBe(0);
     await page.fill('#acknowledge input[name=note]', 'taking it');
@@ -144,5 +145,28 @@ describe('console sign-in with identities', () => {
     const res = await platform.api('/api/v1/webhooks/servicenow', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event) });
     expect(res.status).toBe(202);
     await eventually(async () => ((await live(ticket.workflowId)).resolvedBy === 'itsm.only.user' ? true : undefined), { what: 'the resolution recorded with its ITSM user' });
+  });
+
+  it('lets an administrator create an identity and issue its token from the console, shown once', async () => {
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    const page = await context.newPage();
+    await signIn(page, platform.apiUrl!, platform.env.CTEM_API_TOKEN!, '/console/identities');
+    await page.fill('#create-identity input[name=name]', 'deploy-pipeline');
+    await page.selectOption('#create-identity select[name=kind]', 'service');
+    await page.check('#create-identity input[name=roles][value=ci]');
+    await Promise.all([page.waitForLoadState('load'), page.click('#create-identity button[type=submit]')]);
+    await expect(page.locator('[role=status] p').first().textContent()).resolves.toBe('Created deploy-pipeline (ci).');
+    const row = page.locator('#identities tr[data-name="deploy-pipeline"]');
+    await row.locator('input[name=name]').fill('gate');
+    await Promise.all([page.waitForLoadState('load'), row.locator('form[action$="/tokens"] button').click()]);
+    const token = (await page.locator('#issued-token').textContent())!;
+    expect(token).toMatch(/^ctem_[0-9a-f]{8}_[\w-]{43}$/);
+    await screenshot(page, 'identities-admin');
+    const me = await fetch(`${platform.apiUrl}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await me.json()).toMatchObject({ name: 'deploy-pipeline', roles: ['ci'] });
+    await page.goto(`${platform.apiUrl}/console/identities`);
+    await expect(page.locator('#issued-token').count()).resolves.toBe(0);
+    await expect(page.content()).resolves.not.toContain(token);
+    await context.close();
   });
 });
