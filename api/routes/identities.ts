@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { createIdentity, getIdentity, IdentityError, listIdentities, updateIdentity } from '../../access/identities.js';
+import { createIdentity, getIdentity, IdentityError, listIdentities, updateIdentity, type IdentityUpdate, type NewIdentity } from '../../access/identities.js';
 import { ROLES } from '../../access/principal.js';
 import { can, PERMISSIONS } from '../../access/roles.js';
 import { DEFAULT_TOKEN_DAYS, issueToken, listTokens, revokeToken } from '../../access/tokens.js';
@@ -156,7 +156,7 @@ export const identityRoutes = new OpenAPIHono<AppEnv>()
   .openapi(listRoute, async (c) => c.json({ items: await listIdentities(c.get('deps').database.sql) }, 200))
   .openapi(createIdentityRoute, async (c) => {
     try {
-      return c.json(await createIdentity(c.get('deps').database.sql, c.req.valid('json') as never, c.get('principal')), 201);
+      return c.json(await createIdentity(c.get('deps').database.sql, c.req.valid('json') as NewIdentity, c.get('principal')), 201);
     } catch (err) {
       return refusal(c, err);
     }
@@ -167,7 +167,7 @@ export const identityRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(patchRoute, async (c) => {
     try {
-      return c.json(await updateIdentity(c.get('deps').database.sql, c.req.valid('param').id, c.req.valid('json') as never), 200);
+      return c.json(await updateIdentity(c.get('deps').database.sql, c.req.valid('param').id, c.req.valid('json') as IdentityUpdate), 200);
     } catch (err) {
       return refusal(c, err);
     }
