@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { requestId } from 'hono/request-id';
-import { requireToken } from './auth.js';
+import { requirePermission, requireToken } from './auth.js';
 import { authFailureLimit } from './rate-limits.js';
 import { consoleRoutes } from '../console/app.js';
 import { CONSOLE_PAGES } from '../console/pages/index.js';
@@ -31,6 +31,7 @@ import { ticketRoutes } from './routes/tickets.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { validationRoutes } from './routes/validation.js';
 import { gateRoutes } from './routes/gate.js';
+import { identityRoutes } from './routes/identities.js';
 
 // A dependency that is down is a 503 the caller can retry, not a 500. postgres.js names lost
 // connections by code; PostgreSQL's class 08 and 57P0x say the server went away or is starting.
@@ -98,7 +99,10 @@ export function createApp(deps: ApiDeps) {
     const slack = c.get('deps').slack;
     return slack ? slack.handle(c.req.raw) : problem(c, 404, 'not_found', 'no Slack bot in HTTP mode here (not configured, or in Socket Mode)');
   });
-  app.use('/api/*', async (c, next) => (c.req.path === '/api/v1/webhooks/servicenow' || c.req.path === '/api/v1/webhooks/jira' ? next() : requireToken(c, next)));
+  const signedWebhook = (path: string) => path === '/api/v1/webhooks/servicenow' || path === '/api/v1/webhooks/jira';
+  app.use('/api/*', async (c, next) => (signedWebhook(c.req.path) ? next() : requireToken(c, next)));
+  // (audit middleware goes here: after authentication, before the permission check)
+  app.use('/api/*', async (c, next) => (signedWebhook(c.req.path) ? next() : requirePermission(c, next)));
   app.route('/', scanRoutes);
   app.route('/', assetRoutes);
   app.route('/', contextRoutes);
@@ -117,6 +121,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', validationRoutes);
   app.route('/', gateRoutes);
   app.route('/', hypothesisRoutes);
+  app.route('/', identityRoutes);
   app.doc31('/api/v1/openapi.json', OPENAPI_INFO);
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

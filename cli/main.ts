@@ -51,6 +51,8 @@ const USAGE = `usage: ctem <command>
   hypotheses run|campaign NAME   ask it now, or start a campaign from it [--json]
   token               print the API token of the local platform (CTEM_API_TOKEN, else the one generated in
                       the data dir) [--simulator: the ServiceNow / Jira simulator's password instead]
+  identities list|create|show|disable|enable|token issue|token list|token revoke   users, service accounts,
+                      their roles and API tokens (ctem identities --help)
   --version           the version of this ctem
   help                this text`;
 
@@ -154,6 +156,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'hypotheses') {
     const { hypothesesCommand } = await import('./commands/hypotheses.js');
     return hypothesesCommand(loadConfig(), rest);
+  }
+  if (command === 'identities') {
+    const { identitiesCommand } = await import('./commands/identities.js');
+    return identitiesCommand(loadConfig(), rest);
   }
   if (command === 'metrics') {
     const { metricsCommand } = await import('./commands/metrics.js');

@@ -3,10 +3,15 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Hono } from 'hono';
 import { createMiddleware } from 'hono/factory';
+import { matchedRoutes } from 'hono/route';
+import { authenticatePassword } from '../access/identities.js';
+import { can } from '../access/roles.js';
+import { CONSOLE_ROUTE_PERMISSIONS } from '../access/route-permissions.js';
+import { resolveToken } from '../access/tokens.js';
 import { tokensMatch } from '../api/auth.js';
 import { Page } from './layout.js';
 import type { ConsoleEnv } from './env.js';
-import { endSession, readViewer, sameOrigin, startSession } from './session.js';
+import { API_TOKEN_SUBJECT, endSession, readViewer, sameOrigin, startSession } from './session.js';
 
 // The web console: server-rendered pages (Hono JSX) on the API's port, read from the same phase
 // modules and read models the API uses. Each page is a small Hono app under `pages/`; this file
@@ -21,19 +26,28 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 };
 const assetCache = new Map<string, Buffer>();
 
-const SignIn = ({ error, next }: { error?: string; next?: string }) => (
+const SignIn = ({ error, next, name }: { error?: string; next?: string; name?: string }) => (
   <Page title="Sign in">
     <div class="signin panel">
       {error ? <p class="error" role="alert">{error}</p> : null}
       <form method="post" action="/console/sign-in">
         <label>
+          Name or e-mail
+          <input name="name" autocomplete="username" value={name ?? ''} autofocus />
+        </label>
+        <label>
+          Password
+          <input type="password" name="password" autocomplete="current-password" />
+        </label>
+        <p class="muted">or</p>
+        <label>
           API token
-          <input type="password" name="token" autocomplete="current-password" required autofocus />
+          <input type="password" name="token" autocomplete="off" />
         </label>
         <input type="hidden" name="next" value={next ?? '/console'} />
         <button type="submit">Sign in</button>
       </form>
-      <p class="muted">The platform's API token (CTEM_API_TOKEN) signs you in until identities and roles are configured.</p>
+      <p class="muted">A local account's name and password, or an API token: yours, or the platform's (CTEM_API_TOKEN).</p>
     </div>
   </Page>
 );
@@ -49,6 +63,21 @@ const requireViewer = createMiddleware<ConsoleEnv>(async (c, next) => {
   }
   if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && !sameOrigin(c)) return c.text('cross-site form posts are refused', 403);
   c.set('viewer', viewer);
+  // Deny by default, as on /api: the page or form must be in the table and the viewer's roles must grant it.
+  const route = matchedRoutes(c).filter((r) => r.method !== 'ALL').at(-1);
+  if (route) {
+    const permission = CONSOLE_ROUTE_PERMISSIONS[`${route.method} ${route.path}`];
+    if (!permission || !can(viewer.principal, permission)) {
+      // Owners and managers start at their tickets.
+      if (route.path === '/console' && can(viewer.principal, 'tickets.read')) return c.redirect('/console/tickets', 303);
+      return c.html(
+        <Page title="Not allowed" viewer={viewer}>
+          <p class="error" role="alert">{permission ? `This needs the permission ${permission}, which your roles (${viewer.principal.roles.join(', ')}) do not grant.` : 'This page is not open to any role.'}</p>
+        </Page>,
+        403,
+      );
+    }
+  }
   await next();
 });
 
@@ -66,12 +95,28 @@ export function consoleRoutes(pages: Array<Hono<ConsoleEnv>>): Hono<ConsoleEnv> 
   app.post('/console/sign-in', async (c) => {
     if (!sameOrigin(c)) return c.text('cross-site form posts are refused', 403);
     const form = await c.req.parseBody();
-    const token = typeof form.token === 'string' ? form.token : '';
-    if (!token || !tokensMatch(token, c.get('deps').apiToken)) {
-      return c.html(<SignIn error="That token is not the platform's API token." next={insideConsole(form.next)} />, 401);
+    const text = (name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
+    const token = text('token').trim();
+    const name = text('name').trim();
+    const next = insideConsole(form.next);
+    const refuse = (error: string) => c.html(<SignIn error={error} next={next} name={name} />, 401);
+    const sql = c.get('deps').database.sql;
+    if (token) {
+      if (tokensMatch(token, c.get('deps').apiToken)) {
+        await startSession(c, API_TOKEN_SUBJECT);
+        return c.redirect(next, 303);
+      }
+      const resolved = await resolveToken(sql, token);
+      if (!resolved.ok) return refuse(resolved.reason === 'unknown' ? "That token is not the platform's API token." : `That token is ${resolved.reason === 'disabled' ? "of a disabled identity" : resolved.reason}.`);
+      await startSession(c, resolved.principal.id);
+      return c.redirect(next, 303);
     }
-    await startSession(c, 'api-token');
-    return c.redirect(insideConsole(form.next), 303);
+    if (!name || !text('password')) return refuse('Enter your name and password, or an API token.');
+    const identity = await authenticatePassword(sql, name, text('password'));
+    // One answer for an unknown name, a wrong password and a disabled account: nothing to learn from it.
+    if (!identity) return refuse('That name and password do not match an active account.');
+    await startSession(c, identity.id);
+    return c.redirect(next, 303);
   });
   app.post('/console/sign-out', (c) => {
     if (!sameOrigin(c)) return c.text('cross-site form posts are refused', 403);

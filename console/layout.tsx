@@ -1,6 +1,6 @@
 import { raw } from 'hono/html';
 import type { Child, FC } from 'hono/jsx';
-import type { Viewer } from './session.js';
+import { mayOpen, type Viewer } from './session.js';
 
 // The frame of every console page: navigation, the signed-in viewer, the page's heading.
 
@@ -12,6 +12,7 @@ export const NAV = [
   { path: '/console/hunting', label: 'Hunting' },
   { path: '/console/program', label: 'Program' },
   { path: '/console/api', label: 'API' },
+  { path: '/console/identities', label: 'Identities' },
 ] as const;
 
 export type NavPath = (typeof NAV)[number]['path'];
@@ -33,7 +34,7 @@ export const Page: FC<{ title: string; active?: NavPath; viewer?: Viewer; childr
           <a class="brand" href="/console">CTEM</a>
           {viewer ? (
             <nav>
-              {NAV.map((n) => (
+              {NAV.filter((n) => mayOpen(viewer, n.path)).map((n) => (
                 <a href={n.path} class={n.path === active ? 'active' : undefined} aria-current={n.path === active ? 'page' : undefined}>
                   {n.label}
                 </a>

@@ -20,6 +20,7 @@ import { statusQuery, type RemediationState } from '../workflows/remediation/mes
 import { webClientOptions } from './client.js';
 import { parseCommand, type Command } from './commands.js';
 import { SlackDirectory } from './directory.js';
+import { identityByEmail } from '../access/identities.js';
 import {
   ACTIONS,
   campaignStartedMessage,
@@ -106,8 +107,15 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
     authorizedUsers: config.authorizedUsers,
     ...(config.authorizedUserGroup ? { authorizedUserGroup: config.authorizedUserGroup } : {}),
     itsm: deps.itsm,
+    identityByEmail: (email) => identityByEmail(sql, email),
   });
   const urlOf = (workflowId: string) => workflowUrl(temporal, workflowId);
+  /** How a Slack user is recorded: their identity's name, else their ITSM user name. */
+  async function nameOf(userId: string): Promise<string | undefined> {
+    const identity = await directory.identityOf(userId);
+    if (identity && identity !== 'disabled') return identity.name;
+    return (await directory.itsmUserOf(userId))?.userName;
+  }
 
   /** A failing button answers the person who clicked, without the details (those go to the log). */
   async function politely(what: string, respond: (r: Reply) => Promise<unknown>, work: () => Promise<void>): Promise<void> {
@@ -163,7 +171,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
   }
 
   async function startCampaign(c: Extract<Command, { kind: 'campaign-start' }>, userId: string, channelId: string): Promise<Reply> {
-    if (!(await directory.isAuthorized(userId))) return refusal('starting a campaign', config.channel);
+    if (!(await directory.isAuthorized(userId, 'campaigns.run'))) return refusal('starting a campaign', config.channel);
     if (!(await getScope(sql, c.scope))) return ephemeral(textMessage(`There is no scope called *${esc(c.scope)}*. \`/ctem scopes\` lists them.`));
     const { workflowId: id } = await startCampaignWorkflow(temporal, {
       scope: c.scope,
@@ -176,7 +184,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
   }
 
   async function startValidationRun(c: Extract<Command, { kind: 'validate' }>, userId: string, channelId: string): Promise<Reply> {
-    if (!(await directory.isAuthorized(userId))) return refusal('starting a validation', config.channel);
+    if (!(await directory.isAuthorized(userId, 'validation.write'))) return refusal('starting a validation', config.channel);
     if (c.scope !== ESTATE_SCOPE && !(await getScope(sql, c.scope))) return ephemeral(textMessage(`There is no scope called *${esc(c.scope)}*. \`/ctem scopes\` lists them.`));
     const { workflowId: id } = await startValidation(temporal, { scope: c.scope, trigger: 'slack', requestedBy: `slack:${userId}`, channel: channelId });
     const url = urlOf(id);
@@ -190,7 +198,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
       case 'scopes':
         return ephemeral(scopesMessage(await listScopes(sql)));
       case 'scope-create': {
-        if (!(await directory.isAuthorized(userId))) return refusal('changing scopes', config.channel);
+        if (!(await directory.isAuthorized(userId, 'scopes.write'))) return refusal('changing scopes', config.channel);
         const scope = await saveScope(sql, { name: command.name, selector: command.selector, description: command.description ?? null });
         return inChannel(textMessage(`<@${userId}> saved scope *${esc(scope.name)}*: \`${esc(JSON.stringify(scope.selector))}\``));
       }
@@ -298,7 +306,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
 
   async function decide(decision: 'approved' | 'rejected', body: BlockButtonAction, action: BlockButtonAction['actions'][number], respond: (r: Reply) => Promise<unknown>) {
     const userId = body.user.id;
-    if (!(await directory.isAuthorized(userId))) return void (await respond(refusal('deciding exceptions', config.channel)));
+    if (!(await directory.isAuthorized(userId, 'risk.accept'))) return void (await respond(refusal('deciding exceptions', config.channel)));
     const request = await getExceptionRequest(sql, Number(action.value));
     if (!request) return void (await respond(ephemeral(textMessage('That exception request no longer exists.'))));
     if (request.status !== 'pending') {
@@ -308,12 +316,12 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
     if (!ticket) return void (await respond(ephemeral(textMessage('That golden ticket no longer exists.'))));
     const requesterId = request.requester.replace(/^slack:/, '');
     if (decision === 'approved') {
-      const [requester, approver] = await Promise.all([directory.itsmUserOf(requesterId), directory.itsmUserOf(userId)]);
+      const [requester, approver] = await Promise.all([nameOf(requesterId), nameOf(userId)]);
       // Keyed by the request: concurrent approvals are one Update.
       const result = await acceptTicketRisk(
         temporal.client,
         ticket.key,
-        { requester: requester?.userName ?? request.requester, approver: approver?.userName ?? `slack:${userId}`, reason: request.reason, expiresAt: request.expiresAt },
+        { requester: requester ?? request.requester, approver: approver ?? `slack:${userId}`, reason: request.reason, expiresAt: request.expiresAt },
         `exception-request:${request.id}`,
       );
       if (!result.ok) return void (await respond(ephemeral(textMessage(`Could not accept the risk of ${esc(ticket.externalNumber ?? ticket.key)}: ${esc(result.message)}`))));

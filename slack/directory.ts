@@ -1,3 +1,5 @@
+import type { Principal } from '../access/principal.js';
+import { can, ticketReach, type Permission } from '../access/roles.js';
 import type { Itsm } from '../mobilization/itsm/index.js';
 import { slackErrorCode, type WebClient } from './client.js';
 
@@ -38,6 +40,8 @@ export interface DirectoryOptions {
   authorizedUserGroup?: string;
   /** The ITSM (the simulator starts after the API, hence a getter). */
   itsm?: () => Itsm | undefined;
+  /** The platform identity with an e-mail address (access/identities.ts identityByEmail); not cached, so disabling acts at once. */
+  identityByEmail?: (email: string) => Promise<Principal | 'disabled' | undefined>;
 }
 
 export class SlackDirectory {
@@ -97,8 +101,21 @@ export class SlackDirectory {
     return person ?? undefined;
   }
 
-  /** Whether a Slack user may start campaigns, change scopes and decide exceptions. */
-  async isAuthorized(userId: string): Promise<boolean> {
+  /** The platform identity behind a Slack user, matched by profile e-mail: `disabled`, or undefined when none has it. */
+  async identityOf(userId: string): Promise<Principal | 'disabled' | undefined> {
+    if (!this.options.identityByEmail) return undefined;
+    const email = await this.emailOf(userId);
+    return email ? this.options.identityByEmail(email) : undefined;
+  }
+
+  /**
+   * Whether a Slack user may do what needs `permission` (start campaigns, change scopes, decide
+   * exceptions). A user whose e-mail maps to an identity has that identity's roles; others are
+   * security operations when the configured user list or group names them.
+   */
+  async isAuthorized(userId: string, permission: Permission): Promise<boolean> {
+    const identity = await this.identityOf(userId);
+    if (identity) return identity !== 'disabled' && can(identity, permission);
     if (this.options.authorizedUsers.includes(userId)) return true;
     const group = this.options.authorizedUserGroup;
     if (!group) return false;
@@ -109,11 +126,19 @@ export class SlackDirectory {
     return this.group.members.has(userId);
   }
 
-  /** Who may act on a ticket from Slack: its owner, or security operations. */
+  /** Who may act on a ticket from Slack: an identity whose roles reach the ticket; otherwise its owner, or security operations. */
   async mayActOnTicket(userId: string, owner: string | null): Promise<{ allowed: boolean; actor: string }> {
+    const identity = await this.identityOf(userId);
+    if (identity === 'disabled') return { allowed: false, actor: `slack:${userId}` };
+    if (identity) {
+      const reach = ticketReach(identity, 'tickets.act');
+      // Slack checks an owner's own tickets; a manager's reports are checked by the API and console.
+      const within = reach.kind === 'all' || Boolean(owner && reach.names.some((n) => n.toLowerCase() === owner.toLowerCase()));
+      return { allowed: can(identity, 'tickets.act') && within, actor: identity.name };
+    }
     const person = await this.itsmUserOf(userId);
     const actor = person?.userName ?? `slack:${userId}`;
     const isOwner = Boolean(owner && person && (owner === person.userName || owner.toLowerCase() === person.email.toLowerCase()));
-    return { allowed: isOwner || (await this.isAuthorized(userId)), actor };
+    return { allowed: isOwner || (await this.isAuthorized(userId, 'tickets.act')), actor };
   }
 }

@@ -7,6 +7,7 @@ import { campaignStatusQuery } from '../../workflows/campaign.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema } from './schemas.js';
+import { actorName } from '../../access/identities.js';
 
 // Campaigns from the API, as from Slack's `/ctem campaign start`: discovery of one scope,
 // re-scoring, then its results (posted to the security channel when the Slack bot is configured).
@@ -38,7 +39,7 @@ const startCampaignRoute = createRoute({
           schema: z.object({
             scope: ScopeName.openapi({ description: 'A saved scope (`PUT /api/v1/scopes/{name}`)' }),
             hypothesis: z.string().max(500).optional().openapi({ description: 'What the campaign sets out to check; CVE ids in it are counted in the results' }),
-            requestedBy: z.string().max(200).optional().openapi({ description: 'Who asked, for the record (default: api)' }),
+            requestedBy: z.string().max(200).optional().openapi({ description: "Who asked, as a display name: kept only with the bootstrap token (default: api); an issued token records its identity's name" }),
           }),
         },
       },
@@ -82,7 +83,7 @@ export const campaignRoutes = new OpenAPIHono<AppEnv>()
     if (!(await getScope(deps.database.sql, body.scope))) return problem(c, 404, 'not_found', `no scope named ${body.scope}`);
     const { workflowId } = await startCampaign(deps.temporal, {
       scope: body.scope,
-      requestedBy: body.requestedBy ?? 'api',
+      requestedBy: actorName(c.get('principal'), body.requestedBy ?? 'api'),
       ...(body.hypothesis ? { hypothesis: body.hypothesis } : {}),
     });
     const url = workflowUrl(deps.temporal, workflowId);

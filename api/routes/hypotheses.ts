@@ -22,6 +22,7 @@ import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ExposureListItemSchema } from './exposures.js';
 import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
+import { actorName } from '../../access/identities.js';
 
 // The hunting workbench: saved hypotheses (named queries over exposures), their results over time,
 // the exposures they match, and campaigns started from them with what each removed.
@@ -83,7 +84,7 @@ const CampaignSchema = z
 const SaveBody = z.object({
   statement: z.string().openapi({ description: 'the hypothesis in words' }),
   query: HypothesisQuery,
-  createdBy: z.string().optional().openapi({ description: 'who saved it (default: api)' }),
+  createdBy: z.string().optional().openapi({ description: "who saved it, as a display name: kept only with the bootstrap token (default: api); an issued token records its identity's name" }),
 });
 
 const notFound = { description: 'Unknown hypothesis', content: { 'application/json': { schema: ErrorSchema } } };
@@ -197,7 +198,7 @@ export const hypothesisRoutes = new OpenAPIHono<AppEnv>()
     async (c) => {
       const body = c.req.valid('json');
       try {
-        const saved = await saveHypothesis(c.get('deps').database.sql, { name: c.req.valid('param').name, statement: body.statement, query: body.query, createdBy: body.createdBy ?? 'api' });
+        const saved = await saveHypothesis(c.get('deps').database.sql, { name: c.req.valid('param').name, statement: body.statement, query: body.query, createdBy: actorName(c.get('principal'), body.createdBy ?? 'api') });
         return c.json(saved, 200);
       } catch (err) {
         if (!(err instanceof HypothesisInvalidError)) throw err;
@@ -252,7 +253,7 @@ export const hypothesisRoutes = new OpenAPIHono<AppEnv>()
     const name = c.req.valid('param').name;
     if (!(await getHypothesis(deps.database.sql, name))) return problem(c, 404, 'not_found', `no hypothesis named ${name}`);
     const body = c.req.header('content-type')?.includes('json') ? c.req.valid('json') : undefined;
-    const { workflowId, scope } = await startHypothesisCampaign(deps.database.sql, deps.temporal, { hypothesis: name, requestedBy: body?.requestedBy ?? 'api' });
+    const { workflowId, scope } = await startHypothesisCampaign(deps.database.sql, deps.temporal, { hypothesis: name, requestedBy: actorName(c.get('principal'), body?.requestedBy ?? 'api') });
     const url = workflowUrl(deps.temporal, workflowId);
     return c.json({ campaignId: workflowId, workflowId, scope, ...(url ? { workflowUrl: url } : {}) }, 202);
   });

@@ -1,6 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { getTicket, listTickets } from '../../db/read-models/inventory.js';
+import type { Context } from 'hono';
+import { getTicket, listTickets, ticketWithin } from '../../db/read-models/inventory.js';
 import { ACTIONS } from '../../mobilization/actions.js';
 import { ticketDetail } from '../../mobilization/plan.js';
 import { acceptTicketRisk, acknowledgeTicket, resolveTicket } from '../../mobilization/ticket-actions.js';
@@ -12,6 +13,14 @@ import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
 import { CursorError } from '../../db/read-models/keyset.js';
 import { TicketResponseSchema } from './response-metrics.js';
 import { ticketResponse } from '../../validation/response.js';
+import { actorName } from '../../access/identities.js';
+import { ticketReach } from '../../access/roles.js';
+
+/** Owners and managers reach some tickets only; outside their reach a ticket is answered as unknown. */
+async function withinReach(c: Context<AppEnv>, key: string, permission: 'tickets.read' | 'tickets.act'): Promise<boolean> {
+  const reach = ticketReach(c.get('principal'), permission);
+  return reach.kind === 'all' || ticketWithin(c.get('deps').database.sql, key, reach);
+}
 
 const TicketStateEnum = z.enum(['orphaned', 'opening', 'new', 'in_progress', 'on_hold', 'risk_accepted', 'resolved', 'closed', 'verified']);
 
@@ -137,12 +146,20 @@ export const getTicketRoute = createRoute({
 const KeyParam = z.object({ key: z.string().min(1) });
 const IdempotencyHeader = z.object({ 'idempotency-key': z.string().min(1).max(200).optional() });
 const ActorBody = z.object({
-  by: z.string().min(1).describe('Who acts: an ITSM user name or e-mail'),
+  by: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Who acts, as a display name: kept only with the bootstrap token (CTEM_API_TOKEN); an issued token records its identity's name"),
   note: z.string().max(2000).optional(),
 });
 const RiskAcceptanceBody = z.object({
-  requester: z.string().min(1),
-  approver: z.string().min(1),
+  requester: z.string().min(1).optional().describe("Who asked for it (default: the ticket's owner)"),
+  approver: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('The approver is the caller: an issued token may omit this or name its own identity; the bootstrap token names the approver here'),
   reason: z.string().min(1).max(4000),
   expiresAt: z.string().datetime({ offset: true }).describe('ISO date-time; the ticket re-opens then'),
 });
@@ -185,7 +202,8 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
       ...(overdue ? { overdue: overdue === 'true' } : {}),
     };
     try {
-      return c.json(await listTickets(c.get('deps').database.sql, { ...query, ...flags }), 200);
+      const reach = ticketReach(c.get('principal'));
+      return c.json(await listTickets(c.get('deps').database.sql, { ...query, ...flags, ...(reach.kind === 'some' ? { reach } : {}) }), 200);
     } catch (err) {
       if (err instanceof CursorError) return problem(c, 400, 'invalid_request', `after: ${err.message}`, { field: 'after' });
       throw err;
@@ -194,7 +212,7 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
   .openapi(getTicketRoute, async (c) => {
     const deps = c.get('deps');
     const ticket = await getTicket(deps.database.sql, c.req.valid('param').key);
-    if (!ticket) return problem(c, 404, 'not_found', 'no such golden ticket');
+    if (!ticket || !(await withinReach(c, ticket.key, 'tickets.read'))) return problem(c, 404, 'not_found', 'no such golden ticket');
     let workflow: RemediationState | { unavailable: string } | null = null;
     try {
       workflow = await deps.temporal.client.workflow.getHandle(ticket.workflowId).query(statusQuery);
@@ -208,25 +226,36 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
   .openapi(acknowledgeTicketRoute, async (c) => {
     const deps = c.get('deps');
     const { key } = c.req.valid('param');
-    if (!(await getTicket(deps.database.sql, key))) return problem(c, 404, 'not_found', 'no such golden ticket');
+    if (!(await getTicket(deps.database.sql, key)) || !(await withinReach(c, key, 'tickets.act'))) return problem(c, 404, 'not_found', 'no such golden ticket');
     const body = c.req.valid('json') as z.infer<typeof ActorBody>;
-    const result = await acknowledgeTicket(deps.temporal.client, key, { by: body.by, via: 'api', ...(body.note ? { note: body.note } : {}) }, c.req.valid('header')['idempotency-key']);
+    const by = actorName(c.get('principal'), body.by);
+    const result = await acknowledgeTicket(deps.temporal.client, key, { by, via: 'api', ...(body.note ? { note: body.note } : {}) }, c.req.valid('header')['idempotency-key']);
     return result.ok ? c.json(result.state, 200) : problem(c, 409, result.reason === 'refused' ? 'refused' : 'not_running', result.message);
   })
   .openapi(resolveTicketRoute, async (c) => {
     const deps = c.get('deps');
     const { key } = c.req.valid('param');
-    if (!(await getTicket(deps.database.sql, key))) return problem(c, 404, 'not_found', 'no such golden ticket');
+    if (!(await getTicket(deps.database.sql, key)) || !(await withinReach(c, key, 'tickets.act'))) return problem(c, 404, 'not_found', 'no such golden ticket');
     const body = c.req.valid('json') as z.infer<typeof ActorBody>;
-    const result = await resolveTicket(deps.temporal.client, key, { by: body.by, via: 'api', ...(body.note ? { note: body.note } : {}) }, c.req.valid('header')['idempotency-key']);
+    const by = actorName(c.get('principal'), body.by);
+    const result = await resolveTicket(deps.temporal.client, key, { by, via: 'api', ...(body.note ? { note: body.note } : {}) }, c.req.valid('header')['idempotency-key']);
     return result.ok ? c.json(result.state, 200) : problem(c, 409, result.reason === 'refused' ? 'refused' : 'not_running', result.message);
   })
   .openapi(riskAcceptanceRoute, async (c) => {
     const deps = c.get('deps');
     const { key } = c.req.valid('param');
-    if (!(await getTicket(deps.database.sql, key))) return problem(c, 404, 'not_found', 'no such golden ticket');
+    const ticket = await getTicket(deps.database.sql, key);
+    if (!ticket) return problem(c, 404, 'not_found', 'no such golden ticket');
     const body = c.req.valid('json') as z.infer<typeof RiskAcceptanceBody>;
-    const result = await acceptTicketRisk(deps.temporal.client, key, body, c.req.valid('header')['idempotency-key']);
+    const principal = c.get('principal');
+    // The approver is whoever holds risk.accept and calls; naming someone else is refused, not ignored.
+    const approver = actorName(principal, body.approver);
+    if (body.approver && body.approver.trim().toLowerCase() !== approver.toLowerCase() && body.approver.trim().toLowerCase() !== principal.email?.toLowerCase()) {
+      return problem(c, 422, 'invalid_risk_acceptance', `The approver is the authenticated identity (${approver}); omit approver or name yourself.`, { field: 'approver' });
+    }
+    const requester = body.requester ?? ticket.owner ?? '';
+    const acceptance = { requester, approver, reason: body.reason, expiresAt: body.expiresAt };
+    const result = await acceptTicketRisk(deps.temporal.client, key, acceptance, c.req.valid('header')['idempotency-key']);
     if (result.ok) return c.json(result.state, 200);
     // The workflow's validator is the authority on the rules: its refusal, with the field, is the answer.
     if (result.field) return problem(c, 422, 'invalid_risk_acceptance', result.message, { field: result.field });

@@ -12,6 +12,7 @@ import type { ApiDeps, AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { withUploadedFile } from '../uploads.js';
 import { ErrorSchema } from './schemas.js';
+import { actorName } from '../../access/identities.js';
 
 // Validation from the API: evidence from the tools teams run (Nuclei, OWASP ZAP, pentest and BAS
 // results), validation runs, and what they found.
@@ -290,7 +291,7 @@ export const validationRoutes = new OpenAPIHono<AppEnv>()
     const deps = c.get('deps');
     const body = c.req.valid('json');
     if (body.scope !== ESTATE_SCOPE && !(await getScope(deps.database.sql, body.scope))) return problem(c, 404, 'not_found', `no scope named ${body.scope}`);
-    const { workflowId } = await startValidation(deps.temporal, { scope: body.scope, trigger: 'api', requestedBy: body.requestedBy ?? 'api' });
+    const { workflowId } = await startValidation(deps.temporal, { scope: body.scope, trigger: 'api', requestedBy: actorName(c.get('principal'), body.requestedBy ?? 'api') });
     const url = workflowUrl(deps.temporal, workflowId);
     return c.json({ workflowId, ...(url ? { workflowUrl: url } : {}) }, 202);
   })

@@ -13,6 +13,7 @@ import { ticketEventSignal } from '../../workflows/remediation/messages.js';
 import { tokensMatch } from '../auth.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
+import { itsmActorName } from '../../access/identities.js';
 
 const ServiceNowEvent = z.object({
   event_id: z.string().min(1),
@@ -33,6 +34,8 @@ const ServiceNowEvent = z.object({
     .or(z.literal('')),
   /** sys_id of the assignee: a change is a reassignment. */
   assigned_to: z.string().optional(),
+  /** user_name of whoever made the change: recorded as the actor (the identity of that name when there is one). */
+  sys_updated_by: z.string().max(200).optional(),
 });
 
 /**
@@ -65,12 +68,14 @@ webhookRoutes.post('/api/v1/webhooks/servicenow', async (c) => {
     // Signal first, record after: a failed signal leaves the event unrecorded, so ServiceNow's retry is not lost.
     // The workflow hears the neutral state; a code without one (Canceled) still carries version and assignee.
     const state = serviceNowStates.fromItsm(event.state);
+    const actor = event.sys_updated_by ? await itsmActorName(deps.database.sql, { userName: event.sys_updated_by }) : undefined;
     await deps.temporal.client.workflow.getHandle(remediationWorkflowId(event.correlation_id)).signal(ticketEventSignal, {
       eventId: event.event_id,
       ...(state ? { state } : {}),
       at: new Date().toISOString(),
       ...(event.sys_mod_count !== undefined && event.sys_mod_count !== '' ? { sequence: Number(event.sys_mod_count) } : {}),
       ...(event.assigned_to ? { assignedTo: event.assigned_to } : {}),
+      ...(actor ? { actor } : {}),
     });
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return c.json({ status: 'ignored', reason: 'no open remediation for this ticket' }, 200);
@@ -100,6 +105,8 @@ const JiraIssueEvent = z.object({
     .passthrough()
     .optional(),
   changelog: z.object({ id: z.string().optional(), items: z.array(z.object({ field: z.string() }).passthrough()) }).optional(),
+  /** Who made the change (e-mail only when the account shares it). */
+  user: z.object({ accountId: z.string().optional(), emailAddress: z.string().optional(), displayName: z.string().optional() }).passthrough().optional(),
 });
 
 /** The issue changes the remediation workflow hears about; comments, links and the rest are not ticket events. */
@@ -152,6 +159,7 @@ webhookRoutes.post(
     const state = fromJiraStatus({ name: status.name, statusCategory: { key: (status.statusCategory?.key ?? '') as StatusCategoryKey, name: '' } }, deps.jira.statusMap);
     const sequence = issue.fields.updated ? jiraTimeMs(issue.fields.updated) : 0;
     const assignedTo = issue.fields.assignee?.accountId;
+    const actor = event.user ? await itsmActorName(deps.database.sql, { email: event.user.emailAddress, displayName: event.user.displayName ?? event.user.accountId }) : undefined;
     try {
       // Signal first, record after, as for ServiceNow: a failed signal leaves Jira's retry to be heard.
       await deps.temporal.client.workflow.getHandle(remediationWorkflowId(ticketKey)).signal(ticketEventSignal, {
@@ -160,6 +168,7 @@ webhookRoutes.post(
         at: new Date().toISOString(),
         ...(sequence ? { sequence } : {}),
         ...(assignedTo ? { assignedTo } : {}),
+        ...(actor ? { actor } : {}),
       });
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return c.json({ status: 'ignored', reason: 'no open remediation for this ticket' }, 200);

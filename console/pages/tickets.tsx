@@ -2,7 +2,9 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { listExposures } from '../../db/read-models/exposures.js';
-import { getTicket, listTickets, type TicketFilter } from '../../db/read-models/inventory.js';
+import { getTicket, listTickets, ticketWithin, type TicketFilter } from '../../db/read-models/inventory.js';
+import { actorName } from '../../access/identities.js';
+import { ticketReach } from '../../access/roles.js';
 import { countLabel, CursorError } from '../../db/read-models/keyset.js';
 import { createExceptionRequest } from '../../mobilization/exception-requests.js';
 import { riskAcceptanceRefusal } from '../../mobilization/risk-acceptance.js';
@@ -32,7 +34,10 @@ async function ticketPage(c: Context<ConsoleEnv>, key: string, notice?: Notice, 
   const deps = c.get('deps');
   const sql = deps.database.sql;
   const viewer = c.get('viewer');
-  const t = await getTicket(sql, key);
+  const reach = ticketReach(viewer.principal);
+  const found = await getTicket(sql, key);
+  // Outside an owner's or manager's reach a ticket is answered as unknown.
+  const t = found && (reach.kind === 'all' || (await ticketWithin(sql, key, reach))) ? found : undefined;
   if (!t) {
     return c.html(
       <Page title="Ticket not found" active="/console/tickets" viewer={viewer}>
@@ -78,7 +83,11 @@ async function ticketPage(c: Context<ConsoleEnv>, key: string, notice?: Notice, 
           <section class="panel" id="acknowledge">
             <h2>Acknowledge</h2>
             <form method="post" action={`${base}/acknowledge`}>
-              <label>Who acknowledges (ITSM user)<input name="by" value={t.owner ?? ''} required /></label>
+              {viewer.principal.kind === 'bootstrap' ? (
+                <label>Who acknowledges (ITSM user)<input name="by" value={t.owner ?? ''} required /></label>
+              ) : (
+                <p class="muted">Acknowledging as {viewer.subject}.</p>
+              )}
               <label>Note<input name="note" /></label>
               <button type="submit">Acknowledge</button>
             </form>
@@ -143,7 +152,8 @@ export const ticketPages = new Hono<ConsoleEnv>()
   .get('/console/tickets', async (c) => {
     const sql = c.get('deps').database.sql;
     const params = Object.fromEntries([...FILTERS, 'after'].map((k) => [k, c.req.query(k)?.trim() || undefined])) as Params;
-    const f: TicketFilter = { limit: PAGE_SIZE };
+    const reach = ticketReach(c.get('viewer').principal);
+    const f: TicketFilter = { limit: PAGE_SIZE, ...(reach.kind === 'some' ? { reach } : {}) };
     let error: string | undefined;
     if (params.state) (STATES as readonly string[]).includes(params.state) ? (f.state = params.state) : (error = `state: expected one of ${STATES.join(', ')}`);
     if (params.owner) f.owner = params.owner;
@@ -209,9 +219,11 @@ export const ticketPages = new Hono<ConsoleEnv>()
   .post('/console/tickets/:key/acknowledge', async (c) => {
     const key = c.req.param('key');
     if (!can(c.get('viewer'), 'ticket.acknowledge')) return ticketPage(c, key, { kind: 'error', text: 'Your role may not acknowledge tickets.' }, 400);
-    if (!(await getTicket(c.get('deps').database.sql, key))) return ticketPage(c, key);
+    const reach = ticketReach(c.get('viewer').principal, 'tickets.act');
+    if (!(await getTicket(c.get('deps').database.sql, key)) || (reach.kind === 'some' && !(await ticketWithin(c.get('deps').database.sql, key, reach)))) return ticketPage(c, key);
     const form = await c.req.parseBody();
-    const by = field(form, 'by');
+    // An identity acknowledges as itself; the shared API token names who acts.
+    const by = actorName(c.get('viewer').principal, field(form, 'by'));
     if (!by) return ticketPage(c, key, { kind: 'error', text: 'by: say who acknowledges (an ITSM user name or e-mail).' }, 400);
     const note = field(form, 'note');
     // The console is served by the API: the same Update, recorded as coming through it.
@@ -223,7 +235,8 @@ export const ticketPages = new Hono<ConsoleEnv>()
     const key = c.req.param('key');
     const sql = c.get('deps').database.sql;
     if (!can(c.get('viewer'), 'ticket.request-exception')) return ticketPage(c, key, { kind: 'error', text: 'Your role may not request exceptions.' }, 400);
-    if (!(await getTicket(sql, key))) return ticketPage(c, key);
+    const reach = ticketReach(c.get('viewer').principal, 'tickets.act');
+    if (!(await getTicket(sql, key)) || (reach.kind === 'some' && !(await ticketWithin(sql, key, reach)))) return ticketPage(c, key);
     const form = await c.req.parseBody();
     const requester = field(form, 'requester');
     const reason = field(form, 'reason');

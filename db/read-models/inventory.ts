@@ -32,6 +32,28 @@ export interface TicketFilter {
   after?: string;
   /** @deprecated rows skipped after the cursor; kept for clients written before cursors. */
   offset?: number;
+  /** Row-level access: only tickets these people may see (access/roles.ts ticketReach). */
+  reach?: OwnerReach;
+}
+
+/** Tickets owned by one of `names` (ITSM user name or e-mail, any case); with `reports`, also those of owners whose tickets escalated to one of `names`. */
+export interface OwnerReach {
+  names: string[];
+  reports: boolean;
+}
+
+// No manager chain is stored locally (it lives in the ITSM): a manager's reports are the owners
+// whose tickets the escalation ladder has notified that manager of.
+const ownerWithin = (sql: Sql, r: OwnerReach) => {
+  const names = r.names.map((n) => n.toLowerCase());
+  return sql`(lower(t.owner) = any(${names})
+    ${r.reports ? sql`or t.owner in (select t2.owner from escalations e join tickets t2 on t2.key = e.ticket_key where lower(e.notified_user) = any(${names}))` : sql``})`;
+};
+
+/** Whether the ticket is within reach (false also when it does not exist). */
+export async function ticketWithin(sql: Sql, key: string, reach: OwnerReach): Promise<boolean> {
+  const [row] = await sql`select 1 from tickets t where t.key = ${key} and ${ownerWithin(sql, reach)}`;
+  return !!row;
 }
 
 const TICKET_CURSOR = ['timestamp', 'text'] as const;
@@ -45,6 +67,7 @@ function ticketFrom(sql: Sql, f: TicketFilter) {
       ${f.state ? sql`and t.state = ${f.state}` : sql``}
       ${f.owner ? sql`and t.owner = ${f.owner}` : sql``}
       ${f.action ? sql`and t.action = ${f.action}` : sql``}
+      ${f.reach ? sql`and ${ownerWithin(sql, f.reach)}` : sql``}
       ${f.orphaned === undefined ? sql`` : f.orphaned ? sql`and t.orphan_reason is not null` : sql`and t.orphan_reason is null`}
       ${f.escalated === undefined ? sql`` : f.escalated ? sql`and t.escalation_count > 0` : sql`and t.escalation_count = 0`}
       ${f.minPeak === undefined ? sql`` : sql`and t.escalation_peak >= ${f.minPeak}`}

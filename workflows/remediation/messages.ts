@@ -22,6 +22,8 @@ export interface TicketEvent {
   sequence?: number;
   /** ITSM id of the assignee, when the event carries it: a reassignment moves the ticket to a new owner. */
   assignedTo?: string;
+  /** Who changed the ticket in the ITSM: the platform identity matched by e-mail, else the ITSM's name for them. */
+  actor?: string;
 }
 
 // Signals and activity results recorded before the neutral states carried ServiceNow's codes; a

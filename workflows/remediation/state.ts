@@ -183,11 +183,13 @@ export function ticketEvent(current: RemediationState, event: IncomingTicketEven
   if (event.assignedTo && state.assignee && event.assignedTo !== state.assignee) state.reassignTo = event.assignedTo;
   if (event.assignedTo) state.assignee = event.assignedTo;
   const itsmState = ticketStateOf(event.state);
+  // Who acted in the ITSM is recorded; `via: servicenow` means "in the ITSM" (Jira too) and tells it nothing back.
+  const actor: TicketActor | undefined = event.actor ? { by: event.actor, via: 'servicenow' } : undefined;
   const open = state.phase === 'opening' || state.phase === 'awaiting-acknowledgement' || state.phase === 'awaiting-resolution';
-  if ((itsmState === 'resolved' || itsmState === 'closed') && open) return resolved(state, event.at, now, undefined, itsmState);
+  if ((itsmState === 'resolved' || itsmState === 'closed') && open) return resolved(state, event.at, now, actor, itsmState);
   // An owner may act on the incident before the workflow has seen it created: that counts too.
   if ((itsmState === 'in_progress' || itsmState === 'on_hold') && (state.phase === 'awaiting-acknowledgement' || state.phase === 'opening')) {
-    return acknowledged(state, event.at, now, undefined, itsmState);
+    return acknowledged(state, event.at, now, actor, itsmState);
   }
   return { state, effects: [], wake: true };
 }
