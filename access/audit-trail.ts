@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type postgres from 'postgres';
-import type { Sql } from '../db/client.js';
+import { likeLiteral, type Sql } from '../db/client.js';
+import { countRows, decodeCursor, encodeCursor, type KeysetPage } from '../db/read-models/keyset.js';
 import type { Principal } from './principal.js';
 
 // The audit trail: one row per mutation in `audit_log`, chained by hash. Each entry's hash is
@@ -264,4 +265,55 @@ export async function pruneAudit(sql: Sql, retentionMs: number, now = new Date()
     });
     return { pruned: deleted.count, lastPrunedHash: last!.hash, entry };
   }) as Promise<AuditPruneResult>;
+}
+
+export interface AuditFilter {
+  /** An actor's id or name. */
+  actor?: string;
+  /** `policies` matches `policies.create` and `policies.activate`; a full name matches itself. */
+  action?: string;
+  target?: string;
+  outcome?: AuditOutcome;
+  channel?: string;
+  /** ISO timestamps: entries at or after `since`, before `until`. */
+  since?: string;
+  until?: string;
+  limit: number;
+  after?: string;
+}
+
+const AUDIT_CURSOR = ['id'] as const;
+
+function auditFrom(sql: Sql, f: AuditFilter) {
+  const actionLike = f.action ? `${likeLiteral(f.action)}.%` : '';
+  return sql`
+    from audit_log a where true
+    ${f.actor ? sql`and (a.actor_id = ${f.actor} or a.actor_name = ${f.actor})` : sql``}
+    ${f.action ? sql`and (a.action = ${f.action} or a.action like ${actionLike})` : sql``}
+    ${f.target ? sql`and a.target = ${f.target}` : sql``}
+    ${f.outcome ? sql`and a.outcome = ${f.outcome}` : sql``}
+    ${f.channel ? sql`and a.channel = ${f.channel}` : sql``}
+    ${f.since ? sql`and a.at >= ${f.since}::timestamptz` : sql``}
+    ${f.until ? sql`and a.at < ${f.until}::timestamptz` : sql``}`;
+}
+
+/** A page of entries, newest first, after the cursor `f.after`, with a capped count of all that match. */
+export async function listAudit(sql: Sql, f: AuditFilter): Promise<KeysetPage<AuditEntry>> {
+  const after = f.after ? decodeCursor(f.after, AUDIT_CURSOR) : undefined;
+  const rows = await sql<Row[]>`
+    select a.* ${auditFrom(sql, f)}
+    ${after ? sql`and a.id < ${after[0]!}::bigint` : sql``}
+    order by a.id desc limit ${f.limit + 1}`;
+  const more = rows.length > f.limit;
+  const items = rows.slice(0, f.limit).map(fromRow);
+  return {
+    items,
+    next: more ? encodeCursor([String(items.at(-1)!.id)]) : null,
+    estimate: await countRows(sql, () => auditFrom(sql, f)),
+  };
+}
+
+export async function getAuditEntry(sql: Sql, id: number): Promise<AuditEntry | undefined> {
+  const [row] = await sql<Row[]>`select * from audit_log where id = ${id}`;
+  return row ? fromRow(row) : undefined;
 }

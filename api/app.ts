@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { requestId } from 'hono/request-id';
 import { requireToken } from './auth.js';
+import { recordApiMutations } from './audit.js';
 import { authFailureLimit } from './rate-limits.js';
 import { consoleRoutes } from '../console/app.js';
 import { CONSOLE_PAGES } from '../console/pages/index.js';
@@ -30,6 +31,7 @@ import { ticketRoutes } from './routes/tickets.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { validationRoutes } from './routes/validation.js';
 import { gateRoutes } from './routes/gate.js';
+import { auditRoutes } from './routes/audit.js';
 
 // A dependency that is down is a 503 the caller can retry, not a 500. postgres.js names lost
 // connections by code; PostgreSQL's class 08 and 57P0x say the server went away or is starting.
@@ -94,6 +96,8 @@ export function createApp(deps: ApiDeps) {
     const slack = c.get('deps').slack;
     return slack ? slack.handle(c.req.raw) : problem(c, 404, 'not_found', 'no Slack bot in HTTP mode here (not configured, or in Socket Mode)');
   });
+  // The audit trail wraps authentication, so a refused token is recorded as denied too.
+  app.use('/api/*', async (c, next) => (c.req.path.startsWith('/api/v1/webhooks/') ? next() : recordApiMutations(c, next)));
   app.use('/api/*', async (c, next) => (c.req.path === '/api/v1/webhooks/servicenow' || c.req.path === '/api/v1/webhooks/jira' ? next() : requireToken(c, next)));
   app.route('/', scanRoutes);
   app.route('/', assetRoutes);
@@ -113,6 +117,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', validationRoutes);
   app.route('/', gateRoutes);
   app.route('/', hypothesisRoutes);
+  app.route('/', auditRoutes);
   app.doc31('/api/v1/openapi.json', OPENAPI_INFO);
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
