@@ -128,6 +128,8 @@ const EnvSchema = z.object({
   SLACK_CHANNEL: optional,
   SLACK_AUTHORIZED_USERS: optional,
   SLACK_AUTHORIZED_USERGROUP: optional,
+  /** How long audit-trail entries are kept; the daily metrics run prunes older ones. */
+  CTEM_AUDIT_RETENTION: duration('400d'),
 });
 
 export interface SlaConfig {
@@ -223,6 +225,8 @@ export interface Config {
   maxUploadBytes: number;
   /** The Slack bot; unset when Slack is not configured. */
   slack?: SlackConfig;
+  /** Audit-trail entries older than this are pruned daily (CTEM_AUDIT_RETENTION). */
+  auditRetentionMs: number;
 }
 
 export interface MetricsConfig {
@@ -436,5 +440,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metrics: { schedule: e.CTEM_METRICS_SCHEDULE, riskAppetite: e.CTEM_RISK_APPETITE },
     maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
     ...(slack ? { slack } : {}),
+    auditRetentionMs: e.CTEM_AUDIT_RETENTION,
   };
 }
