@@ -6,6 +6,7 @@
 //   PUT    /api/v1/scopes/{name}                     -> scopes.put
 //   DELETE /api/v1/controls/{name}                   -> controls.delete
 //   POST   /api/v1/intel/feeds/{kind}/{version}/promote -> intel.feeds.promote
+// Console form posts read the same way after /console/ (tickets/{key}/acknowledge -> tickets.acknowledge).
 // ACTION_OVERRIDES names the few routes where that reading would mislead.
 
 const METHOD_VERB: Record<string, string> = { POST: 'create', PUT: 'put', PATCH: 'update', DELETE: 'delete' };
@@ -22,7 +23,7 @@ export const ACTION_OVERRIDES: Readonly<Record<string, string>> = {
 /** `/api/v1/policies/:version{[a-z]+}/activate` (Hono) or `.../{version}/...` (OpenAPI) -> segments, parameters as `{name}`. */
 function segments(pattern: string): string[] {
   return pattern
-    .replace(/^\/api\/v\d+\/?/, '')
+    .replace(/^\/(api\/v\d+|console)\/?/, '')
     .split('/')
     .filter(Boolean)
     .map((s) => (s.startsWith(':') ? `{${s.slice(1).replace(/\{.*\}$/, '').replace(/\?$/, '')}}` : s));

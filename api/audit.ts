@@ -3,6 +3,8 @@ import { createMiddleware } from 'hono/factory';
 import { matchedRoutes } from 'hono/route';
 import { auditAction, auditTarget } from '../access/audit-actions.js';
 import { appendAudit, type AuditActor, type AuditChannel, type AuditOutcome } from '../access/audit-trail.js';
+import { BOOTSTRAP_PRINCIPAL } from '../access/principal.js';
+import type { ConsoleEnv } from '../console/env.js';
 import type { AppEnv } from './context.js';
 import { problem } from './problem.js';
 
@@ -37,11 +39,14 @@ export function answeringRoute(c: Context): string | undefined {
  * `api`) and the console's form posts (channel `console`). Requests that presented no credentials
  * at all are not recorded: they are unbounded noise, and the failed-authentication limit covers them.
  */
-export function recordMutations(channel: AuditChannel, { presentedCredentials }: { presentedCredentials: (c: Context<AppEnv>) => boolean }) {
+export function recordMutations(
+  channel: AuditChannel,
+  { actor, presentedCredentials }: { actor: (c: Context<AppEnv>) => AuditActor | undefined; presentedCredentials: (c: Context<AppEnv>) => boolean },
+) {
   return createMiddleware<AppEnv>(async (c, next) => {
     if (READS.has(c.req.method)) return next();
     await next();
-    const principal = c.get('principal') as AppEnv['Variables']['principal'] | undefined;
+    const principal = actor(c);
     if (!principal && !presentedCredentials(c)) return;
     const status = c.res.status;
     const pattern = answeringRoute(c);
@@ -71,7 +76,22 @@ export function recordMutations(channel: AuditChannel, { presentedCredentials }:
 }
 
 /** API callers present a bearer token; anything else is an anonymous probe. */
-export const recordApiMutations = recordMutations('api', { presentedCredentials: (c) => /^Bearer\s+\S/i.test(c.req.header('authorization') ?? '') });
+export const recordApiMutations = recordMutations('api', {
+  actor: (c) => c.get('principal') as AuditActor | undefined,
+  presentedCredentials: (c) => /^Bearer\s+\S/i.test(c.req.header('authorization') ?? ''),
+});
+
+/** The console's signed-in viewer as an actor: the API token's holder is the bootstrap principal. */
+export function viewerActor(viewer: { subject: string } | undefined): AuditActor | undefined {
+  if (!viewer) return undefined;
+  return viewer.subject === 'api-token' ? BOOTSTRAP_PRINCIPAL : { id: viewer.subject, name: viewer.subject, kind: 'user' };
+}
+
+/** Console form posts, after the viewer guard: a post without a session was redirected to sign in and is not recorded. */
+export const recordConsoleMutations = recordMutations('console', {
+  actor: (c) => viewerActor((c as unknown as Context<ConsoleEnv>).get('viewer')),
+  presentedCredentials: () => false,
+});
 
 /** Adds to what the handler tells the audit trail about its change (call before and after the write). */
 export function noteChange(c: Context<AppEnv>, change: AuditChange): void {

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { Hono } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { tokensMatch } from '../api/auth.js';
+import { recordConsoleMutations } from '../api/audit.js';
 import { Page } from './layout.js';
 import type { ConsoleEnv } from './env.js';
 import { endSession, readViewer, sameOrigin, startSession } from './session.js';
@@ -80,6 +81,7 @@ export function consoleRoutes(pages: Array<Hono<ConsoleEnv>>): Hono<ConsoleEnv> 
   });
   app.use('/console', requireViewer);
   app.use('/console/*', requireViewer);
+  app.use('/console/*', recordConsoleMutations as never);
   for (const page of pages) app.route('/', page);
   return app;
 }
