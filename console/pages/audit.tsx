@@ -139,7 +139,7 @@ export const auditPage = new Hono<ConsoleEnv>()
           <p><code>{e.action}</code> on <strong>{e.target ?? '–'}</strong> by {who(e)}: <Outcome outcome={e.outcome} /></p>
           <dl class="facts">
             <dt>When</dt><dd>{e.at}</dd>
-            <dt>Who</dt><dd>{e.actorName} <span class="muted">({e.actorKind} {e.actorId})</span></dd>
+            <dt>Who</dt><dd>{e.actorName} <span class="muted">({e.actorKind === e.actorId ? e.actorKind : `${e.actorKind} ${e.actorId}`})</span></dd>
             <dt>Via</dt><dd>{e.channel}</dd>
             <dt>Request id</dt><dd><code>{e.requestId ?? '–'}</code></dd>
             <dt>Hash</dt><dd><code>{e.hash}</code></dd>
