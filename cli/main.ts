@@ -49,6 +49,9 @@ const USAGE = `usage: ctem <command>
   hypotheses list|show NAME   saved hunting hypotheses, their result now and campaigns [--json]
   hypotheses save NAME --statement TEXT --query JSON   save a hypothesis (a scope selector plus exposure conditions)
   hypotheses run|campaign NAME   ask it now, or start a campaign from it [--json]
+  audit list          the audit trail, newest first [--actor A] [--action PREFIX] [--target T] [--outcome O]
+                      [--since ISO] [--until ISO] [--limit N] [--after CURSOR] [--json]
+  audit verify        check the audit trail's hash chain; exit 1 at the first changed or removed entry [--json]
   --version           the version of this ctem
   help                this text`;
 
@@ -136,6 +139,10 @@ async function main(argv: string[]): Promise<number> {
     }
     const { ticketsCommand } = await import('./commands/tickets.js');
     return ticketsCommand(loadConfig(), rest);
+  }
+  if (command === 'audit') {
+    const { auditCommand } = await import('./commands/audit.js');
+    return auditCommand(loadConfig(), rest);
   }
   if (command === 'hypotheses') {
     const { hypothesesCommand } = await import('./commands/hypotheses.js');

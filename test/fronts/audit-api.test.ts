@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry, AuditVerification } from '../../access/audit-trail.js';
 import { json, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { platformEnv, runCtem } from '../support/scripts.js';
 
 // Every mutating route of the OpenAPI document, called with the bootstrap token, leaves exactly one
 // audit entry naming the action, the actor and the request id the API answered; reads leave none.
@@ -204,5 +205,30 @@ describe('the audit trail over the API', () => {
     expect(one.hash).toBe(policies.items[0]!.hash);
     expect((await platform.api('/api/v1/audit?since=yesterday')).status).toBe(400);
     expect((await platform.api('/api/v1/audit?after=%21%21')).status).toBe(400);
+  });
+});
+
+describe('ctem audit', () => {
+  it('lists the trail and verifies the chain; a row edited behind the trigger is caught', async () => {
+    const list = await runCtem(['audit', 'list', '--action', 'policies', '--outcome', 'allowed'], platformEnv(platform));
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/allowed\s+api\s+api-token {2}policies\.activate {2}audit-walk {2}walk-/);
+    expect(list.stdout).toMatch(/^2 of 2 entries$/m);
+    const ok = await runCtem(['audit', 'verify'], platformEnv(platform));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^audit trail intact: \d+ entries checked/);
+
+    const sql = platform.database!.sql;
+    const [victim] = await sql<{ id: string }[]>`select id from audit_log where action = 'policies.activate'`;
+    await sql.begin(async (tx) => {
+      await tx`alter table audit_log disable trigger audit_log_append_only`;
+      await tx`update audit_log set actor_name = 'someone-else' where id = ${victim!.id}`;
+      await tx`alter table audit_log enable trigger audit_log_append_only`;
+    });
+    const broken = await runCtem(['audit', 'verify'], platformEnv(platform));
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toContain(`audit trail BROKEN at entry ${victim!.id}: its content does not match its hash`);
+    expect((await json<AuditVerification>(platform.api('/api/v1/audit/verify'))).broken?.id).toBe(Number(victim!.id));
+    expect((await runCtem(['audit', 'nonsense'], platformEnv(platform))).code).toBe(2);
   });
 });
