@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry, AuditVerification } from '../../access/audit-trail.js';
 import { json, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { platformEnv, runCtem } from '../support/scripts.js';
+import { remediationWorkflowId } from '../../mobilization/golden-tickets.js';
 
 // Every mutating route of the OpenAPI document, called with the bootstrap token, leaves exactly one
 // audit entry naming the action, the actor and the request id the API answered; reads leave none.
@@ -205,6 +206,36 @@ describe('the audit trail over the API', () => {
     expect(one.hash).toBe(policies.items[0]!.hash);
     expect((await platform.api('/api/v1/audit?since=yesterday')).status).toBe(400);
     expect((await platform.api('/api/v1/audit?after=%21%21')).status).toBe(400);
+  });
+});
+
+describe('ITSM webhooks in the audit trail', () => {
+  it('records a ServiceNow change with its user as a service actor, once per event', async () => {
+    const key = 'audit-webhook-ticket';
+    // A running workflow under the ticket's remediation id takes the signal; no worker polls its queue.
+    const handle = await platform.temporalClient.workflow.start('metricsSnapshotWorkflow', { workflowId: remediationWorkflowId(key), taskQueue: `nobody-${randomUUID()}`, args: [{}] });
+    try {
+      const event = JSON.stringify({ event_id: 'evt-audit-1', state: '2', correlation_id: key, sys_updated_by: 'jonas.weber', assigned_to: 'sys-42' });
+      const res = await platform.api('/api/v1/webhooks/servicenow', { method: 'POST', body: event });
+      expect(res.status).toBe(202);
+      const entries = await entriesFor(res.headers.get('x-request-id')!);
+      expect(entries).toHaveLength(1);
+      expect(entries[0]).toMatchObject({
+        actorId: 'servicenow:jonas.weber',
+        actorName: 'jonas.weber',
+        actorKind: 'service',
+        action: 'tickets.itsm-event',
+        target: key,
+        outcome: 'allowed',
+        channel: 'webhook',
+        after: { itsm: 'servicenow', eventId: 'evt-audit-1', state: '2', assignedTo: 'sys-42' },
+      });
+      const again = await platform.api('/api/v1/webhooks/servicenow', { method: 'POST', body: event });
+      expect(await again.json()).toEqual({ status: 'duplicate' });
+      expect(await entriesFor(again.headers.get('x-request-id')!)).toHaveLength(0);
+    } finally {
+      await handle.terminate();
+    }
   });
 });
 
