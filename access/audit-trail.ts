@@ -195,6 +195,11 @@ const VERIFY_BATCH = 2_000;
  * link; stops at the first entry that does not hold.
  */
 export async function verifyAuditChain(sql: Sql, { batchSize = VERIFY_BATCH }: { batchSize?: number } = {}): Promise<AuditVerification> {
+  // One snapshot for the anchor and every batch: a prune or append meanwhile is not a broken link.
+  return sql.begin('isolation level repeatable read read only', (tx) => walkChain(tx, batchSize)) as Promise<AuditVerification>;
+}
+
+async function walkChain(sql: postgres.TransactionSql, batchSize: number): Promise<AuditVerification> {
   // After pruning, the first kept entry chains onto the last pruned one, which the newest prune
   // entry names (itself inside the chain, so it cannot be edited to fit either).
   const [prune] = await sql<{ after: { lastPrunedHash?: string } | null }[]>`

@@ -87,6 +87,26 @@ describe('audit trail', () => {
     expect(verified.checked).toBe(3 + 200);
   });
 
+  it('appends a few thousand entries from 8 connections and verifies them in batches (timed)', async () => {
+    const fresh = await createTestDatabase();
+    await migrateDatabase(fresh);
+    const clients = Array.from({ length: 8 }, () => postgres(fresh, { max: 1, onnotice: () => {} }));
+    try {
+      const started = performance.now();
+      await Promise.all(clients.map((sql, c) => (async () => {
+        for (let i = 0; i < 250; i++) await appendAudit(sql, entry({ requestId: `bulk-${c}-${i}`, after: { i, c, note: 'x'.repeat(200) } }));
+      })()));
+      const appendMs = performance.now() - started;
+      const t = performance.now();
+      const verified = await verifyAuditChain(clients[0]!);
+      const verifyMs = performance.now() - t;
+      expect(verified).toMatchObject({ ok: true, checked: 2_000 });
+      console.log(`audit: 2000 appends from 8 connections in ${appendMs.toFixed(0)} ms (${(2_000 / (appendMs / 1000)).toFixed(0)}/s); verify in ${verifyMs.toFixed(0)} ms`);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
   it('refuses UPDATE, DELETE and TRUNCATE in the database', async () => {
     await expect(database.sql`update audit_log set actor_name = 'someone else'`).rejects.toThrow(/append-only: UPDATE refused/);
     await expect(database.sql`delete from audit_log where id = (select min(id) from audit_log)`).rejects.toThrow(/append-only: DELETE refused/);
