@@ -129,7 +129,7 @@ const EnvSchema = z.object({
   SLACK_AUTHORIZED_USERS: optional,
   SLACK_AUTHORIZED_USERGROUP: optional,
   /** How long audit-trail entries are kept; the daily metrics run prunes older ones. */
-  CTEM_AUDIT_RETENTION: duration('400d'),
+  CTEM_AUDIT_RETENTION: duration('400d').refine((ms) => ms > 0, 'must be longer than 0 (entries are kept this long)'),
 });
 
 export interface SlaConfig {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry, AuditVerification } from '../../access/audit-trail.js';
+import { loadConfig } from '../../config/index.js';
 import { startMetricsSnapshot } from '../../platform/schedules.js';
 import { json, startTestPlatform, type TestPlatform } from '../support/platform.js';
 
@@ -36,5 +37,12 @@ describe('audit retention', () => {
     const verified = await json<AuditVerification>(platform.api('/api/v1/audit/verify'));
     expect(verified).toMatchObject({ ok: true, anchor: (prune.after as { lastPrunedHash: string }).lastPrunedHash });
     expect(verified.checked).toBe(items.length);
+  });
+
+  it('reads CTEM_AUDIT_RETENTION as a duration, 400 days by default, and refuses nonsense naming the variable', () => {
+    expect(loadConfig({}).auditRetentionMs).toBe(400 * 86_400_000);
+    expect(loadConfig({ CTEM_AUDIT_RETENTION: '2w' }).auditRetentionMs).toBe(14 * 86_400_000);
+    expect(() => loadConfig({ CTEM_AUDIT_RETENTION: '0s' })).toThrow(/CTEM_AUDIT_RETENTION: must be longer than 0/);
+    expect(() => loadConfig({ CTEM_AUDIT_RETENTION: 'soon' })).toThrow(/CTEM_AUDIT_RETENTION: "soon" is not a duration/);
   });
 });
