@@ -53,7 +53,7 @@ export function recordMutations(
     const change = c.get('auditChange');
     const entry = {
       actor: principal ?? REFUSED_CREDENTIALS,
-      action: pattern ? auditAction(c.req.method, pattern) : 'api.unrouted',
+      action: pattern ? auditAction(c.req.method, pattern) : `${channel}.unrouted`,
       target: change?.target ?? (pattern ? auditTarget(pattern, c.req.path) : `${c.req.method} ${c.req.path}`),
       outcome: outcomeOf(status),
       // A refused or failed request changed nothing: what the handler meant to write is not a change.
@@ -66,7 +66,7 @@ export function recordMutations(
     } catch (err) {
       // Not the handler's transaction: most changes also reach Temporal or the ITSM, which no database
       // transaction can take back. So the change stands, and the caller hears that it is not on record
-      // (a 503 to retry: every mutation here is idempotent) instead of a success that left no trace.
+      // (a 503: the API's mutations are safe to repeat) instead of a success that left no trace.
       console.error(`audit: NOT RECORDED ${entry.action} target=${entry.target ?? '-'} by ${entry.actor.id} request=${entry.requestId ?? '-'} status=${status}: ${(err as Error).message}`);
       c.res = problem(c, 503, 'audit_unavailable', `the change was made (status ${status}) but could not be recorded in the audit trail; retry shortly`);
       c.res.headers.delete('content-length'); // the handler's, kept by Hono with its other headers
