@@ -89,6 +89,9 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'GET /api/v1/identities/{id}/tokens': 'identities.admin',
   'POST /api/v1/identities/{id}/tokens': 'identities.admin',
   'DELETE /api/v1/identities/{id}/tokens/{tokenId}': 'identities.admin',
+  'GET /api/v1/audit': 'audit.read',
+  'GET /api/v1/audit/verify': 'audit.read',
+  'GET /api/v1/audit/{id}': 'audit.read',
 };
 
 /** Hono's `/a/:id` as the OpenAPI document writes it, `/a/{id}`. */
@@ -122,4 +125,6 @@ export const CONSOLE_ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'POST /console/identities/:id/disable': 'identities.admin',
   'POST /console/identities/:id/enable': 'identities.admin',
   'POST /console/identities/:id/tokens': 'identities.admin',
+  'GET /console/audit': 'audit.read',
+  'GET /console/audit/:id{[0-9]+}': 'audit.read',
 };

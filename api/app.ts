@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { requestId } from 'hono/request-id';
 import { requirePermission, requireToken } from './auth.js';
+import { recordApiMutations } from './audit.js';
 import { authFailureLimit } from './rate-limits.js';
 import { consoleRoutes } from '../console/app.js';
 import { CONSOLE_PAGES } from '../console/pages/index.js';
@@ -32,6 +33,7 @@ import { webhookRoutes } from './routes/webhooks.js';
 import { validationRoutes } from './routes/validation.js';
 import { gateRoutes } from './routes/gate.js';
 import { identityRoutes } from './routes/identities.js';
+import { auditRoutes } from './routes/audit.js';
 
 // A dependency that is down is a 503 the caller can retry, not a 500. postgres.js names lost
 // connections by code; PostgreSQL's class 08 and 57P0x say the server went away or is starting.
@@ -100,8 +102,10 @@ export function createApp(deps: ApiDeps) {
     return slack ? slack.handle(c.req.raw) : problem(c, 404, 'not_found', 'no Slack bot in HTTP mode here (not configured, or in Socket Mode)');
   });
   const signedWebhook = (path: string) => path === '/api/v1/webhooks/servicenow' || path === '/api/v1/webhooks/jira';
+  // The audit trail wraps authentication, so a refused token is recorded as denied too, and a
+  // refused permission with the principal it refused.
+  app.use('/api/*', async (c, next) => (c.req.path.startsWith('/api/v1/webhooks/') ? next() : recordApiMutations(c, next)));
   app.use('/api/*', async (c, next) => (signedWebhook(c.req.path) ? next() : requireToken(c, next)));
-  // (audit middleware goes here: after authentication, before the permission check)
   app.use('/api/*', async (c, next) => (signedWebhook(c.req.path) ? next() : requirePermission(c, next)));
   app.route('/', scanRoutes);
   app.route('/', assetRoutes);
@@ -122,6 +126,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', gateRoutes);
   app.route('/', hypothesisRoutes);
   app.route('/', identityRoutes);
+  app.route('/', auditRoutes);
   app.doc31('/api/v1/openapi.json', OPENAPI_INFO);
   app.notFound((c) => problem(c, 404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Principal } from '../access/principal.js';
+import type { AuditChange } from './audit.js';
 import type { Database } from '../db/client.js';
 import type { OperatorMetrics } from '../platform/telemetry.js';
 import type { FeedMaxAge } from '../prioritization/feeds/parse.js';
@@ -37,5 +38,7 @@ export interface AppEnv {
     principal: Principal;
     /** The request's id (X-Request-Id when the caller sent a sane one): answered, logged and audited. */
     requestId: string;
+    /** What a mutating handler changed (target, before, after): the audit trail records it (api/audit.ts). */
+    auditChange?: AuditChange;
   };
 }

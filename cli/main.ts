@@ -53,6 +53,9 @@ const USAGE = `usage: ctem <command>
                       the data dir) [--simulator: the ServiceNow / Jira simulator's password instead]
   identities list|create|show|disable|enable|token issue|token list|token revoke   users, service accounts,
                       their roles and API tokens (ctem identities --help)
+  audit list          the audit trail, newest first [--actor A] [--action PREFIX] [--target T] [--outcome O]
+                      [--since ISO] [--until ISO] [--limit N] [--after CURSOR] [--json]
+  audit verify        check the audit trail's hash chain; exit 1 at the first changed or removed entry [--json]
   --version           the version of this ctem
   help                this text`;
 
@@ -152,6 +155,10 @@ async function main(argv: string[]): Promise<number> {
     }
     const { ticketsCommand } = await import('./commands/tickets.js');
     return ticketsCommand(loadConfig(), rest);
+  }
+  if (command === 'audit') {
+    const { auditCommand } = await import('./commands/audit.js');
+    return auditCommand(loadConfig(), rest);
   }
   if (command === 'hypotheses') {
     const { hypothesesCommand } = await import('./commands/hypotheses.js');

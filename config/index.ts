@@ -133,6 +133,8 @@ const EnvSchema = z.object({
   SLACK_CHANNEL: optional,
   SLACK_AUTHORIZED_USERS: optional,
   SLACK_AUTHORIZED_USERGROUP: optional,
+  /** How long audit-trail entries are kept; the daily metrics run prunes older ones. */
+  CTEM_AUDIT_RETENTION: duration('400d').refine((ms) => ms > 0, 'must be longer than 0 (entries are kept this long)'),
 });
 
 export interface SlaConfig {
@@ -229,6 +231,8 @@ export interface Config {
   maxUploadBytes: number;
   /** The Slack bot; unset when Slack is not configured. */
   slack?: SlackConfig;
+  /** Audit-trail entries older than this are pruned daily (CTEM_AUDIT_RETENTION). */
+  auditRetentionMs: number;
 }
 
 export interface MetricsConfig {
@@ -456,5 +460,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
     ...(slack ? { slack } : {}),
+    auditRetentionMs: e.CTEM_AUDIT_RETENTION,
   };
 }

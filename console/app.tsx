@@ -9,6 +9,7 @@ import { can } from '../access/roles.js';
 import { CONSOLE_ROUTE_PERMISSIONS } from '../access/route-permissions.js';
 import { resolveToken } from '../access/tokens.js';
 import { tokensMatch } from '../api/auth.js';
+import { recordConsoleMutations } from '../api/audit.js';
 import { Page } from './layout.js';
 import type { ConsoleEnv } from './env.js';
 import { API_TOKEN_SUBJECT, endSession, readViewer, sameOrigin, startSession } from './session.js';
@@ -125,6 +126,7 @@ export function consoleRoutes(pages: Array<Hono<ConsoleEnv>>): Hono<ConsoleEnv> 
   });
   app.use('/console', requireViewer);
   app.use('/console/*', requireViewer);
+  app.use('/console/*', recordConsoleMutations as never);
   for (const page of pages) app.route('/', page);
   return app;
 }

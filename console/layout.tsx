@@ -11,6 +11,7 @@ export const NAV = [
   { path: '/console/executive', label: 'Executive' },
   { path: '/console/hunting', label: 'Hunting' },
   { path: '/console/program', label: 'Program' },
+  { path: '/console/audit', label: 'Audit' },
   { path: '/console/api', label: 'API' },
   { path: '/console/identities', label: 'Identities' },
 ] as const;

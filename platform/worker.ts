@@ -8,6 +8,7 @@ import { createHuntingActivities } from '../activities/hunting.js';
 import { createEscalationDigestActivities } from '../activities/escalation-digest.js';
 import { createIntelActivities } from '../activities/intel.js';
 import { createMetricsActivities } from '../activities/metrics.js';
+import { AUDIT_RETENTION_DEFAULT_MS, createAuditActivities } from '../activities/audit.js';
 import { createMobilizationActivities } from '../activities/mobilization.js';
 import { createPrioritizationActivities } from '../activities/prioritization.js';
 import { createRescoreActivities } from '../activities/rescore.js';
@@ -26,7 +27,7 @@ import { setSdkMetricsAddress, type OperatorMetrics } from './telemetry.js';
 const require = createRequire(import.meta.url);
 
 export interface WorkerDeps {
-  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel' | 'maxUploadBytes' | 'fallbackOwner' | 'validation'>;
+  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel' | 'maxUploadBytes' | 'fallbackOwner' | 'validation'> & Partial<Pick<Config, 'auditRetentionMs'>>;
   connection: NativeConnection;
   client: Client;
   database: Database;
@@ -56,6 +57,7 @@ export function createActivities({ config, client, database, itsm, serviceNowCon
     ...createMetricsActivities({ database }),
     ...createValidationActivities({ database, config: config.validation, temporal: config.temporal, ...(validationPublisher ? { publisher: validationPublisher } : {}) }),
     ...createHuntingActivities({ database }),
+    ...createAuditActivities({ database, retentionMs: config.auditRetentionMs ?? AUDIT_RETENTION_DEFAULT_MS }),
   };
 }
 

@@ -40,6 +40,7 @@ import {
   type TicketView,
 } from './messages.js';
 import { HonoSlackReceiver } from './receiver.js';
+import { appendAudit, type AuditOutcome } from '../access/audit-trail.js';
 
 // The Slack front: a thin layer like the HTTP API. It authenticates (Slack's signature, then who
 // the user is), then starts, updates or queries workflows, or reads PostgreSQL. Every command and
@@ -87,6 +88,9 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined>
 export function createSlackBot(deps: SlackBotDeps): SlackBot {
   const { config, database, temporal, log } = deps;
   const sql = database.sql;
+  /** The audit trail's entry for a Slack action: the Slack user (and their ITSM name when known) as actor. */
+  const audit = (userId: string, action: string, target: string, outcome: AuditOutcome, after?: unknown, name?: string) =>
+    appendAudit(sql, { actor: { id: `slack:${userId}`, name: name ?? `slack:${userId}`, kind: 'user' }, action, target, outcome, ...(after === undefined ? {} : { after }), channel: 'slack' });
   const socketMode = Boolean(config.appToken);
   const receiver = socketMode ? undefined : new HonoSlackReceiver({ signingSecret: config.signingSecret!, database, log });
   const app = new App({
@@ -179,6 +183,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
       channel: channelId,
       ...(c.hypothesis ? { hypothesis: c.hypothesis } : {}),
     });
+    await audit(userId, 'campaigns.create', c.scope, 'allowed', { workflowId: id, ...(c.hypothesis ? { hypothesis: c.hypothesis } : {}) });
     const url = urlOf(id);
     return inChannel(campaignStartedMessage({ id, scope: c.scope, userId, ...(c.hypothesis ? { hypothesis: c.hypothesis } : {}), ...(url ? { url } : {}) }));
   }
@@ -187,6 +192,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
     if (!(await directory.isAuthorized(userId, 'validation.write'))) return refusal('starting a validation', config.channel);
     if (c.scope !== ESTATE_SCOPE && !(await getScope(sql, c.scope))) return ephemeral(textMessage(`There is no scope called *${esc(c.scope)}*. \`/ctem scopes\` lists them.`));
     const { workflowId: id } = await startValidation(temporal, { scope: c.scope, trigger: 'slack', requestedBy: `slack:${userId}`, channel: channelId });
+    await audit(userId, 'validations.create', c.scope, 'allowed', { workflowId: id });
     const url = urlOf(id);
     return inChannel(textMessage(`<@${userId}> started validation *${esc(id)}* of ${c.scope === ESTATE_SCOPE ? 'the estate' : `scope *${esc(c.scope)}*`}; the results will be posted here.${url ? ` <${url}|Open in Temporal>` : ''}`));
   }
@@ -200,6 +206,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
       case 'scope-create': {
         if (!(await directory.isAuthorized(userId, 'scopes.write'))) return refusal('changing scopes', config.channel);
         const scope = await saveScope(sql, { name: command.name, selector: command.selector, description: command.description ?? null });
+        await audit(userId, 'scopes.put', scope.name, 'allowed', scope);
         return inChannel(textMessage(`<@${userId}> saved scope *${esc(scope.name)}*: \`${esc(JSON.stringify(scope.selector))}\``));
       }
       case 'campaign-start':
@@ -250,6 +257,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
       // is a new one, which the workflow refuses once the ticket is acknowledged.
       const updateId = `slack:acknowledge:${ticket.key}:${body.container?.message_ts ?? action.action_ts}`;
       const result = await acknowledgeTicket(temporal.client, ticket.key, { by: actor, via: 'slack' }, updateId);
+      await audit(body.user.id, 'tickets.acknowledge', ticket.key, result.ok ? 'allowed' : 'failed', result.ok ? { phase: result.state.phase, acknowledgedBy: result.state.acknowledgedBy ?? actor } : { refused: result.message }, actor);
       await respond(
         ephemeral(
           textMessage(
@@ -288,6 +296,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
     else if (!(await directory.mayActOnTicket(body.user.id, ticket.owner)).allowed) errors.reason = `Only the owner (${ticket.owner ?? 'nobody'}) or security operations can request an exception.`;
     if (Object.keys(errors).length || !ticket) return void (await ack({ response_action: 'errors', errors }));
     const { created, request } = await createExceptionRequest(sql, { ticketKey: ticket.key, requester: `slack:${body.user.id}`, reason, expiresAt });
+    if (created) await audit(body.user.id, 'tickets.exception-request', ticket.key, 'allowed', { request: request.id, reason, expiresAt });
     if (!created) {
       return void (await ack({ response_action: 'errors', errors: { reason: `Request ${request.id} for this ticket is already waiting for security operations.` } }));
     }
@@ -328,6 +337,7 @@ export function createSlackBot(deps: SlackBotDeps): SlackBot {
     }
     const decided = await decideExceptionRequest(sql, request.id, decision, `slack:${userId}`);
     if (!decided) return; // another click decided it a moment ago
+    await audit(userId, decision === 'approved' ? 'tickets.exception-approve' : 'tickets.exception-reject', ticket.key, 'allowed', { request: request.id, status: decided.status, expiresAt: decided.expiresAt });
     const message = exceptionApprovalMessage(decided, ticket, requesterId);
     if (decided.channel && decided.messageTs) await app.client.chat.update({ channel: decided.channel, ts: decided.messageTs, text: message.text, blocks: message.blocks });
     const name = ticket.externalNumber ?? ticket.key;

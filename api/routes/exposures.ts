@@ -7,6 +7,7 @@ import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
 import { CursorError } from '../../db/read-models/keyset.js';
 import { TicketResponseSchema } from './response-metrics.js';
 import { ticketResponse } from '../../validation/response.js';
+import { noteChange } from '../audit.js';
 
 const ScopeName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 const ScopeSchema = z.object({ name: z.string(), selector: ScopeSelector, description: z.string().nullable() }).openapi('Scope');
@@ -210,10 +211,14 @@ export const exposureRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(putScopeRoute, async (c) => {
     const body = c.req.valid('json');
-    return c.json(await saveScope(c.get('deps').database.sql, { name: c.req.valid('param').name, selector: body.selector, description: body.description ?? null }), 200);
+    noteChange(c, { before: (await getScope(c.get('deps').database.sql, c.req.valid('param').name)) ?? null });
+    const scope = await saveScope(c.get('deps').database.sql, { name: c.req.valid('param').name, selector: body.selector, description: body.description ?? null });
+    noteChange(c, { after: scope });
+    return c.json(scope, 200);
   })
   .openapi(listScopesRoute, async (c) => c.json({ items: await listScopes(c.get('deps').database.sql) }, 200))
   .openapi(deleteScopeRoute, async (c) => {
+    noteChange(c, { before: (await getScope(c.get('deps').database.sql, c.req.valid('param').name)) ?? null });
     if (!(await deleteScope(c.get('deps').database.sql, c.req.valid('param').name))) return problem(c, 404, 'not_found', 'no such scope');
     return c.body(null, 204);
   })

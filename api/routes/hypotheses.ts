@@ -20,6 +20,7 @@ import {
 } from '../../scoping/hypotheses.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
+import { noteChange } from '../audit.js';
 import { ExposureListItemSchema } from './exposures.js';
 import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
 import { actorName } from '../../access/identities.js';
@@ -198,7 +199,9 @@ export const hypothesisRoutes = new OpenAPIHono<AppEnv>()
     async (c) => {
       const body = c.req.valid('json');
       try {
+        noteChange(c, { before: (await getHypothesis(c.get('deps').database.sql, c.req.valid('param').name)) ?? null });
         const saved = await saveHypothesis(c.get('deps').database.sql, { name: c.req.valid('param').name, statement: body.statement, query: body.query, createdBy: actorName(c.get('principal'), body.createdBy ?? 'api') });
+        noteChange(c, { after: saved });
         return c.json(saved, 200);
       } catch (err) {
         if (!(err instanceof HypothesisInvalidError)) throw err;
@@ -209,6 +212,7 @@ export const hypothesisRoutes = new OpenAPIHono<AppEnv>()
   )
   .openapi(deleteRoute, async (c) => {
     const name = c.req.valid('param').name;
+    noteChange(c, { before: (await getHypothesis(c.get('deps').database.sql, name)) ?? null });
     if (!(await deleteHypothesis(c.get('deps').database.sql, name))) return problem(c, 404, 'not_found', `no hypothesis named ${name}`);
     return c.body(null, 204);
   })

@@ -20,6 +20,7 @@ import type { ApiDeps, AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { withUploadedFile } from '../uploads.js';
 import { ErrorSchema, ShadowDiffSchema } from './schemas.js';
+import { noteChange } from '../audit.js';
 
 // Threat-intel feeds (FIRST EPSS, CISA KEV, CVE records): import a file, list versions, promote a
 // staged one, compare one with the active version in shadow mode, fetch now.
@@ -244,12 +245,15 @@ export const intelRoutes = new OpenAPIHono<AppEnv>()
     const { kind, version } = c.req.valid('param');
     const params = validationParams(c.req.valid('query'));
     if (!params.ok) return problem(c, 400, 'invalid_request', params.message);
+    const active = (await listFeedVersions(deps.database.sql, { kind, status: 'active' }))[0]?.version ?? null;
+    noteChange(c, { before: { active } });
     try {
       const result = await promoteFeed(deps.database.sql, kind, version, {
         maxAgeMs: feedMaxAge(kind, maxAgeOf(deps)),
         force: params.force,
         ...(params.asOf ? { asOf: params.asOf } : {}),
       });
+      noteChange(c, { after: { active: result.activated ? version : active } });
       return answer(c, result, 'promote');
     } catch (err) {
       if (err instanceof FeedStateError) return err.reason === 'not_found' ? problem(c, 404, 'not_found', err.message) : problem(c, 409, 'not_promotable', err.message);

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { ControlError, deleteControl, listControls, saveControl } from '../../prioritization/controls.js';
+import { ControlError, deleteControl, getControl, listControls, saveControl } from '../../prioritization/controls.js';
 import { activatePolicy, activePolicy, getPolicy, listPolicies, savePolicy } from '../../prioritization/policy-store.js';
 import { backtest, BacktestError, laterKevVersion } from '../../prioritization/backtest.js';
 import { shadowScore } from '../../prioritization/scoring/rescore.js';
@@ -8,6 +8,7 @@ import { rescoreWorkflow } from '../../workflows/rescore.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema, ShadowDiffSchema } from './schemas.js';
+import { noteChange } from '../audit.js';
 
 const PolicyVersionSchema = z
   .object({
@@ -156,7 +157,8 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(postPolicyRoute, async (c) => {
     try {
-      const { policy } = await savePolicy(c.get('deps').database.sql, await c.req.json(), 'shadow');
+      const { policy, created } = await savePolicy(c.get('deps').database.sql, await c.req.json(), 'shadow');
+      noteChange(c, { target: policy.version, after: { version: policy.version, status: 'shadow', created } });
       return c.json({ version: policy.version, status: 'shadow' }, 201);
     } catch (err) {
       if (err instanceof PolicyError || err instanceof SyntaxError) return problem(c, 400, 'invalid_policy', err.message);
@@ -184,7 +186,9 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
     const deps = c.get('deps');
     const version = c.req.valid('param').version;
     if (!(await getPolicy(deps.database.sql, version))) return problem(c, 404, 'not_found', 'no such policy version');
+    noteChange(c, { before: { active: (await activePolicy(deps.database.sql)).version } });
     await activatePolicy(deps.database.sql, version);
+    noteChange(c, { after: { active: version } });
     const workflowId = await startRescore(deps, `policy:${version}`, `policy ${version} activated`);
     return c.json({ version, workflowId }, 202);
   })
@@ -194,7 +198,9 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
     const name = c.req.valid('param').name;
     try {
       const body = (await c.req.json()) as Record<string, unknown>;
+      noteChange(c, { before: (await getControl(deps.database.sql, name)) ?? null });
       const control = await saveControl(deps.database.sql, { ...body, name });
+      noteChange(c, { after: control });
       const workflowId = await startRescore(deps, `control:${name}:${Date.now()}`, `compensating control ${name} saved`);
       return c.json({ ...control, workflowId }, 200);
     } catch (err) {
@@ -205,6 +211,7 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
   .openapi(deleteControlRoute, async (c) => {
     const deps = c.get('deps');
     const name = c.req.valid('param').name;
+    noteChange(c, { before: (await getControl(deps.database.sql, name)) ?? null });
     if (!(await deleteControl(deps.database.sql, name))) return problem(c, 404, 'not_found', 'no such control');
     const workflowId = await startRescore(deps, `control:${name}:${Date.now()}`, `compensating control ${name} removed`);
     return c.json({ workflowId }, 202);

@@ -8,6 +8,7 @@ import { CTEM_PHASE } from '../../workflows/search-attributes.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema } from './schemas.js';
+import { noteChange } from '../audit.js';
 
 const Name = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 
@@ -122,6 +123,7 @@ export const sourceRoutes = new OpenAPIHono<AppEnv>()
       return problem(c, 400, 'invalid_request', `config.headers: ${HIDDEN} stands for a stored value, and this source has none for that header`);
     }
     const source = await upsertSource(deps.database.db, { name, kind: body.kind, config, schedule: body.schedule });
+    noteChange(c, { before: stored ? withHiddenHeaders(stored) : null, after: withHiddenHeaders(source) });
     if (source.schedule) {
       try {
         await upsertSourceSchedule(deps.temporal.client, deps.temporal.taskQueue, name, source.schedule);
@@ -142,6 +144,8 @@ export const sourceRoutes = new OpenAPIHono<AppEnv>()
   .openapi(deleteSourceRoute, async (c) => {
     const deps = c.get('deps');
     const name = c.req.valid('param').name;
+    const stored = await getSource(deps.database.db, name);
+    noteChange(c, { before: stored ? withHiddenHeaders(stored) : null });
     await deleteSourceSchedule(deps.temporal.client, name);
     if (!(await deleteSource(deps.database.db, name))) return problem(c, 404, 'not_found', 'no such source');
     return c.body(null, 204);

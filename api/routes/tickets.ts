@@ -9,6 +9,7 @@ import { statusQuery, type RemediationState } from '../../workflows/remediation/
 import { ITSM_NAMES } from '../../mobilization/itsm/index.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
+import { noteChange } from '../audit.js';
 import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
 import { CursorError } from '../../db/read-models/keyset.js';
 import { TicketResponseSchema } from './response-metrics.js';
@@ -193,6 +194,12 @@ export const riskAcceptanceRoute = actionRoute(
   riskAcceptanceResponses,
 );
 
+/** A ticket action as the audit trail records it: the stored state before, the workflow's answer after. */
+const ticketChange = (t: { state: string; acknowledgedAt: string | null; resolvedAt: string | null }, after: RemediationState) => ({
+  before: { state: t.state, acknowledgedAt: t.acknowledgedAt, resolvedAt: t.resolvedAt },
+  after: { phase: after.phase, acknowledgedBy: after.acknowledgedBy ?? null, resolvedBy: after.resolvedBy ?? null, riskAcceptance: after.riskAcceptance ?? null },
+});
+
 export const ticketRoutes = new OpenAPIHono<AppEnv>()
   .openapi(listTicketsRoute, async (c) => {
     const { orphaned, escalated, overdue, ...query } = c.req.valid('query');
@@ -226,19 +233,23 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
   .openapi(acknowledgeTicketRoute, async (c) => {
     const deps = c.get('deps');
     const { key } = c.req.valid('param');
-    if (!(await getTicket(deps.database.sql, key)) || !(await withinReach(c, key, 'tickets.act'))) return problem(c, 404, 'not_found', 'no such golden ticket');
+    const ticket = await getTicket(deps.database.sql, key);
+    if (!ticket || !(await withinReach(c, key, 'tickets.act'))) return problem(c, 404, 'not_found', 'no such golden ticket');
     const body = c.req.valid('json') as z.infer<typeof ActorBody>;
     const by = actorName(c.get('principal'), body.by);
     const result = await acknowledgeTicket(deps.temporal.client, key, { by, via: 'api', ...(body.note ? { note: body.note } : {}) }, c.req.valid('header')['idempotency-key']);
+    if (result.ok) noteChange(c, ticketChange(ticket, result.state));
     return result.ok ? c.json(result.state, 200) : problem(c, 409, result.reason === 'refused' ? 'refused' : 'not_running', result.message);
   })
   .openapi(resolveTicketRoute, async (c) => {
     const deps = c.get('deps');
     const { key } = c.req.valid('param');
-    if (!(await getTicket(deps.database.sql, key)) || !(await withinReach(c, key, 'tickets.act'))) return problem(c, 404, 'not_found', 'no such golden ticket');
+    const ticket = await getTicket(deps.database.sql, key);
+    if (!ticket || !(await withinReach(c, key, 'tickets.act'))) return problem(c, 404, 'not_found', 'no such golden ticket');
     const body = c.req.valid('json') as z.infer<typeof ActorBody>;
     const by = actorName(c.get('principal'), body.by);
     const result = await resolveTicket(deps.temporal.client, key, { by, via: 'api', ...(body.note ? { note: body.note } : {}) }, c.req.valid('header')['idempotency-key']);
+    if (result.ok) noteChange(c, ticketChange(ticket, result.state));
     return result.ok ? c.json(result.state, 200) : problem(c, 409, result.reason === 'refused' ? 'refused' : 'not_running', result.message);
   })
   .openapi(riskAcceptanceRoute, async (c) => {
@@ -256,6 +267,7 @@ export const ticketRoutes = new OpenAPIHono<AppEnv>()
     const requester = body.requester ?? ticket.owner ?? '';
     const acceptance = { requester, approver, reason: body.reason, expiresAt: body.expiresAt };
     const result = await acceptTicketRisk(deps.temporal.client, key, acceptance, c.req.valid('header')['idempotency-key']);
+    if (result.ok) noteChange(c, ticketChange(ticket, result.state));
     if (result.ok) return c.json(result.state, 200);
     // The workflow's validator is the authority on the rules: its refusal, with the field, is the answer.
     if (result.field) return problem(c, 422, 'invalid_risk_acceptance', result.message, { field: result.field });

@@ -1,5 +1,6 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import { appendAudit } from '../../access/audit-trail.js';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { recordTicketEvent, ticketEventSeen, ticketKeyOfExternal } from '../../mobilization/ticket-events.js';
@@ -44,6 +45,20 @@ const ServiceNowEvent = z.object({
  */
 export const webhookRoutes = new Hono<AppEnv>();
 
+/** A ticket change the ITSM told us about, in the audit trail: the ITSM user as a service actor. */
+async function auditItsmEvent(c: Context<AppEnv>, itsm: 'servicenow' | 'jira', user: string | undefined, ticketKey: string, after: Record<string, unknown>): Promise<void> {
+  const name = user?.trim() || itsm;
+  await appendAudit(c.get('deps').database.sql, {
+    actor: { id: `${itsm}:${name}`, name, kind: 'service' },
+    action: 'tickets.itsm-event',
+    target: ticketKey,
+    outcome: 'allowed',
+    after: { itsm, ...after },
+    requestId: c.get('requestId') ?? null,
+    channel: 'webhook',
+  });
+}
+
 webhookRoutes.post('/api/v1/webhooks/servicenow', async (c) => {
   const deps = c.get('deps');
   const body = await c.req.text();
@@ -81,6 +96,8 @@ webhookRoutes.post('/api/v1/webhooks/servicenow', async (c) => {
     if (err instanceof WorkflowNotFoundError) return c.json({ status: 'ignored', reason: 'no open remediation for this ticket' }, 200);
     throw err;
   }
+  // Before the event is marked seen: if the audit append fails, ServiceNow's retry records it.
+  await auditItsmEvent(c, 'servicenow', event.sys_updated_by, event.correlation_id, { eventId: event.event_id, state: event.state, assignedTo: event.assigned_to ?? null });
   await recordTicketEvent(deps.database.db, { eventId: event.event_id, ticketKey: event.correlation_id, state: event.state, payload: event });
   return c.json({ status: 'accepted' }, 202);
 });
@@ -174,6 +191,7 @@ webhookRoutes.post(
       if (err instanceof WorkflowNotFoundError) return c.json({ status: 'ignored', reason: 'no open remediation for this ticket' }, 200);
       throw err;
     }
+    await auditItsmEvent(c, 'jira', event.user?.emailAddress ?? event.user?.displayName ?? event.user?.accountId, ticketKey, { eventId, state: status.name, assignedTo: assignedTo ?? null });
     await recordTicketEvent(deps.database.db, {
       eventId,
       ticketKey,

@@ -95,6 +95,9 @@ const EXPECTED: Record<string, readonly string[]> = {
   'GET /api/v1/identities/{id}/tokens': [A],
   'POST /api/v1/identities/{id}/tokens': [A],
   'DELETE /api/v1/identities/{id}/tokens/{tokenId}': [A],
+  'GET /api/v1/audit': WRITERS,
+  'GET /api/v1/audit/verify': WRITERS,
+  'GET /api/v1/audit/{id}': WRITERS,
 };
 
 let platform: TestPlatform;

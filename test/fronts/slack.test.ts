@@ -329,6 +329,9 @@ describe('campaigns, exposures and tickets', () => {
     const accepted = exceptionTickets.find((t) => t.key.startsWith('manifest~'))!;
     const refused = await replyOn(await click('ticket_acknowledge', accepted.key, ALEX));
     expect(refused.text).toMatch(new RegExp(`^Could not acknowledge ${accepted.externalNumber}: ${accepted.externalNumber} is risk-accepted until \\d{4}-`));
+    // Every click that reached the workflow is in the audit trail, with the ITSM name of who clicked.
+    const audited = await platform.database.sql`select target, actor_name, outcome from audit_log where channel = 'slack' and action = 'tickets.acknowledge' order by id`;
+    expect(audited.map((r) => [r.target, r.actor_name, r.outcome])).toEqual([...Array(3).fill([ticket.key, 'alex.romero', 'allowed']), [accepted.key, 'alex.romero', 'failed']]);
 
   });
 
