@@ -18,6 +18,9 @@ export const ACTION_OVERRIDES: Readonly<Record<string, string>> = {
   'POST /api/v1/sources/{name}/runs': 'sources.run',
   'POST /api/v1/events/deploy': 'events.deploy',
   'POST /api/v1/gate': 'gate.check',
+  'POST /api/v1/identities/{id}/tokens': 'tokens.issue',
+  'DELETE /api/v1/identities/{id}/tokens/{tokenId}': 'tokens.revoke',
+  'POST /api/v1/assets/merges/{id}/undo': 'assets.merge.undo',
 };
 
 /** `/api/v1/policies/:version{[a-z]+}/activate` (Hono) or `.../{version}/...` (OpenAPI) -> segments, parameters as `{name}`. */

@@ -28,6 +28,8 @@ export const PERMISSIONS = [
   'reports.write',
   'gate.run',
   'identities.admin',
+  /** Undoing an asset merge rewrites what every source said about two assets: administrators only. */
+  'assets.undo-merge',
   'audit.read',
   /** One's own identity (GET /api/v1/me). */
   'self.read',
@@ -39,7 +41,7 @@ const ALL: readonly Permission[] = PERMISSIONS;
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   admin: ALL,
-  secops: ALL.filter((p) => p !== 'identities.admin'),
+  secops: ALL.filter((p) => p !== 'identities.admin' && p !== 'assets.undo-merge'),
   // Ticket permissions of owners and managers reach only some tickets (ticketReach).
   owner: ['tickets.read', 'tickets.act', 'self.read'],
   manager: ['tickets.read', 'tickets.act', 'self.read'],

@@ -8,6 +8,9 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'GET /api/v1/me': 'self.read',
 
   'GET /api/v1/assets': 'exposures.read',
+  'GET /api/v1/assets/{id}': 'exposures.read',
+  'GET /api/v1/assets/{id}/history': 'exposures.read',
+  'POST /api/v1/assets/merges/{id}/undo': 'assets.undo-merge',
   'GET /api/v1/owners': 'exposures.read',
   'GET /api/v1/exposures': 'exposures.read',
   'GET /api/v1/exposures/{id}': 'exposures.read',

@@ -50,6 +50,11 @@ const EXPECTED_ACTIONS: Record<string, string> = {
   'POST /api/v1/tickets/{key}/risk-acceptance': 'tickets.risk-acceptance',
   'POST /api/v1/validation/evidence': 'validation.evidence.create',
   'POST /api/v1/validations': 'validations.create',
+  'POST /api/v1/identities': 'identities.create',
+  'PATCH /api/v1/identities/{id}': 'identities.update',
+  'POST /api/v1/identities/{id}/tokens': 'tokens.issue',
+  'DELETE /api/v1/identities/{id}/tokens/{tokenId}': 'tokens.revoke',
+  'POST /api/v1/assets/merges/{id}/undo': 'assets.merge.undo',
 };
 
 interface Call {
@@ -81,6 +86,7 @@ async function plannedCalls(): Promise<Record<string, Call>> {
     'POST /api/v1/intel/feeds/{kind}/{version}/promote': { path: '/api/v1/intel/feeds/kev/no-such-version/promote', target: 'kev/no-such-version' },
     'POST /api/v1/intel/{kind}': { path: '/api/v1/intel/epss', body: 'not,an,epss,file', target: 'epss' },
     'POST /api/v1/tickets/{key}/acknowledge': { path: '/api/v1/tickets/NO-SUCH/acknowledge', body: { by: 'alex' }, target: 'NO-SUCH' },
+    'POST /api/v1/identities': { path: '/api/v1/identities', body: { kind: 'service', name: 'audit-walk-service', roles: ['read-only'] }, target: null },
   };
 }
 
@@ -127,7 +133,7 @@ describe('the audit trail over the API', () => {
         succeeded += 1;
       }
     }
-    expect(succeeded).toBe(10);
+    expect(succeeded).toBe(11);
     // Reads are not recorded.
     const before = (await json<{ items: AuditEntry[] }>(platform.api('/api/v1/audit?limit=1'))).items[0]!.id;
     await platform.api('/api/v1/policies');

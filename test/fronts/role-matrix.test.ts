@@ -22,6 +22,9 @@ const EVERYONE = [A, S, R, O, M, C];
 const EXPECTED: Record<string, readonly string[]> = {
   'GET /api/v1/me': EVERYONE,
   'GET /api/v1/assets': READERS,
+  'GET /api/v1/assets/{id}': READERS,
+  'GET /api/v1/assets/{id}/history': READERS,
+  'POST /api/v1/assets/merges/{id}/undo': [A],
   'GET /api/v1/owners': READERS,
   'GET /api/v1/exposures': READERS,
   'GET /api/v1/exposures/{id}': READERS,
