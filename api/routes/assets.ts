@@ -1,10 +1,10 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { listAssets, listOwners } from '../../db/read-models/inventory.js';
+import { getAsset, listAssets, listOwners } from '../../db/read-models/inventory.js';
 import type { AppEnv } from '../context.js';
 import { ErrorSchema, KeysetQuery, keysetPage } from './schemas.js';
 import { CursorError } from '../../db/read-models/keyset.js';
 import { problem } from '../problem.js';
-import { assetMergeHistory, getAsset, MergeUndoError, undoMerge } from '../../discovery/store/merge.js';
+import { assetMergeHistory, MergeUndoError, undoMerge } from '../../discovery/store/merge.js';
 import { rescoreWorkflow } from '../../workflows/rescore.js';
 
 const AssetSchema = z

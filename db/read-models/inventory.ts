@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import { likeLiteral, type Sql } from '../client.js';
 import type { Action } from '../../mobilization/actions.js';
 import type { ItsmName } from '../../mobilization/itsm/index.js';
@@ -180,6 +181,43 @@ function assetFrom(sql: Sql, f: AssetFilter) {
       ${f.kind ? sql`and a.kind = ${f.kind}` : sql``}`;
 }
 
+/** An inventory row as answered: the asset, its context and its open findings (all, and act + attend). */
+function assetOf(r: postgres.Row) {
+  return {
+    id: Number(r.id),
+    key: r.asset_key as string,
+    kind: r.kind as string,
+    name: r.name as string,
+    digest: r.digest as string | null,
+    owner: r.owner as string | null,
+    businessService: r.business_service as string | null,
+    criticality: r.criticality as string | null,
+    annualRevenue: r.annual_revenue as number | null,
+    internetFacing: r.internet_facing as boolean | null,
+    openFindings: r.open_findings as number,
+    actionFindings: r.action_findings as number,
+    firstSeenAt: (r.first_seen_at as Date).toISOString(),
+    lastSeenAt: (r.last_seen_at as Date).toISOString(),
+  };
+}
+
+/** One asset by id, merged or not (a merged asset names its survivor), with its identifiers; undefined when unknown. */
+export async function getAsset(sql: Sql, id: number) {
+  const [r] = await sql`
+    select a.*,
+      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open')::int as open_findings,
+      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open' and x.tier in ('act', 'attend'))::int as action_findings,
+      (select coalesce(jsonb_agg(jsonb_build_object('kind', i.kind, 'value', i.value, 'source', i.source) order by i.kind, i.value), '[]')
+       from asset_identifiers i where i.asset_id = a.id) as identifiers
+    from assets a where a.id = ${id}`;
+  if (!r) return undefined;
+  return {
+    ...assetOf(r),
+    identifiers: r.identifiers as Array<{ kind: string; value: string; source: string }>,
+    mergedInto: r.merged_into === null ? null : Number(r.merged_into),
+  };
+}
+
 /** The asset inventory by name, with open-finding counts per tier (counted for the page's assets only). */
 export async function listAssets(sql: Sql, f: AssetFilter) {
   const after = f.after ? decodeCursor(f.after, ASSET_CURSOR) : undefined;
@@ -201,22 +239,7 @@ export async function listAssets(sql: Sql, f: AssetFilter) {
   return {
     next: last ? encodeCursor([last.name as string, String(last.id)]) : null,
     estimate: await countRows(sql, () => assetFrom(sql, f)),
-    items: rows.slice(0, f.limit).map((r) => ({
-      id: Number(r.id),
-      key: r.asset_key as string,
-      kind: r.kind as string,
-      name: r.name as string,
-      digest: r.digest as string | null,
-      owner: r.owner as string | null,
-      businessService: r.business_service as string | null,
-      criticality: r.criticality as string | null,
-      annualRevenue: r.annual_revenue as number | null,
-      internetFacing: r.internet_facing as boolean | null,
-      openFindings: r.open_findings as number,
-      actionFindings: r.action_findings as number,
-      firstSeenAt: (r.first_seen_at as Date).toISOString(),
-      lastSeenAt: (r.last_seen_at as Date).toISOString(),
-    })),
+    items: rows.slice(0, f.limit).map(assetOf),
   };
 }
 

@@ -571,32 +571,3 @@ export async function assetMergeHistory(sql: Sql, assetId: number): Promise<Merg
   }));
 }
 
-/** One asset by id, merged or not (a merged asset names its survivor), with its open-finding counts; undefined when unknown. */
-export async function getAsset(sql: Sql, id: number) {
-  const [r] = await sql`
-    select a.*,
-      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open')::int as open_findings,
-      (select count(*) from findings x where x.asset_id = a.id and x.status = 'open' and x.tier in ('act', 'attend'))::int as action_findings,
-      (select coalesce(jsonb_agg(jsonb_build_object('kind', i.kind, 'value', i.value, 'source', i.source) order by i.kind, i.value), '[]')
-       from asset_identifiers i where i.asset_id = a.id) as identifiers
-    from assets a where a.id = ${id}`;
-  if (!r) return undefined;
-  return {
-    id: Number(r.id),
-    key: r.asset_key as string,
-    kind: r.kind as string,
-    name: r.name as string,
-    digest: r.digest as string | null,
-    owner: r.owner as string | null,
-    businessService: r.business_service as string | null,
-    criticality: r.criticality as string | null,
-    annualRevenue: r.annual_revenue as number | null,
-    internetFacing: r.internet_facing as boolean | null,
-    openFindings: r.open_findings as number,
-    actionFindings: r.action_findings as number,
-    firstSeenAt: (r.first_seen_at as Date).toISOString(),
-    lastSeenAt: (r.last_seen_at as Date).toISOString(),
-    identifiers: r.identifiers as Array<{ kind: string; value: string; source: string }>,
-    mergedInto: r.merged_into === null ? null : Number(r.merged_into),
-  };
-}

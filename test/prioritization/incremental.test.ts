@@ -237,11 +237,13 @@ describe('incremental rescoring', () => {
     await db.sql`update validation_evidence set tested_at = '2026-12-01T09:00:00Z' where id = ${exploit}`;
     expect(await rescoreChanged(db.sql, policy, { reason: 'retested' })).toMatchObject({ mode: 'partial', assetIds: 1, scored: 8, events: 0 });
     // Expiry is a change of the context generation without any write: the hash reads what is unexpired now.
-    await db.sql`update validation_evidence set expires_at = now() + interval '1 second' where id = ${exploit}`;
+    // Five seconds of life: what runs before the expiry must finish first, also on a loaded machine.
+    const [{ expires }] = await db.sql<[{ expires: Date }]>`update validation_evidence set expires_at = now() + interval '5 seconds' where id = ${exploit} returning expires_at as expires`;
     expect(await rescoreChanged(db.sql, policy, { reason: 'expiring' })).toMatchObject({ mode: 'partial', assetIds: 1, events: 0 });
     const live = await contextGeneration(db.sql);
     expect(live).not.toBe(generation);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(Date.now(), 'the evidence expired before its live generation was read').toBeLessThan(expires.getTime());
+    await new Promise((resolve) => setTimeout(resolve, expires.getTime() - Date.now() + 200));
     expect(await contextGeneration(db.sql)).not.toBe(live);
     expect(await rescoreChanged(db.sql, policy, { reason: 'pentest expired' })).toMatchObject({ mode: 'partial', assetIds: 1, scored: 8, events: 1 });
     expect(await tierOf()).toBe(before);
