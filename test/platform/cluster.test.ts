@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config/index.js';
+import { startCluster, type Cluster, type TemporalServerPorts } from '../../platform/cluster.js';
+import { freePort } from '../../platform/ports.js';
+import { intelScheduleId } from '../../platform/schedules.js';
+import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
+import { eventually, json } from '../support/platform.js';
+
+// The production shape on a real Temporal server (on PostgreSQL, built by
+// scripts/ensure-temporal-server.mjs): two workers, two APIs, each a separate supervised process.
+// It needs the server built (minutes of Go, once) and starts seven processes, so it runs in
+// `npm run test:cluster` only (CTEM_CLUSTER_TEST=1); the default suite lists it as skipped.
+
+const enabled = process.env.CTEM_CLUSTER_TEST === '1';
+const fixture = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'trivy-payments-api.json'), 'utf8');
+
+/**
+ * The Trivy fixture as an image with `packages` OS packages, each carrying the fixture's OS
+ * vulnerabilities: a report large enough that its ingest takes seconds.
+ */
+function largeImageReport(image: string, packages: number): string {
+  const r = JSON.parse(fixture);
+  const digest = createHash('sha256').update(image).digest('hex');
+  r.ArtifactName = image;
+  r.Metadata.ImageID = `sha256:${digest}`;
+  r.Metadata.RepoDigests = [`${image.split(':')[0]}@sha256:${digest}`];
+  const os = r.Results[0];
+  const base = os.Vulnerabilities as Array<Record<string, unknown>>;
+  os.Vulnerabilities = Array.from({ length: packages }, (_, i) => base.map((v) => ({ ...v, PkgName: `pkg-${i}-${String(v.PkgName)}` }))).flat();
+  return JSON.stringify(r);
+}
+
+async function freeTemporalPorts(): Promise<TemporalServerPorts> {
+  const keys = ['frontend', 'frontendHttp', 'frontendMembership', 'history', 'historyMembership', 'matching', 'matchingMembership', 'worker', 'workerMembership', 'metrics'] as const;
+  const ports = {} as TemporalServerPorts;
+  for (const key of keys) ports[key] = await freePort();
+  return ports;
+}
+
+describe.runIf(enabled)('ctem cluster on a real Temporal server', () => {
+  let cluster: Cluster;
+  let dataDir: string;
+  let sql: postgres.Sql;
+  let connection: Connection;
+  let client: Client;
+  const api = (i: number, path: string, init: RequestInit = {}) =>
+    fetch(`${cluster.apiUrls[i]}${path}`, { ...init, headers: { authorization: `Bearer ${cluster.apiToken}`, ...(init.headers ?? {}) } });
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'ctem-cluster-'));
+    chmodSync(dataDir, 0o755); // the embedded PostgreSQL runs as the postgres user
+    const env: Record<string, string> = {
+      CTEM_DATA_DIR: dataDir,
+      CTEM_PG_PORT: String(await freePort()),
+      TEMPORAL_UI_PORT: String(await freePort()),
+      SERVICENOW_SIM_PORT: String(await freePort()),
+      CTEM_VALIDATION_SCHEDULE: 'off',
+      CTEM_VALIDATION_AFTER_RESCORE: 'false',
+      CTEM_METRICS_SCHEDULE: 'off',
+      CTEM_HUNTING_SCHEDULE: 'off',
+    };
+    const started = Date.now();
+    cluster = await startCluster({
+      config: loadConfig(env),
+      workers: 2,
+      apis: 2,
+      apiPorts: [await freePort(), await freePort()],
+      temporalPorts: await freeTemporalPorts(),
+      childEnv: env,
+      log: (line) => console.log(`[cluster] ${line}`),
+    });
+    console.log(`[cluster] up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    sql = postgres(cluster.databaseUrl, { max: 2, onnotice: () => {} });
+    connection = await Connection.connect({ address: cluster.temporalAddress });
+    client = new Client({ connection, namespace: cluster.namespace });
+  }, 600_000);
+
+  afterAll(async () => {
+    await connection?.close();
+    await sql?.end();
+    await cluster?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('creates the intel-feed schedules on the first start (search attributes visible before schedules)', async () => {
+    for (const kind of ['epss', 'kev'] as const) {
+      const description = await client.schedule.getHandle(intelScheduleId(kind)).describe();
+      expect(description.action.type).toBe('startWorkflow');
+    }
+  });
+
+  it.skipIf(!hasCorpus)(`ingests each scan uploaded through either API exactly once (${hasCorpus ? 'corpus' : corpusSkipReason})`, async () => {
+    const reports = [corpusFile('scanners', 'defectdojo', 'trivy', 'kubernetes.json'), corpusFile('scanners', 'more', 'trivy-grype-same-image', 'trivy-results.json')];
+    const scanIds: string[] = [];
+    for (const [i, file] of reports.entries()) {
+      const res = await api(i, `/api/v1/scans?${new URLSearchParams({ filename: basename(file), owner: 'alex.romero', target: `cluster/corpus-${i}:1` })}`, {
+        method: 'POST',
+        body: readFileSync(file),
+      });
+      expect(res.status, await res.clone().text()).toBe(202);
+      scanIds.push(((await res.json()) as { scanId: string }).scanId);
+    }
+    for (const [i, scanId] of scanIds.entries()) {
+      // Read back through the other API: both serve the same platform.
+      const scan = await eventually(
+        async () => {
+          const s = await json<{ status: string; error?: string }>(api(1 - i, `/api/v1/scans/${scanId}`));
+          return s.status === 'running' ? undefined : s;
+        },
+        { what: `scan ${scanId}`, timeoutMs: 120_000 },
+      );
+      expect(scan.status, JSON.stringify(scan)).toBe('completed');
+    }
+    const rows = await sql<{ id: string; n: number }[]>`select id::text, count(*)::int as n from scans where id = any(${scanIds}) group by id`;
+    expect(rows.map((r) => r.n)).toEqual([1, 1]);
+    // One discovery run per scan, never a second one.
+    for (const scanId of scanIds) {
+      const runs = await client.workflow.count(`WorkflowId STARTS_WITH "discovery:" AND WorkflowId = "${(await workflowIdOf(scanId))}"`);
+      expect(runs.count).toBe(1);
+    }
+  });
+
+  async function workflowIdOf(scanId: string): Promise<string> {
+    const [row] = await sql<{ workflow_id: string }[]>`select workflow_id from scans where id = ${scanId}`;
+    return row!.workflow_id;
+  }
+
+  it('restarts a worker killed with SIGKILL mid-ingest, and the scan completes once', async () => {
+    const image = 'cluster/large:1';
+    const report = largeImageReport(image, 20_000);
+    const res = await api(0, `/api/v1/scans?${new URLSearchParams({ owner: 'alex.romero', target: image })}`, { method: 'POST', body: report });
+    expect(res.status, await res.clone().text()).toBe(202);
+    const { scanId, workflowId } = (await res.json()) as { scanId: string; workflowId: string };
+
+    // The worker that runs the ingest names itself in the pending activity (`<pid>@<host>`).
+    const pid = await eventually(
+      async () => {
+        const d = await client.workflow.getHandle(workflowId).describe();
+        const pending = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'ingestReport' && a.lastWorkerIdentity);
+        return pending ? Number(pending.lastWorkerIdentity!.split('@')[0]) : undefined;
+      },
+      { what: 'the ingest activity on a worker', timeoutMs: 60_000, intervalMs: 100 },
+    );
+    const victim = cluster.workers.find((w) => w.pid() === pid);
+    expect(victim, `worker pid ${pid} is one of the cluster's`).toBeDefined();
+    const startsBefore = victim!.starts();
+    const restarted = victim!.nextStart();
+    process.kill(pid, 'SIGKILL');
+    await restarted;
+    expect(victim!.starts()).toBe(startsBefore + 1);
+
+    // The lost attempt is retried (on either worker) after its heartbeat timeout.
+    const scan = await eventually(
+      async () => {
+        const s = await json<{ status: string; findings?: number }>(api(1, `/api/v1/scans/${scanId}`));
+        return s.status === 'running' ? undefined : s;
+      },
+      { what: `scan ${scanId} after the kill`, timeoutMs: 300_000, intervalMs: 1000 },
+    );
+    expect(scan.status, JSON.stringify(scan)).toBe('completed');
+    const [count] = await sql<{ scans: number; findings: number }[]>`
+      select (select count(*)::int from scans where id = ${scanId}) as scans,
+             (select count(*)::int from findings f join assets a on a.id = f.asset_id where a.name = ${image}) as findings`;
+    expect(count!.scans).toBe(1);
+    // Every finding of the report once: 20,000 packages times the fixture's OS vulnerabilities.
+    expect(count!.findings).toBe(20_000 * (JSON.parse(fixture).Results[0].Vulnerabilities as unknown[]).length);
+  }, 420_000);
+});
