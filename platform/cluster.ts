@@ -55,6 +55,9 @@ export interface TemporalServerPorts {
   metrics: number;
 }
 
+/** Temporal keeps each service's membership port in a PostgreSQL smallint. */
+export const MAX_MEMBERSHIP_PORT = 32_767;
+
 /** Temporal's usual layout (7233, 7234, 7235, 7239, 7243, 6933...) moved with the frontend's port. */
 export function temporalPortsFrom(frontend: number): TemporalServerPorts {
   return {
@@ -87,6 +90,10 @@ export const TEMPORAL_DATABASES = { default: 'temporal', visibility: 'temporal_v
  */
 export function renderTemporalServerConfig(options: { db: PostgresServer; ports: TemporalServerPorts; historyShards: number; dynamicConfigFile: string }) {
   const { db, ports } = options;
+  // Temporal stores membership ports in a smallint column: a port above 32767 fails its start.
+  for (const key of ['frontendMembership', 'historyMembership', 'matchingMembership', 'workerMembership'] as const) {
+    if (ports[key] > MAX_MEMBERSHIP_PORT) throw new Error(`Temporal's ${key} port ${ports[key]} is above ${MAX_MEMBERSHIP_PORT} (it is stored as a smallint)`);
+  }
   const store = (databaseName: string, maxConns: number) => ({
     sql: {
       pluginName: 'postgres12',
@@ -202,7 +209,7 @@ export async function prepareTemporalDatabases(adminUrl: string, tools: ServerTo
 /** The last lines of a log file, for an error message. */
 function tail(file: string, lines = 15): string {
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((l) => l.slice(0, 400)).join('\n');
   } catch {
     return '';
   }

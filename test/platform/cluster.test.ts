@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.js';
-import { startCluster, type Cluster, type TemporalServerPorts } from '../../platform/cluster.js';
+import { ensureNamespace, MAX_MEMBERSHIP_PORT, startCluster, type Cluster, type TemporalServerPorts } from '../../platform/cluster.js';
 import { freePort } from '../../platform/ports.js';
-import { intelScheduleId } from '../../platform/schedules.js';
+import { ensureIntelFeedSchedule, intelScheduleId } from '../../platform/schedules.js';
+import { registerSearchAttributes } from '../../platform/temporal.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { eventually, json } from '../support/platform.js';
 
@@ -36,11 +38,32 @@ function largeImageReport(image: string, packages: number): string {
   return JSON.stringify(r);
 }
 
+/** A free loopback port in [20000, 32767]: Temporal keeps membership ports in a smallint. */
+async function freeLowPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * (MAX_MEMBERSHIP_PORT - 20_000));
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
 async function freeTemporalPorts(): Promise<TemporalServerPorts> {
-  const keys = ['frontend', 'frontendHttp', 'frontendMembership', 'history', 'historyMembership', 'matching', 'matchingMembership', 'worker', 'workerMembership', 'metrics'] as const;
-  const ports = {} as TemporalServerPorts;
-  for (const key of keys) ports[key] = await freePort();
-  return ports;
+  return {
+    frontend: await freePort(),
+    frontendHttp: await freePort(),
+    history: await freePort(),
+    matching: await freePort(),
+    worker: await freePort(),
+    metrics: await freePort(),
+    frontendMembership: await freeLowPort(),
+    historyMembership: await freeLowPort(),
+    matchingMembership: await freeLowPort(),
+    workerMembership: await freeLowPort(),
+  };
 }
 
 describe.runIf(enabled)('ctem cluster on a real Temporal server', () => {
@@ -91,6 +114,19 @@ describe.runIf(enabled)('ctem cluster on a real Temporal server', () => {
   it('creates the intel-feed schedules on the first start (search attributes visible before schedules)', async () => {
     for (const kind of ['epss', 'kev'] as const) {
       const description = await client.schedule.getHandle(intelScheduleId(kind)).describe();
+      expect(description.action.type).toBe('startWorkflow');
+    }
+  });
+
+  it('registers search attributes on a fresh namespace so that a schedule carrying one can be created at once', async () => {
+    // Without the wait in registerSearchAttributes this fails with "Failed to create schedule":
+    // the frontend serves attributes from a cache that learns them seconds later.
+    for (let i = 0; i < 2; i++) {
+      const namespace = `fresh-${i}-${Date.now()}`;
+      await ensureNamespace(connection, namespace, 1);
+      expect(await registerSearchAttributes(connection, namespace)).toContain('CtemPhase');
+      await ensureIntelFeedSchedule(new Client({ connection, namespace }), 'ctem', 'epss', '1d');
+      const description = await new Client({ connection, namespace }).schedule.getHandle(intelScheduleId('epss')).describe();
       expect(description.action.type).toBe('startWorkflow');
     }
   });
@@ -168,7 +204,9 @@ describe.runIf(enabled)('ctem cluster on a real Temporal server', () => {
       select (select count(*)::int from scans where id = ${scanId}) as scans,
              (select count(*)::int from findings f join assets a on a.id = f.asset_id where a.name = ${image}) as findings`;
     expect(count!.scans).toBe(1);
-    // Every finding of the report once: 20,000 packages times the fixture's OS vulnerabilities.
-    expect(count!.findings).toBe(20_000 * (JSON.parse(fixture).Results[0].Vulnerabilities as unknown[]).length);
+    // Every finding of the report once (80,002: 20,000 packages times four, and the two Java ones).
+    const reported = (JSON.parse(report).Results as Array<{ Vulnerabilities?: unknown[] }>).reduce((n, r) => n + (r.Vulnerabilities?.length ?? 0), 0);
+    expect(reported).toBe(80_002);
+    expect(count!.findings).toBe(reported);
   }, 420_000);
 });
