@@ -271,7 +271,7 @@ export async function ensureNamespace(connection: Connection, namespace: string,
  * The history shard count: chosen at the first start and recorded, since Temporal refuses to run a
  * cluster with another count than the one its database was created with.
  */
-export function fixedHistoryShards(file: string, asked: number | undefined, fallback = 4): number {
+export function fixedHistoryShards(file: string, asked: number | undefined, fallback: number = CLUSTER_DEFAULTS.historyShards): number {
   if (existsSync(file)) {
     const recorded = Number(readFileSync(file, 'utf8').trim());
     if (asked !== undefined && asked !== recorded) {
@@ -298,6 +298,46 @@ async function waitForHealthy(url: string, timeoutMs: number, what: string): Pro
   }
   throw new Error(`${what} did not answer at ${url} within ${timeoutMs / 1000} s`);
 }
+
+/** Two of each, as docker-compose.yml runs them (its test holds the two in step). */
+export const CLUSTER_DEFAULTS = { workers: 2, apis: 2, historyShards: 4 } as const;
+
+/** The services of the production shape, named as docker-compose.yml names them. */
+export const CLUSTER_SERVICES = ['postgres', 'temporal', 'temporal-ui', 'api', 'worker'] as const;
+
+/**
+ * What ties every `ctem api` and `ctem worker` to the shared pieces: the variables both the cluster
+ * and docker-compose.yml set on them. Anything else comes from the operator's environment.
+ */
+export function ctemChildEnv(wiring: {
+  dataDir: string;
+  databaseUrl: string;
+  temporalAddress: string;
+  namespace: string;
+  temporalUiUrl: string;
+  apiToken: string;
+  serviceNow: { url: string; user: string; password: string; webhookSecret: string };
+}): Record<string, string> {
+  return {
+    CTEM_DATA_DIR: wiring.dataDir,
+    DATABASE_URL: wiring.databaseUrl,
+    TEMPORAL_ADDRESS: wiring.temporalAddress,
+    TEMPORAL_NAMESPACE: wiring.namespace,
+    TEMPORAL_UI_URL: wiring.temporalUiUrl,
+    CTEM_API_TOKEN: wiring.apiToken,
+    SERVICENOW_URL: wiring.serviceNow.url,
+    SERVICENOW_USER: wiring.serviceNow.user,
+    SERVICENOW_PASSWORD: wiring.serviceNow.password,
+    SERVICENOW_WEBHOOK_SECRET: wiring.serviceNow.webhookSecret,
+  };
+}
+
+/**
+ * Set by the cluster alone, each for a reason of one machine: the API's port and public URL differ
+ * per API process (compose maps one container port instead), CTEM_HOST keeps every API on loopback,
+ * and the workflow bundle is built once for the workers of this machine.
+ */
+export const CLUSTER_ONLY_VARIABLES = ['PORT', 'CTEM_PUBLIC_URL', 'CTEM_HOST', 'CTEM_WORKFLOW_BUNDLE'] as const;
 
 export interface ClusterOptions {
   config: Config;
@@ -454,17 +494,16 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const childEnv: NodeJS.ProcessEnv = {
       ...process.env,
       ...options.childEnv,
-      CTEM_DATA_DIR: dataDir,
-      DATABASE_URL: databaseUrl,
-      TEMPORAL_ADDRESS: temporalAddress,
-      TEMPORAL_NAMESPACE: namespace,
-      TEMPORAL_UI_URL: config.temporal.uiUrl ?? temporalUiUrl,
-      CTEM_API_TOKEN: apiToken,
+      ...ctemChildEnv({
+        dataDir,
+        databaseUrl,
+        temporalAddress,
+        namespace,
+        temporalUiUrl: config.temporal.uiUrl ?? temporalUiUrl,
+        apiToken,
+        serviceNow,
+      }),
       CTEM_WORKFLOW_BUNDLE: workflowBundle,
-      SERVICENOW_URL: serviceNow.url,
-      SERVICENOW_USER: serviceNow.user,
-      SERVICENOW_PASSWORD: serviceNow.password,
-      SERVICENOW_WEBHOOK_SECRET: serviceNow.webhookSecret,
       CTEM_HOST: '127.0.0.1',
     };
     const ctem = join(projectRoot, 'bin', 'ctem.js');

@@ -29,13 +29,13 @@ export async function clusterCommand(config: Config, args: string[]): Promise<nu
     console.log(USAGE);
     return 0;
   }
-  const { startCluster } = await import('../../platform/cluster.js');
+  const { CLUSTER_DEFAULTS, startCluster } = await import('../../platform/cluster.js');
   const log = (line: string) => console.log(`[cluster] ${line}`);
   const cluster = await startCluster({
     config,
-    workers: count(values.workers, 2, 'workers'),
-    apis: count(values.apis, 2, 'apis'),
-    ...(values['history-shards'] ? { historyShards: count(values['history-shards'], 4, 'history-shards', 16384) } : {}),
+    workers: count(values.workers, CLUSTER_DEFAULTS.workers, 'workers'),
+    apis: count(values.apis, CLUSTER_DEFAULTS.apis, 'apis'),
+    ...(values['history-shards'] ? { historyShards: count(values['history-shards'], CLUSTER_DEFAULTS.historyShards, 'history-shards', 16384) } : {}),
     log,
   });
   const lines = [
