@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Config } from '../../config/index.js';
 
@@ -31,8 +32,9 @@ export async function clusterCommand(config: Config, args: string[]): Promise<nu
   }
   const { CLUSTER_DEFAULTS, startCluster } = await import('../../platform/cluster.js');
   const log = (line: string) => console.log(`[cluster] ${line}`);
+  // A data directory of its own: its Temporal state is not the dev server's of `ctem start`.
   const cluster = await startCluster({
-    config,
+    config: { ...config, dataDir: join(config.dataDir, 'cluster') },
     workers: count(values.workers, CLUSTER_DEFAULTS.workers, 'workers'),
     apis: count(values.apis, CLUSTER_DEFAULTS.apis, 'apis'),
     ...(values['history-shards'] ? { historyShards: count(values['history-shards'], CLUSTER_DEFAULTS.historyShards, 'history-shards', 16384) } : {}),
