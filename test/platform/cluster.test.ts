@@ -13,6 +13,7 @@ import { ensureIntelFeedSchedule, intelScheduleId } from '../../platform/schedul
 import { registerSearchAttributes } from '../../platform/temporal.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { eventually, json } from '../support/platform.js';
+import type { TicketRow } from '../support/reports.js';
 
 // The production shape on a real Temporal server (on PostgreSQL, built by
 // scripts/ensure-temporal-server.mjs): two workers, two APIs, each a separate supervised process.
@@ -208,5 +209,24 @@ describe.runIf(enabled)('ctem cluster on a real Temporal server', () => {
     const reported = (JSON.parse(report).Results as Array<{ Vulnerabilities?: unknown[] }>).reduce((n, r) => n + (r.Vulnerabilities?.length ?? 0), 0);
     expect(reported).toBe(80_002);
     expect(count!.findings).toBe(reported);
+
+    // Its fixes become golden tickets once each (the OS layer, the Java libraries), each opened once
+    // in ServiceNow, though the worker died under the run that found them.
+    const tickets = await eventually(
+      async () => {
+        const all = await json<{ items: TicketRow[] }>(api(0, '/api/v1/tickets?limit=1000'));
+        const mine = all.items.filter((t) => t.asset.name === image);
+        return mine.length === 2 && mine.every((t) => t.externalNumber) ? all.items : undefined;
+      },
+      { what: 'two opened tickets for the large image', timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    const numbers = tickets.map((t) => t.externalNumber).filter(Boolean);
+    expect(new Set(numbers).size).toBe(numbers.length);
+    const basic = `Basic ${Buffer.from(`${cluster.simulator!.user}:${cluster.simulator!.password}`).toString('base64')}`;
+    const incidents = await json<{ result: Array<{ number: string }> }>(
+      fetch(`${cluster.serviceNowUrl}/api/now/table/incident?sysparm_limit=10000`, { headers: { authorization: basic, accept: 'application/json' } }),
+    );
+    // Every incident in ServiceNow is a ticket's, and no ticket opened two.
+    expect(incidents.result.map((i) => i.number).sort()).toEqual([...numbers].sort());
   }, 420_000);
 });
