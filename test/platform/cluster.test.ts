@@ -13,7 +13,7 @@ import { ensureIntelFeedSchedule, intelScheduleId } from '../../platform/schedul
 import { registerSearchAttributes } from '../../platform/temporal.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { eventually, json } from '../support/platform.js';
-import type { TicketRow } from '../support/reports.js';
+import { imageReport, type TicketRow } from '../support/reports.js';
 
 // The production shape on a real Temporal server (on PostgreSQL, built by
 // scripts/ensure-temporal-server.mjs): two workers, two APIs, each a separate supervised process.
@@ -88,6 +88,9 @@ describe.runIf(enabled)('ctem cluster on a real Temporal server', () => {
       CTEM_VALIDATION_AFTER_RESCORE: 'false',
       CTEM_METRICS_SCHEDULE: 'off',
       CTEM_HUNTING_SCHEDULE: 'off',
+      // Tickets nobody acknowledges escalate after a minute: the escalation wave of the last test.
+      CTEM_SLA_ACK: '60s',
+      CTEM_ESCALATION_INTERVAL: '1h',
     };
     const started = Date.now();
     cluster = await startCluster({
@@ -229,4 +232,54 @@ describe.runIf(enabled)('ctem cluster on a real Temporal server', () => {
     // Every incident in ServiceNow is a ticket's, and no ticket opened two.
     expect(incidents.result.map((i) => i.number).sort()).toEqual([...numbers].sort());
   }, 420_000);
+  it('a worker killed in the middle of an escalation wave: every ticket escalated once, one work note each', async () => {
+    const images = Array.from({ length: 16 }, (_, i) => `cluster/wave-${i}:1`);
+    for (const [i, image] of images.entries()) {
+      const res = await api(i % 2, `/api/v1/scans?${new URLSearchParams({ owner: 'alex.romero', target: image })}`, { method: 'POST', body: imageReport(image) });
+      expect(res.status, await res.clone().text()).toBe(202);
+    }
+    const tickets = await eventually(
+      async () => {
+        const all = await json<{ items: TicketRow[] }>(api(1, '/api/v1/tickets?limit=1000'));
+        const mine = all.items.filter((t) => images.includes(t.asset.name));
+        return mine.length === 2 * images.length && mine.every((t) => t.externalSysId) ? mine : undefined;
+      },
+      { what: 'two opened tickets per image', timeoutMs: 240_000, intervalMs: 1000 },
+    );
+    const keys = tickets.map((t) => t.key);
+    const escalated = async () => {
+      const [row] = await sql<{ n: number }[]>`select count(distinct ticket_key)::int as n from escalations where ticket_key = any(${keys}) and level = 1`;
+      return row!.n;
+    };
+    // Tickets were opened over a minute or so, so their deadlines pass one after another: a wave.
+    const midWave = await eventually(async () => {
+      const n = await escalated();
+      return n > 0 && n < keys.length ? n : undefined;
+    }, { what: 'the escalation wave under way', timeoutMs: 240_000, intervalMs: 100 });
+    const victim = cluster.workers[0]!;
+    const restarted = victim.nextStart();
+    process.kill(victim.pid()!, 'SIGKILL');
+    await restarted;
+    console.log(`[cluster] killed ${victim.name} with ${midWave} of ${keys.length} tickets escalated`);
+
+    await eventually(async () => ((await escalated()) === keys.length ? true : undefined), {
+      what: 'every ticket escalated after the kill',
+      timeoutMs: 300_000,
+      intervalMs: 1000,
+    });
+    const sysIds = new Set(tickets.map((t) => t.externalSysId!));
+    const notes = () =>
+      cluster.simulator!.instance.records('sys_journal_field').filter((r) => r.element === 'work_notes' && r.value?.startsWith('Escalation level 1') && sysIds.has(r.element_id!));
+    // The note follows the escalation's row: wait for all, then for any duplicate.
+    await eventually(async () => (notes().length >= keys.length ? true : undefined), { what: 'every escalation work note', timeoutMs: 180_000, intervalMs: 1000 });
+    await new Promise((r) => setTimeout(r, 3000));
+    const perTicket = new Map<string, number>();
+    for (const n of notes()) perTicket.set(n.element_id!, (perTicket.get(n.element_id!) ?? 0) + 1);
+    expect([...perTicket.values()]).toEqual(keys.map(() => 1));
+    const [rows] = await sql<{ n: number }[]>`select count(*)::int as n from escalations where ticket_key = any(${keys}) and level = 1`;
+    expect(rows!.n).toBe(keys.length);
+    // And still one ServiceNow incident per ticket.
+    const incidents = cluster.simulator!.instance.records('incident').filter((r) => keys.includes(String(r.correlation_id)));
+    expect(incidents).toHaveLength(keys.length);
+  }, 900_000);
 });
