@@ -10,6 +10,8 @@ const USAGE = `usage: ctem <command>
                       with CTEM_ITSM=jira also the Jira simulator unless JIRA_BASE_URL does)
   api                 run only the HTTP API
   worker              run only the Temporal worker
+  cluster             the production shape on this machine: PostgreSQL, a Temporal server and UI, two
+                      workers and two APIs, supervised, on loopback [--workers N] [--apis N] [--history-shards N]
   parse FILE          print a report's normalized findings as JSON lines (no database); what it
                       skipped or did not understand goes to stderr as warnings
                       [--format F] [--target NAME] [--strict: a warning is an error, exit 1]
@@ -109,6 +111,10 @@ async function main(argv: string[]): Promise<number> {
   const [command = 'help', ...rest] = argv;
   const roles = ROLES[command];
   if (roles) return serve(roles);
+  if (command === 'cluster') {
+    const { clusterCommand } = await import('./commands/cluster.js');
+    return clusterCommand(loadConfig(), rest);
+  }
   if (command === 'intel') {
     const { intelCommand } = await import('./commands/intel.js');
     return intelCommand(loadConfig(), rest);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CVE_MIN_RECORDS_DEFAULT, FEED_MAX_AGE_DEFAULTS, FEED_URL_DEFAULTS } from '../prioritization/feeds/parse.js';
@@ -51,6 +52,12 @@ const EnvSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_API_KEY: optional,
   TEMPORAL_TLS: z.enum(['true', 'false']).default('false'),
+  // mTLS to a self-hosted cluster or Temporal Cloud: PEM files of the client certificate and key, an
+  // optional CA for the server's certificate and an optional server name to verify it against.
+  TEMPORAL_TLS_CERT: optional,
+  TEMPORAL_TLS_KEY: optional,
+  TEMPORAL_TLS_CA: optional,
+  TEMPORAL_TLS_SERVER_NAME: optional,
   CTEM_TEMPORAL_PORT: port(7233),
   TEMPORAL_UI_PORT: port(8233),
   // The embedded dev server's HTTP API and metrics ports (random free ports when unset; all on loopback).
@@ -169,6 +176,8 @@ export interface Config {
     namespace: string;
     apiKey?: string;
     tls: boolean;
+    /** Client certificate (mTLS) and server verification files, as PEM paths (TEMPORAL_TLS_*). */
+    tlsFiles?: { cert?: string; key?: string; ca?: string; serverName?: string };
     devServerPort: number;
     uiPort: number;
     /** The embedded dev server's HTTP API and metrics ports; random free ones when unset. */
@@ -370,6 +379,24 @@ function jiraConfig(e: z.infer<typeof EnvSchema>): { jira: Config['jira']; peopl
   };
 }
 
+/** TEMPORAL_TLS_* checked here, so a missing file is a start-up error naming its variable. */
+function temporalTlsFiles(e: z.infer<typeof EnvSchema>): Config['temporal']['tlsFiles'] {
+  const files = { cert: e.TEMPORAL_TLS_CERT, key: e.TEMPORAL_TLS_KEY, ca: e.TEMPORAL_TLS_CA };
+  if (!files.cert && !files.key && !files.ca && !e.TEMPORAL_TLS_SERVER_NAME) return undefined;
+  const problems: string[] = [];
+  if (Boolean(files.cert) !== Boolean(files.key)) problems.push('  TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (the client certificate and its key)');
+  for (const [name, path] of [['TEMPORAL_TLS_CERT', files.cert], ['TEMPORAL_TLS_KEY', files.key], ['TEMPORAL_TLS_CA', files.ca]] as const) {
+    if (path && !existsSync(path)) problems.push(`  ${name}: no such file: ${path}`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  return {
+    ...(files.cert ? { cert: resolve(files.cert) } : {}),
+    ...(files.key ? { key: resolve(files.key) } : {}),
+    ...(files.ca ? { ca: resolve(files.ca) } : {}),
+    ...(e.TEMPORAL_TLS_SERVER_NAME ? { serverName: e.TEMPORAL_TLS_SERVER_NAME } : {}),
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
@@ -387,6 +414,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError(`invalid configuration:\n  CTEM_VALIDATION_ALLOW: ${(err as Error).message}`);
   }
+  const tlsFiles = temporalTlsFiles(e);
   const slack = slackConfig(e);
   const { jira, people } = jiraConfig(e);
   const temporalUiUrl = e.TEMPORAL_UI_URL ?? (e.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${e.TEMPORAL_UI_PORT}`);
@@ -402,7 +430,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
       apiKey: e.TEMPORAL_API_KEY,
-      tls: e.TEMPORAL_TLS === 'true' || Boolean(e.TEMPORAL_API_KEY),
+      tls: e.TEMPORAL_TLS === 'true' || Boolean(e.TEMPORAL_API_KEY) || Boolean(tlsFiles),
+      ...(tlsFiles ? { tlsFiles } : {}),
       devServerPort: e.CTEM_TEMPORAL_PORT,
       uiPort: e.TEMPORAL_UI_PORT,
       ...(e.CTEM_TEMPORAL_HTTP_PORT ? { devServerHttpPort: e.CTEM_TEMPORAL_HTTP_PORT } : {}),

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
@@ -10,11 +11,25 @@ import { PeopleDirectory, type DirectoryPerson, type People } from '../mobilizat
 import type { Config } from '../config/index.js';
 import { installWorkerRuntime } from './worker.js';
 
-/** Connection options for any Temporal: the embedded dev server, a self-hosted cluster or Temporal Cloud. */
-function temporalOptions(config: Config, address: string) {
+/**
+ * Connection options for any Temporal: the embedded dev server, a self-hosted cluster or Temporal
+ * Cloud (an API key, or mTLS with a client certificate). Files are read at each connection, so a
+ * renewed certificate is taken at the next start of the process.
+ */
+export function temporalOptions(config: Config, address: string) {
+  const files = config.temporal.tlsFiles;
+  const tls = files
+    ? {
+        ...(files.cert && files.key ? { clientCertPair: { crt: readFileSync(files.cert), key: readFileSync(files.key) } } : {}),
+        ...(files.ca ? { serverRootCACertificate: readFileSync(files.ca) } : {}),
+        ...(files.serverName ? { serverNameOverride: files.serverName } : {}),
+      }
+    : config.temporal.tls
+      ? (true as const)
+      : undefined;
   return {
     address,
-    ...(config.temporal.tls ? { tls: true as const } : {}),
+    ...(tls ? { tls } : {}),
     ...(config.temporal.apiKey ? { apiKey: config.temporal.apiKey } : {}),
   };
 }

@@ -53,7 +53,7 @@ interface Secrets {
 }
 
 /** Generated once per data directory, so restarts keep the same token and the simulator keeps working. */
-function loadSecrets(dataDir: string): Secrets {
+export function loadSecrets(dataDir: string): Secrets {
   const file = join(dataDir, 'secrets.json');
   if (!existsSync(file)) {
     const secrets: Secrets = {

@@ -163,19 +163,54 @@ const INDEXED_TYPE = {
   DATETIME: proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
 } as const;
 
-/** Registers the platform's custom search attributes; those already present are left alone. */
+/** A visibility query that names every custom attribute, with a value of its type. */
+function probeQuery(): string {
+  const value = { KEYWORD: "'ctem-probe'", INT: '0', DATETIME: "'2000-01-01T00:00:00Z'" } as const;
+  return SEARCH_ATTRIBUTE_KEYS.map((k) => `${k.name} = ${value[k.type as keyof typeof value]}`).join(' AND ');
+}
+
+/**
+ * Waits until the frontend accepts every custom search attribute. A real Temporal server stores a new
+ * attribute at once but its frontend reads them from a cache refreshed every few seconds: until then
+ * a schedule whose action carries CtemPhase is refused ("Failed to create schedule") and so is a
+ * list query naming it. The dev server refreshes on every read, which hid this. The probe is the
+ * count query the frontend validates through that same cache.
+ */
+export async function waitForSearchAttributes(connection: Connection, namespace: string, timeoutMs = 60_000): Promise<void> {
+  const query = probeQuery();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await connection.workflowService.countWorkflowExecutions({ namespace, query });
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        throw new Error(`the Temporal frontend still refuses the search attributes of namespace ${namespace} after ${timeoutMs / 1000} s: ${(err as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/**
+ * Registers the platform's custom search attributes (those already present are left alone), then
+ * waits until the frontend accepts them, so that schedules created next do not fail.
+ */
 export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const missing = SEARCH_ATTRIBUTE_KEYS.filter((k) => !(k.name in (existing.customAttributes ?? {})));
-  if (missing.length === 0) return [];
-  try {
-    await connection.operatorService.addSearchAttributes({
-      namespace,
-      searchAttributes: Object.fromEntries(missing.map((k) => [k.name, INDEXED_TYPE[k.type as keyof typeof INDEXED_TYPE]])),
-    });
-  } catch (err) {
-    // Another process (a second worker, the API) registered them at the same moment.
-    if (!/already exists/i.test((err as Error).message)) throw err;
+  if (missing.length > 0) {
+    try {
+      await connection.operatorService.addSearchAttributes({
+        namespace,
+        searchAttributes: Object.fromEntries(missing.map((k) => [k.name, INDEXED_TYPE[k.type as keyof typeof INDEXED_TYPE]])),
+      });
+    } catch (err) {
+      // Another process (a second worker, the API) registered them at the same moment.
+      if (!/already exists/i.test((err as Error).message)) throw err;
+    }
   }
+  // Also when none was missing: another replica may have registered them a moment ago.
+  await waitForSearchAttributes(connection, namespace);
   return missing.map((k) => k.name);
 }
