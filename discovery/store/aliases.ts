@@ -1,3 +1,4 @@
+import { forgetAssetContext } from '../../prioritization/scoring/inputs.js';
 import type postgres from 'postgres';
 import { isCve } from '../connectors/common/identity.js';
 
@@ -224,8 +225,8 @@ export async function rekeyFindings(tx: Tx, changes: AliasLinks): Promise<RekeyC
     select a.id from assets a
     where a.id in (select d.asset_id from findings d where d.issue_id = any(${tx.array([...changes.keys()])}::text[]))
     order by a.id for update`;
-  const moved = await tx<{ id: string; target_id: string | null; new_fp: string; canonical: string }[]>`
-    select d.id, t.id as target_id, n.new_fp, l.canonical
+  const moved = await tx<{ id: string; asset_id: string; target_id: string | null; new_fp: string; canonical: string }[]>`
+    select d.id, d.asset_id, t.id as target_id, n.new_fp, l.canonical
     from unnest(${tx.array([...changes.keys()])}::text[], ${tx.array([...changes.values()])}::text[]) l(alias, canonical)
     join findings d on d.issue_id = l.alias
     -- fingerprint() in ingest.ts, with the canonical id.
@@ -233,6 +234,9 @@ export async function rekeyFindings(tx: Tx, changes: AliasLinks): Promise<RekeyC
     left join findings t on t.fingerprint = n.new_fp
     order by d.id`;
   if (moved.length === 0) return { renamed: 0, merged: 0 };
+  // A finding now under its CVE reads the CVE's EPSS, KEV and record: its assets are rescored by the
+  // next incremental rescoring, as after any context change (scanned assets are scored with the scan).
+  await forgetAssetContext(tx, [...new Set(moved.map((m) => Number(m.asset_id)))]);
   // One survivor per canonical fingerprint: the finding already there, else the oldest moved one.
   const survivor = new Map<string, string>();
   for (const m of moved) if (!survivor.has(m.new_fp)) survivor.set(m.new_fp, m.target_id ?? m.id);

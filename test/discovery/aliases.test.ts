@@ -211,6 +211,25 @@ describe.skipIf(!hasCorpus)(`one finding under every name (${hasCorpus ? 'real P
     expect(again.map((f) => [f.issue_id, f.aliases, f.sources])).toEqual([[CVE, [GHSA], ['grype', 'grype-github']]]);
   });
 
+  it('a re-key on an asset the scan did not cover leaves that asset to the next incremental rescoring', async () => {
+    await database.sql`delete from vulnerability_aliases where alias = ${GHSA}`;
+    await ingest(ghsaOnlyFile, 'grype-github', 'aliases/elsewhere:1');
+    const [elsewhere] = await flaskFindings('aliases/elsewhere:1');
+    expect(elsewhere!.issue_id).toBe(GHSA);
+    // As a scoring run leaves it: every asset's context hash recorded, the estate's generation known.
+    const assetId = String(elsewhere!.asset_id);
+    await database.sql`
+      insert into scoring_inputs (name, inputs, scored_at) values
+        ('assets', ${database.sql.json({ [assetId]: 'hash-before' })}, now()), ('estate', ${database.sql.json({ context: 'generation-before' })}, now())
+      on conflict (name) do update set inputs = excluded.inputs`;
+    await ingest(grypeFile, 'grype', 'aliases/other-image:1');
+    const [rekeyed] = await flaskFindings('aliases/elsewhere:1');
+    expect(rekeyed!.issue_id).toBe(CVE);
+    const inputs = Object.fromEntries((await database.sql<{ name: string; inputs: Record<string, string> }[]>`select name, inputs from scoring_inputs`).map((r) => [r.name, r.inputs]));
+    expect(inputs.assets).not.toHaveProperty(assetId);
+    expect(inputs.estate).toMatchObject({ context: 'forgotten' });
+  });
+
   it('the CVE first, then GHSA-only: stored under the CVE at once', async () => {
     const target = 'aliases/cve-first:1';
     await ingest(grypeFile, 'grype', target);
