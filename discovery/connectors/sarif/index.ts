@@ -48,9 +48,11 @@ interface Run {
   asset?: AssetRef;
   /** Rule ids and names, longest first, for results that name their rule only in the message. */
   rulesByLabel?: { label: string; rule: Rule }[];
+  /** The aliases a rule's id and name give, worked out once per rule, not per result. */
+  ruleAliases: Map<string, string[] | null>;
 }
 
-const newRun = (): Run => ({ driverRules: [], rulesById: new Map(), artifacts: [], sawResults: false });
+const newRun = (): Run => ({ driverRules: [], rulesById: new Map(), artifacts: [], sawResults: false, ruleAliases: new Map() });
 
 const HEADER_SELECT = [
   'version',
@@ -184,6 +186,14 @@ function namedIds(...labels: (string | undefined)[]): string[] {
   return labels.flatMap((label) => (label ? [...label.matchAll(VULN_ID)].map((m) => m[1]!) : []));
 }
 
+function ruleAliases(run: Run, ruleId: string, name: string | undefined): string[] | undefined {
+  const key = `${ruleId}\u0000${name ?? ''}`;
+  let aliases = run.ruleAliases.get(key);
+  if (aliases === undefined) run.ruleAliases.set(key, (aliases = aliasesOf(ruleId, namedIds(ruleId, name)) ?? null));
+  // A copy: each finding owns its list.
+  return aliases ? [...aliases] : undefined;
+}
+
 function findingOf(file: string, value: unknown, path: JsonPath, run: Run, options: ParseOptions): NormalizedFinding | undefined {
   if (!isObject(value)) fail(file, path, 'expected an object');
   const result = value;
@@ -224,7 +234,7 @@ function findingOf(file: string, value: unknown, path: JsonPath, run: Run, optio
     asset: (run.asset ??= assetOf(run, options)),
     kind,
     issueId: ruleId,
-    aliases: kind === 'vulnerability' ? aliasesOf(ruleId, namedIds(ruleId, rule?.name)) : undefined,
+    aliases: kind === 'vulnerability' ? ruleAliases(run, ruleId, rule?.name) : undefined,
     component: uri,
     version: '',
     location: uri && line !== undefined ? `${uri}:${line}` : uri,
