@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { InterceptingCall, Metadata, status, type Interceptor } from '@grpc/grpc-js';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor, type ConnectionOptions, type GrpcRetryOptions } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
 import { serviceNowItsm, serviceNowPeople } from '../mobilization/itsm/servicenow/adapter.js';
@@ -34,8 +35,46 @@ export function temporalOptions(config: Config, address: string) {
   };
 }
 
+/**
+ * The SDK's retry interceptor retries a failed call from a timer; if the connection was closed in
+ * between (the platform stopping), the retry throws from that timer and takes the process down. This
+ * interceptor sits below it and answers CANCELLED instead once the connection is closed.
+ */
+function closedConnectionGuard(): { interceptor: Interceptor; close(): void } {
+  let closed = false;
+  const interceptor: Interceptor = (options, nextCall) => {
+    if (!closed) return new InterceptingCall(nextCall(options));
+    const cancelled: ConstructorParameters<typeof InterceptingCall>[0] = {
+      start(_metadata, listener) {
+        setImmediate(() => listener?.onReceiveStatus?.({ code: status.CANCELLED, details: 'the Temporal connection was closed', metadata: new Metadata() }));
+      },
+      sendMessageWithContext() {},
+      sendMessage() {},
+      startRead() {},
+      halfClose() {},
+      cancelWithStatus() {},
+      getPeer: () => '',
+      getAuthContext: () => null,
+    };
+    return new InterceptingCall(cancelled);
+  };
+  return { interceptor, close: () => void (closed = true) };
+}
+
+/** A client Connection with the SDK's retries, whose close() also stops retries already scheduled. */
+async function guardedConnection(options: ConnectionOptions, retry: GrpcRetryOptions = defaultGrpcRetryOptions()): Promise<Connection> {
+  const guard = closedConnectionGuard();
+  const connection = await Connection.connect({ ...options, interceptors: [makeGrpcRetryInterceptor(retry), guard.interceptor] });
+  const close = connection.close.bind(connection);
+  connection.close = async () => {
+    guard.close();
+    await close();
+  };
+  return connection;
+}
+
 export async function connectTemporal(config: Config, address: string) {
-  const connection = await Connection.connect(temporalOptions(config, address));
+  const connection = await guardedConnection(temporalOptions(config, address));
   const client = new Client({ connection, namespace: config.temporal.namespace });
   return { connection, client };
 }
@@ -46,10 +85,7 @@ export async function connectTemporal(config: Config, address: string) {
  * pipeline, ServiceNow's webhook) retries. Workers and start-up keep the patient client.
  */
 export async function connectApiTemporal(config: Config, address: string) {
-  const connection = await Connection.connect({
-    ...temporalOptions(config, address),
-    interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 3 }))],
-  });
+  const connection = await guardedConnection(temporalOptions(config, address), defaultGrpcRetryOptions({ maxAttempts: 3 }));
   const client = new Client({ connection, namespace: config.temporal.namespace });
   return { connection, client };
 }
