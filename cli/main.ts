@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/index.js';
 import type { Roles } from '../platform/start.js';
+import { untilStopped } from './until-stopped.js';
 
 const USAGE = `usage: ctem <command>
 
@@ -53,6 +55,7 @@ const USAGE = `usage: ctem <command>
   hypotheses run|campaign NAME   ask it now, or start a campaign from it [--json]
   token               print the API token of the local platform (CTEM_API_TOKEN, else the one generated in
                       the data dir) [--simulator: the ServiceNow / Jira simulator's password instead]
+                      [--cluster: those of \`ctem cluster\`]
   identities list|create|show|disable|enable|token issue|token list|token revoke   users, service accounts,
                       their roles and API tokens (ctem identities --help)
   audit list          the audit trail, newest first [--actor A] [--action PREFIX] [--target T] [--outcome O]
@@ -96,15 +99,7 @@ async function serve(roles: Roles): Promise<number> {
     ...(platform.apiUrl ? ['Try: npx ctem ingest report.json --owner alex.romero'] : []),
     'Ctrl-C stops everything; the next start resumes where this one left off.',
   ];
-  console.log(lines.join('\n'));
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  log('stopping...');
-  await platform.stop();
-  log('stopped');
-  return 0;
+  return untilStopped(lines, () => platform.stop(), log);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -135,10 +130,12 @@ async function main(argv: string[]): Promise<number> {
     const { generatedSecret } = await import('./commands/platform-api.js');
     const config = loadConfig();
     const simulator = rest.includes('--simulator');
-    const unknown = rest.filter((a) => a !== '--simulator');
-    if (unknown.length) throw new Error(`token: unknown option ${unknown[0]} (options: --simulator)`);
-    const value = simulator ? generatedSecret(config, 'simulatorPassword') : (config.apiToken ?? generatedSecret(config, 'apiToken'));
-    if (!value) throw new Error(`token: nothing generated in ${config.dataDir} yet (start the platform once with \`npm start\`)`);
+    // `ctem cluster` keeps its state, secrets included, in a directory of its own.
+    const where = rest.includes('--cluster') ? { ...config, dataDir: join(config.dataDir, 'cluster') } : config;
+    const unknown = rest.filter((a) => a !== '--simulator' && a !== '--cluster');
+    if (unknown.length) throw new Error(`token: unknown option ${unknown[0]} (options: --simulator, --cluster)`);
+    const value = simulator ? generatedSecret(where, 'simulatorPassword') : (config.apiToken ?? generatedSecret(where, 'apiToken'));
+    if (!value) throw new Error(`token: nothing generated in ${where.dataDir} yet (start the platform once with \`npm start\`)`);
     console.log(value);
     return 0;
   }

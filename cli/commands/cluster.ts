@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Config } from '../../config/index.js';
+import { untilStopped } from '../until-stopped.js';
 
 // `ctem cluster`: the production shape on this machine (platform/cluster.ts), up until Ctrl-C.
 
@@ -44,25 +45,17 @@ export async function clusterCommand(config: Config, args: string[]): Promise<nu
     '',
     'CTEM platform is up in its production shape',
     ...cluster.apiUrls.map((url, i) => `  API ${i + 1}            ${url}  (console: ${url}/console)`),
-    `  API token        ${cluster.apiToken}`,
+    `  API token        ${config.apiToken ? 'the one in CTEM_API_TOKEN' : '`npx ctem token --cluster` prints it'}`,
     `  Workers          ${cluster.workers.length} processes (ctem worker)`,
     `  Temporal         ${cluster.temporalAddress}  namespace ${cluster.namespace} (server on PostgreSQL)`,
     `  Temporal UI      ${cluster.temporalUiUrl}`,
     cluster.simulator
-      ? `  ServiceNow (simulator) ${cluster.serviceNowUrl}  user ${cluster.simulator.user} / ${cluster.simulator.password}`
+      ? `  ServiceNow (simulator) ${cluster.serviceNowUrl}  user ${cluster.simulator.user}, password: \`npx ctem token --cluster --simulator\``
       : `  ServiceNow       ${cluster.serviceNowUrl}`,
     `  PostgreSQL       ${cluster.databaseUrl.replace(/:[^:@/]+@/, ':***@')}`,
     `  Data and logs    ${cluster.dataDir} (logs in run/)`,
     '',
     'Ctrl-C stops everything; the next start resumes where this one left off.',
   ];
-  console.log(lines.join('\n'));
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  log('stopping...');
-  await cluster.stop();
-  log('stopped');
-  return 0;
+  return untilStopped(lines, () => cluster.stop(), log);
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -137,6 +137,11 @@ describe('secrets stay out of logs and answers', () => {
     expect((await asked(['token'])).stdout.trim()).toBe(generated.apiToken);
     expect((await asked(['token'], { CTEM_API_TOKEN: secrets.CTEM_API_TOKEN })).stdout.trim()).toBe(secrets.CTEM_API_TOKEN);
     expect((await asked(['token', '--simulator'])).stdout.trim()).toBe(generated.simulatorPassword);
+    // `ctem cluster` keeps its own secrets beside its state.
+    mkdirSync(join(dir, 'data', 'cluster'), { recursive: true });
+    writeFileSync(join(dir, 'data', 'cluster', 'secrets.json'), JSON.stringify({ apiToken: 'cluster-token', simulatorPassword: 'cluster-sim' }));
+    expect((await asked(['token', '--cluster'])).stdout.trim()).toBe('cluster-token');
+    expect((await asked(['token', '--cluster', '--simulator'])).stdout.trim()).toBe('cluster-sim');
     for (const [name, value] of Object.entries(everySecret)) {
       expect(value.length, name).toBeGreaterThanOrEqual(8);
       // Whole, or its distinctive half (a truncated or split copy is still a leak).
