@@ -38,12 +38,18 @@ export function temporalOptions(config: Config, address: string) {
 /**
  * The SDK's retry interceptor retries a failed call from a timer; if the connection was closed in
  * between (the platform stopping), the retry throws from that timer and takes the process down. This
- * interceptor sits below it and answers CANCELLED instead once the connection is closed.
+ * interceptor sits below it and answers such a retry with CANCELLED once the connection is closed. A
+ * first attempt goes through as before: on a closed channel it fails in its caller, which can catch it
+ * (the SDK's retry cannot take a CANCELLED first attempt that carried no message).
  */
 function closedConnectionGuard(): { interceptor: Interceptor; close(): void } {
   let closed = false;
+  // The call options object is the same for every attempt of one call: seen once means a retry.
+  const attempted = new WeakSet<object>();
   const interceptor: Interceptor = (options, nextCall) => {
-    if (!closed) return new InterceptingCall(nextCall(options));
+    const retry = attempted.has(options);
+    attempted.add(options);
+    if (!closed || !retry) return new InterceptingCall(nextCall(options));
     const cancelled: ConstructorParameters<typeof InterceptingCall>[0] = {
       start(_metadata, listener) {
         setImmediate(() => listener?.onReceiveStatus?.({ code: status.CANCELLED, details: 'the Temporal connection was closed', metadata: new Metadata() }));
