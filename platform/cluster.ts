@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -10,6 +11,7 @@ import postgres from 'postgres';
 import { migrateDatabase } from '../db/client.js';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../mobilization/itsm/servicenow/simulator.js';
 import type { Config } from '../config/index.js';
+import { freePort } from './ports.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { loadSecrets } from './start.js';
 import { superviseChild, type SupervisedChild } from './supervise.js';
@@ -71,6 +73,35 @@ export function temporalPortsFrom(frontend: number): TemporalServerPorts {
     matchingMembership: frontend - 298,
     workerMembership: frontend - 294,
     metrics: frontend + 767,
+  };
+}
+
+/** A free loopback port in [20000, 32767], as Temporal's membership ports must be. */
+async function freeLowPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * (MAX_MEMBERSHIP_PORT - 20_000));
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+/** Every Temporal server port free, for a cluster beside another (tests, benchmarks). */
+export async function freeTemporalPorts(): Promise<TemporalServerPorts> {
+  return {
+    frontend: await freePort(),
+    frontendHttp: await freePort(),
+    history: await freePort(),
+    matching: await freePort(),
+    worker: await freePort(),
+    metrics: await freePort(),
+    frontendMembership: await freeLowPort(),
+    historyMembership: await freeLowPort(),
+    matchingMembership: await freeLowPort(),
+    workerMembership: await freeLowPort(),
   };
 }
 

@@ -20,18 +20,33 @@
 // benchmark measures the workflow engine, not ServiceNow or PostgreSQL.
 //
 //   npm run bench:remediation -- [--workflows N] [--ack 10m] [--spread 1h | --storm] [--start-budget 100s]
-//                                [--cache N] [--concurrency N] [--grace 15m] [--json]
+//                                [--cache N] [--concurrency N] [--grace 15m] [--workers N] [--cluster] [--json]
+//
+//   --workers N  N worker processes poll the task queue (this one and N-1 forked ones, each with the
+//                same cache bound); every escalation is reported to this process, so losses and
+//                duplicates are counted across workers.
+//   --cluster    the production shape's engine instead of the dev server: a real Temporal server on
+//                PostgreSQL started as `ctem cluster` starts it (platform/cluster.ts, no API or
+//                platform worker processes), in a temp dir removed afterwards. Needs the server
+//                built (`npm run temporal-server:ensure`).
 //
 // Exit 1 if an escalation is lost (not recorded within `--grace` after the last deadline) or
 // duplicated, or if the starts ran past the first planned deadline. Progress goes to stderr.
 //
 // TEMPORAL_ADDRESS set: that server (namespace `default`, search attributes registered); otherwise a
-// headless dev server started for the run. CTEM_WORKFLOW_BUNDLE: a workflow bundle built ahead.
+// headless dev server (or with --cluster a Temporal server on PostgreSQL) started for the run. CTEM_WORKFLOW_BUNDLE: a workflow bundle built ahead.
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { formatDuration } from '../config/duration.js';
+import { loadConfig } from '../config/index.js';
+import { freeTemporalPorts, startCluster, type Cluster } from '../platform/cluster.js';
 import { freePort } from '../platform/ports.js';
 import { parseBenchArgs } from './bench-args.js';
 import { registerSearchAttributes, startDevServer, type DevServer } from '../platform/temporal.js';
@@ -53,7 +68,13 @@ interface Options {
   concurrency: number;
   /** How long after the last deadline escalations are still waited for (then the run is incomplete). */
   grace: number;
+  /** Worker processes polling the queue (this one included). */
+  workers: number;
+  /** A real Temporal server on PostgreSQL instead of the dev server. */
+  cluster: boolean;
   json: boolean;
+  /** Internal: run as a forked worker on this task queue and report escalations to the parent. */
+  workerOf?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -70,9 +91,12 @@ function parseArgs(argv: string[]): Options {
       cache: 'count',
       concurrency: 'count',
       grace: 'duration',
+      workers: 'count',
+      cluster: 'flag',
       json: 'flag',
+      workerOf: 'text',
     },
-    { workflows: 10_000, ack: 600_000, spread: 0, storm: false, startBudget: 0, cache: 1000, concurrency: 64, grace: 900_000, json: false },
+    { workflows: 10_000, ack: 600_000, spread: 0, storm: false, startBudget: 0, cache: 1000, concurrency: 64, grace: 900_000, workers: 1, cluster: false, json: false },
   );
 }
 
@@ -81,59 +105,30 @@ type Shape = 'follow-starts' | 'spread' | 'storm';
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : NaN);
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
-async function main() {
-  const options = parseArgs(process.argv.slice(2));
-  if (options.spread && options.storm) throw new Error('--spread and --storm are two different shapes: choose one');
-  const shape: Shape = options.storm ? 'storm' : options.spread ? 'spread' : 'follow-starts';
-  // Progress goes to stderr, with --json too: the JSON alone is on stdout.
-  const say = (line: string) => console.error(`${new Date().toISOString().slice(11, 19)} ${line}`);
-  let server: DevServer | undefined;
-  let address = process.env.TEMPORAL_ADDRESS;
-  if (!address) {
-    say('starting a headless Temporal dev server...');
-    server = await startDevServer({ port: await freePort(), namespace: 'default' });
-    address = server.address;
-  }
-  const connection = await Connection.connect({ address });
-  await registerSearchAttributes(connection, 'default');
-  const client = new Client({ connection, namespace: 'default' });
-  const taskQueue = `bench-remediation-${randomUUID()}`;
-  const run = randomUUID().slice(0, 8);
-  const workflowId = (i: number) => `remediation:bench-${run}-${i}`;
+/** What a worker's activities report: a ticket opened, or an escalation (with its attempt). */
+type WorkerEvent = { type: 'opened' } | { type: 'escalated'; id: string; at: number; attempt: number; slaDeadline: string };
 
-  let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
-  // Per workflow: the first escalation's lateness counts; any later one is a duplicate.
-  const lateness: number[] = [];
-  const escalationsOf = new Map<string, number>();
-  let duplicates = 0;
-  let retriedEscalations = 0;
-  let lastEscalationAt = NaN;
-  let opened = 0;
-
+/** A worker with the benchmark's activities: they record and answer at once. */
+async function createBenchWorker(address: string, namespace: string, taskQueue: string, cache: number, report: (event: WorkerEvent) => void): Promise<Worker> {
   installWorkerRuntime();
-  const worker = await Worker.create({
+  let opened = 0;
+  const tag = process.pid.toString(36);
+  return Worker.create({
     connection: await NativeConnection.connect({ address }),
-    namespace: 'default',
+    namespace,
     taskQueue,
     // A bundle built ahead (CTEM_WORKFLOW_BUNDLE, as for the platform's worker) saves the bundling.
     ...(process.env.CTEM_WORKFLOW_BUNDLE ? { workflowBundle: { codePath: process.env.CTEM_WORKFLOW_BUNDLE } } : { workflowsPath }),
-    maxCachedWorkflows: options.cache,
+    maxCachedWorkflows: cache,
     activities: {
       async openTicket({ ticketKey }: { ticketKey: string }) {
         opened++;
-        return { sysId: ticketKey.padEnd(32, '0').slice(0, 32), number: `INC${String(opened).padStart(7, '0')}` };
+        report({ type: 'opened' });
+        return { sysId: ticketKey.padEnd(32, '0').slice(0, 32), number: `INC${tag}${String(opened).padStart(7, '0')}` };
       },
       async escalate({ ticketKey, slaDeadline }: { ticketKey: string; slaDeadline: string }) {
-        const at = Date.now();
         const { workflowExecution, attempt } = Context.current().info;
-        const id = workflowExecution?.workflowId ?? `remediation:${ticketKey}`;
-        const seen = escalationsOf.get(id) ?? 0;
-        escalationsOf.set(id, seen + 1);
-        if (attempt > 1) retriedEscalations++;
-        if (seen > 0) duplicates++;
-        else lateness.push(at - Date.parse(slaDeadline));
-        lastEscalationAt = at;
+        report({ type: 'escalated', id: workflowExecution?.workflowId ?? `remediation:${ticketKey}`, at: Date.now(), attempt, slaDeadline });
         return { notified: { userName: 'manager', name: 'Manager' }, topOfChainReached: true };
       },
       async recordTicketState() {},
@@ -148,7 +143,107 @@ async function main() {
       },
     },
   });
+}
+
+/** A forked worker (`--workers N`): runs until the parent says stop, reporting every event to it. */
+async function runForkedWorker(taskQueue: string, cache: number): Promise<void> {
+  const send = (message: unknown) => process.send?.(message);
+  const worker = await createBenchWorker(process.env.TEMPORAL_ADDRESS!, process.env.BENCH_NAMESPACE ?? 'default', taskQueue, cache, send);
+  const stop = () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+  };
+  process.on('message', (message) => message === 'stop' && stop());
+  process.on('disconnect', stop);
   const running = worker.run();
+  send('ready');
+  await running;
+  process.disconnect?.();
+}
+
+/** Starts N-1 more worker processes on the queue; resolves once each polls. */
+async function forkWorkers(count: number, env: NodeJS.ProcessEnv, taskQueue: string, cache: number, onEvent: (event: WorkerEvent, worker: number) => void): Promise<ChildProcess[]> {
+  const script = fileURLToPath(import.meta.url);
+  return Promise.all(
+    Array.from({ length: count }, (_, i) => {
+      const child = fork(script, ['--worker-of', taskQueue, '--cache', String(cache)], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      return new Promise<ChildProcess>((resolve, reject) => {
+        child.once('exit', (code) => reject(new Error(`a forked worker exited with code ${code} before it polled`)));
+        child.on('message', (message) => {
+          if (message === 'ready') {
+            child.removeAllListeners('exit');
+            resolve(child);
+          } else onEvent(message as WorkerEvent, i + 1);
+        });
+      });
+    }),
+  );
+}
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2));
+  if (options.workerOf) return runForkedWorker(options.workerOf, options.cache);
+  if (options.spread && options.storm) throw new Error('--spread and --storm are two different shapes: choose one');
+  const shape: Shape = options.storm ? 'storm' : options.spread ? 'spread' : 'follow-starts';
+  // Progress goes to stderr, with --json too: the JSON alone is on stdout.
+  const say = (line: string) => console.error(`${new Date().toISOString().slice(11, 19)} ${line}`);
+  let server: DevServer | undefined;
+  let cluster: Cluster | undefined;
+  let clusterDir: string | undefined;
+  let address = process.env.TEMPORAL_ADDRESS;
+  let namespace = 'default';
+  if (options.cluster) {
+    if (address) throw new Error('--cluster starts its own Temporal server: unset TEMPORAL_ADDRESS');
+    clusterDir = mkdtempSync(join(tmpdir(), 'ctem-bench-cluster-'));
+    say('starting a Temporal server on PostgreSQL (the production shape)...');
+    // Free ports throughout, so the benchmark runs beside a platform or a cluster on the defaults.
+    const env: NodeJS.ProcessEnv = { ...process.env, CTEM_DATA_DIR: clusterDir, CTEM_PG_PORT: String(await freePort()), TEMPORAL_UI_PORT: String(await freePort()), SERVICENOW_SIM_PORT: String(await freePort()) };
+    delete env.DATABASE_URL;
+    cluster = await startCluster({ config: loadConfig(env), workers: 0, apis: 0, temporalPorts: await freeTemporalPorts(), log: (line) => say(`  [cluster] ${line}`) });
+    address = cluster.temporalAddress;
+    namespace = cluster.namespace;
+  } else if (!address) {
+    say('starting a headless Temporal dev server...');
+    server = await startDevServer({ port: await freePort(), namespace: 'default' });
+    address = server.address;
+  }
+  const connection = await Connection.connect({ address });
+  await registerSearchAttributes(connection, namespace);
+  const client = new Client({ connection, namespace });
+  const taskQueue = `bench-remediation-${randomUUID()}`;
+  const run = randomUUID().slice(0, 8);
+  const workflowId = (i: number) => `remediation:bench-${run}-${i}`;
+
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+  // Per workflow: the first escalation's lateness counts; any later one is a duplicate.
+  const lateness: number[] = [];
+  const escalationsOf = new Map<string, number>();
+  let duplicates = 0;
+  let retriedEscalations = 0;
+  let lastEscalationAt = NaN;
+  let opened = 0;
+  // Escalations each worker process ran (0: this one), to show the work was shared.
+  const byWorker = Array.from({ length: options.workers }, () => 0);
+  const record = (event: WorkerEvent, worker = 0) => {
+    if (event.type === 'escalated') byWorker[worker]!++;
+    if (event.type === 'opened') {
+      opened++;
+      return;
+    }
+    const seen = escalationsOf.get(event.id) ?? 0;
+    escalationsOf.set(event.id, seen + 1);
+    if (event.attempt > 1) retriedEscalations++;
+    if (seen > 0) duplicates++;
+    else lateness.push(event.at - Date.parse(event.slaDeadline));
+    lastEscalationAt = Math.max(Number.isNaN(lastEscalationAt) ? 0 : lastEscalationAt, event.at);
+  };
+
+  const worker = await createBenchWorker(address, namespace, taskQueue, options.cache, (event) => record(event));
+  const running = worker.run();
+  const forked = options.workers > 1
+    ? await forkWorkers(options.workers - 1, { ...process.env, TEMPORAL_ADDRESS: address, BENCH_NAMESPACE: namespace }, taskQueue, options.cache, record)
+    : [];
+  if (forked.length) say(`${options.workers} workers polling ${taskQueue}`);
 
   // Spread and storm: deadlines planned before the first start, after the time budgeted for the starts.
   const startBudget = options.startBudget || Math.max(10_000, options.workflows * 10);
@@ -233,6 +328,9 @@ async function main() {
     ackSeconds: options.ack / 1000,
     ...(shape === 'spread' ? { spreadSeconds: options.spread / 1000 } : {}),
     maxCachedWorkflows: options.cache,
+    engine: options.cluster ? 'temporal-server-postgresql' : server ? 'dev-server' : 'external',
+    workers: options.workers,
+    escalationsByWorker: byWorker,
     startSeconds: round(startSeconds, 2),
     startsPerSecond: round(options.workflows / startSeconds),
     ...(marginSeconds === undefined ? {} : { firstDeadlineAfterLastStartSeconds: marginSeconds, startOverran }),
@@ -251,7 +349,7 @@ async function main() {
   };
 
   worker.shutdown();
-  await running;
+  await Promise.all([running, ...forked.map((child) => new Promise((resolve) => (child.once('exit', resolve), child.send('stop'))))]);
   // Leave nothing waiting on a shared server.
   if (!server) {
     for (let i = 0; i < options.workflows; i++) {
@@ -260,6 +358,8 @@ async function main() {
   }
   await connection.close();
   await server?.stop();
+  await cluster?.stop();
+  if (clusterDir) rmSync(clusterDir, { recursive: true, force: true });
 
   if (options.json) {
     console.log(JSON.stringify(result));
@@ -273,6 +373,7 @@ async function main() {
               ? `spread over ${formatDuration(options.spread)}, the first ${result.firstDeadlineAfterLastStartSeconds} s after the last start`
               : `${formatDuration(options.ack)} after each start`
         }`,
+        `engine                   ${result.engine}, ${result.workers} worker process${result.workers === 1 ? '' : 'es'}${result.workers > 1 ? ` (escalations run: ${result.escalationsByWorker.join(' / ')})` : ''}`,
         `workflows                ${result.workflows}`,
         `start rate               ${result.startsPerSecond}/s (${result.startSeconds} s)`,
         `escalations recorded     ${result.escalations} of ${result.escalationsExpected} (${result.lost} lost)`,

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.js';
-import { ensureNamespace, MAX_MEMBERSHIP_PORT, startCluster, type Cluster, type TemporalServerPorts } from '../../platform/cluster.js';
+import { ensureNamespace, freeTemporalPorts, startCluster, type Cluster } from '../../platform/cluster.js';
 import { freePort } from '../../platform/ports.js';
 import { ensureIntelFeedSchedule, intelScheduleId } from '../../platform/schedules.js';
 import { registerSearchAttributes } from '../../platform/temporal.js';
@@ -37,34 +36,6 @@ function largeImageReport(image: string, packages: number): string {
   const base = os.Vulnerabilities as Array<Record<string, unknown>>;
   os.Vulnerabilities = Array.from({ length: packages }, (_, i) => base.map((v) => ({ ...v, PkgName: `pkg-${i}-${String(v.PkgName)}` }))).flat();
   return JSON.stringify(r);
-}
-
-/** A free loopback port in [20000, 32767]: Temporal keeps membership ports in a smallint. */
-async function freeLowPort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * (MAX_MEMBERSHIP_PORT - 20_000));
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
-
-async function freeTemporalPorts(): Promise<TemporalServerPorts> {
-  return {
-    frontend: await freePort(),
-    frontendHttp: await freePort(),
-    history: await freePort(),
-    matching: await freePort(),
-    worker: await freePort(),
-    metrics: await freePort(),
-    frontendMembership: await freeLowPort(),
-    historyMembership: await freeLowPort(),
-    matchingMembership: await freeLowPort(),
-    workerMembership: await freeLowPort(),
-  };
 }
 
 describe.runIf(enabled)('ctem cluster on a real Temporal server', () => {
