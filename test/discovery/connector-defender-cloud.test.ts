@@ -145,12 +145,17 @@ describe('defender-cloud-json: DefectDojo samples', () => {
     const { findings, warnings } = await parseWarned(fixture('defender_for_cloud_no_vuln.json'));
     expect(findings).toEqual([]);
     expect(warnings).toHaveLength(3);
-    // Through parseReport: a Healthy row names a CVE, yet 0 findings is no sign of misreading here
-    // because the skip warnings say why.
+    // Through parseReport (as ingest reads it): the skips, then the shared check that a document
+    // naming a CVE gave nothing; the skip warnings say why.
     const all: ParseWarning[] = [];
     const connector = await connectorFor(fixture('defender_for_cloud_no_vuln.json'), 'no_vuln.json');
     for await (const _ of parseReport(connector, fixture('defender_for_cloud_no_vuln.json'), 'no_vuln.json', { warn: (w) => all.push(w) })) { /* none */ }
-    expect(all.map((w) => w.reason)).toContain('1 skipped: status.code Healthy: the resource passes this check');
+    expect(all.map((w) => w.reason)).toEqual([
+      '1 skipped: assessedResourceType "GeneralVulnerability" names no CVE: not a vulnerability finding',
+      '1 skipped: status.code Healthy: the resource passes this check',
+      '1 skipped: assessedResourceType "SomeFutureConfigurationCheck" names no CVE: not a vulnerability finding',
+      '0 findings, yet the document names 1 vulnerability id (e.g. CVE-2000-0004)',
+    ]);
   });
 
   it('the target names every resource of the file', async () => {
