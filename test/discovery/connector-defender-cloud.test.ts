@@ -209,8 +209,10 @@ describe('defender-cloud-json: shapes and rules', () => {
   });
 
   it('the resource comes from the sub-assessment id when resourceDetails names none; Windows is an OS package', async () => {
-    const row = serverRow({ resourceDetails: { source: 'Azure' } });
-    row.properties.additionalData = { assessedResourceType: 'ServerVulnerabilityTvm', softwareName: 'windows_server_2019', softwareVendor: 'microsoft', softwareVersion: '10.0.17763.5122' };
+    const row = serverRow({
+      resourceDetails: { source: 'Azure' },
+      additionalData: { assessedResourceType: 'ServerVulnerabilityTvm', softwareName: 'windows_server_2019', softwareVendor: 'microsoft', softwareVersion: '10.0.17763.5122' },
+    });
     const [finding] = await parse(await write('rowid.json', [row]));
     expect(finding).toMatchObject({ asset: { assetKey: 'cloud:/subscriptions/s1/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1', name: 'vm1' }, packageClass: 'os', severity: 'critical' });
     expect(finding!.fixedVersion).toBeUndefined();
