@@ -18,7 +18,7 @@ import { cyclonedxXml } from './cyclonedx-xml/index.js';
 import { cnapp } from './cnapp/index.js';
 import { awsInspector2 } from './aws-inspector2/index.js';
 import { openvasXml } from './openvas/index.js';
-import { defenderEndpointCsv, defenderEndpointJson } from './defender/index.js';
+import { defenderCloudJson, defenderEndpointCsv, defenderEndpointJson } from './defender/index.js';
 
 export interface ParseOptions {
   /** Overrides the asset name the report gives (or supplies one where the report has none). */
@@ -36,7 +36,7 @@ export interface Connector {
 }
 
 /** Every supported format. A new format is one folder and one line here. */
-export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, snyk, gitlabDependencyScanning, gitlabContainerScanning, nessus, tenableCsv, tenableVmCsv, qualysXml, qualysCsv, qualysPciCsv, cyclonedxXml, cnapp, awsInspector2, openvasXml, defenderEndpointCsv, defenderEndpointJson];
+export const connectors: readonly Connector[] = [trivy, grype, sarif, cyclonedxJson, dependencyTrack, npmAudit, osvScanner, snyk, gitlabDependencyScanning, gitlabContainerScanning, nessus, tenableCsv, tenableVmCsv, qualysXml, qualysCsv, qualysPciCsv, cyclonedxXml, cnapp, awsInspector2, openvasXml, defenderEndpointCsv, defenderEndpointJson, defenderCloudJson];
 
 export { readHead };
 

@@ -140,6 +140,7 @@ export const SEEDS: readonly Seed[] = [
   fromFile('openvas-xml', 'test/fixtures/openvas-xml/report_detail_v2.xml'),
   fromFile('defender-endpoint-csv', 'test/fixtures/defender-endpoint-csv/device-tvm-software-vulnerabilities.csv'),
   fromFile('defender-endpoint-json', 'test/fixtures/defender-endpoint-json/report_many_vulns.json'),
+  fromFile('defender-cloud-json', 'test/fixtures/defender-cloud/defender_for_cloud_many_vuln.json'),
 ];
 
 export type Family = 'json' | 'xml' | 'csv';
