@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { envDetectorSync, Resource } from '@opentelemetry/resources';
-import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import type { Context as ActivityContext } from '@temporalio/activity';
 import type { WorkflowClientInterceptor } from '@temporalio/client';
@@ -24,6 +24,7 @@ import type {
 import type { MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import type { TracingConfig } from '../config/index.js';
+import { redact } from './logging.js';
 
 // OpenTelemetry traces, off unless an OTLP endpoint is configured. One trace follows an upload from
 // the API request through the workflow it starts to the activities that workflow runs: the API's
@@ -114,6 +115,39 @@ function httpMiddleware(tracer: Tracer): MiddlewareHandler {
   };
 }
 
+type Attributes = Record<string, unknown>;
+
+function redactAttributes(attributes: Attributes | undefined): void {
+  if (!attributes) return;
+  for (const [key, value] of Object.entries(attributes)) {
+    if (typeof value === 'string') attributes[key] = redact(value);
+    else if (Array.isArray(value)) attributes[key] = value.map((v: unknown) => (typeof v === 'string' ? redact(v) : v));
+  }
+}
+
+/**
+ * Spans pass the log lines' redaction on their way out: a configured secret in a path, an error
+ * message or an exception event is replaced before the span is batched for export.
+ */
+class RedactingSpanProcessor implements SpanProcessor {
+  constructor(private readonly inner: SpanProcessor) {}
+  onStart(...args: Parameters<SpanProcessor['onStart']>): void {
+    this.inner.onStart(...args);
+  }
+  onEnd(span: ReadableSpan): void {
+    redactAttributes(span.attributes as Attributes);
+    for (const event of span.events ?? []) redactAttributes(event.attributes as Attributes | undefined);
+    if (span.status?.message) (span.status as { message?: string }).message = redact(span.status.message);
+    this.inner.onEnd(span);
+  }
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush();
+  }
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+}
+
 /**
  * The activity's trace id on its log lines, including the SDK's own "Activity failed", which is
  * written after the activity's span has ended (OpenTelemetry's outbound interceptor only sees a
@@ -148,7 +182,7 @@ export function startTracing(config: TracingConfig, role: { api: boolean; worker
     .merge(envDetectorSync.detect())
     .merge(new Resource({ 'service.name': serviceName }));
   const exporter = new OTLPTraceExporter({ url: config.url, headers: config.headers });
-  const spanProcessor = new BatchSpanProcessor(exporter);
+  const spanProcessor = new RedactingSpanProcessor(new BatchSpanProcessor(exporter));
   const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
   provider.register();
   const tracer = provider.getTracer('ctem');
