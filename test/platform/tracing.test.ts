@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config/index.js';
 import { eventually, json, startTestPlatform, type TestPlatform } from '../support/platform.js';
 
 // Traces and log lines of a real platform (API, Temporal, worker, PostgreSQL) against a real
@@ -218,6 +219,23 @@ describe('tracing on', () => {
       expect(text).not.toContain(secret);
       expect(text).not.toContain(platform.env.CTEM_API_TOKEN);
     }
+  });
+});
+
+describe('tracing configuration', () => {
+  it('is off without an OTLP endpoint, and takes the OTel variables as the spec reads them', () => {
+    expect(loadConfig({}).tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing).toEqual({ url: 'http://collector:4318/v1/traces', headers: {} });
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b/otlp/traces', OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=k%3D1,tenant=t', OTEL_SERVICE_NAME: 'ctem-eu' }).tracing,
+    ).toEqual({ url: 'https://b/otlp/traces', headers: { 'x-api-key': 'k=1', tenant: 't' }, serviceName: 'ctem-eu' });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeUndefined();
+  });
+
+  it('refuses an endpoint that is not a URL or headers that are not key=value, naming the variable', () => {
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT: not an http\(s\) URL of an OTLP\/HTTP receiver: collector:4318/);
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_HEADERS: 'no-equals-sign' })).toThrow(/OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs/);
+    expect(() => loadConfig({ CTEM_LOG_LEVEL: 'loud' })).toThrow(/CTEM_LOG_LEVEL/);
   });
 });
 
