@@ -166,6 +166,10 @@ describe('tracing on', () => {
     expect(attr(spans.request, 'ctem.request_id')).toBe(requestId);
     expect(attr(spans.request, 'enduser.id')).toBe('bootstrap');
     expect(attr(spans.ingest, 'temporalWorkflowId')).toBe(workflowId);
+    // Probes and scrapes make no spans.
+    await platform.api('/healthz');
+    await platform.tracing!.spanProcessor.forceFlush();
+    expect(receiver.spans.some((s) => attr(s, 'url.path') === '/healthz')).toBe(false);
     // One process runs both roles here: its default service name.
     expect(new Set(Object.values(spans).map((s) => s.service))).toEqual(new Set(['ctem']));
 
