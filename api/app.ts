@@ -62,9 +62,11 @@ export function createApp(deps: ApiDeps) {
     c.set('deps', withDocument);
     await next();
   });
+  // The request id before the span and the log line, which both carry it.
+  app.use('*', requestId());
+  for (const middleware of deps.observe ?? []) app.use('*', middleware);
   if (deps.operatorMetrics) app.use('*', deps.operatorMetrics.http);
   app.use('*', secureHeaders());
-  app.use('*', requestId());
   // PostgreSQL text cannot hold a NUL: a filter with one is the caller's mistake, not a 500.
   app.use('/api/*', async (c, next) => {
     const url = new URL(c.req.url);
@@ -133,11 +135,12 @@ export function createApp(deps: ApiDeps) {
     if (err instanceof HTTPException) return problem(c, err.status, 'http_error', err.message);
     const down = unavailableDependency(err);
     if (down) {
-      console.error(`api: ${down} unavailable: ${(err as Error).message}`);
+      // The request's log line (platform/logging.ts requestLog) names the error: one line per failure.
+      if (!deps.observe) console.error(`api: ${down} unavailable: ${(err as Error).message}`);
       c.header('Retry-After', '5');
       return problem(c, 503, `${down}_unavailable`, `the ${down === 'database' ? 'database' : 'workflow engine'} is not answering; retry shortly`);
     }
-    console.error('api error', err);
+    if (!deps.observe) console.error('api error', err);
     return problem(c, 500, 'internal_error', 'internal error; see the server log');
   });
   return app;

@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { MiddlewareHandler } from 'hono';
 import type { Principal } from '../access/principal.js';
 import type { AuditChange } from './audit.js';
 import type { Database } from '../db/client.js';
@@ -27,6 +28,8 @@ export interface ApiDeps {
   /** Operator metrics served on /metrics (platform/telemetry.ts), and the token that may read only them. */
   operatorMetrics?: OperatorMetrics;
   metricsToken?: string;
+  /** Middleware run first on every request: the request's trace span and its log line (platform/). */
+  observe?: MiddlewareHandler[];
   /** The API's OpenAPI document, built in-process (createApp sets it; the console renders it). */
   openApiDocument?: () => unknown;
 }

@@ -72,8 +72,10 @@ const ROLES: Record<string, Roles> = {
 
 async function serve(roles: Roles): Promise<number> {
   const { startPlatform } = await import('../platform/start.js');
+  const { redact } = await import('../platform/logging.js');
   const config = loadConfig();
-  const log = (line: string) => console.log(`[ctem] ${line}`);
+  // Start-up and shutdown lines pass the same redaction as every other log line.
+  const log = (line: string) => console.log(`[ctem] ${redact(line)}`);
   const platform = await startPlatform(config, roles, log);
   const lines = [
     '',

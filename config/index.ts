@@ -26,6 +26,49 @@ const duration = (fallback: string) =>
       }
     });
 
+const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+const otlpUrl = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const text = v?.trim();
+    if (!text) return undefined;
+    if (!/^https?:\/\//i.test(text) || !URL.canParse(text)) {
+      ctx.addIssue({ code: 'custom', message: `not an http(s) URL of an OTLP/HTTP receiver: ${text}` });
+      return z.NEVER;
+    }
+    return text;
+  });
+
+/** OTEL_EXPORTER_OTLP_HEADERS: `key=value,key2=value2`, values percent-encoded (the OTel spec's format). */
+function otlpHeaders(text: string | undefined, name: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const pair of (text ?? '').split(',')) {
+    if (!pair.trim()) continue;
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new ConfigError(`invalid configuration:\n  ${name}: expected key=value pairs separated by commas`);
+    headers[decodeURIComponent(pair.slice(0, at).trim())] = decodeURIComponent(pair.slice(at + 1).trim());
+  }
+  return headers;
+}
+
+/** Tracing is on when an OTLP endpoint is set, unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. */
+function tracingConfig(e: z.infer<typeof EnvSchema>): TracingConfig | undefined {
+  const signal = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  const base = e.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (!signal && !base) return undefined;
+  if (e.OTEL_SDK_DISABLED?.toLowerCase() === 'true' || e.OTEL_TRACES_EXPORTER?.toLowerCase() === 'none') return undefined;
+  // The signal's own endpoint is used as given; the base one gets the traces path (the OTel spec).
+  const url = signal ?? `${base!.replace(/\/$/, '')}/v1/traces`;
+  return {
+    url,
+    headers: { ...otlpHeaders(e.OTEL_EXPORTER_OTLP_HEADERS, 'OTEL_EXPORTER_OTLP_HEADERS'), ...otlpHeaders(e.OTEL_EXPORTER_OTLP_TRACES_HEADERS, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS') },
+    ...(e.OTEL_SERVICE_NAME ? { serviceName: e.OTEL_SERVICE_NAME } : {}),
+  };
+}
+
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const optional = z
   .string()
@@ -140,6 +183,28 @@ const EnvSchema = z.object({
   SLACK_CHANNEL: optional,
   SLACK_AUTHORIZED_USERS: optional,
   SLACK_AUTHORIZED_USERGROUP: optional,
+  // Logs: level of the API's request lines (and the worker's, unless CTEM_WORKER_LOG_LEVEL), format,
+  // and how long a request may take before its line is a WARN.
+  CTEM_LOG_LEVEL: z
+    .string()
+    .optional()
+    .transform((v) => v?.trim().toUpperCase() || undefined)
+    .pipe(z.enum(LOG_LEVELS).optional()),
+  CTEM_WORKER_LOG_LEVEL: z
+    .string()
+    .optional()
+    .transform((v) => v?.trim().toUpperCase() || undefined)
+    .pipe(z.enum(LOG_LEVELS).optional()),
+  CTEM_LOG_FORMAT: z.enum(['text', 'json']).default('text'),
+  CTEM_SLOW_REQUEST: duration('5s'),
+  // Traces (OpenTelemetry's own variables): on when an OTLP endpoint is set.
+  OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpUrl,
+  OTEL_EXPORTER_OTLP_HEADERS: optional,
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: optional,
+  OTEL_SERVICE_NAME: optional,
+  OTEL_SDK_DISABLED: optional,
+  OTEL_TRACES_EXPORTER: optional,
   /** How long audit-trail entries are kept; the daily metrics run prunes older ones. */
   CTEM_AUDIT_RETENTION: duration('400d').refine((ms) => ms > 0, 'must be longer than 0 (entries are kept this long)'),
 });
@@ -242,6 +307,28 @@ export interface Config {
   slack?: SlackConfig;
   /** Audit-trail entries older than this are pruned daily (CTEM_AUDIT_RETENTION). */
   auditRetentionMs: number;
+  logging: LoggingConfig;
+  /** OpenTelemetry traces over OTLP/HTTP; unset (the default) when no OTLP endpoint is configured. */
+  tracing?: TracingConfig;
+}
+
+export interface LoggingConfig {
+  /** The API's request lines: 5xx at ERROR, slow requests at WARN, the rest at INFO (CTEM_LOG_LEVEL, default WARN). */
+  level: LogLevelName;
+  /** The worker's lines (CTEM_WORKER_LOG_LEVEL, else CTEM_LOG_LEVEL, else WARN). */
+  workerLevel: LogLevelName;
+  format: 'text' | 'json';
+  /** A request slower than this is logged at WARN (CTEM_SLOW_REQUEST). */
+  slowRequestMs: number;
+}
+
+export interface TracingConfig {
+  /** Where spans are POSTed (OTLP/HTTP JSON): OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces. */
+  url: string;
+  /** OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS (a collector's API key). */
+  headers: Record<string, string>;
+  /** OTEL_SERVICE_NAME; unset: ctem-api, ctem-worker, or ctem for both in one process. */
+  serviceName?: string;
 }
 
 export interface MetricsConfig {
@@ -417,6 +504,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const tlsFiles = temporalTlsFiles(e);
   const slack = slackConfig(e);
   const { jira, people } = jiraConfig(e);
+  const tracing = tracingConfig(e);
   const temporalUiUrl = e.TEMPORAL_UI_URL ?? (e.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${e.TEMPORAL_UI_PORT}`);
   return {
     port: e.PORT,
@@ -490,5 +578,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
     ...(slack ? { slack } : {}),
     auditRetentionMs: e.CTEM_AUDIT_RETENTION,
+    logging: {
+      level: e.CTEM_LOG_LEVEL ?? 'WARN',
+      workerLevel: e.CTEM_WORKER_LOG_LEVEL ?? e.CTEM_LOG_LEVEL ?? 'WARN',
+      format: e.CTEM_LOG_FORMAT,
+      slowRequestMs: e.CTEM_SLOW_REQUEST,
+    },
+    ...(tracing ? { tracing } : {}),
   };
 }

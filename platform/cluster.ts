@@ -17,6 +17,7 @@ import { loadSecrets } from './start.js';
 import { superviseChild, type SupervisedChild } from './supervise.js';
 import { registerSearchAttributes } from './temporal.js';
 import { installWorkerRuntime, workflowsPath } from './worker.js';
+import { WORKFLOW_TRACING_MODULE } from './tracing.js';
 
 // `ctem cluster`: the production shape of docker-compose.yml on one machine, without Docker.
 // PostgreSQL (embedded, or DATABASE_URL's server) holds the platform's database and Temporal's two;
@@ -514,12 +515,14 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       simulator = { ...credentials, instance };
     }
 
-    // The workflow code is bundled once here for every worker (seconds of CPU each time otherwise).
+    // The workflow code is bundled once here for every worker (seconds of CPU each time otherwise),
+    // with the workflow tracing interceptors when tracing is on.
     let workflowBundle = config.temporal.workflowBundle;
     if (!workflowBundle) {
       installWorkerRuntime();
       workflowBundle = join(runDir, 'workflow-bundle.js');
-      writeFileSync(workflowBundle, (await bundleWorkflowCode({ workflowsPath, logger: quietLogger })).code);
+      const workflowInterceptorModules = config.tracing ? [WORKFLOW_TRACING_MODULE] : [];
+      writeFileSync(workflowBundle, (await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules, logger: quietLogger })).code);
     }
 
     const childEnv: NodeJS.ProcessEnv = {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { InterceptingCall, Metadata, status, type Interceptor } from '@grpc/grpc-js';
-import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor, type ConnectionOptions, type GrpcRetryOptions } from '@temporalio/client';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor, type ConnectionOptions, type GrpcRetryOptions, type WorkflowClientInterceptor } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ServiceNowClient } from '../mobilization/itsm/servicenow/client.js';
 import { serviceNowItsm, serviceNowPeople } from '../mobilization/itsm/servicenow/adapter.js';
@@ -79,9 +79,10 @@ async function guardedConnection(options: ConnectionOptions, retry: GrpcRetryOpt
   return connection;
 }
 
-export async function connectTemporal(config: Config, address: string) {
+/** `workflowInterceptors`: tracing's, so a workflow started here continues the caller's trace. */
+export async function connectTemporal(config: Config, address: string, workflowInterceptors: WorkflowClientInterceptor[] = []) {
   const connection = await guardedConnection(temporalOptions(config, address));
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = new Client({ connection, namespace: config.temporal.namespace, ...(workflowInterceptors.length ? { interceptors: { workflow: workflowInterceptors } } : {}) });
   return { connection, client };
 }
 
@@ -90,9 +91,9 @@ export async function connectTemporal(config: Config, address: string) {
  * call fails; the API answers 503 instead after three quick attempts, and the caller (a person, a
  * pipeline, ServiceNow's webhook) retries. Workers and start-up keep the patient client.
  */
-export async function connectApiTemporal(config: Config, address: string) {
+export async function connectApiTemporal(config: Config, address: string, workflowInterceptors: WorkflowClientInterceptor[] = []) {
   const connection = await guardedConnection(temporalOptions(config, address), defaultGrpcRetryOptions({ maxAttempts: 3 }));
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = new Client({ connection, namespace: config.temporal.namespace, ...(workflowInterceptors.length ? { interceptors: { workflow: workflowInterceptors } } : {}) });
   return { connection, client };
 }
 

@@ -21,6 +21,8 @@ import { registerSearchAttributes, startDevServer } from './temporal.js';
 import { createWorker, installWorkerRuntime } from './worker.js';
 import { freePort, listenError, listenHttp } from './ports.js';
 import { createOperatorMetrics, metricsEndpoint } from './telemetry.js';
+import { addSecretsToRedact, createLogger, requestLog, urlPassword } from './logging.js';
+import { activeTraceId, startTracing, type Tracing } from './tracing.js';
 
 export interface Roles {
   api: boolean;
@@ -38,6 +40,8 @@ export interface Platform {
   simulator?: { user: string; password: string; instance: ServiceNowSimulator };
   /** Which ITSM holds golden tickets. */
   itsm: ItsmName;
+  /** OpenTelemetry, when an OTLP endpoint is configured. */
+  tracing?: Tracing;
   /** Jira's base URL and, when the embedded simulator runs, its credentials (CTEM_ITSM=jira). */
   jiraUrl?: string;
   jiraSimulator?: { email: string; apiToken: string; instance: JiraSimulator };
@@ -95,6 +99,31 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     mkdirSync(config.dataDir, { recursive: true });
     const secrets = loadSecrets(config.dataDir);
     const apiToken = config.apiToken ?? secrets.apiToken;
+    // No log line of this process prints these, whatever carries them.
+    addSecretsToRedact([
+      apiToken,
+      secrets.webhookSecret,
+      secrets.simulatorPassword,
+      config.serviceNow.password,
+      config.serviceNow.webhookSecret,
+      config.jira.apiToken,
+      config.jira.webhookSecret,
+      config.temporal.apiKey,
+      config.operatorMetrics.token,
+      config.slack?.botToken,
+      config.slack?.signingSecret,
+      config.slack?.appToken,
+      urlPassword(config.databaseUrl),
+      ...Object.values(config.tracing?.headers ?? {}),
+    ]);
+    let tracing: Tracing | undefined;
+    if (config.tracing) {
+      tracing = startTracing(config.tracing, roles);
+      const started = tracing;
+      // Last to stop: what the shutdown itself traced is exported too.
+      stack.push(() => started.shutdown());
+      log(`tracing: spans go to ${config.tracing.url}`);
+    }
 
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
@@ -102,6 +131,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       const pg = await startEmbeddedPostgres(join(config.dataDir, 'postgres'), config.embeddedPostgresPort || (await freePort()), { supervise: (event) => log(event) });
       stack.push(() => pg.stop());
       databaseUrl = pg.url;
+      addSecretsToRedact([urlPassword(pg.url)]);
     }
     await migrateDatabase(databaseUrl);
     const database = connectDatabase(databaseUrl);
@@ -132,7 +162,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       temporalAddress = server.address;
       temporalUiUrl = server.uiUrl;
     }
-    const temporal = await connectTemporal(config, temporalAddress);
+    const temporal = await connectTemporal(config, temporalAddress, tracing?.clientInterceptors);
     stack.push(() => temporal.connection.close());
     const registered = await registerSearchAttributes(temporal.connection, config.temporal.namespace);
     if (registered.length) log(`registered search attributes: ${registered.join(', ')}`);
@@ -172,7 +202,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
 
     let apiUrl: string | undefined;
     if (roles.api) {
-      const apiTemporal = await connectApiTemporal(config, temporalAddress);
+      const apiTemporal = await connectApiTemporal(config, temporalAddress, tracing?.clientInterceptors);
+      const logger = createLogger({ level: config.logging.level, format: config.logging.format });
       stack.push(() => apiTemporal.connection.close());
       const app = createApp({
         database,
@@ -185,6 +216,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         scanSlaMs: config.scanSlaMs,
         riskAppetite: config.metrics.riskAppetite,
         operatorMetrics,
+        // Tracing first, so the request line below is written inside the request's span.
+        observe: [...(tracing ? [tracing.http] : []), requestLog(logger, { slowMs: config.logging.slowRequestMs, traceId: activeTraceId })],
         ...(config.operatorMetrics.token ? { metricsToken: config.operatorMetrics.token } : {}),
         intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs, cveMinRecords: config.intel.cveMinRecords },
         ...(slackBot?.handle ? { slack: { handle: slackBot.handle } } : {}),
@@ -244,7 +277,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     }
 
     if (roles.worker) {
-      installWorkerRuntime({ sdkMetricsPort: config.operatorMetrics.sdkPort ?? (await freePort()) });
+      installWorkerRuntime({ sdkMetricsPort: config.operatorMetrics.sdkPort ?? (await freePort()), logging: config.logging });
       const connection = await connectWorkerTemporal(config, temporalAddress);
       stack.push(() => connection.close());
       // Escalation DMs, orphan reports and campaign results go to Slack when it is configured.
@@ -256,6 +289,8 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         database,
         itsm: createItsm(config, connections),
         operatorMetrics,
+        ...(tracing ? { tracing } : {}),
+        log,
         serviceNowConnection: { baseUrl: serviceNow.url, user: serviceNow.user, password: serviceNow.password },
         ...(slackNotifier ? { notifier: slackNotifier, campaignPublisher: slackNotifier, validationPublisher: slackNotifier } : {}),
       });
@@ -283,6 +318,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       serviceNowUrl: serviceNow.url,
       ...(simulator ? { simulator } : {}),
       itsm: config.itsm,
+      ...(tracing ? { tracing } : {}),
       ...(connections.jira ? { jiraUrl: connections.jira.url } : {}),
       ...(jiraSimulator ? { jiraSimulator } : {}),
       database,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -21,8 +22,9 @@ import type { Notifier } from '../mobilization/notifier.js';
 import type { Itsm } from '../mobilization/itsm/index.js';
 import type { Config } from '../config/index.js';
 import { heartbeatWhileRunning } from './heartbeat.js';
-import { formatLogEntry, type LogFormat } from './logging.js';
+import { formatLogEntry, parseLogLevel, type LogFormat } from './logging.js';
 import { setSdkMetricsAddress, type OperatorMetrics } from './telemetry.js';
+import { bundleHasTracing, WORKFLOW_TRACING_MODULE, type Tracing } from './tracing.js';
 
 const require = createRequire(import.meta.url);
 
@@ -42,6 +44,10 @@ export interface WorkerDeps {
   validationPublisher?: ValidationPublisher;
   /** Activity timings and ingest counts for /metrics; optional. */
   operatorMetrics?: OperatorMetrics;
+  /** OpenTelemetry: workflow and activity spans, when tracing is on. */
+  tracing?: Tracing;
+  /** Where the worker says what it decided about the workflow bundle. */
+  log?: (line: string) => void;
 }
 
 export function createActivities({ config, client, database, itsm, serviceNowConnection, notifier, campaignPublisher, validationPublisher }: Omit<WorkerDeps, 'connection'>) {
@@ -70,11 +76,11 @@ let runtimeInstalled = false;
  * port, the SDK exports its own metrics (workflow task latency, slots, pollers) on loopback, and
  * /metrics appends them.
  */
-export function installWorkerRuntime(options: { sdkMetricsPort?: number } = {}): void {
+export function installWorkerRuntime(options: { sdkMetricsPort?: number; logging?: { workerLevel: string; format: LogFormat } } = {}): void {
   if (runtimeInstalled) return;
   // At INFO the SDK prints the whole webpack build of the workflow bundle at every start.
-  const format: LogFormat = process.env.CTEM_LOG_FORMAT === 'json' ? 'json' : 'text';
-  const level = (process.env.CTEM_WORKER_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN';
+  const format: LogFormat = options.logging?.format ?? (process.env.CTEM_LOG_FORMAT === 'json' ? 'json' : 'text');
+  const level = parseLogLevel(options.logging?.workerLevel ?? process.env.CTEM_WORKER_LOG_LEVEL ?? process.env.CTEM_LOG_LEVEL);
   const bindAddress = options.sdkMetricsPort ? `127.0.0.1:${options.sdkMetricsPort}` : undefined;
   Runtime.install({
     logger: new DefaultLogger(level, (entry) => (entry.level === 'ERROR' || entry.level === 'WARN' ? process.stderr : process.stdout).write(`${formatLogEntry(entry, format)}\n`)),
@@ -84,7 +90,19 @@ export function installWorkerRuntime(options: { sdkMetricsPort?: number } = {}):
   runtimeInstalled = true;
 }
 
+/**
+ * Where the worker's workflow code comes from. Tracing needs its interceptors inside the bundle: a
+ * bundle built ahead without them (CTEM_WORKFLOW_BUNDLE) is set aside and workflows/ is bundled at
+ * start with them. Without tracing, the bundle is the plain one, as before.
+ */
+function workflowCode(bundle: string | undefined, tracing: boolean, log: (line: string) => void): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> & { workflowModules: string[] } {
+  if (bundle && (!tracing || bundleHasTracing(readFileSync(bundle, 'utf8')))) return { workflowBundle: { codePath: bundle }, workflowModules: [] };
+  if (bundle) log(`tracing: the workflow bundle ${bundle} has no tracing interceptors; bundling workflows/ with them instead`);
+  return { workflowsPath, workflowModules: tracing ? [WORKFLOW_TRACING_MODULE] : [] };
+}
+
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
+  const { workflowModules, ...code } = workflowCode(deps.config.temporal.workflowBundle, !!deps.tracing, deps.log ?? (() => {}));
   const options: WorkerOptions = {
     connection: deps.connection,
     namespace: deps.config.temporal.namespace,
@@ -92,8 +110,13 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     activities: createActivities(deps),
     // Bounded cache: memory stays flat however many remediation workflows wait on timers.
     maxCachedWorkflows: 1000,
-    interceptors: { activity: [heartbeatWhileRunning, ...(deps.operatorMetrics ? [deps.operatorMetrics.activities] : [])] },
-    ...(deps.config.temporal.workflowBundle ? { workflowBundle: { codePath: deps.config.temporal.workflowBundle } } : { workflowsPath }),
+    interceptors: {
+      // Tracing outermost, so the other interceptors and the activity run inside its span.
+      activity: [...(deps.tracing?.activityInterceptors ?? []), heartbeatWhileRunning, ...(deps.operatorMetrics ? [deps.operatorMetrics.activities] : [])],
+      ...(workflowModules.length ? { workflowModules } : {}),
+    },
+    ...(deps.tracing ? { sinks: deps.tracing.workflowSinks } : {}),
+    ...code,
   };
   return Worker.create(options);
 }

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -12,7 +14,8 @@ import { runCtem } from '../support/scripts.js';
 // every secret set to a value that cannot appear by chance; a session exercises the API (every GET
 // the OpenAPI document lists, with real ids), the console, bad credentials, a failing pull with
 // header credentials and a failing scan; then its whole output and every answer are searched for
-// each secret, whole or in part.
+// each secret, whole or in part. Tracing is on, and the spans the process exports (OTLP/HTTP to a
+// receiver here) are searched as well.
 
 const root = resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'ctem-secrets-'));
@@ -39,6 +42,18 @@ describe('secrets stay out of logs and answers', () => {
       CTEM_METRICS_TOKEN: secret('metrics'),
     };
     const sourceCredential = secret('registry');
+    const collectorKey = secret('collector');
+    // Every OTLP/HTTP export the process sends.
+    const exported: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        exported.push(body);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     const env = {
       ...process.env,
       ...secrets,
@@ -53,8 +68,11 @@ describe('secrets stay out of logs and answers', () => {
       CTEM_VALIDATION_SCHEDULE: 'off',
       CTEM_METRICS_SCHEDULE: 'off',
       CTEM_HUNTING_SCHEDULE: 'off',
-      // Every log line the worker writes, so a leak at a lower level is found too.
+      // Every log line the API and the worker write, so a leak at a lower level is found too.
+      CTEM_LOG_LEVEL: 'DEBUG',
       CTEM_WORKER_LOG_LEVEL: 'DEBUG',
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`,
+      OTEL_EXPORTER_OTLP_HEADERS: `x-api-key=${collectorKey}`,
     };
     let output = '';
     child = spawn(process.execPath, ['bin/ctem.js', 'start'], { cwd: root, env });
@@ -120,16 +138,20 @@ describe('secrets stay out of logs and answers', () => {
 
     child.kill('SIGTERM');
     await new Promise((r) => child!.once('exit', r));
+    await new Promise<void>((r) => receiver.close(() => r()));
     expect(output).toContain('CTEM platform is up');
+    // Stopping flushed the spans: the request spans of this session were exported and are searched.
+    expect(exported.join('\n')).toContain('GET /api/v1/exposures');
     expect(answers.length).toBeGreaterThan(30);
 
     const everySecret: Record<string, string> = {
       ...secrets,
       'source header credential': sourceCredential,
+      'OTLP collector key': collectorKey,
       'ServiceNow simulator password': generated.simulatorPassword!,
       'database password': decodeURIComponent(new URL(databaseUrl).password),
     };
-    const seen = `${output}\n${answers.join('\n')}`;
+    const seen = `${output}\n${answers.join('\n')}\n${exported.join('\n')}`;
     expect(output).toContain('API token        the one in CTEM_API_TOKEN');
     expect(output).toContain('password: `npx ctem token --simulator`');
     // The secrets are there when asked for, from the data dir or the environment.

@@ -1,8 +1,12 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
-import { Worker } from '@temporalio/worker';
+import { Resource } from '@opentelemetry/resources';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
+import { bundleWorkflowCode, Worker, type ReplayWorkerOptions } from '@temporalio/worker';
 import { describe, expect, inject, it } from 'vitest';
-import { installWorkerRuntime } from '../../platform/worker.js';
+import { bundleHasTracing, WORKFLOW_TRACING_MODULE } from '../../platform/tracing.js';
+import { installWorkerRuntime, workflowsPath } from '../../platform/worker.js';
 
 // Remediation workflows live as long as their tickets (months), so the workflow code of every
 // release must replay the histories that earlier releases wrote. test/histories/<date>/ holds real
@@ -39,18 +43,37 @@ describe('replay of recorded workflow histories', () => {
     expect([...types].sort()).toEqual(WORKFLOW_TYPES);
   });
 
-  it('replays every recorded history against the current workflow code without a nondeterminism error', async () => {
+  async function replayAll(options: Omit<ReplayWorkerOptions, 'replayName'>): Promise<{ failures: string[]; replayed: number }> {
     installWorkerRuntime();
     const histories = files.map((f) => ({ workflowId: workflowIdOf(f), history: JSON.parse(readFileSync(f, 'utf8')) }));
     const failures: string[] = [];
     let replayed = 0;
     // Results come in the order of the histories; two recordings of one scenario share a workflow id.
-    for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundle') }, replayName: 'ctem-replay' }, histories)) {
+    for await (const result of Worker.runReplayHistories({ ...options, replayName: 'ctem-replay' }, histories)) {
       const file = files[replayed] ? relative(root, files[replayed]!) : result.workflowId;
       replayed++;
       if (result.error) failures.push(`${file}: ${result.error.message}`);
     }
+    return { failures, replayed };
+  }
+
+  it('replays every recorded history against the current workflow code without a nondeterminism error', async () => {
+    // The default bundle is the plain one: tracing's interceptors are bundled only when tracing is on.
+    expect(bundleHasTracing(readFileSync(inject('workflowBundle'), 'utf8'))).toBe(false);
+    const { failures, replayed } = await replayAll({ workflowBundle: { codePath: inject('workflowBundle') } });
     expect(failures).toEqual([]);
     expect(replayed).toBe(files.length);
   }, 120_000);
+
+  // Turning tracing on (OTEL_EXPORTER_OTLP_ENDPOINT) bundles OpenTelemetry's workflow interceptors
+  // into the sandbox; workflows started without them must still replay with them.
+  it('replays every recorded history with the workflow tracing interceptors bundled in', async () => {
+    installWorkerRuntime();
+    const { code } = await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [WORKFLOW_TRACING_MODULE], logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never });
+    expect(bundleHasTracing(code)).toBe(true);
+    const processor = new SimpleSpanProcessor(new InMemorySpanExporter());
+    const { failures, replayed } = await replayAll({ workflowBundle: { code }, sinks: { exporter: makeWorkflowExporter(processor, new Resource({ 'service.name': 'ctem-replay' })) } as never });
+    expect(failures).toEqual([]);
+    expect(replayed).toBe(files.length);
+  }, 240_000);
 });
