@@ -21,7 +21,8 @@ import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createIdentity } from '../access/identities.js';
 import { BOOTSTRAP_PRINCIPAL, type Role } from '../access/principal.js';
 import { issueToken } from '../access/tokens.js';
@@ -78,11 +79,19 @@ export interface LoadSample {
   gateReports: string[];
 }
 
-interface MixRequest {
+export interface MixRequest {
   method: 'GET' | 'POST' | 'PUT';
   path: string;
   body?: string;
   contentType?: string;
+}
+
+/** One line of a mix: the route's name in the report, its share, who calls it (a key of the tokens) and how a request is made. */
+export interface MixEntry<S, C extends string = string> {
+  route: string;
+  weight: number;
+  caller: C;
+  request: (sample: S) => MixRequest;
 }
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
@@ -94,7 +103,7 @@ const TIERS = ['act', 'attend', 'track*'] as const;
  * users call most; the gate is a pipeline's; the one write is idempotent (a scope saved with the
  * same selector every time; it is audited like any write).
  */
-export const MIX: ReadonlyArray<{ route: string; weight: number; caller: Caller; request: (s: LoadSample) => MixRequest }> = [
+export const MIX: ReadonlyArray<MixEntry<LoadSample, Caller>> = [
   { route: 'GET /api/v1/exposures?limit=50', weight: 14, caller: 'analyst', request: () => ({ method: 'GET', path: '/api/v1/exposures?limit=50' }) },
   { route: 'GET /api/v1/exposures?tier=<tier>&limit=50', weight: 12, caller: 'secops', request: () => ({ method: 'GET', path: `/api/v1/exposures?tier=${encodeURIComponent(pick(TIERS))}&limit=50` }) },
   { route: 'GET /api/v1/exposures?q=<q>&limit=50', weight: 8, caller: 'analyst', request: (s) => ({ method: 'GET', path: `/api/v1/exposures?q=${encodeURIComponent(pick(s.searches))}&limit=50` }) },
@@ -213,16 +222,20 @@ export interface ApiLoadReport {
  * the route chosen is kept in the connection's context, so each answer, timeout or connection
  * error is counted against the route it belongs to.
  */
-async function runLoad(options: { baseUrl: string; tokens: Record<Caller, string>; clients: number; seconds: number; timeoutSeconds: number; sample: LoadSample }, say: (line: string) => void): Promise<ApiLoadReport> {
+export async function runLoad<S>(
+  options: { mix: ReadonlyArray<MixEntry<S>>; sample: S; tokens: Record<string, string>; baseUrl: string; clients: number; seconds: number; timeoutSeconds: number },
+  say: (line: string) => void,
+): Promise<ApiLoadReport> {
+  const mix = options.mix;
   const recorder = new Recorder();
-  for (const entry of MIX) recorder.declare(entry.route, 'api');
+  for (const entry of mix) recorder.declare(entry.route, 'api');
   // An error no route can be named for (a connection that failed before its first request).
   recorder.declare('unknown', 'api');
-  const totalWeight = MIX.reduce((sum, e) => sum + e.weight, 0);
+  const totalWeight = mix.reduce((sum, e) => sum + e.weight, 0);
   const pickEntry = () => {
     let r = Math.random() * totalWeight;
-    for (const entry of MIX) if ((r -= entry.weight) < 0) return entry;
-    return MIX.at(-1)!;
+    for (const entry of mix) if ((r -= entry.weight) < 0) return entry;
+    return mix.at(-1)!;
   };
   type Context = { route?: string };
   const contextOf = (client: autocannon.Client) => (client as unknown as { requestIterator: { context: Context } }).requestIterator.context;
@@ -361,7 +374,7 @@ async function main(): Promise<number> {
     const sample = await loadSample(database.sql, api.url, tokens.analyst);
     // Also the warm-up: the first call of a route pays for module loading and cold caches once.
     await preflight(api.url, tokens, sample);
-    const load = await runLoad({ baseUrl: api.url, tokens, clients: options.clients, seconds: options.seconds, timeoutSeconds: options.timeoutSeconds, sample }, say);
+    const load = await runLoad({ mix: MIX, baseUrl: api.url, tokens, clients: options.clients, seconds: options.seconds, timeoutSeconds: options.timeoutSeconds, sample }, say);
     const apiPeakRssMb = peakRssMbOf(api.child.pid);
     const missed = misses(load, options.p99Ms);
     const result = {
@@ -384,10 +397,13 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    console.error(err.stack ?? err.message);
-    process.exit(1);
-  },
-);
+// Run when started as a script; importing it (for its load runner) runs nothing.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().then(
+    (code) => process.exit(code),
+    (err: Error) => {
+      console.error(err.stack ?? err.message);
+      process.exit(1);
+    },
+  );
+}
