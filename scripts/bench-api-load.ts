@@ -98,10 +98,10 @@ const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * ite
 const TIERS = ['act', 'attend', 'track*'] as const;
 
 /**
- * The request mix: route (the report's name for it), share of requests (weights sum to 100), who
- * calls it, and how a request is made from the sample. Reads are what the console and its API
- * users call most; the gate is a pipeline's; the one write is idempotent (a scope saved with the
- * same selector every time; it is audited like any write).
+ * The request mix: route (the report's name for it), share of requests (weights sum to 100, so
+ * each is a percentage), who calls it, and how a request is made from the sample. Reads are what
+ * the console and its API users call most; the gate is a pipeline's; the one write is idempotent
+ * (a scope saved with the same selector every time; it is audited like any write).
  */
 export const MIX: ReadonlyArray<MixEntry<LoadSample, Caller>> = [
   { route: 'GET /api/v1/exposures?limit=50', weight: 14, caller: 'analyst', request: () => ({ method: 'GET', path: '/api/v1/exposures?limit=50' }) },
@@ -227,15 +227,25 @@ export async function runLoad<S>(
   say: (line: string) => void,
 ): Promise<ApiLoadReport> {
   const mix = options.mix;
+  const bad = mix.find((e) => !Number.isInteger(e.weight) || e.weight < 1);
+  if (!mix.length || bad) throw new Error(bad ? `mix route ${bad.route}: the weight must be a positive integer, not ${bad.weight}` : 'the mix has no route');
   const recorder = new Recorder();
   for (const entry of mix) recorder.declare(entry.route, 'api');
   // An error no route can be named for (a connection that failed before its first request).
   recorder.declare('unknown', 'api');
-  const totalWeight = mix.reduce((sum, e) => sum + e.weight, 0);
+  // Requests are dealt from a shuffled deck holding each route `weight` times, shared by every
+  // connection: the shares are exact over each deck, and every route is called once a deck is dealt.
+  const deck = mix.flatMap((entry) => Array.from({ length: entry.weight }, () => entry));
+  let dealt = deck.length;
   const pickEntry = () => {
-    let r = Math.random() * totalWeight;
-    for (const entry of mix) if ((r -= entry.weight) < 0) return entry;
-    return mix.at(-1)!;
+    if (dealt === deck.length) {
+      for (let i = deck.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [deck[i], deck[j]] = [deck[j]!, deck[i]!];
+      }
+      dealt = 0;
+    }
+    return deck[dealt++]!;
   };
   type Context = { route?: string };
   const contextOf = (client: autocannon.Client) => (client as unknown as { requestIterator: { context: Context } }).requestIterator.context;
