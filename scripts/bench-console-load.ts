@@ -78,7 +78,7 @@ export const percentile = (sorted: number[], p: number): number | null =>
 
 const ms = (n: number) => Math.round(n * 10) / 10;
 
-class Recorder {
+export class Recorder {
   private samples = new Map<string, number[]>();
   private errors = new Map<string, Map<string, number>>();
   private kinds = new Map<string, RouteStats['kind']>();

@@ -18,21 +18,19 @@
 // embedded PostgreSQL in a temp dir. TEMPORAL_ADDRESS set: that server (namespace `default`);
 // otherwise a headless dev server for the run. CTEM_CORPUS_DIR (default ../shared/corpus): the real
 // EPSS and KEV files when present, else synthetic feed rows for the CVEs used.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
 import { freePort } from '../platform/ports.js';
 import { startDevServer, type DevServer } from '../platform/temporal.js';
+import { benchApiEnv, peakRssMbOf, startApi } from './bench-api-process.js';
 import { parseBenchArgs } from './bench-args.js';
 import { closeOnInterrupt, openDatabase, round } from './bench-estate.js';
 import { JOURNEYS, runLoad, type LoadReport, type LoadSample, type RouteStats } from './bench-console-load.js';
 import { seedConsoleEstate, seedCounts, type SeedReport } from './bench-console-seed.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const TARGET = { p95Ms: 150, p99Ms: 400 };
 
 interface Options {
@@ -68,53 +66,6 @@ export function misses(routes: RouteStats[]): string[] {
     if (r.p99 !== null && r.p99 > TARGET.p99Ms) out.push(`${r.route}: p99 ${r.p99} ms > ${TARGET.p99Ms} ms`);
   }
   return out;
-}
-
-/** `ctem api` as its own process on the seeded database; resolves once /healthz answers. */
-async function startApi(env: Record<string, string>, port: number): Promise<{ child: ChildProcess; url: string; output: () => string; stop: () => Promise<void> }> {
-  const childEnv: NodeJS.ProcessEnv = {};
-  // Only the basics of this environment: the platform's own settings come from `env` alone.
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!/^(CTEM_|DATABASE_URL|TEMPORAL_|SERVICENOW_|JIRA_|SLACK_|PORT$)/.test(key)) childEnv[key] = value;
-  }
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ctem.js'), 'api'], { cwd: repoRoot, env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timeout = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timeout);
-  };
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`ctem api exited with ${child.exitCode}:\n${output}`);
-    try {
-      const health = await fetch(`${url}/healthz`);
-      await health.arrayBuffer();
-      if (health.ok) return { child, url, output: () => output, stop };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  await stop();
-  throw new Error(`ctem api did not answer /healthz within 120 s:\n${output}`);
-}
-
-/** Peak resident memory of a process (Linux), in MB; null where /proc is not there. */
-function peakRssMbOf(pid: number | undefined): number | null {
-  try {
-    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kb ? round(Number(kb) / 1024) : null;
-  } catch {
-    return null;
-  }
 }
 
 async function loadSample(database: Database): Promise<LoadSample> {
@@ -214,26 +165,7 @@ async function main(): Promise<number> {
     const token = randomBytes(24).toString('base64url');
     const port = await freePort();
     say('starting ctem api on the seeded database...');
-    api = await startApi(
-      {
-        PORT: String(port),
-        CTEM_HOST: '127.0.0.1',
-        DATABASE_URL: target.url,
-        TEMPORAL_ADDRESS: temporalAddress,
-        TEMPORAL_NAMESPACE: 'default',
-        CTEM_TASK_QUEUE: `bench-console-${randomUUID()}`,
-        CTEM_API_TOKEN: token,
-        CTEM_DATA_DIR: dataDir,
-        SERVICENOW_SIM_PORT: '0',
-        JIRA_SIM_PORT: '0',
-        // Nothing runs in the background during the load: no worker, no schedules.
-        CTEM_VALIDATION_SCHEDULE: 'off',
-        CTEM_VALIDATION_AFTER_RESCORE: 'false',
-        CTEM_METRICS_SCHEDULE: 'off',
-        CTEM_HUNTING_SCHEDULE: 'off',
-      },
-      port,
-    );
+    api = await startApi(benchApiEnv({ port, databaseUrl: target.url, temporalAddress, token, dataDir, name: 'bench-console' }), port);
     const load = await runLoad({ journeys, baseUrl: api.url, token, users: options.users, seconds: options.seconds, sample }, say);
     const apiPeakRssMb = peakRssMbOf(api.child.pid);
     clearInterval(sampler);
