@@ -372,10 +372,11 @@ async function verifyArchive(file: string, manifest: BackupManifest, staging: st
     if (seen.has(entry.path)) throw new BackupError(`${file}: holds ${entry.path} twice`);
     seen.add(entry.path);
     const tally = new Tally();
-    const sink = want.dataPath ? createWriteStream(join(staging, ...want.dataPath.split('/')), { mode: 0o600 }) : undefined;
-    if (sink) await mkdir(dirname(join(staging, ...want.dataPath!.split('/'))), { recursive: true });
-    if (sink) await pipeline(entry as unknown as Readable, tally, sink);
-    else {
+    if (want.dataPath) {
+      const to = join(staging, ...want.dataPath.split('/'));
+      await mkdir(dirname(to), { recursive: true });
+      await pipeline(entry as unknown as Readable, tally, createWriteStream(to, { mode: 0o600 }));
+    } else {
       await pipeline(entry as unknown as Readable, tally, async function* (source) {
         for await (const _ of source) void _;
       });
