@@ -233,8 +233,13 @@ export async function createBackup({ databaseUrl, dataDir, out }: { databaseUrl:
         const { columns } = byName.get(name)!;
         const file = `tables/${String(i).padStart(3, '0')}-${name}.copy`;
         const tally = new Tally();
-        const source = await tx.unsafe(`copy ${quote(name)} (${columns.map(quote).join(', ')}) to stdout`).readable();
-        await pipeline(source as Readable, tally, createWriteStream(join(staging, file), { mode: 0o600 }));
+        const source = (await tx.unsafe(`copy ${quote(name)} (${columns.map(quote).join(', ')}) to stdout`).readable()) as Readable;
+        await pipeline(source, tally, createWriteStream(join(staging, file), { mode: 0o600 }));
+        // postgres.js pauses the connection's socket when the stream's buffer is full and resumes it
+        // when the stream is read again; a pause in the COPY's last packet is never undone, since an
+        // ended stream is not read again, and the next statement waits forever (porsager/postgres
+        // #917, #499; seen here under load). Reading once more resumes the socket; harmless otherwise.
+        (source as Readable & { _read(size: number): void })._read(0);
         written.push({ name, file, columns, rows: tally.rows, sha256: tally.hash.digest('hex') });
       }
       const sequences = [];

@@ -89,7 +89,10 @@ async function emptyDatabase(): Promise<{ url: string; sql: postgres.Sql; dataDi
 
 describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : corpusSkipReason})`, () => {
   beforeAll(async () => {
+    const t0 = Date.now();
+    const stage = (what: string) => console.error(`[backup.test] ${what} after ${Math.round((Date.now() - t0) / 1000)} s`);
     const platform = await startTestPlatform({ ...SAMPLE_FEEDS_ENV });
+    stage('platform started');
     try {
       const corpus = corpusFile('scanners', 'defectdojo', 'trivy', 'kubernetes.json');
       const uploads: Array<{ body: Buffer; params: Record<string, string> }> = [
@@ -105,6 +108,7 @@ describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : c
           return s.status === 'running' ? undefined : s;
         }, { what: `scan ${scanId}`, timeoutMs: 120_000 });
         expect(scan.status, JSON.stringify(scan)).toBe('completed');
+        stage(`scan of ${u.params.target} completed`);
       }
       // Golden tickets opened in the ITSM, then one acknowledged: tickets, events and audit entries.
       const opened = await eventually(
@@ -114,6 +118,7 @@ describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : c
         },
         { what: 'opened golden tickets', timeoutMs: 90_000 },
       );
+      stage('tickets opened');
       const ack = await platform.api(`/api/v1/tickets/${encodeURIComponent(opened[0]!.key)}/acknowledge`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -122,11 +127,13 @@ describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : c
       expect(ack.status, await ack.clone().text()).toBeLessThan(300);
     } finally {
       await platform.stop();
+      stage('platform stopped');
     }
     source = { url: platform.env.DATABASE_URL!, dataDir: platform.env.CTEM_DATA_DIR!, sql: open(platform.env.DATABASE_URL!) };
     const taken = await createBackup({ databaseUrl: source.url, dataDir: source.dataDir, out: join(scratch, 'ctem.tar.gz') });
     backupFile = taken.file;
     manifest = taken.manifest;
+    stage('backup taken');
   }, 400_000);
 
   it('backs up every table of the schema with its row count, and the uploaded reports', async () => {
@@ -140,13 +147,13 @@ describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : c
     const reports = readdirSync(join(source.dataDir, 'reports'));
     expect(reports.length).toBeGreaterThanOrEqual(2);
     expect(manifest.files.map((f) => f.path)).toEqual(expect.arrayContaining([...reports.map((r) => `reports/${r}`), 'secrets.json', 'servicenow-simulator.json']));
-    // Every foreign key's table comes after the table it references (assets before findings).
+    // Every foreign key's table comes after the table it references (tickets before escalations).
     const order = manifest.tables.map((t) => t.name);
     const keys = await source.sql<{ child: string; parent: string }[]>`
       select k.conrelid::regclass::text as child, k.confrelid::regclass::text as parent from pg_constraint k
       where k.contype = 'f' and k.conrelid <> k.confrelid`;
     expect(keys.length).toBeGreaterThan(5);
-    expect(keys.map((k) => `${k.parent} -> ${k.child}`)).toContain('assets -> findings');
+    expect(keys.map((k) => `${k.parent} -> ${k.child}`)).toContain('tickets -> escalations');
     for (const k of keys) expect(order.indexOf(k.parent), `${k.parent} before ${k.child}`).toBeLessThan(order.indexOf(k.child));
   });
 
