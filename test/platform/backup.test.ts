@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import postgres from 'postgres';
@@ -7,7 +7,7 @@ import { create as createTar, extract as extractTar } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../access/audit-trail.js';
 import { codeMigrations, connectDatabase, migrateDatabase } from '../../db/client.js';
-import { createBackup, restoreBackup, type BackupManifest } from '../../platform/backup.js';
+import { createBackup, readManifest, restoreBackup, type BackupManifest } from '../../platform/backup.js';
 import { corpusFile, corpusSkipReason, hasCorpus } from '../support/corpus.js';
 import { createTestDatabase, eventually, json, SAMPLE_FEEDS_ENV, startTestPlatform } from '../support/platform.js';
 import { type TicketRow } from '../support/reports.js';
@@ -89,10 +89,7 @@ async function emptyDatabase(): Promise<{ url: string; sql: postgres.Sql; dataDi
 
 describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : corpusSkipReason})`, () => {
   beforeAll(async () => {
-    const t0 = Date.now();
-    const stage = (what: string) => console.error(`[backup.test] ${what} after ${Math.round((Date.now() - t0) / 1000)} s`);
     const platform = await startTestPlatform({ ...SAMPLE_FEEDS_ENV });
-    stage('platform started');
     try {
       const corpus = corpusFile('scanners', 'defectdojo', 'trivy', 'kubernetes.json');
       const uploads: Array<{ body: Buffer; params: Record<string, string> }> = [
@@ -108,7 +105,6 @@ describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : c
           return s.status === 'running' ? undefined : s;
         }, { what: `scan ${scanId}`, timeoutMs: 120_000 });
         expect(scan.status, JSON.stringify(scan)).toBe('completed');
-        stage(`scan of ${u.params.target} completed`);
       }
       // Golden tickets opened in the ITSM, then one acknowledged: tickets, events and audit entries.
       const opened = await eventually(
@@ -118,7 +114,6 @@ describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : c
         },
         { what: 'opened golden tickets', timeoutMs: 90_000 },
       );
-      stage('tickets opened');
       const ack = await platform.api(`/api/v1/tickets/${encodeURIComponent(opened[0]!.key)}/acknowledge`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -127,13 +122,11 @@ describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : c
       expect(ack.status, await ack.clone().text()).toBeLessThan(300);
     } finally {
       await platform.stop();
-      stage('platform stopped');
     }
     source = { url: platform.env.DATABASE_URL!, dataDir: platform.env.CTEM_DATA_DIR!, sql: open(platform.env.DATABASE_URL!) };
     const taken = await createBackup({ databaseUrl: source.url, dataDir: source.dataDir, out: join(scratch, 'ctem.tar.gz') });
     backupFile = taken.file;
     manifest = taken.manifest;
-    stage('backup taken');
   }, 400_000);
 
   it('backs up every table of the schema with its row count, and the uploaded reports', async () => {
@@ -278,6 +271,27 @@ describe.skipIf(!hasCorpus)(`ctem backup and restore (${hasCorpus ? 'corpus' : c
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^restore: the database already holds data/);
   });
+
+  it('uses the data directory\'s embedded PostgreSQL when DATABASE_URL is unset', async () => {
+    const dataDir = mkdtempSync(join(scratch, 'embedded-'));
+    // Run as root, the embedded server runs as the postgres user, which must reach its data.
+    for (const dir of [scratch, dataDir]) chmodSync(dir, 0o755);
+    const env = { DATABASE_URL: undefined, CTEM_DATA_DIR: dataDir };
+    const nothing = await runCtem(['backup'], env);
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr).toContain(`no embedded PostgreSQL in ${join(dataDir, 'postgres')}`);
+    // Restore creates the embedded database, backup reads it back: the same tables, rows and sums.
+    const restore = await runCtem(['restore', backupFile], env);
+    expect(restore.code, restore.stderr).toBe(0);
+    const backup = await runCtem(['backup'], env);
+    expect(backup.code, backup.stderr).toBe(0);
+    const [written] = readdirSync(join(dataDir, 'backups'));
+    expect(written).toMatch(/^ctem-\d{8}T\d{6}Z\.tar\.gz$/);
+    const again = await readManifest(join(dataDir, 'backups', written!));
+    const summary = (m: BackupManifest) => m.tables.map((t) => [t.name, t.rows, t.name === 'sql_functions' ? '' : t.sha256]);
+    expect(summary(again)).toEqual(summary(manifest));
+    expect(again.files.map((f) => [f.path, f.sha256])).toEqual(manifest.files.map((f) => [f.path, f.sha256]));
+  }, 240_000);
 });
 
 function sha256(bytes: Buffer): string {
