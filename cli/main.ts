@@ -61,6 +61,10 @@ const USAGE = `usage: ctem <command>
   audit list          the audit trail, newest first [--actor A] [--action PREFIX] [--target T] [--outcome O]
                       [--since ISO] [--until ISO] [--limit N] [--after CURSOR] [--json]
   audit verify        check the audit trail's hash chain; exit 1 at the first changed or removed entry [--json]
+  backup              back up the database (one consistent snapshot, every table) and the data directory's files
+                      to a .tar.gz [--out FILE]; Temporal's state is not in it (docs/operations.md)
+  restore FILE        restore a backup into an empty database (the platform stopped), checking every row count
+                      and SHA-256 [--force: replace the data the database holds]
   --version           the version of this ctem
   help                this text`;
 
@@ -164,6 +168,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'audit') {
     const { auditCommand } = await import('./commands/audit.js');
     return auditCommand(loadConfig(), rest);
+  }
+  if (command === 'backup' || command === 'restore') {
+    const { backupCommand, restoreCommand } = await import('./commands/backup.js');
+    return (command === 'backup' ? backupCommand : restoreCommand)(loadConfig(), rest);
   }
   if (command === 'hypotheses') {
     const { hypothesesCommand } = await import('./commands/hypotheses.js');

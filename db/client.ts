@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
 import * as schema from './schema.js';
@@ -38,19 +40,45 @@ export function connectDatabase(url: string, { max = 10 }: { max?: number } = {}
 // Any id will do as long as every process uses the same one: it serialises concurrent starts.
 const MIGRATION_LOCK_ID = 0x637465_6d;
 
+interface JournalEntry {
+  tag: string;
+  when: number;
+}
+
+function journal(): JournalEntry[] {
+  return (JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as { entries: JournalEntry[] }).entries;
+}
+
+/** This code's migrations in order, as drizzle records them once applied (`created_at`, `hash`). */
+export function codeMigrations(): Array<{ tag: string; createdAt: number; hash: string }> {
+  const entries = journal();
+  return readMigrationFiles({ migrationsFolder }).map((m, i) => ({ tag: entries[i]!.tag, createdAt: m.folderMillis, hash: m.hash }));
+}
+
 /**
  * Applies the committed drizzle-kit migrations, then the SQL functions of db/functions/; safe when
- * several processes start at once.
+ * several processes start at once. `upTo` (a migration's `when`) stops after that migration, as a
+ * restore of an older backup needs.
  */
-export async function migrateDatabase(url: string): Promise<void> {
+export async function migrateDatabase(url: string, { upTo }: { upTo?: number } = {}): Promise<void> {
   const client = postgres(url, { max: 1, onnotice: () => {} });
+  let folder = migrationsFolder;
+  if (upTo !== undefined) {
+    const entries = journal().filter((e) => e.when <= upTo);
+    folder = mkdtempSync(join(tmpdir(), 'ctem-migrations-'));
+    mkdirSync(join(folder, 'meta'));
+    const full = JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(folder, 'meta', '_journal.json'), JSON.stringify({ ...full, entries }));
+    for (const e of entries) copyFileSync(join(migrationsFolder, `${e.tag}.sql`), join(folder, `${e.tag}.sql`));
+  }
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
-    await migrate(drizzle(client), { migrationsFolder });
+    await migrate(drizzle(client), { migrationsFolder: folder });
     await applyFunctions(client);
     await client`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`;
   } finally {
     await client.end({ timeout: 5 });
+    if (folder !== migrationsFolder) rmSync(folder, { recursive: true, force: true });
   }
 }
 

@@ -128,3 +128,23 @@ export async function startEmbeddedPostgres(
     pid: () => livePostmaster(dataDir),
   };
 }
+
+/**
+ * The embedded PostgreSQL of `dir` for a one-off command (`ctem backup`, `ctem restore`): the URL of
+ * the server a running `ctem start` keeps there (port from PostgreSQL's pid file), else a server
+ * started for the command on a free port, which stop() stops again. `create: false` refuses a
+ * directory holding no database yet.
+ */
+export async function embeddedPostgresFor(dir: string, { port, create }: { port: () => Promise<number>; create: boolean }): Promise<EmbeddedDatabase> {
+  const dataDir = join(dir, 'data');
+  if (!create && !existsSync(join(dataDir, 'PG_VERSION'))) {
+    throw new Error(`no embedded PostgreSQL in ${dir} (and DATABASE_URL is unset): nothing to back up`);
+  }
+  const live = livePostmaster(dataDir);
+  if (live) {
+    const lines = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n');
+    const password = readFileSync(join(dir, 'password'), 'utf8').trim();
+    return { url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${Number(lines[3])}/ctem`, stop: async () => {}, pid: () => livePostmaster(dataDir) };
+  }
+  return startEmbeddedPostgres(dir, await port());
+}
