@@ -178,6 +178,10 @@ webhookRoutes.post(
     const status = issue.fields.status;
     const state = fromJiraStatus({ name: status.name, statusCategory: { key: (status.statusCategory?.key ?? '') as StatusCategoryKey, name: '' } }, deps.jira.statusMap);
     const sequence = issue.fields.updated ? jiraTimeMs(issue.fields.updated) : 0;
+    // The update time orders events: one far ahead would hide every later change (the workflow refuses it too).
+    if (sequence > Date.now() + TICKET_EVENT_LIMITS.maxClockSkewMs) {
+      return problem(c, 400, 'invalid_event', `issue.fields.updated ${issue.fields.updated} is more than a day ahead of this server's clock`);
+    }
     const assignedTo = issue.fields.assignee?.accountId;
     const actor = event.user ? await itsmActorName(deps.database.sql, { email: event.user.emailAddress, displayName: event.user.displayName ?? event.user.accountId }) : undefined;
     try {
