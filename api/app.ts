@@ -5,7 +5,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import { requestId } from 'hono/request-id';
 import { requirePermission, requireToken } from './auth.js';
 import { recordApiMutations } from './audit.js';
-import { authFailureLimit } from './rate-limits.js';
+import { authFailureLimit, identityRateLimit } from './rate-limits.js';
 import { consoleRoutes } from '../console/app.js';
 import { CONSOLE_PAGES } from '../console/pages/index.js';
 import type { ApiDeps, AppEnv } from './context.js';
@@ -108,6 +108,9 @@ export function createApp(deps: ApiDeps) {
   // refused permission with the principal it refused.
   app.use('/api/*', async (c, next) => (c.req.path.startsWith('/api/v1/webhooks/') ? next() : recordApiMutations(c, next)));
   app.use('/api/*', async (c, next) => (signedWebhook(c.req.path) ? next() : requireToken(c, next)));
+  // Each identity's budget, once it is known (the signed webhooks are not an identity's calls).
+  const identityLimit = deps.rateLimit ? identityRateLimit(deps.rateLimit) : undefined;
+  if (identityLimit) app.use('/api/*', async (c, next) => (signedWebhook(c.req.path) ? next() : identityLimit(c, next)));
   app.use('/api/*', async (c, next) => (signedWebhook(c.req.path) ? next() : requirePermission(c, next)));
   app.route('/', scanRoutes);
   app.route('/', assetRoutes);

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { MiddlewareHandler } from 'hono';
 import type { Principal } from '../access/principal.js';
+import type { RateLimit } from '../config/rate-limit.js';
 import type { AuditChange } from './audit.js';
 import type { Database } from '../db/client.js';
 import type { OperatorMetrics } from '../platform/telemetry.js';
@@ -30,6 +31,8 @@ export interface ApiDeps {
   metricsToken?: string;
   /** Middleware run first on every request: the request's trace span and its log line (platform/). */
   observe?: MiddlewareHandler[];
+  /** Requests per authenticated identity and window on /api (CTEM_RATE_LIMIT); absent: no limit. */
+  rateLimit?: RateLimit;
   /** The API's OpenAPI document, built in-process (createApp sets it; the console renders it). */
   openApiDocument?: () => unknown;
 }

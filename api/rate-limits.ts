@@ -1,6 +1,9 @@
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
-import { MemoryStore } from 'hono-rate-limiter';
+import { MemoryStore, rateLimiter } from 'hono-rate-limiter';
+import { formatDuration } from '../config/duration.js';
+import type { RateLimit } from '../config/rate-limit.js';
+import type { AppEnv } from './context.js';
 import { problem } from './problem.js';
 
 // Guessing the API token (bearer or the console's sign-in form) is slowed down: a client address
@@ -38,4 +41,27 @@ export function authFailureLimit(): MiddlewareHandler {
     await next();
     if (c.res.status === 401) await failures.increment(key);
   };
+}
+
+// Each authenticated identity (the principal's id: a user, a service account, the bootstrap
+// administrator) has a budget of requests per window on /api (CTEM_RATE_LIMIT, 600/min by default),
+// so one runaway script or leaked token cannot take the API from everyone else. Counted after
+// authentication; /healthz and /metrics are outside /api, and the signed ITSM webhooks are not an
+// identity's calls (ServiceNow and Jira send as fast as their tickets change, and a 429 would only
+// delay a ticket change they retry later), so they are not counted. Like the failure limit, the
+// count lives in each API process: N replicas behind a balancer allow up to N times the budget.
+
+export function identityRateLimit(budget: RateLimit): MiddlewareHandler<AppEnv> {
+  const seconds = Math.ceil(budget.windowMs / 1000);
+  return rateLimiter<AppEnv>({
+    windowMs: budget.windowMs,
+    limit: budget.limit,
+    standardHeaders: 'draft-7', // RateLimit and RateLimit-Policy on every answer, Retry-After on a 429
+    keyGenerator: (c) => `principal:${c.get('principal').id}`,
+    handler: (c) =>
+      problem(c, 429, 'rate_limited', `more than ${budget.limit} requests in ${formatDuration(budget.windowMs)} by this identity; retry after the time in Retry-After`, {
+        limit: budget.limit,
+        windowSeconds: seconds,
+      }),
+  }) as unknown as MiddlewareHandler<AppEnv>;
 }

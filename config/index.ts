@@ -5,6 +5,7 @@ import { CVE_MIN_RECORDS_DEFAULT, FEED_MAX_AGE_DEFAULTS, FEED_URL_DEFAULTS } fro
 import { parseSlaPolicy, type SlaPolicy } from '../mobilization/sla.js';
 import { parseAllowList } from '../validation/probes/allow-list.js';
 import { parseDuration } from './duration.js';
+import { parseRateLimit, type RateLimit } from './rate-limit.js';
 import { ITSM_NAMES, type ItsmName } from '../mobilization/itsm/index.js';
 import { loadPeopleFile, type DirectoryPerson } from '../mobilization/itsm/people.js';
 import { parseJiraStatusMap, type JiraStatusMap } from '../mobilization/itsm/jira/states.js';
@@ -207,6 +208,18 @@ const EnvSchema = z.object({
   OTEL_TRACES_EXPORTER: optional,
   /** How long audit-trail entries are kept; the daily metrics run prunes older ones. */
   CTEM_AUDIT_RETENTION: duration('400d').refine((ms) => ms > 0, 'must be longer than 0 (entries are kept this long)'),
+  /** Requests per authenticated identity and window on /api (per API process); off: no limit. */
+  CTEM_RATE_LIMIT: z
+    .string()
+    .default('600/min')
+    .transform((text, ctx) => {
+      try {
+        return parseRateLimit(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
 });
 
 export interface SlaConfig {
@@ -307,6 +320,8 @@ export interface Config {
   slack?: SlackConfig;
   /** Audit-trail entries older than this are pruned daily (CTEM_AUDIT_RETENTION). */
   auditRetentionMs: number;
+  /** Requests each authenticated identity may make to /api per window, in each API process (CTEM_RATE_LIMIT); unset: no limit. */
+  rateLimit?: RateLimit;
   logging: LoggingConfig;
   /** OpenTelemetry traces over OTLP/HTTP; unset (the default) when no OTLP endpoint is configured. */
   tracing?: TracingConfig;
@@ -585,5 +600,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       slowRequestMs: e.CTEM_SLOW_REQUEST,
     },
     ...(tracing ? { tracing } : {}),
+    ...(e.CTEM_RATE_LIMIT ? { rateLimit: e.CTEM_RATE_LIMIT } : {}),
   };
 }

@@ -35,6 +35,8 @@ export function benchApiEnv(options: { port: number; databaseUrl: string; tempor
     CTEM_VALIDATION_AFTER_RESCORE: 'false',
     CTEM_METRICS_SCHEDULE: 'off',
     CTEM_HUNTING_SCHEDULE: 'off',
+    // The load measures the API, not the per-identity budget: many virtual users share few tokens.
+    CTEM_RATE_LIMIT: 'off',
   };
 }
 

@@ -92,6 +92,10 @@ const RemediationStateSchema = z
     lastSequence: z.number().int(),
     outbox: z.array(z.object({ kind: z.string(), state: z.union([NeutralState, z.literal('')]), workNote: z.string(), at: z.string() })),
     seenEvents: z.array(z.string()),
+    droppedEvents: z
+      .array(z.object({ eventId: z.string(), kind: z.enum(['invalid', 'stale']), reason: z.string(), droppedAt: z.string() }))
+      .optional()
+      .openapi({ description: 'the latest ticket events not applied: invalid (no webhook would send them) or stale (not newer than the version applied)' }),
   })
   .openapi('RemediationState');
 

@@ -10,14 +10,17 @@ import { verifyJiraWebhookSignature } from '../../mobilization/itsm/jira/webhook
 import { remediationWorkflowId } from '../../mobilization/golden-tickets.js';
 import { serviceNowStates } from '../../mobilization/itsm/index.js';
 import { verifyWebhookSignature } from '../../mobilization/itsm/servicenow/webhook-signature.js';
-import { ticketEventSignal } from '../../workflows/remediation/messages.js';
+import { TICKET_EVENT_LIMITS, ticketEventSignal } from '../../workflows/remediation/messages.js';
 import { tokensMatch } from '../auth.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { itsmActorName } from '../../access/identities.js';
 
+// The workflow refuses longer strings itself (a raw signal meets the same bounds): refused here first.
+const MAX_STRING = TICKET_EVENT_LIMITS.maxStringLength;
+
 const ServiceNowEvent = z.object({
-  event_id: z.string().min(1),
+  event_id: z.string().min(1).max(MAX_STRING),
   table: z.string().optional(),
   sys_id: z.string().optional(),
   number: z.string().optional(),
@@ -34,7 +37,7 @@ const ServiceNowEvent = z.object({
     .optional()
     .or(z.literal('')),
   /** sys_id of the assignee: a change is a reassignment. */
-  assigned_to: z.string().optional(),
+  assigned_to: z.string().max(MAX_STRING).optional(),
   /** user_name of whoever made the change: recorded as the actor (the identity of that name when there is one). */
   sys_updated_by: z.string().max(200).optional(),
 });
@@ -175,6 +178,10 @@ webhookRoutes.post(
     const status = issue.fields.status;
     const state = fromJiraStatus({ name: status.name, statusCategory: { key: (status.statusCategory?.key ?? '') as StatusCategoryKey, name: '' } }, deps.jira.statusMap);
     const sequence = issue.fields.updated ? jiraTimeMs(issue.fields.updated) : 0;
+    // The update time orders events: one far ahead would hide every later change (the workflow refuses it too).
+    if (sequence > Date.now() + TICKET_EVENT_LIMITS.maxClockSkewMs) {
+      return problem(c, 400, 'invalid_event', `issue.fields.updated ${issue.fields.updated} is more than a day ahead of this server's clock`);
+    }
     const assignedTo = issue.fields.assignee?.accountId;
     const actor = event.user ? await itsmActorName(deps.database.sql, { email: event.user.emailAddress, displayName: event.user.displayName ?? event.user.accountId }) : undefined;
     try {

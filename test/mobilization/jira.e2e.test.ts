@@ -152,7 +152,7 @@ describe('Jira as the ITSM', () => {
         headers: { 'content-type': 'application/json', 'x-hub-signature': signJiraWebhookBody(body, secret), 'x-atlassian-webhook-identifier': identifier },
       });
     };
-    const fields = { status: { name: 'In Progress', statusCategory: { key: 'indeterminate' } }, assignee: null, updated: '2030-01-01T00:00:00.000+0000' };
+    const fields = { status: { name: 'In Progress', statusCategory: { key: 'indeterminate' } }, assignee: null, updated: new Date(Date.now() + 1000).toISOString().replace('Z', '+0000') };
     const update = { timestamp: Date.now(), webhookEvent: 'jira:issue_updated', issue: { id: ticket.externalSysId, key: ticket.externalNumber, fields }, changelog: { id: '99', items: [{ field: 'status' }] } };
     const first = await send(update, 'redelivery-1');
     expect(first.status).toBe(202);
@@ -161,6 +161,10 @@ describe('Jira as the ITSM', () => {
     expect(await (await send({ ...update, changelog: { id: '100', items: [{ field: 'labels' }] } }, 'labels-1')).json()).toMatchObject({ status: 'ignored' });
     expect(await (await send({ webhookEvent: 'comment_created', comment: { id: '1' }, issue: update.issue }, 'comment-1')).json()).toMatchObject({ status: 'ignored' });
     expect(await (await send({ ...update, issue: { ...update.issue, id: '1' } }, 'other-issue')).json()).toEqual({ status: 'ignored', reason: 'not a CTEM ticket' });
+    // An update time years ahead would hide every later change: refused, as the workflow would refuse it.
+    const future = await send({ ...update, issue: { ...update.issue, fields: { ...fields, updated: '2030-01-01T00:00:00.000+0000' } } }, 'future-1');
+    expect(future.status).toBe(400);
+    expect(((await future.json()) as { error: { message: string } }).error.message).toMatch(/issue.fields.updated .* more than a day ahead/);
     await eventually(async () => ((await detail(platform, ticket.key)).workflow.phase === 'awaiting-resolution' ? true : undefined), { what: 'acknowledged once' });
     expect((await webhookEventsOf(platform, ticket.key)).map((e) => e.event_id)).toEqual([...before, 'jira:redelivery-1']);
   });

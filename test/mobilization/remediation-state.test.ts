@@ -18,6 +18,7 @@ import {
   riskExpired,
   sent,
   ticketEvent,
+  ticketEventRefusal,
   ticketOpened,
   verificationScan,
   withDefaults,
@@ -63,7 +64,8 @@ describe('opening', () => {
     delete old.cycle;
     delete old.lastSequence;
     delete old.reopened;
-    expect(withDefaults(old as RemediationState)).toMatchObject({ outbox: [], cycle: 0, lastSequence: -1, reopened: 0 });
+    delete old.droppedEvents;
+    expect(withDefaults(old as RemediationState)).toMatchObject({ outbox: [], cycle: 0, lastSequence: -1, reopened: 0, droppedEvents: [] });
   });
 
   it('starts the escalation history of an older run from its current climb', () => {
@@ -221,6 +223,83 @@ describe('ITSM events', () => {
     expect(step.state.phase).toBe('verifying');
     expect(step.effects).toEqual([]);
     expect(ticketEvent(open(), event('canceled', undefined, 2), T0).state.phase).toBe('awaiting-acknowledgement');
+  });
+});
+
+describe('ticket events checked like webhook events', () => {
+  const valid = { eventId: 'evt-1', state: 'in_progress', at: iso(T0), sequence: 3 };
+  const jiraTime = T0 - HOUR;
+
+  it('accepts what the ServiceNow and Jira webhooks send, legacy codes included', () => {
+    expect(ticketEventRefusal(valid, T0)).toBeUndefined();
+    expect(ticketEventRefusal({ eventId: 'e', at: iso(T0) }, T0)).toBeUndefined(); // Canceled: no state, no version
+    expect(ticketEventRefusal({ ...valid, sequence: 0 }, T0)).toBeUndefined();
+    expect(ticketEventRefusal({ ...valid, sequence: 2 ** 31 - 1 }, T0)).toBeUndefined();
+    expect(ticketEventRefusal({ ...valid, sequence: jiraTime, assignedTo: '5b10ac8d82e05b22cc7d4ef5', actor: 'alex.romero' }, T0)).toBeUndefined();
+    expect(ticketEventRefusal({ ...valid, state: '6' }, T0)).toBeUndefined();
+  });
+
+  it.each([
+    ['not an object', null, /must be an object/],
+    ['an array', [valid], /must be an object \(got an array\)/],
+    ['no event id', { ...valid, eventId: undefined }, /^eventId must be a string/],
+    ['an event id of 1,001 characters', { ...valid, eventId: 'x'.repeat(1001) }, /^eventId must be a string of 1 to 1000/],
+    ['an unknown state', { ...valid, state: 'pwned' }, /^state "pwned" is not a ticket state/],
+    ['a state that is not a string', { ...valid, state: 6 }, /^state 6 is not a ticket state/],
+    ['no time', { ...valid, at: undefined }, /^at must be an ISO 8601 time/],
+    ['a time that is no time', { ...valid, at: 'yesterday' }, /^at must be an ISO 8601 time/],
+    ['a time two days ahead', { ...valid, at: iso(T0 + 2 * DAY) }, /more than a day past workflow time/],
+    ['a sequence of 1e300', { ...valid, sequence: 1e300 }, /^sequence 1e\+300 is neither a count of updates/],
+    ['a negative sequence', { ...valid, sequence: -1 }, /^sequence -1 is neither/],
+    ['a fractional sequence', { ...valid, sequence: 1.5 }, /^sequence 1.5 is neither/],
+    ['a sequence as text', { ...valid, sequence: '7' }, /^sequence "7" is neither/],
+    ['a sequence that is an update time two days ahead', { ...valid, sequence: T0 + 2 * DAY }, /at most a day past workflow time/],
+    ['an assignee that is not a string', { ...valid, assignedTo: { id: 1 } }, /^assignedTo must be a string/],
+    ['an actor of 1,001 characters', { ...valid, actor: 'a'.repeat(1001) }, /^actor must be a string of at most 1000/],
+  ])('refuses %s', (_what, event, reason) => {
+    expect(ticketEventRefusal(event, T0)).toMatch(reason);
+  });
+
+  it('never throws, whatever the payload', () => {
+    for (const event of [undefined, 0, 'x', true, Symbol('s'), () => 1, Object.create(null), { eventId: 'e', at: iso(T0), sequence: Number.NaN }]) {
+      expect(() => ticketEvent(open(), event as never, T0)).not.toThrow();
+    }
+  });
+
+  it('drops a refused event without applying it or remembering its id, and records why', () => {
+    const forged = ticketEvent(acknowledgedState(), { eventId: 'evt-9', state: 'resolved', at: iso(T0), sequence: 1e300 }, T0 + HOUR);
+    expect(forged.wake).toBe(false);
+    expect(forged.effects).toEqual([]);
+    expect(forged.state.phase).toBe('awaiting-resolution');
+    expect(forged.state.lastSequence).toBe(-1);
+    expect(forged.state.seenEvents).not.toContain('evt-9');
+    expect(forged.state.droppedEvents).toEqual([{ eventId: 'evt-9', kind: 'invalid', reason: expect.stringMatching(/^sequence 1e\+300/), droppedAt: iso(T0 + HOUR) }]);
+    // The real event of that id still applies: a forgery cannot shadow it.
+    const real = ticketEvent(forged.state, { eventId: 'evt-9', state: 'resolved', at: iso(T0), sequence: 4 }, T0 + HOUR);
+    expect(real.state.phase).toBe('verifying');
+    expect(records(real.effects)).toEqual(['resolved']);
+  });
+
+  it('records an event not newer than the version applied as stale', () => {
+    const newer = ticketEvent(open(), { eventId: 'e2', state: 'new', at: iso(T0), sequence: 5 }, T0).state;
+    const replayed = ticketEvent(newer, { eventId: 'e1', state: 'resolved', at: iso(T0), sequence: 5 }, T0 + HOUR);
+    expect(replayed.state.phase).toBe('awaiting-acknowledgement');
+    expect(replayed.state.droppedEvents).toEqual([{ eventId: 'e1', kind: 'stale', reason: 'version 5 is not newer than version 5 already applied', droppedAt: iso(T0 + HOUR) }]);
+  });
+
+  it('keeps only the last 20 dropped events, and a shortened id', () => {
+    let state = open();
+    for (let i = 0; i < 25; i++) state = ticketEvent(state, { eventId: `bad-${i}`, state: 'bogus', at: iso(T0) }, T0).state;
+    expect(state.droppedEvents).toHaveLength(20);
+    expect(state.droppedEvents[0]!.eventId).toBe('bad-5');
+    const long = ticketEvent(state, { eventId: 'y'.repeat(5000), at: iso(T0) }, T0).state;
+    expect(long.droppedEvents.at(-1)!.eventId).toBe('y'.repeat(100));
+    expect(ticketEvent(state, { eventId: 42 as never, at: iso(T0) }, T0).state.droppedEvents.at(-1)!.eventId).toBe('(none)');
+  });
+
+  it('applies anything unchecked for histories recorded before the check', () => {
+    const legacy = ticketEvent(acknowledgedState(), { eventId: 'old', state: 'resolved', at: iso(T0), sequence: 1e300 }, T0, { validate: false });
+    expect(legacy.state).toMatchObject({ phase: 'verifying', lastSequence: 1e300 });
   });
 });
 

@@ -137,7 +137,36 @@ export interface RemediationState {
   outbox: TicketChange[];
   /** Recent event ids, for deduplication of redelivered webhooks (bounded). */
   seenEvents: string[];
+  /** The latest ticket events refused (malformed) or ignored (not newer than lastSequence), with why (bounded). */
+  droppedEvents: DroppedTicketEvent[];
 }
+
+/** A ticket event the workflow did not apply, and why: shown by the status query. */
+export interface DroppedTicketEvent {
+  /** The event's id as given (shortened), or `(none)` when it had none a string could show. */
+  eventId: string;
+  /** `invalid`: a payload no webhook would send; `stale`: a version not above one already applied. */
+  kind: 'invalid' | 'stale';
+  reason: string;
+  /** Workflow time of the drop. */
+  droppedAt: string;
+}
+
+/**
+ * The bounds of a ticket event, the same whether it came through a webhook or as a raw signal from
+ * anyone who reaches Temporal's frontend: the workflow checks them itself (state.ts).
+ */
+export const TICKET_EVENT_LIMITS = {
+  /** Longest event id, assignee and actor. */
+  maxStringLength: 1_000,
+  /** A record version up to here is a count of updates (ServiceNow's 32-bit sys_mod_count). */
+  maxUpdateCount: 2 ** 31 - 1,
+  /**
+   * Above it, a version is an update time in epoch milliseconds (Jira's `updated`), at most this
+   * far past workflow time (clock skew between the ITSM and the worker).
+   */
+  maxClockSkewMs: 86_400_000,
+} as const;
 
 export interface RemediationInput {
   ticketKey: string;

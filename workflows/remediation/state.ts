@@ -1,6 +1,8 @@
 import { riskAcceptanceRefusal, type RiskAcceptanceField } from '../../mobilization/risk-acceptance.js';
 import {
+  TICKET_EVENT_LIMITS,
   ticketStateOf,
+  type DroppedTicketEvent,
   type FindingsChange,
   type RecordedTicketState,
   type RemediationInput,
@@ -37,6 +39,7 @@ export interface Refusal {
 export type IncomingTicketEvent = Omit<TicketEvent, 'state'> & { state?: string };
 
 const MAX_SEEN_EVENTS = 100;
+const MAX_DROPPED_EVENTS = 20;
 const iso = (ms: number) => new Date(ms).toISOString();
 const ignored = (state: RemediationState): Step => ({ state, effects: [], wake: false });
 const record = (state: RecordedTicketState): Effect => ({ type: 'record', state });
@@ -65,6 +68,7 @@ export function initialState(input: RemediationInput): RemediationState {
     lastSequence: -1,
     outbox: [],
     seenEvents: [],
+    droppedEvents: [],
   };
 }
 
@@ -76,6 +80,7 @@ export function withDefaults(state: RemediationState): RemediationState {
     reopened: state.reopened ?? 0,
     cycle: state.cycle ?? 0,
     lastSequence: state.lastSequence ?? -1,
+    droppedEvents: state.droppedEvents ?? [],
     // Runs from before the history was kept know only the current climb: levels 1..n were each escalated once.
     escalationPeak: state.escalationPeak ?? state.escalationLevel ?? 0,
     escalationCount: state.escalationCount ?? state.escalationLevel ?? 0,
@@ -171,13 +176,68 @@ export function resolve(state: RemediationState, actor: TicketActor, now: number
 
 // ---- the ITSM's own changes --------------------------------------------------------------------------
 
-/** A webhook, a reconciliation read or the record as our own write left it. */
-export function ticketEvent(current: RemediationState, event: IncomingTicketEvent, now: number): Step {
+// ServiceNow's codes, which signals of older runs carry (8, Canceled, has no neutral state).
+const LEGACY_STATE_CODES = ['1', '2', '3', '6', '7', '8'];
+const shown = (value: unknown) => (typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : String(value).slice(0, 40));
+
+/**
+ * Why a ticket event is not one a webhook could have sent, or undefined when it is. Anyone who
+ * reaches Temporal's frontend can signal the workflow directly, so the workflow checks what the
+ * webhook routes check: the shape, the known states, bounded strings, and a record version that is
+ * a 32-bit count of updates (ServiceNow) or an update time not in the future (Jira). Never throws:
+ * a throw in a signal handler would fail the workflow task.
+ */
+export function ticketEventRefusal(event: unknown, now: number): string | undefined {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) return `a ticket event must be an object (got ${Array.isArray(event) ? 'an array' : shown(event)})`;
+  const e = event as Record<string, unknown>;
+  const { maxStringLength, maxUpdateCount, maxClockSkewMs } = TICKET_EVENT_LIMITS;
+  if (typeof e.eventId !== 'string' || e.eventId.length === 0 || e.eventId.length > maxStringLength) {
+    return `eventId must be a string of 1 to ${maxStringLength} characters`;
+  }
+  if (e.state !== undefined && !(ticketStateOf(e.state) || LEGACY_STATE_CODES.includes(e.state as string))) {
+    return `state ${shown(e.state)} is not a ticket state (new, in_progress, on_hold, resolved, closed)`;
+  }
+  if (typeof e.at !== 'string' || e.at.length > 64 || Number.isNaN(Date.parse(e.at))) return `at must be an ISO 8601 time (got ${shown(e.at)})`;
+  if (Date.parse(e.at) > now + maxClockSkewMs) return `at ${shown(e.at)} is more than a day past workflow time`;
+  if (e.sequence !== undefined) {
+    const n = e.sequence;
+    const count = typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n <= maxUpdateCount;
+    const updateTime = typeof n === 'number' && Number.isSafeInteger(n) && n > maxUpdateCount && n <= now + maxClockSkewMs;
+    if (!count && !updateTime) {
+      return `sequence ${shown(n)} is neither a count of updates (a whole number from 0 to ${maxUpdateCount}) nor an update time in epoch milliseconds at most a day past workflow time`;
+    }
+  }
+  for (const field of ['assignedTo', 'actor'] as const) {
+    const value = e[field];
+    if (value !== undefined && (typeof value !== 'string' || value.length > maxStringLength)) return `${field} must be a string of at most ${maxStringLength} characters`;
+  }
+  return undefined;
+}
+
+/** An event not applied, kept with its reason for the status query; the wait goes on. */
+function dropped(state: RemediationState, event: unknown, kind: DroppedTicketEvent['kind'], reason: string, now: number): Step {
+  const id = (event as { eventId?: unknown } | null)?.eventId;
+  const entry: DroppedTicketEvent = { eventId: typeof id === 'string' && id ? id.slice(0, 100) : '(none)', kind, reason, droppedAt: iso(now) };
+  return ignored({ ...state, droppedEvents: [...(state.droppedEvents ?? []), entry].slice(-MAX_DROPPED_EVENTS) });
+}
+
+/**
+ * A webhook, a reconciliation read or the record as our own write left it. `validate: false` only
+ * for histories recorded before events were checked (the workflow's patch decides).
+ */
+export function ticketEvent(current: RemediationState, event: IncomingTicketEvent, now: number, options: { validate?: boolean } = {}): Step {
+  if (options.validate ?? true) {
+    const refusal = ticketEventRefusal(event, now);
+    // Not remembered as seen: a forged event must not shadow the real one of the same id.
+    if (refusal) return dropped(current, event, 'invalid', refusal, now);
+  }
   if (current.seenEvents.includes(event.eventId)) return ignored(current);
   const state: RemediationState = { ...current, seenEvents: [...current.seenEvents, event.eventId].slice(-MAX_SEEN_EVENTS) };
   // Out of order: a change older than one already applied (or written by us) says nothing new.
   if (event.sequence !== undefined) {
-    if (event.sequence <= state.lastSequence) return ignored(state);
+    if (event.sequence <= state.lastSequence) {
+      return dropped(state, event, 'stale', `version ${event.sequence} is not newer than version ${state.lastSequence} already applied`, now);
+    }
     state.lastSequence = event.sequence;
   }
   if (event.assignedTo && state.assignee && event.assignedTo !== state.assignee) state.reassignTo = event.assignedTo;
@@ -186,6 +246,7 @@ export function ticketEvent(current: RemediationState, event: IncomingTicketEven
   // Who acted in the ITSM is recorded; `via: servicenow` means "in the ITSM" (Jira too) and tells it nothing back.
   const actor: TicketActor | undefined = event.actor ? { by: event.actor, via: 'servicenow' } : undefined;
   const open = state.phase === 'opening' || state.phase === 'awaiting-acknowledgement' || state.phase === 'awaiting-resolution';
+  // Only an event that passed the checks above reaches here: nothing else resolves a ticket.
   if ((itsmState === 'resolved' || itsmState === 'closed') && open) return resolved(state, event.at, now, actor, itsmState);
   // An owner may act on the incident before the workflow has seen it created: that counts too.
   if ((itsmState === 'in_progress' || itsmState === 'on_hold') && (state.phase === 'awaiting-acknowledgement' || state.phase === 'opening')) {

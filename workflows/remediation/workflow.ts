@@ -94,7 +94,10 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
 
   setHandler(statusQuery, () => state);
   setHandler(findingsChangedSignal, (change) => void apply(findingsChanged(state, change, now())));
-  setHandler(ticketEventSignal, (event) => void apply(ticketEvent(state, event, now())));
+  // Ticket events are checked like webhook events (anyone who reaches Temporal can send this signal);
+  // histories recorded before the check replay without it, since a refusal changes what runs next.
+  const validateEvents = () => patched('validated-ticket-events');
+  setHandler(ticketEventSignal, (event) => void apply(ticketEvent(state, event, now(), { validate: validateEvents() })));
   setHandler(verificationScanSignal, (scan) => void apply(verificationScan(state, scan, now())));
   setHandler(acknowledgeUpdate, (actor) => apply(acknowledge(state, actor, now())), {
     validator: (actor) => refuse(acknowledgeRefusal(state, actor, name())),
@@ -164,6 +167,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
           state,
           { eventId: `sync:${synced.sequence}`, state: synced.state, at: iso(now()), sequence: synced.sequence, ...(synced.assignedTo ? { assignedTo: synced.assignedTo } : {}) },
           now(),
+          { validate: validateEvents() },
         ),
       );
       continue;
@@ -184,7 +188,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     if (now() >= nextReconcileAt) {
       // Catches a webhook that never arrived: the ITSM's current state goes through the same transition.
       const seen = await reconcileTicket({ ticketKey: input.ticketKey });
-      if (seen) apply(ticketEvent(state, seen, now()));
+      if (seen) apply(ticketEvent(state, seen, now(), { validate: validateEvents() }));
       nextReconcileAt = now() + input.reconcileIntervalMs!;
       continue;
     }
