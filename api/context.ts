@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Principal } from '../access/principal.js';
+import type { OidcConfig } from '../config/index.js';
 import type { AuditChange } from './audit.js';
 import type { Database } from '../db/client.js';
 import type { OperatorMetrics } from '../platform/telemetry.js';
@@ -27,6 +28,8 @@ export interface ApiDeps {
   /** Operator metrics served on /metrics (platform/telemetry.ts), and the token that may read only them. */
   operatorMetrics?: OperatorMetrics;
   metricsToken?: string;
+  /** Console sign-in with OpenID Connect (console/oidc.tsx); absent: local accounts and tokens only. */
+  oidc?: OidcConfig;
   /** The API's OpenAPI document, built in-process (createApp sets it; the console renders it). */
   openApiDocument?: () => unknown;
 }

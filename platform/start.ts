@@ -188,6 +188,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         ...(config.operatorMetrics.token ? { metricsToken: config.operatorMetrics.token } : {}),
         intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs, cveMinRecords: config.intel.cveMinRecords },
         ...(slackBot?.handle ? { slack: { handle: slackBot.handle } } : {}),
+        ...(config.oidc ? { oidc: config.oidc } : {}),
       });
       const server = await listenHttp(app.fetch, config.port, config.host, 'the API', 'PORT');
       stack.push(() => new Promise<void>((res) => server.close(() => res())));
