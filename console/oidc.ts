@@ -64,10 +64,10 @@ function provider(config: OidcConfig): Promise<client.Configuration> {
   return pending;
 }
 
-/** An error's own words and its cause's (a refused connection says ECONNREFUSED there), never a response body. */
+/** An error's own words and its cause's (what did not match, or a refused connection), never a response body. */
 function reasonOf(err: unknown): string {
   const e = err as { message?: string; code?: string; cause?: { code?: string; message?: string } };
-  const cause = e?.cause?.code ?? e?.cause?.message;
+  const cause = e?.cause?.message ?? e?.cause?.code;
   return [e?.message ?? String(err), cause && !e?.message?.includes(cause) ? `(${cause})` : ''].filter(Boolean).join(' ');
 }
 
