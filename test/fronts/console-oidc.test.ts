@@ -3,6 +3,10 @@ import { randomBytes } from 'node:crypto';
 import Provider, { type Configuration } from 'oidc-provider';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONSOLE_PUBLIC_ROUTES, CONSOLE_ROUTE_PERMISSIONS } from '../../access/route-permissions.js';
+import { ConfigError, loadConfig } from '../../config/index.js';
+import { consoleRoutes } from '../../console/app.js';
+import { CONSOLE_PAGES } from '../../console/pages/index.js';
 import { freePort } from '../../platform/ports.js';
 import { launchBrowser, screenshot } from '../support/browser.js';
 import { json, startTestPlatform, type TestPlatform } from '../support/platform.js';
@@ -197,4 +201,50 @@ describe('console sign-in with OpenID Connect', () => {
     expect(stray.status).toBe(400);
     expect(await stray.text()).toContain('This sign-in was not started here');
   }, 120_000);
+});
+
+describe('OpenID Connect configuration and routes', () => {
+  const configError = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error('the configuration was accepted');
+  };
+  const base = { CTEM_OIDC_ISSUER: 'https://login.example.com/realms/main', CTEM_OIDC_CLIENT_ID: 'ctem', CTEM_OIDC_CLIENT_SECRET: 'not-shown-anywhere' };
+
+  it('is off without an issuer, and on with defaults from the three variables', () => {
+    expect(loadConfig({}).oidc).toBeUndefined();
+    expect(loadConfig({ ...base, CTEM_PUBLIC_URL: 'https://ctem.example.com/' }).oidc).toEqual({
+      ...{ issuer: base.CTEM_OIDC_ISSUER, clientId: 'ctem', clientSecret: 'not-shown-anywhere' },
+      scopes: ['openid', 'email', 'profile'],
+      redirectUrl: 'https://ctem.example.com/console/sign-in/oidc/callback',
+      name: 'single sign-on',
+      requireVerifiedEmail: true,
+    });
+    expect(loadConfig({ ...base, CTEM_OIDC_SCOPES: 'email groups' }).oidc).toMatchObject({ scopes: ['openid', 'email', 'groups'] });
+    expect(loadConfig(base).oidc!.redirectUrl).toBeUndefined();
+  });
+
+  it('names the variable at fault, and never the secret', () => {
+    expect(configError({ CTEM_OIDC_CLIENT_ID: 'ctem' })).toContain('CTEM_OIDC_ISSUER: required with CTEM_OIDC_CLIENT_ID');
+    expect(configError({ CTEM_OIDC_ISSUER: 'https://login.example.com' })).toMatch(/CTEM_OIDC_CLIENT_ID: required[\s\S]*CTEM_OIDC_CLIENT_SECRET: required/);
+    expect(configError({ ...base, CTEM_OIDC_ISSUER: 'http://login.example.com' })).toContain('CTEM_OIDC_ISSUER: expected an https URL');
+    expect(configError({ ...base, CTEM_OIDC_ISSUER: 'not a url' })).toContain('CTEM_OIDC_ISSUER: expected a URL');
+    expect(configError({ ...base, CTEM_OIDC_PROVISION_ROLE: 'admin' })).toContain('CTEM_OIDC_PROVISION_ROLE: "admin" cannot be given by signing in');
+    expect(configError({ ...base, CTEM_OIDC_REDIRECT_URL: 'ctem.example.com/cb' })).toContain('CTEM_OIDC_REDIRECT_URL: expected an http(s) URL');
+    expect(configError({ ...base, CTEM_OIDC_PROVISION_ROLE: 'admin' })).not.toContain('not-shown-anywhere');
+    expect(loadConfig({ ...base, CTEM_OIDC_ISSUER: 'http://localhost:9000' }).oidc!.issuer).toBe('http://localhost:9000');
+  });
+
+  it('lists every console route as public or with a permission', () => {
+    const routes = consoleRoutes(CONSOLE_PAGES)
+      .routes.filter((r) => r.method !== 'ALL')
+      .map((r) => `${r.method} ${r.path}`);
+    expect(routes).toContain('GET /console/sign-in/oidc/callback');
+    expect(routes.filter((r) => !(r in CONSOLE_ROUTE_PERMISSIONS) && !CONSOLE_PUBLIC_ROUTES.includes(r))).toEqual([]);
+    expect(CONSOLE_PUBLIC_ROUTES.filter((r) => !routes.includes(r))).toEqual([]);
+  });
 });
