@@ -64,3 +64,9 @@ export function auditTarget(pattern: string, path: string): string | null {
   });
   return values.length ? values.join('/') : null;
 }
+
+/**
+ * Sign-ins through an identity provider, which no form post names: `sign-in.oidc` (allowed, or
+ * denied with the reason) and `identities.provision` when an opted-in sign-in created the user.
+ */
+export const SIGN_IN_ACTIONS = { oidc: 'sign-in.oidc', provision: 'identities.provision' } as const;

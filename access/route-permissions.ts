@@ -131,3 +131,17 @@ export const CONSOLE_ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'GET /console/audit': 'audit.read',
   'GET /console/audit/:id{[0-9]+}': 'audit.read',
 };
+
+/**
+ * Console routes open without a session: signing in and out, and the static assets. Everything
+ * else under /console needs a viewer and a permission from the table above.
+ */
+export const CONSOLE_PUBLIC_ROUTES: readonly string[] = [
+  'GET /',
+  'GET /console/assets/:name',
+  'GET /console/sign-in',
+  'POST /console/sign-in',
+  'POST /console/sign-out',
+  'GET /console/sign-in/oidc',
+  'GET /console/sign-in/oidc/callback',
+];

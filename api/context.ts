@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { MiddlewareHandler } from 'hono';
 import type { Principal } from '../access/principal.js';
 import type { RateLimit } from '../config/rate-limit.js';
+import type { OidcConfig } from '../config/index.js';
 import type { AuditChange } from './audit.js';
 import type { Database } from '../db/client.js';
 import type { OperatorMetrics } from '../platform/telemetry.js';
@@ -33,6 +34,8 @@ export interface ApiDeps {
   observe?: MiddlewareHandler[];
   /** Requests per authenticated identity and window on /api (CTEM_RATE_LIMIT); absent: no limit. */
   rateLimit?: RateLimit;
+  /** Console sign-in with OpenID Connect (console/oidc.tsx); absent: local accounts and tokens only. */
+  oidc?: OidcConfig;
   /** The API's OpenAPI document, built in-process (createApp sets it; the console renders it). */
   openApiDocument?: () => unknown;
 }

@@ -220,6 +220,15 @@ const EnvSchema = z.object({
         return z.NEVER;
       }
     }),
+  // Console sign-in with OpenID Connect: off unless the issuer is set.
+  CTEM_OIDC_ISSUER: optional,
+  CTEM_OIDC_CLIENT_ID: optional,
+  CTEM_OIDC_CLIENT_SECRET: optional,
+  CTEM_OIDC_SCOPES: optional,
+  CTEM_OIDC_REDIRECT_URL: optional,
+  CTEM_OIDC_NAME: optional,
+  CTEM_OIDC_REQUIRE_VERIFIED_EMAIL: z.enum(['true', 'false']).default('true'),
+  CTEM_OIDC_PROVISION_ROLE: optional,
 });
 
 export interface SlaConfig {
@@ -325,6 +334,8 @@ export interface Config {
   logging: LoggingConfig;
   /** OpenTelemetry traces over OTLP/HTTP; unset (the default) when no OTLP endpoint is configured. */
   tracing?: TracingConfig;
+  /** Console sign-in with OpenID Connect (CTEM_OIDC_*); unset when no issuer is configured. */
+  oidc?: OidcConfig;
 }
 
 export interface LoggingConfig {
@@ -344,6 +355,71 @@ export interface TracingConfig {
   headers: Record<string, string>;
   /** OTEL_SERVICE_NAME; unset: ctem-api, ctem-worker, or ctem for both in one process. */
   serviceName?: string;
+}
+
+export interface OidcConfig {
+  /** The issuer identifier; its discovery document is read at the first sign-in, not at start. */
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** Always with `openid`. */
+  scopes: string[];
+  /** Where the provider sends the browser back: CTEM_OIDC_REDIRECT_URL, else CTEM_PUBLIC_URL's; unset: the request's own origin. */
+  redirectUrl?: string;
+  /** What the sign-in button says after "Sign in with". */
+  name: string;
+  /** Only an `email_verified: true` e-mail maps to an identity (default). */
+  requireVerifiedEmail: boolean;
+  /** Opt-in: a verified e-mail no identity has creates a user with this role. */
+  provisionRole?: 'read-only';
+}
+
+/** Roles an unknown person may be given by signing in; anything more is granted by an administrator. */
+export const OIDC_PROVISION_ROLES = ['read-only'] as const;
+
+const isLoopbackHost = (host: string) => host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+function oidcConfig(e: z.infer<typeof EnvSchema>, publicUrlSet: boolean, publicUrl: string): OidcConfig | undefined {
+  const problems: string[] = [];
+  if (!e.CTEM_OIDC_ISSUER) {
+    const stray = (['CTEM_OIDC_CLIENT_ID', 'CTEM_OIDC_CLIENT_SECRET', 'CTEM_OIDC_SCOPES', 'CTEM_OIDC_REDIRECT_URL', 'CTEM_OIDC_NAME', 'CTEM_OIDC_PROVISION_ROLE'] as const).filter((name) => e[name]);
+    if (stray.length) throw new ConfigError(`invalid configuration:\n  CTEM_OIDC_ISSUER: required with ${stray.join(', ')} (OpenID Connect sign-in is off without an issuer)`);
+    return undefined;
+  }
+  let issuer: URL | undefined;
+  try {
+    issuer = new URL(e.CTEM_OIDC_ISSUER);
+  } catch {
+    problems.push('  CTEM_OIDC_ISSUER: expected a URL, e.g. https://login.example.com/realms/main');
+  }
+  if (issuer && issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname))) {
+    problems.push('  CTEM_OIDC_ISSUER: expected an https URL (plain http only on a loopback address, for a provider on this machine)');
+  }
+  if (issuer && (issuer.search || issuer.hash)) problems.push('  CTEM_OIDC_ISSUER: an issuer identifier has no query or fragment');
+  if (!e.CTEM_OIDC_CLIENT_ID) problems.push('  CTEM_OIDC_CLIENT_ID: required with CTEM_OIDC_ISSUER (the client registered at the provider for the console)');
+  if (!e.CTEM_OIDC_CLIENT_SECRET) problems.push('  CTEM_OIDC_CLIENT_SECRET: required with CTEM_OIDC_ISSUER (the secret of that client)');
+  if (e.CTEM_OIDC_REDIRECT_URL && !/^https?:\/\/[^\s]+$/.test(e.CTEM_OIDC_REDIRECT_URL)) {
+    problems.push('  CTEM_OIDC_REDIRECT_URL: expected an http(s) URL, e.g. https://ctem.example.com/console/sign-in/oidc/callback');
+  }
+  const scopes = (e.CTEM_OIDC_SCOPES ?? 'openid email profile').split(/[\s,]+/).filter(Boolean);
+  const badScope = scopes.find((s) => !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s));
+  if (badScope) problems.push(`  CTEM_OIDC_SCOPES: ${JSON.stringify(badScope)} is not a scope name`);
+  const provisionRole = e.CTEM_OIDC_PROVISION_ROLE;
+  if (provisionRole && !(OIDC_PROVISION_ROLES as readonly string[]).includes(provisionRole)) {
+    problems.push(`  CTEM_OIDC_PROVISION_ROLE: ${JSON.stringify(provisionRole)} cannot be given by signing in; allowed: ${OIDC_PROVISION_ROLES.join(', ')} (an administrator grants more)`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  const redirectUrl = e.CTEM_OIDC_REDIRECT_URL ?? (publicUrlSet ? `${publicUrl}/console/sign-in/oidc/callback` : undefined);
+  return {
+    issuer: e.CTEM_OIDC_ISSUER,
+    clientId: e.CTEM_OIDC_CLIENT_ID!,
+    clientSecret: e.CTEM_OIDC_CLIENT_SECRET!,
+    scopes: scopes.includes('openid') ? scopes : ['openid', ...scopes],
+    ...(redirectUrl ? { redirectUrl } : {}),
+    name: e.CTEM_OIDC_NAME ?? 'single sign-on',
+    requireVerifiedEmail: e.CTEM_OIDC_REQUIRE_VERIFIED_EMAIL === 'true',
+    ...(provisionRole ? { provisionRole: provisionRole as OidcConfig['provisionRole'] } : {}),
+  };
 }
 
 export interface MetricsConfig {
@@ -520,11 +596,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const slack = slackConfig(e);
   const { jira, people } = jiraConfig(e);
   const tracing = tracingConfig(e);
+  const publicUrl = (e.CTEM_PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/$/, '');
+  // Without CTEM_PUBLIC_URL the browser's own address for the console is the better guess (see console/oidc.tsx).
+  const oidc = oidcConfig(e, Boolean(e.CTEM_PUBLIC_URL), publicUrl);
   const temporalUiUrl = e.TEMPORAL_UI_URL ?? (e.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${e.TEMPORAL_UI_PORT}`);
   return {
     port: e.PORT,
     host: e.CTEM_HOST,
-    publicUrl: (e.CTEM_PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/$/, ''),
+    publicUrl,
     dataDir: resolve(e.CTEM_DATA_DIR),
     apiToken: e.CTEM_API_TOKEN,
     databaseUrl: e.DATABASE_URL,
@@ -601,5 +680,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     ...(tracing ? { tracing } : {}),
     ...(e.CTEM_RATE_LIMIT ? { rateLimit: e.CTEM_RATE_LIMIT } : {}),
+    ...(oidc ? { oidc } : {}),
   };
 }

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import { raw } from 'hono/html';
 import { createMiddleware } from 'hono/factory';
 import { matchedRoutes } from 'hono/route';
 import { authenticatePassword } from '../access/identities.js';
@@ -9,10 +10,14 @@ import { can } from '../access/roles.js';
 import { CONSOLE_ROUTE_PERMISSIONS } from '../access/route-permissions.js';
 import { resolveToken } from '../access/tokens.js';
 import { tokensMatch } from '../api/auth.js';
-import { recordConsoleMutations } from '../api/audit.js';
+import { SIGN_IN_ACTIONS } from '../access/audit-actions.js';
+import { appendAudit } from '../access/audit-trail.js';
+import { recordConsoleMutations, REFUSED_CREDENTIALS } from '../api/audit.js';
+import type { AppEnv } from '../api/context.js';
+import { beginOidcSignIn, finishOidcSignIn, OIDC_CALLBACK_PATH, type OidcOutcome } from './oidc.js';
 import { Page } from './layout.js';
 import type { ConsoleEnv } from './env.js';
-import { API_TOKEN_SUBJECT, endSession, readViewer, sameOrigin, startSession } from './session.js';
+import { API_TOKEN_SUBJECT, endSession, insideConsole, readViewer, sameOrigin, startSession } from './session.js';
 
 // The web console: server-rendered pages (Hono JSX) on the API's port, read from the same phase
 // modules and read models the API uses. Each page is a small Hono app under `pages/`; this file
@@ -27,10 +32,18 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 };
 const assetCache = new Map<string, Buffer>();
 
-const SignIn = ({ error, next, name }: { error?: string; next?: string; name?: string }) => (
+const SignIn = ({ error, next, name, sso }: { error?: string; next?: string; name?: string; sso?: string | undefined }) => (
   <Page title="Sign in">
     <div class="signin panel">
       {error ? <p class="error" role="alert">{error}</p> : null}
+      {sso ? (
+        <>
+          <a class="button sso" href={`/console/sign-in/oidc?next=${encodeURIComponent(next ?? '/console')}`}>
+            Sign in with {sso}
+          </a>
+          <p class="muted">or with a local account</p>
+        </>
+      ) : null}
       <form method="post" action="/console/sign-in">
         <label>
           Name or e-mail
@@ -53,8 +66,6 @@ const SignIn = ({ error, next, name }: { error?: string; next?: string; name?: s
   </Page>
 );
 
-/** Only paths inside the console are followed after sign-in (no open redirect). */
-const insideConsole = (next: unknown) => (typeof next === 'string' && /^\/console(\/[\w\-./?=&%*:]*)?$/.test(next) && !next.startsWith('//') ? next : '/console');
 
 const requireViewer = createMiddleware<ConsoleEnv>(async (c, next) => {
   const viewer = await readViewer(c);
@@ -82,6 +93,45 @@ const requireViewer = createMiddleware<ConsoleEnv>(async (c, next) => {
   await next();
 });
 
+/** After a sign-in from another site: continues to `next` as this site's own navigation. */
+const Continue = ({ next }: { next: string }) => (
+  <>
+    {raw('<!doctype html>')}
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta http-equiv="refresh" content={`0;url=${next}`} />
+        <title>Signed in · CTEM</title>
+        <link rel="stylesheet" href="/console/assets/console.css" />
+      </head>
+      <body>
+        <main class="signin panel">
+          <p>
+            Signed in. <a href={next}>Continue</a>
+          </p>
+        </main>
+      </body>
+    </html>
+  </>
+);
+
+/** OIDC sign-ins and refusals in the audit trail; a stray callback (no flow cookie) or an unreachable provider presented no identity. */
+async function recordOidcSignIn(c: Context<ConsoleEnv>, issuer: string, outcome: OidcOutcome): Promise<void> {
+  const sql = c.get('deps').database.sql;
+  const requestId = ((c as unknown as Context<AppEnv>).get('requestId') as string | undefined) ?? null;
+  if (!outcome.ok) {
+    if (outcome.refusal.reason === 'no-flow' || outcome.refusal.reason === 'provider-unavailable') return;
+    await appendAudit(sql, { actor: REFUSED_CREDENTIALS, action: SIGN_IN_ACTIONS.oidc, target: outcome.refusal.email ?? null, outcome: 'denied', after: { method: 'oidc', issuer, reason: outcome.refusal.reason }, requestId, channel: 'console' });
+    return;
+  }
+  const { identity, provisioned } = outcome.signIn;
+  const actor = { id: identity.id, name: identity.name, kind: identity.kind };
+  if (provisioned) {
+    await appendAudit(sql, { actor, action: SIGN_IN_ACTIONS.provision, target: identity.name, outcome: 'allowed', after: { name: identity.name, email: identity.email, roles: identity.roles, issuer }, requestId, channel: 'console' });
+  }
+  await appendAudit(sql, { actor, action: SIGN_IN_ACTIONS.oidc, target: identity.email, outcome: 'allowed', after: { method: 'oidc', issuer }, requestId, channel: 'console' });
+}
+
 export function consoleRoutes(pages: Array<Hono<ConsoleEnv>>): Hono<ConsoleEnv> {
   const app = new Hono<ConsoleEnv>();
   app.get('/', (c) => c.redirect('/console', 302));
@@ -92,7 +142,32 @@ export function consoleRoutes(pages: Array<Hono<ConsoleEnv>>): Hono<ConsoleEnv> 
     if (!body) assetCache.set(asset.file, (body = await readFile(asset.file)));
     return c.body(new Uint8Array(body), 200, { 'content-type': asset.type, 'cache-control': 'public, max-age=3600' });
   });
-  app.get('/console/sign-in', (c) => c.html(<SignIn next={insideConsole(c.req.query('next'))} />));
+  const sso = (c: Context<ConsoleEnv>) => c.get('deps').oidc?.name;
+  app.get('/console/sign-in', (c) => c.html(<SignIn next={insideConsole(c.req.query('next'))} sso={sso(c)} />));
+  app.get('/console/sign-in/oidc', async (c) => {
+    const oidc = c.get('deps').oidc;
+    const next = insideConsole(c.req.query('next'));
+    if (!oidc) return c.html(<SignIn error="Single sign-on is not configured here (CTEM_OIDC_ISSUER)." next={next} />, 404);
+    const begun = await beginOidcSignIn(c, oidc, next);
+    if (!begun.ok) return c.html(<SignIn error={begun.refusal.message} next={next} sso={oidc.name} />, begun.refusal.status);
+    return c.redirect(begun.url, 302);
+  });
+  app.get(OIDC_CALLBACK_PATH, async (c) => {
+    const oidc = c.get('deps').oidc;
+    if (!oidc) return c.html(<SignIn error="Single sign-on is not configured here (CTEM_OIDC_ISSUER)." />, 404);
+    const outcome = await finishOidcSignIn(c, oidc);
+    try {
+      await recordOidcSignIn(c, oidc.issuer, outcome);
+    } catch (err) {
+      console.error(`audit: NOT RECORDED ${SIGN_IN_ACTIONS.oidc}: ${(err as Error).message}`);
+      return c.html(<SignIn error="The sign-in could not be recorded in the audit trail, so it was not completed. Try again shortly." next={outcome.next} sso={oidc.name} />, 503);
+    }
+    if (!outcome.ok) return c.html(<SignIn error={outcome.refusal.message} next={outcome.next} sso={oidc.name} />, outcome.refusal.status);
+    await startSession(c, outcome.signIn.identity.id);
+    // A page, not a redirect: the browser arrived from the provider's site, and a redirect would still
+    // count as that site's navigation, which a SameSite=Strict session cookie is not sent with.
+    return c.html(<Continue next={outcome.next} />);
+  });
   app.post('/console/sign-in', async (c) => {
     if (!sameOrigin(c)) return c.text('cross-site form posts are refused', 403);
     const form = await c.req.parseBody();

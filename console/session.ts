@@ -33,7 +33,7 @@ export interface Viewer {
 export const API_TOKEN_SUBJECT = 'api-token';
 
 /** The cookie-signing key: derived from the API token, so rotating the token signs everyone out. */
-function sessionKey(c: Context<ConsoleEnv>): string {
+export function sessionKey(c: Context<ConsoleEnv>): string {
   return createHash('sha256').update(`ctem-console-session:${c.get('deps').apiToken}`).digest('hex');
 }
 
@@ -64,6 +64,9 @@ export async function startSession(c: Context<ConsoleEnv>, subject: string): Pro
     maxAge: SESSION_HOURS * 3600,
   });
 }
+
+/** Only paths inside the console are followed after sign-in (no open redirect). */
+export const insideConsole = (next: unknown) => (typeof next === 'string' && /^\/console(\/[\w\-./?=&%*:]*)?$/.test(next) && !next.startsWith('//') ? next : '/console');
 
 export function endSession(c: Context<ConsoleEnv>): void {
   deleteCookie(c, SESSION_COOKIE, { path: '/console' });

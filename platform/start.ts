@@ -222,7 +222,9 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         intel: { urls: config.intel.urls, maxAgeMs: config.intel.maxAgeMs, cveMinRecords: config.intel.cveMinRecords },
         ...(slackBot?.handle ? { slack: { handle: slackBot.handle } } : {}),
         ...(config.rateLimit ? { rateLimit: config.rateLimit } : {}),
+        ...(config.oidc ? { oidc: config.oidc } : {}),
       });
+      if (config.oidc) log(`Console single sign-on: OpenID Connect provider ${config.oidc.issuer} (discovered at the first sign-in)`);
       const server = await listenHttp(app.fetch, config.port, config.host, 'the API', 'PORT');
       stack.push(() => new Promise<void>((res) => server.close(() => res())));
       apiUrl = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${(server.address() as AddressInfo).port}`;

@@ -40,6 +40,7 @@ describe('secrets stay out of logs and answers', () => {
       CTEM_API_TOKEN: secret('api'),
       SERVICENOW_WEBHOOK_SECRET: secret('webhook'),
       CTEM_METRICS_TOKEN: secret('metrics'),
+      CTEM_OIDC_CLIENT_SECRET: secret('oidc'),
     };
     const sourceCredential = secret('registry');
     const collectorKey = secret('collector');
@@ -68,6 +69,9 @@ describe('secrets stay out of logs and answers', () => {
       CTEM_VALIDATION_SCHEDULE: 'off',
       CTEM_METRICS_SCHEDULE: 'off',
       CTEM_HUNTING_SCHEDULE: 'off',
+      // Single sign-on configured with a provider that is down: sign-in says so, without the client secret.
+      CTEM_OIDC_ISSUER: `http://127.0.0.1:${await freePort()}`,
+      CTEM_OIDC_CLIENT_ID: 'ctem-console',
       // Every log line the API and the worker write, so a leak at a lower level is found too.
       CTEM_LOG_LEVEL: 'DEBUG',
       CTEM_WORKER_LOG_LEVEL: 'DEBUG',
@@ -132,6 +136,10 @@ describe('secrets stay out of logs and answers', () => {
     const signIn = await fetch(`${base}/console/sign-in`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' }, body: `token=${secrets.CTEM_API_TOKEN}&next=%2Fconsole`, redirect: 'manual' });
     const cookie = signIn.headers.get('set-cookie')?.split(';')[0] ?? '';
     expect(cookie).toMatch(/^ctem_session=/);
+    // Single sign-on: the button, the provider that is down, a callback no sign-in started.
+    expect((await call('/console/sign-in', {}, null)).body).toContain('Sign in with single sign-on');
+    expect((await call('/console/sign-in/oidc?next=%2Fconsole', {}, null)).status).toBe(503);
+    expect((await call('/console/sign-in/oidc/callback?code=x&state=y', {}, null)).status).toBe(400);
     for (const page of ['/console', '/console/exposures', '/console/tickets', '/console/executive', '/console/program', '/console/hunting', '/console/api']) {
       await call(page, { headers: { cookie } }, null);
     }
