@@ -70,12 +70,14 @@ function hostIdentity(names: HostNames): { identity: string; aliases?: Array<rea
   const machineId = clean(names.machineId);
   const identity = named ?? ips[0] ?? (targetIsIp ? target : undefined) ?? fqdn ?? machineId;
   if (identity === undefined) return undefined;
-  const hasFqdn = all.some((v) => v !== undefined && kindOf(v) === 'fqdn');
+  const hasFqdn = all.some((v) => v !== undefined && kindOf(v) === 'fqdn' && !/^[\d.]+$/.test(v));
   let aliases: Array<readonly [AliasKind, string]> | undefined;
   for (const v of all) {
     if (v === undefined || v === identity) continue;
     const kind = kindOf(v);
     if (kind === 'hostname' && hasFqdn) continue;
+    // Digits and dots that are no IP address (`192.168.1.1001`) name nothing.
+    if (kind === 'fqdn' && /^[\d.]+$/.test(v)) continue;
     if (aliases?.some(([, seen]) => seen === v)) continue;
     (aliases ??= []).push([kind, v]);
   }
