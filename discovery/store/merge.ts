@@ -6,6 +6,8 @@ import { ATTRIBUTE_SOURCE_RANK, HITS_SQL, identifierColumns, type IdentifierKind
 
 // Asset merge: when one record names identifiers that belong to two (or more) existing assets, they
 // are one machine, and everything known about them moves onto one asset in the caller's transaction.
+// An IP address links only assets that have no strong identifier (identity.ts): two named hosts
+// that share an address are two machines, and the address moves instead.
 //
 // The survivor is the oldest asset (the smallest id): its id is the one history, tickets and links
 // already name most, and the rule needs no clock. The merged asset stays as a row, with no
