@@ -115,17 +115,20 @@ export function stageContextIdentifiers(kind: string, name: string, ids: AssetId
 export const HITS_SQL = `
   select i.asset_key, i.kind, i.value, i.weak, i.n, ai.asset_id,
          exists (select 1 from asset_identifiers x where x.asset_id = ai.asset_id and not ${WEAK_SQL}) as named,
-         exists (select 1 from ids r where r.asset_key = i.asset_key and not r.weak) as record_named
-  from ids i join asset_identifiers ai on ai.kind = i.kind and ai.value = i.value`;
+         r.record_named
+  from ids i
+  join (select asset_key, bool_or(not weak) as record_named from ids group by asset_key) r on r.asset_key = i.asset_key
+  join asset_identifiers ai on ai.kind = i.kind and ai.value = i.value`;
 
 /**
- * The asset a record is, out of its hits (HITS_SQL as `hits`, for the record `s`): a strong hit
- * first; else a weak one on an asset that has no strong identifier, or any weak one when the record
- * has no strong identifier either; each in the record's order of identifiers. Null when none fits.
+ * The asset each record is, out of its hits (HITS_SQL as `hits`): a strong hit first; else a weak
+ * one on an asset that has no strong identifier, or any weak one when the record has no strong
+ * identifier either; each in the record's order of identifiers. Records none fits have no row.
  */
-const CHOSEN_SQL = `(select h.asset_id from hits h
-    where h.asset_key = s.asset_key and (not h.weak or not h.named or not h.record_named)
-    order by h.weak, h.n limit 1)`;
+const CHOSEN_SQL = `
+  select distinct on (h.asset_key) h.asset_key, h.asset_id from hits h
+  where not h.weak or not h.named or not h.record_named
+  order by h.asset_key, h.weak, h.n`;
 
 /**
  * Resolves staged assets to asset ids, creating the ones nobody knows yet, and records every
@@ -154,12 +157,12 @@ export async function resolveAssets(tx: Tx, staged: StagedAsset[], source: strin
              with ordinality as i(asset_key, kind, value, weak, n)
     ),
     hits as materialized (${tx.unsafe(HITS_SQL)}),
+    chosen as (${tx.unsafe(CHOSEN_SQL)}),
     matched as (
       -- By its identifiers (after the merge above, one asset), else by key: assets stored before
       -- they had identifiers (a merged asset's key names its survivor).
-      select s.*, coalesce(${tx.unsafe(CHOSEN_SQL)},
-                           (select coalesce(a.merged_into, a.id) from assets a where a.asset_key = s.asset_key)) as asset_id
-      from staged s
+      select s.*, coalesce(c.asset_id, (select coalesce(a.merged_into, a.id) from assets a where a.asset_key = s.asset_key)) as asset_id
+      from staged s left join chosen c on c.asset_key = s.asset_key
     ),
     created as (
       insert into assets (asset_key, kind, name, digest)
@@ -195,7 +198,7 @@ export async function resolveAssets(tx: Tx, staged: StagedAsset[], source: strin
       update asset_identifiers k set asset_id = c.asset_id, source = ${source}
       from claimed c
       where c.kind = 'ip' and k.kind = 'key' and k.value = 'host:' || c.value and k.asset_id <> c.asset_id
-        and not exists (select 1 from claimed o where o.kind = 'key' and o.value = k.value)
+        and k.value not in (select o.value from claimed o where o.kind = 'key')
     )
     select asset_key, asset_id from resolved`;
   return new Map(rows.map((r) => [r.asset_key, Number(r.asset_id)]));
@@ -215,10 +218,10 @@ export async function findAssets(tx: Tx | postgres.Sql, staged: StagedAsset[]): 
              with ordinality as i(asset_key, kind, value, weak, n)
     ),
     hits as materialized (${tx.unsafe(HITS_SQL)}),
+    chosen as (${tx.unsafe(CHOSEN_SQL)}),
     s as (select distinct asset_key from ids)
-    select s.asset_key,
-           coalesce(${tx.unsafe(CHOSEN_SQL)}, (select coalesce(a.merged_into, a.id) from assets a where a.asset_key = s.asset_key)) as asset_id
-    from s`;
+    select s.asset_key, coalesce(c.asset_id, (select coalesce(a.merged_into, a.id) from assets a where a.asset_key = s.asset_key)) as asset_id
+    from s left join chosen c on c.asset_key = s.asset_key`;
   return new Map(rows.filter((r) => r.asset_id !== null).map((r) => [r.asset_key, Number(r.asset_id)]));
 }
 
