@@ -11,11 +11,11 @@ import { mergeLinkedAssets, type MergeOrigin } from './merge.js';
 //
 // IP addresses are weak: DHCP and cloud networks give one address to another machine. A weak
 // identifier (an IP, or the key of a host named by its IP) finds an asset only when the record has
-// nothing stronger that does, and never ties a record to an asset that has a strong identifier the
-// record does not share (a record with a name of its own, or two named assets: different machines).
-// It is recorded on the asset that reported it last: an IP moves, with the key it gave a host,
-// rather than linking two machines. Strong identifiers (FQDN, host name, instance id, CMDB id,
-// image, digest, other keys) link and merge as before.
+// nothing stronger that does, and not an asset whose strong identifiers contradict the record's (a
+// different name, instance id, CMDB id or digest: another machine). It never merges two assets that
+// both have strong identifiers, and is recorded on the asset that reported it last: an IP moves,
+// with the key it gave a host, rather than linking two machines. Strong identifiers (FQDN, host
+// name, instance id, CMDB id, image, digest, other keys) link and merge as before.
 type Tx = postgres.TransactionSql;
 
 export type IdentifierKind = 'key' | 'fqdn' | 'hostname' | 'ip' | 'instance_id' | 'image' | 'image_digest' | 'cmdb_id';
@@ -108,26 +108,40 @@ export function stageContextIdentifiers(kind: string, name: string, ids: AssetId
 }
 
 /**
+ * What a strong identifier says the asset is, for telling two machines apart: two names (FQDN or
+ * host name) that differ, two instance ids, two CMDB ids or two digests are two machines. Null for
+ * weak identifiers and keys (a key repeats its asset's own identifier).
+ */
+const classOf = (kind: string) =>
+  `case when ${kind} in ('fqdn', 'hostname') then 'name' when ${kind} in ('instance_id', 'cmdb_id', 'image_digest') then ${kind} end`;
+
+/**
  * The hits of staged identifiers on stored ones, as SQL over a CTE `ids` (asset_key, kind, value,
- * weak, n): each with whether the asset found has a strong identifier (`named`) and whether the
- * record has one (`record_named`). Shared by resolution, lookup and the merge's look for links.
+ * weak, n): each with whether the asset found has a strong identifier (`named`), whether the
+ * record has one (`record_named`), and whether the asset has a strong identifier of a class the
+ * record names otherwise (`conflicts`: a name against another name, an instance id against
+ * another). Shared by resolution, lookup and the merge's look for links.
  */
 export const HITS_SQL = `
   select i.asset_key, i.kind, i.value, i.weak, i.n, ai.asset_id,
          exists (select 1 from asset_identifiers x where x.asset_id = ai.asset_id and not ${WEAK_SQL}) as named,
-         r.record_named
+         r.record_named,
+         exists (select 1 from asset_identifiers x where x.asset_id = ai.asset_id and ${classOf('x.kind')} = any(r.classes)) as conflicts
   from ids i
-  join (select asset_key, bool_or(not weak) as record_named from ids group by asset_key) r on r.asset_key = i.asset_key
+  join (select asset_key, bool_or(not weak) as record_named,
+               array_agg(distinct ${classOf('kind')}) filter (where ${classOf('kind')} is not null) as classes
+        from ids group by asset_key) r on r.asset_key = i.asset_key
   join asset_identifiers ai on ai.kind = i.kind and ai.value = i.value`;
 
 /**
  * The asset each record is, out of its hits (HITS_SQL as `hits`): a strong hit first; else a weak
- * one on an asset that has no strong identifier, or any weak one when the record has no strong
- * identifier either; each in the record's order of identifiers. Records none fits have no row.
+ * one on an asset whose strong identifiers do not contradict the record's (a new FQDN with an
+ * address another named host holds is a new machine; a CMDB id with the address of a host scanned
+ * by name is that host); each in the record's order of identifiers. Records none fits have no row.
  */
 const CHOSEN_SQL = `
   select distinct on (h.asset_key) h.asset_key, h.asset_id from hits h
-  where not h.weak or not h.named or not h.record_named
+  where not h.weak or not h.conflicts
   order by h.asset_key, h.weak, h.n`;
 
 /**

@@ -271,6 +271,17 @@ describe('strong identifiers still merge', () => {
     expect(await mergesOf([short])).toBe(1);
   });
 
+  it('a CMDB row known only by its id and the IP finds the host scanned by name: its id and owner go there', async () => {
+    await scan(nessus('files8.nessus', [['files8.corp', { 'host-fqdn': 'files8.corp', 'host-ip': '10.60.0.8' }, [item('7001', 'CVE-2024-7101')]]]), 'nessus');
+    const files8 = (await holder('fqdn', 'files8.corp'))!;
+    await importContext(cmdb('files8.csv', ['files8-ci,host,sys-files8,,,10.60.0.8,ops@corp,,,']));
+    expect(await holder('cmdb_id', 'sys-files8')).toBe(files8);
+    expect(await liveAssets(['host:10.60.0.8'])).toBe(0);
+    const [row] = await database.sql<{ owner: string }[]>`select owner from assets where id = ${files8}`;
+    expect(row!.owner).toBe('ops@corp');
+    expect(await mergesOf([files8])).toBe(0);
+  });
+
   it('an asset known only by its IP is merged into the host a record names with it', async () => {
     await scan(qualysByIp('bare.csv', [['10.60.0.9', '38090', 'CVE-2024-6001']]), 'qualys');
     const bare = (await holder('ip', '10.60.0.9'))!;
