@@ -11,7 +11,17 @@ export interface AssetRef {
   digest?: string;
   /** The base image a container image is built from, when its labels name one. */
   builtFrom?: { image: string; digest?: string };
+  /**
+   * The record's other names for the asset, beside the one its key is made of: a host named by its
+   * FQDN whose report also gives its IP address, an EC2 instance id with its private IPs. Each is
+   * recorded on the asset and finds it again (IP addresses weakly: discovery/store/identity.ts).
+   * One array per host, shared by all of its findings.
+   */
+  alsoKnownAs?: ReadonlyArray<readonly [AliasKind, string]>;
 }
+
+/** Kinds of name a scanner record can give an asset besides its key (asset_identifiers.kind). */
+export type AliasKind = 'fqdn' | 'hostname' | 'ip' | 'instance_id';
 
 export interface NormalizedFinding {
   asset: AssetRef;

@@ -2,10 +2,12 @@ import type postgres from 'postgres';
 import type { Sql } from '../../db/client.js';
 import { forgetAssetContext } from '../../prioritization/scoring/inputs.js';
 import { refreshInternetExposure } from './exposure.js';
-import { ATTRIBUTE_SOURCE_RANK, type IdentifierKind, type StagedAsset } from './identity.js';
+import { ATTRIBUTE_SOURCE_RANK, HITS_SQL, identifierColumns, type IdentifierKind, type StagedAsset } from './identity.js';
 
 // Asset merge: when one record names identifiers that belong to two (or more) existing assets, they
 // are one machine, and everything known about them moves onto one asset in the caller's transaction.
+// An IP address links only assets that have no strong identifier (identity.ts): two named hosts
+// that share an address are two machines, and the address moves instead.
 //
 // The survivor is the oldest asset (the smallest id): its id is the one history, tickets and links
 // already name most, and the rule needs no clock. The merged asset stays as a row, with no
@@ -136,21 +138,30 @@ export async function mergeLinkedAssets(tx: Tx, staged: StagedAsset[], origin: M
   let raced = 0;
   // Each merge can make another record's links moot or bring new ones: look again after each.
   for (;;) {
-    const ids = staged.flatMap((a) => a.identifiers.map(([kind, value]) => [a.assetKey, kind, value] as const));
+    const c = identifierColumns(staged);
+    // A record links the assets its strong identifiers find, and those its weak ones (IPs) find that
+    // have no strong identifier (assets known only by that IP); a record with no strong identifier
+    // also links the asset its first identifier finds. Two named assets that share only an IP are
+    // two machines (identity.ts): they are never linked, and the IP moves instead.
     const [link] = await tx<{ asset_key: string; asset_ids: string[]; matched: Record<string, string[]> }[]>`
       with ids as (
-        select * from unnest(${tx.array(ids.map((i) => i[0]))}::text[], ${tx.array(ids.map((i) => i[1]))}::text[], ${tx.array(ids.map((i) => i[2]))}::text[])
-               as i(asset_key, kind, value)
+        select * from unnest(${tx.array(c.keys)}::text[], ${tx.array(c.kinds)}::text[], ${tx.array(c.values)}::text[], ${tx.array(c.weak)}::boolean[])
+               with ordinality as i(asset_key, kind, value, weak, n)
+      ),
+      hits as materialized (${tx.unsafe(HITS_SQL)}),
+      first_hit as (select distinct on (asset_key) asset_key, asset_id from hits order by asset_key, n),
+      links as (
+        select h.* from hits h join first_hit f on f.asset_key = h.asset_key
+        where not h.weak or not h.named or (not h.record_named and h.asset_id = f.asset_id)
       )
-      select i.asset_key, array_agg(distinct ai.asset_id order by ai.asset_id) as asset_ids,
+      select l.asset_key, array_agg(distinct l.asset_id order by l.asset_id) as asset_ids,
              -- Which of the record's identifiers named which asset: why they were found to be one.
              (select jsonb_object_agg(asset_id, names) from (
-                select ai2.asset_id, jsonb_agg(i2.kind || ':' || i2.value order by i2.kind, i2.value) as names
-                from ids i2 join asset_identifiers ai2 on ai2.kind = i2.kind and ai2.value = i2.value
-                where i2.asset_key = i.asset_key group by ai2.asset_id) m) as matched
-      from ids i join asset_identifiers ai on ai.kind = i.kind and ai.value = i.value
-      group by i.asset_key having count(distinct ai.asset_id) > 1
-      order by i.asset_key limit 1`;
+                select l2.asset_id, jsonb_agg(l2.kind || ':' || l2.value order by l2.kind, l2.value) as names
+                from links l2 where l2.asset_key = l.asset_key group by l2.asset_id) m) as matched
+      from links l
+      group by l.asset_key having count(distinct l.asset_id) > 1
+      order by l.asset_key limit 1`;
     if (!link) return results;
     const record = staged.find((s) => s.assetKey === link.asset_key)!;
     const [survivor, ...others] = link.asset_ids.map(Number);

@@ -514,7 +514,7 @@ describe('Tenable VM CSV (dotted columns)', () => {
     expect(distinct(findings, (f) => f.asset.assetKey)).toBe(99);
     expect(distinct(findings, (f) => `${f.asset.assetKey}|${f.issueId}`)).toBe(150);
     // asset.host_name names the host (lower-cased, as for every network scanner).
-    expect(findings[0]!.asset).toEqual({ assetKey: 'host:blah1', kind: 'host', name: 'blah1' });
+    expect(findings[0]!.asset).toEqual({ assetKey: 'host:blah1', kind: 'host', name: 'blah1', alsoKnownAs: [['ip', '10.0.0.1']] });
     // A plugin without CVE is keyed by its plugin ID, on its port; CVSS 3 score and vector from definition.cvss3.
     expect(find(findings, { assetKey: 'host:blah5', issueId: 'nessus:153953' })).toMatchObject([
       { component: 'SSH Weak Key Exchange Algorithms Enabled', location: '22/tcp', severity: 'low', cvssScore: 3.7, cvssVector: 'CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:U/C:L/I:N/A:N' },

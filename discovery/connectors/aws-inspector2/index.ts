@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
-import { normalizeSeverity, type AssetRef, type NormalizedFinding, type Severity } from '../../model.js';
+import { normalizeSeverity, type AliasKind, type AssetRef, type NormalizedFinding, type Severity } from '../../model.js';
 import type { JsonPath } from '../../streams/json.js';
 import { isArrayOrNull, jsonStart, objectEvents, reportFail, type ReportFail } from '../shared/json-report.js';
 import { arr, defined, isObject, num, objects, str, strings, unique, type Json } from '../common/json.js';
@@ -41,7 +41,7 @@ const SEVERITY: Record<string, Severity> = { UNTRIAGED: 'unknown' };
 const severityOf = (raw: unknown): Severity => (typeof raw === 'string' ? SEVERITY[raw.toUpperCase()] : undefined) ?? normalizeSeverity(raw) ?? 'unknown';
 
 /** A resource's asset: images and hosts by the names other scanners give them, anything else by its id. */
-function resourceAsset(file: string, resource: Json, path: JsonPath, options: ParseOptions): { asset: AssetRef; platform?: string } {
+function resourceAsset(file: string, resource: Json, path: JsonPath, options: ParseOptions, hosts: Map<string, AssetRef>): { asset: AssetRef; platform?: string } {
   const type = str(resource.type);
   const id = str(resource.id);
   const details = isObject(resource.details) ? resource.details : {};
@@ -62,11 +62,32 @@ function resourceAsset(file: string, resource: Json, path: JsonPath, options: Pa
   if (type === 'AWS_EC2_INSTANCE') {
     // The instance id: stable for the instance's life, where its (private, reused) IPs are not.
     const instance = isObject(details.awsEc2Instance) ? details.awsEc2Instance : {};
-    const name = (options.target ?? id ?? strings(instance.ipV4Addresses)[0] ?? fail(file, [...path, 'id'], 'missing')).trim().toLowerCase();
-    return { asset: { assetKey: `host:${name}`, kind: 'host', name }, platform: str(instance.platform) };
+    const ips = strings(instance.ipV4Addresses);
+    const name = (options.target ?? id ?? ips[0] ?? fail(file, [...path, 'id'], 'missing')).trim().toLowerCase();
+    return { asset: instanceAsset(hosts, name, id?.trim(), ips), platform: str(instance.platform) };
   }
   const name = options.target ?? id ?? fail(file, [...path, 'id'], 'missing');
   return { asset: { assetKey: `asset:${name}`, kind: 'other', name } };
+}
+
+/**
+ * An EC2 instance's host, also known by its instance id (as cloud inventories name it) and its
+ * IPv4 addresses (weak: reused once it is gone). One AssetRef per instance and addresses, shared
+ * by its findings.
+ */
+function instanceAsset(hosts: Map<string, AssetRef>, name: string, id: string | undefined, ips: string[]): AssetRef {
+  const known = hosts.get(name);
+  const aliases = known?.alsoKnownAs ?? [];
+  const same = known !== undefined && aliases.length === (id ? 1 : 0) + ips.length
+    && ips.every((ip, i) => aliases[(id ? 1 : 0) + i]![1] === ip.trim().toLowerCase());
+  if (same) return known;
+  const alsoKnownAs: Array<readonly [AliasKind, string]> = [];
+  if (id) alsoKnownAs.push(['instance_id', id]);
+  for (const ip of ips) alsoKnownAs.push(['ip', ip.trim().toLowerCase()]);
+  const asset: AssetRef = { assetKey: `host:${name}`, kind: 'host', name, ...(alsoKnownAs.length ? { alsoKnownAs } : {}) };
+  if (hosts.size >= 10_000) hosts.clear(); // bounded: a report of many instances cannot grow it
+  hosts.set(name, asset);
+  return asset;
 }
 
 /** A fixed version, without the `0:` epoch Inspector writes and other scanners omit; `NotAvailable` is none. */
@@ -112,7 +133,7 @@ function statusOf(finding: Json): NormalizedFinding['vendorStatus'] | undefined 
 /** Installed language packages are located by their own file; lockfiles and binaries are manifests. */
 const INSTALLED = /(\.dist-info|\.egg-info)(\/|$)|(^|\/)node_modules\/.+\/package\.json$|\.gemspec$/;
 
-function* findingsOf(file: string, value: unknown, path: JsonPath, options: ParseOptions): Generator<NormalizedFinding> {
+function* findingsOf(file: string, value: unknown, path: JsonPath, options: ParseOptions, hosts: Map<string, AssetRef>): Generator<NormalizedFinding> {
   if (!isObject(value)) fail(file, path, 'expected an object');
   const finding = value;
   const type = str(finding.type) ?? fail(file, [...path, 'type'], 'missing');
@@ -126,7 +147,7 @@ function* findingsOf(file: string, value: unknown, path: JsonPath, options: Pars
   };
   for (const [r, raw] of resources.entries()) {
     if (!isObject(raw)) fail(file, [...path, 'resources', r], 'expected an object');
-    const { asset, platform } = resourceAsset(file, raw, [...path, 'resources', r], options);
+    const { asset, platform } = resourceAsset(file, raw, [...path, 'resources', r], options, hosts);
     if (type === 'PACKAGE_VULNERABILITY') {
       const details = isObject(finding.packageVulnerabilityDetails) ? finding.packageVulnerabilityDetails : fail(file, [...path, 'packageVulnerabilityDetails'], 'missing');
       const issueId = str(details.vulnerabilityId) ?? fail(file, [...path, 'packageVulnerabilityDetails', 'vulnerabilityId'], 'missing');
@@ -223,6 +244,7 @@ export const awsInspector2: Connector = {
   async *parse(file, options) {
     const name = basename(file);
     let sawFindings = false;
+    const hosts = new Map<string, AssetRef>();
     const events = objectEvents(file, { name, format: FORMAT, select: ['findings.*'] }, () => fail(name, [], 'expected a JSON object {"findings": [...]}'));
     for await (const event of events) {
       const { path } = event;
@@ -231,7 +253,7 @@ export const awsInspector2: Connector = {
         sawFindings = true;
         continue;
       }
-      if (event.kind === 'value') yield* findingsOf(name, event.value, path, options);
+      if (event.kind === 'value') yield* findingsOf(name, event.value, path, options, hosts);
     }
     if (!sawFindings) fail(name, ['findings'], 'missing: not an AWS Inspector v2 findings report');
   },

@@ -1,7 +1,6 @@
 import { ReportError } from '../../model.js';
 import type { CsvColumns } from '../../streams/csv.js';
 import { csvConnector } from '../shared/csv-connector.js';
-import { reportedHost } from '../nessus/host.js';
 import { defenderSeverity, isOperatingSystem, isVulnerabilityId, updateFacts } from './common.js';
 
 // Microsoft Defender for Endpoint (Defender Vulnerability Management) software vulnerabilities as
@@ -38,12 +37,12 @@ export const defenderEndpointCsv = csvConnector({
   format: FORMAT,
   description: 'Microsoft Defender for Endpoint software vulnerabilities CSV (DeviceTvmSoftwareVulnerabilities: DeviceName, CveId, SoftwareName...): one finding per device, CVE and software version',
   columns: COLUMNS,
-  *rowFindings({ values: v, line }, name, options) {
+  *rowFindings({ values: v, line }, name, options, host) {
     if (!isVulnerabilityId(v.cve)) {
       throw new ReportError(name, FORMAT, COLUMNS.cve.names[0], v.cve === '' ? `empty on line ${line}` : `"${v.cve}" on line ${line} is not a CVE or TVM id`);
     }
     if (v.software === '') throw new ReportError(name, FORMAT, COLUMNS.software.names[0], `empty on line ${line}`);
-    const asset = reportedHost({ fqdn: v.deviceName, target: v.deviceId }, options.target);
+    const asset = host({ fqdn: v.deviceName, machineId: v.deviceId }, options.target);
     if (!asset) throw new ReportError(name, FORMAT, COLUMNS.device.names[0], `no device name or id on line ${line}`);
     if (v.cvss !== '' && scoreOf(v.cvss) === undefined) {
       throw new ReportError(name, FORMAT, COLUMNS.cvss.names[0], `"${v.cvss}" on line ${line} is not a CVSS score (0-10)`);

@@ -3,7 +3,7 @@ import type { Connector } from '../index.js';
 import { ReportError, type AssetRef, type NormalizedFinding, type Severity } from '../../model.js';
 import { child, childrenNamed, childText, prologEnd, rootElementOf, type XmlNode } from '../../streams/xml.js';
 import { rootedXmlEvents } from '../shared/xml-document.js';
-import { reportedHost } from '../nessus/host.js';
+import { hostNamer, type HostNamer } from '../nessus/host.js';
 import { cveList, hostCheckFindings, type AffectedPackage } from '../nessus/findings.js';
 import { cvss3Vector } from '../common/cvss.js';
 import { severityFromScore } from '../common/identity.js';
@@ -44,11 +44,11 @@ function installed(description: string, name: string): AffectedPackage[] {
   return [{ component: name, version, ...(fixed && !/^none$/i.test(fixed) ? { fixedVersion: fixed } : {}) }];
 }
 
-function resultFindings(file: string, result: XmlNode, target: string | undefined): Iterable<NormalizedFinding> {
+function resultFindings(file: string, result: XmlNode, target: string | undefined, hostOf: HostNamer): Iterable<NormalizedFinding> {
   const host = child(result, 'host');
   const ip = host?.text.trim();
   const hostname = childText(host, 'hostname');
-  const asset: AssetRef | undefined = reportedHost({ hostname, ip }, target);
+  const asset: AssetRef | undefined = hostOf({ hostname, ip }, target);
   if (!asset) throw new ReportError(file, FORMAT, 'result.host', `missing (result ${result.attrs.id ?? ''}; pass a target to name the host)`.replace(' ;', ';'));
   const nvt = child(result, 'nvt');
   const oid = nvt?.attrs.oid?.trim();
@@ -104,13 +104,14 @@ export const openvasXml: Connector = {
   async *parse(file, options) {
     const name = basename(file);
     let sawResults = false;
+    const host = hostNamer();
     const events = rootedXmlEvents(file, ROOT, {
       format: FORMAT,
       collect: (el, path) => el === 'result' && path[path.length - 1] === 'results' && path[path.length - 2] === 'report',
     });
     for await (const event of events) {
       if (event.type === 'open' && event.name === 'results' && event.path[event.path.length - 2] === 'report') sawResults = true;
-      if (event.type === 'node') yield* resultFindings(name, event.node, options.target);
+      if (event.type === 'node') yield* resultFindings(name, event.node, options.target, host);
     }
     if (!sawResults) throw new ReportError(name, FORMAT, 'report/results', 'missing: not an OpenVAS / Greenbone report (export it with the XML report format)');
   },

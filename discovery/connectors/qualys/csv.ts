@@ -2,7 +2,6 @@ import { ReportError } from '../../model.js';
 import type { CsvColumns } from '../../streams/csv.js';
 import { csvConnector } from '../shared/csv-connector.js';
 import { cveList } from '../nessus/findings.js';
-import { reportedHost } from '../nessus/host.js';
 import { qualysCvss3, qualysFindings, qualysSeverity } from './common.js';
 
 // Qualys VM CSV (scan results and vulnerability reports). Report exports open with preamble lines
@@ -32,11 +31,11 @@ export const qualysCsv = csvConnector({
   format: FORMAT,
   description: 'Qualys VM CSV report (preamble lines tolerated): one finding per host, QID, port and CVE',
   columns: COLUMNS,
-  *rowFindings({ values: v, line }, name, options) {
+  *rowFindings({ values: v, line }, name, options, host) {
     // Footer notes (a single text cell) carry no QID, title or severity.
     if (v.qid === '' && v.title === '' && v.severity === '') return;
     if (!/^\d+$/.test(v.qid)) throw new ReportError(name, FORMAT, 'QID', `expected a number on line ${line}, found ${JSON.stringify(v.qid)}`);
-    const asset = reportedHost({ hostname: v.dns, netbios: v.netbios, ip: v.ip }, options.target);
+    const asset = host({ hostname: v.dns, netbios: v.netbios, ip: v.ip }, options.target);
     if (!asset) throw new ReportError(name, FORMAT, 'IP', `no host IP or name on line ${line}`);
     yield* qualysFindings(asset, {
       qid: v.qid,

@@ -2,7 +2,6 @@ import { ReportError, type Severity } from '../../model.js';
 import type { CsvColumns } from '../../streams/csv.js';
 import { csvConnector } from '../shared/csv-connector.js';
 import { cveList } from '../nessus/findings.js';
-import { reportedHost } from '../nessus/host.js';
 import { qualysCvss3, qualysFindings, qualysSeverity } from './common.js';
 
 // Qualys PCI scan CSV (PCI compliance / HackerGuardian exports): upper-case columns `IP, HOSTNAME,
@@ -49,10 +48,10 @@ export const qualysPciCsv = csvConnector({
   format: FORMAT,
   description: 'Qualys PCI scan CSV (IP, HOSTNAME, QID, VULN TITLE, SEVERITY, CVEID): one finding per host, QID, port and CVE',
   columns: COLUMNS,
-  *rowFindings({ values: v, line }, name, options) {
+  *rowFindings({ values: v, line }, name, options, host) {
     if (v.qid === '' && v.title === '' && v.ip === '') return;
     if (!/^\d+$/.test(v.qid)) throw new ReportError(name, FORMAT, 'QID', `expected a number on line ${line}, found ${JSON.stringify(v.qid)}`);
-    const asset = reportedHost({ hostname: v.hostname, netbios: v.netbios, ip: v.ip }, options.target);
+    const asset = host({ hostname: v.hostname, netbios: v.netbios, ip: v.ip }, options.target);
     if (!asset) throw new ReportError(name, FORMAT, 'IP', `no host IP or name on line ${line}`);
     yield* qualysFindings(asset, {
       qid: v.qid,

@@ -3,7 +3,7 @@ import type { Connector } from '../index.js';
 import { ReportError, type Severity } from '../../model.js';
 import { at, child, childText, rootElementOf } from '../../streams/xml.js';
 import { cveList } from '../nessus/findings.js';
-import { reportedHost } from '../nessus/host.js';
+import { hostNamer } from '../nessus/host.js';
 import { qualysCvss3, qualysFindings, qualysSeverity } from './common.js';
 import { rootedXmlEvents } from '../shared/xml-document.js';
 
@@ -53,6 +53,7 @@ export const qualysXml: Connector = {
     }
 
     let names: { ip?: string; dns?: string; netbios?: string } = {};
+    const host = hostNamer();
     const HOST_FIELDS = new Set(['IP', 'DNS', 'NETBIOS']);
     const inHosts = (el: string, path: readonly string[]) => {
       const parent = path[path.length - 1];
@@ -71,7 +72,7 @@ export const qualysXml: Connector = {
         const details = glossary.get(qid);
         if (!details) throw new ReportError(name, FORMAT, 'GLOSSARY', `QID ${qid} has no VULN_DETAILS entry`);
         // Qualys's DNS name is the host's FQDN when it has one; the per-detection FQDN names virtual hosts, not the machine.
-        const asset = reportedHost({ hostname: names.dns, netbios: names.netbios, ip: names.ip }, options.target);
+        const asset = host({ hostname: names.dns, netbios: names.netbios, ip: names.ip }, options.target);
         if (!asset) throw new ReportError(name, FORMAT, 'HOST/IP', 'a host has no IP, DNS or NetBIOS name');
         yield* qualysFindings(asset, {
           qid,

@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import type { Connector, ParseOptions } from '../index.js';
 import type { NormalizedFinding } from '../../model.js';
+import { hostNamer, type HostNamer } from '../nessus/host.js';
 import { csvRows, sniffCsvHeader, type CsvColumns, type CsvRow } from '../../streams/csv.js';
 
 // A scanner's CSV export is its columns (found by name) and what one row means: detection (a header
@@ -10,8 +11,11 @@ export interface CsvConnectorSpec<K extends string> {
   format: string;
   description: string;
   columns: CsvColumns<K>;
-  /** The findings of one data row; `name` is the file's name for error messages. */
-  rowFindings(row: CsvRow<K>, name: string, options: ParseOptions): Iterable<NormalizedFinding>;
+  /**
+   * The findings of one data row; `name` is the file's name for error messages. `host` names a
+   * host as reportedHost() does, one AssetRef for consecutive rows of one host (one per parse).
+   */
+  rowFindings(row: CsvRow<K>, name: string, options: ParseOptions, host: HostNamer): Iterable<NormalizedFinding>;
 }
 
 export function csvConnector<K extends string>(spec: CsvConnectorSpec<K>): Connector {
@@ -22,7 +26,8 @@ export function csvConnector<K extends string>(spec: CsvConnectorSpec<K>): Conne
     detect: (head) => sniffCsvHeader(head, columns),
     async *parse(file, options) {
       const name = basename(file);
-      for await (const row of csvRows(file, { format, columns })) yield* spec.rowFindings(row, name, options);
+      const host = hostNamer();
+      for await (const row of csvRows(file, { format, columns })) yield* spec.rowFindings(row, name, options, host);
     },
   };
 }

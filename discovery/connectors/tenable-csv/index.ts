@@ -2,7 +2,6 @@ import { ReportError } from '../../model.js';
 import type { CsvColumns } from '../../streams/csv.js';
 import { csvConnector } from '../shared/csv-connector.js';
 import { cveList, cvssScore, nessusFindings, nessusSeverity } from '../nessus/findings.js';
-import { reportedHost } from '../nessus/host.js';
 import { cvss3Vector } from '../common/cvss.js';
 
 // Nessus / Tenable CSV exports: Nessus ("Plugin ID, CVE, ..., Host, Protocol, Port, Name"),
@@ -40,10 +39,10 @@ export const tenableCsv = csvConnector({
   format: FORMAT,
   description: 'Nessus / Tenable.io / Tenable.sc CSV export: one finding per host, plugin, port and CVE (same identity as nessus)',
   columns: COLUMNS,
-  *rowFindings({ values: v, line }, name, options) {
+  *rowFindings({ values: v, line }, name, options, host) {
     if (v.pluginId === '') throw new ReportError(name, FORMAT, COLUMNS.pluginId.names[0], `empty on line ${line}`);
     // Tenable.sc lists every name it has; Nessus gives only the target in "Host".
-    const asset = reportedHost({ fqdn: v.fqdn, netbios: v.netbios, ip: v.ip, target: v.host }, options.target);
+    const asset = host({ fqdn: v.fqdn, netbios: v.netbios, ip: v.ip, target: v.host }, options.target);
     if (!asset) throw new ReportError(name, FORMAT, COLUMNS.host.names[0], `no host name or IP on line ${line}`);
     yield* nessusFindings(asset, {
       pluginId: v.pluginId,

@@ -4,7 +4,7 @@ import { ReportError } from '../../model.js';
 import { csvRows, sniffCsvHeader, type CsvColumns } from '../../streams/csv.js';
 import { readHead } from '../common/head.js';
 import { cveList, cvssScore, nessusFindings, nessusSeverity } from '../nessus/findings.js';
-import { reportedHost } from '../nessus/host.js';
+import { hostNamer } from '../nessus/host.js';
 import { cvss3Vector } from '../common/cvss.js';
 
 // Tenable Vulnerability Management (Tenable.io) CSV exports with the API's dotted column names
@@ -58,10 +58,11 @@ export const tenableVmCsv: Connector = {
     const name = basename(file);
     // An unreadable file falls through to csvRows, which names the reason.
     const delimiter = delimiterOf(await readHead(file).catch(() => '')) ?? DELIMITERS[0];
+    const host = hostNamer();
     for await (const { values: v, line } of csvRows(file, { format: FORMAT, columns: COLUMNS, delimiter })) {
       if (v.pluginId === '') throw new ReportError(name, FORMAT, COLUMNS.pluginId.names[0], `empty on line ${line}`);
-      const names = { fqdn: firstAddress(v.fqdn), hostname: v.hostName, netbios: v.netbios, ip: firstAddress(v.ip), target: firstAddress(v.host) };
-      const asset = reportedHost(names, options.target);
+      // Every address of the IP cell is the host's (the first its identity when it has no name).
+      const asset = host({ fqdn: firstAddress(v.fqdn), hostname: v.hostName, netbios: v.netbios, ip: v.ip, target: firstAddress(v.host) }, options.target);
       if (!asset) throw new ReportError(name, FORMAT, COLUMNS.host.names[0], `no host name or IP on line ${line}`);
       yield* nessusFindings(asset, {
         pluginId: v.pluginId,
