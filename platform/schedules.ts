@@ -173,8 +173,7 @@ export async function moveSchedulesOffLegacyQueue(client: Client, baseQueue: str
     const handle = client.schedule.getHandle(summary.scheduleId);
     const { action } = await handle.describe();
     if (action.type !== 'startWorkflow' || action.taskQueue !== baseQueue) continue;
-    const taskQueue = taskQueueFor(baseQueue, type as keyof typeof WORKFLOW_QUEUES);
-    await handle.update((previous) => ({ ...previous, action: { ...(previous.action as typeof action), taskQueue } }));
+    await handle.update((previous) => ({ ...previous, action: { ...(previous.action as typeof action), taskQueue: taskQueueFor(baseQueue, type as keyof typeof WORKFLOW_QUEUES) } }));
     moved.push(summary.scheduleId);
   }
   return moved.sort();
