@@ -113,6 +113,8 @@ export async function startTimeSkippingPlatform(database: Database, overrides: R
       CTEM_API_TOKEN: apiToken,
       // The bundle test/global-setup.ts built once for the run.
       CTEM_WORKFLOW_BUNDLE: inject('workflowBundle'),
+      // Everything here starts on the split queues: no poller on the former single queue.
+      CTEM_WORKER_QUEUES: 'bulk,remediation',
       ...SAMPLE_FEEDS_ENV,
       ...overrides,
     });
