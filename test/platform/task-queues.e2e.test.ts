@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
@@ -9,6 +11,7 @@ import { createWorkers, type PlatformWorkers } from '../../platform/worker.js';
 import { remediationWorkflow } from '../../workflows/remediation/workflow.js';
 import { eventually, json, SAMPLE_FEEDS_ENV, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { imageReport, type TicketRow } from '../support/reports.js';
+import { runCtem } from '../support/scripts.js';
 
 // One worker per task queue, each a Worker of its own: the platform's process polls only
 // remediation; the test runs the bulk worker (and later a legacy one) beside it, on the same dev
@@ -210,5 +213,46 @@ describe('after the upgrade from one task queue', () => {
     } finally {
       for (const id of [sourceSchedule, HUNTING_SCHEDULE_ID, other]) await client.schedule.getHandle(id).delete().catch(() => {});
     }
+  });
+});
+
+describe('ctem worker --queues', () => {
+  it('polls the queues it names, and says so', async () => {
+    const child = spawn(process.execPath, ['bin/ctem.js', 'worker', '--queues', 'bulk'], {
+      cwd: resolve(import.meta.dirname, '..', '..'),
+      env: { ...process.env, ...platform.env, CTEM_WORKER_QUEUES: 'both' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const exited = new Promise<number | null>((res) => child.once('exit', res));
+    try {
+      await new Promise<void>((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`worker did not start:\n${output}`)), 90_000);
+        const onData = (chunk: Buffer) => {
+          output += chunk.toString();
+          if (output.includes('CTEM platform is up')) {
+            clearTimeout(timer);
+            res();
+          }
+        };
+        child.stdout!.on('data', onData);
+        child.stderr!.on('data', onData);
+        void exited.then((code) => rej(new Error(`worker exited with ${code}:\n${output}`)));
+      });
+      // The flag wins over the environment's `both`.
+      expect(output).toContain(`worker polls ${base}-bulk (bulk)\n`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it('refuses an unknown queue, and the flag on a process without a worker', async () => {
+    const unknown = await runCtem(['worker', '--queues', 'bulk,fast']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('--queues: unknown queue "fast" (expected both, or a list of bulk, remediation, legacy)');
+    const api = await runCtem(['api', '--queues', 'bulk']);
+    expect(api.code).toBe(1);
+    expect(api.stderr).toContain('api: --queues is an option of the worker');
   });
 });
