@@ -7,6 +7,7 @@ import { CTEM_PHASE } from '../workflows/search-attributes.js';
 import type { Context } from 'hono';
 import type { ApiDeps } from './context.js';
 import { problem } from './problem.js';
+import { taskQueueFor } from '../workflows/task-queues.js';
 
 const EMPTY = { ok: false, status: 400, code: 'empty_upload', message: 'the request body must be the file itself' } as const;
 const tooLarge = (err: TooLargeError) => ({ ok: false, status: 413, code: 'too_large', message: err.message }) as const;
@@ -75,7 +76,7 @@ export async function acceptUpload(
   try {
     await deps.temporal.client.workflow.start(discoveryWorkflow, {
       workflowId,
-      taskQueue: deps.temporal.taskQueue,
+      taskQueue: taskQueueFor(deps.temporal.taskQueue, discoveryWorkflow),
       args: [{ scanId }],
       typedSearchAttributes: [{ key: CTEM_PHASE, value: 'discovery' }],
     });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/index.js';
+import { ConfigError, loadConfig, parseWorkerQueues } from '../config/index.js';
 import type { Roles } from '../platform/start.js';
 import { untilStopped } from './until-stopped.js';
 
@@ -11,7 +11,8 @@ const USAGE = `usage: ctem <command>
                       simulator unless DATABASE_URL, TEMPORAL_ADDRESS and SERVICENOW_URL point elsewhere;
                       with CTEM_ITSM=jira also the Jira simulator unless JIRA_BASE_URL does)
   api                 run only the HTTP API
-  worker              run only the Temporal worker
+  worker              run only the Temporal worker [--queues both|bulk,remediation,legacy] (CTEM_WORKER_QUEUES;
+                      also for start)
   cluster             the production shape on this machine: PostgreSQL, a Temporal server and UI, two
                       workers and two APIs, supervised, on loopback [--workers N] [--apis N] [--history-shards N]
   parse FILE          print a report's normalized findings as JSON lines (no database); what it
@@ -74,10 +75,13 @@ const ROLES: Record<string, Roles> = {
   worker: { api: false, worker: true },
 };
 
-async function serve(roles: Roles): Promise<number> {
+async function serve(command: string, roles: Roles, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { queues: { type: 'string' } } });
+  if (values.queues !== undefined && !roles.worker) throw new Error(`${command}: --queues is an option of the worker (ctem worker, ctem start)`);
   const { startPlatform } = await import('../platform/start.js');
   const { redact } = await import('../platform/logging.js');
   const config = loadConfig();
+  if (values.queues !== undefined) config.worker.queues = parseWorkerQueues(values.queues, '--queues');
   // Start-up and shutdown lines pass the same redaction as every other log line.
   const log = (line: string) => console.log(`[ctem] ${redact(line)}`);
   const platform = await startPlatform(config, roles, log);
@@ -111,7 +115,7 @@ async function serve(roles: Roles): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [command = 'help', ...rest] = argv;
   const roles = ROLES[command];
-  if (roles) return serve(roles);
+  if (roles) return serve(command, roles, rest);
   if (command === 'cluster') {
     const { clusterCommand } = await import('./commands/cluster.js');
     return clusterCommand(loadConfig(), rest);

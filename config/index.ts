@@ -10,6 +10,7 @@ import { ITSM_NAMES, type ItsmName } from '../mobilization/itsm/index.js';
 import { loadPeopleFile, type DirectoryPerson } from '../mobilization/itsm/people.js';
 import { parseJiraStatusMap, type JiraStatusMap } from '../mobilization/itsm/jira/states.js';
 import type { JiraRouting } from '../mobilization/itsm/jira/adapter.js';
+import type { QueueKind } from '../workflows/task-queues.js';
 
 // Configuration is read from the environment once, at start, into one typed object.
 // Every variable is listed in the README; docker-compose.yml passes the same names.
@@ -84,6 +85,45 @@ const feedUrl = (fallback: string) =>
     .transform((v) => v.trim() || undefined)
     .refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), 'expected an http(s) URL, or empty to disable');
 
+/** The queues a worker may poll: the two kinds, and the single queue of earlier versions (CTEM_TASK_QUEUE itself). */
+export const WORKER_QUEUES = ['bulk', 'remediation', 'legacy'] as const;
+export type WorkerQueue = (typeof WORKER_QUEUES)[number];
+
+/**
+ * Bulk runs few heavy activities (set-based SQL over the whole estate, report parsing): more at
+ * once only queue on PostgreSQL and the CPU. Remediation runs many light ones (an ITSM call, a
+ * row) and many short workflow tasks for tickets that wake on timers, signals and Updates.
+ */
+export const WORKER_SLOT_DEFAULTS: Record<QueueKind, WorkerSlots> = {
+  bulk: { activities: 4, workflowTasks: 10 },
+  remediation: { activities: 40, workflowTasks: 40 },
+};
+/** Workflows kept in memory per queue (the SDK needs at least as many as workflow task slots). */
+export const WORKER_CACHED_WORKFLOWS: Record<QueueKind, number> = { bulk: 200, remediation: 1000 };
+
+export interface WorkerSlots {
+  /** maxConcurrentActivityTaskExecutions */
+  activities: number;
+  /** maxConcurrentWorkflowTaskExecutions */
+  workflowTasks: number;
+}
+
+/**
+ * `both` (bulk, remediation and legacy), or a comma-separated list of bulk, remediation, legacy.
+ * `what` names the setting in the error (CTEM_WORKER_QUEUES, --queues).
+ */
+export function parseWorkerQueues(text: string, what = 'CTEM_WORKER_QUEUES'): WorkerQueue[] {
+  const items = text.split(',').map((q) => q.trim().toLowerCase()).filter(Boolean);
+  const queues = new Set<WorkerQueue>();
+  for (const item of items) {
+    if (item === 'both') WORKER_QUEUES.forEach((q) => queues.add(q));
+    else if ((WORKER_QUEUES as readonly string[]).includes(item)) queues.add(item as WorkerQueue);
+    else throw new ConfigError(`invalid configuration:\n  ${what}: unknown queue ${JSON.stringify(item)} (expected both, or a list of ${WORKER_QUEUES.join(', ')})`);
+  }
+  if (!queues.size) throw new ConfigError(`invalid configuration:\n  ${what}: name at least one queue (both, or a list of ${WORKER_QUEUES.join(', ')})`);
+  return WORKER_QUEUES.filter((q) => queues.has(q));
+}
+
 const EnvSchema = z.object({
   PORT: port(8080),
   CTEM_HOST: z.string().default('127.0.0.1'),
@@ -108,6 +148,13 @@ const EnvSchema = z.object({
   CTEM_TEMPORAL_HTTP_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   CTEM_TEMPORAL_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   CTEM_TASK_QUEUE: z.string().default('ctem'),
+  // Which task queues this process's worker polls, and how many tasks each runs at once
+  // (docs/operations.md "Workers per task queue").
+  CTEM_WORKER_QUEUES: z.string().default('both'),
+  CTEM_WORKER_BULK_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(WORKER_SLOT_DEFAULTS.bulk.activities),
+  CTEM_WORKER_BULK_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(WORKER_CACHED_WORKFLOWS.bulk).default(WORKER_SLOT_DEFAULTS.bulk.workflowTasks),
+  CTEM_WORKER_REMEDIATION_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(WORKER_SLOT_DEFAULTS.remediation.activities),
+  CTEM_WORKER_REMEDIATION_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(WORKER_CACHED_WORKFLOWS.remediation).default(WORKER_SLOT_DEFAULTS.remediation.workflowTasks),
   SERVICENOW_URL: optional,
   SERVICENOW_USER: optional,
   SERVICENOW_PASSWORD: optional,
@@ -270,6 +317,10 @@ export interface Config {
     /** The embedded dev server's HTTP API and metrics ports; random free ones when unset. */
     devServerHttpPort?: number;
     devServerMetricsPort?: number;
+    /**
+     * CTEM_TASK_QUEUE: the base of the task queue names (`<base>-bulk`, `<base>-remediation`,
+     * workflows/task-queues.ts) and the single queue of earlier versions, polled as `legacy`.
+     */
     taskQueue: string;
     /** Temporal Web UI, for links to workflows (the dev server's UI when it is embedded). */
     uiUrl?: string;
@@ -324,6 +375,8 @@ export interface Config {
   validation: ValidationConfig;
   metrics: MetricsConfig;
   operatorMetrics: OperatorMetricsConfig;
+  /** What this process's worker polls (CTEM_WORKER_QUEUES) and its slots per queue kind; legacy uses remediation's. */
+  worker: { queues: WorkerQueue[]; slots: Record<QueueKind, WorkerSlots> };
   maxUploadBytes: number;
   /** The Slack bot; unset when Slack is not configured. */
   slack?: SlackConfig;
@@ -668,6 +721,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(e.CTEM_METRICS_TOKEN ? { token: e.CTEM_METRICS_TOKEN } : {}),
       ...(e.CTEM_SDK_METRICS_PORT ? { sdkPort: e.CTEM_SDK_METRICS_PORT } : {}),
       ...(e.CTEM_WORKER_METRICS_PORT ? { workerPort: e.CTEM_WORKER_METRICS_PORT } : {}),
+    },
+    worker: {
+      queues: parseWorkerQueues(e.CTEM_WORKER_QUEUES),
+      slots: {
+        bulk: { activities: e.CTEM_WORKER_BULK_ACTIVITIES, workflowTasks: e.CTEM_WORKER_BULK_WORKFLOW_TASKS },
+        remediation: { activities: e.CTEM_WORKER_REMEDIATION_ACTIVITIES, workflowTasks: e.CTEM_WORKER_REMEDIATION_WORKFLOW_TASKS },
+      },
     },
     maxUploadBytes: Math.round(e.CTEM_MAX_UPLOAD_MB * 1024 * 1024),
     ...(slack ? { slack } : {}),

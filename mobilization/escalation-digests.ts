@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Sql } from '../db/client.js';
 import { escalationDigestWorkflow, escalationQueuedSignal, type EscalationQueued } from '../workflows/escalation-digest.js';
 import type { DigestedEscalation, EscalationDigestNotice, EscalationNotice, Person } from './notifier.js';
+import { taskQueueFor } from '../workflows/task-queues.js';
 
 // Managers hear of escalations once per round: every escalation recorded for a manager waits
 // (escalations.digest_key null) until their round's digest names it. A round is one run of the
@@ -17,7 +18,7 @@ export async function queueForDigest(temporal: { client: Client; taskQueue: stri
   const line: EscalationQueued = { ticketKey: notice.ticketKey, owner: notice.owner, ...(notice.ticketUrl ? { ticketUrl: notice.ticketUrl } : {}) };
   await temporal.client.workflow.signalWithStart(escalationDigestWorkflow, {
     workflowId: escalationDigestWorkflowId(notice.manager.userName),
-    taskQueue: temporal.taskQueue,
+    taskQueue: taskQueueFor(temporal.taskQueue, escalationDigestWorkflow),
     args: [{ manager: notice.manager, windowMs }],
     signal: escalationQueuedSignal,
     signalArgs: [line],

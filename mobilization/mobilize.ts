@@ -8,6 +8,7 @@ import { actionsInScope, actionsWithMovedFindings, saveTickets, type Assignment,
 import type { RemediationAction } from './actions.js';
 import { slaFor } from './sla.js';
 import { scanCoverage, ticketsAwaitingVerification } from './store.js';
+import { taskQueueFor } from '../workflows/task-queues.js';
 
 // From prioritized findings to running remediation workflows: plan the golden tickets of a scope and
 // tell each ticket's workflow (signal-with-start opens it when new, signals it when it exists); a
@@ -94,7 +95,7 @@ export async function mobilize(
     if (!t.changed || !t.owner) continue;
     await temporal.client.workflow.signalWithStart(remediationWorkflow, {
       workflowId: t.workflowId,
-      taskQueue: temporal.taskQueue,
+      taskQueue: taskQueueFor(temporal.taskQueue, remediationWorkflow),
       args: [
         {
           ticketKey: t.key,

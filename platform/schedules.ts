@@ -7,6 +7,7 @@ import { orphanReportWorkflow } from '../workflows/orphan-report.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
 import { sourceDiscoveryWorkflow } from '../workflows/source-discovery.js';
 import { validationWorkflow } from '../workflows/validation.js';
+import { taskQueueFor, WORKFLOW_QUEUES } from '../workflows/task-queues.js';
 import { parseDuration } from '../config/duration.js';
 
 // Temporal Schedules the platform owns: one per pulled discovery source (daily unless configured),
@@ -37,7 +38,7 @@ async function upsertSchedule(client: Client, options: ScheduleOptions): Promise
   }
 }
 
-export async function upsertSourceSchedule(client: Client, taskQueue: string, source: string, schedule: string): Promise<void> {
+export async function upsertSourceSchedule(client: Client, baseQueue: string, source: string, schedule: string): Promise<void> {
   await upsertSchedule(client, {
     scheduleId: sourceScheduleId(source),
     spec: specOf(schedule),
@@ -45,7 +46,7 @@ export async function upsertSourceSchedule(client: Client, taskQueue: string, so
       type: 'startWorkflow',
       workflowType: sourceDiscoveryWorkflow,
       workflowId: `discovery-source:${source}`,
-      taskQueue,
+      taskQueue: taskQueueFor(baseQueue, sourceDiscoveryWorkflow),
       args: [{ source }],
       typedSearchAttributes: [{ key: CTEM_PHASE, value: 'discovery' }],
     },
@@ -72,17 +73,17 @@ export async function nextRuns(client: Client, source: string): Promise<string[]
   }
 }
 
-export async function ensureOrphanReportSchedule(client: Client, taskQueue: string, cron: string): Promise<void> {
+export async function ensureOrphanReportSchedule(client: Client, baseQueue: string, cron: string): Promise<void> {
   await upsertSchedule(client, {
     scheduleId: ORPHAN_REPORT_SCHEDULE_ID,
     spec: specOf(cron),
-    action: { type: 'startWorkflow', workflowType: orphanReportWorkflow, workflowId: 'report:orphan-assets', taskQueue, args: [] },
+    action: { type: 'startWorkflow', workflowType: orphanReportWorkflow, workflowId: 'report:orphan-assets', taskQueue: taskQueueFor(baseQueue, orphanReportWorkflow), args: [] },
     policies: { overlap: ScheduleOverlapPolicy.SKIP },
   });
 }
 
 /** Fetches a threat-intel feed on a schedule (CTEM_INTEL_SCHEDULE); the URL is the worker's configuration. */
-export async function ensureIntelFeedSchedule(client: Client, taskQueue: string, kind: 'epss' | 'kev', schedule: string): Promise<void> {
+export async function ensureIntelFeedSchedule(client: Client, baseQueue: string, kind: 'epss' | 'kev', schedule: string): Promise<void> {
   await upsertSchedule(client, {
     scheduleId: intelScheduleId(kind),
     spec: specOf(schedule),
@@ -90,7 +91,7 @@ export async function ensureIntelFeedSchedule(client: Client, taskQueue: string,
       type: 'startWorkflow',
       workflowType: intelFeedWorkflow,
       workflowId: `intel-feed:${kind}`,
-      taskQueue,
+      taskQueue: taskQueueFor(baseQueue, intelFeedWorkflow),
       args: [{ kind }],
       typedSearchAttributes: [{ key: CTEM_PHASE, value: 'prioritization' }],
     },
@@ -102,7 +103,7 @@ export async function ensureIntelFeedSchedule(client: Client, taskQueue: string,
  * Validates the whole estate on a schedule (CTEM_VALIDATION_SCHEDULE; `off` removes it): the attack
  * graph, the allowed active checks and the compensating controls.
  */
-export async function ensureValidationSchedule(client: Client, taskQueue: string, schedule: string): Promise<void> {
+export async function ensureValidationSchedule(client: Client, baseQueue: string, schedule: string): Promise<void> {
   if (schedule === 'off') {
     try {
       await client.schedule.getHandle(VALIDATION_SCHEDULE_ID).delete();
@@ -118,7 +119,7 @@ export async function ensureValidationSchedule(client: Client, taskQueue: string
       type: 'startWorkflow',
       workflowType: validationWorkflow,
       workflowId: 'validation:estate:scheduled',
-      taskQueue,
+      taskQueue: taskQueueFor(baseQueue, validationWorkflow),
       args: [{ scope: 'estate', trigger: 'schedule', requestedBy: VALIDATION_SCHEDULE_ID }],
       typedSearchAttributes: [{ key: CTEM_PHASE, value: 'validation' }],
     },
@@ -130,7 +131,7 @@ export async function ensureValidationSchedule(client: Client, taskQueue: string
  * The daily program-metric snapshot (CTEM_METRICS_SCHEDULE, `1d`: each midnight UTC; `off` removes
  * it). A Schedule's runs are named `metrics-snapshot:daily-<time>` by Temporal.
  */
-export async function ensureMetricsSchedule(client: Client, taskQueue: string, schedule: string): Promise<void> {
+export async function ensureMetricsSchedule(client: Client, baseQueue: string, schedule: string): Promise<void> {
   if (schedule === 'off') {
     try {
       await client.schedule.getHandle(METRICS_SCHEDULE_ID).delete();
@@ -142,20 +143,40 @@ export async function ensureMetricsSchedule(client: Client, taskQueue: string, s
   await upsertSchedule(client, {
     scheduleId: METRICS_SCHEDULE_ID,
     spec: specOf(schedule),
-    action: { type: 'startWorkflow', workflowType: metricsSnapshotWorkflow, workflowId: 'metrics-snapshot:daily', taskQueue, args: [{}] },
+    action: { type: 'startWorkflow', workflowType: metricsSnapshotWorkflow, workflowId: 'metrics-snapshot:daily', taskQueue: taskQueueFor(baseQueue, metricsSnapshotWorkflow), args: [{}] },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
   });
 }
 
 /** Starts `metrics-snapshot:<day>` (idempotent: a run of that id already going or done is left alone). */
-export async function startMetricsSnapshot(client: Client, taskQueue: string, day: string): Promise<string> {
+export async function startMetricsSnapshot(client: Client, baseQueue: string, day: string): Promise<string> {
   const workflowId = `metrics-snapshot:${day}`;
   try {
-    await client.workflow.start(metricsSnapshotWorkflow, { workflowId, taskQueue, args: [{ day }] });
+    await client.workflow.start(metricsSnapshotWorkflow, { workflowId, taskQueue: taskQueueFor(baseQueue, metricsSnapshotWorkflow), args: [{ day }] });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
   return workflowId;
+}
+
+/**
+ * Schedules written before the task queues were split start their workflows on the single queue of
+ * earlier versions (`baseQueue` itself). Each one still aimed there is pointed at its workflow
+ * type's queue (the ensure* functions do this for theirs; this also covers the per-source schedules,
+ * which only change when their source does). Returns the ids moved.
+ */
+export async function moveSchedulesOffLegacyQueue(client: Client, baseQueue: string): Promise<string[]> {
+  const moved: string[] = [];
+  for await (const summary of client.schedule.list()) {
+    const type = summary.action?.workflowType;
+    if (!type || !(type in WORKFLOW_QUEUES)) continue;
+    const handle = client.schedule.getHandle(summary.scheduleId);
+    const { action } = await handle.describe();
+    if (action.type !== 'startWorkflow' || action.taskQueue !== baseQueue) continue;
+    await handle.update((previous) => ({ ...previous, action: { ...(previous.action as typeof action), taskQueue: taskQueueFor(baseQueue, type as keyof typeof WORKFLOW_QUEUES) } }));
+    moved.push(summary.scheduleId);
+  }
+  return moved.sort();
 }
 
 /** Every Temporal Schedule of the namespace, what it starts and when it runs next (the console's program page). */
@@ -179,7 +200,7 @@ export const HUNTING_SCHEDULE_ID = 'hunting-schedule:daily';
  * Asks every saved hunting hypothesis again on a schedule (CTEM_HUNTING_SCHEDULE; `off` removes it),
  * so each one's residual exposure has a trend. Runs are `hunting-<scheduled time>`.
  */
-export async function ensureHuntingSchedule(client: Client, taskQueue: string, schedule: string): Promise<void> {
+export async function ensureHuntingSchedule(client: Client, baseQueue: string, schedule: string): Promise<void> {
   if (schedule === 'off') {
     try {
       await client.schedule.getHandle(HUNTING_SCHEDULE_ID).delete();
@@ -195,7 +216,7 @@ export async function ensureHuntingSchedule(client: Client, taskQueue: string, s
       type: 'startWorkflow',
       workflowType: huntingWorkflow,
       workflowId: 'hunting',
-      taskQueue,
+      taskQueue: taskQueueFor(baseQueue, huntingWorkflow),
       args: [],
       typedSearchAttributes: [{ key: CTEM_PHASE, value: 'scoping' }],
     },

@@ -3,7 +3,6 @@ import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSyn
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import { importStartupFeeds } from '../prioritization/feeds/import.js';
 import { createApp } from '../api/app.js';
 import { connectDatabase, migrateDatabase, type Database } from '../db/client.js';
@@ -15,10 +14,10 @@ import type { SlackBot } from '../slack/bot.js';
 import type { Config } from '../config/index.js';
 import { connectApiTemporal, connectTemporal, connectWorkerTemporal, createItsm, type ItsmConnections } from './connect.js';
 import { startEmbeddedPostgres } from './postgres.js';
-import { ensureHuntingSchedule, ensureIntelFeedSchedule, ensureMetricsSchedule, ensureOrphanReportSchedule, ensureValidationSchedule, startMetricsSnapshot } from './schedules.js';
+import { ensureHuntingSchedule, ensureIntelFeedSchedule, ensureMetricsSchedule, ensureOrphanReportSchedule, ensureValidationSchedule, moveSchedulesOffLegacyQueue, startMetricsSnapshot } from './schedules.js';
 import { dayOf, hasSnapshot } from '../metrics/snapshot.js';
 import { registerSearchAttributes, startDevServer } from './temporal.js';
-import { createWorker, installWorkerRuntime } from './worker.js';
+import { createWorkers, installWorkerRuntime } from './worker.js';
 import { freePort, listenError, listenHttp } from './ports.js';
 import { createOperatorMetrics, metricsEndpoint } from './telemetry.js';
 import { addSecretsToRedact, createLogger, requestLog, urlPassword } from './logging.js';
@@ -177,6 +176,9 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
     for (const kind of ['epss', 'kev'] as const) {
       if (config.intel.urls[kind]) await ensureIntelFeedSchedule(temporal.client, config.temporal.taskQueue, kind, config.intel.schedule);
     }
+    // Schedules of a version with one task queue (the per-source ones among them) start on the split queues from now on.
+    const moved = await moveSchedulesOffLegacyQueue(temporal.client, config.temporal.taskQueue);
+    if (moved.length) log(`schedules moved to the split task queues: ${moved.join(', ')}`);
 
     // The ITSM client is known once the simulator runs, after the API (it needs the API's URL).
     let itsm: Itsm | undefined;
@@ -285,7 +287,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
       stack.push(() => connection.close());
       // Escalation DMs, orphan reports and campaign results go to Slack when it is configured.
       const slackNotifier = config.slack ? (await import('../slack/notifier.js')).createSlackNotifier(config.slack, database, log) : undefined;
-      const worker: Worker = await createWorker({
+      const worker = await createWorkers({
         config,
         connection,
         client: temporal.client,
@@ -297,6 +299,7 @@ export async function startPlatform(config: Config, roles: Roles = { api: true, 
         serviceNowConnection: { baseUrl: serviceNow.url, user: serviceNow.user, password: serviceNow.password },
         ...(slackNotifier ? { notifier: slackNotifier, campaignPublisher: slackNotifier, validationPublisher: slackNotifier } : {}),
       });
+      log(`worker polls ${worker.workers.map((w) => `${w.taskQueue} (${w.queue})`).join(', ')}`);
       const running = worker.run();
       stack.push(async () => {
         if (worker.getState() === 'RUNNING') worker.shutdown();

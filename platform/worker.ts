@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createCampaignActivities, type CampaignPublisher } from '../activities/campaign.js';
 import { createDiscoveryActivities } from '../activities/discovery.js';
 import { createHuntingActivities } from '../activities/hunting.js';
@@ -20,7 +20,8 @@ import type { ServiceNowConnection } from '../discovery/context/index.js';
 import type { Database } from '../db/client.js';
 import type { Notifier } from '../mobilization/notifier.js';
 import type { Itsm } from '../mobilization/itsm/index.js';
-import type { Config } from '../config/index.js';
+import { WORKER_CACHED_WORKFLOWS, type Config, type WorkerQueue } from '../config/index.js';
+import { queueName, type QueueKind } from '../workflows/task-queues.js';
 import { heartbeatWhileRunning } from './heartbeat.js';
 import { formatLogEntry, parseLogLevel, type LogFormat } from './logging.js';
 import { setSdkMetricsAddress, type OperatorMetrics } from './telemetry.js';
@@ -29,7 +30,7 @@ import { bundleHasTracing, WORKFLOW_TRACING_MODULE, type Tracing } from './traci
 const require = createRequire(import.meta.url);
 
 export interface WorkerDeps {
-  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel' | 'maxUploadBytes' | 'fallbackOwner' | 'validation'> & Partial<Pick<Config, 'auditRetentionMs'>>;
+  config: Pick<Config, 'sla' | 'temporal' | 'dataDir' | 'intel' | 'maxUploadBytes' | 'fallbackOwner' | 'validation' | 'worker'> & Partial<Pick<Config, 'auditRetentionMs'>>;
   connection: NativeConnection;
   client: Client;
   database: Database;
@@ -91,32 +92,84 @@ export function installWorkerRuntime(options: { sdkMetricsPort?: number; logging
 }
 
 /**
- * Where the worker's workflow code comes from. Tracing needs its interceptors inside the bundle: a
- * bundle built ahead without them (CTEM_WORKFLOW_BUNDLE) is set aside and workflows/ is bundled at
- * start with them. Without tracing, the bundle is the plain one, as before.
+ * Where the workers' workflow code comes from, bundled once for every queue's worker (seconds of
+ * CPU each otherwise). Tracing needs its interceptors inside the bundle: a bundle built ahead
+ * without them (CTEM_WORKFLOW_BUNDLE) is set aside and workflows/ is bundled at start with them.
+ * Without tracing, the bundle is the plain one, as before.
  */
-function workflowCode(bundle: string | undefined, tracing: boolean, log: (line: string) => void): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> & { workflowModules: string[] } {
-  if (bundle && (!tracing || bundleHasTracing(readFileSync(bundle, 'utf8')))) return { workflowBundle: { codePath: bundle }, workflowModules: [] };
+async function workflowCode(bundle: string | undefined, tracing: boolean, log: (line: string) => void): Promise<NonNullable<WorkerOptions['workflowBundle']>> {
+  if (bundle && (!tracing || bundleHasTracing(readFileSync(bundle, 'utf8')))) return { codePath: bundle };
   if (bundle) log(`tracing: the workflow bundle ${bundle} has no tracing interceptors; bundling workflows/ with them instead`);
-  return { workflowsPath, workflowModules: tracing ? [WORKFLOW_TRACING_MODULE] : [] };
+  const workflowInterceptorModules = tracing ? [WORKFLOW_TRACING_MODULE] : [];
+  return { code: (await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules, logger: Runtime.instance().logger })).code };
 }
 
-export async function createWorker(deps: WorkerDeps): Promise<Worker> {
-  const { workflowModules, ...code } = workflowCode(deps.config.temporal.workflowBundle, !!deps.tracing, deps.log ?? (() => {}));
-  const options: WorkerOptions = {
-    connection: deps.connection,
-    namespace: deps.config.temporal.namespace,
-    taskQueue: deps.config.temporal.taskQueue,
-    activities: createActivities(deps),
-    // Bounded cache: memory stays flat however many remediation workflows wait on timers.
-    maxCachedWorkflows: 1000,
-    interceptors: {
-      // Tracing outermost, so the other interceptors and the activity run inside its span.
-      activity: [...(deps.tracing?.activityInterceptors ?? []), heartbeatWhileRunning, ...(deps.operatorMetrics ? [deps.operatorMetrics.activities] : [])],
-      ...(workflowModules.length ? { workflowModules } : {}),
-    },
-    ...(deps.tracing ? { sinks: deps.tracing.workflowSinks } : {}),
-    ...code,
+/** One Worker per polled task queue, run and stopped together. */
+export interface PlatformWorkers {
+  workers: Array<{ queue: WorkerQueue; taskQueue: string; worker: Worker }>;
+  /** Runs every worker; resolves when all have stopped, rejects (after stopping the others) when one fails. */
+  run(): Promise<void>;
+  /** Starts the graceful shutdown of every running worker. */
+  shutdown(): void;
+  /** RUNNING while any worker runs. */
+  getState(): ReturnType<Worker['getState']>;
+}
+
+/** The task queue a worker of that kind polls: `<base>-bulk`, `<base>-remediation`, or the legacy `<base>`. */
+export function workerTaskQueue(base: string, queue: WorkerQueue): string {
+  return queue === 'legacy' ? base : queueName(base, queue);
+}
+
+/**
+ * A Worker per queue in config.worker.queues (CTEM_WORKER_QUEUES), all with every workflow and
+ * activity (so any of them can finish what the single queue of earlier versions holds), each sized
+ * for its queue's work. The legacy queue is sized like remediation: what lives on there longest
+ * are ticket workflows.
+ */
+export async function createWorkers(deps: WorkerDeps): Promise<PlatformWorkers> {
+  const { temporal, worker: workerConfig } = deps.config;
+  const activities = createActivities(deps);
+  const workflowBundle = await workflowCode(temporal.workflowBundle, !!deps.tracing, deps.log ?? (() => {}));
+  // Tracing outermost, so the other interceptors and the activity run inside its span.
+  const interceptors = { activity: [...(deps.tracing?.activityInterceptors ?? []), heartbeatWhileRunning, ...(deps.operatorMetrics ? [deps.operatorMetrics.activities] : [])] };
+  const workers: PlatformWorkers['workers'] = [];
+  for (const queue of workerConfig.queues) {
+    const kind: QueueKind = queue === 'legacy' ? 'remediation' : queue;
+    const slots = workerConfig.slots[kind];
+    const taskQueue = workerTaskQueue(temporal.taskQueue, queue);
+    const options: WorkerOptions = {
+      connection: deps.connection,
+      namespace: temporal.namespace,
+      taskQueue,
+      activities,
+      maxConcurrentActivityTaskExecutions: slots.activities,
+      maxConcurrentWorkflowTaskExecutions: slots.workflowTasks,
+      // Bounded cache: memory stays flat however many remediation workflows wait on timers.
+      maxCachedWorkflows: WORKER_CACHED_WORKFLOWS[kind],
+      interceptors,
+      ...(deps.tracing ? { sinks: deps.tracing.workflowSinks } : {}),
+      workflowBundle,
+    };
+    workers.push({ queue, taskQueue, worker: await Worker.create(options) });
+  }
+  const shutdown = () => {
+    for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
   };
-  return Worker.create(options);
+  return {
+    workers,
+    async run() {
+      const results = await Promise.allSettled(
+        workers.map(({ worker }) =>
+          worker.run().catch((err: unknown) => {
+            shutdown();
+            throw err;
+          }),
+        ),
+      );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    },
+    shutdown,
+    getState: () => (workers.some(({ worker }) => worker.getState() === 'RUNNING') ? 'RUNNING' : (workers[0]?.worker.getState() ?? 'STOPPED')),
+  };
 }

@@ -7,6 +7,7 @@ import { campaignWorkflow, type CampaignInput } from '../workflows/campaign.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
 import { countOpenWithIssues, finishCampaign, getCampaign, recordCampaignStart, scopeImages } from './campaign-store.js';
 import { getScope } from './scopes.js';
+import { taskQueueFor } from '../workflows/task-queues.js';
 
 // Campaigns: one on-demand run of discovery and prioritization over a saved scope. The API and the
 // Slack bot start them; the campaign workflow's activities plan the discovery and publish what it
@@ -76,7 +77,7 @@ export async function startCampaign(temporal: { client: Client; taskQueue: strin
   const workflowId = `campaign:${input.scope}:${randomBytes(4).toString('hex')}`;
   await temporal.client.workflow.start(campaignWorkflow, {
     workflowId,
-    taskQueue: temporal.taskQueue,
+    taskQueue: taskQueueFor(temporal.taskQueue, campaignWorkflow),
     args: [input],
     typedSearchAttributes: [{ key: CTEM_PHASE, value: 'scoping' }],
   });

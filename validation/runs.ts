@@ -4,6 +4,7 @@ import type { Sql } from '../db/client.js';
 import { getScope, scopeCondition, type ScopeSelector } from '../scoping/scopes.js';
 import { validationWorkflow, type ValidationInput } from '../workflows/validation.js';
 import { CTEM_PHASE } from '../workflows/search-attributes.js';
+import { taskQueueFor } from '../workflows/task-queues.js';
 
 // Validation runs (`validation:<scope>:<id>`): each refreshes the attack graph, runs the safe active
 // checks allowed for the scope and verifies compensating controls, then records and announces what
@@ -117,7 +118,7 @@ export async function startValidation(temporal: { client: Client; taskQueue: str
   const workflowId = `validation:${input.scope}:${randomBytes(4).toString('hex')}`;
   await temporal.client.workflow.start(validationWorkflow, {
     workflowId,
-    taskQueue: temporal.taskQueue,
+    taskQueue: taskQueueFor(temporal.taskQueue, validationWorkflow),
     args: [input],
     typedSearchAttributes: [{ key: CTEM_PHASE, value: 'validation' }],
   });

@@ -6,6 +6,7 @@ import { CursorError } from '../../db/read-models/keyset.js';
 import { problem } from '../problem.js';
 import { assetMergeHistory, MergeUndoError, undoMerge } from '../../discovery/store/merge.js';
 import { rescoreWorkflow } from '../../workflows/rescore.js';
+import { taskQueueFor } from '../../workflows/task-queues.js';
 
 const AssetSchema = z
   .object({
@@ -169,7 +170,7 @@ export const assetRoutes = new OpenAPIHono<AppEnv>()
       // Both assets' findings are rescored through the incremental path (undoMerge forgot their recorded context).
       const workflowId = `rescore:merge-undo:${id}`;
       await deps.temporal.client.workflow
-        .start(rescoreWorkflow, { workflowId, taskQueue: deps.temporal.taskQueue, args: [{ reason: `asset merge ${id} undone` }] })
+        .start(rescoreWorkflow, { workflowId, taskQueue: taskQueueFor(deps.temporal.taskQueue, rescoreWorkflow), args: [{ reason: `asset merge ${id} undone` }] })
         .catch((err: Error) => {
           if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
         });

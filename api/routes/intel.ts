@@ -21,6 +21,7 @@ import { problem } from '../problem.js';
 import { withUploadedFile } from '../uploads.js';
 import { ErrorSchema, ShadowDiffSchema } from './schemas.js';
 import { noteChange } from '../audit.js';
+import { taskQueueFor } from '../../workflows/task-queues.js';
 
 // Threat-intel feeds (FIRST EPSS, CISA KEV, CVE records): import a file, list versions, promote a
 // staged one, compare one with the active version in shadow mode, fetch now.
@@ -279,7 +280,7 @@ export const intelRoutes = new OpenAPIHono<AppEnv>()
     try {
       await deps.temporal.client.workflow.start(intelFeedWorkflow, {
         workflowId,
-        taskQueue: deps.temporal.taskQueue,
+        taskQueue: taskQueueFor(deps.temporal.taskQueue, intelFeedWorkflow),
         args: [{ kind }],
         typedSearchAttributes: [{ key: CTEM_PHASE, value: 'prioritization' }],
       });

@@ -9,6 +9,7 @@ import type { ApiDeps, AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema, ShadowDiffSchema } from './schemas.js';
 import { noteChange } from '../audit.js';
+import { taskQueueFor } from '../../workflows/task-queues.js';
 
 const PolicyVersionSchema = z
   .object({
@@ -58,7 +59,7 @@ const ControlName = z.string().min(1).max(200);
 async function startRescore(deps: ApiDeps, key: string, reason: string): Promise<string> {
   const workflowId = `rescore:${key}`;
   await deps.temporal.client.workflow
-    .start(rescoreWorkflow, { workflowId, taskQueue: deps.temporal.taskQueue, args: [{ reason }] })
+    .start(rescoreWorkflow, { workflowId, taskQueue: taskQueueFor(deps.temporal.taskQueue, rescoreWorkflow), args: [{ reason }] })
     .catch((err: Error) => {
       if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
     });

@@ -5,6 +5,7 @@ import { orphanReportWorkflow } from '../../workflows/orphan-report.js';
 import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema } from './schemas.js';
+import { taskQueueFor } from '../../workflows/task-queues.js';
 
 const OrphanReportSchema = z
   .object({
@@ -115,7 +116,7 @@ export const reportRoutes = new OpenAPIHono<AppEnv>()
     const deps = c.get('deps');
     const { reportId } = await deps.temporal.client.workflow.execute(orphanReportWorkflow, {
       workflowId: `report:orphan-assets:manual:${Date.now()}`,
-      taskQueue: deps.temporal.taskQueue,
+      taskQueue: taskQueueFor(deps.temporal.taskQueue, orphanReportWorkflow),
     });
     const report = await getReport(deps.database.db, reportId, 'orphan-assets');
     return c.json(withId(reportId, report?.body), 201);

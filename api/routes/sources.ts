@@ -9,6 +9,7 @@ import type { AppEnv } from '../context.js';
 import { problem } from '../problem.js';
 import { ErrorSchema } from './schemas.js';
 import { noteChange } from '../audit.js';
+import { taskQueueFor } from '../../workflows/task-queues.js';
 
 const Name = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 
@@ -101,7 +102,7 @@ export async function startSourceRun(deps: AppEnv['Variables']['deps'], source: 
   try {
     await deps.temporal.client.workflow.start(sourceDiscoveryWorkflow, {
       workflowId,
-      taskQueue: deps.temporal.taskQueue,
+      taskQueue: taskQueueFor(deps.temporal.taskQueue, sourceDiscoveryWorkflow),
       args: [{ source, ...(target ? { target } : {}) }],
       typedSearchAttributes: [{ key: CTEM_PHASE, value: 'discovery' }],
     });

@@ -13,6 +13,7 @@ import { problem } from '../problem.js';
 import { withUploadedFile } from '../uploads.js';
 import { ErrorSchema } from './schemas.js';
 import { actorName } from '../../access/identities.js';
+import { taskQueueFor } from '../../workflows/task-queues.js';
 
 // Validation from the API: evidence from the tools teams run (Nuclei, OWASP ZAP, pentest and BAS
 // results), validation runs, and what they found.
@@ -228,7 +229,7 @@ const exposurePathRoute = createRoute({
 async function startRescore(deps: ApiDeps, sha256: string): Promise<string> {
   const workflowId = `rescore:evidence:${sha256.slice(0, 16)}`;
   await deps.temporal.client.workflow
-    .start(rescoreWorkflow, { workflowId, taskQueue: deps.temporal.taskQueue, args: [{ reason: `validation evidence ${sha256.slice(0, 16)}` }] })
+    .start(rescoreWorkflow, { workflowId, taskQueue: taskQueueFor(deps.temporal.taskQueue, rescoreWorkflow), args: [{ reason: `validation evidence ${sha256.slice(0, 16)}` }] })
     .catch((err: Error) => {
       if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
     });

@@ -12,6 +12,7 @@ import { FEED_LABEL, feedMaxAge, openEpssFeed, readKevFeed, sha256File, type Fee
 import { openCveRecords } from './cve-json5.js';
 import { getFeedVersion, importCveRecords, importEpssFeed, importKevFeed, type FeedImport, type ImportOptions } from './store.js';
 import type { ShadowOptions } from '../scoring/shadow.js';
+import { taskQueueFor } from '../../workflows/task-queues.js';
 
 // Threat-intel feeds in: files (start-time configuration, the API, the CLI) and downloads (the
 // intelFeedWorkflow's activity, through the same import). Every path stages, checks, then activates
@@ -97,7 +98,7 @@ export async function startRescoreAfterFeedChange(client: Client, taskQueue: str
   try {
     await client.workflow.start(rescoreWorkflow, {
       workflowId,
-      taskQueue,
+      taskQueue: taskQueueFor(taskQueue, rescoreWorkflow),
       args: [{ reason: `${FEED_LABEL[kind]} ${version} activated` }],
       typedSearchAttributes: [{ key: CTEM_PHASE, value: 'prioritization' }],
     });

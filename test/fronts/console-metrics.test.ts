@@ -77,7 +77,7 @@ describe('program metrics on the platform', () => {
   it('creates the daily Schedule and takes the day’s snapshot at start-up; off removes the Schedule', async () => {
     const schedule = await platform.temporalClient.schedule.getHandle(METRICS_SCHEDULE_ID).describe();
     expect(schedule.spec.intervals?.[0]?.every).toBe(86_400_000);
-    expect(schedule.action).toMatchObject({ type: 'startWorkflow', workflowType: 'metricsSnapshotWorkflow', taskQueue: platform.env.CTEM_TASK_QUEUE });
+    expect(schedule.action).toMatchObject({ type: 'startWorkflow', workflowType: 'metricsSnapshotWorkflow', taskQueue: `${platform.env.CTEM_TASK_QUEUE}-bulk` });
     const run = await platform.temporalClient.workflow.getHandle(`metrics-snapshot:${today}`).result();
     expect(run).toEqual({ day: today, scopes: ['*'] });
     const [row] = await platform.database.sql`select day, scope, metrics -> 'backlog' as backlog from metric_snapshots`;

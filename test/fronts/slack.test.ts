@@ -203,7 +203,7 @@ describe('/ctem', () => {
     const campaigns = await platform.database.sql`select id from campaigns where requested_by = ${`slack:${BOB}`}`;
     expect(campaigns).toHaveLength(0);
     const started = [];
-    for await (const w of platform.temporalClient.workflow.list({ query: `WorkflowType = 'campaignWorkflow' AND TaskQueue = '${platform.env.CTEM_TASK_QUEUE}'` })) started.push(w);
+    for await (const w of platform.temporalClient.workflow.list({ query: `WorkflowType = 'campaignWorkflow' AND TaskQueue = '${platform.env.CTEM_TASK_QUEUE}-bulk'` })) started.push(w);
     expect(started).toHaveLength(0);
   });
 });
@@ -405,7 +405,7 @@ describe('campaigns, exposures and tickets', () => {
     const result = await platform.temporalClient.workflow.getHandle(id).result();
     // The visibility query the refusal test relies on does find campaigns.
     await eventually(async () => {
-      for await (const w of platform.temporalClient.workflow.list({ query: `WorkflowType = 'campaignWorkflow' AND TaskQueue = '${platform.env.CTEM_TASK_QUEUE}'` })) {
+      for await (const w of platform.temporalClient.workflow.list({ query: `WorkflowType = 'campaignWorkflow' AND TaskQueue = '${platform.env.CTEM_TASK_QUEUE}-bulk'` })) {
         if (w.workflowId === id) return true;
       }
       return undefined;

@@ -138,6 +138,7 @@ describe('docker-compose.yml', () => {
       expect(config.sla).toEqual(loadConfig({}).sla);
       expect(config.temporal.namespace).toBe(loadConfig({}).temporal.namespace);
       expect(config.temporal.taskQueue).toBe(loadConfig({}).temporal.taskQueue);
+      expect(config.worker).toEqual(loadConfig({}).worker);
     });
 
     it(`${name}: DATABASE_URL and TEMPORAL_ADDRESS point at services of this file`, () => {

@@ -63,8 +63,9 @@ describe('operator metrics', () => {
     expect(sample(text, 'ctem_scans', { status: 'completed' })).toBe(1);
     expect(sample(text, 'ctem_store_up')).toBe(1);
     expect(sample(text, 'ctem_process_resident_memory_bytes')).toBeGreaterThan(0);
-    // The SDK's own figures, from its exporter in this process: the workflow task that ran the scan.
-    const queue = platform.env.CTEM_TASK_QUEUE!;
+    // The SDK's own figures, from its exporter in this process: the workflow task that ran the scan,
+    // on the bulk queue's worker.
+    const queue = `${platform.env.CTEM_TASK_QUEUE!}-bulk`;
     expect(sample(text, 'temporal_workflow_task_execution_latency_count', { task_queue: queue })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'temporal_activity_execution_latency_count', { task_queue: queue, activity_type: 'ingestReport' })).toBeGreaterThanOrEqual(1);
   });

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import proto from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 // @ts-expect-error: a plain ES module script without type declarations
 import { ensureTemporalTestServer } from '../../../scripts/ensure-temporal.mjs';
@@ -17,7 +16,7 @@ import type { DigestedEscalation, EscalationDigestNotice, Notifier } from '../..
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../../../mobilization/itsm/servicenow/simulator.js';
 import { createJiraSimulator, type JiraSimulator } from '../../../mobilization/itsm/jira/simulator.js';
 import { createItsm, type ItsmConnections } from '../../../platform/connect.js';
-import { createWorker, installWorkerRuntime } from '../../../platform/worker.js';
+import { createWorkers, installWorkerRuntime } from '../../../platform/worker.js';
 import { importStartupFeeds } from '../../../prioritization/feeds/import.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../../workflows/search-attributes.js';
 import { migratedTestDatabase, SAMPLE_FEEDS_ENV } from '../../support/platform.js';
@@ -114,6 +113,8 @@ export async function startTimeSkippingPlatform(database: Database, overrides: R
       CTEM_API_TOKEN: apiToken,
       // The bundle test/global-setup.ts built once for the run.
       CTEM_WORKFLOW_BUNDLE: inject('workflowBundle'),
+      // Everything here starts on the split queues: no poller on the former single queue.
+      CTEM_WORKER_QUEUES: 'bulk,remediation',
       ...SAMPLE_FEEDS_ENV,
       ...overrides,
     });
@@ -160,7 +161,7 @@ export async function startTimeSkippingPlatform(database: Database, overrides: R
     }
 
     const notifier = new RecordingNotifier();
-    const worker: Worker = await createWorker({
+    const worker = await createWorkers({
       config: { ...config, temporal: { ...config.temporal, namespace: temporal.namespace } },
       connection: env.nativeConnection,
       client: env.client,
