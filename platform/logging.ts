@@ -87,7 +87,9 @@ export function formatLogEntry(entry: LogEntry, format: LogFormat, withStack = e
     .filter(([k, v]) => !NOISE.has(k) && v !== undefined)
     .map(([k, v]): [string, unknown] => [RENAMED[k] ?? k, SECRET_FIELD.test(k) ? REDACTED : redactFields(v)]);
   if (format === 'json') {
-    return redact(JSON.stringify({ at, level: entry.level, message: entry.message, ...Object.fromEntries(fields.map(([k, v]) => [k, plain(v, withStack)])) }));
+    // A field named like the line's own keys (a workflow's `message`) must not replace them.
+    const own = new Set(['at', 'level', 'message']);
+    return redact(JSON.stringify({ at, level: entry.level, message: entry.message, ...Object.fromEntries(fields.map(([k, v]) => [own.has(k) ? `${k}Field` : k, plain(v, withStack)])) }));
   }
   const parts = fields.map(([k, v]) => {
     const value = plain(v, false);
@@ -102,6 +104,24 @@ export function formatLogEntry(entry: LogEntry, format: LogFormat, withStack = e
 // The API's log lines, in the same format as the worker's.
 
 const LEVELS: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+
+/**
+ * Lines the SDK writes about a failure the platform reports in its own line, so that a failed scan
+ * is one line at WARN (the discovery workflow's "scan failed", naming the scan and the reason):
+ * the SDK's "Workflow failed" of a discovery workflow, and "Activity failed" for a failure that is
+ * final (non-retryable: the workflow that called it reports it, or fails and the SDK says so).
+ * A failure that will be retried keeps its line: it says what is wrong while it lasts. Shown at
+ * DEBUG, where someone asked for everything.
+ */
+export function reportedElsewhere(entry: LogEntry): boolean {
+  const meta = entry.meta ?? {};
+  if (entry.message === 'Workflow failed') return meta.workflowType === 'discoveryWorkflow';
+  if (entry.message !== 'Activity failed') return false;
+  for (let err: unknown = meta.error, depth = 0; err instanceof Error && depth < 4; err = (err as { cause?: unknown }).cause, depth++) {
+    if ((err as { nonRetryable?: unknown }).nonRetryable === true) return true;
+  }
+  return false;
+}
 
 export function parseLogLevel(value: string | undefined, fallback: LogLevel = 'WARN'): LogLevel {
   const upper = value?.toUpperCase();

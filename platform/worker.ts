@@ -23,7 +23,7 @@ import type { Itsm } from '../mobilization/itsm/index.js';
 import { WORKER_CACHED_WORKFLOWS, type Config, type WorkerQueue } from '../config/index.js';
 import { queueName, type QueueKind } from '../workflows/task-queues.js';
 import { heartbeatWhileRunning } from './heartbeat.js';
-import { formatLogEntry, parseLogLevel, type LogFormat } from './logging.js';
+import { formatLogEntry, reportedElsewhere, parseLogLevel, type LogFormat } from './logging.js';
 import { setSdkMetricsAddress, type OperatorMetrics } from './telemetry.js';
 import { bundleHasTracing, WORKFLOW_TRACING_MODULE, type Tracing } from './tracing.js';
 
@@ -84,7 +84,10 @@ export function installWorkerRuntime(options: { sdkMetricsPort?: number; logging
   const level = parseLogLevel(options.logging?.workerLevel ?? process.env.CTEM_WORKER_LOG_LEVEL ?? process.env.CTEM_LOG_LEVEL);
   const bindAddress = options.sdkMetricsPort ? `127.0.0.1:${options.sdkMetricsPort}` : undefined;
   Runtime.install({
-    logger: new DefaultLogger(level, (entry) => (entry.level === 'ERROR' || entry.level === 'WARN' ? process.stderr : process.stdout).write(`${formatLogEntry(entry, format)}\n`)),
+    logger: new DefaultLogger(level, (entry) => {
+      if (reportedElsewhere(entry) && level !== 'DEBUG' && level !== 'TRACE') return;
+      (entry.level === 'ERROR' || entry.level === 'WARN' ? process.stderr : process.stdout).write(`${formatLogEntry(entry, format)}\n`);
+    }),
     ...(bindAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress, countersTotalSuffix: true, useSecondsForDurations: true } } } } : {}),
   });
   setSdkMetricsAddress(bindAddress);

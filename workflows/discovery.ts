@@ -65,7 +65,7 @@ export async function discoveryWorkflow({ scanId }: DiscoveryInput): Promise<Dis
   } catch (err) {
     const cause = err instanceof ApplicationFailure ? err : (err as { cause?: unknown }).cause;
     const message = cause instanceof Error ? cause.message : err instanceof Error ? err.message : String(err);
-    log.warn('scan failed', { scanId, message });
+    log.warn('scan failed', { scanId, reason: message });
     await failScan({ scanId, error: message });
     throw err;
   }

@@ -1,7 +1,7 @@
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { Hono } from 'hono';
-import { addSecretsToRedact, createLogger, formatLogEntry, redact, requestLog, urlPassword } from '../../platform/logging.js';
+import { addSecretsToRedact, createLogger, formatLogEntry, redact, reportedElsewhere, requestLog, urlPassword } from '../../platform/logging.js';
 
 // A failing scan is one log line per event, naming what failed and why, not forty lines of stacks.
 
@@ -35,6 +35,22 @@ describe('worker log lines', () => {
       workflowId: 'discovery:trivy-json:b329',
       error: 'ActivityFailure: Activity task failed: ApplicationFailure: t.json: trivy-json: not valid JSON: the report ends early at byte 2500',
     });
+  });
+
+  it('leave a final failure to the line of whoever reports it, and keep a failure that will be retried', () => {
+    expect(reportedElsewhere(entry)).toBe(true);
+    expect(reportedElsewhere({ ...entry, meta: { ...entry.meta, error: failure } })).toBe(true);
+    const retried = ApplicationFailure.retryable('connect ECONNREFUSED 127.0.0.1:5433', 'Error');
+    expect(reportedElsewhere({ ...entry, meta: { ...entry.meta, error: retried } })).toBe(false);
+    expect(reportedElsewhere({ ...entry, meta: { ...entry.meta, error: new Error('connect ECONNREFUSED') } })).toBe(false);
+    const workflowFailed = { ...entry, message: 'Workflow failed', meta: { workflowType: 'discoveryWorkflow', error: wrapped } };
+    expect(reportedElsewhere(workflowFailed)).toBe(true);
+    expect(reportedElsewhere({ ...workflowFailed, meta: { workflowType: 'remediationWorkflow', error: wrapped } })).toBe(false);
+    expect(reportedElsewhere({ ...entry, message: 'scan failed' })).toBe(false);
+  });
+
+  it('keep their own message when a field is called message', () => {
+    expect(JSON.parse(formatLogEntry({ ...entry, message: 'scan failed', meta: { message: 'the reason' } }, 'json'))).toMatchObject({ message: 'scan failed', messageField: 'the reason' });
   });
 
   it('carry the stack at DEBUG, where someone asked for it', () => {
