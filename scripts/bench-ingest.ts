@@ -3,6 +3,15 @@
 // rows as the yardstick, all against one PostgreSQL in one run.
 //
 //   npm run bench:ingest -- [--findings N] [--assets N] [--concurrency N] [--json] [--keep] [--profile]
+//   npm run bench:ingest -- --cluster [--apis 2] [--workers 2] [--uploads 8] [--max-seconds S] [--findings N] ...
+//
+// --cluster: the production shape instead (platform/cluster.ts, needs `npm run temporal-server:ensure`):
+// embedded PostgreSQL, a real Temporal server, N `ctem worker` and M `ctem api` processes on free
+// ports, started untimed. Timed: every report uploaded through the APIs round-robin (POST
+// /api/v1/scans, `--uploads` in flight) until every scan is completed or failed (ingest, score,
+// mobilize on the workers). Then the same reports are ingested in-process into a fresh database on
+// the same server, and findings, sources and assets are compared (counts and a digest of their
+// contents). Exit 1 when they differ, a scan failed, or the run took longer than --max-seconds.
 //
 // DATABASE_URL set: a fresh database is created on that server (and dropped afterwards); otherwise
 // an embedded PostgreSQL runs in a temp dir. CTEM_CORPUS_DIR (default ../shared/corpus) supplies
