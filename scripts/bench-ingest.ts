@@ -641,8 +641,11 @@ async function clusterBench(
   { cves, generateSeconds, log }: { cves: string; generateSeconds: number; log: (line: string) => void },
 ): Promise<number> {
   const { files, targets } = generated;
+  const dataDir = join(dir, 'cluster');
+  mkdirSync(dataDir);
+  chmodSync(dataDir, 0o755); // the embedded server runs as the postgres user
   const env: Record<string, string> = {
-    CTEM_DATA_DIR: join(dir, 'cluster'),
+    CTEM_DATA_DIR: dataDir,
     CTEM_PG_PORT: String(await freePort()),
     TEMPORAL_UI_PORT: String(await freePort()),
     SERVICENOW_SIM_PORT: String(await freePort()),
