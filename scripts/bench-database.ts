@@ -4,8 +4,8 @@ import postgres from 'postgres';
 import { startEmbeddedPostgres } from '../platform/postgres.js';
 import { freePort } from '../platform/ports.js';
 
-// A fresh database for one benchmark run: a new database on DATABASE_URL's server (or on `server`)
-// when it is set (dropped afterwards unless kept), or an embedded PostgreSQL of its own under `dir`.
+// A fresh database for one benchmark run: a new database on DATABASE_URL's server when it is set
+// (dropped afterwards unless kept), or an embedded PostgreSQL of its own under `dir`.
 
 export interface BenchDatabase {
   url: string;
@@ -14,8 +14,8 @@ export interface BenchDatabase {
   stop(): Promise<void>;
 }
 
-export async function openBenchDatabase(dir: string, { prefix, keep, server }: { prefix: string; keep: boolean; server?: string }): Promise<BenchDatabase> {
-  const base = server ?? process.env.DATABASE_URL;
+export async function openBenchDatabase(dir: string, { prefix, keep }: { prefix: string; keep: boolean }): Promise<BenchDatabase> {
+  const base = process.env.DATABASE_URL;
   if (!base) {
     const embedded = await startEmbeddedPostgres(join(dir, 'postgres'), await freePort());
     return { url: embedded.url, where: 'embedded PostgreSQL (default settings)', stop: () => embedded.stop() };
@@ -28,7 +28,7 @@ export async function openBenchDatabase(dir: string, { prefix, keep, server }: {
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    where: `database ${name} on the ${server ? "cluster's" : 'DATABASE_URL'} server`,
+    where: `database ${name} on the DATABASE_URL server`,
     async stop() {
       if (keep) return;
       const drop = postgres(base, { max: 1, onnotice: () => {} });

@@ -9,8 +9,8 @@
 // embedded PostgreSQL, a real Temporal server, N `ctem worker` and M `ctem api` processes on free
 // ports, started untimed. Timed: every report uploaded through the APIs round-robin (POST
 // /api/v1/scans, `--uploads` in flight) until every scan is completed or failed (ingest, score,
-// mobilize on the workers). Then the same reports are ingested in-process into a fresh database on
-// the same server, and findings, sources and assets are compared (counts and a digest of their
+// mobilize on the workers). Then, with the cluster stopped, the same reports are ingested in-process
+// into a fresh database (as without --cluster), and findings, sources and assets are compared (counts and a digest of their
 // contents). Exit 1 when they differ, a scan failed, or the run took longer than --max-seconds.
 //
 // DATABASE_URL set: a fresh database is created on that server (and dropped afterwards); otherwise
@@ -730,8 +730,15 @@ async function clusterBench(
     connection = await Connection.connect({ address: cluster.temporalAddress });
     const perWorker = await ingestsPerWorker(new Client({ connection, namespace: cluster.namespace }), workflowIds.filter(Boolean), cluster.workers);
 
+    // The cluster's server has no connections to spare (Temporal, workers, APIs): the in-process run
+    // gets a database of its own, with the cluster stopped so that it has the machine to itself.
+    await connection.close();
+    connection = undefined;
+    await sql.end();
+    activeCluster = undefined;
+    await cluster.stop();
     log('the same reports in-process, into a fresh database ...');
-    inProcess = await openBenchDatabase(dir, { prefix: 'bench_inprocess', keep: false, server: cluster.databaseUrl });
+    inProcess = await openBenchDatabase(dir, { prefix: 'bench_inprocess', keep: false });
     await migrateDatabase(inProcess.url);
     inProcessClient = connectDatabase(inProcess.url, { max: options.concurrency + 1 });
     const single = await ingestAll(inProcessClient.sql, files, options.concurrency);
@@ -766,7 +773,7 @@ async function clusterBench(
       maxSeconds: options.maxSeconds ?? null,
       withinMaxSeconds: options.maxSeconds === undefined ? null : seconds <= options.maxSeconds,
       timed: 'from the first upload to the moment every scan is completed or failed: upload (POST /api/v1/scans), then each scan\'s discovery workflow (ingest, score, mobilize) on the workers',
-      inProcessMode: `the same reports through the trivy-json connector and ingestFindings, ${options.concurrency} at a time, into a fresh database on the cluster's server (after the cluster run)`,
+      inProcessMode: `the same reports through the trivy-json connector and ingestFindings, ${options.concurrency} at a time, into a fresh database (after the cluster run, with the cluster stopped)`,
       cves,
       cpus: availableParallelism(),
     };
@@ -778,8 +785,10 @@ async function clusterBench(
     await inProcess?.stop();
     await connection?.close();
     await sql.end();
-    activeCluster = undefined;
-    await cluster.stop();
+    if (activeCluster) {
+      activeCluster = undefined;
+      await cluster.stop();
+    }
   }
 }
 
