@@ -3,6 +3,15 @@
 // rows as the yardstick, all against one PostgreSQL in one run.
 //
 //   npm run bench:ingest -- [--findings N] [--assets N] [--concurrency N] [--json] [--keep] [--profile]
+//   npm run bench:ingest -- --cluster [--apis 2] [--workers 2] [--uploads 8] [--max-seconds S] [--findings N] ...
+//
+// --cluster: the production shape instead (platform/cluster.ts, needs `npm run temporal-server:ensure`):
+// embedded PostgreSQL, a real Temporal server, N `ctem worker` and M `ctem api` processes on free
+// ports, started untimed. Timed: every report uploaded through the APIs round-robin (POST
+// /api/v1/scans, `--uploads` in flight) until every scan is completed or failed (ingest, score,
+// mobilize on the workers). Then, with the cluster stopped, the same reports are ingested in-process
+// into a fresh database (as without --cluster), and findings, sources and assets are compared (counts and a digest of their
+// contents). Exit 1 when they differ, a scan failed, or the run took longer than --max-seconds.
 //
 // DATABASE_URL set: a fresh database is created on that server (and dropped afterwards); otherwise
 // an embedded PostgreSQL runs in a temp dir. CTEM_CORPUS_DIR (default ../shared/corpus) supplies
@@ -11,6 +20,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +31,10 @@ import { connectorFor } from '../discovery/connectors/index.js';
 import { componentName, trivyEcosystem } from '../discovery/connectors/common/identity.js';
 import { connectDatabase, migrateDatabase } from '../db/client.js';
 import { ingestFindings, type IngestCounts } from '../discovery/store/ingest.js';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../config/index.js';
+import { freeTemporalPorts, startCluster, type Cluster } from '../platform/cluster.js';
+import { freePort } from '../platform/ports.js';
 import { parseBenchArgs } from './bench-args.js';
 import { openBenchDatabase, type BenchDatabase } from './bench-database.js';
 
@@ -31,6 +45,14 @@ interface Options {
   json: boolean;
   keep: boolean;
   profile: boolean;
+  /** Upload through the APIs of a cluster started for the run (platform/cluster.ts) instead of ingesting in-process. */
+  cluster: boolean;
+  apis: number;
+  workers: number;
+  /** Uploads in flight at once, over all APIs (--cluster). */
+  uploads: number;
+  /** --cluster: exit non-zero when the last scan completes later than this. */
+  maxSeconds?: number;
   /** Internal: write the reports into this directory, print what was written, exit. */
   generateInto?: string;
 }
@@ -38,9 +60,15 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const options = parseBenchArgs<Options>(
     argv,
-    { findings: 'count', assets: 'count', concurrency: 'count', json: 'flag', keep: 'flag', profile: 'flag', generateInto: 'text' },
-    { findings: 1_000_000, assets: 2_000, concurrency: 2, json: false, keep: false, profile: false },
+    {
+      findings: 'count', assets: 'count', concurrency: 'count', json: 'flag', keep: 'flag', profile: 'flag',
+      cluster: 'flag', apis: 'count', workers: 'count', uploads: 'count', maxSeconds: 'count', generateInto: 'text',
+    },
+    { findings: 1_000_000, assets: 2_000, concurrency: 2, json: false, keep: false, profile: false, cluster: false, apis: 2, workers: 2, uploads: 8 },
   );
+  if (!options.cluster && (argv.includes('--apis') || argv.includes('--workers') || argv.includes('--uploads') || argv.includes('--max-seconds'))) {
+    throw new Error('--apis, --workers, --uploads and --max-seconds apply to --cluster only');
+  }
   if (options.assets > options.findings) options.assets = options.findings;
   return options;
 }
@@ -238,6 +266,8 @@ async function write(out: WriteStream, text: string): Promise<void> {
 
 interface Generated {
   files: string[];
+  /** The image each report scans (its ArtifactName), in the order of files. */
+  targets: string[];
   /** COPY input for the baseline, one file per stream. */
   copyFiles: string[];
   reportBytes: number;
@@ -261,6 +291,7 @@ async function generate(dir: string, options: Options, cves: string[]): Promise<
 
   const copyOuts = Array.from({ length: options.concurrency }, (_, i) => createWriteStream(join(dir, `baseline-${i}.tsv`)));
   const files: string[] = [];
+  const targets: string[] = [];
   let reportBytes = 0;
   let rows = 0;
   for (let a = 0; a < options.assets; a++) {
@@ -356,6 +387,7 @@ async function generate(dir: string, options: Options, cves: string[]): Promise<
     writeFileSync(file, text);
     reportBytes += Buffer.byteLength(text);
     files.push(file);
+    targets.push(image);
     rows += count;
     await write(copyOut, copyText);
   }
@@ -363,7 +395,7 @@ async function generate(dir: string, options: Options, cves: string[]): Promise<
     out.end();
     await once(out, 'finish');
   }));
-  return { files, copyFiles: copyOuts.map((o) => o.path as string), reportBytes, rows };
+  return { files, targets, copyFiles: copyOuts.map((o) => o.path as string), reportBytes, rows };
 }
 
 /**
@@ -558,6 +590,235 @@ async function settle(sql: postgres.Sql): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// --cluster: the same reports uploaded through the APIs of the production shape, then the same
+// reports ingested in-process into a fresh database, and the two estates compared.
+
+let activeCluster: Cluster | undefined;
+
+/** What an ingest left in a database, free of ids and times: two runs of the same reports must agree. */
+async function estate(sql: postgres.Sql) {
+  const [row] = await sql`
+    select (select count(*) from findings)::int as findings,
+           (select count(*) from findings where status = 'open')::int as "openFindings",
+           (select count(*) from finding_sources where present)::int as "findingSources",
+           (select count(*) from assets)::int as assets,
+           (select coalesce(sum(hashtextextended(concat_ws('|', a.kind, a.name, f.kind, f.issue_id, f.component, f.version, f.location, f.status, f.severity,
+                                                           f.cvss_score, f.cvss_vector, f.fixed_version, f.title, f.vendor_status, f.reopen_count), 0)::numeric), 0)::text
+              from findings f join assets a on a.id = f.asset_id) as "findingsDigest",
+           (select coalesce(sum(hashtextextended(concat_ws('|', a.name, f.issue_id, f.component, f.version, f.location, s.source, s.present, s.vendor_status,
+                                                           s.severity, s.cvss_score, s.cvss_vector), 0)::numeric), 0)::text
+              from finding_sources s join findings f on f.id = s.finding_id join assets a on a.id = f.asset_id) as "sourcesDigest"`;
+  return row as { findings: number; openFindings: number; findingSources: number; assets: number; findingsDigest: string; sourcesDigest: string };
+}
+
+/** The worker process that ran each scan's ingestReport activity (its identity is `<pid>@<host>`), from the workflow histories. */
+async function ingestsPerWorker(client: Client, workflowIds: string[], workers: Cluster['workers']): Promise<Record<string, number>> {
+  const byPid = new Map(workers.map((w) => [String(w.pid()), w.name]));
+  const out: Record<string, number> = {};
+  let next = 0;
+  const reader = async () => {
+    while (next < workflowIds.length) {
+      const history = await client.workflow.getHandle(workflowIds[next++]!).fetchHistory();
+      const scheduled = new Set<string>();
+      let identity: string | undefined;
+      for (const event of history.events ?? []) {
+        if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'ingestReport') scheduled.add(String(event.eventId));
+        const started = event.activityTaskStartedEventAttributes;
+        if (started && scheduled.has(String(started.scheduledEventId))) identity = started.identity ?? undefined;
+      }
+      const name = identity ? byPid.get(identity.split('@')[0]!) ?? `other (${identity})` : 'unknown';
+      out[name] = (out[name] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, reader));
+  return out;
+}
+
+async function clusterBench(
+  dir: string,
+  options: Options,
+  generated: Generated,
+  { cves, generateSeconds, log }: { cves: string; generateSeconds: number; log: (line: string) => void },
+): Promise<number> {
+  const { files, targets } = generated;
+  const dataDir = join(dir, 'cluster');
+  mkdirSync(dataDir);
+  chmodSync(dataDir, 0o755); // the embedded server runs as the postgres user
+  const env: Record<string, string> = {
+    CTEM_DATA_DIR: dataDir,
+    CTEM_PG_PORT: String(await freePort()),
+    TEMPORAL_UI_PORT: String(await freePort()),
+    SERVICENOW_SIM_PORT: String(await freePort()),
+    // Nothing but the scans runs: no schedules of other phases compete with them.
+    CTEM_VALIDATION_SCHEDULE: 'off',
+    CTEM_VALIDATION_AFTER_RESCORE: 'false',
+    CTEM_METRICS_SCHEDULE: 'off',
+    CTEM_HUNTING_SCHEDULE: 'off',
+  };
+  log(`starting the cluster (${options.apis} API, ${options.workers} worker processes) ...`);
+  const clusterStarted = performance.now();
+  const cluster = await startCluster({
+    config: loadConfig(env),
+    workers: options.workers,
+    apis: options.apis,
+    apiPorts: await Promise.all(Array.from({ length: options.apis }, () => freePort())),
+    temporalPorts: await freeTemporalPorts(),
+    childEnv: env,
+    log: (line) => log(`  [cluster] ${line}`),
+  });
+  activeCluster = cluster;
+  const clusterStartSeconds = (performance.now() - clusterStarted) / 1000;
+  const sql = postgres(cluster.databaseUrl, { max: 2, onnotice: () => {} });
+  let connection: Connection | undefined;
+  let inProcess: BenchDatabase | undefined;
+  let inProcessClient: ReturnType<typeof connectDatabase> | undefined;
+  try {
+    log(`uploading ${files.length} reports through ${options.apis} API(s), ${options.uploads} at a time ...`);
+    const perApi = cluster.apiUrls.map(() => 0);
+    const workflowIds: string[] = [];
+    let auditUnrecorded = 0;
+    let next = 0;
+    const uploader = async () => {
+      while (next < files.length) {
+        const i = next++;
+        const api = i % cluster.apiUrls.length;
+        const query = new URLSearchParams({ filename: basename(files[i]!), target: targets[i]!, source: 'trivy' });
+        const res = await fetch(`${cluster.apiUrls[api]}/api/v1/scans?${query}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${cluster.apiToken}` },
+          body: await readFile(files[i]!),
+        });
+        const body = await res.text();
+        perApi[api]!++;
+        // The scan was accepted but its audit entry not written: repeating the upload would make a second scan.
+        if (res.status === 503 && body.includes('"audit_unavailable"')) {
+          auditUnrecorded++;
+          continue;
+        }
+        if (res.status !== 202) throw new Error(`upload of ${basename(files[i]!)} through api-${api + 1}: HTTP ${res.status} ${body}`);
+        workflowIds[i] = (JSON.parse(body) as { workflowId: string }).workflowId;
+      }
+    };
+    const started = performance.now();
+    await Promise.all(Array.from({ length: Math.min(options.uploads, files.length) }, uploader));
+    const uploadSeconds = (performance.now() - started) / 1000;
+    log(`  uploaded in ${uploadSeconds.toFixed(1)} s; waiting for every scan to complete ...`);
+
+    // Done when no scan of the run is running; a minute without any scan finishing is a stall.
+    let states = { running: files.length, completed: 0, failed: 0 };
+    let lastProgress = performance.now();
+    for (;;) {
+      const [row] = await sql<Array<typeof states>>`
+        select count(*) filter (where status = 'running')::int as running, count(*) filter (where status = 'completed')::int as completed,
+               count(*) filter (where status = 'failed')::int as failed
+        from scans`;
+      if (row!.completed + row!.failed > states.completed + states.failed) lastProgress = performance.now();
+      states = row!;
+      if (states.running === 0 && states.completed + states.failed >= files.length) break;
+      if (performance.now() - lastProgress > 300_000) {
+        throw new Error(`no scan finished for five minutes (${states.completed} completed, ${states.failed} failed, ${states.running} running of ${files.length})`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    log(`  ${states.completed} completed, ${states.failed} failed, in ${seconds.toFixed(1)} s`);
+    const failures = await sql<{ target: string; error: string }[]>`select target, coalesce(error, '') as error from scans where status = 'failed' order by created_at limit 5`;
+    const [reported] = await sql<{ findings: number }[]>`select coalesce(sum((counts->>'findings')::bigint), 0)::int as findings from scans where status = 'completed'`;
+    const clusterEstate = await estate(sql);
+
+    log('ingest activities per worker (from the workflow histories) ...');
+    connection = await Connection.connect({ address: cluster.temporalAddress });
+    const perWorker = await ingestsPerWorker(new Client({ connection, namespace: cluster.namespace }), workflowIds.filter(Boolean), cluster.workers);
+
+    // The cluster's server has no connections to spare (Temporal, workers, APIs): the in-process run
+    // gets a database of its own, with the cluster stopped so that it has the machine to itself.
+    await connection.close();
+    connection = undefined;
+    await sql.end();
+    activeCluster = undefined;
+    await cluster.stop();
+    log('the same reports in-process, into a fresh database ...');
+    inProcess = await openBenchDatabase(dir, { prefix: 'bench_inprocess', keep: false });
+    await migrateDatabase(inProcess.url);
+    inProcessClient = connectDatabase(inProcess.url, { max: options.concurrency + 1 });
+    const single = await ingestAll(inProcessClient.sql, files, options.concurrency);
+    const singleEstate = await estate(inProcessClient.sql);
+
+    const differences = (Object.keys(singleEstate) as Array<keyof typeof singleEstate>)
+      .filter((k) => singleEstate[k] !== clusterEstate[k])
+      .map((k) => `${k}: cluster ${clusterEstate[k]}, in-process ${singleEstate[k]}`);
+    if (reported!.findings !== single.totals.findings) differences.push(`findings the scans counted: cluster ${reported!.findings}, in-process ${single.totals.findings}`);
+    const findings = clusterEstate.findings;
+    const result = {
+      mode: 'cluster',
+      findings,
+      reports: files.length,
+      seconds: round(seconds, 3),
+      findingsPerSecond: Math.round(findings / seconds),
+      uploadSeconds: round(uploadSeconds, 3),
+      scans: states,
+      failures,
+      auditUnrecorded,
+      uploadsPerApi: Object.fromEntries(cluster.apis.map((a, i) => [a.name, perApi[i]!])),
+      ingestsPerWorker: perWorker,
+      counts: { cluster: clusterEstate, inProcess: singleEstate, identical: differences.length === 0, differences },
+      inProcessSeconds: round(single.seconds, 3),
+      inProcessFindingsPerSecond: Math.round(single.totals.findings / single.seconds),
+      reportMb: Math.round(generated.reportBytes / 1024 / 1024),
+      generateSeconds: round(generateSeconds),
+      clusterStartSeconds: round(clusterStartSeconds, 1),
+      apis: options.apis,
+      workers: options.workers,
+      uploadConcurrency: options.uploads,
+      maxSeconds: options.maxSeconds ?? null,
+      withinMaxSeconds: options.maxSeconds === undefined ? null : seconds <= options.maxSeconds,
+      timed: 'from the first upload to the moment every scan is completed or failed: upload (POST /api/v1/scans), then each scan\'s discovery workflow (ingest, score, mobilize) on the workers',
+      inProcessMode: `the same reports through the trivy-json connector and ingestFindings, ${options.concurrency} at a time, into a fresh database (after the cluster run, with the cluster stopped)`,
+      cves,
+      cpus: availableParallelism(),
+    };
+    if (options.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else printClusterTable(result);
+    return differences.length === 0 && states.failed === 0 && result.withinMaxSeconds !== false ? 0 : 1;
+  } finally {
+    await inProcessClient?.close();
+    await inProcess?.stop();
+    await connection?.close();
+    await sql.end();
+    if (activeCluster) {
+      activeCluster = undefined;
+      await cluster.stop();
+    }
+  }
+}
+
+function printClusterTable(r: Record<string, unknown> & { counts: { cluster: Record<string, unknown>; inProcess: Record<string, unknown>; identical: boolean; differences: string[] } }): void {
+  const n = (v: unknown) => (typeof v === 'number' ? v.toLocaleString('en-US') : String(v));
+  const rows: Array<[string, string]> = [
+    ['findings', n(r.findings)],
+    ['reports (images)', `${n(r.reports)} (${n(r.reportMb)} MB of Trivy JSON)`],
+    ['cluster', `${n(r.apis)} API, ${n(r.workers)} worker processes (started in ${n(r.clusterStartSeconds)} s, untimed)`],
+    ['upload + ingest', `${n(r.seconds)} s  (${n(r.findingsPerSecond)} findings/s)`],
+    ['uploads alone', `${n(r.uploadSeconds)} s (${n(r.uploadConcurrency)} at a time)`],
+    ['scans', JSON.stringify(r.scans)],
+    ['uploads per API', JSON.stringify(r.uploadsPerApi)],
+    ['accepted, audit not recorded (503)', n(r.auditUnrecorded)],
+    ['ingests per worker', JSON.stringify(r.ingestsPerWorker)],
+    ['in-process ingest', `${n(r.inProcessSeconds)} s  (${n(r.inProcessFindingsPerSecond)} findings/s)`],
+    ['counts (cluster)', JSON.stringify(r.counts.cluster)],
+    ['counts (in-process)', JSON.stringify(r.counts.inProcess)],
+    ['counts identical', r.counts.identical ? 'yes' : `NO: ${r.counts.differences.join('; ')}`],
+    ...(r.maxSeconds !== null ? [[`within ${n(r.maxSeconds)} s`, r.withinMaxSeconds ? 'yes' : 'NO'] as [string, string]] : []),
+    ['timed', String(r.timed)],
+    ['in-process', String(r.inProcessMode)],
+    ['CVE ids', String(r.cves)],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+  for (const f of (r.failures as Array<{ target: string; error: string }>)) process.stdout.write(`failed: ${f.target}: ${f.error}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
@@ -576,6 +837,7 @@ async function main(): Promise<number> {
   // Whatever happens to the output or the run, the server and the temp dir must not outlive it.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const abort = async () => {
+    await activeCluster?.stop().catch(() => {});
     await client?.close().catch(() => {});
     await database?.stop().catch(() => {});
     if (!options.keep) rmSync(dir, { recursive: true, force: true });
@@ -589,6 +851,7 @@ async function main(): Promise<number> {
     const { cves, ...generated } = await generateElsewhere(dir, options);
     const generateSeconds = (performance.now() - genStarted) / 1000;
     log(`  ${generated.files.length} reports, ${(generated.reportBytes / 1024 / 1024).toFixed(0)} MB, in ${generateSeconds.toFixed(1)} s (CVE ids: ${cves})`);
+    if (options.cluster) return await clusterBench(dir, options, generated, { cves, generateSeconds, log });
 
     database = await openBenchDatabase(dir, { prefix: 'bench', keep: options.keep });
     await migrateDatabase(database.url);
