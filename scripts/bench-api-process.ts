@@ -47,7 +47,12 @@ export async function startApi(env: Record<string, string>, port: number): Promi
   for (const [key, value] of Object.entries(process.env)) {
     if (!/^(CTEM_|DATABASE_URL|TEMPORAL_|SERVICENOW_|JIRA_|SLACK_|PORT$)/.test(key)) childEnv[key] = value;
   }
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ctem.js'), 'api'], { cwd: repoRoot, env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its stdin is a pipe from this process: if this one dies (a killed benchmark or test), it stops too.
+  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ctem.js'), 'api'], {
+    cwd: repoRoot,
+    env: { ...childEnv, ...env, CTEM_STOP_WHEN_STDIN_CLOSES: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let output = '';
   const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8000));
   child.stdout!.on('data', keep);
