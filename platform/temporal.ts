@@ -14,7 +14,10 @@ export function temporalCliPath(): string {
   if (process.env.TEMPORAL_CLI_PATH) return process.env.TEMPORAL_CLI_PATH;
   const record = join(process.env.CTEM_TOOLS_DIR ?? join(projectRoot, '.tools'), 'temporal-cli.json');
   if (!existsSync(record)) throw new Error('Temporal CLI not provisioned: run `npm run temporal:ensure` (npm start and npm test do it)');
-  return (JSON.parse(readFileSync(record, 'utf8')) as { path: string }).path;
+  const { path } = JSON.parse(readFileSync(record, 'utf8')) as { path: string };
+  // The record outlives what it names (a cache moved or deleted): say so instead of a bare ENOENT.
+  if (!existsSync(path)) throw new Error(`Temporal CLI not found at ${path} (recorded in ${record}): run \`npm run temporal:ensure\` again`);
+  return path;
 }
 
 export interface DevServer {

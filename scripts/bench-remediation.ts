@@ -37,7 +37,7 @@
 // headless dev server (or with --cluster a Temporal server on PostgreSQL) started for the run. CTEM_WORKFLOW_BUNDLE: a workflow bundle built ahead.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -194,6 +194,7 @@ async function main() {
   if (options.cluster) {
     if (address) throw new Error('--cluster starts its own Temporal server: unset TEMPORAL_ADDRESS');
     clusterDir = mkdtempSync(join(tmpdir(), 'ctem-bench-cluster-'));
+    chmodSync(clusterDir, 0o755); // embedded PostgreSQL runs as its own user when started as root
     say('starting a Temporal server on PostgreSQL (the production shape)...');
     // Free ports throughout, so the benchmark runs beside a platform or a cluster on the defaults.
     const env: NodeJS.ProcessEnv = { ...process.env, CTEM_DATA_DIR: clusterDir, CTEM_PG_PORT: String(await freePort()), TEMPORAL_UI_PORT: String(await freePort()), SERVICENOW_SIM_PORT: String(await freePort()) };

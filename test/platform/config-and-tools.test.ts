@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import postgres from 'postgres';
@@ -11,7 +11,7 @@ import { ConfigError, loadConfig } from '../../config/index.js';
 import { formatDuration, parseDuration } from '../../config/duration.js';
 import { embeddedSharedBuffersMb, startEmbeddedPostgres } from '../../platform/postgres.js';
 import { freePort } from '../../platform/ports.js';
-import { startDevServer } from '../../platform/temporal.js';
+import { startDevServer, temporalCliPath } from '../../platform/temporal.js';
 import { connectApiTemporal, connectTemporal } from '../../platform/connect.js';
 import { unavailableDependency } from '../../api/app.js';
 
@@ -94,6 +94,21 @@ describe('a supervised embedded PostgreSQL', () => {
 });
 
 describe('the embedded Temporal dev server', () => {
+  it('says which recorded Temporal CLI is missing instead of failing to spawn it', () => {
+    const tools = mkdtempSync(join(tmpdir(), 'ctem-tools-'));
+    writeFileSync(join(tools, 'temporal-cli.json'), JSON.stringify({ path: join(tools, 'gone', 'temporal') }));
+    const before = { dir: process.env.CTEM_TOOLS_DIR, cli: process.env.TEMPORAL_CLI_PATH };
+    process.env.CTEM_TOOLS_DIR = tools;
+    delete process.env.TEMPORAL_CLI_PATH;
+    try {
+      expect(() => temporalCliPath()).toThrow(/Temporal CLI not found at .*gone\/temporal .*npm run temporal:ensure/);
+    } finally {
+      if (before.dir === undefined) delete process.env.CTEM_TOOLS_DIR;
+      else process.env.CTEM_TOOLS_DIR = before.dir;
+      if (before.cli !== undefined) process.env.TEMPORAL_CLI_PATH = before.cli;
+    }
+  });
+
   it('opens its HTTP API and metrics on the ports configured, on loopback', async () => {
     const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
     const config = loadConfig({ CTEM_TEMPORAL_HTTP_PORT: String(httpPort), CTEM_TEMPORAL_METRICS_PORT: String(metricsPort) });
