@@ -328,7 +328,14 @@ describe('mobilization', () => {
       { what: 'a ticket being opened' },
     );
     const event = JSON.stringify({ event_id: `early-${opening.key}`, state: '2', correlation_id: opening.key });
-    expect((await platform.api('/api/v1/webhooks/servicenow', { method: 'POST', body: event })).status).toBe(202);
+    // The ticket's row is written just before its workflow starts, so the event may find no workflow
+    // yet (200, ignored: not recorded, so it can be sent again); ServiceNow itself could not send one
+    // that early, as the incident does not exist before the workflow creates it.
+    await eventually(async () => ((await platform.api('/api/v1/webhooks/servicenow', { method: 'POST', body: event })).status === 202 ? true : undefined), {
+      what: 'the acknowledgement accepted by the ticket workflow',
+    });
+    // Accepted while ServiceNow still throttles the incident's creation.
+    expect((await tickets()).find((t) => t.key === opening.key)?.state).toBe('opening');
     const acked = await eventually(async () => (await tickets()).find((t) => t.key === opening.key && t.state === 'in_progress' && t.externalNumber), {
       what: 'acknowledged and opened',
     });

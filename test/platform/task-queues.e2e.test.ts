@@ -118,7 +118,8 @@ describe('a worker per task queue', () => {
     const ack = await acknowledge(ticket!.key);
     expect(ack.status).toBe(200);
     expect(((await ack.json()) as { phase: string }).phase).toBe('awaiting-resolution');
-    await eventually(async () => ((await incidentState(ticket!.externalSysId!)) === '2' ? true : undefined), { what: 'the incident In Progress' });
+    // The write-back is an activity of a worker that has just started: on a loaded two-core runner it can take more than 30 s.
+    await eventually(async () => ((await incidentState(ticket!.externalSysId!)) === '2' ? true : undefined), { what: 'the incident In Progress', timeoutMs: 90_000 });
 
     // Nobody polls the bulk queue: seconds later (an ingest takes about that with a worker), the
     // scan's workflow has not even had its first task taken.
@@ -167,7 +168,8 @@ describe('after the upgrade from one task queue', () => {
     const ack = await acknowledge(ticket!.key);
     expect(ack.status).toBe(200);
     expect(((await ack.json()) as { phase: string }).phase).toBe('awaiting-resolution');
-    await eventually(async () => ((await incidentState(ticket!.externalSysId!)) === '2' ? true : undefined), { what: 'the incident In Progress' });
+    // The write-back is an activity of a worker that has just started: on a loaded two-core runner it can take more than 30 s.
+    await eventually(async () => ((await incidentState(ticket!.externalSysId!)) === '2' ? true : undefined), { what: 'the incident In Progress', timeoutMs: 90_000 });
     const after = await handle.describe();
     expect(after.taskQueue).toBe(base);
     expect(after.status.name).toBe('RUNNING');
