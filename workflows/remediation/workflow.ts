@@ -120,7 +120,15 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   if (state.escalationPeak > 0 && patched('escalation-peak')) upsertSearchAttributes([{ key: CTEM_ESCALATION_PEAK, value: state.escalationPeak }]);
 
   if (!state.ticket) {
-    state = ticketOpened(state, await openTicket({ ticketKey: input.ticketKey }));
+    if (patched('opened-keeps-early-changes')) {
+      // The state is read after the ticket is opened: an acknowledgement (Update or event) taken
+      // while it was being opened is kept. `ticketOpened(state, await ...)` read it before, and the
+      // opened ticket overwrote that acknowledgement and the write-back it had queued.
+      const opened = await openTicket({ ticketKey: input.ticketKey });
+      state = ticketOpened(state, opened);
+    } else {
+      state = ticketOpened(state, await openTicket({ ticketKey: input.ticketKey }));
+    }
     log.info('golden ticket opened', { number: state.ticket!.number });
   }
   let nextReconcileAt = input.reconcileIntervalMs ? now() + input.reconcileIntervalMs : Infinity;
